@@ -261,6 +261,27 @@ pub fn cert_info(crt_pem: &str) -> Result<CertInfo, PkiError> {
     })
 }
 
+impl CertInfo {
+    /// notAfter as RFC 3339 UTC, e.g. `2036-11-25T21:00:00Z`.
+    pub fn expires(&self) -> String {
+        rfc3339(self.not_after)
+    }
+}
+
+/// Format a timestamp as RFC 3339 UTC with second precision.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// When a PEM certificate expires (its notAfter).
 pub fn not_after(crt_pem: &str) -> Result<OffsetDateTime, PkiError> {
     cert_info(crt_pem).map(|i| i.not_after)

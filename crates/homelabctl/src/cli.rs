@@ -11,4 +11,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Talos secrets bundle and machine configuration.
+    Talos(crate::commands::talos::TalosArgs),
+}
