@@ -45,6 +45,8 @@ pub enum Command {
     Init(InitArgs),
     /// Print the JSON Schema of homelab.yaml (editors use it through the modeline `init` writes).
     Schema(SchemaArgs),
+    /// Talos secrets bundle and machine configuration.
+    Talos(crate::commands::talos::TalosArgs),
 }
 
 #[derive(Debug, Args)]

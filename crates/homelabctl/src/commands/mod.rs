@@ -2,6 +2,7 @@
 
 mod init;
 mod schema;
+pub mod talos;
 mod validate;
 
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Validate(args) => validate::run(&global, &args),
         Command::Init(args) => init::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
+        Command::Talos(args) => talos::run(args),
     }
 }
 

@@ -1,6 +1,8 @@
-//! End-to-end tests of the `homelabctl` binary: exit codes, messages, files written.
+//! Integration tests for the homelabctl binary (one test binary, one module per command).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_commands;
+mod talos;
 
 use std::path::PathBuf;
 
@@ -14,4 +16,16 @@ pub fn homelabctl() -> Command {
 
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shared data directory: `$HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`.
+pub fn shared() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HOMELAB_SHARED") {
+        return PathBuf::from(dir);
+    }
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from("/work/shared")
 }
