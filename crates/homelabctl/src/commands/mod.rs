@@ -1,5 +1,6 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
+mod fmt;
 mod init;
 mod schema;
 pub mod talos;
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&global, &args),
         Command::Init(args) => init::run(&global, &args),
+        Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
     }
