@@ -11,8 +11,10 @@
 //! assert_eq!(again.cluster.id.expose(), bundle.cluster.id.expose());
 //! ```
 
+pub mod kubeconfig;
 pub mod machine_config;
 pub mod pem;
 pub mod pki;
 pub mod secret;
 pub mod secrets;
+pub mod talosconfig;
