@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod clientconfig;
+mod factory;
 mod machine_config;
+mod props;
 mod secrets;
 
 use std::path::PathBuf;
