@@ -11,4 +11,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Scan the working tree, the git history or the staged changes for secrets (exit 1 on findings).
+    Scan(crate::commands::scan::ScanArgs),
+}
