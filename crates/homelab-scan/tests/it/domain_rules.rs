@@ -223,3 +223,36 @@ fn baseline_accepts_known_findings() {
     assert!(outcome.findings.is_empty());
     assert_eq!(outcome.accepted, 1);
 }
+
+#[test]
+fn every_secret_of_a_real_talosctl_bundle_is_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        shared("testdata/talos-v1.12.4/generate/secrets/testdata/secrets.yaml"),
+        dir.path().join("secrets.yaml"),
+    )
+    .expect("copy");
+    let mut req = ScanRequest::tree(dir.path());
+    req.source = Source::Directory;
+    let lines: Vec<(String, usize)> = scan(&req)
+        .expect("scan")
+        .findings
+        .iter()
+        .map(|f| (f.rule_id.clone(), f.start_line))
+        .collect();
+    let want: Vec<(String, usize)> = [
+        ("generic-secret-assignment", 3),
+        ("kubernetes-bootstrap-token", 5),
+        ("talos-encryption-secret", 6),
+        ("kubernetes-bootstrap-token", 8),
+        ("talos-private-key", 12),
+        ("talos-private-key", 15),
+        ("talos-private-key", 18),
+        ("talos-private-key", 20),
+        ("talos-private-key", 23),
+    ]
+    .iter()
+    .map(|(r, l)| (r.to_string(), *l))
+    .collect();
+    assert_eq!(lines, want);
+}

@@ -22,9 +22,10 @@ pub struct ScanArgs {
     /// Scan only the staged changes (what the pre-commit hook runs).
     #[arg(long)]
     pub staged: bool,
-    /// A gitleaks.toml to use instead of `PATH/.gitleaks.toml` or the built-in rules.
+    /// A gitleaks.toml to use instead of `PATH/.gitleaks.toml` or the built-in rules (the global
+    /// `--config` works too when it names a `.toml` file).
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub gitleaks_config: Option<PathBuf>,
     /// Accepted findings: fingerprints (file:rule:line, commit:file:rule:line) or a JSON report.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
@@ -46,7 +47,11 @@ pub enum OutputFormat {
     Sarif,
 }
 
-pub fn run(args: ScanArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitCode> {
+    // The global `--config` names homelab.yaml; a `.toml` there is the gitleaks configuration.
+    let config = args.gitleaks_config.or_else(|| {
+        (global.config.extension().is_some_and(|e| e == "toml")).then(|| global.config.clone())
+    });
     let source = if args.history {
         Source::History
     } else if args.staged {
@@ -59,7 +64,7 @@ pub fn run(args: ScanArgs) -> miette::Result<ExitCode> {
     let request = ScanRequest {
         root: args.path,
         source,
-        config: args.config,
+        config,
         baseline: args.baseline,
         options: Options {
             allow_comments: !args.ignore_allow_comments,
@@ -81,10 +86,13 @@ pub fn run(args: ScanArgs) -> miette::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let format = match args.format {
-        OutputFormat::Text => Format::Text,
-        OutputFormat::Json => Format::Json,
-        OutputFormat::Sarif => Format::Sarif,
+    let format = match (args.format, global.output) {
+        (OutputFormat::Text, crate::cli::OutputFormat::Json) => Format::Json,
+        _ => match args.format {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+            OutputFormat::Sarif => Format::Sarif,
+        },
     };
     print!(
         "{}",
