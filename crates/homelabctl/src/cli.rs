@@ -43,6 +43,10 @@ pub enum Command {
     ///
     /// Refuses to overwrite any existing file unless --force; files it does not write are never touched.
     Init(InitArgs),
+    /// Rewrite homelab.yaml in the canonical layout (two-space nesting, comments kept); --check only reports.
+    ///
+    /// Exit status with --check: 0 when formatted, 1 when `fmt` would change the file.
+    Fmt(FmtArgs),
     /// Print the JSON Schema of homelab.yaml (editors use it through the modeline `init` writes).
     Schema(SchemaArgs),
     /// Talos secrets bundle and machine configuration.
@@ -80,4 +84,13 @@ pub struct SchemaArgs {
     /// Write the schema to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Report files that are not formatted (exit 1) instead of rewriting them.
+    #[arg(long)]
+    pub check: bool,
+    /// The file to format (default: the --config file).
+    pub file: Option<PathBuf>,
 }

@@ -1,5 +1,6 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
+mod fmt;
 mod init;
 pub mod scan;
 mod schema;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&global, &args),
         Command::Init(args) => init::run(&global, &args),
+        Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
         Command::Scan(args) => scan::run(&global, args),
