@@ -11,4 +11,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Print the kustomize build of a directory, byte for byte as `kustomize build` would.
+    Build(crate::commands::build::BuildArgs),
+}

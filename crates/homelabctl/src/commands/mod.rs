@@ -2,8 +2,12 @@
 
 use std::process::ExitCode;
 
+pub mod build;
+
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> miette::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Build(args) => build::run(args),
+    }
 }
