@@ -1,13 +1,33 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
-use std::process::ExitCode;
-
 pub mod build;
+mod fmt;
+mod init;
+mod schema;
+pub mod talos;
+mod validate;
+
+use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> miette::Result<ExitCode> {
+    let global = Global {
+        config: cli.config,
+        output: cli.output,
+    };
     match cli.command {
+        Command::Validate(args) => validate::run(&global, &args),
+        Command::Init(args) => init::run(&global, &args),
+        Command::Fmt(args) => fmt::run(&global, &args),
+        Command::Schema(args) => schema::run(&args),
+        Command::Talos(args) => talos::run(args),
         Command::Build(args) => build::run(args),
     }
+}
+
+/// Options every command sees.
+pub struct Global {
+    pub config: std::path::PathBuf,
+    pub output: crate::cli::OutputFormat,
 }
