@@ -3,6 +3,7 @@
 pub mod build;
 mod fmt;
 mod init;
+pub mod scan;
 mod schema;
 pub mod talos;
 mod validate;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
         Command::Build(args) => build::run(args),
+        Command::Scan(args) => scan::run(&global, args),
     }
 }
 
