@@ -31,6 +31,7 @@ pub fn machine_config_input(
         pod_subnets: c.pod_subnets.iter().map(ToString::to_string).collect(),
         service_subnets: c.service_subnets.iter().map(ToString::to_string).collect(),
         allow_scheduling_on_control_planes: c.allow_scheduling_on_control_planes,
+        vip: c.vip,
         ..ClusterInput::new(&c.name, &c.endpoint, c.kubernetes_version.to_string())
     };
     let net = &node.network;
