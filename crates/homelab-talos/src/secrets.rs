@@ -94,6 +94,14 @@ pub struct TrustdInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Certs {
+    /// Deprecated admin client certificate of old bundles; kept as read, never generated.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "Admin",
+        with = "b64_pair_opt"
+    )]
+    pub admin: Option<CertAndKey>,
     #[serde(alias = "Etcd", with = "b64_pair")]
     pub etcd: CertAndKey,
     #[serde(alias = "K8s", with = "b64_pair")]
@@ -132,6 +140,7 @@ impl SecretsBundle {
                 token: Secret::new(new_token()),
             },
             certs: Certs {
+                admin: None,
                 etcd: pki::generate_ca(CaKind::Etcd)?,
                 k8s: pki::generate_ca(CaKind::Kubernetes)?,
                 k8saggregator: pki::generate_ca(CaKind::Aggregator)?,
@@ -182,6 +191,9 @@ impl SecretsBundle {
                     field: "secrets.secretboxencryptionsecret",
                 });
             }
+        }
+        if let Some(admin) = &self.certs.admin {
+            pki::check_pair(admin, "certs.admin")?;
         }
         pki::check_pair(&self.certs.etcd, "certs.etcd")?;
         pki::check_pair(&self.certs.k8s, "certs.k8s")?;
@@ -309,6 +321,26 @@ mod b64_pair {
                 .to_string(),
             key: b64_decode_pem(&wire.key).map_err(serde::de::Error::custom)?,
         })
+    }
+}
+
+/// serde for an optional `{crt, key}`.
+mod b64_pair_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::pki::CertAndKey;
+
+    pub fn serialize<S: Serializer>(pair: &Option<CertAndKey>, s: S) -> Result<S::Ok, S::Error> {
+        match pair {
+            Some(p) => super::b64_pair::serialize(p, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CertAndKey>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(with = "super::b64_pair")] CertAndKey);
+        Option::<Wrap>::deserialize(d).map(|w| w.map(|Wrap(p)| p))
     }
 }
 

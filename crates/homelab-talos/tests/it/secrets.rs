@@ -56,6 +56,18 @@ fn terraform_style_snake_case_keys_are_accepted() {
 }
 
 #[test]
+fn an_old_bundle_with_the_deprecated_admin_cert_still_imports() {
+    let base = SecretsBundle::from_yaml(&talos_fixture(FIXTURE)).unwrap();
+    let admin =
+        pki::talos_client_cert(&base.certs.os, &["os:admin"], pki::CLIENT_CERT_VALIDITY).unwrap();
+    let mut old = base.clone();
+    old.certs.admin = Some(admin);
+    let yaml = old.to_yaml().unwrap();
+    assert!(yaml.contains("certs:\n    admin:\n        crt: "));
+    assert_eq!(SecretsBundle::from_yaml(&yaml).unwrap(), old);
+}
+
+#[test]
 fn a_key_that_does_not_match_its_certificate_is_rejected() {
     let good = SecretsBundle::from_yaml(&talos_fixture(FIXTURE)).unwrap();
     let mut bad = good.clone();
