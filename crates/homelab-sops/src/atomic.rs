@@ -17,8 +17,11 @@ pub fn write(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), SopsErr
         .prefix(".homelab-sops-")
         .tempfile_in(dir)
         .map_err(|e| SopsError::io(dir, "creating a temporary file in", e))?;
-    tmp.write_all(bytes).map_err(|e| SopsError::io(tmp.path(), "writing", e))?;
-    tmp.as_file().sync_all().map_err(|e| SopsError::io(tmp.path(), "syncing", e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| SopsError::io(tmp.path(), "writing", e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| SopsError::io(tmp.path(), "syncing", e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -28,11 +31,13 @@ pub fn write(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), SopsErr
             (None, Err(_)) => Some(std::fs::Permissions::from_mode(0o644)),
         };
         if let Some(p) = perm {
-            std::fs::set_permissions(tmp.path(), p).map_err(|e| SopsError::io(tmp.path(), "setting permissions on", e))?;
+            std::fs::set_permissions(tmp.path(), p)
+                .map_err(|e| SopsError::io(tmp.path(), "setting permissions on", e))?;
         }
     }
     #[cfg(not(unix))]
     let _ = mode;
-    tmp.persist(path).map_err(|e| SopsError::io(path, "replacing", e.error))?;
+    tmp.persist(path)
+        .map_err(|e| SopsError::io(path, "replacing", e.error))?;
     Ok(())
 }

@@ -78,14 +78,20 @@ impl Cipher {
     }
 
     /// Decrypts one `ENC[…]` text with `key` and AAD `aad` into a typed value.
-    pub fn decrypt(&mut self, text: &str, key: &[u8; 32], aad: &str) -> Result<Value, DecryptFailure> {
+    pub fn decrypt(
+        &mut self,
+        text: &str,
+        key: &[u8; 32],
+        aad: &str,
+    ) -> Result<Value, DecryptFailure> {
         if text.is_empty() {
             return Ok(Value::Str(String::new()));
         }
         let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
         let plain = decrypt_raw(&parts, key, aad)?;
         let value = typed_value(&parts.kind, &plain)?;
-        self.stash.insert(stash_key(&plain, aad, &parts.kind), parts.iv);
+        self.stash
+            .insert(stash_key(&plain, aad, &parts.kind), parts.iv);
         Ok(value)
     }
 
@@ -116,7 +122,8 @@ impl Cipher {
         }
         let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
         let plain = decrypt_raw(&parts, key, aad)?;
-        self.stash.insert(stash_key(&plain, aad, &parts.kind), parts.iv);
+        self.stash
+            .insert(stash_key(&plain, aad, &parts.kind), parts.iv);
         Ok((plain, parts.kind))
     }
 
@@ -135,11 +142,17 @@ impl Cipher {
 
 fn fresh_iv() -> Result<Vec<u8>, String> {
     let mut iv = vec![0u8; 32];
-    rand::rngs::OsRng.try_fill_bytes(&mut iv).map_err(|e| format!("random source failed: {e}"))?;
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut iv)
+        .map_err(|e| format!("random source failed: {e}"))?;
     Ok(iv)
 }
 
-fn decrypt_raw(parts: &EncParts, key: &[u8; 32], aad: &str) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
+fn decrypt_raw(
+    parts: &EncParts,
+    key: &[u8; 32],
+    aad: &str,
+) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
     if parts.tag.len() != 16 || parts.iv.is_empty() {
         return Err(DecryptFailure::Authentication);
     }
@@ -147,7 +160,10 @@ fn decrypt_raw(parts: &EncParts, key: &[u8; 32], aad: &str) -> Result<Zeroizing<
     ct.extend_from_slice(&parts.data);
     ct.extend_from_slice(&parts.tag);
     // sops accepts any nonce length on decrypt (it uses len(iv)); we support the standard 32 and GCM's 12.
-    let payload = Payload { msg: &ct, aad: aad.as_bytes() };
+    let payload = Payload {
+        msg: &ct,
+        aad: aad.as_bytes(),
+    };
     let plain = match parts.iv.len() {
         32 => SopsAes::new_from_slice(key)
             .map_err(|_| DecryptFailure::Authentication)?
@@ -157,14 +173,22 @@ fn decrypt_raw(parts: &EncParts, key: &[u8; 32], aad: &str) -> Result<Zeroizing<
             .decrypt(aes_gcm::Nonce::from_slice(&parts.iv), payload),
         _ => return Err(DecryptFailure::Authentication),
     };
-    plain.map(Zeroizing::new).map_err(|_| DecryptFailure::Authentication)
+    plain
+        .map(Zeroizing::new)
+        .map_err(|_| DecryptFailure::Authentication)
 }
 
 fn encrypt_raw(plain: &[u8], iv: &[u8], key: &[u8; 32], aad: &str, kind: &str) -> String {
     let cipher = SopsAes::new(key.into());
     // Encryption with a valid 32-byte key and nonce cannot fail for inputs below GCM's size limit (64 GiB).
     let ct = cipher
-        .encrypt(Nonce::<U32>::from_slice(iv), Payload { msg: plain, aad: aad.as_bytes() })
+        .encrypt(
+            Nonce::<U32>::from_slice(iv),
+            Payload {
+                msg: plain,
+                aad: aad.as_bytes(),
+            },
+        )
         .unwrap_or_default();
     let (data, tag) = ct.split_at(ct.len().saturating_sub(16));
     format!(
@@ -182,10 +206,19 @@ pub fn plaintext_of(value: &Value) -> Result<(Zeroizing<Vec<u8>>, &'static str),
         Value::Str(s) => (Zeroizing::new(s.as_bytes().to_vec()), "str"),
         Value::Int(i) => (Zeroizing::new(i.to_string().into_bytes()), "int"),
         Value::Float(f) => (Zeroizing::new(go_float_plain(*f).into_bytes()), "float"),
-        Value::Bool(b) => (Zeroizing::new(if *b { b"True".to_vec() } else { b"False".to_vec() }), "bool"),
+        Value::Bool(b) => (
+            Zeroizing::new(if *b {
+                b"True".to_vec()
+            } else {
+                b"False".to_vec()
+            }),
+            "bool",
+        ),
         Value::Time(t) => (Zeroizing::new(t.as_bytes().to_vec()), "time"),
         Value::Comment(c) => (Zeroizing::new(c.as_bytes().to_vec()), "comment"),
-        Value::Null | Value::Map(_) | Value::Seq(_) => return Err("cannot encrypt a non-leaf value".into()),
+        Value::Null | Value::Map(_) | Value::Seq(_) => {
+            return Err("cannot encrypt a non-leaf value".into());
+        }
     })
 }
 
@@ -195,10 +228,19 @@ fn typed_value(kind: &str, plain: &[u8]) -> Result<Value, DecryptFailure> {
     match kind {
         "str" => Ok(Value::Str(text?.to_string())),
         "comment" => Ok(Value::Comment(text?.to_string())),
-        "int" => text?.parse::<i64>().map(Value::Int).map_err(|_| DecryptFailure::BadType(kind.into())),
-        "float" => parse_go_float(text?).map(Value::Float).ok_or(DecryptFailure::BadType(kind.into())),
-        "bool" => parse_go_bool(text?).map(Value::Bool).ok_or(DecryptFailure::BadType(kind.into())),
-        "time" => crate::time::parse_rfc3339(text?).map(Value::Time).ok_or(DecryptFailure::BadType(kind.into())),
+        "int" => text?
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| DecryptFailure::BadType(kind.into())),
+        "float" => parse_go_float(text?)
+            .map(Value::Float)
+            .ok_or(DecryptFailure::BadType(kind.into())),
+        "bool" => parse_go_bool(text?)
+            .map(Value::Bool)
+            .ok_or(DecryptFailure::BadType(kind.into())),
+        "time" => crate::time::parse_rfc3339(text?)
+            .map(Value::Time)
+            .ok_or(DecryptFailure::BadType(kind.into())),
         "bytes" => Ok(Value::Str(text?.to_string())),
         _ => Err(DecryptFailure::BadType(kind.to_string())),
     }
@@ -234,22 +276,39 @@ mod tests {
         let enc = c.encrypt(&Value::Int(42), &key, "a:b:").expect("encrypt");
         assert!(enc.ends_with(",type:int]"));
         assert_eq!(c.decrypt(&enc, &key, "a:b:"), Ok(Value::Int(42)));
-        assert_eq!(c.decrypt(&enc, &key, "a:"), Err(DecryptFailure::Authentication));
+        assert_eq!(
+            c.decrypt(&enc, &key, "a:"),
+            Err(DecryptFailure::Authentication)
+        );
     }
 
     #[test]
     fn unchanged_value_reuses_iv_after_decrypt() {
         let key = [1u8; 32];
         let mut c = Cipher::new();
-        let enc = Cipher::new().encrypt(&Value::Str("s".into()), &key, "k:").expect("encrypt");
+        let enc = Cipher::new()
+            .encrypt(&Value::Str("s".into()), &key, "k:")
+            .expect("encrypt");
         c.decrypt(&enc, &key, "k:").expect("decrypt");
-        assert_eq!(c.encrypt(&Value::Str("s".into()), &key, "k:").expect("encrypt"), enc);
-        assert_ne!(c.encrypt(&Value::Str("t".into()), &key, "k:").expect("encrypt"), enc);
+        assert_eq!(
+            c.encrypt(&Value::Str("s".into()), &key, "k:")
+                .expect("encrypt"),
+            enc
+        );
+        assert_ne!(
+            c.encrypt(&Value::Str("t".into()), &key, "k:")
+                .expect("encrypt"),
+            enc
+        );
     }
 
     #[test]
     fn empty_string_is_not_encrypted() {
         let c = Cipher::new();
-        assert_eq!(c.encrypt(&Value::Str(String::new()), &[0; 32], "k:").expect("encrypt"), "");
+        assert_eq!(
+            c.encrypt(&Value::Str(String::new()), &[0; 32], "k:")
+                .expect("encrypt"),
+            ""
+        );
     }
 }

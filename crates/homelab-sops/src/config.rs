@@ -24,7 +24,13 @@ pub struct CreationRule {
 impl CreationRule {
     /// A rule that encrypts everything to `recipients`.
     pub fn for_recipients<S: AsRef<str>>(recipients: &[S]) -> CreationRule {
-        CreationRule { recipients: recipients.iter().map(|r| r.as_ref().trim().to_string()).collect(), ..Default::default() }
+        CreationRule {
+            recipients: recipients
+                .iter()
+                .map(|r| r.as_ref().trim().to_string())
+                .collect(),
+            ..Default::default()
+        }
     }
 }
 
@@ -70,10 +76,19 @@ impl SopsConfig {
         let doc = docs.into_iter().next().unwrap_or_default();
         let mut rules = Vec::new();
         if let Some(v) = doc.get("creation_rules") {
-            let Value::Seq(items) = v else { return Err(config_err(path, "creation_rules is not a list")) };
-            for (i, item) in items.iter().filter(|v| !matches!(v, Value::Comment(_))).enumerate() {
+            let Value::Seq(items) = v else {
+                return Err(config_err(path, "creation_rules is not a list"));
+            };
+            for (i, item) in items
+                .iter()
+                .filter(|v| !matches!(v, Value::Comment(_)))
+                .enumerate()
+            {
                 let Value::Map(m) = item else {
-                    return Err(config_err(path, &format!("creation rule {i} is not a mapping")));
+                    return Err(config_err(
+                        path,
+                        &format!("creation rule {i} is not a mapping"),
+                    ));
                 };
                 rules.push(parse_rule(m, path, i)?);
             }
@@ -93,7 +108,11 @@ impl SopsConfig {
             style.json_indent = indent("json");
             style.binary_indent = indent("json_binary");
         }
-        Ok(SopsConfig { path: path.to_path_buf(), rules, style })
+        Ok(SopsConfig {
+            path: path.to_path_buf(),
+            rules,
+            style,
+        })
     }
 
     /// Whether the config has any creation rule (sops treats a config without them as absent).
@@ -105,63 +124,99 @@ impl SopsConfig {
     pub fn rule_for(&self, file: &Path) -> Result<CreationRule, SopsError> {
         let abs = std::path::absolute(file).map_err(|e| SopsError::io(file, "resolving", e))?;
         let dir = self.path.parent().unwrap_or(Path::new("/"));
-        let rel = abs.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(abs.clone());
+        let rel = abs
+            .strip_prefix(dir)
+            .map(Path::to_path_buf)
+            .unwrap_or(abs.clone());
         let rel = rel.to_string_lossy().replace('\\', "/");
         for r in &self.rules {
             if r.path_regex.as_ref().is_none_or(|re| re.is_match(&rel)) {
                 return Ok(r.rule.clone());
             }
         }
-        Err(SopsError::NoCreationRule { file: file.display().to_string(), config: self.path.clone() })
+        Err(SopsError::NoCreationRule {
+            file: file.display().to_string(),
+            config: self.path.clone(),
+        })
     }
 }
 
 fn config_err(path: &Path, m: &str) -> SopsError {
-    SopsError::Config { path: path.to_path_buf(), message: m.to_string() }
+    SopsError::Config {
+        path: path.to_path_buf(),
+        message: m.to_string(),
+    }
 }
 
 fn age_list(v: &Value, path: &Path) -> Result<Vec<String>, SopsError> {
     let mut out = Vec::new();
     match v {
-        Value::Str(s) => out.extend(s.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty())),
+        Value::Str(s) => out.extend(
+            s.split(',')
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty()),
+        ),
         Value::Seq(items) => {
             for i in items {
                 match i {
-                    Value::Str(s) => out.extend(s.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty())),
+                    Value::Str(s) => out.extend(
+                        s.split(',')
+                            .map(|r| r.trim().to_string())
+                            .filter(|r| !r.is_empty()),
+                    ),
                     Value::Comment(_) => {}
                     _ => return Err(config_err(path, "age recipients must be strings")),
                 }
             }
         }
         Value::Null => {}
-        _ => return Err(config_err(path, "age must be a string or a list of strings")),
+        _ => {
+            return Err(config_err(
+                path,
+                "age must be a string or a list of strings",
+            ));
+        }
     }
     Ok(out)
 }
 
 fn parse_rule(m: &Map, path: &Path, i: usize) -> Result<ConfigRule, SopsError> {
     let path_regex = match m.get("path_regex") {
-        Some(Value::Str(r)) => Some(
-            Regex::new(r).map_err(|e| config_err(path, &format!("creation rule {i}: invalid path_regex {r:?}: {e}")))?,
-        ),
+        Some(Value::Str(r)) => Some(Regex::new(r).map_err(|e| {
+            config_err(
+                path,
+                &format!("creation rule {i}: invalid path_regex {r:?}: {e}"),
+            )
+        })?),
         Some(Value::Null) | None => None,
-        Some(_) => return Err(config_err(path, &format!("creation rule {i}: path_regex is not a string"))),
+        Some(_) => {
+            return Err(config_err(
+                path,
+                &format!("creation rule {i}: path_regex is not a string"),
+            ));
+        }
     };
     let mut rule = CreationRule::default();
     if let Some(v) = m.get("age") {
         rule.recipients = age_list(v, path)?;
     }
     if let Some(Value::Seq(groups)) = m.get("key_groups") {
-        let groups: Vec<&Value> = groups.iter().filter(|g| !matches!(g, Value::Comment(_))).collect();
+        let groups: Vec<&Value> = groups
+            .iter()
+            .filter(|g| !matches!(g, Value::Comment(_)))
+            .collect();
         if groups.len() > 1 {
-            return Err(config_err(path, &format!("creation rule {i}: several key_groups (Shamir) are not supported")));
+            return Err(config_err(
+                path,
+                &format!("creation rule {i}: several key_groups (Shamir) are not supported"),
+            ));
         }
-        if let Some(Value::Map(g)) = groups.first() {
-            if let Some(v) = g.get("age") {
-                for r in age_list(v, path)? {
-                    if !rule.recipients.contains(&r) {
-                        rule.recipients.push(r);
-                    }
+        if let Some(Value::Map(g)) = groups.first()
+            && let Some(v) = g.get("age")
+        {
+            for r in age_list(v, path)? {
+                if !rule.recipients.contains(&r) {
+                    rule.recipients.push(r);
                 }
             }
         }
@@ -170,7 +225,10 @@ fn parse_rule(m: &Map, path: &Path, i: usize) -> Result<ConfigRule, SopsError> {
         if let Some(v) = m.get(field) {
             let Value::Str(s) = v else { continue };
             if rule.crypt.is_some() {
-                return Err(config_err(path, &format!("creation rule {i}: more than one encryption rule (…_suffix/…_regex)")));
+                return Err(config_err(
+                    path,
+                    &format!("creation rule {i}: more than one encryption rule (…_suffix/…_regex)"),
+                ));
             }
             rule.crypt = CryptRule::from_field(field, s.clone());
         }

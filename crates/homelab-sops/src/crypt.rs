@@ -4,7 +4,7 @@
 use regex::Regex;
 use sha2::{Digest, Sha512};
 
-use crate::cipher::{Cipher, DecryptFailure, DataKey, plaintext_of};
+use crate::cipher::{Cipher, DataKey, DecryptFailure, plaintext_of};
 use crate::error::SopsError;
 use crate::value::{Entry, Map, Value};
 
@@ -99,7 +99,11 @@ impl Rules {
             }
             _ => None,
         };
-        Ok(Rules { rule: rule.clone(), regex, mac_only_encrypted })
+        Ok(Rules {
+            rule: rule.clone(),
+            regex,
+            mac_only_encrypted,
+        })
     }
 
     fn matches(&self, s: &str) -> bool {
@@ -119,7 +123,10 @@ impl Rules {
     }
 
     fn comment_rule(&self) -> bool {
-        matches!(self.rule, CryptRule::UnencryptedCommentRegex(_) | CryptRule::EncryptedCommentRegex(_))
+        matches!(
+            self.rule,
+            CryptRule::UnencryptedCommentRegex(_) | CryptRule::EncryptedCommentRegex(_)
+        )
     }
 }
 
@@ -145,15 +152,33 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn new<'a>(rules: &'a Rules, key: &'a DataKey, cipher: &'a mut Cipher, decrypting: bool, file: &'a str) -> Walk<'a> {
+    fn new<'a>(
+        rules: &'a Rules,
+        key: &'a DataKey,
+        cipher: &'a mut Cipher,
+        decrypting: bool,
+        file: &'a str,
+    ) -> Walk<'a> {
         let mut hash = Sha512::new();
         if rules.mac_only_encrypted {
             hash.update(mac_only_encrypted_init());
         }
-        Walk { rules, key, cipher, hash, decrypting, file }
+        Walk {
+            rules,
+            key,
+            cipher,
+            hash,
+            decrypting,
+            file,
+        }
     }
 
-    fn map(&mut self, map: &mut Map, path: &mut Vec<String>, comments: &mut Vec<String>) -> Result<(), SopsError> {
+    fn map(
+        &mut self,
+        map: &mut Map,
+        path: &mut Vec<String>,
+        comments: &mut Vec<String>,
+    ) -> Result<(), SopsError> {
         let mut preceding: Vec<String> = Vec::new();
         for entry in map.entries.iter_mut() {
             match entry {
@@ -179,7 +204,12 @@ impl Walk<'_> {
     }
 
     /// Returns the new text of a comment, or `None` to keep it.
-    fn comment(&mut self, text: &str, path: &[String], comments: &[String]) -> Result<Option<String>, SopsError> {
+    fn comment(
+        &mut self,
+        text: &str,
+        path: &[String],
+        comments: &[String],
+    ) -> Result<Option<String>, SopsError> {
         if self.rules.comment_rule() || !self.rules.should_encrypt(path, comments) {
             return Ok(None);
         }
@@ -190,12 +220,21 @@ impl Walk<'_> {
                 _ => None,
             });
         }
-        self.cipher.encrypt(&Value::Comment(text.to_string()), self.key, &aad(path)).map(Some).map_err(|m| {
-            SopsError::Crypto { file: self.file.to_string(), message: m }
-        })
+        self.cipher
+            .encrypt(&Value::Comment(text.to_string()), self.key, &aad(path))
+            .map(Some)
+            .map_err(|m| SopsError::Crypto {
+                file: self.file.to_string(),
+                message: m,
+            })
     }
 
-    fn value(&mut self, v: &mut Value, path: &mut Vec<String>, comments: &mut Vec<String>) -> Result<(), SopsError> {
+    fn value(
+        &mut self,
+        v: &mut Value,
+        path: &mut Vec<String>,
+        comments: &mut Vec<String>,
+    ) -> Result<(), SopsError> {
         match v {
             Value::Map(m) => self.map(m, path, comments),
             Value::Seq(items) => {
@@ -207,7 +246,11 @@ impl Walk<'_> {
                         }
                         if let Some(new) = self.comment(text, path, comments)? {
                             // Encrypted comments in sequences are written as string items by sops.
-                            *item = if self.decrypting { Value::Comment(new) } else { Value::Str(new) };
+                            *item = if self.decrypting {
+                                Value::Comment(new)
+                            } else {
+                                Value::Str(new)
+                            };
                         }
                         continue;
                     }
@@ -226,7 +269,10 @@ impl Walk<'_> {
                     let Value::Str(text) = &*leaf else {
                         return Err(SopsError::MacMismatch {
                             file: self.file.to_string(),
-                            detail: format!("the value at `{}` should be encrypted but is not", aad(path)),
+                            detail: format!(
+                                "the value at `{}` should be encrypted but is not",
+                                aad(path)
+                            ),
                         });
                     };
                     let plain = match self.cipher.decrypt(text, self.key, &aad(path)) {
@@ -234,19 +280,28 @@ impl Walk<'_> {
                         Err(DecryptFailure::Authentication) => {
                             return Err(SopsError::MacMismatch {
                                 file: self.file.to_string(),
-                                detail: format!("the encrypted value at `{}` failed authentication", aad(path)),
+                                detail: format!(
+                                    "the encrypted value at `{}` failed authentication",
+                                    aad(path)
+                                ),
                             });
                         }
                         Err(DecryptFailure::NotEncrypted) => {
                             return Err(SopsError::MacMismatch {
                                 file: self.file.to_string(),
-                                detail: format!("the value at `{}` should be encrypted but is not", aad(path)),
+                                detail: format!(
+                                    "the value at `{}` should be encrypted but is not",
+                                    aad(path)
+                                ),
                             });
                         }
                         Err(DecryptFailure::BadType(t)) => {
                             return Err(SopsError::Unsupported {
                                 file: self.file.to_string(),
-                                message: format!("the value at `{}` does not decrypt to a valid {t}", aad(path)),
+                                message: format!(
+                                    "the value at `{}` does not decrypt to a valid {t}",
+                                    aad(path)
+                                ),
                             });
                         }
                     };
@@ -263,7 +318,10 @@ impl Walk<'_> {
                     let enc = self
                         .cipher
                         .encrypt(leaf, self.key, &aad(path))
-                        .map_err(|m| SopsError::Crypto { file: self.file.to_string(), message: m })?;
+                        .map_err(|m| SopsError::Crypto {
+                            file: self.file.to_string(),
+                            message: m,
+                        })?;
                     *leaf = Value::Str(enc);
                 }
                 Ok(())

@@ -52,13 +52,17 @@ pub fn edit_file(
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
             .map_err(|e| SopsError::io(dir.path(), "restricting", e))?;
     }
-    let file_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "secret".into());
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "secret".into());
     let tmp = dir.path().join(file_name);
     write_private(&tmp, &plaintext)?;
 
     let result = loop {
         session.open_editor(&tmp)?;
-        let edited = Zeroizing::new(std::fs::read(&tmp).map_err(|e| SopsError::io(&tmp, "reading", e))?);
+        let edited =
+            Zeroizing::new(std::fs::read(&tmp).map_err(|e| SopsError::io(&tmp, "reading", e))?);
         if edited[..] == plaintext[..] {
             break Ok(EditOutcome::Unchanged);
         }
@@ -67,7 +71,11 @@ pub fn edit_file(
                 crate::atomic::write(path, &out, None)?;
                 break Ok(EditOutcome::Saved);
             }
-            Err(e @ (SopsError::Parse { .. } | SopsError::Unsupported { .. } | SopsError::AlreadyEncrypted { .. })) => {
+            Err(
+                e @ (SopsError::Parse { .. }
+                | SopsError::Unsupported { .. }
+                | SopsError::AlreadyEncrypted { .. }),
+            ) => {
                 if !session.reopen_after_error(&e) {
                     break Err(SopsError::Edit {
                         message: format!("{e}\nedit abandoned: {name} was left unchanged"),
@@ -92,29 +100,55 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SopsError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| SopsError::io(path, "creating", e))?;
-    f.write_all(bytes).map_err(|e| SopsError::io(path, "writing", e))
+    let mut f = opts
+        .open(path)
+        .map_err(|e| SopsError::io(path, "creating", e))?;
+    f.write_all(bytes)
+        .map_err(|e| SopsError::io(path, "writing", e))
 }
 
 /// Runs `$EDITOR` (split like a shell command line, no shell) on `path`, falling back to `vim`, `nano`, `vi`
 /// like sops. Returns an error when the editor cannot be started or exits with a failure.
 pub fn run_editor(path: &Path) -> Result<(), SopsError> {
-    let configured = std::env::var("SOPS_EDITOR").ok().filter(|e| !e.trim().is_empty());
-    let configured = configured.or_else(|| std::env::var("EDITOR").ok().filter(|e| !e.trim().is_empty()));
+    let configured = std::env::var("SOPS_EDITOR")
+        .ok()
+        .filter(|e| !e.trim().is_empty());
+    let configured = configured.or_else(|| {
+        std::env::var("EDITOR")
+            .ok()
+            .filter(|e| !e.trim().is_empty())
+    });
     let candidates: Vec<Vec<String>> = match configured {
         Some(cmd) => vec![split_command(&cmd)],
-        None => ["vim", "nano", "vi"].iter().map(|e| vec![e.to_string()]).collect(),
+        None => ["vim", "nano", "vi"]
+            .iter()
+            .map(|e| vec![e.to_string()])
+            .collect(),
     };
     for words in candidates {
-        let Some((prog, args)) = words.split_first() else { continue };
-        match std::process::Command::new(prog).args(args).arg(path).status() {
+        let Some((prog, args)) = words.split_first() else {
+            continue;
+        };
+        match std::process::Command::new(prog)
+            .args(args)
+            .arg(path)
+            .status()
+        {
             Ok(status) if status.success() => return Ok(()),
             Ok(status) => {
-                return Err(SopsError::Edit { message: format!("the editor {prog:?} exited with {status}; nothing was saved") });
+                return Err(SopsError::Edit {
+                    message: format!("the editor {prog:?} exited with {status}; nothing was saved"),
+                });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(SopsError::Edit { message: format!("could not run the editor {prog:?}: {e}") }),
+            Err(e) => {
+                return Err(SopsError::Edit {
+                    message: format!("could not run the editor {prog:?}: {e}"),
+                });
+            }
         }
     }
-    Err(SopsError::Edit { message: "no editor found: set $EDITOR (or $SOPS_EDITOR)".into() })
+    Err(SopsError::Edit {
+        message: "no editor found: set $EDITOR (or $SOPS_EDITOR)".into(),
+    })
 }

@@ -42,7 +42,9 @@ pub enum SopsError {
     },
 
     /// The file has no `sops` metadata.
-    #[error("{file}: not a SOPS file: it has no `sops` metadata (hint: encrypt it first with `homelabctl sops encrypt`)")]
+    #[error(
+        "{file}: not a SOPS file: it has no `sops` metadata (hint: encrypt it first with `homelabctl sops encrypt`)"
+    )]
     NotSops {
         /// The file (or input name).
         file: String,
@@ -58,7 +60,9 @@ pub enum SopsError {
     },
 
     /// The file was tampered with or corrupted: the MAC or an encrypted value does not authenticate.
-    #[error("{file}: MAC mismatch: {detail} (the file was modified outside sops or is corrupted; restore it from git)")]
+    #[error(
+        "{file}: MAC mismatch: {detail} (the file was modified outside sops or is corrupted; restore it from git)"
+    )]
     MacMismatch {
         /// The file (or input name).
         file: String,
@@ -109,7 +113,9 @@ pub enum SopsError {
     },
 
     /// No creation rule in `.sops.yaml` matches the file.
-    #[error("{file}: no matching creation rules found in {config} (hint: add a creation rule whose path_regex matches this path)")]
+    #[error(
+        "{file}: no matching creation rules found in {config} (hint: add a creation rule whose path_regex matches this path)"
+    )]
     NoCreationRule {
         /// The file being encrypted.
         file: String,
@@ -118,7 +124,9 @@ pub enum SopsError {
     },
 
     /// Encrypting needs recipients but neither a config nor explicit keys gave any.
-    #[error("{file}: config file not found, or has no creation rules, and no keys provided (hint: create a .sops.yaml with creation_rules, or pass --age / set SOPS_AGE_RECIPIENTS)")]
+    #[error(
+        "{file}: config file not found, or has no creation rules, and no keys provided (hint: create a .sops.yaml with creation_rules, or pass --age / set SOPS_AGE_RECIPIENTS)"
+    )]
     NoRecipients {
         /// The file being encrypted.
         file: String,
@@ -167,15 +175,29 @@ pub enum SopsError {
 }
 
 impl SopsError {
-    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> SopsError {
-        SopsError::Io { path: path.into(), action, source }
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        source: std::io::Error,
+    ) -> SopsError {
+        SopsError::Io {
+            path: path.into(),
+            action,
+            source,
+        }
     }
 
     pub(crate) fn unsupported(file: &str, message: impl Into<String>) -> SopsError {
-        SopsError::Unsupported { file: file.to_string(), message: message.into() }
+        SopsError::Unsupported {
+            file: file.to_string(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn metadata(file: &str, message: impl Into<String>) -> SopsError {
-        SopsError::Metadata { file: file.to_string(), message: message.into() }
+        SopsError::Metadata {
+            file: file.to_string(),
+            message: message.into(),
+        }
     }
 }

@@ -25,7 +25,10 @@ pub struct Identities {
 
 impl std::fmt::Debug for Identities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identities").field("count", &self.keys.len()).field("searched", &self.searched).finish()
+        f.debug_struct("Identities")
+            .field("count", &self.keys.len())
+            .field("searched", &self.searched)
+            .finish()
     }
 }
 
@@ -42,12 +45,18 @@ fn parse_identities(text: &str, source: &str) -> Result<Vec<x25519::Identity>, S
             if word.starts_with("AGE-PLUGIN-") || word.starts_with("AGE-SECRET-KEY-PQ-") {
                 return Err(SopsError::Identity {
                     source_name: source.to_string(),
-                    message: format!("line {}: plugin and post-quantum age identities are not supported", n + 1),
+                    message: format!(
+                        "line {}: plugin and post-quantum age identities are not supported",
+                        n + 1
+                    ),
                 });
             }
             let id = x25519::Identity::from_str(word).map_err(|_| SopsError::Identity {
                 source_name: source.to_string(),
-                message: format!("line {}: not an age identity (expected AGE-SECRET-KEY-1…)", n + 1),
+                message: format!(
+                    "line {}: not an age identity (expected AGE-SECRET-KEY-1…)",
+                    n + 1
+                ),
             })?;
             out.push(id);
         }
@@ -89,11 +98,11 @@ impl Identities {
                 }
             }
         }
-        if let Ok(cmd) = std::env::var("SOPS_AGE_KEY_CMD") {
-            if !cmd.trim().is_empty() {
-                ids.searched.push(format!("SOPS_AGE_KEY_CMD ({cmd})"));
-                ids.command = Some(cmd);
-            }
+        if let Ok(cmd) = std::env::var("SOPS_AGE_KEY_CMD")
+            && !cmd.trim().is_empty()
+        {
+            ids.searched.push(format!("SOPS_AGE_KEY_CMD ({cmd})"));
+            ids.command = Some(cmd);
         }
         if let Some(default) = default_key_file() {
             ids.add_file(&default, false)?;
@@ -103,7 +112,11 @@ impl Identities {
 
     /// Identities from identity-file text (tests, `SOPS_AGE_KEY`-like input).
     pub fn from_text(text: &str) -> Result<Identities, SopsError> {
-        Ok(Identities { keys: parse_identities(text, "identity text")?, searched: vec!["identity text".into()], command: None })
+        Ok(Identities {
+            keys: parse_identities(text, "identity text")?,
+            searched: vec!["identity text".into()],
+            command: None,
+        })
     }
 
     /// Adds the identities of one file. A missing file is an error only when `required`.
@@ -114,7 +127,8 @@ impl Identities {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(()),
             Err(e) => return Err(SopsError::io(path, "reading age identities", e)),
         };
-        self.keys.extend(parse_identities(&text, &path.display().to_string())?);
+        self.keys
+            .extend(parse_identities(&text, &path.display().to_string())?);
         Ok(())
     }
 
@@ -162,7 +176,9 @@ fn try_unwrap(enc: &str, ids: &[x25519::Identity]) -> Option<DataKey> {
     }
     let reader = age::armor::ArmoredReader::new(enc.as_bytes());
     let decryptor = age::Decryptor::new(reader).ok()?;
-    let mut r = decryptor.decrypt(ids.iter().map(|i| i as &dyn age::Identity)).ok()?;
+    let mut r = decryptor
+        .decrypt(ids.iter().map(|i| i as &dyn age::Identity))
+        .ok()?;
     let mut buf = Zeroizing::new(Vec::with_capacity(32));
     r.read_to_end(&mut buf).ok()?;
     let arr: [u8; 32] = buf.as_slice().try_into().ok()?;
@@ -224,11 +240,15 @@ pub(crate) fn split_command(cmd: &str) -> Vec<String> {
     out
 }
 
-
 fn run_key_command(cmd: &str, recipient: &str) -> Result<Vec<x25519::Identity>, SopsError> {
     let words = split_command(cmd);
-    let Some((prog, args)) = words.split_first() else { return Ok(Vec::new()) };
-    let err = |m: String| SopsError::Identity { source_name: "SOPS_AGE_KEY_CMD".into(), message: m };
+    let Some((prog, args)) = words.split_first() else {
+        return Ok(Vec::new());
+    };
+    let err = |m: String| SopsError::Identity {
+        source_name: "SOPS_AGE_KEY_CMD".into(),
+        message: m,
+    };
     let out = std::process::Command::new(prog)
         .args(args)
         .env("SOPS_AGE_RECIPIENT", recipient)
@@ -239,7 +259,9 @@ fn run_key_command(cmd: &str, recipient: &str) -> Result<Vec<x25519::Identity>, 
     if !out.status.success() {
         return Err(err(format!("{prog:?} failed with {}", out.status)));
     }
-    let text = Zeroizing::new(String::from_utf8(out.stdout).map_err(|_| err("output is not UTF-8".into()))?);
+    let text = Zeroizing::new(
+        String::from_utf8(out.stdout).map_err(|_| err("output is not UTF-8".into()))?,
+    );
     parse_identities(&text, "SOPS_AGE_KEY_CMD")
 }
 
@@ -249,15 +271,23 @@ pub fn wrap_data_key(key: &DataKey, recipient: &str) -> Result<String, SopsError
         recipient: recipient.to_string(),
         reason: format!("{e} (only X25519 `age1…` recipients are supported)"),
     })?;
-    let crypto = |m: String| SopsError::Crypto { file: recipient.to_string(), message: m };
+    let crypto = |m: String| SopsError::Crypto {
+        file: recipient.to_string(),
+        message: m,
+    };
     let encryptor = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
         .map_err(|e| crypto(format!("age: {e}")))?;
     let mut out = Vec::new();
     let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
         .map_err(|e| crypto(format!("age armor: {e}")))?;
-    let mut w = encryptor.wrap_output(armor).map_err(|e| crypto(format!("age: {e}")))?;
-    w.write_all(&key[..]).map_err(|e| crypto(format!("age: {e}")))?;
-    w.finish().and_then(|a| a.finish()).map_err(|e| crypto(format!("age: {e}")))?;
+    let mut w = encryptor
+        .wrap_output(armor)
+        .map_err(|e| crypto(format!("age: {e}")))?;
+    w.write_all(&key[..])
+        .map_err(|e| crypto(format!("age: {e}")))?;
+    w.finish()
+        .and_then(|a| a.finish())
+        .map_err(|e| crypto(format!("age: {e}")))?;
     let mut text = String::from_utf8(out).map_err(|_| crypto("age armor is not UTF-8".into()))?;
     if !text.ends_with('\n') {
         text.push('\n');
@@ -267,10 +297,12 @@ pub fn wrap_data_key(key: &DataKey, recipient: &str) -> Result<String, SopsError
 
 /// Checks that a recipient string is a valid X25519 age recipient.
 pub fn check_recipient(recipient: &str) -> Result<(), SopsError> {
-    x25519::Recipient::from_str(recipient.trim()).map(|_| ()).map_err(|e| SopsError::Recipient {
-        recipient: recipient.to_string(),
-        reason: format!("{e} (only X25519 `age1…` recipients are supported)"),
-    })
+    x25519::Recipient::from_str(recipient.trim())
+        .map(|_| ())
+        .map_err(|e| SopsError::Recipient {
+            recipient: recipient.to_string(),
+            reason: format!("{e} (only X25519 `age1…` recipients are supported)"),
+        })
 }
 
 #[cfg(test)]
@@ -279,7 +311,10 @@ mod tests {
 
     #[test]
     fn command_lines_split_like_shlex() {
-        assert_eq!(split_command(r#"cat "/a b/k.txt" 'x y' z\ w"#), vec!["cat", "/a b/k.txt", "x y", "z w"]);
+        assert_eq!(
+            split_command(r#"cat "/a b/k.txt" 'x y' z\ w"#),
+            vec!["cat", "/a b/k.txt", "x y", "z w"]
+        );
     }
 
     #[test]
@@ -289,7 +324,10 @@ mod tests {
         let key: DataKey = Zeroizing::new([9u8; 32]);
         let enc = wrap_data_key(&key, &id.to_public().to_string()).expect("wrap");
         assert!(enc.starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"));
-        assert_eq!(try_unwrap(&enc, &[other.clone(), id]).as_deref(), Some(&[9u8; 32]));
+        assert_eq!(
+            try_unwrap(&enc, &[other.clone(), id]).as_deref(),
+            Some(&[9u8; 32])
+        );
         assert!(try_unwrap(&enc, &[other]).is_none());
     }
 }

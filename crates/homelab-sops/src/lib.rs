@@ -42,5 +42,5 @@ pub use edit::{EditOutcome, EditSession, edit_file, run_editor};
 pub use error::SopsError;
 pub use identities::{Identities, default_key_file};
 pub use sopsfile::{Decrypted, decrypt, decrypt_file, encrypt, encrypt_file, encrypt_with_style};
-pub use store::{Format, Style};
+pub use store::{Format, Style, read_plain as parse_plaintext, write_plain as render_plaintext};
 pub use value::{Entry, Key, Map, Value};

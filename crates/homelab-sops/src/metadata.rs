@@ -57,40 +57,52 @@ impl Metadata {
         let mut crypt = None;
         let md = |m: &str| SopsError::metadata(file, m.to_string());
         if let Some(groups) = map.get("key_groups") {
-            let Value::Seq(groups) = groups else { return Err(md("key_groups is not a list")) };
-            let groups: Vec<&Value> = groups.iter().filter(|g| !matches!(g, Value::Comment(_))).collect();
+            let Value::Seq(groups) = groups else {
+                return Err(md("key_groups is not a list"));
+            };
+            let groups: Vec<&Value> = groups
+                .iter()
+                .filter(|g| !matches!(g, Value::Comment(_)))
+                .collect();
             if groups.len() > 1 {
                 return Err(SopsError::unsupported(
                     file,
                     "files with several key groups (Shamir secret sharing) are not supported; decrypt them with sops",
                 ));
             }
-            if let Some(Value::Map(g)) = groups.first() {
-                if let Some(a) = g.get("age") {
-                    age.extend(read_age(a, file)?);
-                }
+            if let Some(Value::Map(g)) = groups.first()
+                && let Some(a) = g.get("age")
+            {
+                age.extend(read_age(a, file)?);
             }
         }
         for (k, v) in map.items() {
             match k {
                 "age" => age.extend(read_age(v, file)?),
-                "key_groups" | "lastmodified" | "mac" | "mac_only_encrypted" | "version" | "shamir_threshold" => {}
+                "key_groups" | "lastmodified" | "mac" | "mac_only_encrypted" | "version"
+                | "shamir_threshold" => {}
                 _ if CryptRule::FIELDS.contains(&k) => {
                     if crypt.is_some() {
-                        return Err(md("more than one of unencrypted_suffix/encrypted_suffix/…_regex is set"));
+                        return Err(md(
+                            "more than one of unencrypted_suffix/encrypted_suffix/…_regex is set",
+                        ));
                     }
                     let t = text(v).ok_or_else(|| md(&format!("{k} is not a string")))?;
                     crypt = CryptRule::from_field(k, t);
                 }
                 _ => {
-                    let empty = matches!(v, Value::Seq(s) if s.is_empty()) || matches!(v, Value::Null);
+                    let empty =
+                        matches!(v, Value::Seq(s) if s.is_empty()) || matches!(v, Value::Null);
                     if !empty {
                         other_keys.push((k.to_string(), v.clone()));
                     }
                 }
             }
         }
-        let lastmodified = map.get("lastmodified").and_then(text).ok_or_else(|| md("lastmodified is missing"))?;
+        let lastmodified = map
+            .get("lastmodified")
+            .and_then(text)
+            .ok_or_else(|| md("lastmodified is missing"))?;
         let mac = map.get("mac").and_then(text).unwrap_or_default();
         let version = map.get("version").and_then(text).unwrap_or_default();
         let mac_only_encrypted = match map.get("mac_only_encrypted") {
@@ -98,7 +110,15 @@ impl Metadata {
             Some(Value::Str(s)) => s == "true",
             _ => false,
         };
-        Ok(Metadata { age, other_keys, lastmodified, mac, crypt, mac_only_encrypted, version })
+        Ok(Metadata {
+            age,
+            other_keys,
+            lastmodified,
+            mac,
+            crypt,
+            mac_only_encrypted,
+            version,
+        })
     }
 
     /// The crypt rule in effect (sops assumes `unencrypted_suffix: _unencrypted` when none is written).
@@ -109,7 +129,12 @@ impl Metadata {
     /// Writes the metadata map in sops 3.11 order.
     pub fn to_map(&self) -> Map {
         let mut m = Map::default();
-        let other = |name: &str| self.other_keys.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let other = |name: &str| {
+            self.other_keys
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
         for name in KEY_SOURCES_BEFORE_AGE {
             if let Some(v) = other(name) {
                 m.push(name, v);
@@ -136,7 +161,9 @@ impl Metadata {
             }
         }
         for (k, v) in &self.other_keys {
-            if !KEY_SOURCES_BEFORE_AGE.contains(&k.as_str()) && !KEY_SOURCES_AFTER_MAC.contains(&k.as_str()) {
+            if !KEY_SOURCES_BEFORE_AGE.contains(&k.as_str())
+                && !KEY_SOURCES_AFTER_MAC.contains(&k.as_str())
+            {
                 m.push(k.clone(), v.clone());
             }
         }
@@ -160,7 +187,10 @@ fn read_age(v: &Value, file: &str) -> Result<Vec<AgeKey>, SopsError> {
         let Value::Map(m) = item else { continue };
         let recipient = m.get("recipient").and_then(text).unwrap_or_default();
         let enc = m.get("enc").and_then(text).unwrap_or_default();
-        out.push(AgeKey { recipient: recipient.trim().to_string(), enc });
+        out.push(AgeKey {
+            recipient: recipient.trim().to_string(),
+            enc,
+        });
     }
     Ok(out)
 }

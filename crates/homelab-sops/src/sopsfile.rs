@@ -32,7 +32,10 @@ pub struct Decrypted {
 
 impl std::fmt::Debug for Decrypted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decrypted").field("file", &self.name).field("format", &self.format).finish_non_exhaustive()
+        f.debug_struct("Decrypted")
+            .field("file", &self.name)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,13 +50,18 @@ impl Drop for Decrypted {
 }
 
 fn crypto(file: &str, m: String) -> SopsError {
-    SopsError::Crypto { file: file.to_string(), message: m }
+    SopsError::Crypto {
+        file: file.to_string(),
+        message: m,
+    }
 }
 
 fn new_data_key(file: &str) -> Result<DataKey, SopsError> {
     use rand::RngCore;
     let mut key = Zeroizing::new([0u8; 32]);
-    rand::rngs::OsRng.try_fill_bytes(&mut key[..]).map_err(|e| crypto(file, format!("random source failed: {e}")))?;
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut key[..])
+        .map_err(|e| crypto(file, format!("random source failed: {e}")))?;
     Ok(key)
 }
 
@@ -70,8 +78,12 @@ fn seal(
     let out = match &mut content {
         Content::Binary(bytes) => {
             let mac = binary_mac(bytes, metadata.mac_only_encrypted);
-            let data = cipher.encrypt_bytes(bytes, key, "data:").map_err(|m| crypto(file, m))?;
-            metadata.mac = cipher.encrypt(&Value::Str(mac), key, &metadata.lastmodified).map_err(|m| crypto(file, m))?;
+            let data = cipher
+                .encrypt_bytes(bytes, key, "data:")
+                .map_err(|m| crypto(file, m))?;
+            metadata.mac = cipher
+                .encrypt(&Value::Str(mac), key, &metadata.lastmodified)
+                .map_err(|m| crypto(file, m))?;
             let mut doc = Map::default();
             doc.push("data", Value::Str(data));
             store::write_encrypted(Format::Binary, &[doc], &metadata.to_map(), style)
@@ -80,7 +92,9 @@ fn seal(
             let rules = Rules::new(&metadata.effective_rule(), metadata.mac_only_encrypted)
                 .map_err(|m| SopsError::metadata(file, m))?;
             let mac = encrypt_documents(docs, &rules, key, cipher, file)?;
-            metadata.mac = cipher.encrypt(&Value::Str(mac), key, &metadata.lastmodified).map_err(|m| crypto(file, m))?;
+            metadata.mac = cipher
+                .encrypt(&Value::Str(mac), key, &metadata.lastmodified)
+                .map_err(|m| crypto(file, m))?;
             store::write_encrypted(format, docs, &metadata.to_map(), style)
         }
     };
@@ -93,10 +107,17 @@ fn read_content(format: Format, plaintext: &[u8], file: &str) -> Result<Content,
     }
     let docs = store::read_plain(format, plaintext, file)?;
     for d in &docs {
-        if d.get("sops").is_some() || (format == Format::Dotenv && d.items().any(|(k, _)| k.starts_with("sops_"))) {
-            return Err(SopsError::AlreadyEncrypted { file: file.to_string() });
+        if d.get("sops").is_some()
+            || (format == Format::Dotenv && d.items().any(|(k, _)| k.starts_with("sops_")))
+        {
+            return Err(SopsError::AlreadyEncrypted {
+                file: file.to_string(),
+            });
         }
-        if format == Format::Dotenv && d.items().any(|(_, v)| matches!(v, Value::Map(_) | Value::Seq(_))) {
+        if format == Format::Dotenv
+            && d.items()
+                .any(|(_, v)| matches!(v, Value::Map(_) | Value::Seq(_)))
+        {
             return Err(SopsError::unsupported(file, "dotenv values must be flat"));
         }
     }
@@ -106,7 +127,12 @@ fn read_content(format: Format, plaintext: &[u8], file: &str) -> Result<Content,
 /// Encrypts `plaintext` (a `format` file) to the rule's recipients with sops's default output style.
 ///
 /// `file` names the input in errors.
-pub fn encrypt(plaintext: &[u8], format: Format, rule: &CreationRule, file: &str) -> Result<Vec<u8>, SopsError> {
+pub fn encrypt(
+    plaintext: &[u8],
+    format: Format,
+    rule: &CreationRule,
+    file: &str,
+) -> Result<Vec<u8>, SopsError> {
     encrypt_with_style(plaintext, format, rule, &Style::default(), file)
 }
 
@@ -119,7 +145,9 @@ pub fn encrypt_with_style(
     file: &str,
 ) -> Result<Vec<u8>, SopsError> {
     if rule.recipients.is_empty() {
-        return Err(SopsError::NoRecipients { file: file.to_string() });
+        return Err(SopsError::NoRecipients {
+            file: file.to_string(),
+        });
     }
     for r in &rule.recipients {
         check_recipient(r)?;
@@ -128,9 +156,16 @@ pub fn encrypt_with_style(
     let key = new_data_key(file)?;
     let mut age = Vec::new();
     for r in &rule.recipients {
-        age.push(AgeKey { recipient: r.clone(), enc: wrap_data_key(&key, r)? });
+        age.push(AgeKey {
+            recipient: r.clone(),
+            enc: wrap_data_key(&key, r)?,
+        });
     }
-    let crypt = if format == Format::Binary { None } else { Some(rule.crypt.clone().unwrap_or_default()) };
+    let crypt = if format == Format::Binary {
+        None
+    } else {
+        Some(rule.crypt.clone().unwrap_or_default())
+    };
     if let Some(c) = &crypt {
         Rules::new(c, rule.mac_only_encrypted).map_err(|m| SopsError::unsupported(file, m))?;
     }
@@ -143,7 +178,15 @@ pub fn encrypt_with_style(
         mac_only_encrypted: rule.mac_only_encrypted,
         version: SOPS_VERSION.to_string(),
     };
-    seal(format, content, &mut metadata, &key, &mut Cipher::new(), style, file)
+    seal(
+        format,
+        content,
+        &mut metadata,
+        &key,
+        &mut Cipher::new(),
+        style,
+        file,
+    )
 }
 
 /// Encrypts `plaintext` for `path` using the creation rule `.sops.yaml` gives for it, looking for the config
@@ -155,46 +198,92 @@ pub fn encrypt_file(path: &Path, plaintext: &[u8], config_start: &Path) -> Resul
         return Err(SopsError::NoRecipients { file: name });
     };
     let rule = config.rule_for(path)?;
-    let out = encrypt_with_style(plaintext, Format::from_path(path), &rule, &config.style, &name)?;
+    let out = encrypt_with_style(
+        plaintext,
+        Format::from_path(path),
+        &rule,
+        &config.style,
+        &name,
+    )?;
     crate::atomic::write(path, &out, None)
 }
 
 /// Decrypts and verifies a file in memory.
-pub fn decrypt(bytes: &[u8], format: Format, identities: &Identities, file: &str) -> Result<Decrypted, SopsError> {
+pub fn decrypt(
+    bytes: &[u8],
+    format: Format,
+    identities: &Identities,
+    file: &str,
+) -> Result<Decrypted, SopsError> {
     let (mut docs, meta_map) = store::read_encrypted(format, bytes, file)?;
     let metadata = Metadata::from_map(&meta_map, file)?;
     if metadata.version.is_empty() {
         return Err(SopsError::metadata(file, "version is missing"));
     }
     if metadata.age.is_empty() {
-        let others: Vec<&str> = metadata.other_keys.iter().map(|(k, _)| k.as_str()).collect();
+        let others: Vec<&str> = metadata
+            .other_keys
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
         return Err(SopsError::unsupported(
             file,
-            format!("the file has no age recipients (key sources: {}); only age is supported", others.join(", ")),
+            format!(
+                "the file has no age recipients (key sources: {}); only age is supported",
+                others.join(", ")
+            ),
         ));
     }
     let key = identities.unwrap_data_key(&metadata.age, file)?;
     let mut cipher = Cipher::new();
     let (content, computed) = if format == Format::Binary {
-        let data = docs.first().and_then(|d| d.get("data")).and_then(Value::as_str).unwrap_or_default().to_string();
-        let (bytes, _) = cipher.decrypt_bytes(&data, &key, "data:").map_err(|e| match e {
-            DecryptFailure::NotEncrypted => SopsError::metadata(file, "`data` is not an encrypted value"),
-            _ => SopsError::MacMismatch { file: file.to_string(), detail: "the encrypted data failed authentication".into() },
-        })?;
+        let data = docs
+            .first()
+            .and_then(|d| d.get("data"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let (bytes, _) = cipher
+            .decrypt_bytes(&data, &key, "data:")
+            .map_err(|e| match e {
+                DecryptFailure::NotEncrypted => {
+                    SopsError::metadata(file, "`data` is not an encrypted value")
+                }
+                _ => SopsError::MacMismatch {
+                    file: file.to_string(),
+                    detail: "the encrypted data failed authentication".into(),
+                },
+            })?;
         let mac = binary_mac(&bytes, metadata.mac_only_encrypted);
         (Content::Binary(bytes), mac)
     } else {
-        let rules =
-            Rules::new(&metadata.effective_rule(), metadata.mac_only_encrypted).map_err(|m| SopsError::metadata(file, m))?;
+        let rules = Rules::new(&metadata.effective_rule(), metadata.mac_only_encrypted)
+            .map_err(|m| SopsError::metadata(file, m))?;
         let mac = decrypt_documents(&mut docs, &rules, &key, &mut cipher, file)?;
         (Content::Tree(docs), mac)
     };
     verify_mac(&metadata, &key, &mut cipher, &computed, file)?;
-    Ok(Decrypted { format, name: file.to_string(), content, metadata, key, cipher })
+    Ok(Decrypted {
+        format,
+        name: file.to_string(),
+        content,
+        metadata,
+        key,
+        cipher,
+    })
 }
 
-fn verify_mac(meta: &Metadata, key: &DataKey, cipher: &mut Cipher, computed: &str, file: &str) -> Result<(), SopsError> {
-    let mismatch = |d: &str| SopsError::MacMismatch { file: file.to_string(), detail: d.to_string() };
+fn verify_mac(
+    meta: &Metadata,
+    key: &DataKey,
+    cipher: &mut Cipher,
+    computed: &str,
+    file: &str,
+) -> Result<(), SopsError> {
+    let mismatch = |d: &str| SopsError::MacMismatch {
+        file: file.to_string(),
+        detail: d.to_string(),
+    };
     if meta.mac.is_empty() {
         return Err(mismatch("the file has no MAC"));
     }
@@ -210,7 +299,12 @@ fn verify_mac(meta: &Metadata, key: &DataKey, cipher: &mut Cipher, computed: &st
 /// Reads and decrypts a file; the format comes from its name.
 pub fn decrypt_file(path: &Path, identities: &Identities) -> Result<Decrypted, SopsError> {
     let bytes = std::fs::read(path).map_err(|e| SopsError::io(path, "reading", e))?;
-    decrypt(&bytes, Format::from_path(path), identities, &path.display().to_string())
+    decrypt(
+        &bytes,
+        Format::from_path(path),
+        identities,
+        &path.display().to_string(),
+    )
 }
 
 impl Decrypted {
@@ -236,14 +330,20 @@ impl Decrypted {
 
     /// The age recipients the file is encrypted to.
     pub fn recipients(&self) -> Vec<String> {
-        self.metadata.age.iter().map(|a| a.recipient.clone()).collect()
+        self.metadata
+            .age
+            .iter()
+            .map(|a| a.recipient.clone())
+            .collect()
     }
 
     /// The plaintext as `sops decrypt` prints it.
     pub fn plaintext(&self, style: &Style) -> Zeroizing<Vec<u8>> {
         match &self.content {
             Content::Binary(b) => b.clone(),
-            Content::Tree(docs) => Zeroizing::new(store::write_plain(self.format, docs, style).into_bytes()),
+            Content::Tree(docs) => {
+                Zeroizing::new(store::write_plain(self.format, docs, style).into_bytes())
+            }
         }
     }
 
@@ -251,21 +351,29 @@ impl Decrypted {
     pub fn extract(&self, path: &str, style: &Style) -> Result<Zeroizing<Vec<u8>>, SopsError> {
         let parts = parse_extract_path(path)?;
         let Content::Tree(docs) = &self.content else {
-            return Err(SopsError::ExtractNotFound { file: self.name.clone(), component: path.to_string() });
+            return Err(SopsError::ExtractNotFound {
+                file: self.name.clone(),
+                component: path.to_string(),
+            });
         };
         let mut cur = Value::Map(docs.first().cloned().unwrap_or_default());
         for p in &parts {
             let next = cur.lookup(&[p.as_str()]).cloned();
             let Some(next) = next else {
                 cur.zeroize();
-                return Err(SopsError::ExtractNotFound { file: self.name.clone(), component: p.clone() });
+                return Err(SopsError::ExtractNotFound {
+                    file: self.name.clone(),
+                    component: p.clone(),
+                });
             };
             cur.zeroize();
             cur = next;
         }
         let out = match &cur {
             Value::Str(s) | Value::Time(s) => s.as_bytes().to_vec(),
-            Value::Map(m) => store::write_plain(self.format, std::slice::from_ref(m), style).into_bytes(),
+            Value::Map(m) => {
+                store::write_plain(self.format, std::slice::from_ref(m), style).into_bytes()
+            }
             other => format!("{}\n", scalar_plain(other)).into_bytes(),
         };
         cur.zeroize();
@@ -280,12 +388,25 @@ impl Decrypted {
         if self.format != Format::Binary && metadata.crypt.is_none() {
             metadata.crypt = Some(CryptRule::default());
         }
-        seal(self.format, content, &mut metadata, &self.key, &mut self.cipher, style, &self.name)
+        seal(
+            self.format,
+            content,
+            &mut metadata,
+            &self.key,
+            &mut self.cipher,
+            style,
+            &self.name,
+        )
     }
 
     /// Re-wraps the data key for `recipients` and returns the new file, or `None` when they are unchanged.
     /// Values, `lastmodified` and the MAC stay as they are.
-    pub fn update_keys(&self, original: &[u8], recipients: &[String], style: &Style) -> Result<Option<Vec<u8>>, SopsError> {
+    pub fn update_keys(
+        &self,
+        original: &[u8],
+        recipients: &[String],
+        style: &Style,
+    ) -> Result<Option<Vec<u8>>, SopsError> {
         let current = self.recipients();
         let mut a = current.clone();
         let mut b = recipients.to_vec();
@@ -297,10 +418,15 @@ impl Decrypted {
         let mut metadata = self.metadata.clone();
         metadata.age = Vec::new();
         for r in recipients {
-            metadata.age.push(AgeKey { recipient: r.clone(), enc: wrap_data_key(&self.key, r)? });
+            metadata.age.push(AgeKey {
+                recipient: r.clone(),
+                enc: wrap_data_key(&self.key, r)?,
+            });
         }
         let (docs, _) = store::read_encrypted(self.format, original, &self.name)?;
-        Ok(Some(store::write_encrypted(self.format, &docs, &metadata.to_map(), style).into_bytes()))
+        Ok(Some(
+            store::write_encrypted(self.format, &docs, &metadata.to_map(), style).into_bytes(),
+        ))
     }
 }
 
@@ -317,11 +443,16 @@ fn scalar_plain(v: &Value) -> String {
 
 /// Parses `["a"]["b"][0]` into components.
 fn parse_extract_path(path: &str) -> Result<Vec<String>, SopsError> {
-    let err = |m: &str| SopsError::ExtractSyntax { path: path.to_string(), message: m.to_string() };
+    let err = |m: &str| SopsError::ExtractSyntax {
+        path: path.to_string(),
+        message: m.to_string(),
+    };
     let mut out = Vec::new();
     let mut rest = path.trim();
     while !rest.is_empty() {
-        let Some(r) = rest.strip_prefix('[') else { return Err(err("expected '['")) };
+        let Some(r) = rest.strip_prefix('[') else {
+            return Err(err("expected '['"));
+        };
         let r = r.trim_start();
         if let Some(q) = r.strip_prefix('"').or_else(|| r.strip_prefix('\'')) {
             let quote = if r.starts_with('"') { '"' } else { '\'' };

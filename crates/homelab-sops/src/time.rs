@@ -28,7 +28,10 @@ impl Cursor<'_> {
         if self.i - start < min {
             return None;
         }
-        std::str::from_utf8(&self.s[start..self.i]).ok()?.parse().ok()
+        std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
     }
     fn eat(&mut self, c: u8) -> bool {
         if self.s.get(self.i) == Some(&c) {
@@ -121,7 +124,16 @@ pub fn parse_yaml_timestamp(s: &str) -> Option<String> {
         return None;
     }
     let day = c.num(1, 2)?;
-    let mut st = Stamp { year, month, day, hour: 0, minute: 0, second: 0, nanos: 0, offset: 0 };
+    let mut st = Stamp {
+        year,
+        month,
+        day,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        nanos: 0,
+        offset: 0,
+    };
     if !c.done() {
         let zone = if c.eat(b'T') || c.eat(b't') {
             true
@@ -157,9 +169,21 @@ pub fn rfc3339_seconds(s: &str) -> Option<String> {
 }
 
 fn parse_rfc3339_stamp(s: &str) -> Option<Stamp> {
-    let mut c = Cursor { s: s.as_bytes(), i: 0 };
+    let mut c = Cursor {
+        s: s.as_bytes(),
+        i: 0,
+    };
     let year = i64::from(c.num(4, 4)?);
-    let mut st = Stamp { year, month: 0, day: 0, hour: 0, minute: 0, second: 0, nanos: 0, offset: 0 };
+    let mut st = Stamp {
+        year,
+        month: 0,
+        day: 0,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        nanos: 0,
+        offset: 0,
+    };
     let ok = c.eat(b'-')
         && c.num(2, 2).map(|m| st.month = m).is_some()
         && c.eat(b'-')
@@ -235,19 +259,40 @@ mod tests {
 
     #[test]
     fn yaml_timestamps_normalise_like_go_yaml() {
-        assert_eq!(parse_yaml_timestamp("2024-01-02").as_deref(), Some("2024-01-02T00:00:00Z"));
-        assert_eq!(parse_yaml_timestamp("2024-01-02T03:04:05Z").as_deref(), Some("2024-01-02T03:04:05Z"));
-        assert_eq!(parse_yaml_timestamp("2024-1-2 3:4:5.50").as_deref(), Some("2024-01-02T03:04:05.5Z"));
-        assert_eq!(parse_yaml_timestamp("2024-01-02T03:04:05+02:00").as_deref(), Some("2024-01-02T03:04:05+02:00"));
+        assert_eq!(
+            parse_yaml_timestamp("2024-01-02").as_deref(),
+            Some("2024-01-02T00:00:00Z")
+        );
+        assert_eq!(
+            parse_yaml_timestamp("2024-01-02T03:04:05Z").as_deref(),
+            Some("2024-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            parse_yaml_timestamp("2024-1-2 3:4:5.50").as_deref(),
+            Some("2024-01-02T03:04:05.5Z")
+        );
+        assert_eq!(
+            parse_yaml_timestamp("2024-01-02T03:04:05+02:00").as_deref(),
+            Some("2024-01-02T03:04:05+02:00")
+        );
         assert_eq!(parse_yaml_timestamp("2024-02-30"), None);
         assert_eq!(parse_yaml_timestamp("2024-01-02x"), None);
     }
 
     #[test]
     fn mac_aad_drops_fraction_and_normalises_utc() {
-        assert_eq!(rfc3339_seconds("2026-11-25T19:39:39.5Z").as_deref(), Some("2026-11-25T19:39:39Z"));
-        assert_eq!(rfc3339_seconds("2026-11-25T19:39:39+00:00").as_deref(), Some("2026-11-25T19:39:39Z"));
-        assert_eq!(rfc3339_seconds("2026-11-25T19:39:39+02:00").as_deref(), Some("2026-11-25T19:39:39+02:00"));
+        assert_eq!(
+            rfc3339_seconds("2026-11-25T19:39:39.5Z").as_deref(),
+            Some("2026-11-25T19:39:39Z")
+        );
+        assert_eq!(
+            rfc3339_seconds("2026-11-25T19:39:39+00:00").as_deref(),
+            Some("2026-11-25T19:39:39Z")
+        );
+        assert_eq!(
+            rfc3339_seconds("2026-11-25T19:39:39+02:00").as_deref(),
+            Some("2026-11-25T19:39:39+02:00")
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ pub struct Key {
 impl Key {
     /// A plain string key.
     pub fn new(text: impl Into<String>) -> Key {
-        Key { text: text.into(), scalar: None }
+        Key {
+            text: text.into(),
+            scalar: None,
+        }
     }
 }
 
@@ -73,7 +76,10 @@ impl Map {
 
     /// Removes and returns the value for `key`.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        let idx = self.entries.iter().position(|e| matches!(e, Entry::Item(k, _) if k.text == key))?;
+        let idx = self
+            .entries
+            .iter()
+            .position(|e| matches!(e, Entry::Item(k, _) if k.text == key))?;
         match self.entries.remove(idx) {
             Entry::Item(_, v) => Some(v),
             Entry::Comment(_) => None,
@@ -109,7 +115,11 @@ impl Value {
             Value::Map(m) => m.get(first)?.lookup(rest),
             Value::Seq(items) => {
                 let idx: usize = first.parse().ok()?;
-                items.iter().filter(|v| !matches!(v, Value::Comment(_))).nth(idx)?.lookup(rest)
+                items
+                    .iter()
+                    .filter(|v| !matches!(v, Value::Comment(_)))
+                    .nth(idx)?
+                    .lookup(rest)
             }
             _ => None,
         }
@@ -170,7 +180,11 @@ pub fn go_float_plain(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         // Rust's Display is the shortest round-trip form without exponent, like Go's 'f', -1.
         format!("{f}")
@@ -213,10 +227,18 @@ pub fn go_yaml_float(f: f64) -> String {
         return ".nan".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { ".inf".into() } else { "-.inf".into() };
+        return if f > 0.0 {
+            ".inf".into()
+        } else {
+            "-.inf".into()
+        };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let (digits, exp) = shortest_digits(f);
     // strconv 'g' with shortest precision: `%e` when exp < -4 || exp >= 6 (eprec is 6 for shortest).
@@ -236,7 +258,11 @@ pub fn go_json_float(f: f64) -> String {
         return go_exp_form(f < 0.0, &digits, exp, min);
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     format!("{f}")
 }
@@ -251,14 +277,17 @@ mod tests {
         assert_eq!(go_float_plain(1e21), "1000000000000000000000");
         assert_eq!(go_float_plain(f64::INFINITY), "+Inf");
         assert_eq!(go_yaml_float(1.5e10), "1.5e+10");
-        assert_eq!(go_yaml_float(3.14), "3.14");
+        assert_eq!(go_yaml_float(2.5), "2.5");
         assert_eq!(go_yaml_float(1.0), "1");
         assert_eq!(go_yaml_float(0.00001), "1e-05");
         assert_eq!(go_yaml_float(1234567.0), "1.234567e+06");
         assert_eq!(go_yaml_float(f64::INFINITY), ".inf");
         assert_eq!(go_json_float(1e21), "1e+21");
         assert_eq!(go_json_float(1e-7), "1e-7");
-        assert_eq!(go_json_float(12345678901234567890.0), "12345678901234567000");
+        assert_eq!(
+            go_json_float(12345678901234567890.0),
+            "12345678901234567000"
+        );
         assert_eq!(go_json_float(42.0), "42");
     }
 }

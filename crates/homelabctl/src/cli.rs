@@ -51,6 +51,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Talos secrets bundle and machine configuration.
     Talos(crate::commands::talos::TalosArgs),
+    /// SOPS files encrypted to age keys: encrypt, decrypt, edit, updatekeys (compatible with the sops CLI).
+    Sops(crate::commands::sops::SopsArgs),
 }
 
 #[derive(Debug, Args)]

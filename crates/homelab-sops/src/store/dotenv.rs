@@ -24,7 +24,8 @@ pub fn read(text: &str, file: &str) -> Result<Map, SopsError> {
                 message: "invalid dotenv input line (expected KEY=VALUE)".into(),
             });
         };
-        m.entries.push(Entry::Item(Key::new(k), Value::Str(v.replace("\\n", "\n"))));
+        m.entries
+            .push(Entry::Item(Key::new(k), Value::Str(v.replace("\\n", "\n"))));
     }
     Ok(m)
 }

@@ -6,12 +6,18 @@ use crate::value::{Entry, Key, Map, Value, go_json_float};
 
 /// Parses a JSON document whose top level must be an object.
 pub fn read(text: &str, file: &str) -> Result<Map, SopsError> {
-    let mut p = P { s: text.as_bytes(), i: 0, file };
+    let mut p = P {
+        s: text.as_bytes(),
+        i: 0,
+        file,
+    };
     p.ws();
     if p.peek() != Some(b'{') {
         return Err(p.err("the top level of a sops JSON file must be an object"));
     }
-    let Value::Map(m) = p.value(0)? else { return Err(p.err("expected an object")) };
+    let Value::Map(m) = p.value(0)? else {
+        return Err(p.err("expected an object"));
+    };
     p.ws();
     if p.i != p.s.len() {
         return Err(p.err("unexpected data after the top-level object"));
@@ -30,7 +36,13 @@ impl P<'_> {
         let before = &self.s[..self.i.min(self.s.len())];
         let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
         let col = before.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
-        SopsError::Parse { file: self.file.to_string(), format: "JSON", line, column: col, message: m.to_string() }
+        SopsError::Parse {
+            file: self.file.to_string(),
+            format: "JSON",
+            line,
+            column: col,
+            message: m.to_string(),
+        }
     }
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
@@ -150,19 +162,26 @@ impl P<'_> {
                 return Err(self.err("invalid number"));
             }
         }
-        let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("invalid number"))?;
-        text.parse::<f64>().map(Value::Float).map_err(|_| self.err("invalid number"))
+        let text =
+            std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("invalid number"))?;
+        text.parse::<f64>()
+            .map(Value::Float)
+            .map_err(|_| self.err("invalid number"))
     }
     fn string(&mut self) -> Result<String, SopsError> {
         self.i += 1;
         let mut out = Vec::new();
         loop {
-            let Some(c) = self.peek() else { return Err(self.err("unterminated string")) };
+            let Some(c) = self.peek() else {
+                return Err(self.err("unterminated string"));
+            };
             self.i += 1;
             match c {
                 b'"' => break,
                 b'\\' => {
-                    let Some(e) = self.peek() else { return Err(self.err("unterminated string")) };
+                    let Some(e) = self.peek() else {
+                        return Err(self.err("unterminated string"));
+                    };
                     self.i += 1;
                     match e {
                         b'"' => out.push(b'"'),
@@ -175,7 +194,9 @@ impl P<'_> {
                         b't' => out.push(b'\t'),
                         b'u' => {
                             let mut cp = self.hex4()?;
-                            if (0xD800..0xDC00).contains(&cp) && self.s[self.i..].starts_with(b"\\u") {
+                            if (0xD800..0xDC00).contains(&cp)
+                                && self.s[self.i..].starts_with(b"\\u")
+                            {
                                 let save = self.i;
                                 self.i += 2;
                                 let lo = self.hex4()?;
@@ -199,8 +220,13 @@ impl P<'_> {
         String::from_utf8(out).map_err(|_| self.err("invalid UTF-8 in string"))
     }
     fn hex4(&mut self) -> Result<u32, SopsError> {
-        let h = self.s.get(self.i..self.i + 4).ok_or_else(|| self.err("invalid \\u escape"))?;
-        let v = std::str::from_utf8(h).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
+        let h = self
+            .s
+            .get(self.i..self.i + 4)
+            .ok_or_else(|| self.err("invalid \\u escape"))?;
+        let v = std::str::from_utf8(h)
+            .ok()
+            .and_then(|h| u32::from_str_radix(h, 16).ok());
         self.i += 4;
         v.ok_or_else(|| self.err("invalid \\u escape"))
     }
@@ -246,7 +272,10 @@ fn write_value(out: &mut String, v: &Value, unit: &str, depth: usize) {
             out.push('}');
         }
         Value::Seq(items) => {
-            let items: Vec<_> = items.iter().filter(|v| !matches!(v, Value::Comment(_))).collect();
+            let items: Vec<_> = items
+                .iter()
+                .filter(|v| !matches!(v, Value::Comment(_)))
+                .collect();
             if items.is_empty() {
                 out.push_str("[]");
                 return;
@@ -282,7 +311,9 @@ pub fn write_string(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -296,7 +327,11 @@ mod tests {
 
     #[test]
     fn writes_go_style_json() {
-        let m = read(r#"{"a": [1, {"b": "<x>&"}], "e": {}, "l": [], "f": 1e21}"#, "t").expect("parse");
+        let m = read(
+            r#"{"a": [1, {"b": "<x>&"}], "e": {}, "l": [], "f": 1e21}"#,
+            "t",
+        )
+        .expect("parse");
         assert_eq!(
             write(&m, None),
             "{\n\t\"a\": [\n\t\t1,\n\t\t{\n\t\t\t\"b\": \"\\u003cx\\u003e\\u0026\"\n\t\t}\n\t],\n\t\"e\": {},\n\t\"l\": [],\n\t\"f\": 1e+21\n}\n"

@@ -59,7 +59,11 @@ pub struct Style {
 
 impl Default for Style {
     fn default() -> Self {
-        Style { yaml_indent: 4, json_indent: None, binary_indent: None }
+        Style {
+            yaml_indent: 4,
+            json_indent: None,
+            binary_indent: None,
+        }
     }
 }
 
@@ -67,7 +71,11 @@ fn text<'a>(bytes: &'a [u8], file: &str, format: &'static str) -> Result<&'a str
     std::str::from_utf8(bytes).map_err(|e| SopsError::Parse {
         file: file.to_string(),
         format,
-        line: bytes[..e.valid_up_to()].iter().filter(|&&c| c == b'\n').count() + 1,
+        line: bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count()
+            + 1,
         column: 1,
         message: "the file is not valid UTF-8".into(),
     })
@@ -79,11 +87,17 @@ pub fn read_plain(format: Format, bytes: &[u8], file: &str) -> Result<Vec<Map>, 
         Format::Yaml => {
             let t = text(bytes, file, "YAML")?;
             if t.trim().is_empty() {
-                return Err(SopsError::unsupported(file, "the file is empty; sops cannot encrypt an empty YAML file"));
+                return Err(SopsError::unsupported(
+                    file,
+                    "the file is empty; sops cannot encrypt an empty YAML file",
+                ));
             }
             let docs = yaml::read_documents(t, file)?;
             if docs.is_empty() {
-                return Err(SopsError::unsupported(file, "the file holds no YAML document"));
+                return Err(SopsError::unsupported(
+                    file,
+                    "the file holds no YAML document",
+                ));
             }
             Ok(docs)
         }
@@ -97,30 +111,45 @@ pub fn read_plain(format: Format, bytes: &[u8], file: &str) -> Result<Vec<Map>, 
 pub fn write_plain(format: Format, docs: &[Map], style: &Style) -> String {
     match format {
         Format::Yaml => yaml::write_documents(docs, style.yaml_indent),
-        Format::Json => docs.first().map(|d| json::write(d, style.json_indent)).unwrap_or_else(|| "{}\n".into()),
+        Format::Json => docs
+            .first()
+            .map(|d| json::write(d, style.json_indent))
+            .unwrap_or_else(|| "{}\n".into()),
         Format::Dotenv => docs.first().map(dotenv::write).unwrap_or_default(),
         Format::Binary => String::new(),
     }
 }
 
 /// Reads an encrypted file: its documents (metadata removed) and the metadata map.
-pub fn read_encrypted(format: Format, bytes: &[u8], file: &str) -> Result<(Vec<Map>, Map), SopsError> {
+pub fn read_encrypted(
+    format: Format,
+    bytes: &[u8],
+    file: &str,
+) -> Result<(Vec<Map>, Map), SopsError> {
     match format {
         Format::Dotenv => {
             let mut doc = dotenv::read(text(bytes, file, "dotenv")?, file)?;
-            let meta = dotenv::take_metadata(&mut doc).ok_or_else(|| SopsError::NotSops { file: file.into() })?;
+            let meta = dotenv::take_metadata(&mut doc)
+                .ok_or_else(|| SopsError::NotSops { file: file.into() })?;
             Ok((vec![doc], meta))
         }
         Format::Binary | Format::Json => {
-            let mut doc = json::read(text(bytes, file, "JSON")?, file)
-                .map_err(|e| if format == Format::Binary { SopsError::NotSops { file: file.into() } } else { e })?;
+            let mut doc = json::read(text(bytes, file, "JSON")?, file).map_err(|e| {
+                if format == Format::Binary {
+                    SopsError::NotSops { file: file.into() }
+                } else {
+                    e
+                }
+            })?;
             let meta = take_sops(&mut doc, file)?;
             Ok((vec![doc], meta))
         }
         Format::Yaml => {
             let t = text(bytes, file, "YAML")?;
             let mut docs = yaml::read_documents(t, file)?;
-            let Some(first) = docs.first_mut() else { return Err(SopsError::NotSops { file: file.into() }) };
+            let Some(first) = docs.first_mut() else {
+                return Err(SopsError::NotSops { file: file.into() });
+            };
             let meta = take_sops(first, file)?;
             for d in docs.iter_mut().skip(1) {
                 d.remove("sops");
@@ -155,7 +184,11 @@ pub fn write_encrypted(format: Format, docs: &[Map], meta: &Map, style: &Style) 
         Format::Json | Format::Binary => {
             let mut d = docs.first().cloned().unwrap_or_default();
             d.push("sops", Value::Map(meta.clone()));
-            let indent = if format == Format::Binary { style.binary_indent } else { style.json_indent };
+            let indent = if format == Format::Binary {
+                style.binary_indent
+            } else {
+                style.json_indent
+            };
             json::write(&d, indent)
         }
         Format::Dotenv => {

@@ -12,7 +12,11 @@ pub fn shared() -> PathBuf {
     }
     let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let beside = ws.join("../shared");
-    if beside.is_dir() { beside } else { PathBuf::from("/work/shared") }
+    if beside.is_dir() {
+        beside
+    } else {
+        PathBuf::from("/work/shared")
+    }
 }
 
 pub fn vectors() -> PathBuf {
@@ -51,7 +55,16 @@ pub fn sops(xdg: &Path, key: &Path) -> Command {
 /// Runs `sops decrypt FILE` and returns stdout, or panics with stderr.
 pub fn sops_decrypt(file: &Path) -> Vec<u8> {
     let xdg = tempfile::tempdir().expect("tempdir");
-    let out = sops(xdg.path(), &key_file()).arg("decrypt").arg(file).output().expect("run sops");
-    assert!(out.status.success(), "sops decrypt {} failed: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    let out = sops(xdg.path(), &key_file())
+        .arg("decrypt")
+        .arg(file)
+        .output()
+        .expect("run sops");
+    assert!(
+        out.status.success(),
+        "sops decrypt {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }

@@ -3,6 +3,7 @@
 mod fmt;
 mod init;
 mod schema;
+pub mod sops;
 pub mod talos;
 mod validate;
 
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
+        Command::Sops(args) => sops::run(&global, args),
     }
 }
 

@@ -22,8 +22,14 @@ struct Comment {
 }
 
 enum Kind {
-    Map { map: Map, pending: Option<Key>, key_line: usize },
-    Seq { items: Vec<Value> },
+    Map {
+        map: Map,
+        pending: Option<Key>,
+        key_line: usize,
+    },
+    Seq {
+        items: Vec<Value>,
+    },
 }
 
 struct Frame {
@@ -49,12 +55,27 @@ pub fn read_documents(text: &str, file: &str) -> Result<Vec<Map>, SopsError> {
         }
     }
     let comments = scan_comments(&chars, &spans);
-    Builder { file, chars, comments, next: 0, stack: Vec::new(), anchors: HashMap::new(), docs: Vec::new(), root: None }
-        .run(&events)
+    Builder {
+        file,
+        chars,
+        comments,
+        next: 0,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        docs: Vec::new(),
+        root: None,
+    }
+    .run(&events)
 }
 
 fn parse_error(file: &str, line: usize, col: usize, message: impl Into<String>) -> SopsError {
-    SopsError::Parse { file: file.to_string(), format: "YAML", line, column: col + 1, message: message.into() }
+    SopsError::Parse {
+        file: file.to_string(),
+        format: "YAML",
+        line,
+        column: col + 1,
+        message: message.into(),
+    }
 }
 
 fn collect_events<'a>(text: &'a str, file: &str) -> Result<Vec<(Event<'a>, Span)>, SopsError> {
@@ -147,7 +168,13 @@ fn scan_comments(chars: &[char], spans: &[(usize, usize)]) -> Vec<Comment> {
             if text.ends_with('\r') {
                 text.pop();
             }
-            out.push(Comment { idx: i, line, col, trailing: content, text });
+            out.push(Comment {
+                idx: i,
+                line,
+                col,
+                trailing: content,
+                text,
+            });
             col += j - i;
             i = j;
             continue;
@@ -181,7 +208,11 @@ struct Builder<'f> {
 }
 
 fn tag_suffix(tag: &saphyr_parser::Tag) -> Option<&str> {
-    if tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:" { Some(tag.suffix.as_str()) } else { None }
+    if tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:" {
+        Some(tag.suffix.as_str())
+    } else {
+        None
+    }
 }
 
 impl Builder<'_> {
@@ -195,7 +226,11 @@ impl Builder<'_> {
                     self.drain(idx);
                 }
                 Event::DocumentEnd | Event::StreamEnd => {
-                    self.drain(if matches!(ev, Event::StreamEnd) { usize::MAX } else { idx });
+                    self.drain(if matches!(ev, Event::StreamEnd) {
+                        usize::MAX
+                    } else {
+                        idx
+                    });
                     if let Some(root) = self.root.take() {
                         self.docs.push(root);
                     }
@@ -213,11 +248,22 @@ impl Builder<'_> {
                     if *anchor > 0 {
                         self.anchors.insert(*anchor, value.clone());
                     }
-                    if let Some(Frame { kind: Kind::Map { pending: pending @ None, key_line, .. }, item_line, .. }) =
-                        self.stack.last_mut()
+                    if let Some(Frame {
+                        kind:
+                            Kind::Map {
+                                pending: pending @ None,
+                                key_line,
+                                ..
+                            },
+                        item_line,
+                        ..
+                    }) = self.stack.last_mut()
                     {
                         let scalar = (!matches!(value, Value::Str(_))).then(|| Box::new(value));
-                        *pending = Some(Key { text: text.to_string(), scalar });
+                        *pending = Some(Key {
+                            text: text.to_string(),
+                            scalar,
+                        });
                         *key_line = line;
                         *item_line = line;
                         continue;
@@ -225,22 +271,42 @@ impl Builder<'_> {
                     self.add_value(value, line, col)?;
                 }
                 Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
-                    if let Some(Frame { kind: Kind::Map { pending: None, .. }, .. }) = self.stack.last() {
-                        return Err(parse_error(self.file, line, col, "complex (non-scalar) mapping keys are not supported"));
+                    if let Some(Frame {
+                        kind: Kind::Map { pending: None, .. },
+                        ..
+                    }) = self.stack.last()
+                    {
+                        return Err(parse_error(
+                            self.file,
+                            line,
+                            col,
+                            "complex (non-scalar) mapping keys are not supported",
+                        ));
                     }
                     let flow = matches!(self.chars.get(idx), Some('[' | '{'));
                     let kind = if matches!(ev, Event::MappingStart(..)) {
-                        Kind::Map { map: Map::default(), pending: None, key_line: 0 }
+                        Kind::Map {
+                            map: Map::default(),
+                            pending: None,
+                            key_line: 0,
+                        }
                     } else {
                         Kind::Seq { items: Vec::new() }
                     };
-                    if let Some(parent) = self.stack.last_mut() {
-                        if matches!(parent.kind, Kind::Seq { .. }) {
-                            parent.item_line = line;
-                        }
+                    if let Some(parent) = self.stack.last_mut()
+                        && matches!(parent.kind, Kind::Seq { .. })
+                    {
+                        parent.item_line = line;
                     }
-                    let frame =
-                        Frame { kind, indent: col, flow, anchor: *anchor, after: Vec::new(), item_line: 0, item_idx: None };
+                    let frame = Frame {
+                        kind,
+                        indent: col,
+                        flow,
+                        anchor: *anchor,
+                        after: Vec::new(),
+                        item_line: 0,
+                        item_idx: None,
+                    };
                     if flow {
                         self.drain(idx);
                         self.stack.push(frame);
@@ -251,10 +317,13 @@ impl Builder<'_> {
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
                     self.drain(idx);
-                    let Some(frame) = self.stack.pop() else { continue };
+                    let Some(frame) = self.stack.pop() else {
+                        continue;
+                    };
                     let value = match frame.kind {
                         Kind::Map { mut map, .. } => {
-                            map.entries.extend(frame.after.into_iter().map(Entry::Comment));
+                            map.entries
+                                .extend(frame.after.into_iter().map(Entry::Comment));
                             Value::Map(map)
                         }
                         Kind::Seq { mut items } => {
@@ -269,17 +338,30 @@ impl Builder<'_> {
                 }
                 Event::Alias(id) => {
                     self.drain(idx);
-                    let value = self
-                        .anchors
-                        .get(id)
-                        .cloned()
-                        .ok_or_else(|| parse_error(self.file, line, col, "alias to an unknown anchor"))?;
-                    if let Some(Frame { kind: Kind::Map { pending: pending @ None, key_line, .. }, item_line, .. }) =
-                        self.stack.last_mut()
+                    let value = self.anchors.get(id).cloned().ok_or_else(|| {
+                        parse_error(self.file, line, col, "alias to an unknown anchor")
+                    })?;
+                    if let Some(Frame {
+                        kind:
+                            Kind::Map {
+                                pending: pending @ None,
+                                key_line,
+                                ..
+                            },
+                        item_line,
+                        ..
+                    }) = self.stack.last_mut()
                     {
                         let text = match &value {
                             Value::Str(s) => s.clone(),
-                            _ => return Err(parse_error(self.file, line, col, "alias used as a mapping key is not supported")),
+                            _ => {
+                                return Err(parse_error(
+                                    self.file,
+                                    line,
+                                    col,
+                                    "alias used as a mapping key is not supported",
+                                ));
+                            }
                         };
                         *pending = Some(Key::new(text));
                         *key_line = line;
@@ -305,8 +387,18 @@ impl Builder<'_> {
                     Ok(())
                 }
                 Value::Null => Ok(()),
-                Value::Seq(_) => Err(parse_error(file, line, col, "YAML documents that are sequences are not supported by sops")),
-                _ => Err(parse_error(file, line, col, "YAML documents that are values are not supported by sops")),
+                Value::Seq(_) => Err(parse_error(
+                    file,
+                    line,
+                    col,
+                    "YAML documents that are sequences are not supported by sops",
+                )),
+                _ => Err(parse_error(
+                    file,
+                    line,
+                    col,
+                    "YAML documents that are values are not supported by sops",
+                )),
             };
         };
         match &mut frame.kind {
@@ -315,11 +407,17 @@ impl Builder<'_> {
                     return Err(parse_error(file, line, col, "value without a key"));
                 };
                 if map.items().any(|(k, _)| k == key.text) {
-                    return Err(parse_error(file, line, col, format!("duplicate key {:?}", key.text)));
+                    return Err(parse_error(
+                        file,
+                        line,
+                        col,
+                        format!("duplicate key {:?}", key.text),
+                    ));
                 }
                 map.entries.push(Entry::Item(key, value));
                 frame.item_idx = Some(map.entries.len() - 1);
-                map.entries.extend(frame.after.drain(..).map(Entry::Comment));
+                map.entries
+                    .extend(frame.after.drain(..).map(Entry::Comment));
             }
             Kind::Seq { items } => {
                 if !matches!(value, Value::Map(_) | Value::Seq(_)) {
@@ -338,7 +436,13 @@ impl Builder<'_> {
         while self.next < self.comments.len() && self.comments[self.next].idx < upto {
             let c = std::mem::replace(
                 &mut self.comments[self.next],
-                Comment { idx: 0, line: 0, col: 0, trailing: false, text: String::new() },
+                Comment {
+                    idx: 0,
+                    line: 0,
+                    col: 0,
+                    trailing: false,
+                    text: String::new(),
+                },
             );
             self.next += 1;
             self.place(c);
@@ -350,10 +454,15 @@ impl Builder<'_> {
             return;
         }
         let top = self.stack.len();
-        let target = (0..top).rev().find(|&i| !self.stack[i].flow && self.stack[i].indent <= c.col);
+        let target = (0..top)
+            .rev()
+            .find(|&i| !self.stack[i].flow && self.stack[i].indent <= c.col);
         let Some(t) = target.or(if top > 0 { Some(0) } else { None }) else {
             // Before the document's root collection starts (or after it ended).
-            self.root.get_or_insert_with(Map::default).entries.push(Entry::Comment(c.text));
+            self.root
+                .get_or_insert_with(Map::default)
+                .entries
+                .push(Entry::Comment(c.text));
             return;
         };
         let frame = &mut self.stack[t];
@@ -377,7 +486,11 @@ impl Builder<'_> {
                 continue;
             }
             match &mut frame.kind {
-                Kind::Map { map, pending, key_line } => {
+                Kind::Map {
+                    map,
+                    pending,
+                    key_line,
+                } => {
                     if pending.is_some() && *key_line == c.line {
                         map.entries.push(Entry::Comment(c.text.clone()));
                         return true;

@@ -24,24 +24,24 @@ fn resolve(s: &str, timestamps: bool) -> Result<Value, ResolveError> {
         "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
         "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
         ".nan" | ".NaN" | ".NAN" => return Ok(Value::Float(f64::NAN)),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Ok(Value::Float(f64::INFINITY)),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Ok(Value::Float(f64::INFINITY));
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Ok(Value::Float(f64::NEG_INFINITY)),
         _ => {}
     }
     let first = s.as_bytes()[0];
     match first {
         b'.' => {
-            if is_yaml_float(s) {
-                if let Ok(f) = s.parse::<f64>() {
-                    return Ok(Value::Float(f));
-                }
+            if is_yaml_float(s)
+                && let Ok(f) = s.parse::<f64>()
+            {
+                return Ok(Value::Float(f));
             }
         }
         b'0'..=b'9' | b'+' | b'-' => {
-            if timestamps {
-                if let Some(t) = crate::time::parse_yaml_timestamp(s) {
-                    return Ok(Value::Time(t));
-                }
+            if timestamps && let Some(t) = crate::time::parse_yaml_timestamp(s) {
+                return Ok(Value::Time(t));
             }
             let plain: String = s.chars().filter(|&c| c != '_').collect();
             match go_parse_int(&plain) {
@@ -53,10 +53,10 @@ fn resolve(s: &str, timestamps: bool) -> Result<Value, ResolveError> {
                 }
                 None => {}
             }
-            if is_yaml_float(&plain) {
-                if let Ok(f) = plain.parse::<f64>() {
-                    return Ok(Value::Float(f));
-                }
+            if is_yaml_float(&plain)
+                && let Ok(f) = plain.parse::<f64>()
+            {
+                return Ok(Value::Float(f));
             }
         }
         _ => {}
@@ -76,17 +76,18 @@ fn go_parse_int(s: &str) -> Option<IntParse> {
         b'+' => (false, true, &s[1..]),
         _ => (false, false, s),
     };
-    let (radix, digits) = if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        (16, r)
-    } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        (8, r)
-    } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-        (2, r)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..])
-    } else {
-        (10, body)
-    };
+    let (radix, digits) =
+        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, r)
+        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, r)
+        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, r)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
@@ -150,7 +151,21 @@ fn is_yaml_float(s: &str) -> bool {
 fn is_old_bool(s: &str) -> bool {
     matches!(
         s,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF"
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "on"
+            | "On"
+            | "ON"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "off"
+            | "Off"
+            | "OFF"
     )
 }
 
@@ -215,7 +230,10 @@ pub fn resolve_tagged(suffix: &str, s: &str, plain: bool) -> Result<Value, Resol
             let v = resolve(s, true)?;
             let ok = matches!(
                 (suffix, &v),
-                ("bool", Value::Bool(_)) | ("int", Value::Int(_)) | ("float", Value::Float(_)) | ("timestamp", Value::Time(_))
+                ("bool", Value::Bool(_))
+                    | ("int", Value::Int(_))
+                    | ("float", Value::Float(_))
+                    | ("timestamp", Value::Time(_))
             );
             match (ok, suffix, &v) {
                 (true, ..) => Ok(v),
@@ -245,15 +263,35 @@ mod tests {
         assert_eq!(resolve_plain(".5"), Ok(Value::Float(0.5)));
         assert_eq!(resolve_plain("~"), Ok(Value::Null));
         assert_eq!(resolve_plain("3.11.0"), Ok(Value::Str("3.11.0".into())));
-        assert_eq!(resolve_plain("2024-01-02"), Ok(Value::Time("2024-01-02T00:00:00Z".into())));
+        assert_eq!(
+            resolve_plain("2024-01-02"),
+            Ok(Value::Time("2024-01-02T00:00:00Z".into()))
+        );
         assert!(resolve_plain("18446744073709551615").is_err());
-        assert_eq!(resolve_plain("99999999999999999999"), Ok(Value::Float(1e20)));
-        assert_eq!(resolve_plain("-9223372036854775808"), Ok(Value::Int(i64::MIN)));
+        assert_eq!(
+            resolve_plain("99999999999999999999"),
+            Ok(Value::Float(1e20))
+        );
+        assert_eq!(
+            resolve_plain("-9223372036854775808"),
+            Ok(Value::Int(i64::MIN))
+        );
     }
 
     #[test]
     fn strings_that_would_retype_are_not_plain() {
-        for s in ["yes", "y", "Off", "123", "1:20", "", "null", "1e5", ".5", "2024-01-02"] {
+        for s in [
+            "yes",
+            "y",
+            "Off",
+            "123",
+            "1:20",
+            "",
+            "null",
+            "1e5",
+            ".5",
+            "2024-01-02",
+        ] {
             assert!(!plain_is_string(s), "{s}");
         }
         for s in ["hello", "tRue", "0x1G", "0o9", "3.11.0", "x#y"] {

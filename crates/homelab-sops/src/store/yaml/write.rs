@@ -8,7 +8,10 @@ use super::resolve::plain_is_string;
 
 /// Writes documents separated by `---`.
 pub fn write_documents(docs: &[Map], indent: usize) -> String {
-    let mut w = Writer { out: String::new(), best: indent.max(2) };
+    let mut w = Writer {
+        out: String::new(),
+        best: indent.max(2),
+    };
     for (i, doc) in docs.iter().enumerate() {
         if i > 0 {
             w.out.push_str("---\n");
@@ -65,8 +68,8 @@ impl Writer {
 
     fn key(&mut self, k: &Key) {
         match k.scalar.as_deref() {
-            Some(v) => self.scalar(v, 0, true),
-            None => self.string(&k.text, 0, true),
+            Some(v) => self.scalar(v, 0, 0, true),
+            None => self.string(&k.text, 0, 0, true),
         }
     }
 
@@ -85,7 +88,7 @@ impl Writer {
             _ => {
                 self.out.push(' ');
                 let d = self.deeper(ind);
-                self.scalar(v, d, false);
+                self.scalar(v, d, d - ind, false);
                 self.newline();
             }
         }
@@ -112,28 +115,29 @@ impl Writer {
                 }
                 _ => {
                     self.out.push_str("- ");
-                    self.scalar(item, ind + 2, false);
+                    self.scalar(item, ind + 2, 2, false);
                     self.newline();
                 }
             }
         }
     }
 
-    /// A scalar (or empty collection); `block_ind` is the content indent of a literal block.
-    fn scalar(&mut self, v: &Value, block_ind: usize, is_key: bool) {
+    /// A scalar (or empty collection); `block_ind` is the content indent of a literal block and `hint` its
+    /// indentation relative to the parent node.
+    fn scalar(&mut self, v: &Value, block_ind: usize, hint: usize, is_key: bool) {
         match v {
             Value::Null => self.out.push_str("null"),
             Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
             Value::Int(i) => self.out.push_str(&i.to_string()),
             Value::Float(f) => self.out.push_str(&go_yaml_float(*f)),
             Value::Time(t) => self.out.push_str(t),
-            Value::Str(s) | Value::Comment(s) => self.string(s, block_ind, is_key),
+            Value::Str(s) | Value::Comment(s) => self.string(s, block_ind, hint, is_key),
             Value::Map(_) => self.out.push_str("{}"),
             Value::Seq(_) => self.out.push_str("[]"),
         }
     }
 
-    fn string(&mut self, s: &str, block_ind: usize, is_key: bool) {
+    fn string(&mut self, s: &str, block_ind: usize, hint: usize, is_key: bool) {
         match choose_style(s, is_key) {
             Style::Plain => self.out.push_str(s),
             Style::Single => {
@@ -142,15 +146,18 @@ impl Writer {
                 self.out.push('\'');
             }
             Style::Double => write_double_quoted(&mut self.out, s),
-            Style::Literal => self.literal(s, block_ind),
+            Style::Literal => self.literal(s, block_ind, hint),
         }
     }
 
-    fn literal(&mut self, s: &str, ind: usize) {
+    /// go-yaml writes `best_indent` as the indentation indicator; inside sequences that is wrong (the content
+    /// sits 2 columns in), so the indicator here is the real relative indent, which equals go-yaml's wherever
+    /// go-yaml's output is valid YAML.
+    fn literal(&mut self, s: &str, ind: usize, hint: usize) {
         self.out.push('|');
         let first = s.chars().next();
         if matches!(first, Some(' ' | '\n')) {
-            self.out.push_str(&self.best.to_string());
+            self.out.push_str(&hint.to_string());
         }
         let b = s.as_bytes();
         if !s.ends_with('\n') {
@@ -206,22 +213,31 @@ struct Analysis {
 /// go-yaml's `yaml_emitter_analyze_scalar` (block context).
 fn analyze(s: &str) -> Analysis {
     if s.is_empty() {
-        return Analysis { multiline: false, block_plain_allowed: true, single_quoted_allowed: true, block_allowed: false };
+        return Analysis {
+            multiline: false,
+            block_plain_allowed: true,
+            single_quoted_allowed: true,
+            block_allowed: false,
+        };
     }
     let mut block_indicators = s.starts_with("---") || s.starts_with("...");
     let (mut line_breaks, mut special) = (false, false);
-    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) = (false, false, false, false);
-    let (mut break_space, mut space_break, mut previous_space, mut previous_break) = (false, false, false, false);
+    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
+        (false, false, false, false);
+    let (mut break_space, mut space_break, mut previous_space, mut previous_break) =
+        (false, false, false, false);
     let mut preceded_by_whitespace = true;
     let chars: Vec<char> = s.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         let next = chars.get(i + 1).copied();
-        let followed_by_whitespace = matches!(next, None | Some(' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}'));
+        let followed_by_whitespace = matches!(
+            next,
+            None | Some(' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+        );
         if i == 0 {
             match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' => {
-                    block_indicators = true
-                }
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => block_indicators = true,
                 '?' | ':' | '-' if followed_by_whitespace => block_indicators = true,
                 _ => {}
             }
@@ -264,9 +280,17 @@ fn analyze(s: &str) -> Analysis {
             previous_space = false;
             previous_break = false;
         }
-        preceded_by_whitespace = matches!(c, ' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}');
+        preceded_by_whitespace = matches!(
+            c,
+            ' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        );
     }
-    let mut a = Analysis { multiline: line_breaks, block_plain_allowed: true, single_quoted_allowed: true, block_allowed: true };
+    let mut a = Analysis {
+        multiline: line_breaks,
+        block_plain_allowed: true,
+        single_quoted_allowed: true,
+        block_allowed: true,
+    };
     if leading_space || leading_break || trailing_space || trailing_break {
         a.block_plain_allowed = false;
     }
@@ -361,8 +385,11 @@ mod tests {
     use super::*;
 
     fn styled(s: &str) -> String {
-        let mut w = Writer { out: String::new(), best: 4 };
-        w.string(s, 4, false);
+        let mut w = Writer {
+            out: String::new(),
+            best: 4,
+        };
+        w.string(s, 4, 4, false);
         w.out
     }
 
