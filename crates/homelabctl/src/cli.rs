@@ -53,6 +53,11 @@ pub enum Command {
     Talos(crate::commands::talos::TalosArgs),
     /// SOPS files encrypted to age keys: encrypt, decrypt, edit, updatekeys (compatible with the sops CLI).
     Sops(crate::commands::sops::SopsArgs),
+    /// Scan the working tree, the git history or the staged changes for secrets (exit 1 on findings).
+    ///
+    /// `--config FILE.toml` (or --gitleaks-config) selects a gitleaks.toml; otherwise PATH/.gitleaks.toml or
+    /// the built-in rules. Exit status: 0 clean, 1 findings or error.
+    Scan(crate::commands::scan::ScanArgs),
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod fmt;
 mod init;
+pub mod scan;
 mod schema;
 pub mod sops;
 pub mod talos;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
         Command::Sops(args) => sops::run(&global, args),
+        Command::Scan(args) => scan::run(&global, args),
     }
 }
 
