@@ -1,10 +1,12 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
 mod fmt;
+pub mod hooks;
 mod init;
 pub mod scan;
 mod schema;
 pub mod sops;
+pub mod setup;
 pub mod talos;
 mod validate;
 
@@ -25,6 +27,8 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Talos(args) => talos::run(args),
         Command::Sops(args) => sops::run(&global, args),
         Command::Scan(args) => scan::run(&global, args),
+        Command::Hooks(args) => hooks::run(args),
+        Command::Setup(args) => setup::run(args),
     }
 }
 
