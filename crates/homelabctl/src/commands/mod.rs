@@ -5,8 +5,8 @@ pub mod hooks;
 mod init;
 pub mod scan;
 mod schema;
-pub mod sops;
 pub mod setup;
+pub mod sops;
 pub mod talos;
 mod validate;
 
