@@ -26,7 +26,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Init(args) => init::run(&global, &args),
         Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
-        Command::Talos(args) => talos::run(args),
+        Command::Talos(args) => talos::run(&global, args),
         Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
         Command::Check(args) => check::run(args),
