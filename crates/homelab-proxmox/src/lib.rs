@@ -25,7 +25,6 @@ mod auth;
 mod client;
 mod cluster;
 pub mod decode;
-pub mod doctor;
 mod error;
 mod events;
 mod qemu;

@@ -1,14 +1,91 @@
 //! Command-line definitions (clap). Only argument shapes live here; behaviour lives in `commands/`.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Provision and operate a TalosOS Kubernetes homelab on Proxmox VE from one declarative `homelab.yaml`.
 #[derive(Debug, Parser)]
 #[command(name = "homelabctl", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// Path of the homelab configuration.
+    #[arg(
+        long,
+        global = true,
+        env = "HOMELAB_CONFIG",
+        default_value = "homelab.yaml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+
+    /// Output format: human-readable text, or JSON for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Check homelab.yaml: every problem at once, with file:line:col and a hint.
+    ///
+    /// Exit status: 0 when valid (warnings allowed), 1 when invalid (or any warning with --strict).
+    Validate(ValidateArgs),
+    /// Create a new homelab repository: a commented homelab.yaml for the reference deployment, .sops.yaml,
+    /// an age identity, .gitignore and the JSON Schema for editors.
+    ///
+    /// Refuses to overwrite any existing file unless --force; files it does not write are never touched.
+    Init(InitArgs),
+    /// Rewrite homelab.yaml in the canonical layout (two-space nesting, comments kept); --check only reports.
+    ///
+    /// Exit status with --check: 0 when formatted, 1 when `fmt` would change the file.
+    Fmt(FmtArgs),
+    /// Print the JSON Schema of homelab.yaml (editors use it through the modeline `init` writes).
+    Schema(SchemaArgs),
+    /// Talos secrets bundle and machine configuration.
+    Talos(crate::commands::talos::TalosArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Treat warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to create the repository in (created if missing).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite files homelabctl would write that already exist.
+    #[arg(long)]
+    pub force: bool,
+    /// Encrypt secrets to this age public key instead of generating a repository-local identity
+    /// (.age-key.txt). Repeat for several recipients.
+    #[arg(long = "age-recipient", value_name = "AGE_PUBLIC_KEY")]
+    pub age_recipients: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Write the schema to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Report files that are not formatted (exit 1) instead of rewriting them.
+    #[arg(long)]
+    pub check: bool,
+    /// The file to format (default: the --config file).
+    pub file: Option<PathBuf>,
+}

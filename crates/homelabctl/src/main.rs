@@ -5,6 +5,8 @@
 
 mod cli;
 mod commands;
+mod fsx;
+mod render;
 
 use std::process::ExitCode;
 

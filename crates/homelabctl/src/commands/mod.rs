@@ -1,9 +1,31 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
+mod fmt;
+mod init;
+mod schema;
+pub mod talos;
+mod validate;
+
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> miette::Result<ExitCode> {
-    match cli.command {}
+    let global = Global {
+        config: cli.config,
+        output: cli.output,
+    };
+    match cli.command {
+        Command::Validate(args) => validate::run(&global, &args),
+        Command::Init(args) => init::run(&global, &args),
+        Command::Fmt(args) => fmt::run(&global, &args),
+        Command::Schema(args) => schema::run(&args),
+        Command::Talos(args) => talos::run(args),
+    }
+}
+
+/// Options every command sees.
+pub struct Global {
+    pub config: std::path::PathBuf,
+    pub output: crate::cli::OutputFormat,
 }

@@ -1,0 +1,117 @@
+//! The shipped example and `init`'s template validate, and carry the reference deployment's values.
+
+use homelab_config::template::{InitValues, homelab_yaml};
+use homelab_config::{Encryption, Platform, Role};
+
+use super::workspace_root;
+
+#[test]
+fn m710q_example_is_the_reference_deployment_and_valid() {
+    let path = workspace_root().join("examples/m710q/homelab.yaml");
+    let loaded = homelab_config::load(&path).expect("the example validates");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = loaded.config;
+    let node = &c.nodes[0];
+    assert_eq!(node.network.mac.to_string(), "BC:24:11:CA:FE:01");
+    assert_eq!(node.network.address.to_string(), "192.168.20.100/24");
+    assert_eq!(node.role, Role::Controlplane);
+    assert_eq!(node.encryption, Encryption::Tpm);
+    assert_eq!(c.image.talos_version.with_v(), "v1.12.4");
+    assert!(c.image.secureboot);
+    assert_eq!(
+        c.image.extensions,
+        ["siderolabs/qemu-guest-agent", "siderolabs/nfs-utils"]
+    );
+    assert_eq!(c.cluster.kubernetes_version.to_string(), "1.35.0");
+    let nfs = c.gitops.and_then(|g| g.nfs).expect("nfs");
+    assert_eq!(nfs.server, "nas.home");
+}
+
+#[test]
+fn init_template_validates_without_warnings() {
+    let loaded =
+        homelab_config::parse(&homelab_yaml(&InitValues::reference()), None).expect("valid");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn minimal_config_gets_the_original_defaults() {
+    let source = "proxmox: {endpoint: 'https://pve:8006', token_id: 'a@pve!b'}\nnodes:\n  - name: cp\n    vm_id: 100\n    network: {mac: 'BC:24:11:CA:FE:01', address: 10.0.0.5/24, gateway: 10.0.0.1}\n";
+    let c = homelab_config::parse(source, None).expect("valid").config;
+    assert_eq!(c.image.talos_version.with_v(), "v1.12.4");
+    assert_eq!(c.image.platform, Platform::Nocloud);
+    assert!(c.image.secureboot);
+    assert_eq!(
+        c.image.extensions,
+        ["siderolabs/qemu-guest-agent", "siderolabs/nfs-utils"]
+    );
+    assert_eq!(c.cluster.kubernetes_version.to_string(), "1.35.0");
+    assert!(
+        c.cluster.allow_scheduling_on_control_planes,
+        "a single node schedules workloads"
+    );
+    assert_eq!(c.cluster.endpoint, "https://10.0.0.5:6443");
+    assert_eq!(
+        c.nodes[0].network.nameservers,
+        vec!["10.0.0.1".parse::<std::net::IpAddr>().expect("ip")]
+    );
+    assert_eq!(c.nodes[0].memory_mib, 8192);
+    assert_eq!(c.nodes[0].disk.size_gib, 64);
+    assert_eq!(c.proxmox.iso_storage, "local");
+}
+
+#[test]
+fn workers_turn_off_scheduling_on_control_planes_by_default() {
+    let source = "proxmox: {endpoint: 'https://pve:8006', token_id: 'a@pve!b'}\nnodes:\n  - {name: cp, vm_id: 100, network: {mac: 'BC:24:11:CA:FE:01', address: 10.0.0.5/24, gateway: 10.0.0.1}}\n  - {name: w1, role: worker, vm_id: 101, network: {mac: 'BC:24:11:CA:FE:02', address: 10.0.0.6/24, gateway: 10.0.0.1}}\n";
+    let c = homelab_config::parse(source, None).expect("valid").config;
+    assert!(!c.cluster.allow_scheduling_on_control_planes);
+}
+
+#[test]
+fn committed_schema_file_is_current() {
+    let committed =
+        std::fs::read_to_string(workspace_root().join("crates/homelab-config/homelab.schema.json"))
+            .unwrap_or_default();
+    let current =
+        serde_json::to_string_pretty(&homelab_config::schema::json_schema()).expect("json");
+    assert_eq!(
+        committed.trim_end(),
+        current,
+        "regenerate with `homelabctl schema --write crates/homelab-config/homelab.schema.json`"
+    );
+}
+
+#[test]
+fn example_validates_against_the_json_schema() {
+    let schema = homelab_config::schema::json_schema();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let text = std::fs::read_to_string(workspace_root().join("examples/m710q/homelab.yaml"))
+        .unwrap_or_default();
+    let value = yaml_to_json(&text);
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let bad = serde_json::json!({"proxmox": {"endpoint": "x", "token_id": "y", "nodee": 1}, "nodes": [{}]});
+    assert!(!validator.is_valid(&bad));
+}
+
+fn yaml_to_json(text: &str) -> serde_json::Value {
+    serde_saphyr::from_str(text).expect("the example is plain YAML")
+}
+
+#[test]
+fn example_and_init_template_are_already_formatted() {
+    let example = std::fs::read_to_string(workspace_root().join("examples/m710q/homelab.yaml"))
+        .expect("read");
+    assert_eq!(
+        homelab_config::format::format(&example).as_ref(),
+        Ok(&example)
+    );
+    let template = homelab_yaml(&InitValues::reference());
+    assert_eq!(
+        homelab_config::format::format(&template).as_ref(),
+        Ok(&template)
+    );
+}

@@ -1,1 +1,0 @@
-//! Preflight checks of a Proxmox setup (doctor).

@@ -1,0 +1,32 @@
+//! Integration tests for homelab-talos (one test binary).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod machine_config;
+mod secrets;
+
+use std::path::PathBuf;
+
+/// The shared data directory: `$HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`.
+pub fn shared() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HOMELAB_SHARED") {
+        return PathBuf::from(dir);
+    }
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from("/work/shared")
+}
+
+pub fn talos_fixture(rel: &str) -> String {
+    let path = shared().join("testdata/talos-v1.12.4").join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// One generated bundle shared by the tests (RSA-4096 generation takes seconds).
+pub fn generated_bundle() -> &'static homelab_talos::secrets::SecretsBundle {
+    static BUNDLE: std::sync::OnceLock<homelab_talos::secrets::SecretsBundle> =
+        std::sync::OnceLock::new();
+    BUNDLE
+        .get_or_init(|| homelab_talos::secrets::SecretsBundle::generate().expect("generate bundle"))
+}

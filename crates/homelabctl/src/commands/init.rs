@@ -1,0 +1,127 @@
+//! `homelabctl init`: scaffold a new homelab repository without touching anything that already exists.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use age::secrecy::ExposeSecret;
+use homelab_config::template::{self, InitValues};
+use miette::{IntoDiagnostic, WrapErr, miette};
+
+use super::Global;
+use crate::cli::InitArgs;
+use crate::fsx;
+
+/// The repository-local age identity (gitignored), as in the original system.
+pub const AGE_KEY_FILE: &str = ".age-key.txt";
+
+struct Planned {
+    path: PathBuf,
+    contents: Vec<u8>,
+    mode: u32,
+}
+
+pub fn run(_global: &Global, args: &InitArgs) -> miette::Result<ExitCode> {
+    let dir = &args.dir;
+    std::fs::create_dir_all(dir)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+    let (recipients, new_identity) = recipients(dir, &args.age_recipients)?;
+    let mut files = scaffold(dir, &InitValues::reference(), &recipients);
+    if let Some(identity) = &new_identity {
+        files.push(Planned {
+            path: dir.join(AGE_KEY_FILE),
+            contents: identity.clone().into_bytes(),
+            mode: 0o600,
+        });
+    }
+    let existing: Vec<String> = files
+        .iter()
+        .filter(|f| f.path.exists())
+        .map(|f| f.path.display().to_string())
+        .collect();
+    if !existing.is_empty() && !args.force {
+        return Err(miette!(
+            help = "nothing was written; pass --force to overwrite these files, or init into an empty directory",
+            "refusing to overwrite existing files: {}",
+            existing.join(", ")
+        ));
+    }
+    for file in &files {
+        if let Some(parent) = file.path.parent() {
+            std::fs::create_dir_all(parent).into_diagnostic()?;
+        }
+        fsx::write_atomic(&file.path, &file.contents, file.mode)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write {}", file.path.display()))?;
+        println!("created {}", file.path.display());
+    }
+    if new_identity.is_some() {
+        println!(
+            "generated an age identity in {} (gitignored; back it up: it decrypts every secret)",
+            dir.join(AGE_KEY_FILE).display()
+        );
+    }
+    println!("secrets are encrypted to: {}", recipients.join(", "));
+    println!(
+        "next: edit {}, then run `homelabctl validate`",
+        dir.join(homelab_config::FILE_NAME).display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The files `init` writes for `values`, encrypting to `recipients`.
+fn scaffold(dir: &Path, values: &InitValues, recipients: &[String]) -> Vec<Planned> {
+    let file = |name: &str, contents: String| Planned {
+        path: dir.join(name),
+        contents: contents.into_bytes(),
+        mode: 0o644,
+    };
+    vec![
+        file(homelab_config::FILE_NAME, template::homelab_yaml(values)),
+        file(".sops.yaml", template::sops_yaml(recipients)),
+        file(".gitignore", template::GITIGNORE.to_string()),
+        file("homelab.schema.json", super::schema::schema_text() + "\n"),
+    ]
+}
+
+/// The age recipients to encrypt to, and a newly generated identity file's text when one was made.
+fn recipients(dir: &Path, given: &[String]) -> miette::Result<(Vec<String>, Option<String>)> {
+    if !given.is_empty() {
+        for key in given {
+            age::x25519::Recipient::from_str(key).map_err(|e| {
+                miette!(
+                    help = "an age public key starts with age1",
+                    "invalid --age-recipient `{key}`: {e}"
+                )
+            })?;
+        }
+        return Ok((given.to_vec(), None));
+    }
+    let key_file = dir.join(AGE_KEY_FILE);
+    if key_file.exists() {
+        let text = std::fs::read_to_string(&key_file)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read {}", key_file.display()))?;
+        let identity = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .and_then(|l| age::x25519::Identity::from_str(l).ok())
+            .ok_or_else(|| {
+                miette!(
+                    help = "remove it or fix it; homelabctl never overwrites an identity",
+                    "{} holds no age identity",
+                    key_file.display()
+                )
+            })?;
+        return Ok((vec![identity.to_public().to_string()], None));
+    }
+    let identity = age::x25519::Identity::generate();
+    let public = identity.to_public().to_string();
+    let text = format!(
+        "# created by homelabctl init\n# public key: {public}\n{}\n",
+        identity.to_string().expose_secret()
+    );
+    Ok((vec![public], Some(text)))
+}

@@ -1,0 +1,21 @@
+//! `homelabctl schema`: the JSON Schema of homelab.yaml.
+
+use std::process::ExitCode;
+
+use miette::IntoDiagnostic;
+
+use crate::cli::SchemaArgs;
+use crate::fsx;
+
+pub fn run(args: &SchemaArgs) -> miette::Result<ExitCode> {
+    let text = schema_text();
+    match &args.write {
+        Some(path) => fsx::write_atomic(path, text.as_bytes(), 0o644).into_diagnostic()?,
+        None => println!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn schema_text() -> String {
+    serde_json::to_string_pretty(&homelab_config::schema::json_schema()).unwrap_or_default()
+}

@@ -1,0 +1,31 @@
+//! Integration tests for the homelabctl binary (one test binary, one module per command).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod config_commands;
+mod talos;
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+
+pub fn homelabctl() -> Command {
+    let mut cmd = Command::cargo_bin("homelabctl").expect("binary built");
+    cmd.env_remove("HOMELAB_CONFIG").env("NO_COLOR", "1");
+    cmd
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shared data directory: `$HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`.
+pub fn shared() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HOMELAB_SHARED") {
+        return PathBuf::from(dir);
+    }
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    if beside.is_dir() {
+        return beside;
+    }
+    PathBuf::from("/work/shared")
+}
