@@ -51,6 +51,11 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Talos secrets bundle and machine configuration.
     Talos(crate::commands::talos::TalosArgs),
+    /// Scan the working tree, the git history or the staged changes for secrets (exit 1 on findings).
+    ///
+    /// `--config FILE.toml` (or --gitleaks-config) selects a gitleaks.toml; otherwise PATH/.gitleaks.toml or
+    /// the built-in rules. Exit status: 0 clean, 1 findings or error.
+    Scan(crate::commands::scan::ScanArgs),
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod fmt;
 mod init;
+pub mod scan;
 mod schema;
 pub mod talos;
 mod validate;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
+        Command::Scan(args) => scan::run(&global, args),
     }
 }
 

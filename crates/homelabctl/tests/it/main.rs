@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_commands;
+mod scan;
 mod talos;
 
 use std::path::PathBuf;
