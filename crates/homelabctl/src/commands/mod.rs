@@ -1,9 +1,11 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
 mod fmt;
+pub mod hooks;
 mod init;
 pub mod scan;
 mod schema;
+pub mod setup;
 pub mod talos;
 mod validate;
 
@@ -23,6 +25,8 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
         Command::Scan(args) => scan::run(&global, args),
+        Command::Hooks(args) => hooks::run(args),
+        Command::Setup(args) => setup::run(args),
     }
 }
 
