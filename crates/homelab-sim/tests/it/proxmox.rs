@@ -8,18 +8,6 @@ use std::time::Duration;
 use homelab_sim::proxmox::{ProxmoxSim, PveVersion, SimError, SimOptions};
 use serde_json::Value;
 
-fn shared_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("HOMELAB_SHARED") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.exists() {
-        beside
-    } else {
-        PathBuf::from("/work/shared")
-    }
-}
-
 fn http(sim: &ProxmoxSim) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(sim.ca_pem().as_bytes()) {
