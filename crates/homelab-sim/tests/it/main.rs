@@ -1,0 +1,3 @@
+//! Integration tests of the simulators over real loopback sockets.
+
+mod proxmox;
