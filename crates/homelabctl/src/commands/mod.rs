@@ -7,6 +7,7 @@ mod init;
 pub mod scan;
 mod schema;
 pub mod setup;
+pub mod sops;
 pub mod talos;
 mod validate;
 
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
+        Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
         Command::Scan(args) => scan::run(&global, args),
         Command::Hooks(args) => hooks::run(args),
