@@ -65,6 +65,9 @@ pub enum Command {
     /// First-time set-up of an operator's machine and checkout: an age identity where sops looks for it
     /// (created only if missing; prints the public key), and the git hooks.
     Setup(crate::commands::setup::SetupArgs),
+    /// The cluster's talosconfig and kubeconfig: `export` them SOPS-encrypted to output/, or `decrypt` them
+    /// to the repository root (mode 0600, gitignored) for talosctl and kubectl.
+    Config(crate::commands::config::ConfigArgs),
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod config_commands;
 mod hooks;
+mod outputs;
 mod scan;
 mod talos;
 
