@@ -36,6 +36,11 @@ pub enum OutputFormat {
 pub enum Command {
     /// Print the kustomize build of a directory, byte for byte as `kustomize build` would.
     Build(crate::commands::build::BuildArgs),
+    /// Check the repository: kustomize builds, Flux Kustomizations, manifest schemas, SOPS coverage,
+    /// plaintext Secrets, homelab.yaml. Findings are grouped by file with line numbers.
+    ///
+    /// Exit status: 0 when there is no error, 1 when there are findings of severity error.
+    Check(crate::commands::check::CheckArgs),
     /// Check homelab.yaml: every problem at once, with file:line:col and a hint.
     ///
     /// Exit status: 0 when valid (warnings allowed), 1 when invalid (or any warning with --strict).
@@ -53,6 +58,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Talos secrets bundle and machine configuration.
     Talos(crate::commands::talos::TalosArgs),
+    /// SOPS files encrypted to age keys: encrypt, decrypt, edit, updatekeys (compatible with the sops CLI).
+    Sops(crate::commands::sops::SopsArgs),
     /// Scan the working tree, the git history or the staged changes for secrets (exit 1 on findings).
     ///
     /// `--config FILE.toml` (or --gitleaks-config) selects a gitleaks.toml; otherwise PATH/.gitleaks.toml or
@@ -63,6 +70,9 @@ pub enum Command {
     /// First-time set-up of an operator's machine and checkout: an age identity where sops looks for it
     /// (created only if missing; prints the public key), and the git hooks.
     Setup(crate::commands::setup::SetupArgs),
+    /// The cluster's talosconfig and kubeconfig: `export` them SOPS-encrypted to output/, or `decrypt` them
+    /// to the repository root (mode 0600, gitignored) for talosctl and kubectl.
+    Config(crate::commands::config::ConfigArgs),
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,15 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
 pub mod build;
+pub mod check;
+pub mod config;
 mod fmt;
 pub mod hooks;
 mod init;
 pub mod scan;
 mod schema;
 pub mod setup;
+pub mod sops;
 pub mod talos;
 mod validate;
 
@@ -24,11 +27,14 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Init(args) => init::run(&global, &args),
         Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
-        Command::Talos(args) => talos::run(args),
+        Command::Talos(args) => talos::run(&global, args),
+        Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
+        Command::Check(args) => check::run(args),
         Command::Scan(args) => scan::run(&global, args),
         Command::Hooks(args) => hooks::run(args),
         Command::Setup(args) => setup::run(args),
+        Command::Config(args) => config::run(&global, &args),
     }
 }
 

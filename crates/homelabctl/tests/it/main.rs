@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_commands;
+mod gitops;
 mod hooks;
+mod outputs;
 mod scan;
 mod talos;
 
