@@ -37,34 +37,72 @@ fn trust(config: &Config, base_dir: &Path) -> Result<TlsTrust, WiringError> {
     Ok(match config.proxmox.tls.trust() {
         ConfigTrust::SystemRoots => TlsTrust::SystemRoots,
         ConfigTrust::CaFile(path) => TlsTrust::CaFile(base_dir.join(path)),
-        ConfigTrust::Fingerprint(fp) => TlsTrust::Fingerprint(Fingerprint::parse(&fp).map_err(|e| WiringError {
-            what: "proxmox.tls.fingerprint",
-            message: e.to_string(),
-        })?),
+        ConfigTrust::Fingerprint(fp) => {
+            TlsTrust::Fingerprint(Fingerprint::parse(&fp).map_err(|e| WiringError {
+                what: "proxmox.tls.fingerprint",
+                message: e.to_string(),
+            })?)
+        }
         ConfigTrust::Insecure => TlsTrust::Insecure,
     })
 }
 
-impl Wired {
-    /// Wires a repository whose homelab.yaml is in `base_dir`, with `.homelab/` beside it.
-    pub fn new(config: Config, base_dir: &Path, token_secret: SecretString, bundle: SecretsBundle, events: &EventSink) -> Result<Self, WiringError> {
-        let token = ApiToken::new(config.proxmox.token_id.clone(), token_secret).map_err(|e| WiringError {
+/// The Proxmox adapter for `config`, trusting the server as homelab.yaml says.
+pub fn proxmox(
+    config: &Config,
+    base_dir: &Path,
+    token_secret: SecretString,
+    events: &EventSink,
+) -> Result<Proxmox, WiringError> {
+    let token =
+        ApiToken::new(config.proxmox.token_id.clone(), token_secret).map_err(|e| WiringError {
             what: "proxmox.token_id",
             message: e.to_string(),
         })?;
-        let mut options = ClientOptions::new(config.proxmox.endpoint.clone(), token);
-        options.trust = trust(&config, base_dir)?;
-        let sink = events.clone();
-        let client = Client::new(options)
-            .map_err(|e| WiringError {
-                what: "Proxmox client",
-                message: e.to_string(),
-            })?
-            .with_events(move |e| {
-                if let homelab_proxmox::ClientEvent::Warning { message } = e {
-                    sink.warn("proxmox", message.clone());
-                }
-            });
+    let mut options = ClientOptions::new(config.proxmox.endpoint.clone(), token);
+    options.trust = trust(config, base_dir)?;
+    let sink = events.clone();
+    let client = Client::new(options)
+        .map_err(|e| WiringError {
+            what: "Proxmox client",
+            message: e.to_string(),
+        })?
+        .with_events(move |e| {
+            if let homelab_proxmox::ClientEvent::Warning { message } = e {
+                sink.warn("proxmox", message.clone());
+            }
+        });
+    Ok(Proxmox {
+        client,
+        wait: WaitOptions {
+            timeout: Duration::from_secs(600),
+            ..WaitOptions::default()
+        },
+    })
+}
+
+/// Whether any VM of the cluster exists (so a missing secrets bundle must not be regenerated).
+pub async fn cluster_exists(
+    proxmox: &Proxmox,
+    config: &Config,
+) -> Result<bool, crate::ports::PortError> {
+    use crate::ports::Hypervisor;
+    for node in &config.nodes {
+        if proxmox.vm(&node.proxmox_node, node.vm_id).await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+impl Wired {
+    /// Wires a repository whose homelab.yaml is in `base_dir`, with `.homelab/` beside it.
+    pub fn new(
+        config: Config,
+        base_dir: &Path,
+        proxmox: Proxmox,
+        bundle: SecretsBundle,
+    ) -> Result<Self, WiringError> {
         let factory = Factory::new(&config).map_err(|e| WiringError {
             what: "image.factory",
             message: e.message,
@@ -74,13 +112,7 @@ impl Wired {
             message: e.message,
         })?;
         Ok(Self {
-            proxmox: Proxmox {
-                client,
-                wait: WaitOptions {
-                    timeout: Duration::from_secs(600),
-                    ..WaitOptions::default()
-                },
-            },
+            proxmox,
             factory,
             talos,
             kube: Kube,

@@ -76,27 +76,53 @@ fn bad(status: StatusCode, message: impl Into<String>) -> Response {
 async fn create(State(known): State<Shared>, body: String) -> Response {
     let value: serde_json::Value = match serde_saphyr::from_str(&body) {
         Ok(v) => v,
-        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("error parsing schematic: {e}")),
+        Err(e) => {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                format!("error parsing schematic: {e}"),
+            );
+        }
     };
     let customization = &value["customization"];
     if let Some(map) = value.as_object()
         && map.keys().any(|k| k != "customization" && k != "overlay")
     {
-        return bad(StatusCode::BAD_REQUEST, "error parsing schematic: unknown field");
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "error parsing schematic: unknown field",
+        );
     }
     let extensions: Vec<String> = customization["systemExtensions"]["officialExtensions"]
         .as_array()
-        .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
-    if let Some(unknown) = extensions.iter().find(|e| !OFFICIAL_EXTENSIONS.contains(&e.as_str())) {
-        return bad(StatusCode::BAD_REQUEST, format!("extension {unknown} is not an official extension"));
+    if let Some(unknown) = extensions
+        .iter()
+        .find(|e| !OFFICIAL_EXTENSIONS.contains(&e.as_str()))
+    {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            format!("extension {unknown} is not an official extension"),
+        );
     }
     let schematic = Schematic::with_extensions(extensions);
     let Ok(id) = schematic.id() else {
         return bad(StatusCode::BAD_REQUEST, "invalid schematic");
     };
-    known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).schematics.insert(id.clone());
-    (StatusCode::CREATED, axum::Json(serde_json::json!({"id": id}))).into_response()
+    known
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .schematics
+        .insert(id.clone());
+    (
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({"id": id})),
+    )
+        .into_response()
 }
 
 async fn versions() -> Response {
@@ -105,7 +131,10 @@ async fn versions() -> Response {
 
 async fn extensions(Path(version): Path<String>) -> Response {
     if !VERSIONS.contains(&version.as_str()) {
-        return bad(StatusCode::NOT_FOUND, format!("version {version} not found"));
+        return bad(
+            StatusCode::NOT_FOUND,
+            format!("version {version} not found"),
+        );
     }
     let list: Vec<serde_json::Value> = OFFICIAL_EXTENSIONS
         .iter()
@@ -127,16 +156,39 @@ pub fn iso_bytes(id: &str, version: &str, file: &str) -> Vec<u8> {
     bytes
 }
 
-async fn image(State(known): State<Shared>, Path((id, version, file)): Path<(String, String, String)>) -> Response {
-    if !known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).schematics.contains(&id) {
+async fn image(
+    State(known): State<Shared>,
+    Path((id, version, file)): Path<(String, String, String)>,
+) -> Response {
+    if !known
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .schematics
+        .contains(&id)
+    {
         return bad(StatusCode::NOT_FOUND, format!("schematic {id} not found"));
     }
     if !VERSIONS.contains(&version.as_str()) {
-        return bad(StatusCode::NOT_FOUND, format!("version {version} not found"));
+        return bad(
+            StatusCode::NOT_FOUND,
+            format!("version {version} not found"),
+        );
     }
-    let valid = file.strip_suffix(".iso").is_some_and(|p| ["metal-amd64", "nocloud-amd64", "metal-amd64-secureboot", "nocloud-amd64-secureboot"].contains(&p));
+    let valid = file.strip_suffix(".iso").is_some_and(|p| {
+        [
+            "metal-amd64",
+            "nocloud-amd64",
+            "metal-amd64-secureboot",
+            "nocloud-amd64-secureboot",
+        ]
+        .contains(&p)
+    });
     if !valid {
         return bad(StatusCode::NOT_FOUND, format!("unknown image {file}"));
     }
-    ([("content-type", "application/octet-stream")], iso_bytes(&id, &version, &file)).into_response()
+    (
+        [("content-type", "application/octet-stream")],
+        iso_bytes(&id, &version, &file),
+    )
+        .into_response()
 }

@@ -25,6 +25,17 @@ pub struct LabOptions {
 }
 
 impl LabOptions {
+    /// Timings a person can follow, DHCP leases from `127.0.20.200` (the reference subnet on loopback).
+    pub fn demo() -> Self {
+        let mut proxmox = SimOptions::default();
+        proxmox.timing.task_duration = Duration::from_millis(400);
+        Self {
+            proxmox,
+            dhcp_first: Ipv4Addr::new(127, 0, 20, 200),
+            reboot_delay: Duration::from_millis(800),
+        }
+    }
+
     /// Fast timings and DHCP leases from `127.0.<subnet>.200`.
     pub fn fast(subnet: u8) -> Self {
         Self {
@@ -68,7 +79,9 @@ impl Lab {
         let leases = nodes.clone();
         let first = u32::from(opts.dhcp_first);
         proxmox_opts.dhcp = Some(Arc::new(move |_vmid, mac: &str| {
-            let mut n = leases.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut n = leases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let next = Ipv4Addr::from(first + n.leases.len() as u32);
             *n.leases.entry(mac.to_ascii_lowercase()).or_insert(next)
         }));
@@ -83,13 +96,19 @@ impl Lab {
             let vmid = event.vmid;
             handle.spawn(async move {
                 let node = {
-                    let mut n = nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut n = nodes
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     n.by_vm
                         .entry(vmid)
                         .or_insert_with(|| {
-                            let mut o = NodeOptions::new(SocketAddr::new(ip.into(), homelab_apid::APID_PORT));
+                            let mut o = NodeOptions::new(SocketAddr::new(
+                                ip.into(),
+                                homelab_apid::APID_PORT,
+                            ));
                             o.reboot_delay = reboot_delay;
-                            NodeSim::new(o, schema).unwrap_or_else(|e| panic!("simulated node: {e}"))
+                            NodeSim::new(o, schema)
+                                .unwrap_or_else(|e| panic!("simulated node: {e}"))
                         })
                         .clone()
                 };
@@ -97,7 +116,9 @@ impl Lab {
             });
         }));
         let watcher = tokio::spawn(watch_power(proxmox.clone(), nodes.clone()));
-        let factory = FactorySim::start(0).await.map_err(|e| SimError::Setup(format!("image factory: {e}")))?;
+        let factory = FactorySim::start(0)
+            .await
+            .map_err(|e| SimError::Setup(format!("image factory: {e}")))?;
         Ok(Self {
             proxmox,
             factory,
@@ -119,14 +140,25 @@ impl Lab {
 
     /// The simulated Talos node of a VM, once it has booted.
     pub fn node(&self, vmid: u32) -> Option<NodeSim> {
-        self.nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).by_vm.get(&vmid).cloned()
+        self.nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .by_vm
+            .get(&vmid)
+            .cloned()
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
         self.watcher.abort();
-        for node in self.nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).by_vm.values() {
+        for node in self
+            .nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .by_vm
+            .values()
+        {
             node.power_off();
         }
     }
@@ -136,8 +168,14 @@ impl Drop for Lab {
 async fn watch_power(proxmox: Arc<ProxmoxSim>, nodes: Arc<Mutex<Nodes>>) {
     loop {
         tokio::time::sleep(Duration::from_millis(25)).await;
-        let mut n = nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let vms: BTreeMap<u32, bool> = proxmox.vms().into_iter().map(|v| (v.vmid, v.running)).collect();
+        let mut n = nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let vms: BTreeMap<u32, bool> = proxmox
+            .vms()
+            .into_iter()
+            .map(|v| (v.vmid, v.running))
+            .collect();
         n.by_vm.retain(|vmid, node| match vms.get(vmid) {
             Some(true) => true,
             Some(false) => {

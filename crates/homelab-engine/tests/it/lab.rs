@@ -37,12 +37,18 @@ pub fn homelab_yaml(lab: &Lab, subnet: u8) -> String {
 impl World {
     pub async fn start(subnet: u8) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let lab = Lab::start(LabOptions::fast(subnet)).await.expect("lab starts");
-        let config = homelab_config::parse(&homelab_yaml(&lab, subnet), None).expect("valid config").config;
+        let lab = Lab::start(LabOptions::fast(subnet))
+            .await
+            .expect("lab starts");
+        let config = homelab_config::parse(&homelab_yaml(&lab, subnet), None)
+            .expect("valid config")
+            .config;
         let info = lab.info();
-        let token = ApiToken::new(info.token_id.clone(), info.token_secret.clone().into()).expect("token");
+        let token =
+            ApiToken::new(info.token_id.clone(), info.token_secret.clone().into()).expect("token");
         let mut opts = ClientOptions::new(info.proxmox_endpoint.clone(), token);
-        opts.trust = TlsTrust::Fingerprint(Fingerprint::parse(&info.fingerprint).expect("fingerprint"));
+        opts.trust =
+            TlsTrust::Fingerprint(Fingerprint::parse(&info.fingerprint).expect("fingerprint"));
         let proxmox = Proxmox {
             client: Client::new(opts).expect("client"),
             wait: WaitOptions {
@@ -95,15 +101,25 @@ async fn apply_against_the_simulators_from_nothing_then_nothing_to_change() {
     let w = World::start(41).await;
     let plan = w.engine().plan().await.expect("plan");
     assert!(plan.has_changes());
-    let done = w.engine().converge(false).await.unwrap_or_else(|e| panic!("converge: {e}\n{:?}", w.events.lock().expect("lock")));
-    assert!(String::from_utf8_lossy(&done.kubeconfig).contains("server: https://127.0.41.100:6443"));
+    let done = w
+        .engine()
+        .converge(false)
+        .await
+        .unwrap_or_else(|e| panic!("converge: {e}\n{:?}", w.events.lock().expect("lock")));
+    assert!(
+        String::from_utf8_lossy(&done.kubeconfig).contains("server: https://127.0.41.100:6443")
+    );
     assert_eq!(w.lab.proxmox.vms().len(), 1);
     let node = w.lab.node(100).expect("node booted");
     assert!(node.is_bootstrapped());
     let again = w.engine().plan().await.expect("plan");
     assert!(!again.has_changes(), "{again:?}");
     w.engine().converge(false).await.expect("second apply");
-    assert_eq!(w.lab.proxmox.task_count("qmcreate"), 1, "one VM ever created");
+    assert_eq!(
+        w.lab.proxmox.task_count("qmcreate"),
+        1,
+        "one VM ever created"
+    );
     w.engine().destroy(true, true).await.expect("destroy");
     assert!(w.lab.proxmox.vms().is_empty());
 }
