@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::factory::FactorySim;
+use crate::factory::{FactoryOptions, FactorySim};
 use crate::proxmox::{ProxmoxSim, SimError, SimOptions, VmBootEvent};
 use crate::talos::{ConfigSchema, NodeOptions, NodeSim};
 
@@ -116,7 +116,7 @@ impl Lab {
             });
         }));
         let watcher = tokio::spawn(watch_power(proxmox.clone(), nodes.clone()));
-        let factory = FactorySim::start(0)
+        let factory = FactorySim::start(FactoryOptions::new(SocketAddr::from(([127, 0, 0, 1], 0))))
             .await
             .map_err(|e| SimError::Setup(format!("image factory: {e}")))?;
         Ok(Self {

@@ -9,3 +9,4 @@ pub mod pki;
 pub mod proxmox;
 pub mod shared;
 pub mod talos;
+mod task;
