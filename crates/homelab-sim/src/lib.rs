@@ -4,6 +4,7 @@
 
 pub mod factory;
 pub mod kube;
+pub mod lab;
 pub mod pki;
 pub mod proxmox;
 pub mod shared;
