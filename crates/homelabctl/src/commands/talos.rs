@@ -1,5 +1,5 @@
 //! `homelabctl talos …`: the Talos material homelabctl computes locally — a node's machine config (secrets
-//! masked unless `--reveal`) and the cluster's secrets bundle (`import`, `check`).
+//! masked unless `--reveal`) — and the secrets bundle (`check`, `import`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,12 +10,6 @@ use homelab_talos::machine_config::{self, MachineConfigInput};
 use homelab_talos::pki;
 use homelab_talos::secrets::SecretsBundle;
 use miette::{IntoDiagnostic as _, WrapErr as _, miette};
-use zeroize::Zeroizing;
-
-use super::Global;
-
-/// File name of the SOPS-encrypted secrets bundle, beside homelab.yaml.
-pub const BUNDLE_FILE: &str = "talos-secrets.enc.yaml";
 
 /// Talos secrets bundle and machine configuration.
 #[derive(Debug, Args)]
@@ -42,65 +36,34 @@ pub enum TalosCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
-    /// Take an existing `talosctl gen secrets` bundle (also talhelper's talsecret.yaml) and store it
-    /// SOPS-encrypted as talos-secrets.enc.yaml beside homelab.yaml.
-    Import {
-        /// The plain bundle file.
-        file: PathBuf,
-        /// Replace an existing talos-secrets.enc.yaml (the cluster made with it becomes unreachable).
-        #[arg(long)]
-        force: bool,
-    },
-    /// Make a new bundle for a new cluster (Talos' algorithms) and store it SOPS-encrypted as
-    /// talos-secrets.enc.yaml; refuses when the file exists.
-    Generate,
     /// Validate a plain `talosctl gen secrets` bundle and show its CAs and their expiry (no secret is printed).
     Check {
         /// The bundle file (`secrets.yaml` from talosctl, `talsecret.yaml` from talhelper).
         file: PathBuf,
     },
+    /// Import a plain bundle (`talosctl gen secrets`, talhelper, a backup) into talos-secrets.enc.yaml,
+    /// encrypted through the .sops.yaml rules: how to recover a repository whose bundle was lost while the
+    /// cluster still runs. Refuses to replace an existing bundle unless --force.
+    Import {
+        /// The plain bundle file.
+        file: PathBuf,
+        /// Replace an existing talos-secrets.enc.yaml (only if the cluster was made with FILE's bundle).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
-pub fn run(global: &Global, args: TalosArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &super::Global, args: TalosArgs) -> miette::Result<ExitCode> {
     match args.command {
         TalosCommand::Config { node, reveal } => config(global, node.as_deref(), reveal),
+        TalosCommand::Secrets(SecretsCommand::Check { file }) => check(&file),
         TalosCommand::Secrets(SecretsCommand::Import { file, force }) => {
             import(global, &file, force)
         }
-        TalosCommand::Secrets(SecretsCommand::Generate) => generate(global),
-        TalosCommand::Secrets(SecretsCommand::Check { file }) => check(&file),
     }
 }
 
-/// The repository directory: where homelab.yaml lives.
-fn repo_dir(global: &Global) -> PathBuf {
-    match global.config.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// The one source of the secrets bundle: talos-secrets.enc.yaml beside homelab.yaml, decrypted in memory.
-fn load_bundle(repo: &Path) -> miette::Result<SecretsBundle> {
-    let path = repo.join(BUNDLE_FILE);
-    if !path.exists() {
-        return Err(miette!(
-            help = "a cluster's bundle is made once and kept forever. For an existing cluster restore the file \
-                    from git history or a backup, or `homelabctl talos secrets import` the talosctl bundle; a new \
-                    cluster gets one from `homelabctl talos secrets generate`.",
-            "{} not found: no Talos secrets bundle",
-            path.display()
-        ));
-    }
-    let identities = homelab_sops::Identities::discover(Some(repo)).map_err(|e| miette!("{e}"))?;
-    let decrypted = homelab_sops::decrypt_file(&path, &identities).map_err(|e| miette!("{e}"))?;
-    let plain = decrypted.plaintext(&homelab_sops::Style::default());
-    let text = std::str::from_utf8(&plain)
-        .map_err(|_| miette!("{}: the bundle is not UTF-8 text", path.display()))?;
-    SecretsBundle::from_yaml(text).map_err(|e| miette!("{}: {e}", path.display()))
-}
-
-fn config(global: &Global, node: Option<&str>, reveal: bool) -> miette::Result<ExitCode> {
+fn config(global: &super::Global, node: Option<&str>, reveal: bool) -> miette::Result<ExitCode> {
     let loaded = homelab_config::load(&global.config).map_err(|e| {
         miette!(
             help = "run `homelabctl validate` to see every problem with its position",
@@ -108,29 +71,35 @@ fn config(global: &Global, node: Option<&str>, reveal: bool) -> miette::Result<E
         )
     })?;
     let cfg = &loaded.config;
+    let names = || {
+        cfg.nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let node = match node {
         Some(name) => cfg.node(name).ok_or_else(|| {
-            let names: Vec<&str> = cfg.nodes.iter().map(|n| n.name.as_str()).collect();
             miette!(
-                help = format!("nodes in homelab.yaml: {}", names.join(", ")),
+                help = format!("nodes in homelab.yaml: {}", names()),
                 "no node named `{name}`"
             )
         })?,
         None => match cfg.nodes.as_slice() {
             [only] => only,
             nodes => {
-                let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
                 return Err(miette!(
-                    help = format!("pass --node with one of: {}", names.join(", ")),
+                    help = format!("pass --node with one of: {}", names()),
                     "homelab.yaml has {} nodes; which one?",
                     nodes.len()
                 ));
             }
         },
     };
-    let repo = repo_dir(global);
-    let input = machine_input(cfg, node, &repo)?;
-    let bundle = load_bundle(&repo)?;
+    // The one source of the bundle: talos-secrets.enc.yaml beside homelab.yaml, decrypted in memory.
+    let repo = homelab_repo::Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
+    let bundle = repo.talos_bundle_required().map_err(|e| miette!("{e}"))?;
+    let input = machine_input(cfg, node, repo.root())?;
     let rendered = machine_config::render(&input, &bundle)
         .map_err(|e| miette!("node `{}`: {e}", node.name))?;
     let shown = if reveal {
@@ -166,77 +135,36 @@ fn machine_input(
         .map_err(|e| miette!(help = "check cluster.patches in homelab.yaml", "{e}"))
 }
 
-fn read_bundle_file(file: &Path) -> miette::Result<SecretsBundle> {
-    let text = Zeroizing::new(
+fn import(global: &super::Global, file: &std::path::Path, force: bool) -> miette::Result<ExitCode> {
+    let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(file)
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot read {}", file.display()))?,
     );
-    SecretsBundle::from_yaml(&text).map_err(|e| {
+    let repo = homelab_repo::Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
+    repo.import_talos_bundle(&text, force)
+        .map_err(|e| miette!("{e}"))?;
+    println!(
+        "{}: imported the bundle from {} (encrypted); keep the plain file out of the repository",
+        repo.path(homelab_repo::TALOS_SECRETS_FILE).display(),
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(file: &std::path::Path) -> miette::Result<ExitCode> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(file)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read {}", file.display()))?,
+    );
+    let bundle = SecretsBundle::from_yaml(&text).map_err(|e| {
         miette!(
             help = "the file must be a bundle as written by `talosctl gen secrets` (cluster, secrets, trustdinfo, certs)",
             "{}: {e}",
             file.display()
         )
-    })
-}
-
-fn import(global: &Global, file: &Path, force: bool) -> miette::Result<ExitCode> {
-    let bundle = read_bundle_file(file)?;
-    let target = store_bundle(&repo_dir(global), &bundle, force)?;
-    let os = pki::cert_info(&bundle.certs.os.crt).map_err(|e| miette!("{e}"))?;
-    println!(
-        "imported {} into {} (encrypted; Talos API CA expires {})",
-        file.display(),
-        target.display(),
-        os.expires()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn generate(global: &Global) -> miette::Result<ExitCode> {
-    let repo = repo_dir(global);
-    refuse_existing(&repo.join(BUNDLE_FILE), false)?;
-    let bundle = SecretsBundle::generate().map_err(|e| miette!("{e}"))?;
-    let target = store_bundle(&repo, &bundle, false)?;
-    let os = pki::cert_info(&bundle.certs.os.crt).map_err(|e| miette!("{e}"))?;
-    println!(
-        "generated a new Talos secrets bundle in {} (encrypted; commit it — it is this cluster's identity for good; \
-         CAs expire {})",
-        target.display(),
-        os.expires()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn refuse_existing(target: &Path, force: bool) -> miette::Result<()> {
-    if target.exists() && !force {
-        return Err(miette!(
-            help = "a cluster's bundle is forever: its CAs and tokens are what the nodes trust. Replace it only \
-                    if the old cluster is gone or the new bundle is that cluster's (then pass --force to import).",
-            "{} already exists; refusing to overwrite it",
-            target.display()
-        ));
-    }
-    Ok(())
-}
-
-/// Store the bundle SOPS-encrypted beside homelab.yaml (recipients from .sops.yaml); returns the path.
-fn store_bundle(repo: &Path, bundle: &SecretsBundle, force: bool) -> miette::Result<PathBuf> {
-    let target = repo.join(BUNDLE_FILE);
-    refuse_existing(&target, force)?;
-    let plain = bundle.to_yaml().map_err(|e| miette!("{e}"))?;
-    homelab_sops::encrypt_file(&target, plain.as_bytes(), repo).map_err(|e| {
-        miette!(
-            help = "homelabctl encrypts with the age recipients of the .sops.yaml creation rule for the file",
-            "{e}"
-        )
     })?;
-    Ok(target)
-}
-
-fn check(file: &Path) -> miette::Result<ExitCode> {
-    let bundle = read_bundle_file(file)?;
     println!("{}: valid Talos secrets bundle", file.display());
     let cas = [
         ("os", &bundle.certs.os),
