@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_commands;
+mod gitops;
 mod hooks;
 mod scan;
 mod talos;
