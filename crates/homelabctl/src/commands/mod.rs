@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod check;
+mod check_secrets;
 mod fmt;
 pub mod hooks;
 mod init;
