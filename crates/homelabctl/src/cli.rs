@@ -58,6 +58,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Talos secrets bundle and machine configuration.
     Talos(crate::commands::talos::TalosArgs),
+    /// SOPS files encrypted to age keys: encrypt, decrypt, edit, updatekeys (compatible with the sops CLI).
+    Sops(crate::commands::sops::SopsArgs),
     /// Scan the working tree, the git history or the staged changes for secrets (exit 1 on findings).
     ///
     /// `--config FILE.toml` (or --gitleaks-config) selects a gitleaks.toml; otherwise PATH/.gitleaks.toml or

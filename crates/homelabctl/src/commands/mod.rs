@@ -9,6 +9,7 @@ mod init;
 pub mod scan;
 mod schema;
 pub mod setup;
+pub mod sops;
 pub mod talos;
 mod validate;
 
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
+        Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
         Command::Check(args) => check::run(args),
         Command::Scan(args) => scan::run(&global, args),
