@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod destroy;
+pub mod doctor;
 mod fmt;
 pub mod hooks;
 mod init;
@@ -14,6 +15,7 @@ mod provision;
 pub mod scan;
 mod schema;
 pub mod setup;
+pub mod sim;
 pub mod sops;
 pub mod status;
 pub mod talos;
@@ -46,6 +48,8 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Hooks(args) => hooks::run(args),
         Command::Setup(args) => setup::run(args),
         Command::Config(args) => config::run(&global, &args),
+        Command::Doctor(args) => doctor::run(&global, &args),
+        Command::Sim(args) => sim::run(&global, &args),
     }
 }
 
