@@ -25,6 +25,7 @@ mod auth;
 mod client;
 mod cluster;
 pub mod decode;
+pub mod doctor;
 mod error;
 mod events;
 mod qemu;

@@ -86,6 +86,13 @@ pub enum Command {
     /// The cluster's talosconfig and kubeconfig: `export` them SOPS-encrypted to output/, or `decrypt` them
     /// to the repository root (mode 0600, gitignored) for talosctl and kubectl.
     Config(crate::commands::config::ConfigArgs),
+    /// Check the configured Proxmox: node, PVE version, the token's privileges (per major version), ISO and
+    /// VM storages, bridges; each failure says how to fix it. Reads the token secret from
+    /// HOMELAB_PROXMOX_TOKEN_SECRET. Exit status: 0 when nothing failed, 1 otherwise.
+    Doctor(crate::commands::doctor::DoctorArgs),
+    /// Run the Proxmox VE simulator in the foreground on loopback; prints and writes DIR/sim.json (endpoint,
+    /// token id and secret, certificate fingerprint). Stops cleanly on SIGINT/SIGTERM.
+    Sim(crate::commands::sim::SimArgs),
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! Client ↔ simulator tests over real sockets on loopback.
 
+mod doctor;
 mod errors;
 mod flow;
 mod retry;

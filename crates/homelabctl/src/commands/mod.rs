@@ -7,6 +7,7 @@ mod check_secrets;
 pub mod config;
 pub mod demo;
 pub mod destroy;
+pub mod doctor;
 mod fmt;
 pub mod hooks;
 mod init;
@@ -15,6 +16,7 @@ mod provision;
 pub mod scan;
 mod schema;
 pub mod setup;
+pub mod sim;
 pub mod sops;
 pub mod status;
 pub mod talos;
@@ -47,6 +49,8 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Hooks(args) => hooks::run(args),
         Command::Setup(args) => setup::run(args),
         Command::Config(args) => config::run(&global, &args),
+        Command::Doctor(args) => doctor::run(&global, &args),
+        Command::Sim(args) => sim::run(&global, &args),
     }
 }
 

@@ -5,6 +5,7 @@ mod config_commands;
 mod gitops;
 mod hooks;
 mod outputs;
+mod proxmox;
 mod scan;
 mod talos;
 
