@@ -73,11 +73,10 @@ impl Repo {
     /// `talos-secrets.enc.yaml`, validated first. An existing file is replaced only with `force`.
     pub fn import_talos_bundle(&self, text: &str, force: bool) -> Result<SecretsBundle, RepoError> {
         let path = self.path(TALOS_SECRETS_FILE);
-        let bundle =
-            SecretsBundle::from_yaml(text).map_err(|source| RepoError::BundleInvalid {
-                path: path.clone(),
-                source,
-            })?;
+        let bundle = SecretsBundle::from_yaml(text).map_err(|source| RepoError::BundleInvalid {
+            path: path.clone(),
+            source,
+        })?;
         let bytes = self.encrypt_bundle(&bundle)?;
         if force {
             homelab_sops::write_atomically(&path, &bytes, None)?;
@@ -89,12 +88,13 @@ impl Repo {
 
     fn encrypt_bundle(&self, bundle: &SecretsBundle) -> Result<Vec<u8>, RepoError> {
         let path = self.path(TALOS_SECRETS_FILE);
-        let yaml: Zeroizing<String> = bundle
-            .to_yaml()
-            .map_err(|source| RepoError::BundleInvalid {
-                path: path.clone(),
-                source,
-            })?;
+        let yaml: Zeroizing<String> =
+            bundle
+                .to_yaml()
+                .map_err(|source| RepoError::BundleInvalid {
+                    path: path.clone(),
+                    source,
+                })?;
         encrypt_for(self.root(), &path, yaml.as_bytes())
     }
 }

@@ -80,10 +80,7 @@ pub enum RepoError {
 
     /// The decrypted bundle is not a valid Talos bundle.
     #[error("{}: {source}", path.display())]
-    BundleInvalid {
-        path: PathBuf,
-        source: SecretsError,
-    },
+    BundleInvalid { path: PathBuf, source: SecretsError },
 
     /// A new bundle could not be generated.
     #[error("generating the Talos secrets bundle: {0}")]
@@ -103,7 +100,11 @@ pub enum RepoError {
 }
 
 impl RepoError {
-    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        source: std::io::Error,
+    ) -> Self {
         RepoError::Io {
             path: path.into(),
             action,

@@ -12,7 +12,11 @@ use zeroize::{Zeroize as _, Zeroizing};
 use crate::error::RepoError;
 
 /// Encrypts `plaintext` for `path` with the creation rule the repository's `.sops.yaml` gives for it.
-pub(crate) fn encrypt_for(root: &Path, path: &Path, plaintext: &[u8]) -> Result<Vec<u8>, RepoError> {
+pub(crate) fn encrypt_for(
+    root: &Path,
+    path: &Path,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, RepoError> {
     let name = path.display().to_string();
     let config = SopsConfig::find(root)?.filter(SopsConfig::has_rules);
     let Some(config) = config else {

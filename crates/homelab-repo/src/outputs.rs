@@ -111,7 +111,10 @@ impl Target {
             .control_planes()
             .map(|n| n.network.address.address.to_string())
             .collect();
-        let first = endpoints.first().cloned().ok_or(RepoError::NoControlPlane)?;
+        let first = endpoints
+            .first()
+            .cloned()
+            .ok_or(RepoError::NoControlPlane)?;
         Ok(Target {
             cluster: config.cluster.name.clone(),
             endpoints,
@@ -120,17 +123,24 @@ impl Target {
         })
     }
 
-    fn generate(&self, name: OutputName, bundle: &SecretsBundle) -> Result<Zeroizing<String>, RepoError> {
+    fn generate(
+        &self,
+        name: OutputName,
+        bundle: &SecretsBundle,
+    ) -> Result<Zeroizing<String>, RepoError> {
         Ok(match name {
             OutputName::Talosconfig => Talosconfig::generate(
                 bundle,
                 &TalosconfigInput::admin(&self.cluster, self.endpoints.clone(), self.nodes.clone()),
             )?
             .to_yaml()?,
-            OutputName::Kubeconfig => {
-                Kubeconfig::generate_admin(bundle, &self.cluster, &self.server, ADMIN_CERT_VALIDITY)?
-                    .to_yaml()?
-            }
+            OutputName::Kubeconfig => Kubeconfig::generate_admin(
+                bundle,
+                &self.cluster,
+                &self.server,
+                ADMIN_CERT_VALIDITY,
+            )?
+            .to_yaml()?,
         })
     }
 

@@ -14,7 +14,10 @@ fn bundle_is_created_once_then_reused_unchanged() {
     let bytes = std::fs::read(&path).expect("bundle written");
     let text = String::from_utf8(bytes.clone()).expect("utf8");
     assert!(text.contains("sops:") && text.contains(&t.recipient));
-    assert!(!text.contains(first.cluster.id.expose()), "the cluster id is stored encrypted");
+    assert!(
+        !text.contains(first.cluster.id.expose()),
+        "the cluster id is stored encrypted"
+    );
 
     for may_exist in [false, true] {
         let (again, source) = repo.talos_bundle_or_create(may_exist).expect("reuse");
@@ -25,7 +28,11 @@ fn bundle_is_created_once_then_reused_unchanged() {
     assert_eq!(std::fs::read(&path).expect("read"), bytes, "file untouched");
 
     let out = t.sops(&["-d", TALOS_SECRETS_FILE]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plain = String::from_utf8(out.stdout).expect("utf8");
     let parsed = homelab_talos::secrets::SecretsBundle::from_yaml(&plain).expect("valid bundle");
     assert_eq!(parsed, first, "real sops decrypts the bundle");
@@ -34,10 +41,16 @@ fn bundle_is_created_once_then_reused_unchanged() {
 #[test]
 fn missing_bundle_when_a_cluster_may_exist_is_a_recovery_error_and_writes_nothing() {
     let t = TestRepo::new();
-    let err = t.repo().talos_bundle_or_create(true).expect_err("must refuse");
+    let err = t
+        .repo()
+        .talos_bundle_or_create(true)
+        .expect_err("must refuse");
     assert!(matches!(err, RepoError::BundleMissing { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("homelabctl talos secrets import FILE"), "{msg}");
+    assert!(
+        msg.contains("homelabctl talos secrets import FILE"),
+        "{msg}"
+    );
     assert!(msg.contains(TALOS_SECRETS_FILE), "{msg}");
     assert!(!t.root().join(TALOS_SECRETS_FILE).exists());
 }

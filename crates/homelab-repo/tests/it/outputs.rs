@@ -21,8 +21,15 @@ fn export_is_decrypted_by_real_sops_to_exactly_the_outputs() {
         let raw = std::fs::read_to_string(t.root().join(&rel)).expect("exported");
         assert!(raw.contains("ENC[AES256_GCM"), "{rel} is encrypted");
         let out = t.sops(&["-d", &rel]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8(out.stdout).expect("utf8"), outputs.get(name));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).expect("utf8"),
+            outputs.get(name)
+        );
     }
     let tc = Talosconfig::from_yaml(outputs.get(OutputName::Talosconfig)).expect("talosconfig");
     let ctx = tc.current().expect("context");
@@ -47,7 +54,10 @@ fn second_export_leaves_the_files_byte_for_byte_unchanged() {
         assert_eq!(first.get(name), second.get(name), "reused, not regenerated");
     }
     let files = repo.export_outputs(&second).expect("export again");
-    assert!(files.iter().all(|f| f.written == Written::Unchanged), "{files:?}");
+    assert!(
+        files.iter().all(|f| f.written == Written::Unchanged),
+        "{files:?}"
+    );
     let after: Vec<Vec<u8>> = OutputName::ALL
         .iter()
         .map(|n| std::fs::read(n.exported_path(t.root())).expect("read"))
@@ -66,10 +76,20 @@ fn outputs_are_regenerated_when_the_cluster_endpoint_changes() {
     let kc = Kubeconfig::from_yaml(second.get(OutputName::Kubeconfig)).expect("kubeconfig");
     assert_eq!(kc.clusters[0].cluster.server, "https://127.0.20.200:6443");
     let files = repo.export_outputs(&second).expect("export");
-    let kube = files.iter().find(|f| f.name == OutputName::Kubeconfig).expect("kube");
+    let kube = files
+        .iter()
+        .find(|f| f.name == OutputName::Kubeconfig)
+        .expect("kube");
     assert_eq!(kube.written, Written::Updated);
-    let talos = files.iter().find(|f| f.name == OutputName::Talosconfig).expect("talos");
-    assert_eq!(talos.written, Written::Unchanged, "talosconfig does not depend on the endpoint");
+    let talos = files
+        .iter()
+        .find(|f| f.name == OutputName::Talosconfig)
+        .expect("talos");
+    assert_eq!(
+        talos.written,
+        Written::Unchanged,
+        "talosconfig does not depend on the endpoint"
+    );
 }
 
 #[test]
@@ -78,12 +98,21 @@ fn decrypt_writes_private_gitignored_files_kubectl_accepts() {
     std::fs::write(t.root().join(".gitignore"), "target/\n").expect("gitignore");
     let outputs = repo.outputs(&t.config(), &bundle).expect("outputs");
     let (files, added) = repo.decrypt_outputs(&outputs).expect("decrypt");
-    assert_eq!(added, vec!["/talosconfig".to_string(), "/kubeconfig".to_string()]);
+    assert_eq!(
+        added,
+        vec!["/talosconfig".to_string(), "/kubeconfig".to_string()]
+    );
     for f in &files {
         assert_eq!(f.written, Written::Created);
-        let mode = std::fs::metadata(&f.path).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(&f.path)
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{}", f.path.display());
-        assert_eq!(std::fs::read_to_string(&f.path).expect("read"), outputs.get(f.name));
+        assert_eq!(
+            std::fs::read_to_string(&f.path).expect("read"),
+            outputs.get(f.name)
+        );
     }
     let gitignore = std::fs::read_to_string(t.root().join(".gitignore")).expect("read");
     assert!(gitignore.starts_with("target/\n"));
@@ -100,24 +129,47 @@ fn decrypt_writes_private_gitignored_files_kubectl_accepts() {
     };
     assert!(git(&["init", "-q"]).status.success());
     let ignored = git(&["check-ignore", "talosconfig", "kubeconfig"]);
-    assert_eq!(String::from_utf8_lossy(&ignored.stdout), "talosconfig\nkubeconfig\n");
+    assert_eq!(
+        String::from_utf8_lossy(&ignored.stdout),
+        "talosconfig\nkubeconfig\n"
+    );
 
     let view = Command::new("kubectl")
-        .args(["config", "view", "--kubeconfig", "kubeconfig", "-o", "jsonpath={.clusters[0].cluster.server}"])
+        .args([
+            "config",
+            "view",
+            "--kubeconfig",
+            "kubeconfig",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])
         .current_dir(t.root())
         .output()
         .expect("kubectl");
-    assert!(view.status.success(), "{}", String::from_utf8_lossy(&view.stderr));
-    assert_eq!(String::from_utf8_lossy(&view.stdout), "https://127.0.20.100:6443");
+    assert!(
+        view.status.success(),
+        "{}",
+        String::from_utf8_lossy(&view.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&view.stdout),
+        "https://127.0.20.100:6443"
+    );
 
     // Decrypting again reuses the files: nothing changes, a loosened mode is tightened.
-    std::fs::set_permissions(t.root().join("kubeconfig"), std::fs::Permissions::from_mode(0o644))
-        .expect("chmod");
+    std::fs::set_permissions(
+        t.root().join("kubeconfig"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
     let again = repo.outputs(&t.config(), &bundle).expect("outputs");
     let (files, added) = repo.decrypt_outputs(&again).expect("decrypt again");
     assert!(added.is_empty());
     assert!(files.iter().all(|f| f.written == Written::Unchanged));
-    let mode = std::fs::metadata(t.root().join("kubeconfig")).expect("meta").permissions().mode();
+    let mode = std::fs::metadata(t.root().join("kubeconfig"))
+        .expect("meta")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 

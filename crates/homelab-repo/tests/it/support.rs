@@ -24,7 +24,10 @@ impl TestRepo {
         let key_file = dir.path().join(".age-key.txt");
         std::fs::write(
             &key_file,
-            format!("# public key: {recipient}\n{}\n", id.to_string().expose_secret()),
+            format!(
+                "# public key: {recipient}\n{}\n",
+                id.to_string().expose_secret()
+            ),
         )
         .expect("write key");
         std::fs::write(

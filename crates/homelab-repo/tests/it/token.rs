@@ -14,28 +14,51 @@ fn token_is_read_from_a_file_encrypted_by_real_sops() {
     )
     .expect("write plaintext");
     let out = t.sops(&["-e", "-i", SECRETS_FILE]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let secret = t.repo().proxmox_token_secret_from_file().expect("token");
-    assert_eq!(secret.expose_secret(), "6f1c2e2a-0d4b-4a53-9a0e-0c7f2b1d9e11");
+    assert_eq!(
+        secret.expose_secret(),
+        "6f1c2e2a-0d4b-4a53-9a0e-0c7f2b1d9e11"
+    );
 }
 
 #[test]
 fn missing_secrets_file_says_how_to_create_it() {
     let t = TestRepo::new();
-    let err = t.repo().proxmox_token_secret_from_file().expect_err("missing");
+    let err = t
+        .repo()
+        .proxmox_token_secret_from_file()
+        .expect_err("missing");
     assert!(matches!(err, RepoError::SecretsFileMissing { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("homelabctl secrets set-proxmox-token"), "{msg}");
-    assert!(msg.contains("homelabctl sops edit secrets.enc.yaml"), "{msg}");
+    assert!(
+        msg.contains("homelabctl secrets set-proxmox-token"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("homelabctl sops edit secrets.enc.yaml"),
+        "{msg}"
+    );
     assert!(msg.contains("token_secret:"), "{msg}");
 }
 
 #[test]
 fn file_without_the_key_says_which_key_is_missing() {
     let t = TestRepo::new();
-    homelab_sops::encrypt_file(&t.root().join(SECRETS_FILE), b"proxmox:\n    other: x\n", t.root())
-        .expect("encrypt");
-    let err = t.repo().proxmox_token_secret_from_file().expect_err("no key");
+    homelab_sops::encrypt_file(
+        &t.root().join(SECRETS_FILE),
+        b"proxmox:\n    other: x\n",
+        t.root(),
+    )
+    .expect("encrypt");
+    let err = t
+        .repo()
+        .proxmox_token_secret_from_file()
+        .expect_err("no key");
     assert!(matches!(err, RepoError::TokenMissing { .. }));
     assert!(err.to_string().contains("proxmox.token_secret"));
 }
@@ -44,13 +67,20 @@ fn file_without_the_key_says_which_key_is_missing() {
 fn set_token_creates_the_file_then_updates_it_keeping_other_keys() {
     let t = TestRepo::new();
     let repo = t.repo();
-    repo.set_proxmox_token_secret("first-secret\n").expect("create");
+    repo.set_proxmox_token_secret("first-secret\n")
+        .expect("create");
     assert_eq!(
-        repo.proxmox_token_secret_from_file().expect("read").expose_secret(),
+        repo.proxmox_token_secret_from_file()
+            .expect("read")
+            .expose_secret(),
         "first-secret"
     );
     let out = t.sops(&["-d", SECRETS_FILE]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "proxmox:\n    token_secret: first-secret\n"
@@ -64,7 +94,8 @@ fn set_token_creates_the_file_then_updates_it_keeping_other_keys() {
     .expect("write");
     let out = t.sops(&["-e", "-i", SECRETS_FILE]);
     assert!(out.status.success());
-    repo.set_proxmox_token_secret("second-secret").expect("update");
+    repo.set_proxmox_token_secret("second-secret")
+        .expect("update");
     let out = t.sops(&["-d", SECRETS_FILE]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),

@@ -12,9 +12,12 @@ pub fn initialised_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     run_in(dir.path(), &["init", "."]).success();
     let bundle = shared().join("testdata/talos-v1.12.4/generate/secrets/testdata/secrets.yaml");
-    run_in(dir.path(), &["talos", "secrets", "import", bundle.to_str().expect("utf8")])
-        .success()
-        .stdout(predicate::str::contains("talos-secrets.enc.yaml: imported"));
+    run_in(
+        dir.path(),
+        &["talos", "secrets", "import", bundle.to_str().expect("utf8")],
+    )
+    .success()
+    .stdout(predicate::str::contains("talos-secrets.enc.yaml: imported"));
     dir
 }
 
@@ -40,7 +43,11 @@ fn real_sops_decrypt(dir: &Path, file: &str) -> String {
         .env("HOME", dir)
         .output()
         .expect("sops installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf8")
 }
 
@@ -50,14 +57,22 @@ fn export_then_decrypt_give_the_same_files_real_sops_and_kubectl_accept() {
     let root = dir.path();
     run_in(root, &["config", "export"])
         .success()
-        .stdout(predicate::str::contains("output/talosconfig.enc.yaml: created"))
-        .stdout(predicate::str::contains("output/kubeconfig.enc.yaml: created"));
+        .stdout(predicate::str::contains(
+            "output/talosconfig.enc.yaml: created",
+        ))
+        .stdout(predicate::str::contains(
+            "output/kubeconfig.enc.yaml: created",
+        ));
     let exported_talos = std::fs::read(root.join("output/talosconfig.enc.yaml")).expect("read");
 
     run_in(root, &["config", "export"])
         .success()
-        .stdout(predicate::str::contains("output/talosconfig.enc.yaml: unchanged"))
-        .stdout(predicate::str::contains("output/kubeconfig.enc.yaml: unchanged"));
+        .stdout(predicate::str::contains(
+            "output/talosconfig.enc.yaml: unchanged",
+        ))
+        .stdout(predicate::str::contains(
+            "output/kubeconfig.enc.yaml: unchanged",
+        ));
     assert_eq!(
         std::fs::read(root.join("output/talosconfig.enc.yaml")).expect("read"),
         exported_talos,
@@ -71,7 +86,10 @@ fn export_then_decrypt_give_the_same_files_real_sops_and_kubectl_accept() {
         .stdout(predicate::str::contains(".gitignore").not());
     for name in ["talosconfig", "kubeconfig"] {
         let local = root.join(name);
-        let mode = std::fs::metadata(&local).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(&local)
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(
             std::fs::read_to_string(&local).expect("read"),
@@ -80,11 +98,22 @@ fn export_then_decrypt_give_the_same_files_real_sops_and_kubectl_accept() {
         );
     }
     let view = std::process::Command::new("kubectl")
-        .args(["config", "view", "--kubeconfig", "kubeconfig", "-o", "jsonpath={.current-context}"])
+        .args([
+            "config",
+            "view",
+            "--kubeconfig",
+            "kubeconfig",
+            "-o",
+            "jsonpath={.current-context}",
+        ])
         .current_dir(root)
         .output()
         .expect("kubectl");
-    assert!(view.status.success(), "{}", String::from_utf8_lossy(&view.stderr));
+    assert!(
+        view.status.success(),
+        "{}",
+        String::from_utf8_lossy(&view.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&view.stdout), "admin@homelab");
 }
 
@@ -104,9 +133,12 @@ fn import_refuses_to_replace_an_existing_bundle() {
     let dir = initialised_repo();
     let before = std::fs::read(dir.path().join("talos-secrets.enc.yaml")).expect("read");
     let bundle = shared().join("testdata/talos-v1.12.4/generate/secrets/testdata/secrets.yaml");
-    run_in(dir.path(), &["talos", "secrets", "import", bundle.to_str().expect("utf8")])
-        .failure()
-        .stderr(predicate::str::contains("already exists"));
+    run_in(
+        dir.path(),
+        &["talos", "secrets", "import", bundle.to_str().expect("utf8")],
+    )
+    .failure()
+    .stderr(predicate::str::contains("already exists"));
     assert_eq!(
         std::fs::read(dir.path().join("talos-secrets.enc.yaml")).expect("read"),
         before
