@@ -86,6 +86,13 @@ pub enum Command {
     /// The cluster's talosconfig and kubeconfig: `export` them SOPS-encrypted to output/, or `decrypt` them
     /// to the repository root (mode 0600, gitignored) for talosctl and kubectl.
     Config(crate::commands::config::ConfigArgs),
+    /// The cluster's outputs, like `terraform output`: without NAME a table (secret ones shown as
+    /// `<sensitive>`); `vm_id`; `talosconfig`/`kubeconfig` printed only when standard output is not a
+    /// terminal (pipe or redirect) or with --reveal.
+    Output(crate::commands::output::OutputArgs),
+    /// The repository's secrets.enc.yaml: `set-proxmox-token` stores the Proxmox API token secret read from
+    /// standard input, encrypted.
+    Secrets(crate::commands::secrets::SecretsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -9,10 +9,12 @@ pub mod destroy;
 mod fmt;
 pub mod hooks;
 mod init;
+pub mod output;
 pub mod plan;
 mod provision;
 pub mod scan;
 mod schema;
+pub mod secrets;
 pub mod setup;
 pub mod sops;
 pub mod status;
@@ -46,6 +48,8 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Hooks(args) => hooks::run(args),
         Command::Setup(args) => setup::run(args),
         Command::Config(args) => config::run(&global, &args),
+        Command::Output(args) => output::run(&global, &args),
+        Command::Secrets(args) => secrets::run(&global, &args),
     }
 }
 
