@@ -93,6 +93,13 @@ pub enum Command {
     /// Run the Proxmox VE simulator in the foreground on loopback; prints and writes DIR/sim.json (endpoint,
     /// token id and secret, certificate fingerprint). Stops cleanly on SIGINT/SIGTERM.
     Sim(crate::commands::sim::SimArgs),
+    /// The cluster's outputs, like `terraform output`: without NAME a table (secret ones shown as
+    /// `<sensitive>`); `vm_id`; `talosconfig`/`kubeconfig` printed only when standard output is not a
+    /// terminal (pipe or redirect) or with --reveal.
+    Output(crate::commands::output::OutputArgs),
+    /// The repository's secrets.enc.yaml: `set-proxmox-token` stores the Proxmox API token secret read from
+    /// standard input, encrypted.
+    Secrets(crate::commands::secrets::SecretsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -11,10 +11,12 @@ pub mod doctor;
 mod fmt;
 pub mod hooks;
 mod init;
+pub mod output;
 pub mod plan;
 mod provision;
 pub mod scan;
 mod schema;
+pub mod secrets;
 pub mod setup;
 pub mod sim;
 pub mod sops;
@@ -51,6 +53,8 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Config(args) => config::run(&global, &args),
         Command::Doctor(args) => doctor::run(&global, &args),
         Command::Sim(args) => sim::run(&global, &args),
+        Command::Output(args) => output::run(&global, &args),
+        Command::Secrets(args) => secrets::run(&global, &args),
     }
 }
 

@@ -144,3 +144,116 @@ fn import_refuses_to_replace_an_existing_bundle() {
         before
     );
 }
+
+/// Runs homelabctl under `script`, so its standard output is a terminal; returns (success, what it printed).
+fn run_on_a_terminal(dir: &Path, args: &str) -> (bool, String) {
+    let bin = assert_cmd::cargo::cargo_bin("homelabctl");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{} {args}", bin.display()), "/dev/null"])
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env_remove("HOMELAB_CONFIG")
+        .output()
+        .expect("script (util-linux)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn output_list_shows_secret_outputs_as_sensitive_even_when_piped() {
+    let dir = initialised_repo();
+    let text = run_in(dir.path(), &["output"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).expect("utf8");
+    assert_eq!(
+        text,
+        "vm_id        100\ntalosconfig  <sensitive>\nkubeconfig   <sensitive>\n"
+    );
+    let json = run_in(dir.path(), &["output", "--output", "json"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&json).expect("json");
+    assert_eq!(json["vm_id"]["value"]["talos-cp-01"], 100);
+    assert_eq!(
+        json["kubeconfig"],
+        serde_json::json!({"sensitive": true, "available": true})
+    );
+    run_in(dir.path(), &["output", "vm_id"])
+        .success()
+        .stdout("100\n");
+}
+
+#[test]
+fn secret_output_prints_when_piped_and_is_refused_on_a_terminal_unless_revealed() {
+    let dir = initialised_repo();
+    let root = dir.path();
+    run_in(root, &["config", "export"]).success();
+    let piped = run_in(root, &["output", "kubeconfig"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        String::from_utf8(piped).expect("utf8"),
+        real_sops_decrypt(root, "output/kubeconfig.enc.yaml"),
+        "the exported kubeconfig, unchanged"
+    );
+
+    let (ok, shown) = run_on_a_terminal(root, "output kubeconfig");
+    assert!(!ok);
+    assert!(
+        shown.contains("kubeconfig is secret and standard output is a terminal"),
+        "{shown}"
+    );
+    assert!(!shown.contains("client-key-data"), "{shown}");
+
+    let (ok, shown) = run_on_a_terminal(root, "output talosconfig --reveal");
+    assert!(ok, "{shown}");
+    assert!(shown.contains("contexts:"), "{shown}");
+}
+
+#[test]
+fn set_proxmox_token_reads_standard_input_and_stores_it_encrypted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    run_in(root, &["init", "."]).success();
+    homelabctl()
+        .args(["secrets", "set-proxmox-token"])
+        .current_dir(root)
+        .env("HOME", root)
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .write_stdin("0d9c2a4e-5b1f-4c7e-9a3d-6f8e1b2c3d4e\n")
+        .assert()
+        .success()
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "proxmox.token_secret stored (encrypted)",
+        ));
+    let raw = std::fs::read_to_string(root.join("secrets.enc.yaml")).expect("written");
+    assert!(!raw.contains("0d9c2a4e"));
+    assert_eq!(
+        real_sops_decrypt(root, "secrets.enc.yaml"),
+        "proxmox:\n    token_secret: 0d9c2a4e-5b1f-4c7e-9a3d-6f8e1b2c3d4e\n"
+    );
+    // The secret is never accepted on the command line.
+    run_in(root, &["secrets", "set-proxmox-token", "s3cret"]).failure();
+    homelabctl()
+        .args(["secrets", "set-proxmox-token"])
+        .current_dir(root)
+        .env("HOME", root)
+        .write_stdin("")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "no token secret on standard input",
+        ));
+}
