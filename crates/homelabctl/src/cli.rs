@@ -47,6 +47,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Talos secrets bundle and machine configuration.
     Talos(crate::commands::talos::TalosArgs),
+    /// Change the Flux tree: add an infrastructure component following the tree's pattern.
+    Gitops(crate::commands::gitops::GitopsArgs),
 }
 
 #[derive(Debug, Args)]

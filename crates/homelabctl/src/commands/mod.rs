@@ -1,5 +1,6 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
+pub mod gitops;
 mod init;
 mod schema;
 pub mod talos;
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Init(args) => init::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
+        Command::Gitops(args) => gitops::run(&global, &args),
     }
 }
 

@@ -1,0 +1,8 @@
+//! Integration tests of homelab-flux: the generated tree against the real `kubectl kustomize`, the
+//! Kubernetes 1.35 and Flux/Kyverno schemas, and `kubernetes-validate`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod add_component;
+mod schemas;
+mod support;
+mod tree;
