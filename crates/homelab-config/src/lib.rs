@@ -14,6 +14,7 @@
 //! ```
 
 pub mod diagnostic;
+pub mod format;
 pub mod model;
 pub mod net;
 mod read;

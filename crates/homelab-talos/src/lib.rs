@@ -11,6 +11,7 @@
 //! assert_eq!(again.cluster.id.expose(), bundle.cluster.id.expose());
 //! ```
 
+pub mod machine_config;
 pub mod pem;
 pub mod pki;
 pub mod secret;

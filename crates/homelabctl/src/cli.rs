@@ -43,12 +43,21 @@ pub enum Command {
     ///
     /// Refuses to overwrite any existing file unless --force; files it does not write are never touched.
     Init(InitArgs),
+    /// Rewrite homelab.yaml in the canonical layout (two-space nesting, comments kept); --check only reports.
+    ///
+    /// Exit status with --check: 0 when formatted, 1 when `fmt` would change the file.
+    Fmt(FmtArgs),
     /// Print the JSON Schema of homelab.yaml (editors use it through the modeline `init` writes).
     Schema(SchemaArgs),
     /// Talos secrets bundle and machine configuration.
     Talos(crate::commands::talos::TalosArgs),
     /// Change the Flux tree: add an infrastructure component following the tree's pattern.
     Gitops(crate::commands::gitops::GitopsArgs),
+    /// Scan the working tree, the git history or the staged changes for secrets (exit 1 on findings).
+    ///
+    /// `--config FILE.toml` (or --gitleaks-config) selects a gitleaks.toml; otherwise PATH/.gitleaks.toml or
+    /// the built-in rules. Exit status: 0 clean, 1 findings or error.
+    Scan(crate::commands::scan::ScanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,4 +86,13 @@ pub struct SchemaArgs {
     /// Write the schema to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Report files that are not formatted (exit 1) instead of rewriting them.
+    #[arg(long)]
+    pub check: bool,
+    /// The file to format (default: the --config file).
+    pub file: Option<PathBuf>,
 }

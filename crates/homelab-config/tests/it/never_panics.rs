@@ -26,3 +26,18 @@ proptest! {
         let _ = homelab_config::diagnostics(&mutated, None);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn fmt_never_panics_and_is_idempotent(cut in 0usize..2000, insert in "[ :\\-\\[\\]{}#a-z0-9\n]{0,6}") {
+        let example = std::fs::read_to_string(workspace_root().join("examples/m710q/homelab.yaml")).unwrap_or_default();
+        let mut cut = cut.min(example.len());
+        while !example.is_char_boundary(cut) { cut -= 1; }
+        let mutated = format!("{}{}{}", &example[..cut], insert, &example[cut..]);
+        if let Ok(once) = homelab_config::format::format(&mutated) {
+            prop_assert_eq!(homelab_config::format::format(&once), Ok(once.clone()));
+        }
+    }
+}

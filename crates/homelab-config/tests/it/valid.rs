@@ -100,3 +100,18 @@ fn example_validates_against_the_json_schema() {
 fn yaml_to_json(text: &str) -> serde_json::Value {
     serde_saphyr::from_str(text).expect("the example is plain YAML")
 }
+
+#[test]
+fn example_and_init_template_are_already_formatted() {
+    let example = std::fs::read_to_string(workspace_root().join("examples/m710q/homelab.yaml"))
+        .expect("read");
+    assert_eq!(
+        homelab_config::format::format(&example).as_ref(),
+        Ok(&example)
+    );
+    let template = homelab_yaml(&InitValues::reference());
+    assert_eq!(
+        homelab_config::format::format(&template).as_ref(),
+        Ok(&template)
+    );
+}

@@ -1,6 +1,7 @@
 //! Integration tests for homelab-talos (one test binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod machine_config;
 mod secrets;
 
 use std::path::PathBuf;

@@ -1,7 +1,9 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
 pub mod gitops;
+mod fmt;
 mod init;
+pub mod scan;
 mod schema;
 pub mod talos;
 mod validate;
@@ -18,9 +20,11 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&global, &args),
         Command::Init(args) => init::run(&global, &args),
+        Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
         Command::Gitops(args) => gitops::run(&global, &args),
+        Command::Scan(args) => scan::run(&global, args),
     }
 }
 

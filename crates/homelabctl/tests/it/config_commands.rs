@@ -238,3 +238,33 @@ fn every_command_has_useful_help() {
             .stdout(predicate::str::contains("Usage: homelabctl"));
     }
 }
+
+#[test]
+fn fmt_check_reports_and_fmt_rewrites_keeping_comments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("homelab.yaml");
+    let example = std::fs::read_to_string(workspace_root().join("examples/m710q/homelab.yaml"))
+        .expect("read");
+    let messy = example
+        .replace("\n  node: pve\n", "\n  node: pve   \n")
+        .replace("\n    - siderolabs/", "\n        - siderolabs/");
+    std::fs::write(&file, &messy).expect("write");
+    homelabctl()
+        .args(["fmt", "--check"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is not formatted"));
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        messy,
+        "--check writes nothing"
+    );
+    homelabctl().arg("fmt").arg(&file).assert().success();
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), example);
+    homelabctl()
+        .args(["fmt", "--check"])
+        .arg(&file)
+        .assert()
+        .success();
+}

@@ -1,0 +1,76 @@
+//! The non-secret journal under `.homelab/`: what homelabctl last applied, so plans can show document
+//! diffs and resumes can say where they stopped. Never required for correctness: live state decides.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What was last applied to one node's Talos config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedConfig {
+    /// SHA-256 of the full (secret-bearing) config: a digest, not the secret.
+    pub sha256: String,
+    /// The config with every secret masked, for diffs.
+    pub redacted: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    #[serde(default)]
+    pub machine_configs: BTreeMap<String, AppliedConfig>,
+    /// The last step a run completed, for "resuming after …" messages.
+    #[serde(default)]
+    pub last_step: Option<String>,
+}
+
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Journal {
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("journal.json")
+    }
+
+    /// Reads the journal; a missing or unreadable one is empty (it is only a hint).
+    pub fn load(state_dir: &Path) -> Self {
+        std::fs::read_to_string(Self::path(state_dir))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes the journal atomically.
+    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(state_dir)?;
+        let path = Self::path(state_dir);
+        let tmp = state_dir.join(format!(".journal.json.tmp-{}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).unwrap_or_default())?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_round_trips_and_tolerates_garbage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(Journal::load(dir.path()), Journal::default());
+        let mut j = Journal::default();
+        j.machine_configs.insert(
+            "cp".into(),
+            AppliedConfig {
+                sha256: digest(b"x"),
+                redacted: "a: '***'\n".into(),
+            },
+        );
+        j.save(dir.path()).expect("save");
+        assert_eq!(Journal::load(dir.path()), j);
+        std::fs::write(Journal::path(dir.path()), "{not json").expect("write");
+        assert_eq!(Journal::load(dir.path()), Journal::default());
+    }
+}

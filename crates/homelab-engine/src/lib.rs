@@ -1,0 +1,12 @@
+//! The provisioning engine: turns a validated `homelab.yaml` into the desired resources (image, VMs, machine
+//! configs, bootstrap, kubeconfig), observes what is live, diffs the two into a [`plan::Plan`], and converges
+//! in order, reporting typed [`events::Event`]s.
+//!
+//! Live state (Proxmox, Talos, Kubernetes) is the truth. The engine keeps only a small, non-secret journal and
+//! an apply lock under `.homelab/`; neither is needed for correctness. It never prints and never parses
+//! arguments: the binary renders its events.
+
+pub mod events;
+pub mod journal;
+pub mod lock;
+pub mod plan;

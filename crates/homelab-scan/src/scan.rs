@@ -1,0 +1,460 @@
+//! Running a scan: choosing the configuration and baseline, enumerating the source (working tree, plain
+//! directory, git history, staged changes), detecting in parallel, and filtering accepted findings.
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use crate::baseline::{Baseline, BaselineError};
+use crate::config::{Config, ConfigError};
+use crate::detect::{Detector, Fragment, Options};
+use crate::finding::Finding;
+use crate::gitdiff::{self, FileDiff};
+use crate::sops;
+
+/// What to scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The working tree: files git tracks or would track (`.gitignore` respected); a plain walk outside git.
+    Tree,
+    /// Every file under the root, without consulting git (like `gitleaks dir`).
+    Directory,
+    /// The added lines of every commit on every ref (like `gitleaks git`).
+    History,
+    /// The added lines of the staged changes (for the pre-commit hook).
+    Staged,
+}
+
+/// A scan to run.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    pub root: PathBuf,
+    pub source: Source,
+    /// A gitleaks.toml; `None` uses `<root>/.gitleaks.toml` when present, else homelabctl's defaults.
+    pub config: Option<PathBuf>,
+    /// Accepted findings; `<root>/.gitleaksignore` is always honoured too.
+    pub baseline: Option<PathBuf>,
+    pub options: Options,
+}
+
+impl ScanRequest {
+    /// A working-tree scan of `root` with default configuration discovery.
+    pub fn tree(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            source: Source::Tree,
+            config: None,
+            baseline: None,
+            options: Options::default(),
+        }
+    }
+}
+
+/// The result of a scan.
+#[derive(Debug)]
+pub struct ScanOutcome {
+    /// Findings not accepted by the baseline, in a stable order.
+    pub findings: Vec<Finding>,
+    /// Files (tree, directory) or commits (history) scanned.
+    pub scanned: usize,
+    /// Findings dropped because the baseline accepted them.
+    pub accepted: usize,
+    /// The configuration used (for reports that list rules).
+    pub config: Config,
+}
+
+/// A scan that could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
+    #[error("cannot scan {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`git {args}` failed in {root}: {message}")]
+    Git {
+        root: PathBuf,
+        args: String,
+        message: String,
+    },
+}
+
+impl ScanError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            ScanError::Config(_) => {
+                "fix the configuration file, or run without --config to use the built-in rules"
+            }
+            ScanError::Baseline(_) => {
+                "a baseline holds one fingerprint per line (file:rule:line or commit:file:rule:line)"
+            }
+            ScanError::Io { .. } => "check that the path exists and is readable",
+            ScanError::Git { .. } => {
+                "history and staged scans need a git repository and the `git` command; use --no-git for a plain directory"
+            }
+        }
+    }
+}
+
+/// Runs a scan.
+pub fn run(req: &ScanRequest) -> Result<ScanOutcome, ScanError> {
+    let root = &req.root;
+    if !root.is_dir() {
+        return Err(ScanError::Io {
+            path: root.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        });
+    }
+    let config_path = req
+        .config
+        .clone()
+        .or_else(|| Some(root.join(".gitleaks.toml")).filter(|p| p.is_file()));
+    let config = match &config_path {
+        Some(p) => Config::from_file(p)?,
+        None => Config::homelab_default(),
+    };
+    let mut baseline = Baseline::default();
+    let ignore_file = root.join(".gitleaksignore");
+    if ignore_file.is_file() {
+        baseline.extend(Baseline::load(&ignore_file)?);
+    }
+    if let Some(b) = &req.baseline {
+        baseline.extend(Baseline::load(b)?);
+    }
+
+    let mut detector = Detector::new(config, req.options.clone());
+    for p in config_path.iter().chain(req.baseline.iter()) {
+        if let Some(rel) = relative_to(root, p) {
+            detector.skip_path(rel);
+        }
+    }
+    let threads = match req.options.threads {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        n => n,
+    };
+
+    let (mut findings, scanned) = match req.source {
+        Source::Tree => {
+            let files = match git_ls_files(root) {
+                Ok(files) => files,
+                Err(_) => walk(root)?,
+            };
+            scan_files(&detector, root, &files, threads)
+        }
+        Source::Directory => {
+            let files = walk(root)?;
+            scan_files(&detector, root, &files, threads)
+        }
+        Source::History => {
+            let args = [
+                "log",
+                "-p",
+                "-U0",
+                "--full-history",
+                "--all",
+                "--diff-filter=tuxdb",
+                "--no-color",
+                "--no-ext-diff",
+                gitdiff::LOG_FORMAT,
+            ];
+            scan_diff(&detector, root, &args, threads)?
+        }
+        Source::Staged => {
+            let args = [
+                "diff",
+                "-U0",
+                "--no-ext-diff",
+                "--no-color",
+                "--staged",
+                ".",
+            ];
+            scan_diff(&detector, root, &args, threads)?
+        }
+    };
+    let before = findings.len();
+    findings.retain(|f| !baseline.accepts(f));
+    let accepted = before - findings.len();
+    Ok(ScanOutcome {
+        findings,
+        scanned,
+        accepted,
+        config: detector.config().clone(),
+    })
+}
+
+fn relative_to(root: &Path, p: &Path) -> Option<String> {
+    let abs = |p: &Path| std::fs::canonicalize(p).ok();
+    let (root, p) = (abs(root)?, abs(p)?);
+    let rel = p.strip_prefix(&root).ok()?;
+    Some(
+        rel.components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
+}
+
+/// Files git tracks or would track, relative to `root`.
+fn git_ls_files(root: &Path) -> Result<Vec<String>, ScanError> {
+    let out = git(
+        root,
+        &[
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
+    )?;
+    let mut files: Vec<String> = out
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ScanError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ScanError::Git {
+            root: root.to_owned(),
+            args: args.join(" "),
+            message: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(ScanError::Git {
+            root: root.to_owned(),
+            args: args.join(" "),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// Every regular file under `root` except inside `.git` directories; symlinks are not followed.
+fn walk(root: &Path) -> Result<Vec<String>, ScanError> {
+    let mut files = Vec::new();
+    let mut stack = vec![(root.to_owned(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|source| ScanError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if kind.is_dir() {
+                if name != ".git" {
+                    stack.push((entry.path(), child_rel));
+                }
+            } else if kind.is_file() {
+                files.push(child_rel);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// git's heuristic: a NUL byte in the first 8000 bytes means binary.
+fn is_binary(content: &[u8]) -> bool {
+    content[..content.len().min(8000)].contains(&0)
+}
+
+fn scan_files(
+    detector: &Detector,
+    root: &Path,
+    files: &[String],
+    threads: usize,
+) -> (Vec<Finding>, usize) {
+    let next = AtomicUsize::new(0);
+    let scanned = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                let mut local = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(rel) = files.get(i) else { break };
+                    let path = root.join(rel);
+                    // Symlinks (and files removed since listing) are skipped like gitleaks does by default.
+                    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                        continue;
+                    };
+                    if !meta.is_file() || meta.len() == 0 {
+                        continue;
+                    }
+                    let Ok(content) = std::fs::read(&path) else {
+                        continue;
+                    };
+                    scanned.fetch_add(1, Ordering::Relaxed);
+                    if is_binary(&content)
+                        || (detector.options().sops_aware && sops::is_sops_content(&content))
+                    {
+                        continue;
+                    }
+                    let frag = Fragment {
+                        raw: &content,
+                        path: rel,
+                        start_line: 1,
+                        commit: None,
+                    };
+                    local.extend(detector.detect(&frag));
+                }
+                if let Ok(mut r) = results.lock() {
+                    r.append(&mut local);
+                }
+            });
+        }
+    });
+    let mut findings = results.into_inner().unwrap_or_default();
+    findings.sort_by(|a, b| {
+        (&a.file, a.start_line, &a.rule_id, a.start_column).cmp(&(
+            &b.file,
+            b.start_line,
+            &b.rule_id,
+            b.start_column,
+        ))
+    });
+    (findings, scanned.into_inner())
+}
+
+/// Runs `git <args>` and scans the added lines of its diff output as it streams.
+fn scan_diff(
+    detector: &Detector,
+    root: &Path,
+    args: &[&str],
+    threads: usize,
+) -> Result<(Vec<Finding>, usize), ScanError> {
+    let git_err = |message: String| ScanError::Git {
+        root: root.to_owned(),
+        args: args.join(" "),
+        message,
+    };
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| git_err(e.to_string()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| git_err("no output pipe".into()))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| git_err("no error pipe".into()))?;
+
+    type Batch = Vec<(usize, FileDiff)>;
+    let (tx, rx) = mpsc::sync_channel::<Batch>(64);
+    let rx = Arc::new(Mutex::new(rx));
+    let results = Mutex::new(Vec::<(usize, Finding)>::new());
+    let mut parse_result = Ok(0);
+    let mut stderr_text = String::new();
+    std::thread::scope(|s| {
+        let err_reader = s.spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        for _ in 0..threads.max(1) {
+            let rx = Arc::clone(&rx);
+            let results = &results;
+            s.spawn(move || {
+                let mut local = Vec::new();
+                loop {
+                    let batch = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(batch) = batch else { break };
+                    for (seq, file) in batch {
+                        scan_file_diff(detector, seq, &file, &mut local);
+                    }
+                }
+                if let Ok(mut r) = results.lock() {
+                    r.append(&mut local);
+                }
+            });
+        }
+        let mut seq = 0;
+        let mut batch: Batch = Vec::new();
+        let mut batch_bytes = 0;
+        parse_result = gitdiff::parse(BufReader::with_capacity(1 << 16, stdout), |file| {
+            batch_bytes += file.hunks.iter().map(|h| h.added.len() + 64).sum::<usize>();
+            batch.push((seq, file));
+            seq += 1;
+            if batch_bytes > 32 * 1024 || batch.len() >= 256 {
+                let _ = tx.send(std::mem::take(&mut batch));
+                batch_bytes = 0;
+            }
+        });
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
+        }
+        drop(tx);
+        stderr_text = err_reader.join().unwrap_or_default();
+    });
+    let status = child.wait().map_err(|e| git_err(e.to_string()))?;
+    let commits = parse_result.map_err(|e| git_err(e.to_string()))?;
+    if !status.success() {
+        return Err(git_err(stderr_text.trim().to_owned()));
+    }
+    let mut tagged = results.into_inner().unwrap_or_default();
+    tagged.sort_by(|(sa, a), (sb, b)| {
+        (sa, a.start_line, &a.rule_id, a.start_column).cmp(&(
+            sb,
+            b.start_line,
+            &b.rule_id,
+            b.start_column,
+        ))
+    });
+    Ok((tagged.into_iter().map(|(_, f)| f).collect(), commits))
+}
+
+fn scan_file_diff(
+    detector: &Detector,
+    seq: usize,
+    file: &FileDiff,
+    out: &mut Vec<(usize, Finding)>,
+) {
+    if detector.options().sops_aware && file.hunks.iter().any(|h| sops::is_sops_content(&h.added)) {
+        return;
+    }
+    for hunk in &file.hunks {
+        let frag = Fragment {
+            raw: &hunk.added,
+            path: &file.path,
+            start_line: hunk.start,
+            commit: file.commit.as_ref(),
+        };
+        out.extend(detector.detect(&frag).into_iter().map(|f| (seq, f)));
+    }
+}

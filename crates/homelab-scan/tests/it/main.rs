@@ -1,0 +1,6 @@
+//! Integration tests of homelab-scan: differential against real gitleaks, and the built-in rules on
+//! planted secrets, SOPS files and a Flux tree.
+
+mod differential;
+mod domain_rules;
+mod support;

@@ -1,0 +1,112 @@
+//! `homelabctl scan`: secret scanning of the working tree, git history or staged changes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use homelab_scan::report::{self, Format};
+use homelab_scan::{Baseline, Options, ScanRequest, Source};
+use miette::{IntoDiagnostic, WrapErr, miette};
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Repository or directory to scan.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Scan the added lines of every commit on every ref instead of the working tree.
+    #[arg(long, conflicts_with_all = ["no_git", "staged"])]
+    pub history: bool,
+    /// Scan every file under PATH without consulting git (.gitignore is not applied).
+    #[arg(long, conflicts_with = "staged")]
+    pub no_git: bool,
+    /// Scan only the staged changes (what the pre-commit hook runs).
+    #[arg(long)]
+    pub staged: bool,
+    /// A gitleaks.toml to use instead of `PATH/.gitleaks.toml` or the built-in rules (the global
+    /// `--config` works too when it names a `.toml` file).
+    #[arg(long, value_name = "FILE")]
+    pub gitleaks_config: Option<PathBuf>,
+    /// Accepted findings: fingerprints (file:rule:line, commit:file:rule:line) or a JSON report.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Write the fingerprints of the current findings to FILE (a baseline) and exit 0.
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Report findings on lines marked `gitleaks:allow` / `homelabctl:allow` too.
+    #[arg(long)]
+    pub ignore_allow_comments: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitCode> {
+    // The global `--config` names homelab.yaml; a `.toml` there is the gitleaks configuration.
+    let config = args.gitleaks_config.or_else(|| {
+        (global.config.extension().is_some_and(|e| e == "toml")).then(|| global.config.clone())
+    });
+    let source = if args.history {
+        Source::History
+    } else if args.staged {
+        Source::Staged
+    } else if args.no_git {
+        Source::Directory
+    } else {
+        Source::Tree
+    };
+    let request = ScanRequest {
+        root: args.path,
+        source,
+        config,
+        baseline: args.baseline,
+        options: Options {
+            allow_comments: !args.ignore_allow_comments,
+            ..Options::default()
+        },
+    };
+    let outcome = homelab_scan::scan(&request).map_err(|e| {
+        let hint = e.hint();
+        miette!(help = hint, "{e}")
+    })?;
+    if let Some(path) = args.write_baseline {
+        std::fs::write(&path, Baseline::render(&outcome.findings))
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot write baseline {}", path.display()))?;
+        eprintln!(
+            "wrote {} fingerprint(s) to {}",
+            outcome.findings.len(),
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let format = match (args.format, global.output) {
+        (OutputFormat::Text, crate::cli::OutputFormat::Json) => Format::Json,
+        _ => match args.format {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+            OutputFormat::Sarif => Format::Sarif,
+        },
+    };
+    print!(
+        "{}",
+        report::render(
+            format,
+            &outcome.findings,
+            &outcome.config,
+            outcome.scanned,
+            outcome.accepted
+        )
+    );
+    Ok(if outcome.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
