@@ -1,7 +1,7 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
-pub mod gitops;
 mod fmt;
+pub mod gitops;
 mod init;
 pub mod scan;
 mod schema;
