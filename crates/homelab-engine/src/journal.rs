@@ -16,8 +16,55 @@ pub struct AppliedConfig {
     pub redacted: String,
 }
 
+/// The VM settings homelabctl last applied, to tell drift (changed in Proxmox) from a changed homelab.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmRecord(pub BTreeMap<String, String>);
+
+impl VmRecord {
+    pub fn get(&self, field: &str) -> String {
+        self.0.get(field).cloned().unwrap_or_default()
+    }
+
+    /// (field, value) in a stable, readable order.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        VM_FIELDS.iter().map(|f| (*f, self.get(f))).collect()
+    }
+}
+
+const VM_FIELDS: &[&str] = &[
+    "name", "cores", "memory", "disk", "mac", "bridge", "vlan", "iso",
+];
+
+/// The record of `wanted`, in the units the plan shows (memory MiB, disk `storage:GiB`).
+pub fn vm_record(wanted: &crate::ports::VmWanted) -> VmRecord {
+    let values = [
+        ("name", wanted.name.clone()),
+        ("cores", wanted.cores.to_string()),
+        ("memory", wanted.memory_mib.to_string()),
+        (
+            "disk",
+            format!("{}:{}G", wanted.disk_storage, wanted.disk_gib),
+        ),
+        ("mac", wanted.mac.to_ascii_uppercase()),
+        ("bridge", wanted.bridge.clone()),
+        (
+            "vlan",
+            wanted.vlan.map(|v| v.to_string()).unwrap_or_default(),
+        ),
+        ("iso", wanted.iso_volume.clone()),
+    ];
+    VmRecord(
+        values
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
+    #[serde(default)]
+    pub vms: BTreeMap<String, VmRecord>,
     #[serde(default)]
     pub machine_configs: BTreeMap<String, AppliedConfig>,
     /// The last step a run completed, for "resuming after …" messages.

@@ -6,7 +6,11 @@
 //! an apply lock under `.homelab/`; neither is needed for correctness. It never prints and never parses
 //! arguments: the binary renders its events.
 
+pub mod desired;
 pub mod events;
+pub mod flow;
 pub mod journal;
 pub mod lock;
 pub mod plan;
+pub mod ports;
+pub mod wait;

@@ -1,0 +1,285 @@
+//! Plan, converge and destroy on the fake world.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use homelab_config::Config;
+use homelab_engine::events::{Event, EventSink};
+use homelab_engine::flow::{Engine, Timeouts};
+use homelab_engine::plan::Action;
+
+use super::fake::{Fake, FakeRenderer};
+
+fn config() -> Config {
+    let source = "proxmox: {endpoint: 'https://127.0.0.1:8006', token_id: 'a@pve!b'}\n\
+                  nodes:\n  - name: talos-cp-01\n    vm_id: 100\n    network: {mac: 'BC:24:11:CA:FE:01', address: 127.0.20.100/24, gateway: 127.0.20.1}\n";
+    homelab_config::parse(source, None).expect("valid").config
+}
+
+fn timeouts() -> Timeouts {
+    Timeouts {
+        agent: Duration::from_millis(200),
+        install: Duration::from_millis(500),
+        kubernetes: Duration::from_millis(500),
+        poll: Duration::from_millis(5),
+        retries: 3,
+    }
+}
+
+struct Harness {
+    config: Config,
+    fake: Fake,
+    renderer: FakeRenderer,
+    state: tempfile::TempDir,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let config = config();
+        Self {
+            fake: Fake::new(&config),
+            config,
+            renderer: FakeRenderer {
+                revision: Mutex::new(1),
+            },
+            state: tempfile::tempdir().expect("tempdir"),
+            events: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn engine(&self) -> Engine<'_, Fake, Fake, Fake, Fake> {
+        let sink = self.events.clone();
+        Engine {
+            config: &self.config,
+            hypervisor: &self.fake,
+            factory: &self.fake,
+            talos: &self.fake,
+            kube: &self.fake,
+            renderer: &self.renderer,
+            state_dir: self.state.path().to_path_buf(),
+            events: EventSink::new(move |e| sink.lock().expect("lock").push(e.clone())),
+            timeouts: timeouts(),
+        }
+    }
+
+    fn event_text(&self) -> String {
+        self.events
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|e| format!("{e:?}\n"))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn apply_from_nothing_converges_and_a_second_plan_has_no_changes() {
+    let h = Harness::new();
+    let plan = h.engine().plan().await.expect("plan");
+    let actions: Vec<(String, Action)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.address.clone(), c.action))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("image".into(), Action::Create),
+            ("vm.talos-cp-01".into(), Action::Create),
+            ("machine_config.talos-cp-01".into(), Action::Create),
+            ("bootstrap".into(), Action::Create),
+            ("kubernetes".into(), Action::Create),
+        ]
+    );
+    let done = h.engine().converge(false).await.expect("converge");
+    assert_eq!(done.vm_ids, vec![("talos-cp-01".to_string(), 100)]);
+    assert!(!done.kubeconfig.is_empty());
+    let counts = {
+        let world = h.fake.world.lock().expect("lock");
+        (world.creates, world.bootstraps, world.vms.len())
+    };
+    assert_eq!(counts, (1, 1, 1));
+    let again = h.engine().plan().await.expect("plan");
+    assert!(!again.has_changes(), "{again:?}");
+    h.engine().converge(false).await.expect("second apply");
+    assert_eq!(h.fake.world.lock().expect("lock").creates, 1);
+    assert!(h.event_text().contains("from the guest agent"));
+}
+
+#[tokio::test]
+async fn killed_at_every_step_boundary_the_next_apply_converges_to_one_vm_and_one_bootstrap() {
+    for kill_after in 0..12 {
+        let h = Harness::new();
+        h.fake.world.lock().expect("lock").crash_after = Some(kill_after);
+        let first = h.engine().converge(false).await;
+        h.fake.world.lock().expect("lock").crash_after = None;
+        h.engine().converge(false).await.unwrap_or_else(|e| {
+            panic!(
+                "resume after kill at {kill_after} (first: {:?}): {e}",
+                first.is_ok()
+            )
+        });
+        let counts = {
+            let world = h.fake.world.lock().expect("lock");
+            (world.vms.len(), world.creates, world.bootstraps)
+        };
+        assert_eq!(
+            counts,
+            (1, 1, 1),
+            "kill at {kill_after}: one VM, created once, bootstrapped once"
+        );
+        assert!(
+            !h.engine().plan().await.expect("plan").has_changes(),
+            "kill at {kill_after}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn vm_changed_outside_homelabctl_shows_as_drift_and_apply_fixes_it() {
+    let h = Harness::new();
+    h.engine().converge(false).await.expect("converge");
+    h.fake
+        .world
+        .lock()
+        .expect("lock")
+        .vms
+        .get_mut(&100)
+        .expect("vm")
+        .live
+        .cores = Some(1);
+    let plan = h.engine().plan().await.expect("plan");
+    let vm = plan
+        .changes
+        .iter()
+        .find(|c| c.address == "vm.talos-cp-01")
+        .expect("vm change");
+    assert_eq!(vm.action, Action::Update);
+    let cores = vm
+        .fields
+        .iter()
+        .find(|f| f.field == "cores")
+        .expect("cores");
+    assert!(cores.drift);
+    assert_eq!(
+        (cores.before.as_deref(), cores.after.as_deref()),
+        (Some("1"), Some("4"))
+    );
+    h.engine().converge(false).await.expect("converge");
+    assert!(!h.engine().plan().await.expect("plan").has_changes());
+}
+
+#[tokio::test]
+async fn a_changed_config_is_an_update_with_a_redacted_diff() {
+    let h = Harness::new();
+    h.engine().converge(false).await.expect("converge");
+    *h.renderer.revision.lock().expect("lock") = 2;
+    let plan = h.engine().plan().await.expect("plan");
+    let change = plan
+        .changes
+        .iter()
+        .find(|c| c.address == "machine_config.talos-cp-01")
+        .expect("config");
+    assert_eq!(change.action, Action::Update);
+    let diff = change.document_diff.as_deref().expect("diff");
+    assert!(
+        diff.contains("-   revision: 1") && diff.contains("+   revision: 2"),
+        "{diff}"
+    );
+    let all = format!("{plan:?}");
+    assert!(!all.contains("s3cr3t-token"), "plans never carry secrets");
+    h.engine().converge(false).await.expect("converge");
+    assert!(!h.engine().plan().await.expect("plan").has_changes());
+}
+
+#[tokio::test]
+async fn firmware_changes_need_allow_replace() {
+    let h = Harness::new();
+    h.engine().converge(false).await.expect("converge");
+    h.fake
+        .world
+        .lock()
+        .expect("lock")
+        .vms
+        .get_mut(&100)
+        .expect("vm")
+        .live
+        .tpm_version = Some("v1.2".into());
+    let plan = h.engine().plan().await.expect("plan");
+    assert_eq!(plan.destructive().count(), 1);
+    let err = converge_error(&h, false).await.expect("refused");
+    assert!(
+        err.to_string().contains("destroy")
+            && err.hint().is_some_and(|h| h.contains("--allow-replace"))
+    );
+    assert_eq!(
+        h.fake.world.lock().expect("lock").creates,
+        1,
+        "nothing was touched"
+    );
+    h.engine().converge(true).await.expect("replace");
+    assert_eq!(h.fake.world.lock().expect("lock").creates, 2);
+}
+
+#[tokio::test]
+async fn a_silent_guest_agent_falls_back_to_the_reserved_address_and_says_so() {
+    let h = Harness::new();
+    h.fake.world.lock().expect("lock").agent_silent = true;
+    // With the fallback (the static address) the fake node is not in maintenance there, so the apply
+    // cannot succeed: the engine must say which address it used and fail inside its timeout.
+    let err = converge_error(&h, false).await.expect("fails");
+    assert!(
+        err.to_string().contains("machine_config.talos-cp-01"),
+        "{err}"
+    );
+    assert!(
+        h.event_text()
+            .contains("using 127.0.20.100 from the static address (DHCP reservation)"),
+        "{}",
+        h.event_text()
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_vm_with_our_id_is_never_touched() {
+    let h = Harness::new();
+    {
+        let mut w = h.fake.world.lock().expect("lock");
+        let mut vm = super::fake::Vm::default();
+        vm.live.name = Some("someone-elses-vm".into());
+        w.vms.insert(100, vm);
+    }
+    let err = h.engine().plan().await.expect_err("refused");
+    assert!(err.to_string().contains("not ours"), "{err}");
+    let err = converge_error(&h, false).await.expect("refused");
+    assert!(err.to_string().contains("not ours"));
+    assert_eq!(
+        h.fake.world.lock().expect("lock").vms[&100]
+            .live
+            .name
+            .as_deref(),
+        Some("someone-elses-vm")
+    );
+}
+
+#[tokio::test]
+async fn destroy_removes_everything_and_succeeds_when_already_gone() {
+    let h = Harness::new();
+    h.engine().converge(false).await.expect("converge");
+    h.engine().destroy(true, true).await.expect("destroy");
+    {
+        let w = h.fake.world.lock().expect("lock");
+        assert!(w.vms.is_empty() && w.isos.is_empty());
+    }
+    h.engine().destroy(true, true).await.expect("destroy again");
+    h.engine().converge(false).await.expect("apply again");
+    assert_eq!(h.fake.world.lock().expect("lock").vms.len(), 1);
+}
+
+async fn converge_error(
+    h: &Harness,
+    allow_replace: bool,
+) -> Option<homelab_engine::flow::EngineError> {
+    h.engine().converge(allow_replace).await.err()
+}

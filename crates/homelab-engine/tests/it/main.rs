@@ -1,0 +1,5 @@
+//! The engine's flow against an in-memory world: convergence, idempotence, drift, kill-and-resume at every
+//! step boundary, refusals. (Flows against the real simulators over sockets live in the binary's tests.)
+
+mod fake;
+mod flow;
