@@ -58,6 +58,11 @@ pub enum Command {
     /// `--config FILE.toml` (or --gitleaks-config) selects a gitleaks.toml; otherwise PATH/.gitleaks.toml or
     /// the built-in rules. Exit status: 0 clean, 1 findings or error.
     Scan(crate::commands::scan::ScanArgs),
+    /// Git hooks: install the pre-commit and commit-msg hooks, or run the commit-message check.
+    Hooks(crate::commands::hooks::HooksArgs),
+    /// First-time set-up of an operator's machine and checkout: an age identity where sops looks for it
+    /// (created only if missing; prints the public key), and the git hooks.
+    Setup(crate::commands::setup::SetupArgs),
 }
 
 #[derive(Debug, Args)]

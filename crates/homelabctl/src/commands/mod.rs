@@ -2,9 +2,11 @@
 
 mod fmt;
 pub mod gitops;
+pub mod hooks;
 mod init;
 pub mod scan;
 mod schema;
+pub mod setup;
 pub mod talos;
 mod validate;
 
@@ -25,6 +27,8 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Talos(args) => talos::run(args),
         Command::Gitops(args) => gitops::run(&global, &args),
         Command::Scan(args) => scan::run(&global, args),
+        Command::Hooks(args) => hooks::run(args),
+        Command::Setup(args) => setup::run(args),
     }
 }
 

@@ -1,0 +1,180 @@
+//! The operator's age identity in the place sops looks by default (`<config dir>/sops/age/keys.txt`),
+//! created once with mode 0600 and never overwritten.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use age::secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+/// Where sops reads identities by default: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else on macOS
+/// `~/Library/Application Support/sops/age/keys.txt`, else `~/.config/sops/age/keys.txt`.
+pub fn default_path() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let base = match (xdg, home) {
+        (Some(x), _) if x.is_absolute() => x,
+        (_, Some(h)) if cfg!(target_os = "macos") => h.join("Library/Application Support"),
+        (_, Some(h)) => h.join(".config"),
+        _ => return None,
+    };
+    Some(base.join("sops/age/keys.txt"))
+}
+
+/// The result of [`ensure`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A new identity was written to the path.
+    Created { path: PathBuf, public_key: String },
+    /// An identity was already there; nothing was written.
+    Existing { path: PathBuf, public_key: String },
+}
+
+impl Identity {
+    pub fn public_key(&self) -> &str {
+        match self {
+            Identity::Created { public_key, .. } | Identity::Existing { public_key, .. } => {
+                public_key
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Identity::Created { path, .. } | Identity::Existing { path, .. } => path,
+        }
+    }
+}
+
+/// An identity file that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("neither XDG_CONFIG_HOME nor HOME is set, so the sops key location is unknown")]
+    NoHome,
+    #[error("{path} exists but holds no age identity (AGE-SECRET-KEY-1…); it was left untouched")]
+    NoIdentity { path: PathBuf },
+    #[error("cannot use identity file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Makes sure an age identity exists at `path` (or the default path), creating one if the file is absent.
+pub fn ensure(path: Option<&Path>) -> Result<Identity, IdentityError> {
+    let path = match path {
+        Some(p) => p.to_owned(),
+        None => default_path().ok_or(IdentityError::NoHome)?,
+    };
+    let io = |source| IdentityError::Io {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            let public_key = first_public_key(&text)
+                .ok_or_else(|| IdentityError::NoIdentity { path: path.clone() })?;
+            return Ok(Identity::Existing { path, public_key });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent).map_err(io)?;
+    }
+    let identity = age::x25519::Identity::generate();
+    let public_key = identity.to_public().to_string();
+    let secret = identity.to_string();
+    let content = Zeroizing::new(format!(
+        "# created by homelabctl setup\n# public key: {public_key}\n{}\n",
+        secret.expose_secret()
+    ));
+    write_new_private(&path, content.as_bytes()).map_err(io)?;
+    Ok(Identity::Created { path, public_key })
+}
+
+/// The public key of the first identity in an identity file's text.
+pub fn first_public_key(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .find_map(|l| age::x25519::Identity::from_str(l).ok())
+        .map(|id| id.to_public().to_string())
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Writes a file that must not exist yet, readable by its owner only.
+fn write_new_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(content)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_once_with_owner_only_permissions_then_reuses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cfg/sops/age/keys.txt");
+        let first = ensure(Some(&path)).expect("create");
+        assert!(matches!(first, Identity::Created { .. }));
+        assert!(first.public_key().starts_with("age1"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let before = std::fs::read(&path).expect("read");
+        let second = ensure(Some(&path)).expect("reuse");
+        assert_eq!(
+            second,
+            Identity::Existing {
+                path: path.clone(),
+                public_key: first.public_key().to_owned()
+            }
+        );
+        assert_eq!(std::fs::read(&path).expect("read"), before);
+    }
+
+    #[test]
+    fn a_file_without_identity_is_an_error_and_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys.txt");
+        std::fs::write(&path, "# nothing\n").expect("write");
+        assert!(matches!(
+            ensure(Some(&path)),
+            Err(IdentityError::NoIdentity { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "# nothing\n");
+    }
+}

@@ -1,0 +1,62 @@
+//! `homelabctl setup`: first-time set-up of an operator's machine and checkout.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use homelab_workstation::hooks::Foreign;
+use homelab_workstation::identity::{self, Identity};
+use miette::miette;
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// The repository checkout to set up.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Keep existing git hooks homelabctl did not write and run them first.
+    #[arg(long, conflicts_with = "force")]
+    pub chain: bool,
+    /// Replace existing git hooks homelabctl did not write (they are kept as `<hook>.homelabctl-backup`).
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(args: SetupArgs) -> miette::Result<ExitCode> {
+    // sops reads SOPS_AGE_KEY_FILE first; honour it, else its default keys.txt.
+    let key_file = std::env::var_os("SOPS_AGE_KEY_FILE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let id = identity::ensure(key_file.as_deref()).map_err(|e| {
+        miette!(
+            help = "set SOPS_AGE_KEY_FILE to an identity file, or fix the file named above",
+            "{e}"
+        )
+    })?;
+    match &id {
+        Identity::Created { path, .. } => eprintln!(
+            "created age identity {} (mode 0600; back it up)",
+            path.display()
+        ),
+        Identity::Existing { path, .. } => {
+            eprintln!("age identity {} already exists", path.display())
+        }
+    }
+    println!("{}", id.public_key());
+
+    let foreign = if args.chain {
+        Foreign::Chain
+    } else if args.force {
+        Foreign::Replace
+    } else {
+        Foreign::Refuse
+    };
+    match homelab_workstation::hooks::hooks_dir(&args.dir) {
+        Ok(_) => {
+            for line in super::hooks::install(&args.dir, foreign)? {
+                eprintln!("{line}");
+            }
+        }
+        Err(e) => eprintln!("git hooks not installed: {e}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
