@@ -1,7 +1,10 @@
 //! Integration tests for homelab-talos (one test binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod clientconfig;
+mod factory;
 mod machine_config;
+mod props;
 mod secrets;
 
 use std::path::PathBuf;
