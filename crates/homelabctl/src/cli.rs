@@ -34,6 +34,8 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the kustomize build of a directory, byte for byte as `kustomize build` would.
+    Build(crate::commands::build::BuildArgs),
     /// Check homelab.yaml: every problem at once, with file:line:col and a hint.
     ///
     /// Exit status: 0 when valid (warnings allowed), 1 when invalid (or any warning with --strict).

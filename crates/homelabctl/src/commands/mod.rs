@@ -1,5 +1,6 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
+pub mod build;
 mod fmt;
 pub mod gitops;
 pub mod hooks;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
         Command::Gitops(args) => gitops::run(&global, &args),
+        Command::Build(args) => build::run(args),
         Command::Scan(args) => scan::run(&global, args),
         Command::Hooks(args) => hooks::run(args),
         Command::Setup(args) => setup::run(args),

@@ -1,0 +1,707 @@
+//! A YAML writer that reproduces go-yaml v2's `Marshal` of a JSON value byte for byte: keys in v2's
+//! natural order, 2-space indent, sequences not indented under maps, v2's quoting and 80-column folding.
+//! kustomize prints every resource this way (`sigs.k8s.io/yaml.JSONToYAML`).
+
+use std::cmp::Ordering;
+
+use super::resolve::v2_needs_quotes;
+use super::value::{Map, Value};
+
+const BEST_WIDTH: usize = 80;
+const BEST_INDENT: i32 = 2;
+
+/// Why a value cannot be printed the way kustomize would print it.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EmitError {
+    #[error("value {0} cannot be represented in JSON (kustomize fails the same way)")]
+    NotJson(String),
+}
+
+/// One document, ending in a newline, as go-yaml v2 writes it.
+pub fn to_yaml(v: &Value) -> Result<String, EmitError> {
+    check_json(v)?;
+    let mut e = Emitter {
+        out: String::new(),
+        column: 0,
+        whitespace: true,
+        indention: true,
+        indent: -1,
+        open_ended: false,
+    };
+    e.node(v, false, false);
+    e.indent = -1;
+    e.write_indent();
+    if e.open_ended {
+        e.out.push_str("...\n");
+    }
+    Ok(e.out)
+}
+
+fn check_json(v: &Value) -> Result<(), EmitError> {
+    match v {
+        Value::Float(f) if !f.is_finite() => Err(EmitError::NotJson(format_float(*f))),
+        Value::Seq(items) => items.iter().try_for_each(check_json),
+        Value::Map(m) => m.values().try_for_each(check_json),
+        _ => Ok(()),
+    }
+}
+
+/// go-yaml v2's map key order (`keyList.Less`): letters compare by code point, a non-letter sorts before a
+/// letter, digit runs compare numerically.
+pub fn key_less(a: &str, b: &str) -> Ordering {
+    let ar: Vec<char> = a.chars().collect();
+    let br: Vec<char> = b.chars().collect();
+    let mut i = 0;
+    while i < ar.len() && i < br.len() {
+        if ar[i] == br[i] {
+            i += 1;
+            continue;
+        }
+        let al = ar[i].is_alphabetic();
+        let bl = br[i].is_alphabetic();
+        if al && bl {
+            return ar[i].cmp(&br[i]);
+        }
+        if al || bl {
+            return if bl {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        let (mut an, mut bn): (i64, i64) = (0, 0);
+        if ar[i] == '0' || br[i] == '0' {
+            let mut j = i;
+            while j > 0 {
+                j -= 1;
+                if !ar[j].is_ascii_digit() {
+                    break;
+                }
+                if ar[j] != '0' {
+                    an = 1;
+                    bn = 1;
+                    break;
+                }
+            }
+        }
+        let mut ai = i;
+        while ai < ar.len() && ar[ai].is_ascii_digit() {
+            an = an.wrapping_mul(10).wrapping_add(ar[ai] as i64 - '0' as i64);
+            ai += 1;
+        }
+        let mut bi = i;
+        while bi < br.len() && br[bi].is_ascii_digit() {
+            bn = bn.wrapping_mul(10).wrapping_add(br[bi] as i64 - '0' as i64);
+            bi += 1;
+        }
+        if an != bn {
+            return an.cmp(&bn);
+        }
+        if ai != bi {
+            return ai.cmp(&bi);
+        }
+        return ar[i].cmp(&br[i]);
+    }
+    ar.len().cmp(&br.len())
+}
+
+/// Keys of a map in go-yaml v2 order.
+pub fn sorted_entries(m: &Map) -> Vec<(&String, &Value)> {
+    let mut v: Vec<_> = m.iter().collect();
+    v.sort_by(|a, b| key_less(a.0, b.0));
+    v
+}
+
+/// A float as go-yaml v2 prints a JSON number that went through Go's `encoding/json`.
+pub fn format_float(f: f64) -> String {
+    if f.is_nan() {
+        return ".nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            ".inf".into()
+        } else {
+            "-.inf".into()
+        };
+    }
+    if f.fract() == 0.0 {
+        if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
+            return (f as i64).to_string();
+        }
+        if (0.0..1.844_674_407_370_955e19).contains(&f) {
+            return (f as u64).to_string();
+        }
+    }
+    // Go strconv.FormatFloat(f, 'g', -1, 64): shortest digits; %e when exp < -4 || exp >= 6.
+    let sci = format!("{:e}", f);
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let mut s = String::new();
+    if mant.starts_with('-') {
+        s.push('-');
+    }
+    if !(-4..6).contains(&exp) {
+        push_e(&mut s, &digits, exp);
+    } else if exp < 0 {
+        s.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            s.push('0');
+        }
+        s.push_str(&digits);
+    } else {
+        let dp = (exp + 1) as usize;
+        if digits.len() <= dp {
+            s.push_str(&digits);
+            for _ in digits.len()..dp {
+                s.push('0');
+            }
+        } else {
+            s.push_str(&digits[..dp]);
+            s.push('.');
+            s.push_str(&digits[dp..]);
+        }
+    }
+    s
+}
+
+fn push_e(s: &mut String, digits: &str, exp: i32) {
+    s.push_str(&digits[..1]);
+    if digits.len() > 1 {
+        s.push('.');
+        s.push_str(&digits[1..]);
+    }
+    s.push('e');
+    s.push(if exp < 0 { '-' } else { '+' });
+    let a = exp.abs();
+    if a < 10 {
+        s.push('0');
+    }
+    s.push_str(&a.to_string());
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Style {
+    Plain,
+    Single,
+    Double,
+    Literal,
+}
+
+struct Emitter {
+    out: String,
+    column: usize,
+    whitespace: bool,
+    indention: bool,
+    indent: i32,
+    open_ended: bool,
+}
+
+fn is_printable(c: char) -> bool {
+    let u = c as u32;
+    u == 0x0A
+        || (0x20..=0x7E).contains(&u)
+        || (0xA0..=0xD7FF).contains(&u)
+        || ((0xE000..=0xFFFD).contains(&u) && u != 0xFEFF)
+}
+fn is_break(c: char) -> bool {
+    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+struct Analysis {
+    multiline: bool,
+    flow_plain: bool,
+    block_plain: bool,
+    single: bool,
+    block: bool,
+}
+
+fn analyze(value: &str) -> Analysis {
+    if value.is_empty() {
+        return Analysis {
+            multiline: false,
+            flow_plain: false,
+            block_plain: true,
+            single: true,
+            block: false,
+        };
+    }
+    let chars: Vec<char> = value.chars().collect();
+    let (mut block_ind, mut flow_ind, mut line_breaks, mut special) = (false, false, false, false);
+    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
+        (false, false, false, false);
+    let (mut break_space, mut space_break) = (false, false);
+    let (mut prev_space, mut prev_break) = (false, false);
+    if value.starts_with("---") || value.starts_with("...") {
+        block_ind = true;
+        flow_ind = true;
+    }
+    let mut preceded_by_ws = true;
+    let n = chars.len();
+    for i in 0..n {
+        let c = chars[i];
+        let followed_by_ws = i + 1 >= n || is_blank(chars[i + 1]);
+        if i == 0 {
+            match c {
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => {
+                    flow_ind = true;
+                    block_ind = true;
+                }
+                '?' | ':' => {
+                    flow_ind = true;
+                    if followed_by_ws {
+                        block_ind = true;
+                    }
+                }
+                '-' if followed_by_ws => {
+                    flow_ind = true;
+                    block_ind = true;
+                }
+                _ => {}
+            }
+        } else {
+            match c {
+                ',' | '?' | '[' | ']' | '{' | '}' => flow_ind = true,
+                ':' => {
+                    flow_ind = true;
+                    if followed_by_ws {
+                        block_ind = true;
+                    }
+                }
+                '#' if preceded_by_ws => {
+                    flow_ind = true;
+                    block_ind = true;
+                }
+                _ => {}
+            }
+        }
+        if !is_printable(c) {
+            special = true;
+        }
+        if c == ' ' {
+            if i == 0 {
+                leading_space = true;
+            }
+            if i + 1 == n {
+                trailing_space = true;
+            }
+            if prev_break {
+                break_space = true;
+            }
+            prev_space = true;
+            prev_break = false;
+        } else if is_break(c) {
+            line_breaks = true;
+            if i == 0 {
+                leading_break = true;
+            }
+            if i + 1 == n {
+                trailing_break = true;
+            }
+            if prev_space {
+                space_break = true;
+            }
+            prev_space = false;
+            prev_break = true;
+        } else {
+            prev_space = false;
+            prev_break = false;
+        }
+        preceded_by_ws = is_blank(c) || is_break(c);
+    }
+    let mut a = Analysis {
+        multiline: line_breaks,
+        flow_plain: true,
+        block_plain: true,
+        single: true,
+        block: true,
+    };
+    if leading_space || leading_break || trailing_space || trailing_break {
+        a.flow_plain = false;
+        a.block_plain = false;
+    }
+    if trailing_space {
+        a.block = false;
+    }
+    if break_space {
+        a.flow_plain = false;
+        a.block_plain = false;
+        a.single = false;
+    }
+    if space_break || special {
+        a.flow_plain = false;
+        a.block_plain = false;
+        a.single = false;
+        a.block = false;
+    }
+    if line_breaks {
+        a.flow_plain = false;
+        a.block_plain = false;
+    }
+    if flow_ind {
+        a.flow_plain = false;
+    }
+    if block_ind {
+        a.block_plain = false;
+    }
+    a
+}
+
+impl Emitter {
+    fn put(&mut self, c: char) {
+        self.out.push(c);
+        self.column += 1;
+    }
+    fn put_break(&mut self) {
+        self.out.push('\n');
+        self.column = 0;
+    }
+    fn write_indent(&mut self) {
+        let indent = self.indent.max(0) as usize;
+        if !self.indention || self.column > indent || (self.column == indent && !self.whitespace) {
+            self.put_break();
+        }
+        while self.column < indent {
+            self.put(' ');
+        }
+        self.whitespace = true;
+        self.indention = true;
+    }
+    fn write_indicator(&mut self, ind: &str, need_ws: bool, is_ws: bool, is_indention: bool) {
+        if need_ws && !self.whitespace {
+            self.put(' ');
+        }
+        for c in ind.chars() {
+            self.put(c);
+        }
+        self.whitespace = is_ws;
+        self.indention = self.indention && is_indention;
+        self.open_ended = false;
+    }
+    fn increase_indent(&mut self, flow: bool, indentless: bool) {
+        if self.indent < 0 {
+            self.indent = if flow { BEST_INDENT } else { 0 };
+        } else if !indentless {
+            self.indent += BEST_INDENT;
+        }
+    }
+
+    /// Emits a node; `mapping_ctx`: value of a block mapping; `simple_key`: a mapping key.
+    fn node(&mut self, v: &Value, mapping_ctx: bool, simple_key: bool) {
+        match v {
+            Value::Map(m) if m.is_empty() => self.flow_empty("{", "}"),
+            Value::Seq(s) if s.is_empty() => self.flow_empty("[", "]"),
+            Value::Map(m) => {
+                let saved = self.indent;
+                self.increase_indent(false, false);
+                for (k, val) in sorted_entries(m) {
+                    self.write_indent();
+                    if k.chars().count() > 128 {
+                        self.write_indicator("?", true, false, true);
+                        self.scalar(k, false, false);
+                        self.write_indent();
+                        self.write_indicator(":", true, false, true);
+                    } else {
+                        self.scalar(k, false, true);
+                        self.write_indicator(":", false, false, false);
+                    }
+                    self.node(val, true, false);
+                }
+                self.indent = saved;
+            }
+            Value::Seq(items) => {
+                let saved = self.indent;
+                let indentless = mapping_ctx && !self.indention;
+                self.increase_indent(false, indentless);
+                for item in items {
+                    self.write_indent();
+                    self.write_indicator("-", true, false, true);
+                    self.node(item, false, false);
+                }
+                self.indent = saved;
+            }
+            Value::Null => self.raw_plain("null"),
+            Value::Bool(b) => self.raw_plain(if *b { "true" } else { "false" }),
+            Value::Int(i) => self.raw_plain(&i.to_string()),
+            Value::Float(f) => self.raw_plain(&format_float(*f)),
+            Value::Str(s) => self.scalar(s, true, simple_key),
+        }
+    }
+
+    fn flow_empty(&mut self, open: &str, close: &str) {
+        self.write_indicator(open, true, true, false);
+        self.write_indicator(close, false, false, false);
+    }
+
+    fn raw_plain(&mut self, s: &str) {
+        let saved = self.indent;
+        self.increase_indent(true, false);
+        self.write_plain(s, false);
+        self.indent = saved;
+    }
+
+    /// A string scalar; `check_resolve`: quote when it would not read back as a string.
+    fn scalar(&mut self, s: &str, check_resolve: bool, simple_key: bool) {
+        let _ = check_resolve;
+        let can_plain = !v2_needs_quotes(s);
+        let mut style = if s.contains('\n') {
+            Style::Literal
+        } else if can_plain {
+            Style::Plain
+        } else {
+            Style::Double
+        };
+        let a = analyze(s);
+        if simple_key && a.multiline {
+            style = Style::Double;
+        }
+        if style == Style::Plain && (!a.block_plain || (s.is_empty() && simple_key)) {
+            style = Style::Single;
+        }
+        if style == Style::Single && !a.single {
+            style = Style::Double;
+        }
+        if style == Style::Literal && (!a.block || simple_key) {
+            style = Style::Double;
+        }
+        let saved = self.indent;
+        self.increase_indent(true, false);
+        let allow_breaks = !simple_key;
+        match style {
+            Style::Plain => self.write_plain(s, allow_breaks),
+            Style::Single => self.write_single(s, allow_breaks),
+            Style::Double => self.write_double(s, allow_breaks),
+            Style::Literal => self.write_literal(s),
+        }
+        self.indent = saved;
+    }
+
+    fn write_plain(&mut self, s: &str, allow_breaks: bool) {
+        if !self.whitespace {
+            self.put(' ');
+        }
+        let chars: Vec<char> = s.chars().collect();
+        let mut spaces = false;
+        for i in 0..chars.len() {
+            let c = chars[i];
+            if c == ' ' {
+                let next_space = chars.get(i + 1) == Some(&' ');
+                if allow_breaks && !spaces && self.column > BEST_WIDTH && !next_space {
+                    self.write_indent();
+                } else {
+                    self.put(c);
+                }
+                spaces = true;
+            } else {
+                self.put(c);
+                self.indention = false;
+                spaces = false;
+            }
+        }
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    fn write_single(&mut self, s: &str, allow_breaks: bool) {
+        self.write_indicator("'", true, false, false);
+        let chars: Vec<char> = s.chars().collect();
+        let n = chars.len();
+        let mut spaces = false;
+        let mut breaks = false;
+        for i in 0..n {
+            let c = chars[i];
+            if c == ' ' {
+                let next_space = chars.get(i + 1) == Some(&' ');
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && i > 0
+                    && i < n - 1
+                    && !next_space
+                {
+                    self.write_indent();
+                } else {
+                    self.put(c);
+                }
+                spaces = true;
+            } else if is_break(c) {
+                if !breaks && c == '\n' {
+                    self.put_break();
+                }
+                self.put_break();
+                self.indention = true;
+                breaks = true;
+            } else {
+                if breaks {
+                    self.write_indent();
+                }
+                if c == '\'' {
+                    self.put('\'');
+                }
+                self.put(c);
+                self.indention = false;
+                spaces = false;
+                breaks = false;
+            }
+        }
+        self.write_indicator("'", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    fn write_double(&mut self, s: &str, allow_breaks: bool) {
+        self.write_indicator("\"", true, false, false);
+        let bom_first = s.starts_with('\u{FEFF}');
+        let chars: Vec<(usize, char)> = s.char_indices().collect();
+        let mut spaces = false;
+        for (idx, &(byte_i, c)) in chars.iter().enumerate() {
+            if !is_printable(c) || bom_first || is_break(c) || c == '"' || c == '\\' {
+                self.put('\\');
+                let v = c as u32;
+                let esc = match v {
+                    0x00 => Some('0'),
+                    0x07 => Some('a'),
+                    0x08 => Some('b'),
+                    0x09 => Some('t'),
+                    0x0A => Some('n'),
+                    0x0B => Some('v'),
+                    0x0C => Some('f'),
+                    0x0D => Some('r'),
+                    0x1B => Some('e'),
+                    0x22 => Some('"'),
+                    0x5C => Some('\\'),
+                    0x85 => Some('N'),
+                    0xA0 => Some('_'),
+                    0x2028 => Some('L'),
+                    0x2029 => Some('P'),
+                    _ => None,
+                };
+                match esc {
+                    Some(e) => self.put(e),
+                    None => {
+                        let (p, w) = if v <= 0xFF {
+                            ('x', 2)
+                        } else if v <= 0xFFFF {
+                            ('u', 4)
+                        } else {
+                            ('U', 8)
+                        };
+                        self.put(p);
+                        for k in (0..w).rev() {
+                            let d = (v >> (k * 4)) & 0xF;
+                            self.put(
+                                std::char::from_digit(d, 16)
+                                    .unwrap_or('0')
+                                    .to_ascii_uppercase(),
+                            );
+                        }
+                    }
+                }
+                spaces = false;
+            } else if c == ' ' {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && byte_i > 0
+                    && byte_i < s.len() - 1
+                {
+                    self.write_indent();
+                    if chars.get(idx + 1).map(|x| x.1) == Some(' ') {
+                        self.put('\\');
+                    }
+                } else {
+                    self.put(c);
+                }
+                spaces = true;
+            } else {
+                self.put(c);
+                spaces = false;
+            }
+        }
+        self.write_indicator("\"", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    fn write_literal(&mut self, s: &str) {
+        self.write_indicator("|", true, false, false);
+        let chars: Vec<char> = s.chars().collect();
+        if chars.first().is_some_and(|c| *c == ' ' || is_break(*c)) {
+            let hint = BEST_INDENT.to_string();
+            self.write_indicator(&hint, false, false, false);
+        }
+        self.open_ended = false;
+        let last = chars.last().copied();
+        let chomp = match last {
+            None => Some("-"),
+            Some(c) if !is_break(c) => Some("-"),
+            Some(_) if chars.len() == 1 => {
+                self.open_ended = true;
+                Some("+")
+            }
+            Some(_) => {
+                if is_break(chars[chars.len() - 2]) {
+                    self.open_ended = true;
+                    Some("+")
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(ch) = chomp {
+            let oe = self.open_ended;
+            self.write_indicator(ch, false, false, false);
+            self.open_ended = oe;
+        }
+        self.put_break();
+        self.indention = true;
+        self.whitespace = true;
+        let mut breaks = true;
+        for c in chars {
+            if is_break(c) {
+                if c == '\n' {
+                    self.put_break();
+                } else {
+                    self.out.push(c);
+                    self.column = 0;
+                }
+                self.indention = true;
+                breaks = true;
+            } else {
+                if breaks {
+                    self.write_indent();
+                }
+                self.put(c);
+                self.indention = false;
+                breaks = false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_naturally_with_non_letters_first() {
+        let mut keys = vec!["a10", "a9", "Zed", "_x", "N", "amp"];
+        keys.sort_by(|a, b| key_less(a, b));
+        assert_eq!(keys, vec!["_x", "N", "Zed", "a9", "a10", "amp"]);
+    }
+
+    #[test]
+    fn floats_format_like_go() {
+        assert_eq!(format_float(1.5), "1.5");
+        assert_eq!(format_float(1.0), "1");
+        assert_eq!(format_float(123456789.5), "1.234567895e+08");
+        assert_eq!(format_float(0.000001), "1e-06");
+        assert_eq!(format_float(0.0001), "0.0001");
+        assert_eq!(format_float(1e21), "1e+21");
+        assert_eq!(format_float(1e20), "1e+20");
+    }
+}
