@@ -28,6 +28,14 @@ pub(super) fn generate(
         "addresses": [{"address": format!("{}/{}", input.node.address, input.node.prefix)}],
         "routes": [{"gateway": input.node.gateway.to_string()}],
     }));
+    if let (Some(vip), Role::ControlPlane) = (input.cluster.vip, input.node.role) {
+        docs.push(json!({
+            "apiVersion": "v1alpha1",
+            "kind": "Layer2VIPConfig",
+            "name": vip.to_string(),
+            "link": LINK_ALIAS,
+        }));
+    }
     if !input.node.nameservers.is_empty() {
         let nameservers: Vec<Value> = input
             .node

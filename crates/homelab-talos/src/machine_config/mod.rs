@@ -4,7 +4,7 @@
 //!
 //! Documents, in order: the v1alpha1 document, `HostnameConfig` (static hostname, never `auto`),
 //! `LinkAliasConfig` (the NIC picked by its MAC, named `net0`), `LinkConfig` (static address and default
-//! route on that link), `ResolverConfig`, and with `tpm` encryption `VolumeConfig` for STATE and EPHEMERAL
+//! route on that link), `Layer2VIPConfig` on control planes when the cluster has a VIP, `ResolverConfig`, and with `tpm` encryption `VolumeConfig` for STATE and EPHEMERAL
 //! (LUKS2, key sealed by the TPM). Rendering is deterministic: the same inputs give byte-identical YAML.
 
 mod documents;
@@ -73,6 +73,8 @@ pub struct ClusterInput {
     pub dns_domain: String,
     /// Let workloads run on control planes (set for a single-node cluster).
     pub allow_scheduling_on_control_planes: bool,
+    /// Shared virtual IP of the control planes (Layer2VIPConfig on their link), for HA clusters.
+    pub vip: Option<IpAddr>,
 }
 
 /// Per-node inputs.
@@ -123,6 +125,7 @@ impl ClusterInput {
             service_subnets: vec!["10.96.0.0/12".into()],
             dns_domain: "cluster.local".into(),
             allow_scheduling_on_control_planes: false,
+            vip: None,
         }
     }
 }

@@ -97,6 +97,20 @@ pub(super) fn check_input(input: &MachineConfigInput) -> Result<(), ConfigError>
             "must be a device path like /dev/sda",
         ));
     }
+    if let Some(vip) = c.vip {
+        if vip == n.address {
+            return Err(input_error(
+                "cluster.vip",
+                "the VIP must differ from every node's own address",
+            ));
+        }
+        if vip.is_ipv4() != n.address.is_ipv4() {
+            return Err(input_error(
+                "cluster.vip",
+                "the VIP and the node address must be the same IP family",
+            ));
+        }
+    }
     let image = input.installer_image.as_str();
     if image.is_empty() {
         return Err(input_error(

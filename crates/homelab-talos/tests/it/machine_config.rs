@@ -149,6 +149,29 @@ fn worker_carries_no_ca_keys_and_no_encryption_docs_without_tpm() {
 }
 
 #[test]
+fn control_planes_of_an_ha_cluster_carry_the_vip_on_their_link() {
+    let mut cp = input(Role::ControlPlane, Encryption::Tpm);
+    cp.cluster.vip = Some(ip("192.168.20.99"));
+    let config = render(&cp, generated_bundle()).unwrap();
+    schema().validate(config.documents()).unwrap();
+    let vip = config
+        .document("Layer2VIPConfig", Some("192.168.20.99"))
+        .unwrap();
+    assert_eq!(vip["link"], "net0");
+    let mut worker = cp.clone();
+    worker.node.role = Role::Worker;
+    let config = render(&worker, generated_bundle()).unwrap();
+    assert!(config.document("Layer2VIPConfig", None).is_none());
+    cp.cluster.vip = Some(cp.node.address);
+    assert!(
+        render(&cp, generated_bundle())
+            .unwrap_err()
+            .to_string()
+            .contains("cluster.vip")
+    );
+}
+
+#[test]
 fn rendering_twice_is_byte_identical() {
     let mut i = input(Role::ControlPlane, Encryption::Tpm);
     i.patches
