@@ -6,6 +6,7 @@
 //! an apply lock under `.homelab/`; neither is needed for correctness. It never prints and never parses
 //! arguments: the binary renders its events.
 
+pub mod adapters;
 pub mod desired;
 pub mod events;
 pub mod flow;
@@ -13,4 +14,5 @@ pub mod journal;
 pub mod lock;
 pub mod plan;
 pub mod ports;
+pub mod talos_render;
 pub mod wait;

@@ -3,3 +3,4 @@
 
 mod fake;
 mod flow;
+mod render;
