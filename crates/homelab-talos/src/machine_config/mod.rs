@@ -194,6 +194,35 @@ impl RenderedConfig {
         }
     }
 
+    /// Static addresses from the `LinkConfig` documents: `(link, address, prefix)` in document order
+    /// (what a node serves on once the config is applied).
+    pub fn link_addresses(&self) -> Vec<(String, IpAddr, u8)> {
+        let mut out = Vec::new();
+        for doc in self
+            .documents
+            .iter()
+            .filter(|d| patch::doc_kind(d) == "LinkConfig")
+        {
+            let link = patch::doc_name(doc).unwrap_or_default().to_string();
+            let addresses = doc
+                .get("addresses")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            for a in addresses {
+                let parsed = a
+                    .get("address")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.split_once('/'))
+                    .and_then(|(ip, prefix)| Some((ip.parse().ok()?, prefix.parse().ok()?)));
+                if let Some((ip, prefix)) = parsed {
+                    out.push((link.clone(), ip, prefix));
+                }
+            }
+        }
+        out
+    }
+
     /// Find a document by kind (`v1alpha1` for the legacy document) and optional name.
     pub fn document(&self, kind: &str, name: Option<&str>) -> Option<&Value> {
         self.documents.iter().find(|d| {
@@ -211,6 +240,29 @@ pub(crate) fn to_yaml_document(doc: &Value) -> Result<String, ConfigError> {
         min_fold_chars: usize::MAX / 2,
     };
     serde_saphyr::to_string_with_options(doc, options).map_err(|e| ConfigError::Yaml(e.to_string()))
+}
+
+/// Why a config received for applying is refused (what a Talos node checks before accepting it).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyCheckError {
+    #[error(transparent)]
+    Parse(#[from] ConfigError),
+    #[error(transparent)]
+    Schema(#[from] schema::SchemaError),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+}
+
+/// Check a multi-document config as a node would before applying it: it parses, every document matches
+/// the schema of its kind (unknown keys are refused), and the Talos rules hold.
+pub fn check_for_apply(
+    text: &str,
+    schema: &schema::TalosSchema,
+) -> Result<RenderedConfig, ApplyCheckError> {
+    let config = RenderedConfig::from_yaml(text)?;
+    schema.validate(config.documents())?;
+    rules::check_documents(config.documents())?;
+    Ok(config)
 }
 
 /// Render the node's machine configuration: generated documents, then the patches, then the rule checks.

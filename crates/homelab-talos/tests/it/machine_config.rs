@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use homelab_talos::machine_config::schema::TalosSchema;
 use homelab_talos::machine_config::{
-    ClusterInput, ConfigError, Encryption, MachineConfigInput, NodeInput, Patch, RenderedConfig,
-    Role, RuleError, redact, render,
+    ApplyCheckError, ClusterInput, ConfigError, Encryption, MachineConfigInput, NodeInput, Patch,
+    RenderedConfig, Role, RuleError, check_for_apply, redact, render,
 };
 use serde_json::{Value, json};
 
@@ -169,6 +169,33 @@ fn control_planes_of_an_ha_cluster_carry_the_vip_on_their_link() {
             .to_string()
             .contains("cluster.vip")
     );
+}
+
+#[test]
+fn a_rendered_config_passes_the_apply_check_and_reports_its_static_address() {
+    let config = render(
+        &input(Role::ControlPlane, Encryption::Tpm),
+        generated_bundle(),
+    )
+    .unwrap();
+    let text = config.to_yaml().unwrap();
+    let checked = check_for_apply(&text, schema()).unwrap();
+    assert_eq!(
+        checked.link_addresses(),
+        [("net0".to_string(), ip("192.168.20.100"), 24)]
+    );
+    let unknown = text.replace("    certSANs: []\n", "    certSANs: []\n    bogus: 1\n");
+    let err = check_for_apply(&unknown, schema()).unwrap_err();
+    assert!(matches!(err, ApplyCheckError::Schema(_)), "{err}");
+    assert!(err.to_string().contains("bogus"), "{err}");
+    let auto = format!(
+        "{}---\napiVersion: v1alpha1\nkind: HostnameConfig\nauto: stable\n",
+        text.as_str()
+    );
+    assert!(matches!(
+        check_for_apply(&auto, schema()).unwrap_err(),
+        ApplyCheckError::Rule(_)
+    ));
 }
 
 #[test]
