@@ -184,7 +184,11 @@ pub fn resources_from_text(text: &str, path: &Path) -> Result<Vec<Resource>> {
     })?;
     let mut out = Vec::new();
     for d in docs {
+        let start = out.len();
         push_object(d.value, path, &mut out)?;
+        for r in &mut out[start..] {
+            r.origin = Some((path.to_path_buf(), d.line));
+        }
     }
     Ok(out)
 }

@@ -187,6 +187,7 @@ pub fn generate(
         obj.insert("immutable".into(), Value::Bool(true));
     }
     let mut r = Resource::new(obj);
+    r.origin = Some((loader.kustomization_file(), 1));
     r.generated = Some(Generated {
         hash_suffix: opts.disable_name_suffix_hash != Some(true),
     });

@@ -18,6 +18,8 @@ pub struct Resource {
     /// Earlier (name, namespace) pairs, oldest first; nameReference rewrites refs that use any of them.
     pub previous: Vec<(String, String)>,
     pub generated: Option<Generated>,
+    /// The file and 1-based line the object was read from (the kustomization file for generated objects).
+    pub origin: Option<(std::path::PathBuf, usize)>,
 }
 
 impl Resource {
@@ -26,6 +28,7 @@ impl Resource {
             obj,
             previous: Vec::new(),
             generated: None,
+            origin: None,
         }
     }
     fn str_at(&self, path: &[&str]) -> &str {

@@ -36,6 +36,11 @@ pub enum OutputFormat {
 pub enum Command {
     /// Print the kustomize build of a directory, byte for byte as `kustomize build` would.
     Build(crate::commands::build::BuildArgs),
+    /// Check the repository: kustomize builds, Flux Kustomizations, manifest schemas, SOPS coverage,
+    /// plaintext Secrets, homelab.yaml. Findings are grouped by file with line numbers.
+    ///
+    /// Exit status: 0 when there is no error, 1 when there are findings of severity error.
+    Check(crate::commands::check::CheckArgs),
     /// Check homelab.yaml: every problem at once, with file:line:col and a hint.
     ///
     /// Exit status: 0 when valid (warnings allowed), 1 when invalid (or any warning with --strict).

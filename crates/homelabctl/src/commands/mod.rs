@@ -1,6 +1,7 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
 pub mod build;
+pub mod check;
 mod fmt;
 pub mod gitops;
 pub mod hooks;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Talos(args) => talos::run(args),
         Command::Gitops(args) => gitops::run(&global, &args),
         Command::Build(args) => build::run(args),
+        Command::Check(args) => check::run(args),
         Command::Scan(args) => scan::run(&global, args),
         Command::Hooks(args) => hooks::run(args),
         Command::Setup(args) => setup::run(args),

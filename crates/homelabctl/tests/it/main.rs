@@ -3,6 +3,7 @@
 
 mod config_commands;
 mod flux_tree;
+mod gitops;
 mod hooks;
 mod scan;
 mod talos;

@@ -1,0 +1,386 @@
+//! `check` as a list of checkers: each looks at the repository and adds findings. The binary picks the
+//! list (`--fast` keeps only the fast ones); other crates plug in their own [`Checker`] (e.g. secret scanning).
+
+use std::path::Path;
+
+use homelab_kustomize::{LoadRestrictor, Options, build_dir};
+
+use crate::finding::{Finding, Report, Severity};
+use crate::flux;
+use crate::repo::Repo;
+use crate::schema::{MissingSchema, SchemaOptions, Validator, Verdict};
+use crate::sops;
+
+/// Settings of one `check` run.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// The restrictor for plain `kustomize build` of each directory (Flux builds always use None).
+    pub load_restrictor: LoadRestrictor,
+    pub schema: SchemaOptions,
+}
+
+/// What every checker sees.
+pub struct Context<'a> {
+    pub repo: &'a Repo,
+    pub opts: &'a CheckOptions,
+}
+
+/// One check.
+pub trait Checker: Send + Sync {
+    /// Short id used in findings (`kustomize`, `schema`, …).
+    fn id(&self) -> &'static str;
+    /// Part of the pre-commit subset (`check --fast`).
+    fn fast(&self) -> bool;
+    fn run(&self, cx: &Context<'_>, report: &mut Report);
+}
+
+/// The checkers of this crate, in run order.
+pub fn default_checkers() -> Vec<Box<dyn Checker>> {
+    vec![
+        Box::new(ConfigCheck),
+        Box::new(SopsCheck),
+        Box::new(PlaintextSecretCheck),
+        Box::new(KustomizeCheck),
+        Box::new(FluxCheck),
+    ]
+}
+
+/// Runs `checkers` (only the fast ones when `fast`) over the repository at `root`.
+pub fn run(
+    root: &Path,
+    opts: &CheckOptions,
+    checkers: &[Box<dyn Checker>],
+    fast: bool,
+) -> std::io::Result<Report> {
+    let repo = Repo::open(root)?;
+    let cx = Context { repo: &repo, opts };
+    let mut report = Report::default();
+    if repo.flux_tree.is_none() {
+        report
+            .notes
+            .push("no Flux tree (kubernetes/) in this repository: manifest checks skipped".into());
+    }
+    for c in checkers.iter().filter(|c| !fast || c.fast()) {
+        c.run(&cx, &mut report);
+    }
+    report.normalize();
+    Ok(report)
+}
+
+/// homelab.yaml validates.
+pub struct ConfigCheck;
+impl Checker for ConfigCheck {
+    fn id(&self) -> &'static str {
+        "config"
+    }
+    fn fast(&self) -> bool {
+        true
+    }
+    fn run(&self, cx: &Context<'_>, report: &mut Report) {
+        let path = cx.repo.root.join("homelab.yaml");
+        let Ok(source) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        for d in homelab_config::diagnostics(&source, Some(&cx.repo.root)) {
+            let line = d.span.map(|s| s.line).unwrap_or(0);
+            let msg = if d.path.is_empty() {
+                d.message.clone()
+            } else {
+                format!("{}: {}", d.path, d.message)
+            };
+            let mut f = match d.severity {
+                homelab_config::Severity::Error => {
+                    Finding::error(self.id(), "homelab.yaml", line, msg)
+                }
+                homelab_config::Severity::Warning => {
+                    Finding::warning(self.id(), "homelab.yaml", line, msg)
+                }
+            };
+            if let Some(h) = d.hint {
+                f = f.with_hint(h);
+            }
+            report.findings.push(f);
+        }
+    }
+}
+
+/// Files matched by a `.sops.yaml` creation rule are encrypted.
+pub struct SopsCheck;
+impl Checker for SopsCheck {
+    fn id(&self) -> &'static str {
+        "sops"
+    }
+    fn fast(&self) -> bool {
+        true
+    }
+    fn run(&self, cx: &Context<'_>, report: &mut Report) {
+        let Ok(text) = std::fs::read_to_string(cx.repo.root.join(".sops.yaml")) else {
+            return;
+        };
+        let rules = match sops::creation_rule_regexes(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                report
+                    .findings
+                    .push(Finding::error(self.id(), ".sops.yaml", 0, e));
+                return;
+            }
+        };
+        for f in &cx.repo.files {
+            if f.rel == ".sops.yaml" || !rules.iter().any(|r| r.is_match(&f.rel)) {
+                continue;
+            }
+            let encrypted = std::fs::read(&f.abs)
+                .map(|b| sops::is_encrypted(&String::from_utf8_lossy(&b)))
+                .unwrap_or(false);
+            if !encrypted {
+                report.findings.push(
+                    Finding::error(
+                        self.id(),
+                        &f.rel,
+                        0,
+                        "matched by a .sops.yaml creation rule but not SOPS-encrypted",
+                    )
+                    .with_hint(format!(
+                        "encrypt it: homelabctl sops encrypt --in-place {}",
+                        f.rel
+                    )),
+                );
+            }
+        }
+    }
+}
+
+/// No plaintext Secret (and no unreadable YAML) under the Flux tree.
+pub struct PlaintextSecretCheck;
+impl Checker for PlaintextSecretCheck {
+    fn id(&self) -> &'static str {
+        "secret"
+    }
+    fn fast(&self) -> bool {
+        true
+    }
+    fn run(&self, cx: &Context<'_>, report: &mut Report) {
+        use homelab_kustomize::yaml::Value;
+        for f in cx.repo.tree_files() {
+            match &f.yaml {
+                Some(Err(e)) => report.findings.push(Finding::error(
+                    "yaml",
+                    &f.rel,
+                    e.line,
+                    format!("invalid YAML: {}", e.message),
+                )),
+                Some(Ok(docs)) => {
+                    for d in docs {
+                        let Some(m) = d.value.as_map() else { continue };
+                        if m.get("kind").and_then(Value::as_str) != Some("Secret")
+                            || m.contains_key("sops")
+                        {
+                            continue;
+                        }
+                        let has_data = ["data", "stringData"].iter().any(|k| {
+                            m.get(*k)
+                                .and_then(Value::as_map)
+                                .is_some_and(|d| !d.is_empty())
+                        });
+                        if has_data {
+                            let name = d
+                                .value
+                                .get_path(&["metadata", "name"])
+                                .and_then(Value::as_str)
+                                .unwrap_or("?");
+                            report.findings.push(
+                                Finding::error(self.id(), &f.rel, d.line, format!("Secret/{name} is not encrypted"))
+                                    .with_hint("encrypt it with SOPS (homelabctl sops encrypt) before committing"),
+                            );
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+fn kustomization_dirs(repo: &Repo) -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = repo
+        .tree_files()
+        .filter(|f| {
+            homelab_kustomize::kustomization::FILE_NAMES
+                .iter()
+                .any(|n| f.rel.rsplit('/').next() == Some(n))
+        })
+        .filter_map(|f| f.abs.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.dedup();
+    dirs
+}
+
+fn kustomization_file_rel(repo: &Repo, dir: &Path) -> String {
+    homelab_kustomize::kustomization::find_file(dir)
+        .map(|f| repo.rel(&f))
+        .unwrap_or_else(|_| repo.rel(dir))
+}
+
+/// Every kustomization directory in the Flux tree builds (`kustomize build DIR`).
+pub struct KustomizeCheck;
+impl Checker for KustomizeCheck {
+    fn id(&self) -> &'static str {
+        "kustomize"
+    }
+    fn fast(&self) -> bool {
+        true
+    }
+    fn run(&self, cx: &Context<'_>, report: &mut Report) {
+        let opts = Options {
+            load_restrictor: cx.opts.load_restrictor,
+        };
+        let dirs = kustomization_dirs(cx.repo);
+        let results = parallel_map(&dirs, |d| {
+            build_dir(d, &opts).and_then(|o| o.to_yaml().map(|_| ()))
+        });
+        for (dir, res) in dirs.iter().zip(results) {
+            if let Err(e) = res {
+                report.findings.push(Finding::error(
+                    self.id(),
+                    kustomization_file_rel(cx.repo, dir),
+                    0,
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+}
+
+/// Each Flux Kustomization builds like kustomize-controller, and every rendered object validates against
+/// its schema (without Flux Kustomizations: the plain build of every kustomization directory).
+pub struct FluxCheck;
+impl Checker for FluxCheck {
+    fn id(&self) -> &'static str {
+        "flux"
+    }
+    fn fast(&self) -> bool {
+        false
+    }
+    fn run(&self, cx: &Context<'_>, report: &mut Report) {
+        if cx.repo.flux_tree.is_none() {
+            return;
+        }
+        let validator = Validator::new(cx.opts.schema.clone());
+        if cx.opts.schema.locations.is_empty() {
+            report.notes.push("no schema locations (pass --schema-location or --schema-dir): schema validation skipped".into());
+        }
+        let fks = flux::discover(cx.repo);
+        let mut outputs: Vec<homelab_kustomize::Output> = Vec::new();
+        if fks.is_empty() {
+            let dirs = kustomization_dirs(cx.repo);
+            let opts = Options {
+                load_restrictor: cx.opts.load_restrictor,
+            };
+            outputs.extend(
+                parallel_map(&dirs, |d| build_dir(d, &opts))
+                    .into_iter()
+                    .filter_map(Result::ok),
+            );
+        } else {
+            let results = parallel_map(&fks, |fk| flux::build(cx.repo, fk));
+            for (fk, res) in fks.iter().zip(results) {
+                match res {
+                    Ok(b) => {
+                        for n in b.notes {
+                            report.findings.push(Finding::warning(
+                                self.id(),
+                                &fk.file,
+                                fk.line,
+                                format!("Kustomization/{}: {n}", fk.name),
+                            ));
+                        }
+                        outputs.push(b.output);
+                    }
+                    Err(e) => report.findings.push(
+                        Finding::error(
+                            self.id(),
+                            &fk.file,
+                            fk.line,
+                            format!("Kustomization/{} does not build: {e}", fk.name),
+                        )
+                        .with_hint(format!(
+                            "reproduce with: homelabctl build --flux {}",
+                            fk.name
+                        )),
+                    ),
+                }
+            }
+        }
+        if cx.opts.schema.locations.is_empty() {
+            return;
+        }
+        let objects: Vec<&homelab_kustomize::Resource> =
+            outputs.iter().flat_map(|o| o.resources.iter()).collect();
+        let verdicts = parallel_map(&objects, |r| {
+            validator.validate(&homelab_kustomize::yaml::Value::Map(r.obj.clone()).to_json())
+        });
+        for (r, v) in objects.iter().zip(verdicts) {
+            let (file, line) = match &r.origin {
+                Some((p, l)) => (cx.repo.rel(p), *l),
+                None => ("(generated)".to_string(), 0),
+            };
+            let what = format!("{}/{}", r.kind(), r.name());
+            match v {
+                Verdict::Valid | Verdict::Skipped(_) => {}
+                Verdict::Invalid(errors) => {
+                    for e in errors.into_iter().take(5) {
+                        report.findings.push(Finding::error(
+                            "schema",
+                            &file,
+                            line,
+                            format!("{what}: {e}"),
+                        ));
+                    }
+                }
+                Verdict::SchemaError(e) => report.findings.push(Finding::error(
+                    "schema",
+                    &file,
+                    line,
+                    format!("{what}: unusable schema: {e}"),
+                )),
+                Verdict::Missing => {
+                    let msg = format!("{what}: no schema for {} {}", r.api_version(), r.kind());
+                    let hint = "add a --schema-location for this kind, or --missing-schemas ignore";
+                    match cx.opts.schema.missing {
+                        MissingSchema::Error => report
+                            .findings
+                            .push(Finding::error("schema", &file, line, msg).with_hint(hint)),
+                        MissingSchema::Warn => report.findings.push(Finding {
+                            severity: Severity::Warning,
+                            ..Finding::error("schema", &file, line, msg).with_hint(hint)
+                        }),
+                        MissingSchema::Ignore => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Maps `f` over `items` on the machine's cores, keeping order.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    if threads <= 1 || items.len() < 2 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}

@@ -1,0 +1,31 @@
+//! Health checks of a homelab repository's GitOps side: Flux `Kustomization` emulation (building each
+//! `spec.path` like kustomize-controller, with postBuild substitution), schema validation of every rendered
+//! object (Kubernetes 1.35 local-strict and CRD schemas, kubeconform-style locations), and repository policy
+//! (`.sops.yaml` coverage, no plaintext Secret under `kubernetes/`, a valid `homelab.yaml`).
+//!
+//! The kustomize build itself lives in `homelab-kustomize`. This crate never prints: the binary renders a
+//! [`Report`] with [`render`]. It does not decrypt SOPS files (the check is structural) nor scan for leaked
+//! secrets (that checker comes from `homelab-scan` and plugs in through [`Checker`]).
+//!
+//! ```no_run
+//! use homelab_gitops::{CheckOptions, Format, default_checkers, render, run};
+//! let report = run(std::path::Path::new("."), &CheckOptions::default(), &default_checkers(), false)?;
+//! print!("{}", render(&report, Format::Text));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod check;
+pub mod envsubst;
+mod finding;
+pub mod flux;
+pub mod repo;
+pub mod schema;
+pub mod sops;
+
+pub use check::{
+    CheckOptions, Checker, ConfigCheck, Context, FluxCheck, KustomizeCheck, PlaintextSecretCheck,
+    SopsCheck, default_checkers, parallel_map, run,
+};
+pub use finding::{Finding, Format, Report, Severity, render};
+pub use repo::Repo;
+pub use schema::{MissingSchema, SchemaOptions, Validator, Verdict, default_locations};
