@@ -69,7 +69,7 @@ pub enum KubeError {
 #[derive(Clone)]
 pub struct KubeSim {
     app: Arc<http::App>,
-    _server: Arc<http::AbortOnDrop>,
+    _server: Arc<crate::task::AbortOnDrop>,
 }
 
 impl std::fmt::Debug for KubeSim {
@@ -115,7 +115,7 @@ impl KubeSim {
         });
         Ok(Self {
             app,
-            _server: Arc::new(http::AbortOnDrop(server)),
+            _server: Arc::new(crate::task::AbortOnDrop(server)),
         })
     }
 

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use super::store::{ApiError, Store};
 use super::{table, types};
 use crate::pki;
+use crate::task::AbortOnDrop;
 
 /// The authenticated client of a connection.
 #[derive(Debug, Clone)]
@@ -35,14 +36,6 @@ pub(crate) struct TlsListener {
     rx: mpsc::Receiver<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Peer)>,
     local: SocketAddr,
     _accept: AbortOnDrop,
-}
-
-pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl TlsListener {
