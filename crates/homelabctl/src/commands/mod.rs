@@ -9,6 +9,7 @@ mod init;
 pub mod scan;
 mod schema;
 pub mod setup;
+pub mod sops;
 pub mod talos;
 mod validate;
 
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(args),
         Command::Gitops(args) => gitops::run(&global, &args),
+        Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
         Command::Check(args) => check::run(args),
         Command::Scan(args) => scan::run(&global, args),
