@@ -5,6 +5,7 @@ mod config_commands;
 mod flux_tree;
 mod gitops;
 mod hooks;
+mod outputs;
 mod scan;
 mod talos;
 
