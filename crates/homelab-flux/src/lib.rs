@@ -4,8 +4,12 @@
 //! follow one pattern (namespace, HelmRepository, HelmRelease, kustomization) — the NFS subdir external
 //! provisioner with a default StorageClass, and Kyverno with an image-signature policy in audit mode.
 //!
-//! This crate only produces and edits files (and the Flux objects as values); it never writes outside the
-//! paths it returns, never talks to a cluster and never builds kustomizations (`homelab-gitops` does).
+//! It also operates Flux without the flux CLI, through the small [`cluster::Cluster`] seam (implemented
+//! for `homelab-kube`'s client): `sops_key` (the `flux-system/sops-age` Secret from the operator's age
+//! identity), `bootstrap::bootstrap` (Flux's install manifests pinned by SHA-256, then the sync objects),
+//! `reconcile` (the `reconcile.fluxcd.io/requestedAt` annotation) and `kustomization_status` (readiness).
+//!
+//! It never writes outside the paths it returns and never builds kustomizations (`homelab-gitops` does).
 //!
 //! ```
 //! let source = "proxmox: {endpoint: 'https://pve.home:8006', token_id: 'homelabctl@pve!provision'}\n\
@@ -19,17 +23,28 @@
 //! ```
 
 mod add;
+pub mod apply;
+pub mod bootstrap;
 pub mod charts;
+pub mod cluster;
 mod component;
+pub mod identity;
+mod kube;
 pub mod kustomization;
 mod manifest;
 pub mod policy;
+mod reconcile;
+mod sops_key;
+mod status;
 pub mod sync;
 mod tree;
 
 pub use add::{AddError, add_component};
 pub use component::{Component, ComponentError};
 pub use manifest::TreeFile;
+pub use reconcile::{REQUESTED_AT, ReconcileError, reconcile};
+pub use sops_key::sops_key;
+pub use status::{KustomizationStatus, kustomization_status};
 pub use tree::{
     APPS_DIR, INFRASTRUCTURE_DIR, NFS_PROVISIONER_NAME, NFS_STORAGE_CLASS, POLICIES_KUSTOMIZATION,
     TreeError, tree,

@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod add_component;
+mod fake_cluster;
+mod ops;
 mod schemas;
+mod sim;
 mod support;
 mod tree;

@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod destroy;
+pub mod flux;
 mod fmt;
 pub mod gitops;
 pub mod hooks;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(&global, args),
         Command::Gitops(args) => gitops::run(&global, &args),
+        Command::Flux(args) => flux::run(&global, &args),
         Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
         Command::Check(args) => check::run(args),
