@@ -316,4 +316,12 @@ current-context: admin@homelab
         assert!(Kubeconfig::from_yaml(&insecure).is_err());
         assert!(Kubeconfig::from_yaml(": not yaml [").is_err());
     }
+
+    proptest::proptest! {
+        /// Arbitrary kubeconfig text yields a config or an error, never a panic.
+        #[test]
+        fn arbitrary_text_does_not_panic(text in "\\PC{0,300}") {
+            let _ = Kubeconfig::from_yaml(&text);
+        }
+    }
 }

@@ -288,4 +288,26 @@ mod tests {
         );
         assert!(Schematic::parse("- a list").is_err());
     }
+
+    proptest::proptest! {
+        /// Re-posting the canonical form gives the same canonical form (and so the same id).
+        #[test]
+        fn canonical_form_is_a_fixed_point(
+            exts in proptest::collection::vec("[a-z]{1,8}/[a-z][a-z-]{0,12}", 0..5),
+            args in proptest::collection::vec("[a-z]{1,6}(=[a-zA-Z0-9,]{1,6})?", 0..4),
+        ) {
+            let body = serde_json::json!({"customization": {"extraKernelArgs": args, "systemExtensions": {"officialExtensions": exts}}});
+            let first = Schematic::parse(&body.to_string());
+            proptest::prop_assert!(first.is_ok());
+            let first = first.unwrap_or_else(|_| unreachable!());
+            let again = Schematic::parse(first.canonical()).map(|s| s.id());
+            proptest::prop_assert_eq!(again.ok(), Some(first.id()));
+        }
+
+        /// Arbitrary request bodies are answered with an id or an error, never a panic.
+        #[test]
+        fn arbitrary_bodies_do_not_panic(body in "\\PC{0,200}") {
+            let _ = Schematic::parse(&body);
+        }
+    }
 }

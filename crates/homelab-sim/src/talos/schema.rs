@@ -244,11 +244,14 @@ fn render_unknown(doc: &Value, unknown: &[(String, String)]) -> String {
 mod tests {
     use super::*;
 
-    fn schema() -> ConfigSchema {
-        match ConfigSchema::load_shared() {
-            Ok(s) => Arc::try_unwrap(s).unwrap_or_else(|_| panic!("shared schema")),
-            Err(e) => panic!("{e}"),
-        }
+    fn schema() -> Arc<ConfigSchema> {
+        static SCHEMA: std::sync::OnceLock<Arc<ConfigSchema>> = std::sync::OnceLock::new();
+        SCHEMA
+            .get_or_init(|| match ConfigSchema::load_shared() {
+                Ok(s) => s,
+                Err(e) => panic!("{e}"),
+            })
+            .clone()
     }
 
     const MINIMAL: &str = "version: v1alpha1\nmachine:\n  type: controlplane\ncluster:\n  controlPlane:\n    endpoint: https://127.0.20.100:6443\n";
@@ -304,5 +307,15 @@ mod tests {
             s.validate(format!("persist: false\n{MINIMAL}").as_bytes())
                 .is_err()
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Arbitrary applied bytes are rejected with a message (or accepted), never a panic.
+        #[test]
+        fn arbitrary_configs_do_not_panic(text in "\\PC{0,200}") {
+            let s = schema();
+            let _ = s.validate(text.as_bytes());
+        }
     }
 }
