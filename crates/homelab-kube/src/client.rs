@@ -334,6 +334,19 @@ impl KubeClient {
         }
     }
 
+    /// Every object of a type in `namespace` (all namespaces' objects when `None` for a namespaced
+    /// type), as the API server lists them.
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Value>, KubeError> {
+        let path = self.path(api_version, kind, namespace, None).await?;
+        let list = self.call(Method::GET, &path, None).await?;
+        Ok(list["items"].as_array().cloned().unwrap_or_default())
+    }
+
     /// The `status.conditions` of an object (empty when it has none or does not exist).
     pub async fn conditions(
         &self,

@@ -71,6 +71,10 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Talos secrets bundle and machine configuration.
     Talos(crate::commands::talos::TalosArgs),
+    /// Change the Flux tree: add an infrastructure component following the tree's pattern.
+    Gitops(crate::commands::gitops::GitopsArgs),
+    /// Operate Flux without the flux CLI: sops-key, bootstrap, reconcile.
+    Flux(crate::commands::flux::FluxArgs),
     /// SOPS files encrypted to age keys: encrypt, decrypt, edit, updatekeys (compatible with the sops CLI).
     Sops(crate::commands::sops::SopsArgs),
     /// Scan the working tree, the git history or the staged changes for secrets (exit 1 on findings).

@@ -43,7 +43,7 @@ pub fn write_repository(
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
     let (recipients, new_identity) = recipients(dir, age_recipients)?;
-    let mut files = scaffold(dir, values, &recipients);
+    let mut files = scaffold(dir, values, &recipients)?;
     if let Some(identity) = &new_identity {
         files.push(Planned {
             path: dir.join(AGE_KEY_FILE),
@@ -86,19 +86,42 @@ pub fn write_repository(
     Ok(())
 }
 
-/// The files `init` writes for `values`, encrypting to `recipients`.
-fn scaffold(dir: &Path, values: &InitValues, recipients: &[String]) -> Vec<Planned> {
-    let file = |name: &str, contents: String| Planned {
+/// The files `init` writes for `values`, encrypting to `recipients`: the repository files and the Flux
+/// tree generated from the rendered homelab.yaml.
+fn scaffold(
+    dir: &Path,
+    values: &InitValues,
+    recipients: &[String],
+) -> miette::Result<Vec<Planned>> {
+    let file = |name: &Path, contents: String| Planned {
         path: dir.join(name),
         contents: contents.into_bytes(),
         mode: 0o644,
     };
-    vec![
-        file(homelab_config::FILE_NAME, template::homelab_yaml(values)),
-        file(".sops.yaml", template::sops_yaml(recipients)),
-        file(".gitignore", template::GITIGNORE.to_string()),
-        file("homelab.schema.json", super::schema::schema_text() + "\n"),
-    ]
+    let homelab_yaml = template::homelab_yaml(values);
+    let config = homelab_config::parse(&homelab_yaml, None)
+        .map_err(|e| {
+            miette!(
+                "the generated {} does not validate: {e}",
+                homelab_config::FILE_NAME
+            )
+        })?
+        .config;
+    let mut files = vec![
+        file(Path::new(homelab_config::FILE_NAME), homelab_yaml),
+        file(Path::new(".sops.yaml"), template::sops_yaml(recipients)),
+        file(Path::new(".gitignore"), template::GITIGNORE.to_string()),
+        file(
+            Path::new("homelab.schema.json"),
+            super::schema::schema_text() + "\n",
+        ),
+    ];
+    if config.gitops.is_some() {
+        let tree = homelab_flux::tree(&config)
+            .map_err(|e| miette!("cannot generate the Flux tree: {e}"))?;
+        files.extend(tree.into_iter().map(|f| file(&f.path, f.contents)));
+    }
+    Ok(files)
 }
 
 /// The age recipients to encrypt to, and a newly generated identity file's text when one was made.

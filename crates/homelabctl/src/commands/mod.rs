@@ -8,7 +8,9 @@ pub mod config;
 pub mod demo;
 pub mod destroy;
 pub mod doctor;
+pub mod flux;
 mod fmt;
+pub mod gitops;
 pub mod hooks;
 mod init;
 pub mod output;
@@ -44,6 +46,8 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(&global, args),
+        Command::Gitops(args) => gitops::run(&global, &args),
+        Command::Flux(args) => flux::run(&global, &args),
         Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
         Command::Check(args) => check::run(args),

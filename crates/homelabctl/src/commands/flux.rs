@@ -1,0 +1,176 @@
+//! `homelabctl flux …`: load the age identity into the cluster, install Flux and its sync objects,
+//! request a reconciliation. The age key is never printed: only object names and actions are.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use homelab_flux::bootstrap::{self, InstallSource};
+use homelab_kube::KubeClient;
+use miette::{IntoDiagnostic as _, miette};
+
+use super::Global;
+
+/// Operate Flux in the cluster without the flux CLI.
+#[derive(Debug, Args)]
+pub struct FluxArgs {
+    /// The kubeconfig to use (default: `kubeconfig` beside homelab.yaml).
+    #[arg(long, global = true, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: FluxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FluxCommand {
+    /// Create or update Secret flux-system/sops-age (key age.agekey) from the operator's age identity
+    /// (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or .age-key.txt), so Flux can decrypt SOPS files. Idempotent.
+    SopsKey,
+    /// Install Flux from its release manifests (pinned by SHA-256), then the GitRepository and
+    /// Kustomization syncing the repository. Needs no git write access. Idempotent.
+    Bootstrap(BootstrapArgs),
+    /// Ask Flux to reconcile a Kustomization now (like `flux reconcile kustomization NAME`).
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(disable_version_flag = true)]
+pub struct BootstrapArgs {
+    /// The Flux release whose install manifests are used.
+    #[arg(long, default_value = bootstrap::FLUX_VERSION)]
+    pub version: String,
+    /// Where to fetch the install manifests (default: the official release asset of --version).
+    #[arg(long, value_name = "URL")]
+    pub manifests_url: Option<String>,
+    /// The SHA-256 the manifests must have (`sha256sum install.yaml`); anything else is refused.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The Flux Kustomization in flux-system.
+    #[arg(default_value = homelab_flux::sync::SYNC_NAME)]
+    pub name: String,
+    /// Reconcile its source (the GitRepository) first.
+    #[arg(long)]
+    pub with_source: bool,
+}
+
+pub fn run(global: &Global, args: &FluxArgs) -> miette::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .into_diagnostic()?;
+    runtime.block_on(async {
+        match &args.command {
+            FluxCommand::SopsKey => sops_key(global, args).await,
+            FluxCommand::Bootstrap(b) => run_bootstrap(global, args, b).await,
+            FluxCommand::Reconcile(r) => reconcile(global, args, r).await,
+        }
+    })
+}
+
+fn repo_root(global: &Global) -> &Path {
+    match global.config.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn cluster(global: &Global, args: &FluxArgs) -> miette::Result<KubeClient> {
+    let path = args
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| repo_root(global).join("kubeconfig"));
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
+        miette!(
+            help = "pass --kubeconfig FILE (or set KUBECONFIG), or decrypt it: `homelabctl config decrypt`",
+            "cannot read the kubeconfig {}: {e}",
+            path.display()
+        )
+    })?);
+    KubeClient::from_kubeconfig_yaml(&text).map_err(|e| miette!("{}: {e}", path.display()))
+}
+
+async fn sops_key(global: &Global, args: &FluxArgs) -> miette::Result<ExitCode> {
+    let identity = homelab_flux::identity::discover(repo_root(global)).map_err(|e| {
+        miette!(
+            help = "set SOPS_AGE_KEY_FILE, or run `homelabctl init`/`homelabctl setup` to create .age-key.txt",
+            "{e}"
+        )
+    })?;
+    let cluster = cluster(global, args)?;
+    let action = homelab_flux::sops_key(&cluster, &identity)
+        .await
+        .map_err(|e| miette!("{e}"))?;
+    println!(
+        "Secret {}/{} {action} (age identity from {})",
+        homelab_flux::sync::NAMESPACE,
+        homelab_flux::sync::SOPS_SECRET,
+        identity.source
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_bootstrap(
+    global: &Global,
+    args: &FluxArgs,
+    b: &BootstrapArgs,
+) -> miette::Result<ExitCode> {
+    let config = homelab_config::load(&global.config)
+        .map_err(|e| miette!(help = "run `homelabctl validate` for details", "{e}"))?
+        .config;
+    let gitops = config.gitops.ok_or_else(|| {
+        miette!(
+            help = "add a `gitops:` section with the repository URL and branch",
+            "{} has no `gitops` section: nothing for Flux to sync",
+            global.config.display()
+        )
+    })?;
+    let source = InstallSource {
+        url: b
+            .manifests_url
+            .clone()
+            .unwrap_or_else(|| bootstrap::official_url(&b.version)),
+        sha256: b.sha256.clone(),
+    };
+    let cluster = cluster(global, args)?;
+    let http = bootstrap::http_client().map_err(|e| miette!("{e}"))?;
+    let manifests = bootstrap::fetch(&http, &source)
+        .await
+        .map_err(|e| miette!("{e}"))?;
+    let report = bootstrap::bootstrap(&cluster, &manifests, &gitops)
+        .await
+        .map_err(|e| miette!("{e}"))?;
+    for (object, action) in &report.applied {
+        if *action != homelab_flux::cluster::Action::Unchanged {
+            println!("{object} {action}");
+        }
+    }
+    println!(
+        "Flux from {}: {} object(s) changed, {} unchanged",
+        source.url,
+        report.changed(),
+        report.applied.len() - report.changed()
+    );
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reconcile(
+    global: &Global,
+    args: &FluxArgs,
+    r: &ReconcileArgs,
+) -> miette::Result<ExitCode> {
+    let cluster = cluster(global, args)?;
+    let touched = homelab_flux::reconcile(&cluster, &r.name, r.with_source)
+        .await
+        .map_err(|e| miette!("{e}"))?;
+    for object in touched {
+        println!("{object}: reconciliation requested");
+    }
+    Ok(ExitCode::SUCCESS)
+}
