@@ -1,0 +1,4 @@
+//! homelab-kube against the Kubernetes simulator of homelab-sim, over loopback HTTPS with client
+//! certificates from a generated cluster CA.
+
+mod cluster;

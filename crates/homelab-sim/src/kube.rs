@@ -1,0 +1,204 @@
+//! A minimal Kubernetes API server for tests and the demo: HTTPS with a server certificate from
+//! the cluster CA, client certificates from that CA required, namespaces, Secrets, Nodes (Ready
+//! once the Talos node is bootstrapped) and a generic object store with create, update,
+//! merge-patch, server-side-apply-style patch and delete, plus `/version` and discovery so
+//! `kubectl get` works. No watches, no admission, no garbage collection.
+
+mod http;
+mod store;
+mod table;
+mod types;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+pub use store::{ApiError, Store, Target};
+pub use types::ResourceType;
+
+use crate::pki::Issued;
+
+/// How to start the Kubernetes simulator.
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    /// address to listen on (port 0 = ephemeral)
+    pub bind: SocketAddr,
+    /// server certificate (from the cluster CA)
+    pub server_cert: Issued,
+    /// PEM of the CA client certificates must chain to
+    pub client_ca_pem: String,
+    /// reported Kubernetes version (`v1.35.0`)
+    pub version: String,
+}
+
+/// A node as the kubelet would register it.
+#[derive(Debug, Clone)]
+pub struct KubeNode {
+    /// node name (the Talos hostname)
+    pub name: String,
+    /// InternalIP address
+    pub internal_ip: IpAddr,
+    /// Ready condition
+    pub ready: bool,
+    /// carries the control-plane role label
+    pub control_plane: bool,
+    /// kubelet version
+    pub kubelet_version: String,
+    /// OS image string
+    pub os_image: String,
+}
+
+/// Errors starting the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// the address
+        addr: SocketAddr,
+        /// the OS error
+        source: std::io::Error,
+    },
+    /// TLS material was unusable.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+}
+
+/// A running Kubernetes API simulator. Clones share it; it stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct KubeSim {
+    app: Arc<http::App>,
+    _server: Arc<crate::task::AbortOnDrop>,
+}
+
+impl std::fmt::Debug for KubeSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeSim")
+            .field("addr", &self.app.addr)
+            .finish()
+    }
+}
+
+impl KubeSim {
+    /// Starts the server.
+    pub async fn start(opts: KubeOptions) -> Result<Self, KubeError> {
+        let listener = tokio::net::TcpListener::bind(opts.bind)
+            .await
+            .map_err(|source| KubeError::Bind {
+                addr: opts.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| KubeError::Bind {
+            addr: opts.bind,
+            source,
+        })?;
+        let tls = client_optional_config(&opts)?;
+        let tls_listener =
+            http::TlsListener::new(listener, tls).map_err(|source| KubeError::Bind {
+                addr: opts.bind,
+                source,
+            })?;
+        let app = Arc::new(http::App {
+            store: Mutex::new(Store::default()),
+            version: opts.version,
+            addr,
+        });
+        let router = axum::Router::new()
+            .fallback(http::handle)
+            .with_state(app.clone());
+        let server = tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<http::Peer>();
+            if let Err(e) = axum::serve(tls_listener, service).await {
+                tracing::debug!(error = %e, "kube sim stopped");
+            }
+        });
+        Ok(Self {
+            app,
+            _server: Arc::new(crate::task::AbortOnDrop(server)),
+        })
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.app.addr
+    }
+
+    /// Registers or updates a Node object.
+    pub fn upsert_node(&self, node: KubeNode) {
+        let mut labels = json!({
+            "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+        });
+        if node.control_plane {
+            labels["node-role.kubernetes.io/control-plane"] = json!("");
+        }
+        let status = if node.ready { "True" } else { "False" };
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node.name, "labels": labels},
+            "spec": {},
+            "status": {
+                "conditions": [{"type": "Ready", "status": status, "reason": if node.ready { "KubeletReady" } else { "KubeletNotReady" },
+                                "message": if node.ready { "kubelet is posting ready status" } else { "container runtime network not ready" }}],
+                "addresses": [{"type": "InternalIP", "address": node.internal_ip.to_string()}, {"type": "Hostname", "address": node.name}],
+                "nodeInfo": {"kubeletVersion": node.kubelet_version, "osImage": node.os_image, "operatingSystem": "linux", "architecture": "amd64"},
+            },
+        });
+        self.app
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .put_node(obj);
+    }
+
+    /// Reads an object straight from the store (for assertions): `group` is `""` for core.
+    pub fn get(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let store = self
+            .app
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let t = store.target(group, version, plural, namespace)?;
+        store.get(&t, name).ok()
+    }
+}
+
+fn client_optional_config(opts: &KubeOptions) -> Result<rustls::ServerConfig, KubeError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let fail = |what: &str, e: String| crate::pki::PkiError {
+        what: what.into(),
+        reason: e,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(opts.client_ca_pem.as_bytes()) {
+        let cert = cert.map_err(|e| fail("cluster CA", e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| fail("cluster CA", e.to_string()))?;
+    }
+    // Certificates are verified when presented; a client without one gets 401 from the handler.
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| fail("client verifier", e.to_string()))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail("TLS versions", e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(opts.server_cert.chain()?, opts.server_cert.private_key()?)
+        .map_err(|e| fail("server certificate", e.to_string()))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}

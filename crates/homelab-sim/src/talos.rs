@@ -1,0 +1,12 @@
+//! Talos side of the simulator: per VM an apid that starts in maintenance mode, validates the
+//! applied config against the official schema, "reboots" onto the static address with mutual
+//! TLS from the config's OS CA, and bootstraps a Kubernetes API simulator.
+
+mod config;
+mod node;
+mod schema;
+mod service;
+
+pub use config::{MachineType, NodeConfig};
+pub use node::{NodeError, NodeOptions, NodePhase, NodeSim};
+pub use schema::{ConfigSchema, Documents, SCHEMA_FILE, SchemaError};

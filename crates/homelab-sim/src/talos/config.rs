@@ -1,0 +1,192 @@
+//! Reads what the simulated node needs from an applied, schema-valid machine config: machine
+//! type, hostname, static address (LinkConfig or legacy v1alpha1 network), the OS and cluster
+//! CAs, the control-plane endpoint and cluster name. Enforces the Talos semantic rules it relies on.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use super::schema::Documents;
+use crate::pki::{self, Ca, PkiError};
+
+/// The machine role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineType {
+    /// runs etcd and the Kubernetes control plane
+    ControlPlane,
+    /// runs workloads only
+    Worker,
+}
+
+/// The parts of an applied config the simulator acts on.
+#[derive(Debug)]
+pub struct NodeConfig {
+    /// machine role
+    pub machine_type: MachineType,
+    /// static hostname (HostnameConfig), if any
+    pub hostname: Option<String>,
+    /// first static address of a LinkConfig (or legacy interface), if any
+    pub static_ip: Option<IpAddr>,
+    /// extra SANs for the apid certificate
+    pub cert_sans: Vec<String>,
+    /// the OS (Talos API) CA; control planes carry its key
+    pub os_ca: Ca,
+    /// the Kubernetes CA (control planes only carry its key)
+    pub cluster_ca: Option<Ca>,
+    /// the Kubernetes CA certificate PEM
+    pub cluster_ca_pem: String,
+    /// `cluster.controlPlane.endpoint`
+    pub endpoint: String,
+    /// `cluster.clusterName`
+    pub cluster_name: String,
+    /// the raw applied config
+    pub raw: Vec<u8>,
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn field_error(e: PkiError) -> String {
+    format!("1 error occurred:\n\t* {e}\n")
+}
+
+impl NodeConfig {
+    /// Extracts the node facts; errors read like Talos validation errors.
+    pub fn from_documents(docs: &Documents, raw: &[u8]) -> Result<Self, String> {
+        let v = &docs.v1alpha1;
+        let machine_type = match str_at(v, "/machine/type") {
+            Some("controlplane" | "init") => MachineType::ControlPlane,
+            Some("worker") => MachineType::Worker,
+            Some(other) => {
+                return Err(format!(
+                    "1 error occurred:\n\t* unknown machine type {other:?}\n"
+                ));
+            }
+            None => return Err("1 error occurred:\n\t* machine.type is required\n".into()),
+        };
+        let endpoint = str_at(v, "/cluster/controlPlane/endpoint")
+            .ok_or("1 error occurred:\n\t* cluster.controlPlane.endpoint is required\n")?
+            .to_owned();
+        if !endpoint.starts_with("https://") {
+            return Err(format!(
+                "1 error occurred:\n\t* invalid cluster.controlPlane.endpoint {endpoint:?}: must be an https URL\n"
+            ));
+        }
+        let os_crt = str_at(v, "/machine/ca/crt")
+            .ok_or("1 error occurred:\n\t* machine.ca.crt is required\n")?;
+        let os_key = str_at(v, "/machine/ca/key");
+        if machine_type == MachineType::ControlPlane && os_key.is_none() {
+            return Err(
+                "1 error occurred:\n\t* key is required for control plane machine.ca\n".into(),
+            );
+        }
+        let os_crt_pem = pki::decode_b64_pem("machine.ca.crt", os_crt).map_err(field_error)?;
+        // Workers get only the OS CA certificate; the simulator still needs to issue the apid
+        // certificate, which the real node obtains from trustd. Without a key it cannot.
+        let os_key_pem = pki::decode_b64_pem(
+            "machine.ca.key",
+            os_key.ok_or("1 error occurred:\n\t* the simulator needs machine.ca.key to issue the apid certificate\n")?,
+        )
+        .map_err(field_error)?;
+        let os_ca = Ca::from_pem("machine.ca", &os_crt_pem, &os_key_pem).map_err(field_error)?;
+
+        let cluster_crt = str_at(v, "/cluster/ca/crt")
+            .ok_or("1 error occurred:\n\t* cluster.ca.crt is required\n")?;
+        let cluster_ca_pem =
+            pki::decode_b64_pem("cluster.ca.crt", cluster_crt).map_err(field_error)?;
+        let cluster_ca = match str_at(v, "/cluster/ca/key") {
+            Some(key) if machine_type == MachineType::ControlPlane => {
+                let key_pem = pki::decode_b64_pem("cluster.ca.key", key).map_err(field_error)?;
+                Some(Ca::from_pem("cluster.ca", &cluster_ca_pem, &key_pem).map_err(field_error)?)
+            }
+            Some(_) => {
+                return Err(
+                    "1 error occurred:\n\t* cluster.ca key is not allowed on worker nodes\n".into(),
+                );
+            }
+            None if machine_type == MachineType::ControlPlane => {
+                return Err(
+                    "1 error occurred:\n\t* cluster.ca.key is required on control plane nodes\n"
+                        .into(),
+                );
+            }
+            None => None,
+        };
+
+        let mut hostname = None;
+        let mut static_ip = None;
+        for doc in &docs.others {
+            match doc.get("kind").and_then(Value::as_str) {
+                Some("HostnameConfig") => {
+                    let auto = str_at(doc, "/auto");
+                    let name = str_at(doc, "/hostname");
+                    if name.is_some() && auto.is_some_and(|a| a != "off") {
+                        return Err("1 error occurred:\n\t* 'auto' and 'hostname' cannot be set at the same time\n".into());
+                    }
+                    hostname = name.map(str::to_owned);
+                }
+                Some("LinkConfig") if static_ip.is_none() => {
+                    static_ip = first_address(doc.get("addresses"), "address");
+                }
+                _ => {}
+            }
+        }
+        if hostname.is_none() {
+            hostname = str_at(v, "/machine/network/hostname").map(str::to_owned);
+        }
+        if static_ip.is_none() {
+            let interfaces = v
+                .pointer("/machine/network/interfaces")
+                .and_then(Value::as_array);
+            static_ip = interfaces
+                .into_iter()
+                .flatten()
+                .find_map(|i| first_cidr(i.get("addresses")));
+        }
+        let cert_sans = v
+            .pointer("/machine/certSANs")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            machine_type,
+            hostname,
+            static_ip,
+            cert_sans,
+            os_ca,
+            cluster_ca,
+            cluster_ca_pem,
+            cluster_name: str_at(v, "/cluster/clusterName")
+                .unwrap_or("talos")
+                .to_owned(),
+            endpoint,
+            raw: raw.to_vec(),
+        })
+    }
+}
+
+fn parse_cidr_ip(cidr: &str) -> Option<IpAddr> {
+    cidr.split('/').next()?.parse().ok()
+}
+
+fn first_address(list: Option<&Value>, field: &str) -> Option<IpAddr> {
+    list?
+        .as_array()?
+        .iter()
+        .find_map(|a| a.get(field).and_then(Value::as_str).and_then(parse_cidr_ip))
+}
+
+fn first_cidr(list: Option<&Value>) -> Option<IpAddr> {
+    list?
+        .as_array()?
+        .iter()
+        .find_map(|a| a.as_str().and_then(parse_cidr_ip))
+}

@@ -1,0 +1,561 @@
+//! One simulated Talos node: its lifecycle (off → maintenance on the DHCP address → installed on
+//! the static address → reset back to maintenance) and the apid listener of each phase.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
+
+use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
+
+use super::config::{MachineType, NodeConfig};
+use super::schema::ConfigSchema;
+use super::service::ApidService;
+use crate::kube::{KubeNode, KubeOptions, KubeSim};
+use crate::pki::{Issued, KeyAlg, Leaf};
+
+/// How a simulated node is set up.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// where apid listens in maintenance mode: the VM's DHCP address (port 50000, or 0 in tests)
+    pub maintenance_addr: SocketAddr,
+    /// apid port after install (50000; 0 = ephemeral, read it from [`NodeSim::phase`])
+    pub apid_port: u16,
+    /// Kubernetes API port after bootstrap: `None` = the port of `cluster.controlPlane.endpoint`,
+    /// `Some(0)` = ephemeral (the kubeconfig then names the real port)
+    pub kube_port: Option<u16>,
+    /// the Talos version the node reports
+    pub talos_version: String,
+    /// the Kubernetes version the node reports
+    pub kubernetes_version: String,
+    /// fault injection: answer the first N Bootstrap calls with FailedPrecondition
+    pub bootstrap_not_ready: u32,
+    /// how long the simulated reboot after an apply or reset takes
+    pub reboot_delay: Duration,
+}
+
+impl NodeOptions {
+    /// Defaults for a node whose DHCP address is `maintenance_addr`.
+    pub fn new(maintenance_addr: SocketAddr) -> Self {
+        Self {
+            maintenance_addr,
+            apid_port: homelab_apid::APID_PORT,
+            kube_port: None,
+            talos_version: "v1.12.4".into(),
+            kubernetes_version: "v1.35.0".into(),
+            bootstrap_not_ready: 0,
+            reboot_delay: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Where the node is in its lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodePhase {
+    /// powered off (or between phases while "rebooting")
+    Off,
+    /// maintenance mode: apid at this address, no client certificate, ApplyConfiguration only
+    Maintenance(SocketAddr),
+    /// installed: apid at this address with mutual TLS from the config's OS CA
+    Installed(SocketAddr),
+    /// the node could not come up (e.g. the static address could not be bound)
+    Failed(String),
+}
+
+/// Errors starting a simulated node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// An address could not be bound.
+    #[error("cannot listen on {addr}: {source}; use a free 127.0.0.0/8 address or port 0")]
+    Bind {
+        /// the address
+        addr: SocketAddr,
+        /// the OS error
+        source: std::io::Error,
+    },
+    /// A certificate could not be built.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// The config schema could not be loaded.
+    #[error(transparent)]
+    Schema(#[from] super::schema::SchemaError),
+    /// The Kubernetes simulator could not start.
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
+}
+
+pub(crate) struct Installed {
+    pub(crate) config: NodeConfig,
+    pub(crate) addr: SocketAddr,
+    pub(crate) bootstrapped: bool,
+    pub(crate) kube: Option<KubeSim>,
+}
+
+pub(crate) struct State {
+    pub(crate) generation: u64,
+    pub(crate) installed: Option<Installed>,
+    pub(crate) staged: Option<Vec<u8>>,
+    pub(crate) bootstrap_refusals: u32,
+    server: Option<Listener>,
+    maintenance_bound: Option<SocketAddr>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) opts: NodeOptions,
+    pub(crate) schema: Arc<ConfigSchema>,
+    maintenance_cert: Issued,
+    state: Mutex<State>,
+    phase: watch::Sender<NodePhase>,
+}
+
+struct Listener {
+    accept: JoinHandle<()>,
+    serve: JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.serve.abort();
+    }
+}
+
+/// A simulated Talos node. Cloning shares the node.
+#[derive(Clone)]
+pub struct NodeSim {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NodeSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSim")
+            .field("phase", &self.phase())
+            .finish()
+    }
+}
+
+impl NodeSim {
+    /// Creates a powered-off node. Call [`NodeSim::power_on`] (the VM start hook) to boot it.
+    pub fn new(opts: NodeOptions, schema: Arc<ConfigSchema>) -> Result<Self, NodeError> {
+        let ip = opts.maintenance_addr.ip().to_string();
+        let maintenance_cert = Issued::self_signed(&[ip], KeyAlg::Ed25519)?;
+        let (phase, _) = watch::channel(NodePhase::Off);
+        let state = State {
+            generation: 0,
+            installed: None,
+            staged: None,
+            bootstrap_refusals: 0,
+            server: None,
+            maintenance_bound: None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                opts,
+                schema,
+                maintenance_cert,
+                state: Mutex::new(state),
+                phase,
+            }),
+        })
+    }
+
+    /// Creates a node and boots it into maintenance mode.
+    pub async fn start(opts: NodeOptions, schema: Arc<ConfigSchema>) -> Result<Self, NodeError> {
+        let node = Self::new(opts, schema)?;
+        node.power_on().await?;
+        Ok(node)
+    }
+
+    /// Boots the node: maintenance mode when no config was applied, installed mode otherwise.
+    pub async fn power_on(&self) -> Result<NodePhase, NodeError> {
+        self.inner.boot().await
+    }
+
+    /// Powers the node off: its listeners go away (connections drop as on a real power-off).
+    pub fn power_off(&self) {
+        let mut st = self.inner.lock();
+        st.generation += 1;
+        st.server = None;
+        if let Some(inst) = st.installed.as_mut() {
+            inst.kube = None;
+        }
+        drop(st);
+        self.inner.phase.send_replace(NodePhase::Off);
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> NodePhase {
+        self.inner.phase.borrow().clone()
+    }
+
+    /// Waits until the node reaches an installed (or failed) phase and returns its apid address.
+    pub async fn wait_installed(&self, timeout: Duration) -> Result<SocketAddr, NodePhase> {
+        self.wait_for(timeout, |p| match p {
+            NodePhase::Installed(addr) => Some(*addr),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits until the node is in maintenance mode and returns its apid address.
+    pub async fn wait_maintenance(&self, timeout: Duration) -> Result<SocketAddr, NodePhase> {
+        self.wait_for(timeout, |p| match p {
+            NodePhase::Maintenance(addr) => Some(*addr),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for a phase `want` accepts; a failed node or the timeout yields the phase seen.
+    async fn wait_for(
+        &self,
+        timeout: Duration,
+        want: impl Fn(&NodePhase) -> Option<SocketAddr>,
+    ) -> Result<SocketAddr, NodePhase> {
+        let mut rx = self.inner.phase.subscribe();
+        let done = |p: &NodePhase| want(p).is_some() || matches!(p, NodePhase::Failed(_));
+        let seen = match tokio::time::timeout(timeout, rx.wait_for(done)).await {
+            Ok(Ok(p)) => p.clone(),
+            _ => self.phase(),
+        };
+        want(&seen).ok_or(seen)
+    }
+
+    /// SHA-256 of the maintenance certificate's public key (what Talos prints on the console).
+    pub fn maintenance_fingerprint(&self) -> Option<homelab_apid::Fingerprint> {
+        let der = self.inner.maintenance_cert.chain().ok()?;
+        homelab_apid::Fingerprint::of_certificate(der.first()?).ok()
+    }
+
+    /// The Kubernetes API address once the node was bootstrapped.
+    pub fn kube_addr(&self) -> Option<SocketAddr> {
+        self.inner
+            .lock()
+            .installed
+            .as_ref()
+            .and_then(|i| i.kube.as_ref().map(KubeSim::addr))
+    }
+
+    /// The Kubernetes simulator of this node once bootstrapped (for assertions).
+    pub fn kube(&self) -> Option<KubeSim> {
+        self.inner
+            .lock()
+            .installed
+            .as_ref()
+            .and_then(|i| i.kube.clone())
+    }
+
+    /// Whether etcd was bootstrapped on this node.
+    pub fn is_bootstrapped(&self) -> bool {
+        self.inner
+            .lock()
+            .installed
+            .as_ref()
+            .is_some_and(|i| i.bootstrapped)
+    }
+
+    /// The last applied machine config (raw bytes), if installed.
+    pub fn applied_config(&self) -> Option<Vec<u8>> {
+        self.inner
+            .lock()
+            .installed
+            .as_ref()
+            .map(|i| i.config.raw.clone())
+    }
+}
+
+impl Inner {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts the listener matching the node's state.
+    async fn boot(self: &Arc<Self>) -> Result<NodePhase, NodeError> {
+        let installed = self.lock().installed.as_ref().map(|i| i.config.static_ip);
+        let phase = match installed {
+            None => self.start_maintenance().await?,
+            Some(static_ip) => self.start_installed(static_ip).await?,
+        };
+        self.phase.send_replace(phase.clone());
+        Ok(phase)
+    }
+
+    async fn start_maintenance(self: &Arc<Self>) -> Result<NodePhase, NodeError> {
+        let want = self
+            .lock()
+            .maintenance_bound
+            .unwrap_or(self.opts.maintenance_addr);
+        let listener = TcpListener::bind(want)
+            .await
+            .map_err(|source| NodeError::Bind { addr: want, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| NodeError::Bind { addr: want, source })?;
+        let tls = self.maintenance_cert.server_config(&[b"h2"])?;
+        let mut st = self.lock();
+        st.generation += 1;
+        st.maintenance_bound = Some(addr);
+        let service = ApidService::maintenance(self.clone(), st.generation);
+        st.server = Some(serve(listener, tls, service));
+        Ok(NodePhase::Maintenance(addr))
+    }
+
+    async fn start_installed(
+        self: &Arc<Self>,
+        static_ip: Option<IpAddr>,
+    ) -> Result<NodePhase, NodeError> {
+        let ip = static_ip.unwrap_or(self.opts.maintenance_addr.ip());
+        let want = SocketAddr::new(ip, self.opts.apid_port);
+        let listener = TcpListener::bind(want)
+            .await
+            .map_err(|source| NodeError::Bind { addr: want, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| NodeError::Bind { addr: want, source })?;
+        let restart_kube = {
+            let mut st = self.lock();
+            let Some(inst) = st.installed.as_mut() else {
+                return Ok(NodePhase::Off);
+            };
+            let cfg = &inst.config;
+            let mut sans = vec![ip.to_string(), self.opts.maintenance_addr.ip().to_string()];
+            sans.extend(cfg.hostname.iter().cloned());
+            sans.extend(cfg.cert_sans.iter().cloned());
+            sans.dedup();
+            let leaf = Leaf {
+                common_name: cfg.hostname.clone(),
+                sans,
+                server: true,
+                client: false,
+                days: 1,
+                ..Leaf::default()
+            };
+            let server_cert = cfg.os_ca.issue(&leaf, KeyAlg::Ed25519)?;
+            let tls = cfg
+                .os_ca
+                .server_config_requiring_clients(&server_cert, &[b"h2"])?;
+            inst.addr = addr;
+            let restart_kube = inst.bootstrapped && inst.kube.is_none();
+            st.generation += 1;
+            let service = ApidService::installed(self.clone(), st.generation);
+            st.server = Some(serve(listener, tls, service));
+            restart_kube
+        };
+        if restart_kube {
+            self.start_kube().await?;
+        }
+        Ok(NodePhase::Installed(addr))
+    }
+
+    /// Applies a validated config from maintenance mode and "reboots" into installed mode.
+    pub(crate) fn install(self: &Arc<Self>, config: NodeConfig) {
+        {
+            let mut st = self.lock();
+            st.installed = Some(Installed {
+                addr: self.opts.maintenance_addr,
+                config,
+                bootstrapped: false,
+                kube: None,
+            });
+        }
+        self.reboot();
+    }
+
+    /// Wipes the installed state and reboots into maintenance mode (or stays off).
+    pub(crate) fn reset(self: &Arc<Self>, reboot: bool) {
+        {
+            let mut st = self.lock();
+            st.installed = None;
+            st.staged = None;
+        }
+        if reboot {
+            self.reboot();
+        } else {
+            let this = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(this.opts.reboot_delay).await;
+                let mut st = this.lock();
+                st.generation += 1;
+                st.server = None;
+                drop(st);
+                this.phase.send_replace(NodePhase::Off);
+            });
+        }
+    }
+
+    /// Simulates a reboot: listeners go down after the response was sent, then come back.
+    pub(crate) fn reboot(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(this.opts.reboot_delay / 2).await;
+            {
+                let mut st = this.lock();
+                st.generation += 1;
+                st.server = None;
+                if let Some(inst) = st.installed.as_mut() {
+                    inst.kube = None;
+                }
+            }
+            this.phase.send_replace(NodePhase::Off);
+            tokio::time::sleep(this.opts.reboot_delay / 2).await;
+            let phase = match this.boot().await {
+                Ok(p) => p,
+                Err(e) => {
+                    let p = NodePhase::Failed(e.to_string());
+                    this.phase.send_replace(p.clone());
+                    p
+                }
+            };
+            tracing::debug!(?phase, "simulated node rebooted");
+        });
+    }
+
+    /// Starts the Kubernetes API for a bootstrapped control plane and registers the node Ready.
+    pub(crate) async fn start_kube(self: &Arc<Self>) -> Result<(), NodeError> {
+        let opts = {
+            let st = self.lock();
+            let Some(inst) = st.installed.as_ref() else {
+                return Ok(());
+            };
+            let Some(ca) = inst.config.cluster_ca.as_ref() else {
+                return Ok(());
+            };
+            let endpoint = url_host_port(&inst.config.endpoint);
+            let ip = inst.addr.ip();
+            let port = match self.opts.kube_port {
+                Some(p) => p,
+                None => endpoint.as_ref().map(|(_, p)| *p).unwrap_or(6443),
+            };
+            let mut sans = vec![
+                ip.to_string(),
+                "127.0.0.1".into(),
+                "localhost".into(),
+                "kubernetes".into(),
+            ];
+            sans.extend(endpoint.map(|(h, _)| h));
+            sans.extend(inst.config.hostname.iter().cloned());
+            KubeOptions {
+                bind: SocketAddr::new(ip, port),
+                server_cert: ca.issue(
+                    &Leaf {
+                        common_name: Some("kube-apiserver".into()),
+                        sans,
+                        server: true,
+                        days: 365,
+                        ..Leaf::default()
+                    },
+                    KeyAlg::P256,
+                )?,
+                client_ca_pem: ca.cert_pem().to_owned(),
+                version: self.opts.kubernetes_version.clone(),
+            }
+        };
+        let kube = KubeSim::start(opts).await?;
+        let mut st = self.lock();
+        if let Some(inst) = st.installed.as_mut() {
+            let name = inst
+                .config
+                .hostname
+                .clone()
+                .unwrap_or_else(|| default_hostname(inst.addr.ip()));
+            kube.upsert_node(KubeNode {
+                name,
+                internal_ip: inst.addr.ip(),
+                ready: true,
+                control_plane: inst.config.machine_type == MachineType::ControlPlane,
+                kubelet_version: self.opts.kubernetes_version.clone(),
+                os_image: format!("Talos ({})", self.opts.talos_version),
+            });
+            inst.kube = Some(kube);
+        }
+        Ok(())
+    }
+}
+
+/// The hostname Talos derives when none is configured (`talos-` + address-based suffix).
+pub(crate) fn default_hostname(ip: IpAddr) -> String {
+    let suffix: String = ip
+        .to_string()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("talos-{suffix}")
+}
+
+/// `https://host:port/...` → (host, port).
+pub(crate) fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split('/').next()?;
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, port) = v6.split_once("]:")?;
+        return Some((host.to_owned(), port.parse().ok()?));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_owned(), p.parse().ok()?)),
+        None => Some((authority.to_owned(), 443)),
+    }
+}
+
+/// Accepts TCP, runs the TLS handshake (failures are simply dropped, as a TLS server does), and
+/// hands the streams to a tonic server.
+fn serve(listener: TcpListener, tls: rustls::ServerConfig, service: ApidService) -> Listener {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let (tx, rx) = mpsc::channel::<
+        Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+    >(16);
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _peer)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match acceptor.accept(tcp).await {
+                    Ok(stream) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "apid sim: TLS handshake failed"),
+                }
+            });
+        }
+    });
+    let serve = tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .add_service(MachineServiceServer::new(service))
+            .serve_with_incoming(ReceiverStream::new(rx))
+            .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "apid sim server stopped");
+        }
+    });
+    Listener { accept, serve }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_split_into_host_and_port() {
+        assert_eq!(
+            url_host_port("https://127.0.20.100:6443"),
+            Some(("127.0.20.100".into(), 6443))
+        );
+        assert_eq!(
+            url_host_port("https://k8s.home/"),
+            Some(("k8s.home".into(), 443))
+        );
+        assert_eq!(
+            url_host_port("https://[::1]:6443"),
+            Some(("::1".into(), 6443))
+        );
+        assert_eq!(url_host_port("http://x:1"), None);
+    }
+}

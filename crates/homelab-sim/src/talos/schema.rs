@@ -1,0 +1,308 @@
+//! Validates an applied multi-document machine config the way Talos's strict decoder and
+//! validator do: each document against its kind in the official JSON Schema, unknown keys
+//! reported as "unknown keys found during decoding".
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+/// The Talos config schema version the simulator enforces.
+pub const SCHEMA_FILE: &str = "schemas/talos/config.schema.v1.12.4.json";
+
+/// The official Talos config schema, compiled per document kind.
+pub struct ConfigSchema {
+    by_kind: HashMap<String, jsonschema::Validator>,
+    v1alpha1: jsonschema::Validator,
+}
+
+impl std::fmt::Debug for ConfigSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigSchema")
+            .field("kinds", &self.by_kind.len())
+            .finish()
+    }
+}
+
+/// Why the schema could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("Talos config schema {path}: {reason}")]
+pub struct SchemaError {
+    /// the schema file
+    pub path: PathBuf,
+    /// what failed
+    pub reason: String,
+}
+
+/// The documents of a config that passed validation.
+#[derive(Debug, Clone)]
+pub struct Documents {
+    /// the legacy `version: v1alpha1` document
+    pub v1alpha1: Value,
+    /// the other documents, each with `apiVersion` and `kind`
+    pub others: Vec<Value>,
+}
+
+/// Fields Talos still accepts but that the schema no longer lists (deprecated, hidden).
+const DEPRECATED_V1ALPHA1: &[&[&str]] = &[
+    &["persist"],
+    &["machine", "network", "hostname"],
+    &["machine", "network", "interfaces"],
+    &["machine", "network", "nameservers"],
+    &["machine", "network", "extraHostEntries"],
+    &["machine", "time"],
+    &["machine", "registries"],
+    &["machine", "systemDiskEncryption"],
+    &["machine", "disks"],
+    &["machine", "features", "rbac"],
+    &["machine", "features", "stableHostname"],
+    &["machine", "features", "apidCheckExtKeyUsage"],
+    &["cluster", "apiServer", "disablePodSecurityPolicy"],
+];
+
+impl ConfigSchema {
+    /// Loads the schema from the shared data directory.
+    pub fn load_shared() -> Result<Arc<Self>, SchemaError> {
+        let dir = crate::shared::shared_dir().ok_or_else(|| SchemaError {
+            path: PathBuf::from(SCHEMA_FILE),
+            reason: "shared data directory not found; set HOMELAB_SHARED".into(),
+        })?;
+        Self::load(&dir.join(SCHEMA_FILE)).map(Arc::new)
+    }
+
+    /// Loads and compiles the schema file.
+    pub fn load(path: &Path) -> Result<Self, SchemaError> {
+        let fail = |reason: String| SchemaError {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let schema: Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let defs = schema
+            .get("$defs")
+            .and_then(Value::as_object)
+            .ok_or_else(|| fail("no $defs".into()))?;
+        let compile = |def: &str| -> Result<jsonschema::Validator, SchemaError> {
+            let root = serde_json::json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$ref": format!("#/$defs/{def}"),
+                "$defs": defs,
+            });
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .build(&root)
+                .map_err(|e| fail(format!("{def}: {e}")))
+        };
+        let mut by_kind = HashMap::new();
+        for (name, def) in defs {
+            let kinds = def
+                .pointer("/properties/kind/enum")
+                .and_then(Value::as_array);
+            for kind in kinds.into_iter().flatten().filter_map(Value::as_str) {
+                by_kind.insert(kind.to_owned(), compile(name)?);
+            }
+        }
+        let v1alpha1 = compile("v1alpha1.Config")?;
+        Ok(Self { by_kind, v1alpha1 })
+    }
+
+    /// Decodes and validates a multi-document config. The error text follows Talos.
+    pub fn validate(&self, data: &[u8]) -> Result<Documents, String> {
+        let text = std::str::from_utf8(data)
+            .map_err(|_| "failed to parse config: not UTF-8 text".to_owned())?;
+        let docs: Vec<Value> = serde_saphyr::from_multiple(text)
+            .map_err(|e| format!("failed to parse config: {e}"))?;
+        let mut v1alpha1 = None;
+        let mut others = Vec::new();
+        for (index, doc) in docs.into_iter().enumerate() {
+            if doc.is_null() {
+                continue;
+            }
+            let Some(obj) = doc.as_object() else {
+                return Err(format!(
+                    "failed to parse config: document {} is not a mapping",
+                    index + 1
+                ));
+            };
+            if let Some(kind) = obj.get("kind").and_then(Value::as_str) {
+                let validator = self.by_kind.get(kind).ok_or_else(|| {
+                    format!("failed to parse config: unknown document kind {kind:?}")
+                })?;
+                check(validator, &doc)?;
+                others.push(doc);
+            } else if obj.get("version").and_then(Value::as_str) == Some("v1alpha1") {
+                if v1alpha1.is_some() {
+                    return Err("failed to parse config: duplicate v1alpha1 document".into());
+                }
+                check_persist(obj)?;
+                let mut stripped = doc.clone();
+                for path in DEPRECATED_V1ALPHA1 {
+                    remove_path(&mut stripped, path);
+                }
+                check(&self.v1alpha1, &stripped)?;
+                v1alpha1 = Some(doc);
+            } else {
+                return Err(format!(
+                    "failed to parse config: document {} has neither `kind` nor `version: v1alpha1`",
+                    index + 1
+                ));
+            }
+        }
+        let v1alpha1 = v1alpha1
+            .ok_or_else(|| "the configuration doesn't contain v1alpha1 config".to_owned())?;
+        Ok(Documents { v1alpha1, others })
+    }
+}
+
+fn check_persist(obj: &Map<String, Value>) -> Result<(), String> {
+    match obj.get("persist") {
+        Some(Value::Bool(false)) => {
+            Err("1 error occurred:\n\t* .persist should be enabled\n".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn remove_path(value: &mut Value, path: &[&str]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = value;
+    for p in parents {
+        match cur.get_mut(*p) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    if let Some(obj) = cur.as_object_mut() {
+        obj.remove(*last);
+    }
+}
+
+/// Runs one validator; unknown keys are reported first, Talos style.
+fn check(validator: &jsonschema::Validator, doc: &Value) -> Result<(), String> {
+    let mut unknown = Vec::new();
+    let mut other = Vec::new();
+    for error in validator.iter_errors(doc) {
+        let pointer = error.instance_path().as_str().to_owned();
+        match error.kind() {
+            jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                for key in unexpected {
+                    unknown.push((pointer.clone(), key.clone()));
+                }
+            }
+            _ => other.push(format!(
+                "{}: {error}",
+                if pointer.is_empty() { "/" } else { &pointer }
+            )),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(format!(
+            "failed to parse config: unknown keys found during decoding:\n{}",
+            render_unknown(doc, &unknown)
+        ));
+    }
+    if !other.is_empty() {
+        other.sort();
+        other.dedup();
+        let list: String = other.iter().map(|e| format!("\t* {e}\n")).collect();
+        return Err(format!("{} errors occurred:\n{list}", other.len()));
+    }
+    Ok(())
+}
+
+/// Renders unknown keys as the nested YAML Talos prints (4-space indentation).
+fn render_unknown(doc: &Value, unknown: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (pointer, key) in unknown {
+        let segments: Vec<String> = pointer
+            .split('/')
+            .skip(1)
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        for (depth, seg) in segments.iter().enumerate() {
+            out.push_str(&"    ".repeat(depth));
+            out.push_str(seg);
+            out.push_str(":\n");
+        }
+        let parent = doc.pointer(pointer).and_then(|v| v.get(key));
+        let value = match parent {
+            Some(Value::String(s)) => s.clone(),
+            Some(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => v.to_string(),
+            Some(v) => serde_json::to_string(v).unwrap_or_default(),
+            None => String::new(),
+        };
+        out.push_str(&"    ".repeat(segments.len()));
+        out.push_str(&format!("{key}: {value}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> ConfigSchema {
+        match ConfigSchema::load_shared() {
+            Ok(s) => Arc::try_unwrap(s).unwrap_or_else(|_| panic!("shared schema")),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    const MINIMAL: &str = "version: v1alpha1\nmachine:\n  type: controlplane\ncluster:\n  controlPlane:\n    endpoint: https://127.0.20.100:6443\n";
+
+    #[test]
+    fn unknown_key_is_reported_like_talos() {
+        let s = schema();
+        let bad = MINIMAL.replace(
+            "  type: controlplane\n",
+            "  type: controlplane\n  install:\n    bogus: true\n",
+        );
+        let err = s.validate(bad.as_bytes()).err().unwrap_or_default();
+        assert_eq!(
+            err,
+            "failed to parse config: unknown keys found during decoding:\nmachine:\n    install:\n        bogus: true\n"
+        );
+    }
+
+    #[test]
+    fn multi_document_config_with_link_config_is_accepted() {
+        let s = schema();
+        let cfg = format!(
+            "{MINIMAL}---\napiVersion: v1alpha1\nkind: LinkConfig\nname: eth0\naddresses:\n  - address: 127.0.20.100/24\n---\napiVersion: v1alpha1\nkind: HostnameConfig\nhostname: cp1\n"
+        );
+        let docs = s.validate(cfg.as_bytes());
+        assert_eq!(docs.map(|d| d.others.len()).ok(), Some(2));
+    }
+
+    #[test]
+    fn config_without_v1alpha1_and_unknown_kind_are_rejected() {
+        let s = schema();
+        let only_link = "apiVersion: v1alpha1\nkind: LinkConfig\nname: eth0\n";
+        assert_eq!(
+            s.validate(only_link.as_bytes()).err().as_deref(),
+            Some("the configuration doesn't contain v1alpha1 config")
+        );
+        let unknown = format!("{MINIMAL}---\napiVersion: v1alpha1\nkind: Frobnicate\n");
+        assert!(
+            s.validate(unknown.as_bytes())
+                .err()
+                .is_some_and(|e| e.contains("unknown document kind"))
+        );
+    }
+
+    #[test]
+    fn deprecated_persist_is_accepted_but_must_be_true() {
+        let s = schema();
+        assert!(
+            s.validate(format!("persist: true\n{MINIMAL}").as_bytes())
+                .is_ok()
+        );
+        assert!(
+            s.validate(format!("persist: false\n{MINIMAL}").as_bytes())
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,465 @@
+//! The simulated `machine.MachineService`: maintenance mode answers ApplyConfiguration only;
+//! installed mode authorizes each call by the Talos role in the client certificate's
+//! Organization and implements Version, Bootstrap, Kubeconfig, ServiceList, EtcdMemberList,
+//! Reset and ApplyConfiguration.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use base64::Engine;
+use tonic::codegen::tokio_stream::{self, Stream};
+use tonic::{Request, Response, Status};
+
+use homelab_apid::proto::common::{Data, Metadata};
+use homelab_apid::proto::machine::{
+    self, apply_configuration_request::Mode, machine_service_server::MachineService,
+};
+
+use super::config::{MachineType, NodeConfig};
+use super::node::{Inner, default_hostname};
+use crate::pki::{self, KeyAlg, Leaf};
+
+const ADMIN: &[&str] = &["os:admin"];
+const READER: &[&str] = &["os:admin", "os:operator", "os:reader"];
+const ETCD_READER: &[&str] = &["os:admin", "os:operator", "os:reader", "os:etcd:backup"];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Serving {
+    Maintenance,
+    Installed,
+}
+
+/// The gRPC service bound to one listener generation of a node.
+#[derive(Clone)]
+pub(crate) struct ApidService {
+    node: Arc<Inner>,
+    generation: u64,
+    serving: Serving,
+}
+
+impl ApidService {
+    pub(crate) fn maintenance(node: Arc<Inner>, generation: u64) -> Self {
+        Self {
+            node,
+            generation,
+            serving: Serving::Maintenance,
+        }
+    }
+
+    pub(crate) fn installed(node: Arc<Inner>, generation: u64) -> Self {
+        Self {
+            node,
+            generation,
+            serving: Serving::Installed,
+        }
+    }
+
+    /// Connections opened before a reboot see the node go away.
+    fn alive(&self) -> Result<(), Status> {
+        if self.node.lock().generation == self.generation {
+            Ok(())
+        } else {
+            Err(Status::unavailable(
+                "connection closed: the node is rebooting",
+            ))
+        }
+    }
+
+    /// Installed-mode gate: the caller's certificate must carry one of `allowed` roles.
+    fn authorize<T>(
+        &self,
+        method: &str,
+        req: &Request<T>,
+        allowed: &[&str],
+    ) -> Result<Option<Metadata>, Status> {
+        self.alive()?;
+        if self.serving == Serving::Maintenance {
+            return Err(Status::unimplemented(format!(
+                "method {method} not implemented"
+            )));
+        }
+        let roles = req
+            .peer_certs()
+            .and_then(|c| c.first().map(|d| pki::organizations(d)))
+            .unwrap_or_default();
+        if !roles.iter().any(|r| allowed.contains(&r.as_str())) {
+            return Err(Status::permission_denied("not authorized"));
+        }
+        self.target(req)
+    }
+
+    /// Honours the `node` metadata: this node's own names are served locally (with the
+    /// hostname set, as apid's proxy does); any other target is unreachable from the simulator.
+    fn target<T>(&self, req: &Request<T>) -> Result<Option<Metadata>, Status> {
+        let Some(node) = req.metadata().get("node").and_then(|v| v.to_str().ok()) else {
+            return Ok(None);
+        };
+        let st = self.node.lock();
+        let mut names = vec![self.node.opts.maintenance_addr.ip().to_string()];
+        if let Some(inst) = st.installed.as_ref() {
+            names.push(inst.addr.ip().to_string());
+            names.extend(inst.config.hostname.iter().cloned());
+        }
+        if names.iter().any(|n| n == node) {
+            Ok(Some(Metadata {
+                hostname: node.to_owned(),
+                ..Metadata::default()
+            }))
+        } else {
+            Err(Status::unavailable(format!(
+                "connection error: desc = \"transport: Error while dialing: dial tcp {node}:50000: connect: connection refused\""
+            )))
+        }
+    }
+
+    fn hostname(&self) -> String {
+        let st = self.node.lock();
+        st.installed
+            .as_ref()
+            .map(|i| {
+                i.config
+                    .hostname
+                    .clone()
+                    .unwrap_or_else(|| default_hostname(i.addr.ip()))
+            })
+            .unwrap_or_default()
+    }
+
+    fn validate(&self, data: &[u8]) -> Result<NodeConfig, Status> {
+        let docs = self
+            .node
+            .schema
+            .validate(data)
+            .map_err(Status::invalid_argument)?;
+        NodeConfig::from_documents(&docs, data).map_err(Status::invalid_argument)
+    }
+}
+
+type KubeconfigStream = Pin<Box<dyn Stream<Item = Result<Data, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl MachineService for ApidService {
+    async fn apply_configuration(
+        &self,
+        request: Request<machine::ApplyConfigurationRequest>,
+    ) -> Result<Response<machine::ApplyConfigurationResponse>, Status> {
+        self.alive()?;
+        let metadata = match self.serving {
+            // Maintenance mode: no role check (peers are os:reader, ApplyConfiguration is exempt).
+            Serving::Maintenance => self.target(&request)?,
+            Serving::Installed => self.authorize("ApplyConfiguration", &request, ADMIN)?,
+        };
+        let req = request.into_inner();
+        let mode = Mode::try_from(req.mode)
+            .map_err(|_| Status::invalid_argument(format!("unknown mode {}", req.mode)))?;
+        if self.serving == Serving::Maintenance
+            && !matches!(mode, Mode::Reboot | Mode::Auto | Mode::Try)
+        {
+            return Err(Status::unimplemented(format!(
+                "apply configuration in {} mode is not supported in maintenance mode",
+                mode.as_str_name()
+            )));
+        }
+        let config = self.validate(&req.data)?;
+        let (used, details) = match (self.serving, mode) {
+            (_, _) if req.dry_run => (
+                mode,
+                "Dry run summary:\nApplied configuration validated".to_owned(),
+            ),
+            (Serving::Maintenance, _) => {
+                self.node.install(config);
+                (
+                    Mode::Reboot,
+                    "Applied configuration with a reboot".to_owned(),
+                )
+            }
+            (Serving::Installed, Mode::Staged) => {
+                self.node.lock().staged = Some(req.data.clone());
+                (
+                    Mode::Staged,
+                    "Staged configuration to be applied after a reboot".to_owned(),
+                )
+            }
+            (Serving::Installed, Mode::Reboot) => {
+                self.node.install(config);
+                (
+                    Mode::Reboot,
+                    "Applied configuration with a reboot".to_owned(),
+                )
+            }
+            (Serving::Installed, _) => {
+                let mut st = self.node.lock();
+                if let Some(inst) = st.installed.as_mut() {
+                    inst.config = config;
+                }
+                (
+                    if mode == Mode::Try {
+                        Mode::Try
+                    } else {
+                        Mode::NoReboot
+                    },
+                    "Applied configuration without a reboot".to_owned(),
+                )
+            }
+        };
+        Ok(Response::new(machine::ApplyConfigurationResponse {
+            messages: vec![machine::ApplyConfiguration {
+                metadata,
+                warnings: Vec::new(),
+                mode: used as i32,
+                mode_details: details,
+            }],
+        }))
+    }
+
+    async fn bootstrap(
+        &self,
+        request: Request<machine::BootstrapRequest>,
+    ) -> Result<Response<machine::BootstrapResponse>, Status> {
+        let metadata = self.authorize("Bootstrap", &request, ADMIN)?;
+        {
+            let mut st = self.node.lock();
+            if st.bootstrap_refusals < self.node.opts.bootstrap_not_ready {
+                st.bootstrap_refusals += 1;
+                return Err(Status::failed_precondition(
+                    "bootstrap is not available yet",
+                ));
+            }
+            let Some(inst) = st.installed.as_mut() else {
+                return Err(Status::unavailable("the node is rebooting"));
+            };
+            if inst.config.machine_type != MachineType::ControlPlane {
+                return Err(Status::failed_precondition(
+                    "bootstrap is only supported on control plane nodes",
+                ));
+            }
+            if inst.bootstrapped {
+                return Err(Status::already_exists("etcd data directory is not empty"));
+            }
+            inst.bootstrapped = true;
+        }
+        self.node
+            .start_kube()
+            .await
+            .map_err(|e| Status::internal(format!("starting the Kubernetes API: {e}")))?;
+        Ok(Response::new(machine::BootstrapResponse {
+            messages: vec![machine::Bootstrap { metadata }],
+        }))
+    }
+
+    async fn etcd_member_list(
+        &self,
+        request: Request<machine::EtcdMemberListRequest>,
+    ) -> Result<Response<machine::EtcdMemberListResponse>, Status> {
+        let metadata = self.authorize("EtcdMemberList", &request, ETCD_READER)?;
+        let hostname = self.hostname();
+        let st = self.node.lock();
+        let Some(inst) = st.installed.as_ref().filter(|i| i.bootstrapped) else {
+            return Err(Status::failed_precondition(
+                "etcd is not running on this node",
+            ));
+        };
+        let ip = inst.addr.ip();
+        let id = u64::from_be_bytes(sha_prefix(hostname.as_bytes()));
+        Ok(Response::new(machine::EtcdMemberListResponse {
+            messages: vec![machine::EtcdMembers {
+                metadata,
+                legacy_members: Vec::new(),
+                members: vec![machine::EtcdMember {
+                    id,
+                    hostname,
+                    peer_urls: vec![format!("https://{ip}:2380")],
+                    client_urls: vec![format!("https://{ip}:2379")],
+                    is_learner: false,
+                }],
+            }],
+        }))
+    }
+
+    type KubeconfigStream = KubeconfigStream;
+
+    async fn kubeconfig(
+        &self,
+        request: Request<()>,
+    ) -> Result<Response<Self::KubeconfigStream>, Status> {
+        let metadata = self.authorize("Kubeconfig", &request, ADMIN)?;
+        let archive = {
+            let st = self.node.lock();
+            let Some(inst) = st.installed.as_ref() else {
+                return Err(Status::unavailable("the node is rebooting"));
+            };
+            let Some(ca) = inst.config.cluster_ca.as_ref() else {
+                return Err(Status::failed_precondition(
+                    "kubeconfig is only available on control plane nodes",
+                ));
+            };
+            let server = match inst.kube.as_ref() {
+                Some(kube) => format!("https://{}", kube.addr()),
+                None => inst.config.endpoint.clone(),
+            };
+            let admin = ca
+                .issue(
+                    &Leaf {
+                        common_name: Some("admin".into()),
+                        organizations: vec!["system:masters".into()],
+                        client: true,
+                        days: 365,
+                        ..Leaf::default()
+                    },
+                    KeyAlg::P256,
+                )
+                .map_err(|e| Status::internal(e.to_string()))?;
+            let text = render_kubeconfig(
+                &inst.config.cluster_name,
+                &server,
+                &inst.config.cluster_ca_pem,
+                &admin,
+            );
+            tar_gz_kubeconfig(text.as_bytes())
+                .map_err(|e| Status::internal(format!("packing kubeconfig: {e}")))?
+        };
+        let chunks: Vec<Result<Data, Status>> = archive
+            .chunks(1024)
+            .map(|c| {
+                Ok(Data {
+                    metadata: metadata.clone(),
+                    bytes: c.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn reset(
+        &self,
+        request: Request<machine::ResetRequest>,
+    ) -> Result<Response<machine::ResetResponse>, Status> {
+        let metadata = self.authorize("Reset", &request, ADMIN)?;
+        let req = request.into_inner();
+        self.node.reset(req.reboot);
+        Ok(Response::new(machine::ResetResponse {
+            messages: vec![machine::Reset {
+                metadata,
+                actor_id: "homelab-sim".into(),
+            }],
+        }))
+    }
+
+    async fn service_list(
+        &self,
+        request: Request<()>,
+    ) -> Result<Response<machine::ServiceListResponse>, Status> {
+        let metadata = self.authorize("ServiceList", &request, READER)?;
+        let st = self.node.lock();
+        let (control_plane, bootstrapped) = st
+            .installed
+            .as_ref()
+            .map(|i| {
+                (
+                    i.config.machine_type == MachineType::ControlPlane,
+                    i.bootstrapped,
+                )
+            })
+            .unwrap_or((false, false));
+        let mut services = vec![
+            service("apid", "Running", Some(true)),
+            service("containerd", "Running", Some(true)),
+            service("cri", "Running", Some(true)),
+            service("kubelet", "Running", Some(true)),
+            service("machined", "Running", None),
+            service("trustd", "Running", Some(true)),
+        ];
+        if control_plane {
+            services.push(if bootstrapped {
+                service("etcd", "Running", Some(true))
+            } else {
+                service("etcd", "Preparing", None)
+            });
+        }
+        services.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Response::new(machine::ServiceListResponse {
+            messages: vec![machine::ServiceList { metadata, services }],
+        }))
+    }
+
+    async fn version(
+        &self,
+        request: Request<()>,
+    ) -> Result<Response<machine::VersionResponse>, Status> {
+        self.alive()?;
+        if self.serving == Serving::Maintenance {
+            return Err(Status::unimplemented(
+                "API is not implemented in maintenance mode",
+            ));
+        }
+        let metadata = self.authorize("Version", &request, READER)?;
+        Ok(Response::new(machine::VersionResponse {
+            messages: vec![machine::Version {
+                metadata,
+                version: Some(machine::VersionInfo {
+                    tag: self.node.opts.talos_version.clone(),
+                    sha: "homelab-sim".into(),
+                    built: String::new(),
+                    go_version: String::new(),
+                    os: "linux".into(),
+                    arch: "amd64".into(),
+                }),
+                platform: Some(machine::PlatformInfo {
+                    name: "metal".into(),
+                    mode: "metal".into(),
+                }),
+                features: Some(machine::FeaturesInfo { rbac: true }),
+            }],
+        }))
+    }
+}
+
+fn service(id: &str, state: &str, healthy: Option<bool>) -> machine::ServiceInfo {
+    machine::ServiceInfo {
+        id: id.into(),
+        state: state.into(),
+        events: None,
+        health: Some(machine::ServiceHealth {
+            unknown: healthy.is_none(),
+            healthy: healthy.unwrap_or(false),
+            last_message: String::new(),
+            last_change: None,
+        }),
+    }
+}
+
+fn sha_prefix(data: &[u8]) -> [u8; 8] {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(data);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
+/// The admin kubeconfig, shaped like the one Talos generates (context `admin@<cluster>`).
+fn render_kubeconfig(cluster: &str, server: &str, ca_pem: &str, admin: &pki::Issued) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n    - name: {cluster}\n      cluster:\n        server: {server}\n        certificate-authority-data: {ca}\nusers:\n    - name: admin@{cluster}\n      user:\n        client-certificate-data: {crt}\n        client-key-data: {key}\ncontexts:\n    - context:\n        cluster: {cluster}\n        namespace: default\n        user: admin@{cluster}\n      name: admin@{cluster}\ncurrent-context: admin@{cluster}\n",
+        ca = b64(ca_pem),
+        crt = b64(&admin.cert_pem),
+        key = b64(&admin.key_pem),
+    )
+}
+
+/// Packs the kubeconfig as the Kubeconfig RPC does: a gzip'ed tar with one file, mode 0600.
+fn tar_gz_kubeconfig(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(body.len() as u64);
+    header.set_mode(0o600);
+    header.set_cksum();
+    builder.append_data(&mut header, "kubeconfig", body)?;
+    let mut gz = builder.into_inner()?;
+    gz.flush()?;
+    gz.finish()
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the simulators, driven through the real clients (homelab-apid, kubectl).
+//! Loopback only: every address is in 127.0.0.0/8 with ephemeral ports.
+
+mod factory;
+mod fixture;
+mod talos;

@@ -1,0 +1,366 @@
+//! The Talos apid simulator driven by the homelab-apid client: maintenance apply, strict config
+//! validation, mutual TLS and role checks, bootstrap idempotency, kubeconfig, reset.
+
+use std::time::Duration;
+
+use homelab_apid::{
+    ApidClient, ApidError, ApplyMode, BootstrapRetry, Bootstrapped, Fingerprint, ResetOptions,
+};
+use homelab_sim::pki::{Ca, KeyAlg};
+use homelab_sim::talos::NodePhase;
+use tonic::Code;
+
+use crate::fixture::{Cluster, WAIT, creds_from, install, ip, node, ok};
+
+#[tokio::test]
+async fn maintenance_apply_moves_the_node_to_its_static_address() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.1", |_| {}).await;
+    let installed = install(&node, &cluster.config("cp1", ip("127.0.22.1"), "")).await;
+    assert_eq!(installed.ip(), ip("127.0.22.1"));
+    let mut client = ok(
+        ApidClient::connect(installed, &cluster.creds(&["os:admin"])).await,
+        "mTLS connect",
+    );
+    let version = ok(client.version().await, "version");
+    assert_eq!(version.tag, "v1.12.4");
+    assert!(node.applied_config().is_some_and(|c| !c.is_empty()));
+}
+
+#[tokio::test]
+async fn maintenance_apply_reports_the_reboot_mode() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.2", |_| {}).await;
+    let Ok(maint) = node.wait_maintenance(WAIT).await else {
+        panic!()
+    };
+    let mut client = ok(
+        ApidClient::connect_maintenance(maint, None).await,
+        "connect",
+    );
+    let cfg = cluster.config("cp2", ip("127.0.22.2"), "");
+    let dry = ok(
+        client
+            .apply_configuration(cfg.as_bytes(), ApplyMode::Auto, true)
+            .await,
+        "dry run",
+    );
+    assert!(dry.mode_details.starts_with("Dry run"));
+    assert!(
+        matches!(node.phase(), NodePhase::Maintenance(_)),
+        "dry run must not install"
+    );
+    let outcome = ok(
+        client
+            .apply_configuration(cfg.as_bytes(), ApplyMode::Auto, false)
+            .await,
+        "apply",
+    );
+    assert_eq!(outcome.mode, Some(ApplyMode::Reboot));
+    assert!(node.wait_installed(WAIT).await.is_ok());
+}
+
+#[tokio::test]
+async fn unknown_config_key_is_rejected_with_invalid_argument() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.3", |_| {}).await;
+    let Ok(maint) = node.wait_maintenance(WAIT).await else {
+        panic!()
+    };
+    let mut client = ok(
+        ApidClient::connect_maintenance(maint, None).await,
+        "connect",
+    );
+    let cfg = cluster.config("cp3", ip("127.0.22.3"), "  frobnicate: true\n");
+    let err = client
+        .apply_configuration(cfg.as_bytes(), ApplyMode::Auto, false)
+        .await
+        .err();
+    let Some(ApidError::Rpc { code, message, .. }) = err else {
+        panic!("expected an RPC error, got {err:?}")
+    };
+    assert_eq!(code, Code::InvalidArgument);
+    assert_eq!(
+        message,
+        "failed to parse config: unknown keys found during decoding:\nmachine:\n    frobnicate: true\n"
+    );
+    assert!(matches!(node.phase(), NodePhase::Maintenance(_)));
+}
+
+#[tokio::test]
+async fn maintenance_mode_serves_only_apply_configuration() {
+    let node = node("127.0.21.4", |_| {}).await;
+    let Ok(maint) = node.wait_maintenance(WAIT).await else {
+        panic!()
+    };
+    let mut client = ok(
+        ApidClient::connect_maintenance(maint, None).await,
+        "connect",
+    );
+    let version = client.version().await.err();
+    assert_eq!(
+        version.as_ref().and_then(ApidError::code),
+        Some(Code::Unimplemented),
+        "{version:?}"
+    );
+    let bootstrap = client.bootstrap().await.err();
+    assert!(
+        matches!(&bootstrap, Some(ApidError::Rpc { code: Code::Unimplemented, message, .. }) if message == "method Bootstrap not implemented"),
+        "{bootstrap:?}"
+    );
+    let mode = client
+        .apply_configuration(b"version: v1alpha1\n", ApplyMode::NoReboot, false)
+        .await
+        .err();
+    assert_eq!(mode.and_then(|e| e.code()), Some(Code::Unimplemented));
+}
+
+#[tokio::test]
+async fn a_wrong_maintenance_fingerprint_is_refused() {
+    let node = node("127.0.21.5", |_| {}).await;
+    let Ok(maint) = node.wait_maintenance(WAIT).await else {
+        panic!()
+    };
+    let wrong = ok(Fingerprint::parse(&"00".repeat(32)), "fingerprint");
+    let err = ApidClient::connect_maintenance(maint, Some(wrong))
+        .await
+        .err();
+    assert!(
+        matches!(&err, Some(ApidError::ServerCertificateUntrusted { reason, .. }) if reason.contains("does not match the pinned")),
+        "{err:?}"
+    );
+}
+
+/// Calls Version, tolerating that TLS 1.3 reports a client-certificate rejection only after
+/// the client finished its side of the handshake (at connect or at the first call).
+async fn version_with(
+    addr: std::net::SocketAddr,
+    creds: Option<&homelab_apid::ClientCredentials>,
+) -> Result<(), ApidError> {
+    let mut client = match creds {
+        Some(c) => ApidClient::connect(addr, c).await?,
+        None => ApidClient::connect_maintenance(addr, None).await?,
+    };
+    client.version().await.map(|_| ())
+}
+
+#[tokio::test]
+async fn installed_node_requires_a_client_certificate() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.6", |_| {}).await;
+    let installed = install(&node, &cluster.config("cp6", ip("127.0.22.6"), "")).await;
+    let err = version_with(installed, None).await.err();
+    assert!(
+        matches!(err, Some(ApidError::ClientCertificateRequired { .. })),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn client_certificate_from_another_ca_is_rejected() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.7", |_| {}).await;
+    let installed = install(&node, &cluster.config("cp7", ip("127.0.22.7"), "")).await;
+    let other = ok(Ca::generate("talos", KeyAlg::Ed25519), "other CA");
+    // The client trusts the right OS CA but presents a certificate from another one.
+    let mixed = {
+        let leaf = homelab_sim::pki::Leaf {
+            organizations: vec!["os:admin".into()],
+            client: true,
+            days: 1,
+            ..Default::default()
+        };
+        let issued = ok(other.issue(&leaf, KeyAlg::Ed25519), "foreign cert");
+        ok(
+            homelab_apid::ClientCredentials::from_pem(
+                cluster.os_ca.cert_pem().as_bytes(),
+                issued.cert_pem.as_bytes(),
+                issued.key_pem.as_bytes(),
+            ),
+            "mixed creds",
+        )
+    };
+    let err = version_with(installed, Some(&mixed)).await.err();
+    assert!(
+        matches!(err, Some(ApidError::ClientCertificateRejected { .. })),
+        "{err:?}"
+    );
+    // And a client that trusts only the other CA refuses the node's certificate.
+    let err = version_with(installed, Some(&creds_from(&other, &["os:admin"])))
+        .await
+        .err();
+    assert!(
+        matches!(err, Some(ApidError::ServerCertificateUntrusted { .. })),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn reader_certificate_may_read_but_not_bootstrap() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.8", |_| {}).await;
+    let installed = install(&node, &cluster.config("cp8", ip("127.0.22.8"), "")).await;
+    let mut reader = ok(
+        ApidClient::connect(installed, &cluster.creds(&["os:reader"])).await,
+        "connect",
+    );
+    assert!(reader.version().await.is_ok());
+    let err = reader.bootstrap().await.err();
+    assert!(
+        matches!(&err, Some(ApidError::Rpc { code: Code::PermissionDenied, message, .. }) if message == "not authorized"),
+        "{err:?}"
+    );
+    let mut nobody = ok(
+        ApidClient::connect(installed, &cluster.creds(&[])).await,
+        "connect",
+    );
+    assert_eq!(
+        nobody.version().await.err().and_then(|e| e.code()),
+        Some(Code::PermissionDenied)
+    );
+    assert!(!node.is_bootstrapped());
+}
+
+#[tokio::test]
+async fn bootstrap_twice_is_a_no_op() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.9", |_| {}).await;
+    let installed = install(&node, &cluster.config("cp9", ip("127.0.22.9"), "")).await;
+    let mut client = ok(
+        ApidClient::connect(installed, &cluster.creds(&["os:admin"])).await,
+        "connect",
+    );
+    assert_eq!(
+        ok(client.bootstrap().await, "first bootstrap"),
+        Bootstrapped::Now
+    );
+    assert_eq!(
+        ok(client.bootstrap().await, "second bootstrap"),
+        Bootstrapped::Already
+    );
+    assert!(node.is_bootstrapped());
+    let members = ok(client.etcd_member_list().await, "etcd members");
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| m.hostname.as_str())
+            .collect::<Vec<_>>(),
+        vec!["cp9"]
+    );
+    let services = ok(client.service_list().await, "services");
+    assert!(
+        services
+            .iter()
+            .any(|s| s.id == "etcd" && s.state == "Running" && s.healthy == Some(true))
+    );
+}
+
+#[tokio::test]
+async fn bootstrap_is_retried_while_the_node_is_not_ready() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.10", |o| o.bootstrap_not_ready = 3).await;
+    let installed = install(&node, &cluster.config("cp10", ip("127.0.22.10"), "")).await;
+    let mut client = ok(
+        ApidClient::connect(installed, &cluster.creds(&["os:admin"])).await,
+        "connect",
+    );
+    let short = BootstrapRetry {
+        attempts: 2,
+        delay: Duration::from_millis(5),
+    };
+    let err = client.bootstrap_with_retry(short).await.err();
+    assert!(
+        matches!(&err, Some(ApidError::BootstrapGaveUp { attempts: 2, .. })),
+        "{err:?}"
+    );
+    assert_eq!(err.and_then(|e| e.code()), Some(Code::FailedPrecondition));
+    let enough = BootstrapRetry {
+        attempts: 5,
+        delay: Duration::from_millis(5),
+    };
+    assert_eq!(
+        ok(client.bootstrap_with_retry(enough).await, "bootstrap"),
+        Bootstrapped::Now
+    );
+}
+
+#[tokio::test]
+async fn node_metadata_targets_the_node_and_reports_its_hostname() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.11", |_| {}).await;
+    let installed = install(&node, &cluster.config("cp11", ip("127.0.22.11"), "")).await;
+    let client = ok(
+        ApidClient::connect(installed, &cluster.creds(&["os:admin"])).await,
+        "connect",
+    );
+    let mut targeted = ok(client.clone().with_node("cp11"), "node");
+    assert_eq!(ok(targeted.version().await, "version").node, "cp11");
+    let mut elsewhere = ok(client.with_node("127.0.99.99"), "node");
+    assert_eq!(
+        elsewhere.version().await.err().and_then(|e| e.code()),
+        Some(Code::Unavailable)
+    );
+}
+
+#[tokio::test]
+async fn reset_returns_the_node_to_maintenance_mode() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.12", |_| {}).await;
+    let cfg = cluster.config("cp12", ip("127.0.22.12"), "");
+    let installed = install(&node, &cfg).await;
+    let mut client = ok(
+        ApidClient::connect(installed, &cluster.creds(&["os:admin"])).await,
+        "connect",
+    );
+    ok(client.bootstrap().await, "bootstrap");
+    ok(client.reset(&ResetOptions::default()).await, "reset");
+    let Ok(maint) = node.wait_maintenance(WAIT).await else {
+        panic!("not back in maintenance: {:?}", node.phase())
+    };
+    assert_eq!(maint.ip(), ip("127.0.21.12"));
+    assert!(!node.is_bootstrapped());
+    // The node can be installed again, and etcd bootstrapped anew.
+    let installed = install(&node, &cfg).await;
+    let mut client = ok(
+        ApidClient::connect(installed, &cluster.creds(&["os:admin"])).await,
+        "connect",
+    );
+    assert_eq!(ok(client.bootstrap().await, "bootstrap"), Bootstrapped::Now);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_lets_kubectl_see_the_node_ready() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.13", |_| {}).await;
+    let installed = install(&node, &cluster.config("cp13", ip("127.0.22.13"), "")).await;
+    let mut client = ok(
+        ApidClient::connect(installed, &cluster.creds(&["os:admin"])).await,
+        "connect",
+    );
+    ok(client.bootstrap().await, "bootstrap");
+    let kubeconfig = ok(client.kubeconfig().await, "kubeconfig");
+    let dir = ok(tempfile::tempdir(), "tempdir");
+    let path = dir.path().join("kubeconfig");
+    ok(std::fs::write(&path, &kubeconfig[..]), "write kubeconfig");
+    let out = ok(
+        tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&path)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(["get", "nodes", "--no-headers"])
+            .output()
+            .await,
+        "run kubectl",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fields: Vec<&str> = stdout.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"cp13"), "{stdout}");
+    assert_eq!(fields.get(1), Some(&"Ready"), "{stdout}");
+    assert_eq!(fields.get(2), Some(&"control-plane"), "{stdout}");
+}
