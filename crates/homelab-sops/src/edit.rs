@@ -1,0 +1,154 @@
+//! The edit flow: decrypt into a private 0700 directory, run the editor, re-encrypt with the same data key
+//! (unchanged values keep their ciphertext), write nothing when nothing changed, and never touch the original
+//! when the edited text does not parse (the caller decides whether to re-open the editor).
+
+use std::io::Write;
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::error::SopsError;
+use crate::identities::{Identities, split_command};
+use crate::sopsfile::decrypt;
+use crate::store::{Format, Style};
+
+/// What the edit flow needs from its caller: running the editor and asking the user what to do on errors.
+pub trait EditSession {
+    /// Opens the editor on `path` and returns when it exits.
+    fn open_editor(&mut self, path: &Path) -> Result<(), SopsError>;
+    /// The edited file does not parse (`error`): return `true` to re-open the editor, `false` to give up.
+    fn reopen_after_error(&mut self, error: &SopsError) -> bool;
+}
+
+/// How an edit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditOutcome {
+    /// The plaintext was not changed; the file was not written.
+    Unchanged,
+    /// The file was re-encrypted and replaced.
+    Saved,
+}
+
+/// Runs the edit flow on an existing SOPS file.
+pub fn edit_file(
+    path: &Path,
+    identities: &Identities,
+    style: &Style,
+    session: &mut dyn EditSession,
+) -> Result<EditOutcome, SopsError> {
+    let name = path.display().to_string();
+    let original = std::fs::read(path).map_err(|e| SopsError::io(path, "reading", e))?;
+    let format = Format::from_path(path);
+    let mut decrypted = decrypt(&original, format, identities, &name)?;
+    let plaintext = decrypted.plaintext(style);
+
+    let dir = tempfile::Builder::new()
+        .prefix("homelab-sops-edit-")
+        .tempdir()
+        .map_err(|e| SopsError::io(std::env::temp_dir(), "creating a private directory in", e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| SopsError::io(dir.path(), "restricting", e))?;
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "secret".into());
+    let tmp = dir.path().join(file_name);
+    write_private(&tmp, &plaintext)?;
+
+    let result = loop {
+        session.open_editor(&tmp)?;
+        let edited =
+            Zeroizing::new(std::fs::read(&tmp).map_err(|e| SopsError::io(&tmp, "reading", e))?);
+        if edited[..] == plaintext[..] {
+            break Ok(EditOutcome::Unchanged);
+        }
+        match decrypted.reencrypt(&edited, style) {
+            Ok(out) => {
+                crate::atomic::write(path, &out, None)?;
+                break Ok(EditOutcome::Saved);
+            }
+            Err(
+                e @ (SopsError::Parse { .. }
+                | SopsError::Unsupported { .. }
+                | SopsError::AlreadyEncrypted { .. }),
+            ) => {
+                if !session.reopen_after_error(&e) {
+                    break Err(SopsError::Edit {
+                        message: format!("{e}\nedit abandoned: {name} was left unchanged"),
+                    });
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    // Overwrite the plaintext copy before the directory is removed.
+    if let Ok(meta) = std::fs::metadata(&tmp) {
+        let _ = std::fs::write(&tmp, vec![0u8; meta.len() as usize]);
+    }
+    result
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SopsError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| SopsError::io(path, "creating", e))?;
+    f.write_all(bytes)
+        .map_err(|e| SopsError::io(path, "writing", e))
+}
+
+/// Runs `$EDITOR` (split like a shell command line, no shell) on `path`, falling back to `vim`, `nano`, `vi`
+/// like sops. Returns an error when the editor cannot be started or exits with a failure.
+pub fn run_editor(path: &Path) -> Result<(), SopsError> {
+    let configured = std::env::var("SOPS_EDITOR")
+        .ok()
+        .filter(|e| !e.trim().is_empty());
+    let configured = configured.or_else(|| {
+        std::env::var("EDITOR")
+            .ok()
+            .filter(|e| !e.trim().is_empty())
+    });
+    let candidates: Vec<Vec<String>> = match configured {
+        Some(cmd) => vec![split_command(&cmd)],
+        None => ["vim", "nano", "vi"]
+            .iter()
+            .map(|e| vec![e.to_string()])
+            .collect(),
+    };
+    for words in candidates {
+        let Some((prog, args)) = words.split_first() else {
+            continue;
+        };
+        match std::process::Command::new(prog)
+            .args(args)
+            .arg(path)
+            .status()
+        {
+            Ok(status) if status.success() => return Ok(()),
+            Ok(status) => {
+                return Err(SopsError::Edit {
+                    message: format!("the editor {prog:?} exited with {status}; nothing was saved"),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(SopsError::Edit {
+                    message: format!("could not run the editor {prog:?}: {e}"),
+                });
+            }
+        }
+    }
+    Err(SopsError::Edit {
+        message: "no editor found: set $EDITOR (or $SOPS_EDITOR)".into(),
+    })
+}

@@ -1,0 +1,519 @@
+//! Reads YAML into [`Map`] documents with their comments: saphyr-parser gives the structure as spanned events,
+//! comments are recovered from the source text between those spans and placed the way sops (through go-yaml's
+//! head/line/foot comments) places them: in document order, a line comment before the entry it trails.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+use crate::error::SopsError;
+use crate::value::{Entry, Key, Map, Value};
+
+use super::resolve::{resolve_plain, resolve_tagged};
+
+/// A comment found in the source.
+struct Comment {
+    idx: usize,
+    line: usize,
+    col: usize,
+    /// Whether something other than whitespace precedes it on its line.
+    trailing: bool,
+    text: String,
+}
+
+enum Kind {
+    Map {
+        map: Map,
+        pending: Option<Key>,
+        key_line: usize,
+    },
+    Seq {
+        items: Vec<Value>,
+    },
+}
+
+struct Frame {
+    kind: Kind,
+    indent: usize,
+    flow: bool,
+    anchor: usize,
+    /// Comments that belong after the currently open child.
+    after: Vec<String>,
+    /// Line where the current (or last) item started, and its index once pushed.
+    item_line: usize,
+    item_idx: Option<usize>,
+}
+
+/// Parses a YAML stream into documents (each must be a mapping or empty).
+pub fn read_documents(text: &str, file: &str) -> Result<Vec<Map>, SopsError> {
+    let events = collect_events(text, file)?;
+    let chars: Vec<char> = text.chars().collect();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for (ev, span) in &events {
+        if let Event::Scalar(_, style, ..) = ev {
+            spans.push(scalar_extent(&chars, *style, span));
+        }
+    }
+    let comments = scan_comments(&chars, &spans);
+    Builder {
+        file,
+        chars,
+        comments,
+        next: 0,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        docs: Vec::new(),
+        root: None,
+    }
+    .run(&events)
+}
+
+fn parse_error(file: &str, line: usize, col: usize, message: impl Into<String>) -> SopsError {
+    SopsError::Parse {
+        file: file.to_string(),
+        format: "YAML",
+        line,
+        column: col + 1,
+        message: message.into(),
+    }
+}
+
+fn collect_events<'a>(text: &'a str, file: &str) -> Result<Vec<(Event<'a>, Span)>, SopsError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut events = Vec::new();
+    while let Some(r) = parser.next_event() {
+        match r {
+            Ok((ev, span)) => {
+                let end = matches!(ev, Event::StreamEnd);
+                events.push((ev, span));
+                if end {
+                    break;
+                }
+            }
+            Err(e) => {
+                let m = e.marker();
+                return Err(parse_error(file, m.line(), m.col(), e.info()));
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// The char range a scalar occupies (quoted scalars are re-measured: the parser's end can run past them).
+fn scalar_extent(chars: &[char], style: ScalarStyle, span: &Span) -> (usize, usize) {
+    let (start, end) = (span.start.index(), span.end.index());
+    let quote = match style {
+        ScalarStyle::SingleQuoted => '\'',
+        ScalarStyle::DoubleQuoted => '"',
+        _ => return (start, end.max(start)),
+    };
+    let mut i = start;
+    while i < chars.len() && chars[i] != quote {
+        i += 1;
+    }
+    i += 1;
+    while i < chars.len() {
+        let c = chars[i];
+        if quote == '"' && c == '\\' {
+            i += 2;
+            continue;
+        }
+        if c == quote {
+            if quote == '\'' && chars.get(i + 1) == Some(&'\'') {
+                i += 2;
+                continue;
+            }
+            return (start, i + 1);
+        }
+        i += 1;
+    }
+    (start, end.max(start))
+}
+
+/// Finds `#` comments outside scalars.
+fn scan_comments(chars: &[char], spans: &[(usize, usize)]) -> Vec<Comment> {
+    let mut out = Vec::new();
+    let (mut line, mut col) = (1usize, 0usize);
+    let mut content = false;
+    let mut prev_ws = true;
+    let mut si = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        while si < spans.len() && spans[si].1 <= i {
+            si += 1;
+        }
+        if si < spans.len() && spans[si].0 <= i && i < spans[si].1 {
+            // Skip the scalar, tracking lines.
+            for &c in &chars[i..spans[si].1] {
+                if c == '\n' {
+                    line += 1;
+                    col = 0;
+                } else {
+                    col += 1;
+                }
+            }
+            i = spans[si].1;
+            content = true;
+            prev_ws = false;
+            continue;
+        }
+        let c = chars[i];
+        if c == '#' && prev_ws {
+            let start = i + 1;
+            let mut j = start;
+            while j < chars.len() && chars[j] != '\n' {
+                j += 1;
+            }
+            let mut text: String = chars[start..j].iter().collect();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+            out.push(Comment {
+                idx: i,
+                line,
+                col,
+                trailing: content,
+                text,
+            });
+            col += j - i;
+            i = j;
+            continue;
+        }
+        if c == '\n' {
+            line += 1;
+            col = 0;
+            content = false;
+            prev_ws = true;
+        } else {
+            col += 1;
+            prev_ws = c == ' ' || c == '\t' || c == '\r';
+            if !prev_ws && c != '\u{feff}' {
+                content = true;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+struct Builder<'f> {
+    file: &'f str,
+    chars: Vec<char>,
+    comments: Vec<Comment>,
+    next: usize,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Value>,
+    docs: Vec<Map>,
+    root: Option<Map>,
+}
+
+fn tag_suffix(tag: &saphyr_parser::Tag) -> Option<&str> {
+    if tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:" {
+        Some(tag.suffix.as_str())
+    } else {
+        None
+    }
+}
+
+impl Builder<'_> {
+    fn run(mut self, events: &[(Event, Span)]) -> Result<Vec<Map>, SopsError> {
+        for (ev, span) in events {
+            let (line, col, idx) = (span.start.line(), span.start.col(), span.start.index());
+            match ev {
+                Event::StreamStart | Event::Nothing => {}
+                Event::DocumentStart(_) => {
+                    self.root = Some(Map::default());
+                    self.drain(idx);
+                }
+                Event::DocumentEnd | Event::StreamEnd => {
+                    self.drain(if matches!(ev, Event::StreamEnd) {
+                        usize::MAX
+                    } else {
+                        idx
+                    });
+                    if let Some(root) = self.root.take() {
+                        self.docs.push(root);
+                    }
+                }
+                Event::Scalar(text, style, anchor, tag) => {
+                    self.drain(idx);
+                    let plain = matches!(style, ScalarStyle::Plain);
+                    let value = match tag.as_deref().and_then(tag_suffix) {
+                        Some(suffix) => resolve_tagged(suffix, text, plain),
+                        None if plain && tag.is_none() => resolve_plain(text),
+                        None if plain => resolve_tagged("", text, true),
+                        None => Ok(Value::Str(text.to_string())),
+                    }
+                    .map_err(|m| parse_error(self.file, line, col, m))?;
+                    if *anchor > 0 {
+                        self.anchors.insert(*anchor, value.clone());
+                    }
+                    if let Some(Frame {
+                        kind:
+                            Kind::Map {
+                                pending: pending @ None,
+                                key_line,
+                                ..
+                            },
+                        item_line,
+                        ..
+                    }) = self.stack.last_mut()
+                    {
+                        let scalar = (!matches!(value, Value::Str(_))).then(|| Box::new(value));
+                        *pending = Some(Key {
+                            text: text.to_string(),
+                            scalar,
+                        });
+                        *key_line = line;
+                        *item_line = line;
+                        continue;
+                    }
+                    self.add_value(value, line, col)?;
+                }
+                Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                    if let Some(Frame {
+                        kind: Kind::Map { pending: None, .. },
+                        ..
+                    }) = self.stack.last()
+                    {
+                        return Err(parse_error(
+                            self.file,
+                            line,
+                            col,
+                            "complex (non-scalar) mapping keys are not supported",
+                        ));
+                    }
+                    let flow = matches!(self.chars.get(idx), Some('[' | '{'));
+                    let kind = if matches!(ev, Event::MappingStart(..)) {
+                        Kind::Map {
+                            map: Map::default(),
+                            pending: None,
+                            key_line: 0,
+                        }
+                    } else {
+                        Kind::Seq { items: Vec::new() }
+                    };
+                    if let Some(parent) = self.stack.last_mut()
+                        && matches!(parent.kind, Kind::Seq { .. })
+                    {
+                        parent.item_line = line;
+                    }
+                    let frame = Frame {
+                        kind,
+                        indent: col,
+                        flow,
+                        anchor: *anchor,
+                        after: Vec::new(),
+                        item_line: 0,
+                        item_idx: None,
+                    };
+                    if flow {
+                        self.drain(idx);
+                        self.stack.push(frame);
+                    } else {
+                        self.stack.push(frame);
+                        self.drain(idx);
+                    }
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    self.drain(idx);
+                    let Some(frame) = self.stack.pop() else {
+                        continue;
+                    };
+                    let value = match frame.kind {
+                        Kind::Map { mut map, .. } => {
+                            map.entries
+                                .extend(frame.after.into_iter().map(Entry::Comment));
+                            Value::Map(map)
+                        }
+                        Kind::Seq { mut items } => {
+                            items.extend(frame.after.into_iter().map(Value::Comment));
+                            Value::Seq(items)
+                        }
+                    };
+                    if frame.anchor > 0 {
+                        self.anchors.insert(frame.anchor, value.clone());
+                    }
+                    self.add_value(value, line, col)?;
+                }
+                Event::Alias(id) => {
+                    self.drain(idx);
+                    let value = self.anchors.get(id).cloned().ok_or_else(|| {
+                        parse_error(self.file, line, col, "alias to an unknown anchor")
+                    })?;
+                    if let Some(Frame {
+                        kind:
+                            Kind::Map {
+                                pending: pending @ None,
+                                key_line,
+                                ..
+                            },
+                        item_line,
+                        ..
+                    }) = self.stack.last_mut()
+                    {
+                        let text = match &value {
+                            Value::Str(s) => s.clone(),
+                            _ => {
+                                return Err(parse_error(
+                                    self.file,
+                                    line,
+                                    col,
+                                    "alias used as a mapping key is not supported",
+                                ));
+                            }
+                        };
+                        *pending = Some(Key::new(text));
+                        *key_line = line;
+                        *item_line = line;
+                        continue;
+                    }
+                    self.add_value(value, line, col)?;
+                }
+            }
+        }
+        Ok(self.docs)
+    }
+
+    fn add_value(&mut self, value: Value, line: usize, col: usize) -> Result<(), SopsError> {
+        let file = self.file;
+        let Some(frame) = self.stack.last_mut() else {
+            return match value {
+                Value::Map(m) => {
+                    let root = self.root.get_or_insert_with(Map::default);
+                    let mut entries = std::mem::take(&mut root.entries);
+                    entries.extend(m.entries);
+                    root.entries = entries;
+                    Ok(())
+                }
+                Value::Null => Ok(()),
+                Value::Seq(_) => Err(parse_error(
+                    file,
+                    line,
+                    col,
+                    "YAML documents that are sequences are not supported by sops",
+                )),
+                _ => Err(parse_error(
+                    file,
+                    line,
+                    col,
+                    "YAML documents that are values are not supported by sops",
+                )),
+            };
+        };
+        match &mut frame.kind {
+            Kind::Map { map, pending, .. } => {
+                let Some(key) = pending.take() else {
+                    return Err(parse_error(file, line, col, "value without a key"));
+                };
+                if map.items().any(|(k, _)| k == key.text) {
+                    return Err(parse_error(
+                        file,
+                        line,
+                        col,
+                        format!("duplicate key {:?}", key.text),
+                    ));
+                }
+                map.entries.push(Entry::Item(key, value));
+                frame.item_idx = Some(map.entries.len() - 1);
+                map.entries
+                    .extend(frame.after.drain(..).map(Entry::Comment));
+            }
+            Kind::Seq { items } => {
+                if !matches!(value, Value::Map(_) | Value::Seq(_)) {
+                    frame.item_line = line;
+                }
+                items.push(value);
+                frame.item_idx = Some(items.len() - 1);
+                items.extend(frame.after.drain(..).map(Value::Comment));
+            }
+        }
+        Ok(())
+    }
+
+    /// Places every comment that starts before char index `upto`.
+    fn drain(&mut self, upto: usize) {
+        while self.next < self.comments.len() && self.comments[self.next].idx < upto {
+            let c = std::mem::replace(
+                &mut self.comments[self.next],
+                Comment {
+                    idx: 0,
+                    line: 0,
+                    col: 0,
+                    trailing: false,
+                    text: String::new(),
+                },
+            );
+            self.next += 1;
+            self.place(c);
+        }
+    }
+
+    fn place(&mut self, c: Comment) {
+        if c.trailing && self.place_trailing(&c) {
+            return;
+        }
+        let top = self.stack.len();
+        let target = (0..top)
+            .rev()
+            .find(|&i| !self.stack[i].flow && self.stack[i].indent <= c.col);
+        let Some(t) = target.or(if top > 0 { Some(0) } else { None }) else {
+            // Before the document's root collection starts (or after it ended).
+            self.root
+                .get_or_insert_with(Map::default)
+                .entries
+                .push(Entry::Comment(c.text));
+            return;
+        };
+        let frame = &mut self.stack[t];
+        if t + 1 < top {
+            frame.after.push(c.text);
+            return;
+        }
+        match &mut frame.kind {
+            Kind::Map { map, .. } => map.entries.push(Entry::Comment(c.text)),
+            Kind::Seq { items } => items.push(Value::Comment(c.text)),
+        }
+    }
+
+    /// A comment after content on its line goes before the entry that line started (sops 3.11 behaviour).
+    fn place_trailing(&mut self, c: &Comment) -> bool {
+        let top = self.stack.len();
+        for i in (0..top).rev() {
+            let open_child = i + 1 < top;
+            let frame = &mut self.stack[i];
+            if frame.item_line != c.line {
+                continue;
+            }
+            match &mut frame.kind {
+                Kind::Map {
+                    map,
+                    pending,
+                    key_line,
+                } => {
+                    if pending.is_some() && *key_line == c.line {
+                        map.entries.push(Entry::Comment(c.text.clone()));
+                        return true;
+                    }
+                    if let Some(idx) = frame.item_idx {
+                        map.entries.insert(idx, Entry::Comment(c.text.clone()));
+                        frame.item_idx = Some(idx + 1);
+                        return true;
+                    }
+                }
+                Kind::Seq { items } => {
+                    if open_child {
+                        items.push(Value::Comment(c.text.clone()));
+                        return true;
+                    }
+                    if let Some(idx) = frame.item_idx {
+                        items.insert(idx, Value::Comment(c.text.clone()));
+                        frame.item_idx = Some(idx + 1);
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+}

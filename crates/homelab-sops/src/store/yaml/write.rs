@@ -1,0 +1,417 @@
+//! A YAML writer that reproduces go-yaml v3's encoder as sops drives it: block style, sops's indent (4 by
+//! default), go-yaml's indentation steps inside sequences, its scalar style choice (plain, single-, double-quoted,
+//! literal) and escapes, and comments written as their own lines before the entry they precede.
+
+use crate::value::{Entry, Key, Map, Value, go_yaml_float};
+
+use super::resolve::plain_is_string;
+
+/// Writes documents separated by `---`.
+pub fn write_documents(docs: &[Map], indent: usize) -> String {
+    let mut w = Writer {
+        out: String::new(),
+        best: indent.max(2),
+    };
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            w.out.push_str("---\n");
+        }
+        if doc.entries.is_empty() {
+            w.out.push_str("{}\n");
+        } else {
+            w.map(doc, 0, false);
+        }
+    }
+    w.out
+}
+
+struct Writer {
+    out: String,
+    best: usize,
+}
+
+impl Writer {
+    /// go-yaml's indent step for a collection or block scalar below a mapping key.
+    fn deeper(&self, ind: usize) -> usize {
+        self.best * ((ind + self.best) / self.best)
+    }
+
+    fn pad(&mut self, n: usize) {
+        self.out.extend(std::iter::repeat_n(' ', n));
+    }
+
+    fn newline(&mut self) {
+        if !self.out.ends_with('\n') {
+            self.out.push('\n');
+        }
+    }
+
+    fn map(&mut self, map: &Map, ind: usize, first_inline: bool) {
+        for (i, e) in map.entries.iter().enumerate() {
+            if !(first_inline && i == 0) {
+                self.pad(ind);
+            }
+            match e {
+                Entry::Comment(c) => {
+                    self.out.push('#');
+                    self.out.push_str(c);
+                    self.out.push('\n');
+                }
+                Entry::Item(k, v) => {
+                    self.key(k);
+                    self.out.push(':');
+                    self.value_after_key(v, ind);
+                }
+            }
+        }
+    }
+
+    fn key(&mut self, k: &Key) {
+        match k.scalar.as_deref() {
+            Some(v) => self.scalar(v, 0, 0, true),
+            None => self.string(&k.text, 0, 0, true),
+        }
+    }
+
+    fn value_after_key(&mut self, v: &Value, ind: usize) {
+        match v {
+            Value::Map(m) if !m.entries.is_empty() => {
+                self.out.push('\n');
+                let d = self.deeper(ind);
+                self.map(m, d, false);
+            }
+            Value::Seq(s) if !s.is_empty() => {
+                self.out.push('\n');
+                let d = self.deeper(ind);
+                self.seq(s, d, false);
+            }
+            _ => {
+                self.out.push(' ');
+                let d = self.deeper(ind);
+                self.scalar(v, d, d - ind, false);
+                self.newline();
+            }
+        }
+    }
+
+    fn seq(&mut self, items: &[Value], ind: usize, first_inline: bool) {
+        for (i, item) in items.iter().enumerate() {
+            if !(first_inline && i == 0) {
+                self.pad(ind);
+            }
+            match item {
+                Value::Comment(c) => {
+                    self.out.push('#');
+                    self.out.push_str(c);
+                    self.out.push('\n');
+                }
+                Value::Map(m) if !m.entries.is_empty() => {
+                    self.out.push_str("- ");
+                    self.map(m, ind + 2, true);
+                }
+                Value::Seq(s) if !s.is_empty() => {
+                    self.out.push_str("- ");
+                    self.seq(s, ind + 2, true);
+                }
+                _ => {
+                    self.out.push_str("- ");
+                    self.scalar(item, ind + 2, 2, false);
+                    self.newline();
+                }
+            }
+        }
+    }
+
+    /// A scalar (or empty collection); `block_ind` is the content indent of a literal block and `hint` its
+    /// indentation relative to the parent node.
+    fn scalar(&mut self, v: &Value, block_ind: usize, hint: usize, is_key: bool) {
+        match v {
+            Value::Null => self.out.push_str("null"),
+            Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => self.out.push_str(&i.to_string()),
+            Value::Float(f) => self.out.push_str(&go_yaml_float(*f)),
+            Value::Time(t) => self.out.push_str(t),
+            Value::Str(s) | Value::Comment(s) => self.string(s, block_ind, hint, is_key),
+            Value::Map(_) => self.out.push_str("{}"),
+            Value::Seq(_) => self.out.push_str("[]"),
+        }
+    }
+
+    fn string(&mut self, s: &str, block_ind: usize, hint: usize, is_key: bool) {
+        match choose_style(s, is_key) {
+            Style::Plain => self.out.push_str(s),
+            Style::Single => {
+                self.out.push('\'');
+                self.out.push_str(&s.replace('\'', "''"));
+                self.out.push('\'');
+            }
+            Style::Double => write_double_quoted(&mut self.out, s),
+            Style::Literal => self.literal(s, block_ind, hint),
+        }
+    }
+
+    /// go-yaml writes `best_indent` as the indentation indicator; inside sequences that is wrong (the content
+    /// sits 2 columns in), so the indicator here is the real relative indent, which equals go-yaml's wherever
+    /// go-yaml's output is valid YAML.
+    fn literal(&mut self, s: &str, ind: usize, hint: usize) {
+        self.out.push('|');
+        let first = s.chars().next();
+        if matches!(first, Some(' ' | '\n')) {
+            self.out.push_str(&hint.to_string());
+        }
+        let b = s.as_bytes();
+        if !s.ends_with('\n') {
+            self.out.push('-');
+        } else if b.len() == 1 || b[b.len() - 2] == b'\n' {
+            self.out.push('+');
+        }
+        self.out.push('\n');
+        let mut at_line_start = true;
+        for ch in s.chars() {
+            if ch == '\n' {
+                self.out.push('\n');
+                at_line_start = true;
+            } else {
+                if at_line_start {
+                    self.pad(ind);
+                }
+                self.out.push(ch);
+                at_line_start = false;
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Style {
+    Plain,
+    Single,
+    Double,
+    Literal,
+}
+
+/// libyaml's `is_printable` as go-yaml has it (astral-plane characters count as not printable).
+fn is_printable(c: char) -> bool {
+    let u = c as u32;
+    u == 0x0A
+        || (0x20..=0x7E).contains(&u)
+        || (0xA0..=0xD7FF).contains(&u)
+        || ((0xE000..=0xFFFD).contains(&u) && u != 0xFEFF)
+}
+
+fn is_break(c: char) -> bool {
+    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+struct Analysis {
+    multiline: bool,
+    block_plain_allowed: bool,
+    single_quoted_allowed: bool,
+    block_allowed: bool,
+}
+
+/// go-yaml's `yaml_emitter_analyze_scalar` (block context).
+fn analyze(s: &str) -> Analysis {
+    if s.is_empty() {
+        return Analysis {
+            multiline: false,
+            block_plain_allowed: true,
+            single_quoted_allowed: true,
+            block_allowed: false,
+        };
+    }
+    let mut block_indicators = s.starts_with("---") || s.starts_with("...");
+    let (mut line_breaks, mut special) = (false, false);
+    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
+        (false, false, false, false);
+    let (mut break_space, mut space_break, mut previous_space, mut previous_break) =
+        (false, false, false, false);
+    let mut preceded_by_whitespace = true;
+    let chars: Vec<char> = s.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let next = chars.get(i + 1).copied();
+        let followed_by_whitespace = matches!(
+            next,
+            None | Some(' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+        );
+        if i == 0 {
+            match c {
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => block_indicators = true,
+                '?' | ':' | '-' if followed_by_whitespace => block_indicators = true,
+                _ => {}
+            }
+        } else {
+            match c {
+                ':' if followed_by_whitespace => block_indicators = true,
+                '#' if preceded_by_whitespace => block_indicators = true,
+                _ => {}
+            }
+        }
+        if !is_printable(c) {
+            special = true;
+        }
+        if c == ' ' {
+            if i == 0 {
+                leading_space = true;
+            }
+            if i + 1 == chars.len() {
+                trailing_space = true;
+            }
+            if previous_break {
+                break_space = true;
+            }
+            previous_space = true;
+            previous_break = false;
+        } else if is_break(c) {
+            line_breaks = true;
+            if i == 0 {
+                leading_break = true;
+            }
+            if i + 1 == chars.len() {
+                trailing_break = true;
+            }
+            if previous_space {
+                space_break = true;
+            }
+            previous_space = false;
+            previous_break = true;
+        } else {
+            previous_space = false;
+            previous_break = false;
+        }
+        preceded_by_whitespace = matches!(
+            c,
+            ' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        );
+    }
+    let mut a = Analysis {
+        multiline: line_breaks,
+        block_plain_allowed: true,
+        single_quoted_allowed: true,
+        block_allowed: true,
+    };
+    if leading_space || leading_break || trailing_space || trailing_break {
+        a.block_plain_allowed = false;
+    }
+    if trailing_space {
+        a.block_allowed = false;
+    }
+    if break_space {
+        a.block_plain_allowed = false;
+        a.single_quoted_allowed = false;
+    }
+    if space_break || special {
+        a.block_plain_allowed = false;
+        a.single_quoted_allowed = false;
+        a.block_allowed = false;
+    }
+    if line_breaks {
+        a.block_plain_allowed = false;
+    }
+    if block_indicators {
+        a.block_plain_allowed = false;
+    }
+    a
+}
+
+/// go-yaml's encoder style (`stringv`) followed by the emitter's `select_scalar_style`.
+fn choose_style(s: &str, is_key: bool) -> Style {
+    let mut style = if s.contains('\n') {
+        Style::Literal
+    } else if plain_is_string(s) {
+        Style::Plain
+    } else {
+        Style::Double
+    };
+    let a = analyze(s);
+    if is_key && a.multiline {
+        style = Style::Double;
+    }
+    if style == Style::Plain && (!a.block_plain_allowed || (s.is_empty() && is_key)) {
+        style = Style::Single;
+    }
+    if style == Style::Single && !a.single_quoted_allowed {
+        style = Style::Double;
+    }
+    if style == Style::Literal && (!a.block_allowed || is_key) {
+        style = Style::Double;
+    }
+    style
+}
+
+/// libyaml's double-quoted writer (without line folding: go-yaml v3 as sops uses it never wraps).
+fn write_double_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
+            out.push('\\');
+            match c {
+                '\0' => out.push('0'),
+                '\u{7}' => out.push('a'),
+                '\u{8}' => out.push('b'),
+                '\t' => out.push('t'),
+                '\n' => out.push('n'),
+                '\u{b}' => out.push('v'),
+                '\u{c}' => out.push('f'),
+                '\r' => out.push('r'),
+                '\u{1b}' => out.push('e'),
+                '"' => out.push('"'),
+                '\\' => out.push('\\'),
+                '\u{85}' => out.push('N'),
+                '\u{a0}' => out.push('_'),
+                '\u{2028}' => out.push('L'),
+                '\u{2029}' => out.push('P'),
+                _ => {
+                    let u = c as u32;
+                    if u <= 0xFF {
+                        out.push_str(&format!("x{u:02X}"));
+                    } else if u <= 0xFFFF {
+                        out.push_str(&format!("u{u:04X}"));
+                    } else {
+                        out.push_str(&format!("U{u:08X}"));
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn styled(s: &str) -> String {
+        let mut w = Writer {
+            out: String::new(),
+            best: 4,
+        };
+        w.string(s, 4, 4, false);
+        w.out
+    }
+
+    #[test]
+    fn scalar_styles_match_go_yaml() {
+        assert_eq!(styled("hello world"), "hello world");
+        assert_eq!(styled("tab\there"), "\"tab\\there\"");
+        assert_eq!(styled("emoji 😀"), "\"emoji \\U0001F600\"");
+        assert_eq!(styled(" lead"), "' lead'");
+        assert_eq!(styled("a: b"), "'a: b'");
+        assert_eq!(styled("a:b"), "a:b");
+        assert_eq!(styled("x #y"), "'x #y'");
+        assert_eq!(styled("'x"), "'''x'");
+        assert_eq!(styled("-x"), "-x");
+        assert_eq!(styled("- x"), "'- x'");
+        assert_eq!(styled("yes"), "\"yes\"");
+        assert_eq!(styled("123"), "\"123\"");
+        assert_eq!(styled(""), "\"\"");
+        assert_eq!(styled("ctrl\u{1}"), "\"ctrl\\x01\"");
+        assert_eq!(styled("sp \nx"), "\"sp \\nx\"");
+        assert_eq!(styled("line1\nline2"), "|-\n    line1\n    line2");
+        assert_eq!(styled("trail\n\n"), "|+\n    trail\n\n");
+        assert_eq!(styled("  lead\nx"), "|4-\n      lead\n    x");
+    }
+}

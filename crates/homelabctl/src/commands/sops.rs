@@ -1,0 +1,260 @@
+//! `homelabctl sops encrypt|decrypt|edit|updatekeys FILE`: SOPS files with age, compatible with the sops CLI.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use homelab_sops::{
+    CreationRule, EditOutcome, EditSession, Format, Identities, SopsConfig, SopsError, Style,
+    decrypt_file, edit_file, encrypt_with_style, run_editor, write_atomically,
+};
+use miette::{IntoDiagnostic as _, miette};
+
+use super::Global;
+
+/// SOPS files encrypted to age keys (readable and writable by the real sops CLI and Flux).
+#[derive(Debug, Args)]
+pub struct SopsArgs {
+    #[command(subcommand)]
+    pub command: SopsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SopsCommand {
+    /// Encrypt a plaintext file using the creation rule `.sops.yaml` (looked up from the working directory)
+    /// gives for its path. Prints the result unless --in-place or --output.
+    Encrypt {
+        /// The plaintext file (.yaml/.yml, .json, .env; anything else is encrypted as binary).
+        file: PathBuf,
+        /// Replace FILE with its encrypted form.
+        #[arg(long, short = 'i', conflicts_with = "output_file")]
+        in_place: bool,
+        /// Write the encrypted file here instead of standard output (sops's --output; the global --output
+        /// selects text/JSON rendering).
+        #[arg(short = 'o', long = "output-file", value_name = "FILE")]
+        output_file: Option<PathBuf>,
+        /// age recipients (comma-separated) overriding the rule's keys, as sops's --age.
+        #[arg(
+            long,
+            env = "SOPS_AGE_RECIPIENTS",
+            value_delimiter = ',',
+            value_name = "AGE_PUBLIC_KEY"
+        )]
+        age: Vec<String>,
+        /// Treat the input as this format instead of guessing from the extension.
+        #[arg(long, value_parser = ["yaml", "json", "dotenv", "binary"])]
+        input_type: Option<String>,
+    },
+    /// Decrypt a SOPS file (MAC verified) to standard output, or --output FILE (written with mode 0600).
+    Decrypt {
+        /// The encrypted file.
+        file: PathBuf,
+        /// Print only this value, e.g. '["proxmox"]["token_secret"]'.
+        #[arg(long, value_name = "PATH")]
+        extract: Option<String>,
+        /// Write the plaintext here (mode 0600) instead of standard output.
+        #[arg(short = 'o', long = "output-file", value_name = "FILE")]
+        output_file: Option<PathBuf>,
+    },
+    /// Edit a SOPS file in $EDITOR: decrypted into a private directory, re-encrypted on save with the same data
+    /// key (unchanged values keep their ciphertext); nothing is written when nothing changed.
+    Edit {
+        /// The encrypted file.
+        file: PathBuf,
+    },
+    /// Re-wrap a file's data key for the recipients its `.sops.yaml` creation rule now lists.
+    Updatekeys {
+        /// The encrypted file.
+        file: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+fn report(e: SopsError) -> miette::Report {
+    miette!("{e}")
+}
+
+/// The homelab repository root: the directory of the homelab configuration (where `.age-key.txt` lives).
+fn repo_root(global: &Global) -> PathBuf {
+    match global.config.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn config() -> miette::Result<Option<SopsConfig>> {
+    let cwd = std::env::current_dir().into_diagnostic()?;
+    SopsConfig::find(&cwd).map_err(report)
+}
+
+fn style(config: &Option<SopsConfig>) -> Style {
+    config.as_ref().map(|c| c.style).unwrap_or_default()
+}
+
+pub fn run(global: &Global, args: SopsArgs) -> miette::Result<ExitCode> {
+    match args.command {
+        SopsCommand::Encrypt {
+            file,
+            in_place,
+            output_file,
+            age,
+            input_type,
+        } => encrypt(
+            &file,
+            in_place,
+            output_file.as_deref(),
+            &age,
+            input_type.as_deref(),
+        ),
+        SopsCommand::Decrypt {
+            file,
+            extract,
+            output_file,
+        } => decrypt(global, &file, extract.as_deref(), output_file.as_deref()),
+        SopsCommand::Edit { file } => edit(global, &file),
+        SopsCommand::Updatekeys { file, yes } => updatekeys(global, &file, yes),
+    }
+}
+
+fn encrypt(
+    file: &Path,
+    in_place: bool,
+    output: Option<&Path>,
+    age: &[String],
+    input_type: Option<&str>,
+) -> miette::Result<ExitCode> {
+    let config = config()?.filter(SopsConfig::has_rules);
+    let name = file.display().to_string();
+    let mut rule = match &config {
+        Some(c) => c.rule_for(file).map_err(report)?,
+        None => CreationRule::default(),
+    };
+    let age: Vec<String> = age
+        .iter()
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if !age.is_empty() {
+        rule.recipients = age;
+    }
+    if rule.recipients.is_empty() {
+        return Err(report(SopsError::NoRecipients { file: name }));
+    }
+    let format = input_type
+        .and_then(Format::from_name)
+        .unwrap_or_else(|| Format::from_path(file));
+    let plaintext = zeroize::Zeroizing::new(
+        std::fs::read(file).map_err(|e| miette!("{}: reading: {e}", file.display()))?,
+    );
+    let out =
+        encrypt_with_style(&plaintext, format, &rule, &style(&config), &name).map_err(report)?;
+    match (in_place, output) {
+        (true, _) => write_atomically(file, &out, None).map_err(report)?,
+        (false, Some(o)) => write_atomically(o, &out, None).map_err(report)?,
+        (false, None) => std::io::stdout().write_all(&out).into_diagnostic()?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn decrypt(
+    global: &Global,
+    file: &Path,
+    extract: Option<&str>,
+    output: Option<&Path>,
+) -> miette::Result<ExitCode> {
+    let config = config()?;
+    let ids = Identities::discover(Some(&repo_root(global))).map_err(report)?;
+    let decrypted = decrypt_file(file, &ids).map_err(report)?;
+    let style = style(&config);
+    let plain = match extract {
+        Some(path) => decrypted.extract(path, &style).map_err(report)?,
+        None => decrypted.plaintext(&style),
+    };
+    match output {
+        Some(o) => write_atomically(o, &plain, Some(0o600)).map_err(report)?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&plain).into_diagnostic()?;
+            out.flush().into_diagnostic()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the editor and asks on the terminal whether to re-open after a parse error.
+struct TerminalSession;
+
+impl EditSession for TerminalSession {
+    fn open_editor(&mut self, path: &Path) -> Result<(), SopsError> {
+        run_editor(path)
+    }
+
+    fn reopen_after_error(&mut self, error: &SopsError) -> bool {
+        eprintln!("error: {error}");
+        if !std::io::stdin().is_terminal() {
+            return false;
+        }
+        eprint!("Re-open the editor to fix it? [Y/n] ");
+        let mut line = String::new();
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(0) | Err(_) => false,
+            Ok(_) => !matches!(line.trim(), "n" | "N" | "no"),
+        }
+    }
+}
+
+fn edit(global: &Global, file: &Path) -> miette::Result<ExitCode> {
+    let config = config()?;
+    let ids = Identities::discover(Some(&repo_root(global))).map_err(report)?;
+    match edit_file(file, &ids, &style(&config), &mut TerminalSession).map_err(report)? {
+        EditOutcome::Unchanged => eprintln!("{}: no changes, file not written", file.display()),
+        EditOutcome::Saved => eprintln!("{}: saved", file.display()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn updatekeys(global: &Global, file: &Path, yes: bool) -> miette::Result<ExitCode> {
+    let config = config()?.filter(SopsConfig::has_rules).ok_or_else(|| {
+        miette!(
+            help = "run from inside the repository that holds .sops.yaml",
+            "no .sops.yaml with creation_rules found"
+        )
+    })?;
+    let rule = config.rule_for(file).map_err(report)?;
+    let ids = Identities::discover(Some(&repo_root(global))).map_err(report)?;
+    let original = std::fs::read(file).map_err(|e| miette!("{}: reading: {e}", file.display()))?;
+    let decrypted = decrypt_file(file, &ids).map_err(report)?;
+    let current = decrypted.recipients();
+    let Some(out) = decrypted
+        .update_keys(&original, &rule.recipients, &config.style)
+        .map_err(report)?
+    else {
+        eprintln!("{}: already up to date", file.display());
+        return Ok(ExitCode::SUCCESS);
+    };
+    eprintln!("The following changes will be made to the file's age recipients:");
+    for r in rule.recipients.iter().filter(|r| !current.contains(r)) {
+        eprintln!("+++ {r}");
+    }
+    for r in current.iter().filter(|r| !rule.recipients.contains(r)) {
+        eprintln!("--- {r}");
+    }
+    if !yes {
+        eprint!("Is this okay? (y/n) ");
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .into_diagnostic()?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            eprintln!("{}: not changed", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    write_atomically(file, &out, None).map_err(report)?;
+    eprintln!("{}: keys updated", file.display());
+    Ok(ExitCode::SUCCESS)
+}
