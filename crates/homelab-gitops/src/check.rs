@@ -67,7 +67,7 @@ pub fn run(
     Ok(report)
 }
 
-/// homelab.yaml validates.
+/// homelab.yaml validates and is formatted (`homelabctl fmt --check`).
 pub struct ConfigCheck;
 impl Checker for ConfigCheck {
     fn id(&self) -> &'static str {
@@ -81,6 +81,19 @@ impl Checker for ConfigCheck {
         let Ok(source) = std::fs::read_to_string(&path) else {
             return;
         };
+        if let Ok(formatted) = homelab_config::format::format(&source)
+            && formatted != source
+        {
+            report.findings.push(
+                Finding::error(
+                    self.id(),
+                    "homelab.yaml",
+                    0,
+                    "homelab.yaml is not in the canonical layout",
+                )
+                .with_hint("run: homelabctl fmt"),
+            );
+        }
         for d in homelab_config::diagnostics(&source, Some(&cx.repo.root)) {
             let line = d.span.map(|s| s.line).unwrap_or(0);
             let msg = if d.path.is_empty() {
@@ -245,7 +258,7 @@ impl Checker for KustomizeCheck {
                     self.id(),
                     kustomization_file_rel(cx.repo, dir),
                     0,
-                    e.to_string(),
+                    relative_message(cx.repo, &e.to_string()),
                 ));
             }
         }
@@ -302,7 +315,11 @@ impl Checker for FluxCheck {
                             self.id(),
                             &fk.file,
                             fk.line,
-                            format!("Kustomization/{} does not build: {e}", fk.name),
+                            format!(
+                                "Kustomization/{} does not build: {}",
+                                fk.name,
+                                relative_message(cx.repo, &e.to_string())
+                            ),
                         )
                         .with_hint(format!(
                             "reproduce with: homelabctl build --flux {}",
@@ -361,6 +378,22 @@ impl Checker for FluxCheck {
             }
         }
     }
+}
+
+/// Error text with the repository's absolute path removed.
+fn relative_message(repo: &Repo, msg: &str) -> String {
+    let mut out = msg.to_string();
+    for root in [
+        std::fs::canonicalize(&repo.root).ok(),
+        Some(repo.root.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let prefix = format!("{}/", root.display());
+        out = out.replace(&prefix, "");
+    }
+    out
 }
 
 /// Maps `f` over `items` on the machine's cores, keeping order.

@@ -149,22 +149,14 @@ pub fn generate(
     for (k, v) in kvs {
         match kind {
             Kind::Secret => {
-                data.insert(
-                    k,
-                    base64::engine::general_purpose::STANDARD.encode(&v).into(),
-                );
+                data.insert(k, wrapped_base64(&v).into());
             }
             Kind::ConfigMap => match String::from_utf8(v) {
                 Ok(s) => {
                     data.insert(k, s.into());
                 }
                 Err(e) => {
-                    binary.insert(
-                        k,
-                        base64::engine::general_purpose::STANDARD
-                            .encode(e.into_bytes())
-                            .into(),
-                    );
+                    binary.insert(k, wrapped_base64(&e.into_bytes()).into());
                 }
             },
         }
@@ -192,6 +184,23 @@ pub fn generate(
         hash_suffix: opts.disable_name_suffix_hash != Some(true),
     });
     Ok(r)
+}
+
+/// Base64 as kyaml writes generated Secret data: lines of 70 characters, each ending in a newline when
+/// there is more than one line.
+fn wrapped_base64(v: &[u8]) -> String {
+    const LINE: usize = 70;
+    let enc = base64::engine::general_purpose::STANDARD.encode(v);
+    let lines = enc.len() / LINE + 1;
+    if lines == 1 {
+        return enc;
+    }
+    let mut out = String::with_capacity(enc.len() + lines);
+    for chunk in enc.as_bytes().chunks(LINE) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out
 }
 
 fn pairs(p: &[(String, String)]) -> Value {

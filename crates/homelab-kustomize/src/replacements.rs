@@ -314,16 +314,23 @@ pub fn apply(resources: &mut [Resource], repl: &Value) -> Result<(), String> {
             let mut obj = Value::Map(std::mem::take(&mut r.obj));
             let mut err = None;
             for p in &paths {
+                let mut hits = 0;
                 visit_mut(
                     &mut obj,
                     &split_path(p),
                     opts.create,
                     &mut |target, created| {
+                        hits += 1;
                         if let Err(e) = set_value(target, &value, &opts, created) {
                             err = Some(e);
                         }
                     },
                 );
+                if hits == 0 && !opts.create && err.is_none() {
+                    err = Some(format!(
+                        "unable to find field \"{p}\" in replacement target"
+                    ));
+                }
             }
             if let Value::Map(m) = obj {
                 r.obj = m;

@@ -118,3 +118,20 @@ fn without_a_flux_tree_manifest_checks_are_skipped_with_a_note() {
     assert!(report.findings.is_empty());
     assert!(report.notes.iter().any(|n| n.contains("no Flux tree")));
 }
+
+#[test]
+fn an_unformatted_homelab_yaml_is_a_finding() {
+    let t = crate::copy_fixture();
+    let path = t.path().join("homelab.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, format!("{text}\n\n\n")).expect("write");
+    let report = run(t.path(), &opts(), &default_checkers(), true).expect("check runs");
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.check == "config" && f.message.contains("canonical layout")),
+        "{:#?}",
+        report.findings
+    );
+}

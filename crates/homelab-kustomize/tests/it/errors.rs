@@ -90,3 +90,43 @@ fn a_component_listed_as_a_resource_is_an_error() {
     let err = build_dir(t.path(), &Options::default()).expect_err("component as resource");
     assert!(err.to_string().contains("Component"), "{err}");
 }
+
+#[test]
+fn a_replacement_target_field_that_does_not_exist_is_an_error_without_create() {
+    let t = tempfile::tempdir().expect("tempdir");
+    write(t.path(), "cm.yaml", CM);
+    write(
+        t.path(),
+        "kustomization.yaml",
+        "resources: [cm.yaml]\nreplacements:\n- source: {kind: ConfigMap, name: shared, fieldPath: data.a}\n  targets:\n  - select: {kind: ConfigMap}\n    fieldPaths: [data.missing]\n",
+    );
+    let err = build_dir(t.path(), &Options::default()).expect_err("missing target");
+    assert!(
+        err.to_string()
+            .contains("unable to find field \"data.missing\""),
+        "{err}"
+    );
+    let kubectl = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(t.path())
+        .output()
+        .expect("kubectl");
+    assert!(!kubectl.status.success());
+}
+
+#[test]
+fn replicas_for_an_unknown_name_is_an_error() {
+    let t = tempfile::tempdir().expect("tempdir");
+    write(t.path(), "cm.yaml", CM);
+    write(
+        t.path(),
+        "kustomization.yaml",
+        "resources: [cm.yaml]\nreplicas: [{name: nope, count: 2}]\n",
+    );
+    let err = build_dir(t.path(), &Options::default()).expect_err("unknown replicas target");
+    assert!(
+        err.to_string()
+            .contains("resource with name nope does not match"),
+        "{err}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod differential;
 mod errors;
+mod generated;
 mod yaml_props;
 
 use std::path::{Path, PathBuf};
