@@ -5,6 +5,7 @@ mod config_commands;
 mod gitops;
 mod hooks;
 mod scan;
+mod sops;
 mod talos;
 
 use std::path::PathBuf;
