@@ -912,3 +912,107 @@ fn config_change(
             .because("no record of the config this node runs; it will be applied again"),
     }
 }
+
+/// One line of `homelabctl status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatusRow {
+    pub component: String,
+    pub name: String,
+    pub healthy: bool,
+    pub detail: String,
+}
+
+impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T, K> {
+    /// Health of every VM, Talos node, etcd and Kubernetes, read live. Never acts.
+    pub async fn status(&self) -> Vec<StatusRow> {
+        let row = |component: &str, name: &str, healthy: bool, detail: String| StatusRow {
+            component: component.into(),
+            name: name.into(),
+            healthy,
+            detail,
+        };
+        let mut rows = Vec::new();
+        for node in &self.config.nodes {
+            let vm = self.hypervisor.vm(&node.proxmox_node, node.vm_id).await;
+            rows.push(match &vm {
+                Ok(Some(l)) => row(
+                    "vm",
+                    &node.name,
+                    l.running,
+                    format!(
+                        "{} {} (id {}, {} cores, {} MiB)",
+                        if l.running { "running" } else { "stopped" },
+                        node.proxmox_node,
+                        node.vm_id,
+                        l.cores.unwrap_or(0),
+                        l.memory_mib.unwrap_or(0)
+                    ),
+                ),
+                Ok(None) => row(
+                    "vm",
+                    &node.name,
+                    false,
+                    format!("absent (id {})", node.vm_id),
+                ),
+                Err(e) => row("vm", &node.name, false, format!("unknown: {}", e.message)),
+            });
+            let at = desired::installed_address(node);
+            rows.push(match self.talos.installed_version(at).await {
+                Ok(Some(v)) => row("talos", &node.name, true, format!("{v} on {at}")),
+                _ => row(
+                    "talos",
+                    &node.name,
+                    false,
+                    format!("not answering with mutual TLS on {at}"),
+                ),
+            });
+        }
+        let Some(first) = desired::bootstrap_node(self.config) else {
+            return rows;
+        };
+        let at = desired::installed_address(first);
+        let members = self.talos.etcd_members(at).await.unwrap_or_default();
+        rows.push(row(
+            "etcd",
+            &first.name,
+            !members.is_empty(),
+            if members.is_empty() {
+                "not bootstrapped".into()
+            } else {
+                format!("{} member(s): {}", members.len(), members.join(", "))
+            },
+        ));
+        let kubeconfig = self.talos.kubeconfig(at).await.ok();
+        let api = match &kubeconfig {
+            Some(k) => self.kube.api_ready(k).await.unwrap_or(false),
+            None => false,
+        };
+        rows.push(row(
+            "kubernetes",
+            "api",
+            api,
+            if api {
+                self.config.cluster.endpoint.clone()
+            } else {
+                format!("{} not ready", self.config.cluster.endpoint)
+            },
+        ));
+        for node in &self.config.nodes {
+            let ready = match &kubeconfig {
+                Some(k) if api => self.kube.node_ready(k, &node.name).await.unwrap_or(false),
+                _ => false,
+            };
+            rows.push(row(
+                "kubernetes",
+                &node.name,
+                ready,
+                if ready {
+                    "Ready".into()
+                } else {
+                    "not Ready".into()
+                },
+            ));
+        }
+        rows
+    }
+}

@@ -16,3 +16,4 @@ pub mod plan;
 pub mod ports;
 pub mod talos_render;
 pub mod wait;
+pub mod wiring;

@@ -124,6 +124,26 @@ impl KubeSim {
         self.app.addr
     }
 
+    /// A handle that does not keep the server running.
+    pub fn downgrade(&self) -> WeakKubeSim {
+        WeakKubeSim {
+            app: Arc::downgrade(&self.app),
+            server: Arc::downgrade(&self._server),
+        }
+    }
+
+    /// Deletes a Node object (the node left the cluster).
+    pub fn remove_node(&self, name: &str) {
+        let mut store = self
+            .app
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = store.target("", "v1", "nodes", None) {
+            let _ = store.delete(&t, name);
+        }
+    }
+
     /// Registers or updates a Node object.
     pub fn upsert_node(&self, node: KubeNode) {
         let mut labels = json!({
@@ -167,6 +187,23 @@ impl KubeSim {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let t = store.target(group, version, plural, namespace)?;
         store.get(&t, name).ok()
+    }
+}
+
+/// A non-owning handle to a [`KubeSim`].
+#[derive(Debug, Clone)]
+pub struct WeakKubeSim {
+    app: std::sync::Weak<http::App>,
+    server: std::sync::Weak<crate::task::AbortOnDrop>,
+}
+
+impl WeakKubeSim {
+    /// The simulator, if it still runs.
+    pub fn upgrade(&self) -> Option<KubeSim> {
+        Some(KubeSim {
+            app: self.app.upgrade()?,
+            _server: self.server.upgrade()?,
+        })
     }
 }
 

@@ -4,7 +4,9 @@
 
 pub mod factory;
 pub mod kube;
+pub mod lab;
 pub mod pki;
+pub mod proxmox;
 pub mod shared;
 pub mod talos;
 mod task;

@@ -2,6 +2,7 @@
 //! applied config against the official schema, "reboots" onto the static address with mutual
 //! TLS from the config's OS CA, and bootstraps a Kubernetes API simulator.
 
+mod cluster;
 mod config;
 mod node;
 mod schema;

@@ -41,6 +41,19 @@ pub enum Command {
     ///
     /// Exit status: 0 when there is no error, 1 when there are findings of severity error.
     Check(crate::commands::check::CheckArgs),
+    /// Show what apply would change: per resource create / update / replace / no change, with field diffs
+    /// (Talos config diffs redacted). With --detailed-exitcode: 0 no changes, 2 changes, 1 error.
+    Plan(crate::commands::plan::PlanArgs),
+    /// Converge the homelab on homelab.yaml: image, VMs, Talos config, bootstrap, Kubernetes readiness.
+    ///
+    /// Shows the plan and asks first (--yes without a terminal). Safe to run again after any interruption.
+    Apply(crate::commands::apply::ApplyArgs),
+    /// Remove the cluster's VMs (optionally resetting Talos first and deleting the ISO).
+    Destroy(crate::commands::destroy::DestroyArgs),
+    /// Health of every VM, Talos node, etcd and Kubernetes, read live.
+    Status(crate::commands::status::StatusArgs),
+    /// The whole flow against the built-in simulators: init, apply, status. No Proxmox needed.
+    Demo(crate::commands::demo::DemoArgs),
     /// Check homelab.yaml: every problem at once, with file:line:col and a hint.
     ///
     /// Exit status: 0 when valid (warnings allowed), 1 when invalid (or any warning with --strict).
@@ -70,6 +83,9 @@ pub enum Command {
     /// First-time set-up of an operator's machine and checkout: an age identity where sops looks for it
     /// (created only if missing; prints the public key), and the git hooks.
     Setup(crate::commands::setup::SetupArgs),
+    /// The cluster's talosconfig and kubeconfig: `export` them SOPS-encrypted to output/, or `decrypt` them
+    /// to the repository root (mode 0600, gitignored) for talosctl and kubectl.
+    Config(crate::commands::config::ConfigArgs),
 }
 
 #[derive(Debug, Args)]

@@ -2,3 +2,6 @@
 //! [`crate::ports::PortError`], deciding what is worth retrying.
 
 pub mod factory;
+pub mod kube;
+pub mod proxmox;
+pub mod talos;

@@ -3,4 +3,5 @@
 
 mod fake;
 mod flow;
+mod lab;
 mod render;

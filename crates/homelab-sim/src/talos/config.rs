@@ -29,8 +29,10 @@ pub struct NodeConfig {
     pub static_ip: Option<IpAddr>,
     /// extra SANs for the apid certificate
     pub cert_sans: Vec<String>,
-    /// the OS (Talos API) CA; control planes carry its key
-    pub os_ca: Ca,
+    /// the OS (Talos API) CA certificate PEM
+    pub os_ca_pem: String,
+    /// the OS CA with its key (control planes only; workers get certificates via trustd)
+    pub os_ca: Option<Ca>,
     /// the Kubernetes CA (control planes only carry its key)
     pub cluster_ca: Option<Ca>,
     /// the Kubernetes CA certificate PEM
@@ -83,15 +85,14 @@ impl NodeConfig {
                 "1 error occurred:\n\t* key is required for control plane machine.ca\n".into(),
             );
         }
-        let os_crt_pem = pki::decode_b64_pem("machine.ca.crt", os_crt).map_err(field_error)?;
-        // Workers get only the OS CA certificate; the simulator still needs to issue the apid
-        // certificate, which the real node obtains from trustd. Without a key it cannot.
-        let os_key_pem = pki::decode_b64_pem(
-            "machine.ca.key",
-            os_key.ok_or("1 error occurred:\n\t* the simulator needs machine.ca.key to issue the apid certificate\n")?,
-        )
-        .map_err(field_error)?;
-        let os_ca = Ca::from_pem("machine.ca", &os_crt_pem, &os_key_pem).map_err(field_error)?;
+        let os_ca_pem = pki::decode_b64_pem("machine.ca.crt", os_crt).map_err(field_error)?;
+        let os_ca = match os_key {
+            Some(key) => {
+                let key_pem = pki::decode_b64_pem("machine.ca.key", key).map_err(field_error)?;
+                Some(Ca::from_pem("machine.ca", &os_ca_pem, &key_pem).map_err(field_error)?)
+            }
+            None => None,
+        };
 
         let cluster_crt = str_at(v, "/cluster/ca/crt")
             .ok_or("1 error occurred:\n\t* cluster.ca.crt is required\n")?;
@@ -161,6 +162,7 @@ impl NodeConfig {
             hostname,
             static_ip,
             cert_sans,
+            os_ca_pem,
             os_ca,
             cluster_ca,
             cluster_ca_pem,

@@ -12,6 +12,7 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
 use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
 
+use super::cluster::registry;
 use super::config::{MachineType, NodeConfig};
 use super::schema::ConfigSchema;
 use super::service::ApidService;
@@ -86,6 +87,11 @@ pub enum NodeError {
     /// The Kubernetes simulator could not start.
     #[error(transparent)]
     Kube(#[from] crate::kube::KubeError),
+    /// A worker could not get its apid certificate (no control plane of its cluster is known).
+    #[error(
+        "cannot obtain the apid certificate: no control plane with this OS CA is running (trustd)"
+    )]
+    Trustd,
 }
 
 pub(crate) struct Installed {
@@ -182,6 +188,7 @@ impl NodeSim {
         st.server = None;
         if let Some(inst) = st.installed.as_mut() {
             inst.kube = None;
+            registry().not_ready(&inst.config.os_ca_pem, &node_name(inst));
         }
         drop(st);
         self.inner.phase.send_replace(NodePhase::Off);
@@ -324,6 +331,17 @@ impl Inner {
                 return Ok(NodePhase::Off);
             };
             let cfg = &inst.config;
+            let trustd_ca;
+            let os_ca = match cfg.os_ca.as_ref() {
+                Some(ca) => ca,
+                None => {
+                    let key = registry()
+                        .os_ca_key(&cfg.os_ca_pem)
+                        .ok_or(NodeError::Trustd)?;
+                    trustd_ca = crate::pki::Ca::from_pem("machine.ca", &cfg.os_ca_pem, &key)?;
+                    &trustd_ca
+                }
+            };
             let mut sans = vec![ip.to_string(), self.opts.maintenance_addr.ip().to_string()];
             sans.extend(cfg.hostname.iter().cloned());
             sans.extend(cfg.cert_sans.iter().cloned());
@@ -336,11 +354,10 @@ impl Inner {
                 days: 1,
                 ..Leaf::default()
             };
-            let server_cert = cfg.os_ca.issue(&leaf, KeyAlg::Ed25519)?;
-            let tls = cfg
-                .os_ca
-                .server_config_requiring_clients(&server_cert, &[b"h2"])?;
+            let server_cert = os_ca.issue(&leaf, KeyAlg::Ed25519)?;
+            let tls = os_ca.server_config_requiring_clients(&server_cert, &[b"h2"])?;
             inst.addr = addr;
+            registry().join(&cfg.os_ca_pem, self.kube_node(inst));
             let restart_kube = inst.bootstrapped && inst.kube.is_none();
             st.generation += 1;
             let service = ApidService::installed(self.clone(), st.generation);
@@ -355,6 +372,9 @@ impl Inner {
 
     /// Applies a validated config from maintenance mode and "reboots" into installed mode.
     pub(crate) fn install(self: &Arc<Self>, config: NodeConfig) {
+        if let Some(ca) = config.os_ca.as_ref() {
+            registry().record_os_ca_key(&config.os_ca_pem, ca.key_pem());
+        }
         {
             let mut st = self.lock();
             st.installed = Some(Installed {
@@ -371,6 +391,9 @@ impl Inner {
     pub(crate) fn reset(self: &Arc<Self>, reboot: bool) {
         {
             let mut st = self.lock();
+            if let Some(inst) = st.installed.as_ref() {
+                registry().leave(&inst.config.os_ca_pem, &node_name(inst));
+            }
             st.installed = None;
             st.staged = None;
         }
@@ -459,23 +482,31 @@ impl Inner {
         let kube = KubeSim::start(opts).await?;
         let mut st = self.lock();
         if let Some(inst) = st.installed.as_mut() {
-            let name = inst
-                .config
-                .hostname
-                .clone()
-                .unwrap_or_else(|| default_hostname(inst.addr.ip()));
-            kube.upsert_node(KubeNode {
-                name,
-                internal_ip: inst.addr.ip(),
-                ready: true,
-                control_plane: inst.config.machine_type == MachineType::ControlPlane,
-                kubelet_version: self.opts.kubernetes_version.clone(),
-                os_image: format!("Talos ({})", self.opts.talos_version),
-            });
+            registry().kube_started(&inst.config.os_ca_pem, &kube);
             inst.kube = Some(kube);
         }
         Ok(())
     }
+
+    /// The Node object the kubelet of this node registers.
+    fn kube_node(&self, inst: &Installed) -> KubeNode {
+        KubeNode {
+            name: node_name(inst),
+            internal_ip: inst.addr.ip(),
+            ready: true,
+            control_plane: inst.config.machine_type == MachineType::ControlPlane,
+            kubelet_version: self.opts.kubernetes_version.clone(),
+            os_image: format!("Talos ({})", self.opts.talos_version),
+        }
+    }
+}
+
+/// The node's hostname: configured, or derived from its address.
+pub(crate) fn node_name(inst: &Installed) -> String {
+    inst.config
+        .hostname
+        .clone()
+        .unwrap_or_else(|| default_hostname(inst.addr.ip()))
 }
 
 /// The hostname Talos derives when none is configured (`talos-` + address-based suffix).

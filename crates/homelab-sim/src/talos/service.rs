@@ -17,7 +17,7 @@ use homelab_apid::proto::machine::{
 };
 
 use super::config::{MachineType, NodeConfig};
-use super::node::{Inner, default_hostname};
+use super::node::{Inner, node_name};
 use crate::pki::{self, KeyAlg, Leaf};
 
 const ADMIN: &[&str] = &["os:admin"];
@@ -115,15 +115,7 @@ impl ApidService {
 
     fn hostname(&self) -> String {
         let st = self.node.lock();
-        st.installed
-            .as_ref()
-            .map(|i| {
-                i.config
-                    .hostname
-                    .clone()
-                    .unwrap_or_else(|| default_hostname(i.addr.ip()))
-            })
-            .unwrap_or_default()
+        st.installed.as_ref().map(node_name).unwrap_or_default()
     }
 
     fn validate(&self, data: &[u8]) -> Result<NodeConfig, Status> {

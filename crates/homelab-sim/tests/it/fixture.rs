@@ -102,6 +102,26 @@ routes:
         )
     }
 
+    /// A worker config of the same cluster: no CA keys, as Talos generates it.
+    pub fn worker_config(&self, hostname: &str, static_ip: IpAddr, endpoint_ip: IpAddr) -> String {
+        let cp = self.config(hostname, static_ip, "");
+        let os_key = format!(
+            "    key: {}\n",
+            b64(&self
+                .os_ca
+                .key_pem()
+                .replace("PRIVATE KEY", "ED25519 PRIVATE KEY"))
+        );
+        let k8s_key = format!("    key: {}\n", b64(&self.k8s_ca.key_pem()));
+        cp.replace("type: controlplane", "type: worker")
+            .replace(&os_key, "")
+            .replace(&k8s_key, "")
+            .replace(
+                &format!("endpoint: https://{static_ip}:6443"),
+                &format!("endpoint: https://{endpoint_ip}:6443"),
+            )
+    }
+
     /// talosconfig-style credentials with the given roles, key labelled as Talos labels it.
     pub fn creds(&self, roles: &[&str]) -> ClientCredentials {
         creds_from(&self.os_ca, roles)

@@ -3,4 +3,5 @@
 
 mod factory;
 mod fixture;
+mod proxmox;
 mod talos;

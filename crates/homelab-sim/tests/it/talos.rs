@@ -364,3 +364,75 @@ async fn kubeconfig_lets_kubectl_see_the_node_ready() {
     assert_eq!(fields.get(1), Some(&"Ready"), "{stdout}");
     assert_eq!(fields.get(2), Some(&"control-plane"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_worker_gets_its_certificate_from_the_control_plane_and_joins_ready() {
+    let cluster = Cluster::new();
+    let worker_cfg = cluster.worker_config("w14", ip("127.0.22.114"), ip("127.0.22.14"));
+    assert!(
+        !worker_cfg.contains("    key: "),
+        "worker config must carry no CA keys"
+    );
+    let cp = node("127.0.21.14", |_| {}).await;
+    let cp_addr = install(&cp, &cluster.config("cp14", ip("127.0.22.14"), "")).await;
+    let worker = node("127.0.21.114", |_| {}).await;
+    let worker_addr = install(&worker, &worker_cfg).await;
+    let mut w = ok(
+        ApidClient::connect(worker_addr, &cluster.creds(&["os:admin"])).await,
+        "worker mTLS",
+    );
+    assert_eq!(
+        w.bootstrap().await.err().and_then(|e| e.code()),
+        Some(Code::FailedPrecondition)
+    );
+    assert_eq!(
+        w.kubeconfig().await.err().and_then(|e| e.code()),
+        Some(Code::FailedPrecondition)
+    );
+    let mut c = ok(
+        ApidClient::connect(cp_addr, &cluster.creds(&["os:admin"])).await,
+        "cp mTLS",
+    );
+    ok(c.bootstrap().await, "bootstrap");
+    let Some(kube) = cp.kube() else {
+        panic!("no Kubernetes API after bootstrap")
+    };
+    for name in ["cp14", "w14"] {
+        let node = kube.get("", "v1", "nodes", None, name);
+        let ready = node
+            .as_ref()
+            .map(|n| n["status"]["conditions"][0]["status"].clone());
+        assert_eq!(ready, Some(serde_json::json!("True")), "{name}: {node:?}");
+    }
+    ok(w.reset(&ResetOptions::default()).await, "reset worker");
+    assert!(worker.wait_maintenance(WAIT).await.is_ok());
+    assert!(
+        kube.get("", "v1", "nodes", None, "w14").is_none(),
+        "a reset worker leaves the cluster"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_without_a_control_plane_cannot_come_up() {
+    let cluster = Cluster::new();
+    let worker = node("127.0.21.115", |_| {}).await;
+    let Ok(maint) = worker.wait_maintenance(WAIT).await else {
+        panic!()
+    };
+    let mut client = ok(
+        ApidClient::connect_maintenance(maint, None).await,
+        "connect",
+    );
+    let cfg = cluster.worker_config("w15", ip("127.0.22.115"), ip("127.0.22.15"));
+    ok(
+        client
+            .apply_configuration(cfg.as_bytes(), ApplyMode::Auto, false)
+            .await,
+        "apply",
+    );
+    let phase = worker.wait_installed(WAIT).await;
+    assert!(
+        matches!(&phase, Err(NodePhase::Failed(m)) if m.contains("trustd")),
+        "{phase:?}"
+    );
+}

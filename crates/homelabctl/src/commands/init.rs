@@ -22,12 +22,28 @@ struct Planned {
 }
 
 pub fn run(_global: &Global, args: &InitArgs) -> miette::Result<ExitCode> {
-    let dir = &args.dir;
+    write_repository(
+        &args.dir,
+        &InitValues::reference(),
+        &args.age_recipients,
+        args.force,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a new repository for `values` into `dir` (all or nothing; never over existing files unless
+/// `force`, never over an age identity). Also used by `demo`.
+pub fn write_repository(
+    dir: &Path,
+    values: &InitValues,
+    age_recipients: &[String],
+    force: bool,
+) -> miette::Result<()> {
     std::fs::create_dir_all(dir)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
-    let (recipients, new_identity) = recipients(dir, &args.age_recipients)?;
-    let mut files = scaffold(dir, &InitValues::reference(), &recipients);
+    let (recipients, new_identity) = recipients(dir, age_recipients)?;
+    let mut files = scaffold(dir, values, &recipients);
     if let Some(identity) = &new_identity {
         files.push(Planned {
             path: dir.join(AGE_KEY_FILE),
@@ -40,7 +56,7 @@ pub fn run(_global: &Global, args: &InitArgs) -> miette::Result<ExitCode> {
         .filter(|f| f.path.exists())
         .map(|f| f.path.display().to_string())
         .collect();
-    if !existing.is_empty() && !args.force {
+    if !existing.is_empty() && !force {
         return Err(miette!(
             help = "nothing was written; pass --force to overwrite these files, or init into an empty directory",
             "refusing to overwrite existing files: {}",
@@ -67,7 +83,7 @@ pub fn run(_global: &Global, args: &InitArgs) -> miette::Result<ExitCode> {
         "next: edit {}, then run `homelabctl validate`",
         dir.join(homelab_config::FILE_NAME).display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The files `init` writes for `values`, encrypting to `recipients`.

@@ -1,14 +1,21 @@
 //! One module per command: each turns parsed arguments into an exit code or a user-facing error.
 
+pub mod apply;
 pub mod build;
 pub mod check;
+pub mod config;
+pub mod demo;
+pub mod destroy;
 mod fmt;
 pub mod hooks;
 mod init;
+pub mod plan;
+mod provision;
 pub mod scan;
 mod schema;
 pub mod setup;
 pub mod sops;
+pub mod status;
 pub mod talos;
 mod validate;
 
@@ -22,17 +29,23 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         output: cli.output,
     };
     match cli.command {
+        Command::Plan(args) => plan::run(&global, &args),
+        Command::Apply(args) => apply::run(&global, &args),
+        Command::Destroy(args) => destroy::run(&global, &args),
+        Command::Status(args) => status::run(&global, &args),
+        Command::Demo(args) => demo::run(&global, &args),
         Command::Validate(args) => validate::run(&global, &args),
         Command::Init(args) => init::run(&global, &args),
         Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
-        Command::Talos(args) => talos::run(args),
+        Command::Talos(args) => talos::run(&global, args),
         Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
         Command::Check(args) => check::run(args),
         Command::Scan(args) => scan::run(&global, args),
         Command::Hooks(args) => hooks::run(args),
         Command::Setup(args) => setup::run(args),
+        Command::Config(args) => config::run(&global, &args),
     }
 }
 

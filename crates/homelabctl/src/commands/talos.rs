@@ -29,12 +29,42 @@ pub enum SecretsCommand {
         /// The bundle file (`secrets.yaml` from talosctl, `talsecret.yaml` from talhelper).
         file: PathBuf,
     },
+    /// Import a plain bundle (`talosctl gen secrets`, talhelper, a backup) into talos-secrets.enc.yaml,
+    /// encrypted through the .sops.yaml rules: how to recover a repository whose bundle was lost while the
+    /// cluster still runs. Refuses to replace an existing bundle unless --force.
+    Import {
+        /// The plain bundle file.
+        file: PathBuf,
+        /// Replace an existing talos-secrets.enc.yaml (only if the cluster was made with FILE's bundle).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
-pub fn run(args: TalosArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &super::Global, args: TalosArgs) -> miette::Result<ExitCode> {
     match args.command {
         TalosCommand::Secrets(SecretsCommand::Check { file }) => check(&file),
+        TalosCommand::Secrets(SecretsCommand::Import { file, force }) => {
+            import(global, &file, force)
+        }
     }
+}
+
+fn import(global: &super::Global, file: &std::path::Path, force: bool) -> miette::Result<ExitCode> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(file)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read {}", file.display()))?,
+    );
+    let repo = homelab_repo::Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
+    repo.import_talos_bundle(&text, force)
+        .map_err(|e| miette!("{e}"))?;
+    println!(
+        "{}: imported the bundle from {} (encrypted); keep the plain file out of the repository",
+        repo.path(homelab_repo::TALOS_SECRETS_FILE).display(),
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(file: &std::path::Path) -> miette::Result<ExitCode> {

@@ -268,3 +268,44 @@ fn fmt_check_reports_and_fmt_rewrites_keeping_comments() {
         .assert()
         .success();
 }
+
+#[test]
+fn demo_provisions_a_node_against_the_simulators_and_reports_it_healthy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("homelab");
+    let out = homelabctl()
+        .args(["demo", "--keep"])
+        .arg(&repo)
+        .timeout(std::time::Duration::from_secs(240))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("kubernetes  talos-cp-01  ok      Ready"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("maintenance address 127.0.20.200 (from the guest agent)"),
+        "{stderr}"
+    );
+    for file in [
+        "homelab.yaml",
+        ".sops.yaml",
+        "secrets.enc.yaml",
+        "talos-secrets.enc.yaml",
+    ] {
+        assert!(repo.join(file).is_file(), "{file}");
+    }
+    let secrets = std::fs::read_to_string(repo.join("talos-secrets.enc.yaml")).expect("read");
+    assert!(
+        secrets.contains("ENC[AES256_GCM,") && !secrets.contains("PRIVATE KEY"),
+        "the bundle is stored encrypted"
+    );
+    assert!(
+        !stderr.contains("PRIVATE KEY") && !stdout.contains("PRIVATE KEY"),
+        "no key material in the output"
+    );
+}

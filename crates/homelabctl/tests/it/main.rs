@@ -4,6 +4,7 @@
 mod config_commands;
 mod gitops;
 mod hooks;
+mod outputs;
 mod scan;
 mod sops;
 mod talos;

@@ -1,4 +1,4 @@
-//! Renders configuration diagnostics for people (file:line:col, the source line, a caret, the hint) or
+//! Configuration diagnostics for people (file:line:col, the source line, a caret, the hint) or
 //! as JSON for scripts.
 
 use std::io::IsTerminal;

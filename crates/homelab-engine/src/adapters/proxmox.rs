@@ -1,0 +1,285 @@
+//! [`Hypervisor`] over the Proxmox VE client: VmWanted → the create form (OVMF, EFI disk in SecureBoot setup
+//! mode, TPM 2.0, q35, cpu host, virtio-scsi, fixed MAC, agent, ISO on ide2, boot disk then cdrom), and the VM
+//! config back into [`VmLive`].
+
+use std::net::IpAddr;
+
+use homelab_proxmox::{
+    Bios, Cdrom, Client, Disk, DownloadRequest, EfiDisk, Error, ErrorKind, Nic, TpmState, VmConfig,
+    VmSpec, WaitOptions,
+};
+
+use crate::ports::{Hypervisor, PortError, PortResult, VmLive, VmWanted};
+
+pub struct Proxmox {
+    pub client: Client,
+    pub wait: WaitOptions,
+}
+
+fn port_error(e: Error) -> PortError {
+    PortError {
+        transient: e.is_transient()
+            || matches!(e.kind(), ErrorKind::Locked | ErrorKind::AgentNotReady),
+        message: e.to_string(),
+    }
+}
+
+/// The create request for a Talos VM.
+pub fn vm_spec(w: &VmWanted) -> VmSpec {
+    VmSpec {
+        vmid: w.vm_id,
+        name: w.name.clone(),
+        cores: w.cores,
+        sockets: 1,
+        memory_mib: w.memory_mib,
+        balloon_mib: Some(0),
+        cpu: "host".into(),
+        machine: "q35".into(),
+        bios: Bios::Ovmf,
+        ostype: "l26".into(),
+        scsihw: "virtio-scsi-single".into(),
+        disks: vec![Disk {
+            slot: "scsi0".into(),
+            storage: w.disk_storage.clone(),
+            size_gib: u32::try_from(w.disk_gib).unwrap_or(u32::MAX),
+            options: vec![
+                ("discard".into(), "on".into()),
+                ("iothread".into(), "1".into()),
+                ("ssd".into(), "1".into()),
+            ],
+        }],
+        efidisk: Some(EfiDisk {
+            storage: w.disk_storage.clone(),
+            efitype: "4m".into(),
+            pre_enrolled_keys: !w.secureboot_setup_mode,
+        }),
+        tpmstate: w.tpm.then(|| TpmState {
+            storage: w.disk_storage.clone(),
+            version: "v2.0".into(),
+        }),
+        nics: vec![Nic {
+            index: 0,
+            model: "virtio".into(),
+            mac: Some(w.mac.clone()),
+            bridge: w.bridge.clone(),
+            vlan: w.vlan,
+            firewall: false,
+        }],
+        cdrom: Some(Cdrom {
+            slot: "ide2".into(),
+            volid: w.iso_volume.clone(),
+        }),
+        boot_order: vec!["scsi0".into(), "ide2".into()],
+        agent: true,
+        onboot: Some(true),
+        tags: w.tags.clone(),
+        description: Some("Talos node managed by homelabctl".into()),
+    }
+}
+
+/// `key=value` options of a property string such as `virtio=BC:…,bridge=vmbr0,tag=20`.
+fn options(property: &str) -> Vec<(String, String)> {
+    property
+        .split(',')
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn option(property: &str, key: &str) -> Option<String> {
+    options(property)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+fn size_gib(size: &str) -> Option<u64> {
+    let (number, unit) = size.split_at(
+        size.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(size.len()),
+    );
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "G" => Some(n),
+        "T" => Some(n * 1024),
+        "M" => Some(n.div_ceil(1024)),
+        _ => None,
+    }
+}
+
+/// Reads the VM config Proxmox reports into [`VmLive`].
+pub fn vm_live(config: &VmConfig, running: bool) -> VmLive {
+    let net = config.get("net0").unwrap_or_default();
+    let mac = options(&net)
+        .into_iter()
+        .find(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "virtio" | "e1000" | "vmxnet3" | "rtl8139" | "macaddr"
+            )
+        })
+        .map(|(_, v)| v.to_ascii_uppercase());
+    let efidisk = config.get("efidisk0").map(|e| {
+        (
+            option(&e, "efitype").unwrap_or_else(|| "2m".into()),
+            option(&e, "pre-enrolled-keys").as_deref() == Some("1"),
+        )
+    });
+    VmLive {
+        name: config.get("name"),
+        cores: config.get("cores").and_then(|c| c.parse().ok()),
+        memory_mib: config.get("memory").and_then(|m| m.parse().ok()),
+        disk_gib: config
+            .get("scsi0")
+            .and_then(|d| option(&d, "size"))
+            .and_then(|s| size_gib(&s)),
+        bridge: option(&net, "bridge"),
+        vlan: option(&net, "tag").and_then(|t| t.parse().ok()),
+        mac,
+        iso_volume: config
+            .get("ide2")
+            .and_then(|i| i.split(',').next().map(str::to_string)),
+        bios: Some(config.get("bios").unwrap_or_else(|| "seabios".into())),
+        machine: config.get("machine").map(|m| {
+            if m.starts_with("pc-q35") {
+                "q35".to_string()
+            } else {
+                m
+            }
+        }),
+        efidisk,
+        tpm_version: config.get("tpmstate0").and_then(|t| option(&t, "version")),
+        running,
+    }
+}
+
+impl Hypervisor for Proxmox {
+    async fn iso_exists(&self, node: &str, storage: &str, file: &str) -> PortResult<bool> {
+        let volid = format!("{storage}:iso/{file}");
+        let content = self
+            .client
+            .storage_content(node, storage, Some("iso"))
+            .await
+            .map_err(port_error)?;
+        Ok(content.iter().any(|v| v.volid == volid))
+    }
+
+    async fn download_iso(
+        &self,
+        node: &str,
+        storage: &str,
+        file: &str,
+        url: &str,
+    ) -> PortResult<()> {
+        let request = DownloadRequest {
+            url: url.to_string(),
+            content: "iso".into(),
+            filename: file.to_string(),
+            checksum: None,
+            verify_certificates: true,
+        };
+        self.client
+            .ensure_downloaded(node, storage, &request, &self.wait)
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn delete_iso(&self, node: &str, storage: &str, file: &str) -> PortResult<()> {
+        let volid = format!("{storage}:iso/{file}");
+        if let Some(upid) = self
+            .client
+            .delete_volume(node, storage, &volid)
+            .await
+            .map_err(port_error)?
+        {
+            self.client
+                .wait_task(&upid, &self.wait)
+                .await
+                .map_err(port_error)?;
+        }
+        Ok(())
+    }
+
+    async fn vm(&self, node: &str, vm_id: u32) -> PortResult<Option<VmLive>> {
+        let status = match self.client.vm_status(node, vm_id).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(port_error(e)),
+        };
+        let config = self
+            .client
+            .vm_config(node, vm_id)
+            .await
+            .map_err(port_error)?;
+        Ok(Some(vm_live(&config, status.is_running())))
+    }
+
+    async fn create_vm(&self, wanted: &VmWanted) -> PortResult<()> {
+        self.client
+            .create_vm(&wanted.proxmox_node, &vm_spec(wanted), &self.wait)
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn update_vm(&self, wanted: &VmWanted, fields: &[String]) -> PortResult<()> {
+        let spec = vm_spec(wanted);
+        let all = spec.to_create_params();
+        let wanted_keys: Vec<&str> = fields
+            .iter()
+            .flat_map(|f| match f.as_str() {
+                "cores" => vec!["cores"],
+                "memory" => vec!["memory"],
+                "mac" | "bridge" | "vlan" => vec!["net0"],
+                _ => vec![],
+            })
+            .collect();
+        let params: Vec<(String, String)> = all
+            .into_iter()
+            .filter(|(k, _)| wanted_keys.contains(&k.as_str()))
+            .collect();
+        if params.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .set_vm_config(&wanted.proxmox_node, wanted.vm_id, &params, None)
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn start_vm(&self, node: &str, vm_id: u32) -> PortResult<()> {
+        self.client
+            .ensure_started(node, vm_id, &self.wait)
+            .await
+            .map_err(port_error)
+    }
+
+    async fn stop_vm(&self, node: &str, vm_id: u32) -> PortResult<()> {
+        let upid = self.client.stop_vm(node, vm_id).await.map_err(port_error)?;
+        self.client
+            .wait_task(&upid, &self.wait)
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn delete_vm(&self, node: &str, vm_id: u32) -> PortResult<()> {
+        self.client
+            .destroy_vm(node, vm_id, &self.wait)
+            .await
+            .map_err(port_error)
+    }
+
+    async fn guest_ipv4(&self, node: &str, vm_id: u32, mac: &str) -> PortResult<Option<IpAddr>> {
+        match self.client.agent_network_interfaces(node, vm_id).await {
+            Ok(interfaces) => Ok(homelab_proxmox::ipv4_for_mac(&interfaces, mac).map(IpAddr::V4)),
+            Err(e) if e.kind() == ErrorKind::Auth => Err(port_error(e)),
+            // Agent not running yet, VM still booting, a 5xx: all mean "not yet".
+            Err(e) => Err(PortError::transient(e.to_string())),
+        }
+    }
+}

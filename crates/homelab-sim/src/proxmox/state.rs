@@ -1,0 +1,285 @@
+//! The simulated node's state: storages and volumes, network interfaces, VMs (config, lock, power state,
+//! DHCP lease), UPID tasks with their logs, and the shared handle the server and the tasks work on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::acl::Acl;
+use super::faults::FaultState;
+use super::schema::{PveVersion, Schema};
+use super::{SimTiming, VmBootEvent};
+
+/// A storage of the simulated node.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub id: String,
+    /// `dir`, `lvmthin`, `zfspool`, `nfs`, …
+    pub kind: String,
+    pub content: BTreeSet<String>,
+    /// Directory-like storages can hold ISOs (download-url needs one).
+    pub file_based: bool,
+    pub path: String,
+    pub total: u64,
+    pub volumes: BTreeMap<String, Volume>,
+}
+
+impl Storage {
+    /// A directory storage (like `local`).
+    pub fn dir(id: &str, path: &str, content: &[&str]) -> Self {
+        Storage {
+            id: id.into(),
+            kind: "dir".into(),
+            content: content.iter().map(|s| s.to_string()).collect(),
+            file_based: true,
+            path: path.into(),
+            total: 100 << 30,
+            volumes: BTreeMap::new(),
+        }
+    }
+
+    /// A block storage (like `local-lvm`, LVM-thin).
+    pub fn lvmthin(id: &str, content: &[&str]) -> Self {
+        Storage {
+            id: id.into(),
+            kind: "lvmthin".into(),
+            content: content.iter().map(|s| s.to_string()).collect(),
+            file_based: false,
+            path: String::new(),
+            total: 400 << 30,
+            volumes: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn used(&self) -> u64 {
+        self.volumes.values().map(|v| v.size).sum()
+    }
+}
+
+/// A volume on a storage.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    pub content: String,
+    pub size: u64,
+    pub format: String,
+    pub ctime: u64,
+    pub vmid: Option<u32>,
+    /// The bytes of downloaded files (ISOs); `None` for allocated VM disks.
+    pub data: Option<Arc<Vec<u8>>>,
+}
+
+/// A network interface of the node.
+#[derive(Debug, Clone)]
+pub struct Iface {
+    pub name: String,
+    /// `bridge`, `eth`, …
+    pub kind: String,
+    pub vlan_aware: bool,
+}
+
+/// A VM of the simulated node.
+#[derive(Debug, Clone)]
+pub struct Vm {
+    pub vmid: u32,
+    pub config: BTreeMap<String, String>,
+    pub running: bool,
+    pub lock: Option<String>,
+    pub started_at: Option<Instant>,
+    pub pid: u32,
+    /// The DHCP address handed to the first NIC at its last boot.
+    pub address: Option<Ipv4Addr>,
+}
+
+impl Vm {
+    /// The MAC of `net0`, lower case (as the guest reports it).
+    pub fn mac(&self) -> Option<String> {
+        let net0 = self.config.get("net0")?;
+        net0.split(',').find_map(|part| {
+            let (k, v) = part.split_once('=')?;
+            (k == "macaddr" || super::formats::is_unicast_mac(v)).then(|| v.to_ascii_lowercase())
+        })
+    }
+
+    /// Whether `agent` is enabled in the config.
+    pub fn agent_enabled(&self) -> bool {
+        let Some(a) = self.config.get("agent") else {
+            return false;
+        };
+        a.split(',').any(|p| match p.split_once('=') {
+            None => super::formats::parse_boolean(p) == Some(true),
+            Some(("enabled", v)) => super::formats::parse_boolean(v) == Some(true),
+            Some(_) => false,
+        })
+    }
+}
+
+/// A UPID task.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub upid: String,
+    pub kind: String,
+    pub id: String,
+    pub user: String,
+    pub pid: u32,
+    pub pstart: u64,
+    pub starttime: u64,
+    pub log: Vec<String>,
+    pub exitstatus: Option<String>,
+}
+
+/// Decides the address a NIC gets from "DHCP" at boot: `(vmid, lower-case MAC) → IPv4` in 127.0.0.0/8.
+pub type DhcpHook = Arc<dyn Fn(u32, &str) -> Ipv4Addr + Send + Sync>;
+
+/// Called when a VM finished booting.
+pub type BootHook = Arc<dyn Fn(&VmBootEvent) + Send + Sync>;
+
+/// Everything mutable.
+pub(crate) struct World {
+    pub version: PveVersion,
+    pub node: String,
+    pub fingerprint: String,
+    pub storages: BTreeMap<String, Storage>,
+    pub interfaces: Vec<Iface>,
+    pub vms: BTreeMap<u32, Vm>,
+    pub tasks: BTreeMap<String, Task>,
+    pub next_pid: u32,
+    pub acl: Acl,
+    pub faults: FaultState,
+    pub leases: BTreeMap<String, Ipv4Addr>,
+    pub boot_hooks: Vec<BootHook>,
+    pub dhcp: Option<DhcpHook>,
+}
+
+/// Shared by the server, the tasks and the public handle.
+pub(crate) struct Shared {
+    world: Mutex<World>,
+    pub schema: Schema,
+    pub timing: SimTiming,
+    pub token_id: String,
+    pub token_secret: String,
+    pub boot_tx: tokio::sync::broadcast::Sender<VmBootEvent>,
+}
+
+impl Shared {
+    pub fn new(
+        world: World,
+        schema: Schema,
+        timing: SimTiming,
+        token_id: String,
+        token_secret: String,
+    ) -> Self {
+        let (boot_tx, _) = tokio::sync::broadcast::channel(64);
+        Shared {
+            world: Mutex::new(world),
+            schema,
+            timing,
+            token_id,
+            token_secret,
+            boot_tx,
+        }
+    }
+
+    /// Locks the world; a poisoned lock (a panicked task) is recovered, the data stays usable.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(crate) fn now_epoch() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl World {
+    /// Registers a new running task and returns its UPID.
+    pub fn new_task(&mut self, kind: &str, id: &str, user: &str) -> String {
+        self.next_pid += 1;
+        let pid = self.next_pid;
+        let pstart = 0x05E3_0000 + u64::from(pid);
+        let starttime = now_epoch();
+        let upid = format!(
+            "UPID:{}:{pid:08X}:{pstart:08X}:{starttime:08X}:{kind}:{id}:{user}:",
+            self.node
+        );
+        self.tasks.insert(
+            upid.clone(),
+            Task {
+                upid: upid.clone(),
+                kind: kind.into(),
+                id: id.into(),
+                user: user.into(),
+                pid,
+                pstart,
+                starttime,
+                log: Vec::new(),
+                exitstatus: None,
+            },
+        );
+        upid
+    }
+
+    pub fn task_log(&mut self, upid: &str, line: impl Into<String>) {
+        if let Some(t) = self.tasks.get_mut(upid) {
+            t.log.push(line.into());
+        }
+    }
+
+    /// Ends a task: `Ok(warnings)` or `Err(message)`.
+    pub fn finish_task(&mut self, upid: &str, result: Result<u32, String>) {
+        if let Some(t) = self.tasks.get_mut(upid) {
+            if t.exitstatus.is_some() {
+                return;
+            }
+            match result {
+                Ok(0) => {
+                    t.log.push("TASK OK".into());
+                    t.exitstatus = Some("OK".into());
+                }
+                Ok(n) => {
+                    t.log.push(format!("TASK WARNINGS: {n}"));
+                    t.exitstatus = Some(format!("WARNINGS: {n}"));
+                }
+                Err(msg) => {
+                    let msg = msg.trim_end().to_string();
+                    t.log.push(format!("TASK ERROR: {msg}"));
+                    t.exitstatus = Some(msg);
+                }
+            }
+        }
+    }
+
+    /// The next lease for a MAC: the DHCP hook's answer, or 127.0.20.100, .101, … (stable per MAC).
+    pub fn lease(&mut self, vmid: u32, mac: &str) -> Ipv4Addr {
+        if let Some(hook) = &self.dhcp {
+            let ip = hook(vmid, mac);
+            self.leases.insert(mac.to_string(), ip);
+            return ip;
+        }
+        if let Some(ip) = self.leases.get(mac) {
+            return *ip;
+        }
+        let n = 100 + self.leases.len() as u32;
+        let ip = Ipv4Addr::new(127, 0, 20 + (n / 250) as u8, (n % 250) as u8 + 1);
+        let ip = if n < 250 {
+            Ipv4Addr::new(127, 0, 20, n as u8)
+        } else {
+            ip
+        };
+        self.leases.insert(mac.to_string(), ip);
+        ip
+    }
+
+    pub fn config_path(&self, vmid: u32) -> String {
+        format!("nodes/{}/qemu-server/{vmid}.conf", self.node)
+    }
+}
+
+/// A pause that a task takes to look like work.
+pub(crate) async fn work(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}

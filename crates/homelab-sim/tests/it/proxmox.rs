@@ -1,0 +1,230 @@
+//! The Proxmox simulator at the HTTP level: pveproxy's request rules, error shapes, the embedded schema
+//! against the official dumps, boot events and address assignment.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use homelab_sim::proxmox::{ProxmoxSim, PveVersion, SimError, SimOptions};
+use serde_json::Value;
+
+fn shared_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("HOMELAB_SHARED") {
+        return PathBuf::from(dir);
+    }
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    if beside.exists() {
+        beside
+    } else {
+        PathBuf::from("/work/shared")
+    }
+}
+
+fn http(sim: &ProxmoxSim) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(sim.ca_pem().as_bytes()) {
+        roots.add(cert.expect("pem")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("client")
+}
+
+fn auth(sim: &ProxmoxSim) -> String {
+    format!("PVEAPIToken={}={}", sim.token_id(), sim.token_secret())
+}
+
+fn reason(resp: &reqwest::Response) -> String {
+    resp.extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn requests_without_a_token_get_a_bare_401() {
+    let sim = ProxmoxSim::start(SimOptions::fast()).await.expect("start");
+    let resp = http(&sim)
+        .get(format!("{}/api2/json/version", sim.endpoint()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 401);
+    assert_eq!(reason(&resp), "No ticket");
+    assert!(resp.bytes().await.expect("body").is_empty());
+}
+
+#[tokio::test]
+async fn pveproxy_request_rules_are_enforced() {
+    let sim = ProxmoxSim::start(SimOptions::fast()).await.expect("start");
+    let c = http(&sim);
+    let base = format!("{}/api2/json", sim.endpoint());
+    let get_with_body = c
+        .get(format!("{base}/version"))
+        .header("Authorization", auth(&sim))
+        .body("x=1")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(get_with_body.status(), 501);
+    assert_eq!(
+        reason(&get_with_body),
+        "Unexpected content for method 'GET'"
+    );
+
+    let unknown = c
+        .get(format!("{base}/nodes/pve/lxc"))
+        .header("Authorization", auth(&sim))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(unknown.status(), 501);
+
+    let conflict = c
+        .post(format!("{base}/nodes/pve/qemu"))
+        .header("Authorization", auth(&sim))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("node=other&vmid=100")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(conflict.status(), 400);
+    let body: Value = conflict.json().await.expect("json");
+    assert_eq!(
+        body["errors"]["node"],
+        "duplicate parameter (already defined in URI) with conflicting values!"
+    );
+}
+
+#[tokio::test]
+async fn parameter_errors_have_pves_400_shape_and_reason_phrase() {
+    let sim = ProxmoxSim::start(SimOptions::fast()).await.expect("start");
+    let resp = http(&sim)
+        .post(format!("{}/api2/json/nodes/pve/qemu", sim.endpoint()))
+        .header("Authorization", auth(&sim))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("vmid=abc&cores=0&scsihw=fast")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 400);
+    assert_eq!(reason(&resp), "Parameter verification failed.");
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["data"], Value::Null);
+    assert_eq!(body["message"], "Parameter verification failed.\n");
+    assert_eq!(
+        body["errors"]["vmid"],
+        "type check ('integer') failed - got 'abc'"
+    );
+    assert_eq!(
+        body["errors"]["cores"],
+        "value must have a minimum value of 1"
+    );
+    assert_eq!(
+        body["errors"]["scsihw"],
+        "value 'fast' does not have a value in the enumeration 'lsi, lsi53c810, virtio-scsi-pci, virtio-scsi-single, megasas, pvscsi'"
+    );
+}
+
+#[tokio::test]
+async fn json_bodies_with_real_booleans_are_accepted() {
+    let sim = ProxmoxSim::start(SimOptions::fast()).await.expect("start");
+    let resp = http(&sim)
+        .post(format!("{}/api2/json/nodes/pve/qemu", sim.endpoint()))
+        .header("Authorization", auth(&sim))
+        .header("Content-Type", "application/json")
+        .body(r#"{"vmid": 123, "onboot": true, "name": "json-vm"}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert!(
+        body["data"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("UPID:pve:") && u.contains(":qmcreate:123:"))
+    );
+}
+
+#[tokio::test]
+async fn the_embedded_schemas_match_the_official_dumps() {
+    for (version, file) in [
+        (PveVersion::V8_4, "pve8.4-api-selected-endpoints.json"),
+        (PveVersion::V9_1, "pve9.1.3-api-selected-endpoints.json"),
+    ] {
+        let path = shared_dir().join("schemas/proxmox").join(file);
+        let official: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        let embedded = homelab_sim::proxmox::Schema::load(version).expect("embedded");
+        for (key, info) in official["endpoints"].as_object().expect("endpoints") {
+            let props = info["parameters"]["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            for (name, prop) in props {
+                let param = name.replace("[n]", "0");
+                let mine = embedded
+                    .param_schema(key, &param)
+                    .unwrap_or_else(|| panic!("{file}: {key} {name} missing"));
+                assert_eq!(mine.get("type"), prop.get("type"), "{file}: {key} {name}");
+                assert_eq!(mine.get("enum"), prop.get("enum"), "{file}: {key} {name}");
+                assert_eq!(
+                    mine.get("pattern"),
+                    prop.get("pattern"),
+                    "{file}: {key} {name}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_to_listen_off_loopback() {
+    let opts = SimOptions {
+        bind: Ipv4Addr::new(192, 168, 20, 2),
+        ..SimOptions::fast()
+    };
+    assert!(matches!(
+        ProxmoxSim::start(opts).await,
+        Err(SimError::NotLoopback(_))
+    ));
+}
+
+#[tokio::test]
+async fn boot_events_carry_the_mac_and_the_hooked_address() {
+    let sim = ProxmoxSim::start(SimOptions::fast()).await.expect("start");
+    sim.set_dhcp(Arc::new(|vmid, mac| {
+        assert_eq!(mac, "bc:24:11:ca:fe:01");
+        Ipv4Addr::new(127, 0, 20, (vmid % 200) as u8)
+    }));
+    let mut rx = sim.subscribe();
+    let c = http(&sim);
+    let base = format!("{}/api2/json/nodes/pve/qemu", sim.endpoint());
+    let create = c
+        .post(&base)
+        .header("Authorization", auth(&sim))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("vmid=150&net0=virtio%3DBC%3A24%3A11%3ACA%3AFE%3A01%2Cbridge%3Dvmbr0&agent=1&start=1")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(create.status(), 200);
+    let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("in time")
+        .expect("event");
+    assert_eq!(ev.vmid, 150);
+    assert_eq!(ev.mac.as_deref(), Some("bc:24:11:ca:fe:01"));
+    assert_eq!(ev.address, Some(Ipv4Addr::new(127, 0, 20, 150)));
+    let vm = sim.vm(150).expect("vm");
+    assert!(vm.running);
+    assert_eq!(vm.address, ev.address);
+}

@@ -1,0 +1,168 @@
+//! What `plan`, `apply`, `destroy` and `status` share: load homelab.yaml (reporting problems as `validate`
+//! does), open the repository's secrets, and wire the engine to the real clients.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use homelab_config::LoadError;
+use homelab_engine::events::EventSink;
+use homelab_engine::wiring::{self, Wired};
+use homelab_repo::Repo;
+use homelab_talos::secrets::SecretsBundle;
+use miette::{IntoDiagnostic, miette};
+
+use super::Global;
+use crate::render;
+
+/// When a missing secrets bundle may be generated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundlePolicy {
+    /// apply: generate (and store) one if no VM of the cluster exists.
+    CreateIfNew,
+    /// plan/status: never write; use a throwaway bundle when no cluster exists yet.
+    ReadOnly,
+    /// destroy: never write; a missing bundle only means Talos cannot be reset first.
+    Optional,
+}
+
+/// Loads and validates homelab.yaml; on problems prints them like `validate` and fails.
+pub fn load_config(path: &Path) -> miette::Result<homelab_config::Config> {
+    match homelab_config::load(path) {
+        Ok(loaded) => {
+            if !loaded.warnings.is_empty() {
+                let source = std::fs::read_to_string(path).unwrap_or_default();
+                eprint!(
+                    "{}",
+                    render::diagnostics_text(
+                        &path.display().to_string(),
+                        &source,
+                        &loaded.warnings,
+                        render::stderr_color()
+                    )
+                );
+            }
+            Ok(loaded.config)
+        }
+        Err(LoadError::Invalid {
+            source_text,
+            diagnostics,
+            ..
+        }) => {
+            eprint!(
+                "{}",
+                render::diagnostics_text(
+                    &path.display().to_string(),
+                    &source_text,
+                    &diagnostics,
+                    render::stderr_color()
+                )
+            );
+            Err(miette!(
+                help = "fix the errors above; `homelabctl validate` lists them",
+                "{} is not valid",
+                path.display()
+            ))
+        }
+        Err(e @ LoadError::Read { .. }) => Err(miette!(
+            help = "run `homelabctl init` to create one, or pass --config FILE",
+            "{e}"
+        )),
+    }
+}
+
+/// The repository root: the directory of homelab.yaml.
+pub fn base_dir(config_path: &Path) -> PathBuf {
+    match config_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+pub fn runtime() -> miette::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .into_diagnostic()
+}
+
+/// Opens everything the engine needs.
+pub async fn wire(
+    global: &Global,
+    policy: BundlePolicy,
+    events: &EventSink,
+) -> miette::Result<Wired> {
+    let config = load_config(&global.config)?;
+    let dir = base_dir(&global.config);
+    let repo = Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
+    let token = repo.proxmox_token_secret().map_err(|e| miette!("{e}"))?;
+    let proxmox = wiring::proxmox(&config, &dir, token, events).map_err(|e| miette!("{e}"))?;
+    let exists = wiring::cluster_exists(&proxmox, &config)
+        .await
+        .map_err(|e| {
+            miette!(
+                help = "check proxmox.endpoint, the token and `homelabctl doctor`",
+                "cannot reach Proxmox: {}",
+                e.message
+            )
+        })?;
+    let bundle = bundle(&repo, policy, exists, events)?;
+    Wired::new(config, &dir, proxmox, bundle).map_err(|e| miette!("{e}"))
+}
+
+fn bundle(
+    repo: &Repo,
+    policy: BundlePolicy,
+    cluster_exists: bool,
+    events: &EventSink,
+) -> miette::Result<SecretsBundle> {
+    match policy {
+        BundlePolicy::CreateIfNew => {
+            let (bundle, source) = repo
+                .talos_bundle_or_create(cluster_exists)
+                .map_err(|e| miette!("{e}"))?;
+            if matches!(source, homelab_repo::BundleSource::Created) {
+                events.info("talos", "generated the cluster's secrets bundle into talos-secrets.enc.yaml (commit it: it is encrypted)");
+            }
+            Ok(bundle)
+        }
+        BundlePolicy::ReadOnly => match repo.talos_bundle().map_err(|e| miette!("{e}"))? {
+            Some(bundle) => Ok(bundle),
+            None if !cluster_exists => {
+                events.info(
+                    "talos",
+                    "no secrets bundle yet: apply will generate talos-secrets.enc.yaml",
+                );
+                SecretsBundle::generate().map_err(|e| miette!("{e}"))
+            }
+            None => repo.talos_bundle_required().map_err(|e| miette!("{e}")),
+        },
+        BundlePolicy::Optional => match repo.talos_bundle().map_err(|e| miette!("{e}"))? {
+            Some(bundle) => Ok(bundle),
+            None => {
+                events.warn(
+                    "talos",
+                    "no secrets bundle: nodes cannot be reset through Talos, only removed",
+                );
+                SecretsBundle::generate().map_err(|e| miette!("{e}"))
+            }
+        },
+    }
+}
+
+/// Asks for confirmation on a terminal; without one, `--yes` is required.
+pub fn confirm(question: &str, yes: bool) -> miette::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(miette!(
+            help = "pass --yes to confirm non-interactively",
+            "{question} needs confirmation, and standard input is not a terminal"
+        ));
+    }
+    eprint!("{question} Type `yes` to continue: ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).into_diagnostic()?;
+    Ok(answer.trim() == "yes")
+}

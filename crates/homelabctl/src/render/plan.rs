@@ -1,0 +1,113 @@
+//! A plan for people: one block per resource with its action symbol, the changed fields (drift and forced
+//! replacement marked), the redacted document diff, a loud notice for data-destroying changes, a summary.
+
+use homelab_engine::plan::{Action, Plan};
+
+fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+fn action_color(action: Action) -> &'static str {
+    match action {
+        Action::Create => "32",
+        Action::Update => "33",
+        Action::Replace | Action::Delete => "1;31",
+        Action::NoChange => "2",
+    }
+}
+
+pub fn text(plan: &Plan, color: bool) -> String {
+    let mut out = String::new();
+    for change in &plan.changes {
+        let symbol = paint(color, action_color(change.action), change.action.symbol());
+        out.push_str(&format!(
+            "{symbol:>3} {} — {}\n",
+            change.address,
+            change.action.verb()
+        ));
+        if let Some(reason) = &change.reason {
+            out.push_str(&format!("      {reason}\n"));
+        }
+        for f in &change.fields {
+            let before = f.before.as_deref().unwrap_or("(none)");
+            let after = f.after.as_deref().unwrap_or("(none)");
+            let mut notes = Vec::new();
+            if f.forces_replacement {
+                notes.push(paint(color, "1;31", "forces replacement"));
+            }
+            if f.drift {
+                notes.push(paint(color, "33", "drift: changed outside homelabctl"));
+            }
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!("  # {}", notes.join(", "))
+            };
+            if f.before.is_none() {
+                out.push_str(&format!("      {:<10} = {after}{notes}\n", f.field));
+            } else {
+                out.push_str(&format!(
+                    "      {:<10} {before} → {after}{notes}\n",
+                    f.field
+                ));
+            }
+        }
+        if let Some(diff) = &change.document_diff {
+            for line in diff.lines() {
+                let code = if line.starts_with('+') { "32" } else { "31" };
+                out.push_str(&format!("        {}\n", paint(color, code, line)));
+            }
+        }
+    }
+    let destructive: Vec<&str> = plan.destructive().map(|c| c.address.as_str()).collect();
+    if !destructive.is_empty() {
+        out.push_str(&paint(
+            color,
+            "1;31",
+            &format!(
+                "\n!! {} will be DESTROYED and recreated: its disk, EFI vars and TPM state (and the data sealed by it) are lost.\n!! apply refuses this unless you pass --allow-replace.\n",
+                destructive.join(", ")
+            ),
+        ));
+    }
+    let (create, update, replace, delete) = plan.summary();
+    if plan.has_changes() {
+        out.push_str(&format!("\nPlan: {create} to create, {update} to update, {replace} to replace, {delete} to delete.\n"));
+    } else {
+        out.push_str("\nNo changes: the homelab matches homelab.yaml.\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use homelab_engine::plan::{FieldChange, ResourceChange};
+
+    use super::*;
+
+    #[test]
+    fn plan_text_marks_drift_replacement_and_summarises() {
+        let mut vm = ResourceChange::new("vm.cp", Action::Replace);
+        vm.fields.push(
+            FieldChange::new("tpmstate0", Some("v1.2".into()), Some("v2.0".into())).replacing(),
+        );
+        vm.fields
+            .push(FieldChange::new("cores", Some("1".into()), Some("4".into())).drifted());
+        let plan = Plan {
+            changes: vec![vm, ResourceChange::new("image", Action::NoChange)],
+        };
+        let text = text(&plan, false);
+        assert!(text.contains("-/+ vm.cp — replace"), "{text}");
+        assert!(
+            text.contains("tpmstate0  v1.2 → v2.0  # forces replacement"),
+            "{text}"
+        );
+        assert!(text.contains("drift: changed outside homelabctl"));
+        assert!(text.contains("DESTROYED"));
+        assert!(text.contains("Plan: 0 to create, 0 to update, 1 to replace, 0 to delete."));
+    }
+}
