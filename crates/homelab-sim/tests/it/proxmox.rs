@@ -2,24 +2,11 @@
 //! against the official dumps, boot events and address assignment.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use homelab_sim::proxmox::{ProxmoxSim, PveVersion, SimError, SimOptions};
 use serde_json::Value;
-
-fn shared_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("HOMELAB_SHARED") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.exists() {
-        beside
-    } else {
-        PathBuf::from("/work/shared")
-    }
-}
 
 fn http(sim: &ProxmoxSim) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
@@ -160,7 +147,10 @@ async fn the_embedded_schemas_match_the_official_dumps() {
         (PveVersion::V8_4, "pve8.4-api-selected-endpoints.json"),
         (PveVersion::V9_1, "pve9.1.3-api-selected-endpoints.json"),
     ] {
-        let path = shared_dir().join("schemas/proxmox").join(file);
+        let path = homelab_sim::shared::shared_dir()
+            .expect("shared dir")
+            .join("schemas/proxmox")
+            .join(file);
         let official: Value =
             serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
         let embedded = homelab_sim::proxmox::Schema::load(version).expect("embedded");
