@@ -4,4 +4,5 @@
 mod fake;
 mod flow;
 mod lab;
+mod lab_faults;
 mod render;
