@@ -466,6 +466,46 @@ mod tests {
     }
 
     #[test]
+    fn private_key_rule_needs_a_pem_body_not_just_a_header() {
+        let d = crate::detect::Detector::new(
+            Config::homelab_default(),
+            crate::detect::Options::default(),
+        );
+        let scan = |text: &str| {
+            let frag = crate::detect::Fragment {
+                raw: text.as_bytes(),
+                path: "x",
+                start_line: 1,
+                commit: None,
+            };
+            d.detect(&frag)
+                .into_iter()
+                .map(|f| f.rule_id)
+                .collect::<Vec<_>>()
+        };
+        let begin = ["-----BEGIN", "ED25519", "PRIVATE", "KEY-----"].join(" ");
+        let end = ["-----END", "ED25519", "PRIVATE", "KEY-----"].join(" ");
+        let body = "MC4CAQAwBQYDK2VwBCIEIFq0vX9l2mB5cKpQ7wRj3nT8yZ4hU6sD1fG0aE9bL2kN";
+        assert_eq!(
+            scan(&format!("{begin}\n{body}\n{end}\n")),
+            vec!["private-key"]
+        );
+        assert_eq!(
+            scan(&format!("key: |\n    {begin}\n    {body}\n    {end}\n")),
+            vec!["private-key"]
+        );
+        assert_eq!(
+            scan(&format!("{{\"k\": \"{begin}\\n{body}\\n{end}\\n\"}}")),
+            vec!["private-key"]
+        );
+        let code = format!(
+            "assert!(k.starts_with(\"{begin}\"));\n    // {}\n assert!(k.ends_with(\"{end}\"));\n",
+            "x".repeat(80)
+        );
+        assert!(scan(&code).is_empty(), "{:?}", scan(&code));
+    }
+
+    #[test]
     fn gitleaks_default_config_loads_all_rules() {
         let path = crate::testdata::shared_path("testdata/gitleaks/gitleaks-default.toml");
         let c = Config::from_file(&path).expect("gitleaks default config");

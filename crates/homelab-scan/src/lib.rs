@@ -46,3 +46,10 @@ pub use sops::is_sops_content;
 pub fn scan_repository(root: &std::path::Path) -> Result<Vec<Finding>, ScanError> {
     Ok(scan(&ScanRequest::tree(root))?.findings)
 }
+
+/// Scans only the staged changes of the repository at `root` (what a pre-commit check needs).
+pub fn scan_staged(root: &std::path::Path) -> Result<Vec<Finding>, ScanError> {
+    let mut request = ScanRequest::tree(root);
+    request.source = Source::Staged;
+    Ok(scan(&request)?.findings)
+}

@@ -153,20 +153,7 @@ pub fn run(req: &ScanRequest) -> Result<ScanOutcome, ScanError> {
             let files = walk(root)?;
             scan_files(&detector, root, &files, threads)
         }
-        Source::History => {
-            let args = [
-                "log",
-                "-p",
-                "-U0",
-                "--full-history",
-                "--all",
-                "--diff-filter=tuxdb",
-                "--no-color",
-                "--no-ext-diff",
-                gitdiff::LOG_FORMAT,
-            ];
-            scan_diff(&detector, root, &args, threads)?
-        }
+        Source::History => scan_diff(&detector, root, history_runs(root, threads)?, threads)?,
         Source::Staged => {
             let args = [
                 "diff",
@@ -176,7 +163,11 @@ pub fn run(req: &ScanRequest) -> Result<ScanOutcome, ScanError> {
                 "--staged",
                 ".",
             ];
-            scan_diff(&detector, root, &args, threads)?
+            let run = GitRun {
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
+                stdin: None,
+            };
+            scan_diff(&detector, root, vec![run], threads)?
         }
     };
     let before = findings.len();
@@ -342,48 +333,107 @@ fn scan_files(
     (findings, scanned.into_inner())
 }
 
-/// Runs `git <args>` and scans the added lines of its diff output as it streams.
+/// One `git` process whose output is a diff stream.
+struct GitRun {
+    args: Vec<String>,
+    /// Written to the process's standard input (commit ids for `--stdin`).
+    stdin: Option<Vec<u8>>,
+}
+
+/// Below this many commits one `git log` is as fast as several.
+const COMMITS_PER_EXTRA_PROCESS: usize = 400;
+
+/// The `git log` processes that together produce what gitleaks reads from
+/// `git log -p -U0 --full-history --all --diff-filter=tuxdb`: every commit reachable from any ref, diffed
+/// against its first parent (merges show no diff), added lines only. Large histories are split into
+/// contiguous runs of commits given to `git log --no-walk --stdin`, one process per core, so the diffing
+/// itself runs in parallel.
+fn history_runs(root: &Path, threads: usize) -> Result<Vec<GitRun>, ScanError> {
+    let log = |extra: &[&str]| -> Vec<String> {
+        [
+            "log",
+            "-p",
+            "-U0",
+            "--full-history",
+            "--diff-filter=tuxdb",
+            "--no-color",
+            "--no-ext-diff",
+            gitdiff::LOG_FORMAT,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| (*a).to_owned())
+        .collect()
+    };
+    let jobs = threads.clamp(1, 4);
+    if jobs == 1 {
+        return Ok(vec![GitRun {
+            args: log(&["--all"]),
+            stdin: None,
+        }]);
+    }
+    let list = git(root, &["rev-list", "--all"])?;
+    let commits: Vec<&[u8]> = list
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    if commits.len() < COMMITS_PER_EXTRA_PROCESS {
+        return Ok(vec![GitRun {
+            args: log(&["--all"]),
+            stdin: None,
+        }]);
+    }
+    let per = commits.len().div_ceil(jobs);
+    Ok(commits
+        .chunks(per)
+        .map(|chunk| {
+            let mut input = chunk.join(&b'\n');
+            input.push(b'\n');
+            GitRun {
+                args: log(&["--no-walk=unsorted", "--stdin"]),
+                stdin: Some(input),
+            }
+        })
+        .collect())
+}
+
+/// Runs the git processes and scans the added lines of their diff output as it streams.
 fn scan_diff(
     detector: &Detector,
     root: &Path,
-    args: &[&str],
+    runs: Vec<GitRun>,
     threads: usize,
 ) -> Result<(Vec<Finding>, usize), ScanError> {
-    let git_err = |message: String| ScanError::Git {
+    let git_err = |args: &[String], message: String| ScanError::Git {
         root: root.to_owned(),
         args: args.join(" "),
         message,
     };
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| git_err(e.to_string()))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| git_err("no output pipe".into()))?;
-    let mut stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| git_err("no error pipe".into()))?;
+    let mut children = Vec::with_capacity(runs.len());
+    for run in &runs {
+        let child = Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(&run.args)
+            .stdin(if run.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| git_err(&run.args, e.to_string()))?;
+        children.push(child);
+    }
 
-    type Batch = Vec<(usize, FileDiff)>;
+    type Batch = Vec<((usize, usize), FileDiff)>;
     let (tx, rx) = mpsc::sync_channel::<Batch>(64);
     let rx = Arc::new(Mutex::new(rx));
-    let results = Mutex::new(Vec::<(usize, Finding)>::new());
-    let mut parse_result = Ok(0);
-    let mut stderr_text = String::new();
+    let results = Mutex::new(Vec::<((usize, usize), Finding)>::new());
+    let mut parsed: Vec<std::io::Result<usize>> = Vec::new();
+    let mut stderr_texts: Vec<String> = Vec::new();
     std::thread::scope(|s| {
-        let err_reader = s.spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
         for _ in 0..threads.max(1) {
             let rx = Arc::clone(&rx);
             let results = &results;
@@ -404,28 +454,70 @@ fn scan_diff(
                 }
             });
         }
-        let mut seq = 0;
-        let mut batch: Batch = Vec::new();
-        let mut batch_bytes = 0;
-        parse_result = gitdiff::parse(BufReader::with_capacity(1 << 16, stdout), |file| {
-            batch_bytes += file.hunks.iter().map(|h| h.added.len() + 64).sum::<usize>();
-            batch.push((seq, file));
-            seq += 1;
-            if batch_bytes > 32 * 1024 || batch.len() >= 256 {
-                let _ = tx.send(std::mem::take(&mut batch));
-                batch_bytes = 0;
+        let mut parsers = Vec::new();
+        let mut err_readers = Vec::new();
+        for (k, (child, run)) in children.iter_mut().zip(&runs).enumerate() {
+            if let (Some(mut stdin), Some(input)) = (child.stdin.take(), run.stdin.as_deref()) {
+                s.spawn(move || {
+                    let _ = std::io::Write::write_all(&mut stdin, input);
+                });
             }
-        });
-        if !batch.is_empty() {
-            let _ = tx.send(batch);
+            if let Some(mut stderr) = child.stderr.take() {
+                err_readers.push(s.spawn(move || {
+                    let mut text = String::new();
+                    let _ = stderr.read_to_string(&mut text);
+                    text
+                }));
+            }
+            let Some(stdout) = child.stdout.take() else {
+                continue;
+            };
+            let tx = tx.clone();
+            parsers.push(s.spawn(move || {
+                let mut seq = 0;
+                let mut batch: Batch = Vec::new();
+                let mut batch_bytes = 0;
+                let result = gitdiff::parse(BufReader::with_capacity(1 << 16, stdout), |file| {
+                    batch_bytes += file.hunks.iter().map(|h| h.added.len() + 64).sum::<usize>();
+                    batch.push(((k, seq), file));
+                    seq += 1;
+                    if batch_bytes > 32 * 1024 || batch.len() >= 256 {
+                        let _ = tx.send(std::mem::take(&mut batch));
+                        batch_bytes = 0;
+                    }
+                });
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
+                }
+                result
+            }));
         }
         drop(tx);
-        stderr_text = err_reader.join().unwrap_or_default();
+        parsed = parsers
+            .into_iter()
+            .map(|p| {
+                p.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("parser thread failed")))
+            })
+            .collect();
+        stderr_texts = err_readers
+            .into_iter()
+            .map(|r| r.join().unwrap_or_default())
+            .collect();
     });
-    let status = child.wait().map_err(|e| git_err(e.to_string()))?;
-    let commits = parse_result.map_err(|e| git_err(e.to_string()))?;
-    if !status.success() {
-        return Err(git_err(stderr_text.trim().to_owned()));
+    let mut commits = 0;
+    for ((child, run), (result, err_text)) in children
+        .iter_mut()
+        .zip(&runs)
+        .zip(parsed.into_iter().zip(stderr_texts))
+    {
+        let status = child
+            .wait()
+            .map_err(|e| git_err(&run.args, e.to_string()))?;
+        commits += result.map_err(|e| git_err(&run.args, e.to_string()))?;
+        if !status.success() {
+            return Err(git_err(&run.args, err_text.trim().to_owned()));
+        }
     }
     let mut tagged = results.into_inner().unwrap_or_default();
     tagged.sort_by(|(sa, a), (sb, b)| {
@@ -441,9 +533,9 @@ fn scan_diff(
 
 fn scan_file_diff(
     detector: &Detector,
-    seq: usize,
+    seq: (usize, usize),
     file: &FileDiff,
-    out: &mut Vec<(usize, Finding)>,
+    out: &mut Vec<((usize, usize), Finding)>,
 ) {
     if detector.options().sops_aware && file.hunks.iter().any(|h| sops::is_sops_content(&h.added)) {
         return;

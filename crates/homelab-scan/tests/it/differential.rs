@@ -161,3 +161,84 @@ fn directory_findings_equal_gitleaks_dir() {
     assert!(theirs.len() >= 5, "{theirs:#?}");
     assert_eq!(mine, theirs);
 }
+
+/// A history long enough to be split over several `git log` processes, with a side branch and a merge.
+fn long_history(commits: usize) -> Repo {
+    use std::io::Write;
+    let repo = Repo::new();
+    let mut stream = Vec::new();
+    let mut files: Vec<Vec<String>> = vec![Vec::new(); 12];
+    let mut g = crate::support::Gen::new(99);
+    for c in 0..commits {
+        let branch = if c % 50 == 25 { "side" } else { "main" };
+        let f = c % files.len();
+        let line = match c % 37 {
+            0 => format!(
+                "token = \"{}_{}\"",
+                "ghp",
+                g.text(crate::support::ALNUM, 36)
+            ),
+            11 => format!("aws_key: {}{}", "AKIA", g.text(crate::support::UPPER32, 16)),
+            _ => format!("setting_{c}: value-{}", g.text("abcdefghij", 6)),
+        };
+        let at = (c * 7) % (files[f].len() + 1);
+        files[f].insert(at, line);
+        let body = files[f].join("\n") + "\n";
+        write!(stream, "commit refs/heads/{branch}\ncommitter T <t@example.invalid> {} +0000\ndata 12\nchore: step\n", 1_700_000_000 + c).expect("write");
+        if branch == "side" && c == 25 {
+            writeln!(stream, "from refs/heads/main").expect("write");
+        } else if branch == "main" && c % 50 == 30 {
+            writeln!(stream, "merge refs/heads/side").expect("write");
+        }
+        write!(
+            stream,
+            "M 644 inline dir{}/file{f}.yaml\ndata {}\n{body}\n",
+            f % 3,
+            body.len()
+        )
+        .expect("write");
+    }
+    let mut child = std::process::Command::new("git")
+        .current_dir(repo.path())
+        .env("HOME", repo.home.path())
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("git fast-import");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&stream)
+        .expect("stream");
+    assert!(child.wait().expect("wait").success());
+    repo.git(&["checkout", "-q", "main"]);
+    repo
+}
+
+#[test]
+fn a_long_history_split_over_processes_equals_gitleaks_and_one_process() {
+    let repo = long_history(900);
+    let theirs = gitleaks(&repo, "git");
+    let parallel = ours(&repo, Source::History);
+    let mut req = ScanRequest::tree(repo.path());
+    req.source = Source::History;
+    req.config = Some(shared("testdata/gitleaks/gitleaks-default.toml"));
+    req.options.threads = 1;
+    let single: BTreeSet<Key> = scan(&req)
+        .expect("scan")
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.rule_id.clone(),
+                f.file.clone(),
+                f.start_line,
+                f.commit_sha().to_owned(),
+            )
+        })
+        .collect();
+    assert!(theirs.len() > 30, "{}", theirs.len());
+    assert_eq!(single, theirs);
+    assert_eq!(parallel, theirs);
+}

@@ -88,7 +88,8 @@ pub fn run(args: CheckArgs) -> miette::Result<ExitCode> {
             ..SchemaOptions::default()
         },
     };
-    let checkers = default_checkers();
+    let mut checkers = default_checkers();
+    checkers.push(Box::new(super::check_secrets::SecretScan));
     let report = homelab_gitops::run(&args.dir, &opts, &checkers, args.fast)
         .into_diagnostic()
         .wrap_err(format!("reading the repository at {}", args.dir.display()))?;

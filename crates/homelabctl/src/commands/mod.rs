@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod build;
 pub mod check;
+mod check_secrets;
 pub mod config;
 pub mod demo;
 pub mod destroy;

@@ -83,3 +83,27 @@ fn a_bad_gitleaks_config_is_a_clear_error() {
         .stderr(predicate::str::contains("bad.toml"))
         .stderr(predicate::str::contains("without --config"));
 }
+
+#[test]
+fn check_reports_secrets_found_by_the_scanner_without_showing_them() {
+    let (dir, secret) = repo_with_secret();
+    let out = homelabctl()
+        .args(["check", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        stdout.contains("secret-scan")
+            && stdout.contains("github-pat")
+            && stdout.contains("ci.env"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&secret[4..]), "{stdout}");
+    std::fs::write(dir.path().join(".gitleaksignore"), "ci.env:github-pat:1\n").unwrap();
+    homelabctl()
+        .args(["check", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success();
+}
