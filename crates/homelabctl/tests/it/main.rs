@@ -8,6 +8,7 @@ mod hooks;
 mod outputs;
 mod proxmox;
 mod scan;
+mod sops;
 mod talos;
 
 use std::path::PathBuf;

@@ -57,6 +57,16 @@ impl Writer {
                     self.out.push_str(c);
                     self.out.push('\n');
                 }
+                Entry::Item(k, v) if k.scalar.is_none() && !is_simple_key(&k.text) => {
+                    // go-yaml's complex key form: `? key` then `: value` on the next line.
+                    self.out.push_str("? ");
+                    let d = self.deeper(ind);
+                    self.string(&k.text, d, d - ind, false);
+                    self.newline();
+                    self.pad(ind);
+                    self.out.push(':');
+                    self.value_after_key(v, ind);
+                }
                 Entry::Item(k, v) => {
                     self.key(k);
                     self.out.push(':');
@@ -138,6 +148,11 @@ impl Writer {
     }
 
     fn string(&mut self, s: &str, block_ind: usize, hint: usize, is_key: bool) {
+        if s == "<<" {
+            // go-yaml resolves `<<` to the merge tag and writes it explicitly.
+            self.out.push_str("!!merge <<");
+            return;
+        }
         match choose_style(s, is_key) {
             Style::Plain => self.out.push_str(s),
             Style::Single => {
@@ -180,6 +195,11 @@ impl Writer {
             }
         }
     }
+}
+
+/// go-yaml writes a key as `key:` only when it is one line and at most 128 bytes long.
+fn is_simple_key(s: &str) -> bool {
+    !s.contains('\n') && s.len() <= 128
 }
 
 #[derive(Debug, PartialEq, Clone, Copy)]
@@ -413,5 +433,16 @@ mod tests {
         assert_eq!(styled("line1\nline2"), "|-\n    line1\n    line2");
         assert_eq!(styled("trail\n\n"), "|+\n    trail\n\n");
         assert_eq!(styled("  lead\nx"), "|4-\n      lead\n    x");
+    }
+
+    #[test]
+    fn multi_line_keys_use_the_complex_key_form() {
+        let mut m = Map::default();
+        m.push("key\nnl", Value::Int(1));
+        m.push("<<", Value::Str("<<".into()));
+        assert_eq!(
+            write_documents(&[m], 4),
+            "? |-\n    key\n    nl\n: 1\n!!merge <<: !!merge <<\n"
+        );
     }
 }
