@@ -115,6 +115,10 @@ fn scaffold(
             Path::new("homelab.schema.json"),
             super::schema::schema_text() + "\n",
         ),
+        file(
+            Path::new(".github/workflows/check.yml"),
+            homelab_workstation::github_workflow().to_string(),
+        ),
     ];
     if config.gitops.is_some() {
         let tree = homelab_flux::tree(&config)

@@ -102,6 +102,12 @@ fn init_writes_a_repository_that_validates() {
     ] {
         assert!(dir.path().join(file).is_file(), "{file} missing");
     }
+    let workflow =
+        std::fs::read_to_string(dir.path().join(".github/workflows/check.yml")).expect("workflow");
+    assert!(
+        workflow.contains("homelabctl check"),
+        "the CI workflow runs the checks"
+    );
     let homelab = std::fs::read_to_string(dir.path().join("homelab.yaml")).expect("read");
     assert!(homelab.starts_with("# yaml-language-server: $schema=./homelab.schema.json"));
     homelabctl()
