@@ -81,7 +81,7 @@ best() { # best of RUNS runs of "$@": "<wall seconds> <cpu seconds (user+sys, ch
     c=$(echo "$u + $s" | bc -l)
     if (( $(echo "$w < $best" | bc -l) )); then best=$w; cpu=$c; fi
   done
-  printf '%.2f %.2f' "$best" "$cpu"
+  printf '%.2f %.2f\n' "$best" "$cpu"
 }
 
 read -r ours_gl ours_gl_cpu < <(best "$hl" scan --history --config "$config" --format json "$repo")
