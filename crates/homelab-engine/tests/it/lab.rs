@@ -36,11 +36,16 @@ pub fn homelab_yaml(lab: &Lab, subnet: u8) -> String {
 
 impl World {
     pub async fn start(subnet: u8) -> Self {
+        Self::start_with(subnet, homelab_yaml).await
+    }
+
+    /// A lab on 127.0.`subnet`.0/24 and the homelab.yaml `yaml` writes for it.
+    pub async fn start_with(subnet: u8, yaml: impl FnOnce(&Lab, u8) -> String) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let lab = Lab::start(LabOptions::fast(subnet))
             .await
             .expect("lab starts");
-        let config = homelab_config::parse(&homelab_yaml(&lab, subnet), None)
+        let config = homelab_config::parse(&yaml(&lab, subnet), None)
             .expect("valid config")
             .config;
         let info = lab.info();

@@ -5,3 +5,4 @@ mod factory;
 mod fixture;
 mod proxmox;
 mod talos;
+mod talos_ha;
