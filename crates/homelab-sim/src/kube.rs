@@ -83,7 +83,7 @@ impl std::fmt::Debug for KubeSim {
 }
 
 async fn bind(opts: &KubeOptions) -> Result<(tokio::net::TcpListener, SocketAddr), KubeError> {
-    let listener = tokio::net::TcpListener::bind(opts.bind)
+    let listener = crate::task::bind_again(opts.bind)
         .await
         .map_err(|source| KubeError::Bind {
             addr: opts.bind,

@@ -381,7 +381,7 @@ impl Inner {
             .lock()
             .maintenance_bound
             .unwrap_or(self.opts.maintenance_addr);
-        let listener = TcpListener::bind(want)
+        let listener = crate::task::bind_again(want)
             .await
             .map_err(|source| NodeError::Bind { addr: want, source })?;
         let addr = listener
@@ -402,7 +402,7 @@ impl Inner {
     ) -> Result<NodePhase, NodeError> {
         let ip = static_ip.unwrap_or(self.opts.maintenance_addr.ip());
         let want = SocketAddr::new(ip, self.opts.apid_port);
-        let listener = TcpListener::bind(want)
+        let listener = crate::task::bind_again(want)
             .await
             .map_err(|source| NodeError::Bind { addr: want, source })?;
         let addr = listener

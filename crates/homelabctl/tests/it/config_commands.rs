@@ -15,6 +15,16 @@ fn validate_accepts_the_example_with_exit_zero() {
 }
 
 #[test]
+fn validate_accepts_the_ha_example_without_warnings() {
+    homelabctl()
+        .args(["validate", "--config"])
+        .arg(workspace_root().join("examples/ha/homelab.yaml"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("is valid (0 warning(s))"));
+}
+
+#[test]
 fn validate_reports_all_errors_with_file_line_column_and_exit_one() {
     let fixture = workspace_root()
         .join("crates/homelab-config/tests/fixtures/invalid/gateway-outside-subnet.yaml");
