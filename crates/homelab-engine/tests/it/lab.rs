@@ -45,7 +45,19 @@ impl World {
         let lab = Lab::start(LabOptions::fast(subnet))
             .await
             .expect("lab starts");
-        let config = homelab_config::parse(&yaml(&lab, subnet), None)
+        let text = yaml(&lab, subnet);
+        Self::with_lab_yaml(lab, &text, SecretsBundle::generate().expect("bundle"))
+    }
+
+    /// A world around a running lab, with the cluster identity `bundle`.
+    pub fn with_lab(lab: Lab, subnet: u8, bundle: SecretsBundle) -> Self {
+        let text = homelab_yaml(&lab, subnet);
+        Self::with_lab_yaml(lab, &text, bundle)
+    }
+
+    /// A world around a running lab, its homelab.yaml `text` and the cluster identity `bundle`.
+    pub fn with_lab_yaml(lab: Lab, text: &str, bundle: SecretsBundle) -> Self {
+        let config = homelab_config::parse(text, None)
             .expect("valid config")
             .config;
         let info = lab.info();
@@ -61,7 +73,6 @@ impl World {
                 ..WaitOptions::default()
             },
         };
-        let bundle = SecretsBundle::generate().expect("bundle");
         let talos = Talos::from_bundle(&bundle).expect("talos credentials");
         Self {
             factory: Factory::new(&config).expect("factory"),
@@ -73,7 +84,7 @@ impl World {
             config,
             proxmox,
             talos,
-            kube: Kube,
+            kube: Kube::default(),
             state: tempfile::tempdir().expect("tempdir"),
             events: Arc::new(Mutex::new(Vec::new())),
         }

@@ -6,4 +6,5 @@ mod flow;
 mod lab;
 mod lab_faults;
 mod lab_ha;
+mod lab_restore;
 mod render;

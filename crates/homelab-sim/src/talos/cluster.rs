@@ -232,15 +232,10 @@ impl Registry {
         });
     }
 
-    /// A member's etcd runs again after a reboot. False if it is no longer a member.
-    pub(crate) fn member_up(&self, os_ca_pem: &str, name: &str) -> bool {
-        self.with(os_ca_pem, |c| {
-            let member = c.etcd.contains_key(name);
-            if member {
-                c.etcd_up.insert(name.to_owned());
-            }
-            member
-        })
+    /// A member's etcd runs again after a reboot; its data directory makes it a member (also
+    /// when this process learns of the cluster only now, from a restored node).
+    pub(crate) fn member_up(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
+        self.add_member(os_ca_pem, name, ip);
     }
 
     /// The etcd members, by name.

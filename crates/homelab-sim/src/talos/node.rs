@@ -3,6 +3,10 @@
 //! control plane etcd (bootstrapped here, or joined through the control-plane endpoint), its
 //! Kubernetes API server and, when elected, the Layer 2 VIP.
 
+mod persist;
+
+pub use persist::NodeSnapshot;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -89,6 +93,9 @@ pub enum NodeError {
     /// The Kubernetes simulator could not start.
     #[error(transparent)]
     Kube(#[from] crate::kube::KubeError),
+    /// A saved node state could not be used.
+    #[error("cannot restore the node from its saved state: {0}")]
+    Restore(String),
     /// A worker could not get its apid certificate (no control plane of its cluster is known).
     #[error(
         "cannot obtain the apid certificate: no control plane with this OS CA is running (trustd)"
@@ -443,8 +450,11 @@ impl Inner {
             let ca = cfg.os_ca_pem.clone();
             registry().kubelet_up(&ca, self.kube_node(inst), self.kubelet_endpoint(cfg));
             let control_plane = cfg.machine_type == MachineType::ControlPlane;
-            inst.etcd = control_plane && inst.etcd && registry().member_up(&ca, &inst.name());
+            inst.etcd = control_plane && inst.etcd;
             let etcd = inst.etcd;
+            if etcd {
+                registry().member_up(&ca, &inst.name(), addr.ip());
+            }
             st.generation += 1;
             let service = ApidService::installed(self.clone(), st.generation);
             st.server = Some(serve(listener, tls, service));
