@@ -9,6 +9,16 @@ use super::lab::World;
 async fn drift_made_in_proxmox_is_planned_and_fixed_then_destroy_and_apply_again_rebuild() {
     let w = World::start(44).await;
     w.engine().converge(false).await.expect("first apply");
+    let rows = w.engine().status().await;
+    let services = rows
+        .iter()
+        .find(|r| r.component == "services" && r.name == "talos-cp-01")
+        .expect("a services row per node");
+    assert!(services.healthy, "{services:?}");
+    for id in ["apid", "etcd", "kubelet"] {
+        assert!(services.detail.contains(id), "{services:?}");
+    }
+    assert!(rows.iter().all(|r| r.healthy), "{rows:?}");
     let node = w.lab.proxmox.node();
     let outside = [
         ("memory".to_string(), "2048".to_string()),
