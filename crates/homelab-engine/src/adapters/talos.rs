@@ -12,7 +12,7 @@ use homelab_apid::{
 };
 use tonic::Code;
 
-use crate::ports::{Bootstrapped, PortError, PortResult, TalosApi};
+use crate::ports::{Bootstrapped, PortError, PortResult, ServiceHealth, TalosApi};
 
 pub struct Talos {
     pub credentials: ClientCredentials,
@@ -175,6 +175,20 @@ impl TalosApi for Talos {
         let r = client.kubeconfig().await;
         let bytes = self.checked(at, r).map_err(port_error)?;
         Ok(bytes.to_vec())
+    }
+
+    async fn services(&self, at: SocketAddr) -> PortResult<Vec<ServiceHealth>> {
+        let mut client = self.installed(at).await?;
+        let r = client.service_list().await;
+        let services = self.checked(at, r).map_err(port_error)?;
+        Ok(services
+            .into_iter()
+            .map(|s| ServiceHealth {
+                id: s.id,
+                state: s.state,
+                healthy: s.healthy,
+            })
+            .collect())
     }
 
     async fn reset(&self, at: SocketAddr) -> PortResult<()> {
