@@ -131,7 +131,14 @@ async fn three_control_planes_with_a_vip_and_a_worker_converge_and_survive_the_v
 
     // Status has a row per node and component, all healthy.
     let rows = w.engine().status().await;
-    for (component, count) in [("vm", 4), ("talos", 4), ("etcd", 3), ("kubernetes", 5)] {
+    let expected = [
+        ("vm", 4),
+        ("talos", 4),
+        ("services", 4),
+        ("etcd", 3),
+        ("kubernetes", 5),
+    ];
+    for (component, count) in expected {
         let of: Vec<_> = rows.iter().filter(|r| r.component == component).collect();
         assert_eq!(of.len(), count, "{component} rows: {rows:?}");
         assert!(of.iter().all(|r| r.healthy), "{rows:?}");
