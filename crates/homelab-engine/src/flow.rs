@@ -609,30 +609,30 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         }
         let since = self.started(&resource, "install");
         let maintenance = self.maintenance_address(node, &resource).await?;
-        let apply = wait::retry(
+        // apid may not listen yet when the agent reports the address; an earlier, interrupted run (or
+        // an answer lost on the way) may have applied the config already and the node is installing.
+        let apply = wait::until(
             &self.events,
             &resource,
-            "apply the config in maintenance mode",
-            self.timeouts.retries,
+            &format!("apid in maintenance mode on {maintenance} to take the config"),
+            self.timeouts.agent,
             self.timeouts.poll / 5,
-            || {
-                self.talos
+            || async {
+                match self
+                    .talos
                     .apply_in_maintenance(maintenance, &rendered.config)
+                    .await
+                {
+                    Ok(()) => Ok(Some(())),
+                    Err(e) => match self.talos.installed_version(at).await {
+                        Ok(Some(_)) => Ok(Some(())),
+                        _ => Err(e),
+                    },
+                }
             },
         )
         .await;
-        if let Err(e) = apply {
-            // An earlier, interrupted run may have applied it already and the node is installing.
-            if self
-                .talos
-                .installed_version(at)
-                .await
-                .unwrap_or(None)
-                .is_none()
-            {
-                return Err(EngineError::step(&resource, e));
-            }
-        }
+        self.port(&resource, apply)?;
         journal.machine_configs.insert(node.name.clone(), record);
         let _ = journal.save(&self.state_dir);
         let version = wait::until(

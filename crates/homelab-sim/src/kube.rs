@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-pub use store::{ApiError, Store, Target};
+pub use store::{ApiError, Store, StoreSnapshot, StoredObject, Target};
 pub use types::ResourceType;
 
 use crate::pki::Issued;
@@ -99,9 +99,18 @@ async fn bind(opts: &KubeOptions) -> Result<(tokio::net::TcpListener, SocketAddr
 impl KubeSim {
     /// Starts a server over a new, empty store.
     pub async fn start(opts: KubeOptions) -> Result<Self, KubeError> {
+        Self::start_with(opts, None).await
+    }
+
+    /// Starts a server over a new store holding the objects of `data` (etcd's content after a
+    /// reboot), or an empty one.
+    pub async fn start_with(
+        opts: KubeOptions,
+        data: Option<&StoreSnapshot>,
+    ) -> Result<Self, KubeError> {
         let (listener, addr) = bind(&opts).await?;
         let app = Arc::new(http::App {
-            store: Mutex::new(Store::default()),
+            store: Mutex::new(data.map(Store::from_snapshot).unwrap_or_default()),
             version: opts.version.clone(),
             addr,
         });
@@ -146,6 +155,23 @@ impl KubeSim {
     /// The listening address of this server.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Everything in the store (etcd's content).
+    pub fn data(&self) -> StoreSnapshot {
+        self.lock_store().snapshot()
+    }
+
+    /// `(id, revision)` of the store: equal versions mean equal content.
+    pub fn data_version(&self) -> (String, u64) {
+        self.lock_store().version()
+    }
+
+    fn lock_store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.app
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A handle on the store that keeps neither it nor any server running.

@@ -5,7 +5,7 @@
 
 mod persist;
 
-pub use persist::NodeSnapshot;
+pub use persist::{EtcdVersion, NodeSnapshot};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +22,7 @@ use super::cluster::{VipWinner, registry};
 use super::config::{MachineType, NodeConfig};
 use super::schema::ConfigSchema;
 use super::service::ApidService;
-use crate::kube::{KubeNode, KubeOptions, KubeSim};
+use crate::kube::{KubeNode, KubeOptions, KubeSim, StoreSnapshot};
 use crate::pki::{Issued, KeyAlg, Leaf};
 
 /// How a simulated node is set up.
@@ -43,6 +43,8 @@ pub struct NodeOptions {
     pub bootstrap_not_ready: u32,
     /// how long the simulated reboot after an apply or reset takes
     pub reboot_delay: Duration,
+    /// poked whenever what the node keeps on disk changes (config, bootstrap, etcd), for savers
+    pub on_change: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl NodeOptions {
@@ -56,6 +58,7 @@ impl NodeOptions {
             kubernetes_version: "v1.35.0".into(),
             bootstrap_not_ready: 0,
             reboot_delay: Duration::from_millis(50),
+            on_change: None,
         }
     }
 }
@@ -109,9 +112,11 @@ pub(crate) struct Installed {
     /// etcd was bootstrapped on this node (the Bootstrap call).
     pub(crate) bootstrapped: bool,
     /// etcd runs here: bootstrapped or joined (its data directory is not empty).
-    pub(crate) etcd: bool,
+    pub(crate) etcd_member: bool,
     /// this control plane's Kubernetes API server
     pub(crate) kube: Option<KubeSim>,
+    /// etcd's content while the Kubernetes API is down (it lives on the node's disk).
+    pub(crate) etcd: Option<StoreSnapshot>,
     /// the API served at the VIP while this node holds it
     pub(crate) vip: Option<KubeSim>,
 }
@@ -121,9 +126,16 @@ impl Installed {
         node_name(self)
     }
 
+    /// Stops the Kubernetes API, keeping its data.
+    pub(crate) fn stop_kube(&mut self) {
+        if let Some(kube) = self.kube.take() {
+            self.etcd = Some(kube.data());
+        }
+    }
+
     /// Its listeners stop (power-off, reboot): the cluster sees the node and its etcd go down.
     fn go_down(&mut self) -> Option<VipWinner> {
-        self.kube = None;
+        self.stop_kube();
         self.vip = None;
         registry().down(&self.config.os_ca_pem, &self.name())
     }
@@ -310,7 +322,11 @@ impl NodeSim {
 
     /// Whether etcd runs on this node (bootstrapped here or joined).
     pub fn is_etcd_member(&self) -> bool {
-        self.inner.lock().installed.as_ref().is_some_and(|i| i.etcd)
+        self.inner
+            .lock()
+            .installed
+            .as_ref()
+            .is_some_and(|i| i.etcd_member)
     }
 
     /// The etcd members of this node's cluster, by name (empty before it is installed).
@@ -370,6 +386,13 @@ impl Inner {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells the saver, if any, that what the node keeps on disk changed.
+    pub(crate) fn changed(&self) {
+        if let Some(notify) = &self.opts.on_change {
+            notify.notify_one();
+        }
     }
 
     /// Starts the listener matching the node's state.
@@ -450,8 +473,8 @@ impl Inner {
             let ca = cfg.os_ca_pem.clone();
             registry().kubelet_up(&ca, self.kube_node(inst), self.kubelet_endpoint(cfg));
             let control_plane = cfg.machine_type == MachineType::ControlPlane;
-            inst.etcd = control_plane && inst.etcd;
-            let etcd = inst.etcd;
+            inst.etcd_member = control_plane && inst.etcd_member;
+            let etcd = inst.etcd_member;
             if etcd {
                 registry().member_up(&ca, &inst.name(), addr.ip());
             }
@@ -480,21 +503,23 @@ impl Inner {
         }
         {
             let mut st = self.lock();
-            let (bootstrapped, etcd, addr) = st
-                .installed
-                .as_ref()
-                .map_or((false, false, self.opts.maintenance_addr), |i| {
-                    (i.bootstrapped, i.etcd, i.addr)
-                });
+            let kept = st.installed.as_mut().map(|i| {
+                i.stop_kube();
+                (i.bootstrapped, i.etcd_member, i.etcd.take(), i.addr)
+            });
+            let (bootstrapped, etcd_member, etcd, addr) =
+                kept.unwrap_or((false, false, None, self.opts.maintenance_addr));
             st.installed = Some(Installed {
                 addr,
                 config,
                 bootstrapped,
-                etcd,
+                etcd_member,
                 kube: None,
+                etcd,
                 vip: None,
             });
         }
+        self.changed();
         self.reboot();
     }
 
@@ -511,6 +536,7 @@ impl Inner {
             winner
         };
         take_vip(winner);
+        self.changed();
         if reboot {
             self.reboot();
         } else {
@@ -603,7 +629,7 @@ impl Inner {
     /// bootstrapped (`fresh`), else over the cluster's running store (a new one if none runs).
     /// With a VIP configured the node then takes part in the VIP election.
     pub(crate) async fn start_kube(self: &Arc<Self>, fresh: bool) -> Result<(), NodeError> {
-        let (opts, ca, name) = {
+        let (opts, ca, name, data) = {
             let st = self.lock();
             let Some(inst) = st.installed.as_ref() else {
                 return Ok(());
@@ -611,7 +637,8 @@ impl Inner {
             let Some(opts) = self.kube_options(inst, inst.addr.ip())? else {
                 return Ok(());
             };
-            (opts, inst.config.os_ca_pem.clone(), inst.name())
+            let data = if fresh { None } else { inst.etcd.clone() };
+            (opts, inst.config.os_ca_pem.clone(), inst.name(), data)
         };
         let running = if fresh {
             None
@@ -619,23 +646,27 @@ impl Inner {
             registry().live_kube(&ca)
         };
         let kube = match running {
+            // The cluster's etcd runs: this member serves its (newer) content.
             Some(store) => store.serve_at(opts).await?,
+            // Nothing else runs: etcd comes back from this node's disk.
             None => {
-                let kube = KubeSim::start(opts).await?;
+                let kube = KubeSim::start_with(opts, data.as_ref()).await?;
                 registry().kube_started(&ca, &kube);
                 kube
             }
         };
         let winner = {
             let mut st = self.lock();
-            let Some(inst) = st.installed.as_mut().filter(|i| i.etcd) else {
+            let Some(inst) = st.installed.as_mut().filter(|i| i.etcd_member) else {
                 return Ok(());
             };
             inst.kube = Some(kube.clone());
+            inst.etcd = None;
             let candidate = inst.config.vip.map(|_| Arc::downgrade(self));
             registry().api_up(&ca, &name, kube.addr(), candidate)
         };
         take_vip(winner);
+        self.changed();
         Ok(())
     }
 
@@ -646,7 +677,7 @@ impl Inner {
             let st = self.lock();
             st.installed
                 .as_ref()
-                .filter(|i| i.etcd && i.kube.is_some() && i.name() == won.name)
+                .filter(|i| i.etcd_member && i.kube.is_some() && i.name() == won.name)
                 .and_then(|i| {
                     let vip = i.config.vip?;
                     Some((self.kube_options(i, vip), i.kube.clone()?))
@@ -663,7 +694,11 @@ impl Inner {
             }
         };
         let mut st = self.lock();
-        let Some(inst) = st.installed.as_mut().filter(|i| i.etcd && i.kube.is_some()) else {
+        let Some(inst) = st
+            .installed
+            .as_mut()
+            .filter(|i| i.etcd_member && i.kube.is_some())
+        else {
             return false;
         };
         registry().vip_taken(&won.os_ca_pem, &won.name, vip.addr());
@@ -686,7 +721,7 @@ impl Inner {
                         return;
                     }
                     let endpoint = match st.installed.as_ref() {
-                        Some(inst) if !inst.etcd => this.kubelet_endpoint(&inst.config),
+                        Some(inst) if !inst.etcd_member => this.kubelet_endpoint(&inst.config),
                         _ => return,
                     };
                     let Some(inst) = st.installed.as_mut() else {
@@ -695,7 +730,7 @@ impl Inner {
                     let ca = inst.config.os_ca_pem.clone();
                     if registry().can_join(&ca, endpoint.as_ref()) {
                         registry().add_member(&ca, &inst.name(), inst.addr.ip());
-                        inst.etcd = true;
+                        inst.etcd_member = true;
                         true
                     } else {
                         false

@@ -181,6 +181,8 @@ impl MachineService for ApidService {
                 if let Some(inst) = st.installed.as_mut() {
                     inst.config = config;
                 }
+                drop(st);
+                self.node.changed();
                 (
                     if mode == Mode::Try {
                         Mode::Try
@@ -222,13 +224,13 @@ impl MachineService for ApidService {
                     "bootstrap is only supported on control plane nodes",
                 ));
             }
-            if inst.etcd {
+            if inst.etcd_member {
                 return Err(Status::already_exists("etcd data directory is not empty"));
             }
             // A node still waiting to join starts a new etcd cluster: Talos does the same, and
             // it is a split brain (counted by the cluster registry).
             inst.bootstrapped = true;
-            inst.etcd = true;
+            inst.etcd_member = true;
             registry().bootstrap(&inst.config.os_ca_pem, &node_name(inst), inst.addr.ip());
         }
         self.node
@@ -247,7 +249,7 @@ impl MachineService for ApidService {
         let metadata = self.authorize("EtcdMemberList", &request, ETCD_READER)?;
         let ca = {
             let st = self.node.lock();
-            let Some(inst) = st.installed.as_ref().filter(|i| i.etcd) else {
+            let Some(inst) = st.installed.as_ref().filter(|i| i.etcd_member) else {
                 return Err(Status::failed_precondition(
                     "etcd is not running on this node",
                 ));
@@ -353,7 +355,12 @@ impl MachineService for ApidService {
         let (control_plane, etcd) = st
             .installed
             .as_ref()
-            .map(|i| (i.config.machine_type == MachineType::ControlPlane, i.etcd))
+            .map(|i| {
+                (
+                    i.config.machine_type == MachineType::ControlPlane,
+                    i.etcd_member,
+                )
+            })
             .unwrap_or((false, false));
         let mut services = vec![
             service("apid", "Running", Some(true)),

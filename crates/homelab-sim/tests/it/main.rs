@@ -3,6 +3,7 @@
 
 mod factory;
 mod fixture;
+mod persist;
 mod proxmox;
 mod talos;
 mod talos_ha;
