@@ -96,6 +96,11 @@ pub enum LabError {
 }
 
 impl LabError {
+    /// Whether another lab runs on the same state directory.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, LabError::State(StateError::Busy { .. }))
+    }
+
     /// Whether an address the lab needs is taken (another simulator on the same state, most likely).
     pub fn is_address_in_use(&self) -> bool {
         let in_use = |e: &std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
@@ -122,22 +127,34 @@ pub struct Lab {
     nodes: Arc<Mutex<Nodes>>,
     saver: Option<Arc<Saver>>,
     _tasks: Vec<AbortOnDrop>,
+    /// Held while the lab runs on its state directory.
+    _lock: Option<std::fs::File>,
 }
 
 impl Lab {
     /// Starts the lab, restoring it from `opts.state_dir` when that holds a saved state.
     pub async fn start(opts: LabOptions) -> Result<Self, LabError> {
+        let lock = match &opts.state_dir {
+            Some(dir) => {
+                state::create_private_dir(dir)?;
+                Some(state::lock_dir(dir)?)
+            }
+            None => None,
+        };
         let saved = match &opts.state_dir {
             Some(dir) => LabState::read(dir)?,
             None => None,
         };
         let schema = ConfigSchema::load_shared()?;
         let dhcp_first = saved.as_ref().map_or(opts.dhcp_first, |s| s.dhcp_first);
-        let nodes = Arc::new(Mutex::new(Nodes::new(
+        let nodes = Nodes::new(
             dhcp_first,
             saved.as_ref().map(|s| s.leases.clone()).unwrap_or_default(),
-        )));
+            opts.reboot_delay,
+        );
         let mut proxmox_opts = opts.proxmox;
+        proxmox_opts.on_change = Some(nodes.changed.clone());
+        let nodes = Arc::new(Mutex::new(nodes));
         proxmox_opts.dhcp = Some(nodes::dhcp_hook(nodes.clone()));
         let bind = proxmox_opts.bind;
         let proxmox = Arc::new(match &saved {
@@ -146,9 +163,9 @@ impl Lab {
         });
         let factory = start_factory(bind, opts.factory_port, saved.as_ref()).await?;
         if let Some(s) = &saved {
-            nodes::restore(&proxmox, &nodes, s, &schema, opts.reboot_delay).await?;
+            nodes::restore(&proxmox, &nodes, s, &schema).await?;
         }
-        proxmox.on_vm_started(nodes::boot_hook(nodes.clone(), schema, opts.reboot_delay));
+        proxmox.on_vm_started(nodes::boot_hook(nodes.clone(), schema));
         let mut lab = Self {
             _tasks: vec![AbortOnDrop(tokio::spawn(nodes::watch_power(
                 proxmox.clone(),
@@ -158,6 +175,7 @@ impl Lab {
             factory,
             nodes,
             saver: None,
+            _lock: lock,
         };
         if let Some(dir) = opts.state_dir {
             lab.keep_state(dir)?;
@@ -167,20 +185,23 @@ impl Lab {
 
     /// Saves now and then whenever the state changes.
     fn keep_state(&mut self, dir: PathBuf) -> Result<(), LabError> {
-        state::create_private_dir(&dir)?;
         let saver = Arc::new(Saver::new(dir));
-        saver.save(&self.state())?;
+        self.save_with(&saver)?;
         let (proxmox, factory, nodes) = (
             self.proxmox.clone(),
             self.factory.clone(),
             self.nodes.clone(),
         );
         let background = saver.clone();
+        let changed = nodes::lock(&self.nodes).changed.clone();
         self._tasks.push(AbortOnDrop(tokio::spawn(async move {
             loop {
-                tokio::time::sleep(saver::SAVE_EVERY).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(saver::SAVE_EVERY) => {}
+                    _ = changed.notified() => {}
+                }
                 let state = state_of(&proxmox, &factory, &nodes);
-                if let Err(e) = background.save(&state) {
+                if let Err(e) = background.save(&state, |vmid| etcd_of(&nodes, vmid)) {
                     tracing::warn!(error = %e, "cannot save the lab state");
                 }
             }
@@ -198,8 +219,13 @@ impl Lab {
     /// save); for a clean stop.
     pub fn save(&self) -> Result<(), LabError> {
         if let Some(saver) = &self.saver {
-            saver.save(&self.state())?;
+            self.save_with(saver)?;
         }
+        Ok(())
+    }
+
+    fn save_with(&self, saver: &Saver) -> Result<(), LabError> {
+        saver.save(&self.state(), |vmid| etcd_of(&self.nodes, vmid))?;
         Ok(())
     }
 
@@ -245,6 +271,12 @@ async fn start_factory(
         opts.schematics = s.factory.schematics.clone().into_iter().collect();
     }
     FactorySim::start(opts).await
+}
+
+/// The etcd objects of a VM's node.
+fn etcd_of(nodes: &Mutex<Nodes>, vmid: u32) -> Option<crate::kube::StoreSnapshot> {
+    let node = nodes::lock(nodes).by_vm.get(&vmid).cloned()?;
+    node.etcd_data()
 }
 
 fn state_of(proxmox: &ProxmoxSim, factory: &FactorySim, nodes: &Mutex<Nodes>) -> LabState {

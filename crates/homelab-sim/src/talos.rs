@@ -9,5 +9,5 @@ mod schema;
 mod service;
 
 pub use config::{MachineType, NodeConfig};
-pub use node::{NodeError, NodeOptions, NodePhase, NodeSim, NodeSnapshot};
+pub use node::{EtcdVersion, NodeError, NodeOptions, NodePhase, NodeSim, NodeSnapshot};
 pub use schema::{ConfigSchema, Documents, SCHEMA_FILE, SchemaError};

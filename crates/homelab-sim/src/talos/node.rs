@@ -3,7 +3,7 @@
 
 mod persist;
 
-pub use persist::NodeSnapshot;
+pub use persist::{EtcdVersion, NodeSnapshot};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,7 +20,7 @@ use super::cluster::registry;
 use super::config::{MachineType, NodeConfig};
 use super::schema::ConfigSchema;
 use super::service::ApidService;
-use crate::kube::{KubeNode, KubeOptions, KubeSim};
+use crate::kube::{KubeNode, KubeOptions, KubeSim, StoreSnapshot};
 use crate::pki::{Issued, KeyAlg, Leaf};
 
 /// How a simulated node is set up.
@@ -41,6 +41,8 @@ pub struct NodeOptions {
     pub bootstrap_not_ready: u32,
     /// how long the simulated reboot after an apply or reset takes
     pub reboot_delay: Duration,
+    /// poked whenever what the node keeps on disk changes (config, bootstrap, etcd), for savers
+    pub on_change: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl NodeOptions {
@@ -54,6 +56,7 @@ impl NodeOptions {
             kubernetes_version: "v1.35.0".into(),
             bootstrap_not_ready: 0,
             reboot_delay: Duration::from_millis(50),
+            on_change: None,
         }
     }
 }
@@ -106,6 +109,17 @@ pub(crate) struct Installed {
     pub(crate) addr: SocketAddr,
     pub(crate) bootstrapped: bool,
     pub(crate) kube: Option<KubeSim>,
+    /// etcd's content while the Kubernetes API is down (it lives on the node's disk).
+    pub(crate) etcd: Option<StoreSnapshot>,
+}
+
+impl Installed {
+    /// Stops the Kubernetes API, keeping its data.
+    pub(crate) fn stop_kube(&mut self) {
+        if let Some(kube) = self.kube.take() {
+            self.etcd = Some(kube.data());
+        }
+    }
 }
 
 pub(crate) struct State {
@@ -194,7 +208,7 @@ impl NodeSim {
         st.generation += 1;
         st.server = None;
         if let Some(inst) = st.installed.as_mut() {
-            inst.kube = None;
+            inst.stop_kube();
             registry().not_ready(&inst.config.os_ca_pem, &node_name(inst));
         }
         drop(st);
@@ -287,6 +301,13 @@ impl Inner {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells the saver, if any, that what the node keeps on disk changed.
+    pub(crate) fn changed(&self) {
+        if let Some(notify) = &self.opts.on_change {
+            notify.notify_one();
+        }
     }
 
     /// Starts the listener matching the node's state.
@@ -389,8 +410,10 @@ impl Inner {
                 config,
                 bootstrapped: false,
                 kube: None,
+                etcd: None,
             });
         }
+        self.changed();
         self.reboot();
     }
 
@@ -404,6 +427,7 @@ impl Inner {
             st.installed = None;
             st.staged = None;
         }
+        self.changed();
         if reboot {
             self.reboot();
         } else {
@@ -429,7 +453,7 @@ impl Inner {
                 st.generation += 1;
                 st.server = None;
                 if let Some(inst) = st.installed.as_mut() {
-                    inst.kube = None;
+                    inst.stop_kube();
                 }
             }
             this.phase.send_replace(NodePhase::Off);
@@ -448,7 +472,7 @@ impl Inner {
 
     /// Starts the Kubernetes API for a bootstrapped control plane and registers the node Ready.
     pub(crate) async fn start_kube(self: &Arc<Self>) -> Result<(), NodeError> {
-        let opts = {
+        let (opts, data) = {
             let st = self.lock();
             let Some(inst) = st.installed.as_ref() else {
                 return Ok(());
@@ -470,7 +494,7 @@ impl Inner {
             ];
             sans.extend(endpoint.map(|(h, _)| h));
             sans.extend(inst.config.hostname.iter().cloned());
-            KubeOptions {
+            let opts = KubeOptions {
                 bind: SocketAddr::new(ip, port),
                 server_cert: ca.issue(
                     &Leaf {
@@ -484,14 +508,18 @@ impl Inner {
                 )?,
                 client_ca_pem: ca.cert_pem().to_owned(),
                 version: self.opts.kubernetes_version.clone(),
-            }
+            };
+            (opts, inst.etcd.clone())
         };
-        let kube = KubeSim::start(opts).await?;
+        let kube = KubeSim::start_with(opts, data.as_ref()).await?;
         let mut st = self.lock();
         if let Some(inst) = st.installed.as_mut() {
             registry().kube_started(&inst.config.os_ca_pem, &kube);
             inst.kube = Some(kube);
+            inst.etcd = None;
         }
+        drop(st);
+        self.changed();
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! `demo --keep DIR` leaves a repository whose simulated homelab `sim --state-dir DIR/.homelab/sim` brings
-//! back: plan sees no change, status is healthy, destroy and apply work, and SIGTERM stops it cleanly.
+//! back: plan sees no change, status is healthy, destroy and apply work, a SIGKILLed simulator comes back with
+//! the converged state, and SIGTERM stops it cleanly.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -103,6 +104,12 @@ fn a_kept_demo_repository_carries_on_against_the_restarted_simulator() {
     assert!(destroy.status.success(), "{}", text(&destroy));
     let apply = run(&config, &["apply", "--yes"]);
     assert!(apply.status.success(), "{}", text(&apply));
+
+    // A killed simulator loses nothing: it saved on every change.
+    sim.0.kill().expect("SIGKILL");
+    sim.0.wait().expect("reaped");
+    drop(rest);
+    let (mut sim, rest) = start_sim(&state);
     let again = run(&config, &["plan", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "converged: {}", text(&again));
 
@@ -127,4 +134,19 @@ fn a_kept_demo_repository_carries_on_against_the_restarted_simulator() {
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
         0o600
     );
+}
+
+#[test]
+fn demo_keep_refuses_a_directory_that_is_not_empty_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("notes.txt"), "mine").expect("write");
+    let out = homelabctl()
+        .args(["demo", "--keep"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is not empty"), "{}", text(&out));
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+    assert_eq!(entries.len(), 1, "nothing was written");
 }
