@@ -96,6 +96,11 @@ pub enum LabError {
 }
 
 impl LabError {
+    /// Whether another lab runs on the same state directory.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, LabError::State(StateError::Busy { .. }))
+    }
+
     /// Whether an address the lab needs is taken (another simulator on the same state, most likely).
     pub fn is_address_in_use(&self) -> bool {
         let in_use = |e: &std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
@@ -121,12 +126,21 @@ pub struct Lab {
     pub factory: FactorySim,
     nodes: Arc<Mutex<Nodes>>,
     saver: Option<Arc<Saver>>,
-    _tasks: Vec<AbortOnDrop>,
+    tasks: Vec<AbortOnDrop>,
+    /// Held while the lab runs on its state directory.
+    _lock: Option<std::fs::File>,
 }
 
 impl Lab {
     /// Starts the lab, restoring it from `opts.state_dir` when that holds a saved state.
     pub async fn start(opts: LabOptions) -> Result<Self, LabError> {
+        let lock = match &opts.state_dir {
+            Some(dir) => {
+                state::create_private_dir(dir)?;
+                Some(state::lock_dir(dir)?)
+            }
+            None => None,
+        };
         let saved = match &opts.state_dir {
             Some(dir) => LabState::read(dir)?,
             None => None,
@@ -153,7 +167,7 @@ impl Lab {
         }
         proxmox.on_vm_started(nodes::boot_hook(nodes.clone(), schema));
         let mut lab = Self {
-            _tasks: vec![AbortOnDrop(tokio::spawn(nodes::watch_power(
+            tasks: vec![AbortOnDrop(tokio::spawn(nodes::watch_power(
                 proxmox.clone(),
                 nodes.clone(),
             )))],
@@ -161,6 +175,7 @@ impl Lab {
             factory,
             nodes,
             saver: None,
+            _lock: lock,
         };
         if let Some(dir) = opts.state_dir {
             lab.keep_state(dir)?;
@@ -170,7 +185,6 @@ impl Lab {
 
     /// Saves now and then whenever the state changes.
     fn keep_state(&mut self, dir: PathBuf) -> Result<(), LabError> {
-        state::create_private_dir(&dir)?;
         let saver = Arc::new(Saver::new(dir));
         self.save_with(&saver)?;
         let (proxmox, factory, nodes) = (
@@ -180,7 +194,7 @@ impl Lab {
         );
         let background = saver.clone();
         let changed = nodes::lock(&self.nodes).changed.clone();
-        self._tasks.push(AbortOnDrop(tokio::spawn(async move {
+        self.tasks.push(AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(saver::SAVE_EVERY) => {}
@@ -239,7 +253,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        self._tasks.clear();
+        self.tasks.clear();
         for node in nodes::lock(&self.nodes).by_vm.values() {
             node.power_off();
         }

@@ -29,7 +29,7 @@ pub struct SimArgs {
     /// Run only the Proxmox VE API simulator (no Image Factory, no Talos nodes, nothing saved).
     #[arg(long)]
     pub proxmox_only: bool,
-    /// Loopback address to listen on (127.0.0.0/8 only).
+    /// Loopback address to listen on (127.0.0.0/8 only; a restored lab keeps its address).
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: Ipv4Addr,
     /// Port of the Proxmox API (0 = any free port; a restored lab keeps its port).
@@ -38,7 +38,7 @@ pub struct SimArgs {
     /// Port of the Image Factory (0 = any free port; a restored lab keeps its port).
     #[arg(long, default_value_t = 0)]
     pub factory_port: u16,
-    /// Proxmox VE version to imitate: 8.4 or 9.1.
+    /// Proxmox VE version to imitate: 8.4 or 9.1 (a restored lab keeps its version).
     #[arg(long, default_value = "9.1", value_name = "VERSION")]
     pub pve_version: String,
     /// Seed for fault injection (same seed, same faults).
@@ -70,13 +70,9 @@ pub fn run(global: &Global, args: &SimArgs) -> miette::Result<ExitCode> {
     }
 }
 
-/// The lab's timings: the demo's, or short ones when `HOMELAB_SIM_FAST` is set (for tests); DHCP leases
-/// from `127.0.<subnet>.200`.
+/// The lab's setup: the demo's timings (a person can follow them), DHCP leases from `127.0.<subnet>.200`.
 pub(super) fn lab_options(subnet: u8) -> LabOptions {
-    let mut opts = match std::env::var_os("HOMELAB_SIM_FAST") {
-        Some(_) => LabOptions::fast(subnet),
-        None => LabOptions::demo(),
-    };
+    let mut opts = LabOptions::demo();
     opts.dhcp_first = Ipv4Addr::new(127, 0, subnet, 200);
     opts
 }
