@@ -36,16 +36,28 @@ pub fn homelab_yaml(lab: &Lab, subnet: u8) -> String {
 
 impl World {
     pub async fn start(subnet: u8) -> Self {
+        Self::start_with(subnet, homelab_yaml).await
+    }
+
+    /// A lab on 127.0.`subnet`.0/24 and the homelab.yaml `yaml` writes for it.
+    pub async fn start_with(subnet: u8, yaml: impl FnOnce(&Lab, u8) -> String) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let lab = Lab::start(LabOptions::fast(subnet))
             .await
             .expect("lab starts");
-        Self::with_lab(lab, subnet, SecretsBundle::generate().expect("bundle"))
+        let text = yaml(&lab, subnet);
+        Self::with_lab_yaml(lab, &text, SecretsBundle::generate().expect("bundle"))
     }
 
     /// A world around a running lab, with the cluster identity `bundle`.
     pub fn with_lab(lab: Lab, subnet: u8, bundle: SecretsBundle) -> Self {
-        let config = homelab_config::parse(&homelab_yaml(&lab, subnet), None)
+        let text = homelab_yaml(&lab, subnet);
+        Self::with_lab_yaml(lab, &text, bundle)
+    }
+
+    /// A world around a running lab, its homelab.yaml `text` and the cluster identity `bundle`.
+    pub fn with_lab_yaml(lab: Lab, text: &str, bundle: SecretsBundle) -> Self {
+        let config = homelab_config::parse(text, None)
             .expect("valid config")
             .config;
         let info = lab.info();
