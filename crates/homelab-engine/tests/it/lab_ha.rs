@@ -197,22 +197,51 @@ async fn three_control_planes_with_a_vip_and_a_worker_converge_and_survive_the_v
     )
     .await;
 
+    // The plan wants the stopped control plane running again; apply brings it back into etcd (no
+    // second bootstrap) and every node is Ready again.
+    let name = CONTROL_PLANES
+        .iter()
+        .find(|(_, id)| *id == holder)
+        .map(|(n, _)| *n)
+        .expect("holder name");
+    let plan = w.engine().plan().await.expect("plan after failover");
+    let vm = plan
+        .changes
+        .iter()
+        .find(|c| c.address == format!("vm.{name}"))
+        .expect("the stopped VM is planned");
+    assert_eq!(vm.action, Action::Update, "{vm:?}");
+    w.engine()
+        .converge(false)
+        .await
+        .unwrap_or_else(|e| panic!("apply after failover: {e}\n{}", events_text(&w)));
+    assert_one_etcd_of_three(&w);
+    eventually(
+        "every node Ready again",
+        Duration::from_secs(20),
+        async || {
+            client
+                .nodes()
+                .await
+                .is_ok_and(|n| n.len() == 4 && n.iter().all(|n| n.ready))
+        },
+    )
+    .await;
+    assert!(!w.engine().plan().await.expect("plan").has_changes());
+
     w.engine().destroy(true, true).await.expect("destroy");
     assert!(w.lab.proxmox.vms().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ha_apply_cut_off_after_the_first_config_was_applied_converges_on_the_next_run() {
-    let w = World::start_with(184, ha_yaml).await;
+/// Runs converge on a fresh HA lab and cuts it off (drops the future, as a SIGKILL would stop the
+/// process) at the first step event `cut` accepts.
+async fn converge_cut_off(subnet: u8, cut: fn(&Event) -> bool) -> World {
+    let w = World::start_with(subnet, ha_yaml).await;
     let kill = Arc::new(Notify::new());
-    let applied = Arc::new(Mutex::new(false));
-    let (trigger, seen) = (kill.clone(), applied.clone());
+    let trigger = kill.clone();
     let mut engine = w.engine();
     engine.events = EventSink::new(move |e| {
-        if let Event::StepFinished { resource, .. } = e
-            && resource == "machine_config.ha-cp-1"
-        {
-            *seen.lock().expect("lock") = true;
+        if cut(e) {
             trigger.notify_one();
         }
     });
@@ -220,25 +249,67 @@ async fn an_ha_apply_cut_off_after_the_first_config_was_applied_converges_on_the
         r = engine.converge(false) => panic!("the run was not cut off: {:?}", r.err()),
         () = kill.notified() => {}
     }
-    assert!(
-        *applied.lock().expect("lock"),
-        "cut off after cp-1's config"
+    drop(engine);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    w
+}
+
+/// The next run converges: four VMs ever created, one etcd of three, nothing left to change.
+async fn assert_resumes(w: &World, at: &str) {
+    w.engine()
+        .converge(false)
+        .await
+        .unwrap_or_else(|e| panic!("resume after a cut {at}: {e}\n{}", events_text(w)));
+    assert_eq!(w.lab.proxmox.vms().len(), 4, "{at}");
+    assert_eq!(
+        w.lab.proxmox.task_count("qmcreate"),
+        4,
+        "{at}: never a second VM"
     );
+    assert_one_etcd_of_three(w);
+    let plan = w.engine().plan().await.expect("plan");
+    assert!(!plan.has_changes(), "{at}: {plan:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ha_apply_cut_off_after_the_first_config_was_applied_converges_on_the_next_run() {
+    let w = converge_cut_off(184, |e| {
+        matches!(e, Event::StepFinished { resource, .. } if resource == "machine_config.ha-cp-1")
+    })
+    .await;
+    assert!(w.lab.node(301).and_then(|n| n.applied_config()).is_some());
     assert!(
         w.lab.node(302).and_then(|n| n.applied_config()).is_none(),
         "cut off before the second control plane got its config"
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_resumes(&w, "after cp-1's config").await;
+}
 
-    w.engine()
-        .converge(false)
-        .await
-        .unwrap_or_else(|e| panic!("resume: {e}\n{}", events_text(&w)));
-    assert_eq!(w.lab.proxmox.vms().len(), 4);
-    assert_eq!(w.lab.proxmox.task_count("qmcreate"), 4, "never a second VM");
-    assert_one_etcd_of_three(&w);
-    assert!(
-        !w.engine().plan().await.expect("plan").has_changes(),
-        "converged"
-    );
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ha_apply_cut_off_around_the_bootstrap_converges_with_one_bootstrap() {
+    let cuts: [(u8, &str, fn(&Event) -> bool); 3] = [
+        (
+            185,
+            "as the bootstrap starts",
+            |e| matches!(e, Event::StepStarted { resource, .. } if resource == "bootstrap"),
+        ),
+        (
+            186,
+            "after the bootstrap",
+            |e| matches!(e, Event::StepFinished { resource, .. } if resource == "bootstrap"),
+        ),
+        (
+            187,
+            "before waiting for Kubernetes",
+            |e| matches!(e, Event::StepStarted { resource, .. } if resource == "kubernetes"),
+        ),
+    ];
+    for (subnet, at, cut) in cuts {
+        let w = converge_cut_off(subnet, cut).await;
+        assert!(
+            w.lab.node(301).map_or(0, |n| n.cluster_etcd_bootstraps()) <= 1,
+            "{at}"
+        );
+        assert_resumes(&w, at).await;
+    }
 }

@@ -146,3 +146,65 @@ async fn control_planes_join_etcd_through_the_vip_which_moves_when_its_holder_go
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_on_a_control_plane_that_has_not_joined_is_counted_as_a_second_etcd() {
+    let cluster = Cluster::new();
+    let cp1 = ha_node("127.0.189.1").await;
+    let cp2 = ha_node("127.0.189.2").await;
+    let a1 = install(&cp1, &cluster.config("cp1", ip("127.0.188.11"), "")).await;
+    // cp2's endpoint names an address nobody serves: it can never find etcd to join.
+    let lonely = cluster.config("cp2", ip("127.0.188.12"), "").replace(
+        "endpoint: https://127.0.188.12:6443",
+        "endpoint: https://127.0.188.99:6443",
+    );
+    let a2 = install(&cp2, &lonely).await;
+    let admin = cluster.creds(&["os:admin"]);
+    let mut c1 = ok(ApidClient::connect(a1, &admin).await, "cp1");
+    assert_eq!(ok(c1.bootstrap().await, "bootstrap"), Bootstrapped::Now);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!cp2.is_etcd_member(), "no endpoint, no join");
+    let mut c2 = ok(ApidClient::connect(a2, &admin).await, "cp2");
+    assert_eq!(
+        ok(c2.bootstrap().await, "bootstrap cp2"),
+        Bootstrapped::Now,
+        "Talos starts a new etcd here, as the real one does"
+    );
+    assert_eq!(cp1.cluster_etcd_bootstraps(), 2, "a split brain is visible");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_registers_only_through_an_endpoint_that_answers() {
+    let cluster = Cluster::new();
+    let cp = ha_node("127.0.189.3").await;
+    let good = ha_node("127.0.189.4").await;
+    let lost = ha_node("127.0.189.5").await;
+    let a = install(&cp, &cluster.config("cp3", ip("127.0.188.13"), "")).await;
+    install(
+        &good,
+        &cluster.worker_config("w4", ip("127.0.188.14"), ip("127.0.188.13")),
+    )
+    .await;
+    install(
+        &lost,
+        &cluster.worker_config("w5", ip("127.0.188.15"), ip("127.0.188.98")),
+    )
+    .await;
+    let mut c = ok(
+        ApidClient::connect(a, &cluster.creds(&["os:admin"])).await,
+        "cp",
+    );
+    ok(c.bootstrap().await, "bootstrap");
+    let Some(kube) = cp.kube() else {
+        panic!("no API after the bootstrap")
+    };
+    eventually("w4 registered", || {
+        kube.get("", "v1", "nodes", None, "w4").is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        kube.get("", "v1", "nodes", None, "w5").is_none(),
+        "a kubelet whose endpoint does not answer never registers"
+    );
+}
