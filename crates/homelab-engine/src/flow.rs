@@ -755,7 +755,15 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             self.timeouts.poll,
             || async {
                 let missing = self.missing_members(&self.members().await);
-                Ok(missing.is_empty().then_some(()))
+                if missing.is_empty() {
+                    Ok(Some(()))
+                } else {
+                    // Named in the timeout error if they never join.
+                    Err(PortError::transient(format!(
+                        "not members yet: {}",
+                        missing.join(", ")
+                    )))
+                }
             },
         )
         .await;

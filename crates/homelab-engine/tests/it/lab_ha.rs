@@ -20,16 +20,31 @@ const WORKER: (&str, u32) = ("ha-worker-1", 311);
 /// homelab.yaml for the HA cluster on 127.0.`subnet`.0/24: control planes at .11–.13, the
 /// worker at .21, the VIP (and so the endpoint) at .10.
 fn ha_yaml(lab: &Lab, subnet: u8) -> String {
+    cluster_yaml(lab, subnet, true)
+}
+
+/// The first control plane alone, endpoint on its own address: where an HA cluster grows from.
+fn single_yaml(lab: &Lab, subnet: u8) -> String {
+    cluster_yaml(lab, subnet, false)
+}
+
+fn cluster_yaml(lab: &Lab, subnet: u8, ha: bool) -> String {
     let info = lab.info();
+    let vip = if ha {
+        format!("  vip: 127.0.{subnet}.10\n")
+    } else {
+        String::new()
+    };
     let mut yaml = format!(
         "proxmox:\n  endpoint: {}\n  node: {}\n  token_id: \"{}\"\n  tls:\n    fingerprint: \"{}\"\n\
-         image:\n  factory: {}\ncluster:\n  name: ha\n  vip: 127.0.{subnet}.10\nnodes:\n",
+         image:\n  factory: {}\ncluster:\n  name: ha\n{vip}nodes:\n",
         info.proxmox_endpoint, info.proxmox_node, info.token_id, info.fingerprint, info.factory_url
     );
     let nodes = CONTROL_PLANES
         .iter()
         .map(|(n, id)| (*n, *id, "controlplane"))
-        .chain([(WORKER.0, WORKER.1, "worker")]);
+        .chain([(WORKER.0, WORKER.1, "worker")])
+        .take(if ha { 4 } else { 1 });
     for (i, (name, vm_id, role)) in nodes.enumerate() {
         let host = if role == "worker" { 21 } else { 11 + i };
         yaml.push_str(&format!(
@@ -315,4 +330,47 @@ async fn an_ha_apply_cut_off_around_the_bootstrap_converges_with_one_bootstrap()
         );
         assert_resumes(&w, at).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_control_plane_grows_into_an_ha_cluster_without_a_second_bootstrap() {
+    let w = World::start_with(190, single_yaml).await;
+    w.engine()
+        .converge(false)
+        .await
+        .unwrap_or_else(|e| panic!("single node: {e}\n{}", events_text(&w)));
+    let grown = homelab_config::parse(&ha_yaml(&w.lab, 190), None)
+        .expect("valid HA config")
+        .config;
+    let mut engine = w.engine();
+    engine.config = &grown;
+    let plan = engine.plan().await.expect("plan");
+    let action = |address: &str| {
+        plan.changes
+            .iter()
+            .find(|c| c.address == address)
+            .map(|c| c.action)
+    };
+    assert_eq!(
+        action("machine_config.ha-cp-1"),
+        Some(Action::Update),
+        "the endpoint moves to the VIP"
+    );
+    assert_eq!(action("vm.ha-cp-2"), Some(Action::Create));
+    assert_eq!(action("bootstrap"), Some(Action::NoChange));
+    assert_eq!(action("etcd"), Some(Action::Create));
+    let done = engine
+        .converge(false)
+        .await
+        .unwrap_or_else(|e| panic!("grow: {e}\n{}", events_text(&w)));
+    assert_one_etcd_of_three(&w);
+    let kubeconfig = String::from_utf8(done.kubeconfig.to_vec()).expect("utf8 kubeconfig");
+    assert!(kubeconfig.contains("server: https://127.0.190.10:6443"));
+    let nodes = KubeClient::from_kubeconfig_yaml(&kubeconfig)
+        .expect("kubeconfig")
+        .nodes()
+        .await
+        .expect("nodes through the VIP");
+    assert_eq!(nodes.iter().filter(|n| n.ready).count(), 4, "{nodes:?}");
+    assert!(!engine.plan().await.expect("plan").has_changes());
 }

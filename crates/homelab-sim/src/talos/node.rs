@@ -706,6 +706,31 @@ impl Inner {
         true
     }
 
+    /// A config applied without a reboot takes effect: the kubelet follows the (maybe new)
+    /// endpoint, and an etcd member that now has a Layer2VIPConfig joins the VIP election (Talos
+    /// starts the VIP operator without a reboot). Dropping a VIP from the config is not modelled.
+    pub(crate) fn reconfigured(self: &Arc<Self>) {
+        let winner = {
+            let st = self.lock();
+            let Some(inst) = st.installed.as_ref() else {
+                return;
+            };
+            let ca = inst.config.os_ca_pem.clone();
+            registry().kubelet_up(
+                &ca,
+                self.kube_node(inst),
+                self.kubelet_endpoint(&inst.config),
+            );
+            match (inst.config.vip, inst.kube.as_ref()) {
+                (Some(_), Some(kube)) if inst.etcd_member => {
+                    registry().api_up(&ca, &inst.name(), kube.addr(), Some(Arc::downgrade(self)))
+                }
+                _ => None,
+            }
+        };
+        take_vip(winner);
+    }
+
     /// A control plane that was not bootstrapped joins etcd once the cluster's members answer
     /// through the control-plane endpoint (Talos retries that for as long as it takes), then
     /// starts its API server. Stops when the node goes down.

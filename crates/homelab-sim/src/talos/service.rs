@@ -183,6 +183,7 @@ impl MachineService for ApidService {
                 }
                 drop(st);
                 self.node.changed();
+                self.node.reconfigured();
                 (
                     if mode == Mode::Try {
                         Mode::Try
