@@ -83,6 +83,14 @@ impl std::fmt::Debug for KubeSim {
 impl KubeSim {
     /// Starts the server.
     pub async fn start(opts: KubeOptions) -> Result<Self, KubeError> {
+        Self::start_counted(opts, crate::requests::RequestCounts::default()).await
+    }
+
+    /// Starts the server, counting requests (as `kube METHOD /path`) into `requests`.
+    pub async fn start_counted(
+        opts: KubeOptions,
+        requests: crate::requests::RequestCounts,
+    ) -> Result<Self, KubeError> {
         let listener = tokio::net::TcpListener::bind(opts.bind)
             .await
             .map_err(|source| KubeError::Bind {
@@ -103,6 +111,7 @@ impl KubeSim {
             store: Mutex::new(Store::default()),
             version: opts.version,
             addr,
+            requests,
         });
         let router = axum::Router::new()
             .fallback(http::handle)
@@ -122,6 +131,11 @@ impl KubeSim {
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.app.addr
+    }
+
+    /// Requests served so far, as `kube METHOD /path`.
+    pub fn requests(&self) -> crate::requests::RequestCounts {
+        self.app.requests.clone()
     }
 
     /// A handle that does not keep the server running.

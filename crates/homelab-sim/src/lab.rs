@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::factory::{FactoryOptions, FactorySim};
 use crate::proxmox::{ProxmoxSim, SimError, SimOptions, VmBootEvent};
-use crate::talos::{ConfigSchema, NodeOptions, NodeSim};
+use crate::talos::{ApidFlapping, ConfigSchema, NodeOptions, NodeSim};
 
 /// How a lab is set up.
 #[derive(Debug)]
@@ -22,6 +22,8 @@ pub struct LabOptions {
     pub dhcp_first: Ipv4Addr,
     /// How long a simulated Talos reboot takes.
     pub reboot_delay: Duration,
+    /// Fault injection: every node's apid flaps for a while after its VM first boots.
+    pub apid_flapping: Option<ApidFlapping>,
 }
 
 impl LabOptions {
@@ -33,6 +35,7 @@ impl LabOptions {
             proxmox,
             dhcp_first: Ipv4Addr::new(127, 0, 20, 200),
             reboot_delay: Duration::from_millis(800),
+            apid_flapping: None,
         }
     }
 
@@ -42,6 +45,7 @@ impl LabOptions {
             proxmox: SimOptions::fast(),
             dhcp_first: Ipv4Addr::new(127, 0, subnet, 200),
             reboot_delay: Duration::from_millis(50),
+            apid_flapping: None,
         }
     }
 }
@@ -88,6 +92,7 @@ impl Lab {
         let proxmox = Arc::new(ProxmoxSim::start(proxmox_opts).await?);
         let booted = nodes.clone();
         let reboot_delay = opts.reboot_delay;
+        let apid_flapping = opts.apid_flapping;
         let handle = tokio::runtime::Handle::current();
         proxmox.on_vm_started(Box::new(move |event: &VmBootEvent| {
             let Some(ip) = event.address else { return };
@@ -107,6 +112,7 @@ impl Lab {
                                 homelab_apid::APID_PORT,
                             ));
                             o.reboot_delay = reboot_delay;
+                            o.apid_flapping = apid_flapping;
                             NodeSim::new(o, schema)
                                 .unwrap_or_else(|e| panic!("simulated node: {e}"))
                         })
@@ -146,6 +152,34 @@ impl Lab {
             .by_vm
             .get(&vmid)
             .cloned()
+    }
+}
+
+impl Lab {
+    /// Requests served so far by every simulator of the lab, keyed `proxmox METHOD /path/{template}`,
+    /// `factory METHOD /route`, `apid /machine.MachineService/METHOD`, `kube METHOD /path` (summed over
+    /// the nodes still known).
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        let mut all: BTreeMap<String, u64> = BTreeMap::new();
+        let mut add = |prefix: &str, counts: BTreeMap<String, u64>| {
+            for (k, n) in counts {
+                *all.entry(format!("{prefix}{k}")).or_insert(0) += n;
+            }
+        };
+        add("proxmox ", self.proxmox.requests().snapshot());
+        add("", self.factory.requests().snapshot());
+        let nodes: Vec<NodeSim> = self
+            .nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .by_vm
+            .values()
+            .cloned()
+            .collect();
+        for node in nodes {
+            add("", node.requests().snapshot());
+        }
+        all
     }
 }
 

@@ -36,10 +36,13 @@ pub fn homelab_yaml(lab: &Lab, subnet: u8) -> String {
 
 impl World {
     pub async fn start(subnet: u8) -> Self {
+        Self::start_with(subnet, LabOptions::fast(subnet)).await
+    }
+
+    /// A world whose lab is set up by `options` (timings, faults); addresses in `127.0.<subnet>.0/24`.
+    pub async fn start_with(subnet: u8, options: LabOptions) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let lab = Lab::start(LabOptions::fast(subnet))
-            .await
-            .expect("lab starts");
+        let lab = Lab::start(options).await.expect("lab starts");
         let config = homelab_config::parse(&homelab_yaml(&lab, subnet), None)
             .expect("valid config")
             .config;

@@ -14,10 +14,12 @@ use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
 
 use super::cluster::registry;
 use super::config::{MachineType, NodeConfig};
+use super::flap::{ApidFlapping, FlakyStream, Flapper};
 use super::schema::ConfigSchema;
 use super::service::ApidService;
 use crate::kube::{KubeNode, KubeOptions, KubeSim};
 use crate::pki::{Issued, KeyAlg, Leaf};
+use crate::requests::RequestCounts;
 
 /// How a simulated node is set up.
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct NodeOptions {
     pub bootstrap_not_ready: u32,
     /// how long the simulated reboot after an apply or reset takes
     pub reboot_delay: Duration,
+    /// fault injection: apid flaps (refuses and drops connections) for a while after the node is created
+    pub apid_flapping: Option<ApidFlapping>,
 }
 
 impl NodeOptions {
@@ -50,6 +54,7 @@ impl NodeOptions {
             kubernetes_version: "v1.35.0".into(),
             bootstrap_not_ready: 0,
             reboot_delay: Duration::from_millis(50),
+            apid_flapping: None,
         }
     }
 }
@@ -106,6 +111,8 @@ pub(crate) struct State {
     pub(crate) installed: Option<Installed>,
     pub(crate) staged: Option<Vec<u8>>,
     pub(crate) bootstrap_refusals: u32,
+    /// How many times etcd was bootstrapped on this node (a reset and a new bootstrap count again).
+    pub(crate) bootstraps: u32,
     server: Option<Listener>,
     maintenance_bound: Option<SocketAddr>,
 }
@@ -114,6 +121,9 @@ pub(crate) struct Inner {
     pub(crate) opts: NodeOptions,
     pub(crate) schema: Arc<ConfigSchema>,
     maintenance_cert: Issued,
+    flapper: Option<Arc<Flapper>>,
+    /// apid calls (per gRPC method path) and Kubernetes API requests (per method and path) served
+    requests: RequestCounts,
     state: Mutex<State>,
     phase: watch::Sender<NodePhase>,
 }
@@ -155,16 +165,19 @@ impl NodeSim {
             installed: None,
             staged: None,
             bootstrap_refusals: 0,
+            bootstraps: 0,
             server: None,
             maintenance_bound: None,
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                opts,
                 schema,
                 maintenance_cert,
+                flapper: opts.apid_flapping.map(|plan| Arc::new(Flapper::new(plan))),
+                requests: RequestCounts::default(),
                 state: Mutex::new(state),
                 phase,
+                opts,
             }),
         })
     }
@@ -265,6 +278,22 @@ impl NodeSim {
             .is_some_and(|i| i.bootstrapped)
     }
 
+    /// Requests this node served: apid calls as `apid /machine.MachineService/METHOD`, Kubernetes API
+    /// requests as `kube METHOD /path`.
+    pub fn requests(&self) -> RequestCounts {
+        self.inner.requests.clone()
+    }
+
+    /// How many apid connections injected flapping refused or cut so far.
+    pub fn apid_drops(&self) -> u64 {
+        self.inner.flapper.as_ref().map_or(0, |f| f.drops())
+    }
+
+    /// How many times etcd was bootstrapped on this node since it was created.
+    pub fn bootstrap_count(&self) -> u32 {
+        self.inner.lock().bootstraps
+    }
+
     /// The last applied machine config (raw bytes), if installed.
     pub fn applied_config(&self) -> Option<Vec<u8>> {
         self.inner
@@ -280,6 +309,22 @@ impl Inner {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Serves `service` on `listener` with this node's fault injection and request counting.
+    fn serve(
+        &self,
+        listener: TcpListener,
+        tls: rustls::ServerConfig,
+        service: ApidService,
+    ) -> Listener {
+        serve(
+            listener,
+            tls,
+            service,
+            self.flapper.clone(),
+            self.requests.clone(),
+        )
     }
 
     /// Starts the listener matching the node's state.
@@ -309,7 +354,7 @@ impl Inner {
         st.generation += 1;
         st.maintenance_bound = Some(addr);
         let service = ApidService::maintenance(self.clone(), st.generation);
-        st.server = Some(serve(listener, tls, service));
+        st.server = Some(self.serve(listener, tls, service));
         Ok(NodePhase::Maintenance(addr))
     }
 
@@ -361,7 +406,7 @@ impl Inner {
             let restart_kube = inst.bootstrapped && inst.kube.is_none();
             st.generation += 1;
             let service = ApidService::installed(self.clone(), st.generation);
-            st.server = Some(serve(listener, tls, service));
+            st.server = Some(self.serve(listener, tls, service));
             restart_kube
         };
         if restart_kube {
@@ -479,7 +524,7 @@ impl Inner {
                 version: self.opts.kubernetes_version.clone(),
             }
         };
-        let kube = KubeSim::start(opts).await?;
+        let kube = KubeSim::start_counted(opts, self.requests.clone()).await?;
         let mut st = self.lock();
         if let Some(inst) = st.installed.as_mut() {
             registry().kube_started(&inst.config.os_ca_pem, &kube);
@@ -533,18 +578,29 @@ pub(crate) fn url_host_port(url: &str) -> Option<(String, u16)> {
     }
 }
 
-/// Accepts TCP, runs the TLS handshake (failures are simply dropped, as a TLS server does), and
-/// hands the streams to a tonic server.
-fn serve(listener: TcpListener, tls: rustls::ServerConfig, service: ApidService) -> Listener {
+type ApidStream = tokio_rustls::server::TlsStream<FlakyStream<tokio::net::TcpStream>>;
+
+/// Accepts TCP (closing it at once during an injected outage), runs the TLS handshake (failures are
+/// simply dropped, as a TLS server does), and hands the streams to a tonic server that counts calls.
+fn serve(
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    service: ApidService,
+    flapper: Option<Arc<Flapper>>,
+    requests: RequestCounts,
+) -> Listener {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let (tx, rx) = mpsc::channel::<
-        Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
-    >(16);
+    let (tx, rx) = mpsc::channel::<Result<ApidStream, std::io::Error>>(16);
     let accept = tokio::spawn(async move {
         loop {
             let Ok((tcp, _peer)) = listener.accept().await else {
                 continue;
             };
+            if flapper.as_ref().is_some_and(|f| f.refuses_now()) {
+                drop(tcp);
+                continue;
+            }
+            let tcp = FlakyStream::new(tcp, flapper.clone());
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -558,7 +614,12 @@ fn serve(listener: TcpListener, tls: rustls::ServerConfig, service: ApidService)
         }
     });
     let serve = tokio::spawn(async move {
+        // The trace hook sees every request's path: the one place that counts calls of every method.
         let result = tonic::transport::Server::builder()
+            .trace_fn(move |req| {
+                requests.record(&format!("apid {}", req.uri().path()));
+                tracing::Span::none()
+            })
             .add_service(MachineServiceServer::new(service))
             .serve_with_incoming(ReceiverStream::new(rx))
             .await;

@@ -230,6 +230,7 @@ impl MachineService for ApidService {
                 return Err(Status::already_exists("etcd data directory is not empty"));
             }
             inst.bootstrapped = true;
+            st.bootstraps += 1;
         }
         self.node
             .start_kube()
