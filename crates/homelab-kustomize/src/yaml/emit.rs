@@ -360,6 +360,15 @@ impl Emitter {
         self.out.push('\n');
         self.column = 0;
     }
+    /// Writes a line break found in a value as itself (go-yaml keeps U+0085/U+2028/U+2029 as they are).
+    fn write_break(&mut self, c: char) {
+        if c == '\n' {
+            self.put_break();
+        } else {
+            self.out.push(c);
+            self.column = 0;
+        }
+    }
     fn write_indent(&mut self) {
         let indent = self.indent.max(0) as usize;
         if !self.indention || self.column > indent || (self.column == indent && !self.whitespace) {
@@ -532,7 +541,7 @@ impl Emitter {
                 if !breaks && c == '\n' {
                     self.put_break();
                 }
-                self.put_break();
+                self.write_break(c);
                 self.indention = true;
                 breaks = true;
             } else {
@@ -663,12 +672,7 @@ impl Emitter {
         let mut breaks = true;
         for c in chars {
             if is_break(c) {
-                if c == '\n' {
-                    self.put_break();
-                } else {
-                    self.out.push(c);
-                    self.column = 0;
-                }
+                self.write_break(c);
                 self.indention = true;
                 breaks = true;
             } else {

@@ -1,6 +1,7 @@
-//! `homelabctl setup`: first-time set-up of an operator's machine and checkout.
+//! `homelabctl setup`: first-time set-up of an operator's machine and checkout: an age identity in the
+//! standard place, the git hooks, and `doctor` against the Proxmox the checkout's homelab.yaml names.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -19,6 +20,9 @@ pub struct SetupArgs {
     /// Replace existing git hooks homelabctl did not write (they are kept as `<hook>.homelabctl-backup`).
     #[arg(long)]
     pub force: bool,
+    /// Do not run `doctor` (e.g. when the Proxmox host is not reachable from here yet).
+    #[arg(long)]
+    pub skip_doctor: bool,
 }
 
 pub fn run(args: SetupArgs) -> miette::Result<ExitCode> {
@@ -58,5 +62,29 @@ pub fn run(args: SetupArgs) -> miette::Result<ExitCode> {
         }
         Err(e) => eprintln!("git hooks not installed: {e}"),
     }
-    Ok(ExitCode::SUCCESS)
+    if args.skip_doctor {
+        return Ok(ExitCode::SUCCESS);
+    }
+    doctor(&args.dir)
+}
+
+/// Runs `doctor` when the checkout has a homelab.yaml; its lines go to stderr so stdout stays the public key.
+fn doctor(dir: &Path) -> miette::Result<ExitCode> {
+    let config = dir.join(homelab_config::FILE_NAME);
+    if !config.is_file() {
+        eprintln!(
+            "doctor skipped: no {} in {} (create one with `homelabctl init`, then run `homelabctl doctor`)",
+            homelab_config::FILE_NAME,
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("==> homelabctl doctor ({})", config.display());
+    let report = super::doctor::examine(&config)?;
+    super::doctor::print_text(&report, &mut std::io::stderr().lock());
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

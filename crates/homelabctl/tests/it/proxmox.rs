@@ -82,6 +82,93 @@ async fn doctor_without_a_secret_says_where_to_put_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("HOMELAB_PROXMOX_TOKEN_SECRET"));
 }
 
+/// A git checkout made by `init`, whose homelab.yaml points at `sim` and whose secrets.enc.yaml holds the
+/// simulator's token secret (stored with `secrets set-proxmox-token`, as an operator would).
+fn checkout_for(sim: &ProxmoxSim) -> (tempfile::TempDir, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = tempfile::tempdir().expect("home");
+    let git = Command::new("git")
+        .args(["init", "-q", "-b", "main"])
+        .current_dir(dir.path())
+        .status()
+        .expect("git");
+    assert!(git.success());
+    crate::homelabctl()
+        .arg("init")
+        .arg(dir.path())
+        .env("HOME", home.path())
+        .assert()
+        .success();
+    let config = dir.path().join("homelab.yaml");
+    std::fs::write(&config, example_config(&sim.endpoint(), sim.fingerprint())).expect("write");
+    crate::homelabctl()
+        .args(["--config", config.to_str().expect("utf8")])
+        .args(["secrets", "set-proxmox-token"])
+        .env("HOME", home.path())
+        .write_stdin(format!("{}\n", sim.token_secret()))
+        .assert()
+        .success();
+    (dir, home)
+}
+
+fn setup(dir: &std::path::Path, home: &std::path::Path) -> std::process::Output {
+    crate::homelabctl()
+        .arg("setup")
+        .arg(dir)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env_remove("HOMELAB_PROXMOX_TOKEN_SECRET")
+        .output()
+        .expect("runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_runs_doctor_with_the_token_from_secrets_enc_yaml() {
+    let sim = ProxmoxSim::start(SimOptions {
+        token_id: "homelabctl@pve!provision".into(),
+        ..SimOptions::fast()
+    })
+    .await
+    .expect("sim");
+    let (dir, home) = checkout_for(&sim);
+    let out = tokio::task::spawn_blocking(move || (setup(dir.path(), home.path()), dir, home))
+        .await
+        .expect("join")
+        .0;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("doctor: all checks passed"), "{stderr}");
+    assert!(
+        stdout.trim().starts_with("age1") && stdout.lines().count() == 1,
+        "stdout stays the public key: {stdout}"
+    );
+    assert!(!stdout.contains(sim.token_secret()) && !stderr.contains(sim.token_secret()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_fails_when_doctor_finds_a_missing_privilege() {
+    let opts = SimOptions {
+        token_id: "homelabctl@pve!provision".into(),
+        ..SimOptions::fast()
+    }
+    .without_privilege("VM.Allocate");
+    let sim = ProxmoxSim::start(opts).await.expect("sim");
+    let (dir, home) = checkout_for(&sim);
+    let out = tokio::task::spawn_blocking(move || (setup(dir.path(), home.path()), dir, home))
+        .await
+        .expect("join")
+        .0;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lacks VM.Allocate"), "{stderr}");
+    assert!(stderr.contains("doctor: 1 check(s) failed"), "{stderr}");
+}
+
 #[test]
 fn sim_writes_sim_json_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
