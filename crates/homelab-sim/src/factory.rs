@@ -40,6 +40,8 @@ pub struct FactoryOptions {
     pub extensions: Vec<Extension>,
     /// size of the simulated ISO files in bytes
     pub iso_size: usize,
+    /// schematics known from the start (`id → canonical YAML`, as [`FactorySim::schematics`] lists them)
+    pub schematics: HashMap<String, String>,
 }
 
 impl FactoryOptions {
@@ -73,6 +75,7 @@ impl FactoryOptions {
                 ),
             ],
             iso_size: 64 * 1024,
+            schematics: HashMap::new(),
         }
     }
 }
@@ -132,8 +135,8 @@ impl FactorySim {
             source,
         })?;
         let app = Arc::new(App {
+            schematics: Mutex::new(opts.schematics.clone()),
             opts,
-            schematics: Mutex::default(),
             downloads: Mutex::default(),
             requests: crate::requests::RequestCounts::default(),
         });
@@ -179,6 +182,11 @@ impl FactorySim {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The schematics created so far (`id → canonical YAML`).
+    pub fn schematics(&self) -> HashMap<String, String> {
+        self.app.schematics().clone()
     }
 
     /// The bytes the factory serves for an image path, for comparing downloads.

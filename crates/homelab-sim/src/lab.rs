@@ -1,29 +1,48 @@
 //! A whole homelab in one process: the Proxmox VE simulator wired to a simulated Talos node per VM, so a VM
 //! that boots brings up apid in maintenance mode on the address "DHCP" gave its MAC, and a VM that is
-//! stopped or destroyed takes its node down with it. Tests and `homelabctl demo` drive it through the real
-//! clients. Everything listens on 127.0.0.0/8.
+//! stopped or destroyed takes its node down with it; plus the Image Factory. With a state directory the lab
+//! keeps its whole state there ([`LabState`]) and a lab started on it again comes back as it was: the same
+//! endpoints and certificate, its VMs, and running nodes straight up configured on their static addresses.
+//! Tests, `homelabctl demo` and `homelabctl sim` drive it through the real clients. Everything listens on
+//! 127.0.0.0/8.
+
+mod nodes;
+mod saver;
+mod state;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::factory::{FactoryOptions, FactorySim};
-use crate::proxmox::{ProxmoxSim, SimError, SimOptions, VmBootEvent};
-use crate::talos::{ApidFlapping, ConfigSchema, NodeOptions, NodeSim};
+pub use state::{FactoryState, LAB_STATE_FILE, LabState, SavedNode, StateError};
+
+use crate::factory::{FactoryError, FactoryOptions, FactorySim};
+use crate::proxmox::{ProxmoxSim, SimError, SimOptions};
+use crate::talos::{ApidFlapping, ConfigSchema, NodeError, NodeSim, SchemaError};
+use crate::task::AbortOnDrop;
+use nodes::Nodes;
+use saver::Saver;
 
 /// How a lab is set up.
 #[derive(Debug)]
 pub struct LabOptions {
+    /// The Proxmox simulator; its `bind` address serves the Image Factory too.
     pub proxmox: SimOptions,
     /// The first address "DHCP" hands out; the n-th MAC seen gets `dhcp_first + n`.
     pub dhcp_first: Ipv4Addr,
     /// How long a simulated Talos reboot takes.
     pub reboot_delay: Duration,
-    /// Fault injection: every node's apid flaps for a while after its VM first boots.
+    /// Fault injection: every new node's apid flaps for a while after its VM first boots.
     pub apid_flapping: Option<ApidFlapping>,
+    /// Port of the Image Factory (0 = any free port).
+    pub factory_port: u16,
+    /// Where the lab keeps its state: restored from at start when it holds one (its addresses, ports and
+    /// DHCP range win over these options), and kept current while the lab runs.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl LabOptions {
@@ -36,6 +55,8 @@ impl LabOptions {
             dhcp_first: Ipv4Addr::new(127, 0, 20, 200),
             reboot_delay: Duration::from_millis(800),
             apid_flapping: None,
+            factory_port: 0,
+            state_dir: None,
         }
     }
 
@@ -46,6 +67,8 @@ impl LabOptions {
             dhcp_first: Ipv4Addr::new(127, 0, subnet, 200),
             reboot_delay: Duration::from_millis(50),
             apid_flapping: None,
+            factory_port: 0,
+            state_dir: None,
         }
     }
 }
@@ -61,76 +84,137 @@ pub struct LabInfo {
     pub factory_url: String,
 }
 
-#[derive(Default)]
-struct Nodes {
-    by_vm: BTreeMap<u32, NodeSim>,
-    leases: BTreeMap<String, Ipv4Addr>,
+/// Why a lab could not start or save.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("Proxmox VE simulator: {0}")]
+    Proxmox(#[from] SimError),
+    #[error("Image Factory simulator: {0}")]
+    Factory(#[from] FactoryError),
+    #[error("Talos node of VM {vmid}: {source}")]
+    Node { vmid: u32, source: NodeError },
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
-/// A running lab. Dropping it stops everything.
+impl LabError {
+    /// Whether an address the lab needs is taken (another simulator on the same state, most likely).
+    pub fn is_address_in_use(&self) -> bool {
+        let in_use = |e: &std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
+        match self {
+            LabError::Proxmox(SimError::Bind { source, .. }) => in_use(source),
+            LabError::Factory(e) => in_use(&e.source),
+            LabError::Node {
+                source: NodeError::Bind { source, .. },
+                ..
+            } => in_use(source),
+            LabError::Node {
+                source: NodeError::Kube(crate::kube::KubeError::Bind { source, .. }),
+                ..
+            } => in_use(source),
+            _ => false,
+        }
+    }
+}
+
+/// A running lab. Dropping it stops everything (without a last save: see [`Lab::save`]).
 pub struct Lab {
     pub proxmox: Arc<ProxmoxSim>,
     pub factory: FactorySim,
     nodes: Arc<Mutex<Nodes>>,
-    watcher: tokio::task::JoinHandle<()>,
+    saver: Option<Arc<Saver>>,
+    _tasks: Vec<AbortOnDrop>,
 }
 
 impl Lab {
-    pub async fn start(opts: LabOptions) -> Result<Self, SimError> {
-        let schema = ConfigSchema::load_shared().map_err(|e| SimError::Setup(e.to_string()))?;
-        let nodes = Arc::new(Mutex::new(Nodes::default()));
+    /// Starts the lab, restoring it from `opts.state_dir` when that holds a saved state.
+    pub async fn start(opts: LabOptions) -> Result<Self, LabError> {
+        let saved = match &opts.state_dir {
+            Some(dir) => LabState::read(dir)?,
+            None => None,
+        };
+        let schema = ConfigSchema::load_shared()?;
+        let dhcp_first = saved.as_ref().map_or(opts.dhcp_first, |s| s.dhcp_first);
+        let nodes = Arc::new(Mutex::new(Nodes::new(
+            dhcp_first,
+            saved.as_ref().map(|s| s.leases.clone()).unwrap_or_default(),
+        )));
         let mut proxmox_opts = opts.proxmox;
-        let leases = nodes.clone();
-        let first = u32::from(opts.dhcp_first);
-        proxmox_opts.dhcp = Some(Arc::new(move |_vmid, mac: &str| {
-            let mut n = leases
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let next = Ipv4Addr::from(first + n.leases.len() as u32);
-            *n.leases.entry(mac.to_ascii_lowercase()).or_insert(next)
-        }));
-        let proxmox = Arc::new(ProxmoxSim::start(proxmox_opts).await?);
-        let booted = nodes.clone();
-        let reboot_delay = opts.reboot_delay;
-        let apid_flapping = opts.apid_flapping;
-        let handle = tokio::runtime::Handle::current();
-        proxmox.on_vm_started(Box::new(move |event: &VmBootEvent| {
-            let Some(ip) = event.address else { return };
-            let nodes = booted.clone();
-            let schema = schema.clone();
-            let vmid = event.vmid;
-            handle.spawn(async move {
-                let node = {
-                    let mut n = nodes
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    n.by_vm
-                        .entry(vmid)
-                        .or_insert_with(|| {
-                            let mut o = NodeOptions::new(SocketAddr::new(
-                                ip.into(),
-                                homelab_apid::APID_PORT,
-                            ));
-                            o.reboot_delay = reboot_delay;
-                            o.apid_flapping = apid_flapping;
-                            NodeSim::new(o, schema)
-                                .unwrap_or_else(|e| panic!("simulated node: {e}"))
-                        })
-                        .clone()
-                };
-                let _ = node.power_on().await;
-            });
-        }));
-        let watcher = tokio::spawn(watch_power(proxmox.clone(), nodes.clone()));
-        let factory = FactorySim::start(FactoryOptions::new(SocketAddr::from(([127, 0, 0, 1], 0))))
-            .await
-            .map_err(|e| SimError::Setup(format!("image factory: {e}")))?;
-        Ok(Self {
+        proxmox_opts.dhcp = Some(nodes::dhcp_hook(nodes.clone()));
+        let bind = proxmox_opts.bind;
+        let proxmox = Arc::new(match &saved {
+            Some(s) => ProxmoxSim::restore(proxmox_opts, &s.proxmox).await?,
+            None => ProxmoxSim::start(proxmox_opts).await?,
+        });
+        let factory = start_factory(bind, opts.factory_port, saved.as_ref()).await?;
+        if let Some(s) = &saved {
+            nodes::restore(&proxmox, &nodes, s, &schema, opts.reboot_delay).await?;
+        }
+        proxmox.on_vm_started(nodes::boot_hook(
+            nodes.clone(),
+            schema,
+            opts.reboot_delay,
+            opts.apid_flapping,
+        ));
+        let mut lab = Self {
+            _tasks: vec![AbortOnDrop(tokio::spawn(nodes::watch_power(
+                proxmox.clone(),
+                nodes.clone(),
+            )))],
             proxmox,
             factory,
             nodes,
-            watcher,
-        })
+            saver: None,
+        };
+        if let Some(dir) = opts.state_dir {
+            lab.keep_state(dir)?;
+        }
+        Ok(lab)
+    }
+
+    /// Saves now and then whenever the state changes.
+    fn keep_state(&mut self, dir: PathBuf) -> Result<(), LabError> {
+        state::create_private_dir(&dir)?;
+        let saver = Arc::new(Saver::new(dir));
+        saver.save(&self.state())?;
+        let (proxmox, factory, nodes) = (
+            self.proxmox.clone(),
+            self.factory.clone(),
+            self.nodes.clone(),
+        );
+        let background = saver.clone();
+        self._tasks.push(AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(saver::SAVE_EVERY).await;
+                let state = state_of(&proxmox, &factory, &nodes);
+                if let Err(e) = background.save(&state) {
+                    tracing::warn!(error = %e, "cannot save the lab state");
+                }
+            }
+        })));
+        self.saver = Some(saver);
+        Ok(())
+    }
+
+    /// The whole durable state now.
+    pub fn state(&self) -> LabState {
+        state_of(&self.proxmox, &self.factory, &self.nodes)
+    }
+
+    /// Saves the state to the state directory now (if the lab has one and anything changed since the last
+    /// save); for a clean stop.
+    pub fn save(&self) -> Result<(), LabError> {
+        if let Some(saver) = &self.saver {
+            saver.save(&self.state())?;
+        }
+        Ok(())
+    }
+
+    /// The state directory, if the lab keeps one.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.saver.as_deref().map(Saver::dir)
     }
 
     pub fn info(&self) -> LabInfo {
@@ -146,18 +230,13 @@ impl Lab {
 
     /// The simulated Talos node of a VM, once it has booted.
     pub fn node(&self, vmid: u32) -> Option<NodeSim> {
-        self.nodes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .by_vm
-            .get(&vmid)
-            .cloned()
+        nodes::lock(&self.nodes).by_vm.get(&vmid).cloned()
     }
 }
 
 impl Lab {
     /// Requests served so far by every simulator of the lab, keyed `proxmox METHOD /path/{template}`,
-    /// `factory METHOD /route`, `apid /machine.MachineService/METHOD`, `kube METHOD /path` (summed over
+    /// `factory METHOD /path`, `apid /machine.MachineService/METHOD`, `kube METHOD /path` (summed over
     /// the nodes still known).
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
         let mut all: BTreeMap<String, u64> = BTreeMap::new();
@@ -168,14 +247,7 @@ impl Lab {
         };
         add("proxmox ", self.proxmox.requests().snapshot());
         add("", self.factory.requests().snapshot());
-        let nodes: Vec<NodeSim> = self
-            .nodes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .by_vm
-            .values()
-            .cloned()
-            .collect();
+        let nodes: Vec<NodeSim> = nodes::lock(&self.nodes).by_vm.values().cloned().collect();
         for node in nodes {
             add("", node.requests().snapshot());
         }
@@ -185,41 +257,48 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        self.watcher.abort();
-        for node in self
-            .nodes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .by_vm
-            .values()
-        {
+        self._tasks.clear();
+        for node in nodes::lock(&self.nodes).by_vm.values() {
             node.power_off();
         }
     }
 }
 
-/// Powers a node off when its VM stops, and forgets it (a fresh disk) when the VM is destroyed.
-async fn watch_power(proxmox: Arc<ProxmoxSim>, nodes: Arc<Mutex<Nodes>>) {
-    loop {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        let mut n = nodes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let vms: BTreeMap<u32, bool> = proxmox
-            .vms()
-            .into_iter()
-            .map(|v| (v.vmid, v.running))
-            .collect();
-        n.by_vm.retain(|vmid, node| match vms.get(vmid) {
-            Some(true) => true,
-            Some(false) => {
-                node.power_off();
-                true
-            }
-            None => {
-                node.power_off();
-                false
-            }
-        });
+async fn start_factory(
+    bind: Ipv4Addr,
+    port: u16,
+    saved: Option<&LabState>,
+) -> Result<FactorySim, FactoryError> {
+    let mut opts = FactoryOptions::new(SocketAddr::from((bind, port)));
+    if let Some(s) = saved {
+        opts.bind = s.factory.addr;
+        opts.schematics = s.factory.schematics.clone().into_iter().collect();
+    }
+    FactorySim::start(opts).await
+}
+
+fn state_of(proxmox: &ProxmoxSim, factory: &FactorySim, nodes: &Mutex<Nodes>) -> LabState {
+    let proxmox = proxmox.snapshot();
+    let n = nodes::lock(nodes);
+    LabState {
+        version: state::LAB_STATE_VERSION,
+        proxmox,
+        factory: FactoryState {
+            addr: factory.addr(),
+            schematics: factory.schematics().into_iter().collect::<BTreeMap<_, _>>(),
+        },
+        dhcp_first: n.dhcp_first,
+        leases: n.leases.clone(),
+        nodes: n
+            .by_vm
+            .iter()
+            .map(|(vmid, node)| {
+                let saved = SavedNode {
+                    maintenance_addr: node.maintenance_addr(),
+                    disk: node.snapshot(),
+                };
+                (*vmid, saved)
+            })
+            .collect(),
     }
 }

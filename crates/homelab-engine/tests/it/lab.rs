@@ -43,6 +43,11 @@ impl World {
     pub async fn start_with(subnet: u8, options: LabOptions) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let lab = Lab::start(options).await.expect("lab starts");
+        Self::with_lab(lab, subnet, SecretsBundle::generate().expect("bundle"))
+    }
+
+    /// A world around a running lab, with the cluster identity `bundle`.
+    pub fn with_lab(lab: Lab, subnet: u8, bundle: SecretsBundle) -> Self {
         let config = homelab_config::parse(&homelab_yaml(&lab, subnet), None)
             .expect("valid config")
             .config;
@@ -59,7 +64,6 @@ impl World {
                 ..WaitOptions::default()
             },
         };
-        let bundle = SecretsBundle::generate().expect("bundle");
         let talos = Talos::from_bundle(&bundle).expect("talos credentials");
         Self {
             factory: Factory::new(&config).expect("factory"),

@@ -5,4 +5,5 @@ mod fake;
 mod flow;
 mod lab;
 mod lab_faults;
+mod lab_restore;
 mod render;

@@ -19,6 +19,7 @@ mod faults;
 mod formats;
 mod schema;
 mod server;
+mod snapshot;
 mod state;
 mod tasks_api;
 mod tls;
@@ -31,7 +32,9 @@ use std::time::Duration;
 pub use acl::{Acl, AclEntry, all_privileges};
 pub use faults::{EndpointFault, FaultKind, Faults};
 pub use schema::{PveVersion, Schema};
+pub use snapshot::{ProxmoxSnapshot, VmSnapshot, VolumeSnapshot};
 pub use state::{DhcpHook, Iface, Storage, Volume};
+pub use tls::SimIdentity;
 
 use state::{Shared, World};
 
@@ -205,7 +208,7 @@ pub enum SimError {
 pub struct ProxmoxSim {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    ca_pem: String,
+    identity: SimIdentity,
     fingerprint: String,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -238,11 +241,35 @@ fn random_uuid() -> String {
 impl ProxmoxSim {
     /// Binds, generates the certificates and serves until [`ProxmoxSim::shutdown`] (or drop).
     pub async fn start(opts: SimOptions) -> Result<ProxmoxSim, SimError> {
+        let identity = tls::generate(&opts.node, IpAddr::V4(opts.bind)).map_err(SimError::Setup)?;
+        Self::serve(opts, identity, None).await
+    }
+
+    /// Comes back as a snapshot left it: the same identity (certificate, token), node, version, address and
+    /// port, VMs, volumes and leases. `opts` gives the rest (storages, timing, ACL, faults, hooks).
+    pub async fn restore(
+        mut opts: SimOptions,
+        snap: &ProxmoxSnapshot,
+    ) -> Result<ProxmoxSim, SimError> {
+        opts.version = snap.version;
+        opts.node = snap.node.clone();
+        opts.bind = snap.bind;
+        opts.port = snap.port;
+        opts.token_id = snap.token_id.clone();
+        opts.token_secret = Some(snap.token_secret.clone());
+        Self::serve(opts, snap.identity.clone(), Some(snap)).await
+    }
+
+    async fn serve(
+        opts: SimOptions,
+        identity: SimIdentity,
+        snap: Option<&ProxmoxSnapshot>,
+    ) -> Result<ProxmoxSim, SimError> {
         if !opts.bind.is_loopback() {
             return Err(SimError::NotLoopback(opts.bind));
         }
         let schema = Schema::load(opts.version).map_err(SimError::Setup)?;
-        let cert = tls::generate(&opts.node, IpAddr::V4(opts.bind)).map_err(SimError::Setup)?;
+        let cert = tls::load(identity).map_err(SimError::Setup)?;
         let addr = SocketAddr::new(IpAddr::V4(opts.bind), opts.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -250,7 +277,7 @@ impl ProxmoxSim {
         let addr = listener
             .local_addr()
             .map_err(|source| SimError::Bind { addr, source })?;
-        let world = World {
+        let mut world = World {
             version: opts.version,
             node: opts.node.clone(),
             fingerprint: cert.fingerprint.clone(),
@@ -272,6 +299,9 @@ impl ProxmoxSim {
             boot_hooks: Vec::new(),
             dhcp: opts.dhcp.clone(),
         };
+        if let Some(snap) = snap {
+            world.restore(snap);
+        }
         let secret = opts.token_secret.clone().unwrap_or_else(random_uuid);
         let shared = Arc::new(Shared::new(
             world,
@@ -286,11 +316,33 @@ impl ProxmoxSim {
         Ok(ProxmoxSim {
             shared,
             addr,
-            ca_pem: cert.ca_pem,
+            identity: cert.identity,
             fingerprint: cert.fingerprint,
             stop,
             task: Some(task),
         })
+    }
+
+    /// The durable state now (see [`ProxmoxSnapshot`]), for [`ProxmoxSim::restore`].
+    pub fn snapshot(&self) -> ProxmoxSnapshot {
+        let part = self.shared.world().snapshot();
+        let bind = match self.addr.ip() {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => Ipv4Addr::LOCALHOST,
+        };
+        ProxmoxSnapshot {
+            version: self.version(),
+            node: self.node(),
+            bind,
+            port: self.addr.port(),
+            token_id: self.shared.token_id.clone(),
+            token_secret: self.shared.token_secret.clone(),
+            identity: self.identity.clone(),
+            vms: part.vms,
+            volumes: part.volumes,
+            leases: part.leases,
+            next_pid: part.next_pid,
+        }
     }
 
     /// `https://127.0.0.1:PORT`.
@@ -325,7 +377,7 @@ impl ProxmoxSim {
 
     /// PEM of the simulated cluster CA (usable as a CA file).
     pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
+        &self.identity.ca_pem
     }
 
     /// Calls `hook` each time a VM finishes booting (from a simulator task; keep it short).

@@ -1,6 +1,10 @@
 //! One simulated Talos node: its lifecycle (off → maintenance on the DHCP address → installed on
 //! the static address → reset back to maintenance) and the apid listener of each phase.
 
+mod persist;
+
+pub use persist::NodeSnapshot;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -92,6 +96,9 @@ pub enum NodeError {
     /// The Kubernetes simulator could not start.
     #[error(transparent)]
     Kube(#[from] crate::kube::KubeError),
+    /// A saved node state could not be used.
+    #[error("cannot restore the node from its saved state: {0}")]
+    Restore(String),
     /// A worker could not get its apid certificate (no control plane of its cluster is known).
     #[error(
         "cannot obtain the apid certificate: no control plane with this OS CA is running (trustd)"

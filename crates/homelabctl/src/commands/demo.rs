@@ -1,14 +1,16 @@
 //! `homelabctl demo`: the whole provisioning flow against the built-in simulators, no Proxmox needed.
 //! It starts the lab in-process, creates a repository with `init` (every address in 127.0.0.0/8), stores the
-//! simulator's token with SOPS, runs `apply` with its real progress output, shows `status`, and exits 0.
+//! simulator's token with SOPS, runs `apply` with its real progress output, shows `status`, and exits 0. With
+//! `--keep DIR` the lab's state goes to `DIR/.homelab/sim`, so `homelabctl sim --state-dir DIR/.homelab/sim`
+//! brings the same simulated homelab back for plan/apply/destroy in that repository.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use homelab_config::template::InitValues;
 use homelab_repo::Repo;
-use homelab_sim::lab::{Lab, LabOptions};
+use homelab_sim::lab::Lab;
 use miette::{IntoDiagnostic, miette};
 
 use super::Global;
@@ -21,10 +23,13 @@ pub struct DemoArgs {
     /// Keep the repository in DIR (it must not exist or be empty) instead of a temporary directory.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    /// The loopback subnet 127.0.N.0/24 of the node addresses (for running demos side by side in tests).
+    #[arg(long, hide = true, default_value_t = 20)]
+    pub subnet: u8,
 }
 
 /// The demo's repository values: the reference deployment moved onto loopback.
-fn values(lab: &Lab) -> InitValues {
+fn values(lab: &Lab, subnet: u8) -> InitValues {
     let info = lab.info();
     InitValues {
         proxmox_endpoint: info.proxmox_endpoint,
@@ -32,10 +37,40 @@ fn values(lab: &Lab) -> InitValues {
         token_id: info.token_id,
         fingerprint: Some(info.fingerprint),
         factory: info.factory_url,
-        address: "127.0.20.100/24".into(),
-        gateway: "127.0.20.1".into(),
-        nameservers: vec!["127.0.20.1".into()],
+        address: format!("127.0.{subnet}.100/24"),
+        gateway: format!("127.0.{subnet}.1"),
+        nameservers: vec![format!("127.0.{subnet}.1")],
         ..InitValues::reference()
+    }
+}
+
+/// How to carry on with a kept repository: restart its simulator, then the usual commands.
+fn kept_message(dir: &Path) -> String {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let sim = dir.join(".homelab").join("sim");
+    let config = dir.join(homelab_config::FILE_NAME);
+    let (dir, sim, config) = (shell_word(&dir), shell_word(&sim), shell_word(&config));
+    [
+        format!("\nDemo complete. The repository is in {dir}."),
+        format!("The simulated homelab stopped with the demo; its state is in {sim}. Start it again (until Ctrl-C):"),
+        format!("    homelabctl sim --state-dir {sim}"),
+        "then, in another terminal, carry on:".to_string(),
+        format!("    homelabctl --config {config} plan"),
+        format!("    homelabctl --config {config} status"),
+        format!("    homelabctl --config {config} destroy --yes"),
+        format!("    homelabctl --config {config} apply --yes"),
+    ]
+    .join("\n")
+}
+
+/// A path as one shell word: as it is when it has only safe characters, else single-quoted.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:@,".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 
@@ -47,10 +82,12 @@ pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitCode> {
         .unwrap_or_else(|| temp.path().join("homelab"));
     provision::runtime()?.block_on(async {
         eprintln!("==> starting the simulated homelab (Proxmox VE, Image Factory, Talos) on 127.0.0.0/8");
-        let lab = Lab::start(LabOptions::demo()).await.map_err(|e| miette!("cannot start the simulator: {e}"))?;
+        let mut opts = super::sim::lab_options(args.subnet);
+        opts.state_dir = args.keep.as_ref().map(|d| d.join(".homelab").join("sim"));
+        let lab = Lab::start(opts).await.map_err(|e| miette!("cannot start the simulator: {e}"))?;
         eprintln!("    Proxmox VE API at {} (certificate {})", lab.info().proxmox_endpoint, lab.info().fingerprint);
         eprintln!("==> homelabctl init {}", dir.display());
-        super::init::write_repository(&dir, &values(&lab), &[], false)?;
+        super::init::write_repository(&dir, &values(&lab, args.subnet), &[], false)?;
         let config = dir.join(homelab_config::FILE_NAME);
         let repo = Repo::open(&config).map_err(|e| miette!("{e}"))?;
         repo.set_proxmox_token_secret(&lab.info().token_secret).map_err(|e| miette!("{e}"))?;
@@ -74,13 +111,26 @@ pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitCode> {
         if !rows.iter().all(|r| r.healthy) {
             return Err(miette!("the demo cluster is not healthy"));
         }
+        lab.save().map_err(|e| miette!("cannot save the simulated homelab: {e}"))?;
         match &args.keep {
-            Some(d) => eprintln!(
-                "\nThe repository is in {}. The simulator stops with this command; the next plan/apply there needs a Proxmox (or `homelabctl demo --keep` into a new directory).",
-                d.display()
-            ),
+            Some(d) => eprintln!("{}", kept_message(d)),
             None => eprintln!("\nDemo complete: one Talos node provisioned, bootstrapped and Ready. (`--keep DIR` keeps the repository.)"),
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_in_the_printed_commands_are_one_shell_word() {
+        assert_eq!(
+            shell_word(Path::new("/tmp/lab-1/x.yaml")),
+            "/tmp/lab-1/x.yaml"
+        );
+        assert_eq!(shell_word(Path::new("/tmp/my lab")), "'/tmp/my lab'");
+        assert_eq!(shell_word(Path::new("/tmp/it's")), r"'/tmp/it'\''s'");
+    }
 }

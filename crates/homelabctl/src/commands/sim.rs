@@ -1,29 +1,43 @@
-//! `homelabctl sim`: runs the simulators in the foreground on loopback, prints and writes `sim.json`, and
-//! stops cleanly on SIGINT/SIGTERM.
+//! `homelabctl sim`: runs the simulators in the foreground on loopback until SIGINT/SIGTERM — by default the
+//! whole lab (Proxmox VE, Image Factory, a Talos node per VM, Kubernetes) kept in and restored from
+//! `--state-dir`, or with `--proxmox-only` just the Proxmox VE API. Both print and write `sim.json`.
+
+mod lab;
+mod proxmox;
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use homelab_sim::proxmox::{EndpointFault, FaultKind, Faults, ProxmoxSim, PveVersion, SimOptions};
+use homelab_sim::lab::LabOptions;
+use homelab_sim::proxmox::{
+    EndpointFault, FaultKind, Faults, ProxmoxSim, PveVersion, SimOptions, SimTiming,
+};
 use homelab_sim::sim_file::{ProxmoxSection, SimFile};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::Global;
-use crate::cli::OutputFormat;
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    /// Directory for sim.json and the simulated cluster CA (created if missing).
+    /// Directory for sim.json, the simulated cluster CA and (for the lab) its saved state, lab.json. A lab
+    /// started on a directory that holds a saved state comes back as it was: the same ports, certificate,
+    /// token, VMs and Talos nodes.
     #[arg(long, value_name = "DIR", default_value = ".homelab/sim")]
     pub state_dir: PathBuf,
+    /// Run only the Proxmox VE API simulator (no Image Factory, no Talos nodes, nothing saved).
+    #[arg(long)]
+    pub proxmox_only: bool,
     /// Loopback address to listen on (127.0.0.0/8 only).
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: Ipv4Addr,
-    /// Port of the Proxmox API (0 = any free port).
+    /// Port of the Proxmox API (0 = any free port; a restored lab keeps its port).
     #[arg(long, default_value_t = 0)]
     pub proxmox_port: u16,
+    /// Port of the Image Factory (0 = any free port; a restored lab keeps its port).
+    #[arg(long, default_value_t = 0)]
+    pub factory_port: u16,
     /// Proxmox VE version to imitate: 8.4 or 9.1.
     #[arg(long, default_value = "9.1", value_name = "VERSION")]
     pub pve_version: String,
@@ -39,6 +53,35 @@ pub struct SimArgs {
 }
 
 pub fn run(global: &Global, args: &SimArgs) -> miette::Result<ExitCode> {
+    let lab = lab_options(20);
+    let opts = proxmox_options(args, lab.proxmox.timing.clone())?;
+    let runtime = tokio::runtime::Runtime::new()
+        .into_diagnostic()
+        .wrap_err("cannot start the async runtime")?;
+    if args.proxmox_only {
+        runtime.block_on(proxmox::serve(global, args, opts))
+    } else {
+        let lab = LabOptions {
+            proxmox: opts,
+            factory_port: args.factory_port,
+            ..lab
+        };
+        runtime.block_on(lab::serve(global, args, lab))
+    }
+}
+
+/// The lab's timings: the demo's, or short ones when `HOMELAB_SIM_FAST` is set (for tests); DHCP leases
+/// from `127.0.<subnet>.200`.
+pub(super) fn lab_options(subnet: u8) -> LabOptions {
+    let mut opts = match std::env::var_os("HOMELAB_SIM_FAST") {
+        Some(_) => LabOptions::fast(subnet),
+        None => LabOptions::demo(),
+    };
+    opts.dhcp_first = Ipv4Addr::new(127, 0, subnet, 200);
+    opts
+}
+
+fn proxmox_options(args: &SimArgs, timing: SimTiming) -> miette::Result<SimOptions> {
     let version = PveVersion::parse(&args.pve_version).ok_or_else(|| {
         miette!(
             help = "use 8.4 or 9.1",
@@ -65,51 +108,39 @@ pub fn run(global: &Global, args: &SimArgs) -> miette::Result<ExitCode> {
             args.error_rate,
         ));
     }
-    let opts = SimOptions {
+    Ok(SimOptions {
         version,
         bind: args.bind,
         port: args.proxmox_port,
         faults,
+        timing,
         ..SimOptions::default()
-    };
-    let runtime = tokio::runtime::Runtime::new()
-        .into_diagnostic()
-        .wrap_err("cannot start the async runtime")?;
-    runtime.block_on(serve(global, args, opts))
+    })
 }
 
-async fn serve(global: &Global, args: &SimArgs, opts: SimOptions) -> miette::Result<ExitCode> {
-    let iso_storage = opts
-        .storages
-        .iter()
-        .find(|s| s.content.contains("iso"))
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let vm_storage = opts
-        .storages
-        .iter()
-        .find(|s| s.content.contains("images"))
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let bridge = opts
-        .interfaces
-        .iter()
-        .find(|i| i.kind == "bridge")
-        .map(|i| i.name.clone())
-        .unwrap_or_default();
-    let sim = ProxmoxSim::start(opts)
-        .await
-        .map_err(|e| miette!(help = "pick another --proxmox-port, or 0", "{e}"))?;
-
-    std::fs::create_dir_all(&args.state_dir)
+/// Creates the state directory and returns its absolute path.
+fn state_dir(dir: &Path) -> miette::Result<PathBuf> {
+    std::fs::create_dir_all(dir)
         .into_diagnostic()
-        .wrap_err_with(|| format!("cannot create {}", args.state_dir.display()))?;
-    let state_dir = std::fs::canonicalize(&args.state_dir).into_diagnostic()?;
-    let ca_file = state_dir.join("proxmox-ca.pem");
+        .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+    std::fs::canonicalize(dir).into_diagnostic()
+}
+
+/// Writes the CA file and the Proxmox section of `sim.json` (plus `other` sections); returns the file.
+fn write_sim_json(
+    dir: &Path,
+    sim: &ProxmoxSim,
+    opts: &SimOptions,
+    other: &[(&str, serde_json::Value)],
+) -> miette::Result<SimFile> {
+    let ca_file = dir.join("proxmox-ca.pem");
     std::fs::write(&ca_file, sim.ca_pem())
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot write {}", ca_file.display()))?;
-    let sim_json = state_dir.join("sim.json");
+    let first = |pick: &dyn Fn(&homelab_sim::proxmox::Storage) -> bool| {
+        opts.storages.iter().find(|s| pick(s)).map(|s| s.id.clone())
+    };
+    let sim_json = dir.join("sim.json");
     let mut file = SimFile::read(&sim_json).unwrap_or_default();
     file.proxmox = Some(ProxmoxSection {
         endpoint: sim.endpoint(),
@@ -118,50 +149,54 @@ async fn serve(global: &Global, args: &SimArgs, opts: SimOptions) -> miette::Res
         token_id: sim.token_id().to_string(),
         token_secret: sim.token_secret().to_string(),
         fingerprint: sim.fingerprint().to_string(),
-        ca_file: ca_file.clone(),
-        iso_storage,
-        vm_storage,
-        bridge,
+        ca_file,
+        iso_storage: first(&|s| s.content.contains("iso")).unwrap_or_default(),
+        vm_storage: first(&|s| s.content.contains("images")).unwrap_or_default(),
+        bridge: opts
+            .interfaces
+            .iter()
+            .find(|i| i.kind == "bridge")
+            .map(|i| i.name.clone())
+            .unwrap_or_default(),
     });
-    file.write(&sim_json).map_err(|e| miette!("{e}"))?;
-
-    match global.output {
-        OutputFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&file).into_diagnostic()?)
-        }
-        OutputFormat::Text => {
-            println!(
-                "Proxmox VE {} simulator on {}",
-                sim.version().full(),
-                sim.endpoint()
-            );
-            println!("  node          {}", sim.node());
-            println!("  token id      {}", sim.token_id());
-            println!(
-                "  token secret  {}   (a simulator credential)",
-                sim.token_secret()
-            );
-            println!("  fingerprint   {}", sim.fingerprint());
-            println!("  CA file       {}", ca_file.display());
-            println!("  written to    {}", sim_json.display());
-            println!("Stop with Ctrl-C.");
-        }
+    for (key, value) in other {
+        file.other.insert((*key).to_string(), value.clone());
     }
-    wait_for_stop().await?;
-    sim.shutdown().await;
-    // The endpoint is gone: remove our section so nobody connects to a dead simulator.
+    file.write(&sim_json).map_err(|e| miette!("{e}"))?;
+    Ok(file)
+}
+
+/// Prints what a Proxmox client needs.
+fn print_proxmox(sim: &ProxmoxSim, dir: &Path) {
+    println!(
+        "Proxmox VE {} simulator on {}",
+        sim.version().full(),
+        sim.endpoint()
+    );
+    println!("  node          {}", sim.node());
+    println!("  token id      {}", sim.token_id());
+    println!(
+        "  token secret  {}   (a simulator credential)",
+        sim.token_secret()
+    );
+    println!("  fingerprint   {}", sim.fingerprint());
+    println!("  CA file       {}", dir.join("proxmox-ca.pem").display());
+}
+
+/// The endpoint is gone: removes the sections of `keys` so nobody connects to a dead simulator.
+fn retract_sim_json(dir: &Path, keys: &[&str]) {
+    let sim_json = dir.join("sim.json");
     if let Ok(mut current) = SimFile::read(&sim_json) {
         current.proxmox = None;
+        for key in keys {
+            current.other.remove(*key);
+        }
         if current.other.is_empty() {
             let _ = std::fs::remove_file(&sim_json);
         } else {
             let _ = current.write(&sim_json);
         }
     }
-    if global.output == OutputFormat::Text {
-        println!("simulator stopped");
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn wait_for_stop() -> miette::Result<()> {

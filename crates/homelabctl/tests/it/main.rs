@@ -6,6 +6,7 @@ mod flux_tree;
 mod gitops;
 mod hooks;
 mod kill_apply;
+mod lab_sim;
 mod outputs;
 mod proxmox;
 mod scan;

@@ -1,0 +1,152 @@
+//! The lab's Talos side: one simulated node per VM, the "DHCP" that hands out their maintenance addresses, the
+//! hooks that boot a node with its VM and power it off (or forget it) when the VM stops (or is destroyed), and
+//! bringing saved nodes back.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::LabError;
+use super::state::LabState;
+use crate::proxmox::{DhcpHook, ProxmoxSim, VmBootEvent};
+use crate::talos::{ApidFlapping, ConfigSchema, NodeOptions, NodeSim};
+
+/// The nodes by VM and the leases by MAC.
+pub(crate) struct Nodes {
+    pub(crate) by_vm: BTreeMap<u32, NodeSim>,
+    pub(crate) leases: BTreeMap<String, Ipv4Addr>,
+    pub(crate) dhcp_first: Ipv4Addr,
+}
+
+impl Nodes {
+    pub(crate) fn new(dhcp_first: Ipv4Addr, leases: BTreeMap<String, Ipv4Addr>) -> Self {
+        Self {
+            by_vm: BTreeMap::new(),
+            leases,
+            dhcp_first,
+        }
+    }
+}
+
+/// Locks the nodes; a poisoned lock (a panicked task) is recovered, the data stays usable.
+pub(crate) fn lock(nodes: &Mutex<Nodes>) -> MutexGuard<'_, Nodes> {
+    nodes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The n-th MAC seen gets `dhcp_first + n`, the same address on every later boot.
+pub(crate) fn dhcp_hook(nodes: Arc<Mutex<Nodes>>) -> DhcpHook {
+    Arc::new(move |_vmid, mac: &str| {
+        let mut n = lock(&nodes);
+        let next = Ipv4Addr::from(u32::from(n.dhcp_first) + n.leases.len() as u32);
+        *n.leases.entry(mac.to_ascii_lowercase()).or_insert(next)
+    })
+}
+
+fn node_options(
+    addr: SocketAddr,
+    reboot_delay: Duration,
+    apid_flapping: Option<ApidFlapping>,
+) -> NodeOptions {
+    let mut o = NodeOptions::new(addr);
+    o.reboot_delay = reboot_delay;
+    o.apid_flapping = apid_flapping;
+    o
+}
+
+/// Boots (creating on first boot) the node of a VM that finished booting.
+pub(crate) fn boot_hook(
+    nodes: Arc<Mutex<Nodes>>,
+    schema: Arc<ConfigSchema>,
+    reboot_delay: Duration,
+    apid_flapping: Option<ApidFlapping>,
+) -> Box<dyn Fn(&VmBootEvent) + Send + Sync> {
+    let handle = tokio::runtime::Handle::current();
+    Box::new(move |event: &VmBootEvent| {
+        let Some(ip) = event.address else { return };
+        let addr = SocketAddr::new(ip.into(), homelab_apid::APID_PORT);
+        let node = {
+            let mut n = lock(&nodes);
+            if let Some(node) = n.by_vm.get(&event.vmid) {
+                node.clone()
+            } else {
+                match NodeSim::new(
+                    node_options(addr, reboot_delay, apid_flapping),
+                    schema.clone(),
+                ) {
+                    Ok(node) => n.by_vm.entry(event.vmid).or_insert(node).clone(),
+                    Err(e) => {
+                        tracing::warn!(vmid = event.vmid, error = %e, "simulated node cannot start");
+                        return;
+                    }
+                }
+            }
+        };
+        handle.spawn(async move {
+            if let Err(e) = node.power_on().await {
+                tracing::warn!(error = %e, "simulated node cannot boot");
+            }
+        });
+    })
+}
+
+/// Powers a node off when its VM stops, and forgets it (a fresh disk) when the VM is destroyed.
+pub(crate) async fn watch_power(proxmox: Arc<ProxmoxSim>, nodes: Arc<Mutex<Nodes>>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let vms: BTreeMap<u32, bool> = proxmox
+            .vms()
+            .into_iter()
+            .map(|v| (v.vmid, v.running))
+            .collect();
+        lock(&nodes).by_vm.retain(|vmid, node| match vms.get(vmid) {
+            Some(true) => true,
+            Some(false) => {
+                node.power_off();
+                true
+            }
+            None => {
+                node.power_off();
+                false
+            }
+        });
+    }
+}
+
+/// Brings back the saved nodes of the VMs that exist, and boots those whose VM runs: all nodes first (a
+/// worker's certificate needs its control plane's CA key), then the boots.
+pub(crate) async fn restore(
+    proxmox: &ProxmoxSim,
+    nodes: &Mutex<Nodes>,
+    saved: &LabState,
+    schema: &Arc<ConfigSchema>,
+    reboot_delay: Duration,
+) -> Result<(), LabError> {
+    let mut running = Vec::new();
+    for (vmid, node) in &saved.nodes {
+        let Some(vm) = proxmox.vm(*vmid) else {
+            continue;
+        };
+        let opts = node_options(node.maintenance_addr, reboot_delay, None);
+        let sim = match &node.disk {
+            Some(disk) => NodeSim::restore(opts, schema.clone(), disk),
+            None => NodeSim::new(opts, schema.clone()),
+        }
+        .map_err(|source| LabError::Node {
+            vmid: *vmid,
+            source,
+        })?;
+        lock(nodes).by_vm.insert(*vmid, sim.clone());
+        if vm.running {
+            running.push((*vmid, sim));
+        }
+    }
+    for (vmid, sim) in running {
+        sim.power_on()
+            .await
+            .map_err(|source| LabError::Node { vmid, source })?;
+    }
+    Ok(())
+}
