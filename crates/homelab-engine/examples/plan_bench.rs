@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hypervisor: &proxmox,
         factory: &factory,
         talos: &talos,
-        kube: &Kube,
+        kube: &Kube::default(),
         renderer: &renderer,
         state_dir: state.path().to_path_buf(),
         events: EventSink::discard(),

@@ -13,7 +13,8 @@ use crate::events::{Event, EventSink};
 use crate::journal::{self, AppliedConfig, Journal};
 use crate::plan::{Action, FieldChange, Plan, ResourceChange, line_diff};
 use crate::ports::{
-    Bootstrapped, Hypervisor, ImageFactory, KubeApi, PortError, TalosApi, VmLive, VmWanted,
+    Bootstrapped, Hypervisor, ImageFactory, KubeApi, PortError, ServiceHealth, TalosApi, VmLive,
+    VmWanted,
 };
 use crate::wait;
 
@@ -966,6 +967,9 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                     format!("not answering with mutual TLS on {at}"),
                 ),
             });
+            if let Ok(services) = self.talos.services(at).await {
+                rows.push(services_row(&node.name, &services));
+            }
         }
         let Some(first) = desired::bootstrap_node(self.config) else {
             return rows;
@@ -1014,5 +1018,70 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             ));
         }
         rows
+    }
+}
+
+/// One status row for a node's Talos services: healthy when every one runs and passes its health check;
+/// the detail names the ones that do not.
+fn services_row(node: &str, services: &[ServiceHealth]) -> StatusRow {
+    let failing: Vec<String> = services
+        .iter()
+        .filter(|s| !s.ok())
+        .map(|s| match s.healthy {
+            Some(false) => format!("{} {} (unhealthy)", s.id, s.state),
+            _ => format!("{} {}", s.id, s.state),
+        })
+        .collect();
+    StatusRow {
+        component: "services".into(),
+        name: node.into(),
+        healthy: failing.is_empty() && !services.is_empty(),
+        detail: if failing.is_empty() {
+            format!(
+                "{} running: {}",
+                services.len(),
+                services
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            format!("not running: {}", failing.join(", "))
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(id: &str, state: &str, healthy: Option<bool>) -> ServiceHealth {
+        ServiceHealth {
+            id: id.into(),
+            state: state.into(),
+            healthy,
+        }
+    }
+
+    #[test]
+    fn a_service_not_running_or_failing_its_check_makes_the_row_unhealthy_and_is_named() {
+        let row = services_row(
+            "cp",
+            &[
+                service("apid", "Running", Some(true)),
+                service("etcd", "Preparing", None),
+                service("kubelet", "Running", Some(false)),
+                service("machined", "Running", None),
+            ],
+        );
+        assert!(!row.healthy);
+        assert_eq!(
+            row.detail,
+            "not running: etcd Preparing, kubelet Running (unhealthy)"
+        );
+        let ok = services_row("cp", &[service("apid", "Running", None)]);
+        assert!(ok.healthy && ok.detail == "1 running: apid", "{ok:?}");
+        assert!(!services_row("cp", &[]).healthy);
     }
 }

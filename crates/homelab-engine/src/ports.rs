@@ -136,6 +136,23 @@ pub enum Bootstrapped {
     Already,
 }
 
+/// One Talos service as `talosctl services` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceHealth {
+    pub id: String,
+    /// `Running`, `Preparing`, `Finished`, …
+    pub state: String,
+    /// The health check's verdict; `None` when the service has none.
+    pub healthy: Option<bool>,
+}
+
+impl ServiceHealth {
+    /// Running, and not failing its health check.
+    pub fn ok(&self) -> bool {
+        self.state == "Running" && self.healthy != Some(false)
+    }
+}
+
 pub trait TalosApi: Send + Sync {
     /// Applies a config to a node in maintenance mode (TLS, no client certificate).
     fn apply_in_maintenance(
@@ -157,6 +174,11 @@ pub trait TalosApi: Send + Sync {
     fn bootstrap(&self, at: SocketAddr) -> impl Future<Output = PortResult<Bootstrapped>> + Send;
     fn etcd_members(&self, at: SocketAddr) -> impl Future<Output = PortResult<Vec<String>>> + Send;
     fn kubeconfig(&self, at: SocketAddr) -> impl Future<Output = PortResult<Vec<u8>>> + Send;
+    /// The node's services and their health (mutual TLS).
+    fn services(
+        &self,
+        at: SocketAddr,
+    ) -> impl Future<Output = PortResult<Vec<ServiceHealth>>> + Send;
     /// Wipes STATE and EPHEMERAL and returns the node to maintenance mode.
     fn reset(&self, at: SocketAddr) -> impl Future<Output = PortResult<()>> + Send;
 }

@@ -115,7 +115,7 @@ impl Wired {
             proxmox,
             factory,
             talos,
-            kube: Kube,
+            kube: Kube::default(),
             renderer: TalosRenderer {
                 bundle,
                 base_dir: base_dir.to_path_buf(),

@@ -1,7 +1,10 @@
 //! [`TalosApi`] over the apid client: maintenance mode without a client certificate, installed mode with the
-//! talosconfig's os:admin certificate minted from the cluster's secrets bundle.
+//! talosconfig's os:admin certificate minted from the cluster's secrets bundle. Installed-mode connections
+//! are kept per address for the run (one mutual-TLS handshake per node, not per call) and dropped on error.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use homelab_apid::{
@@ -9,12 +12,13 @@ use homelab_apid::{
 };
 use tonic::Code;
 
-use crate::ports::{Bootstrapped, PortError, PortResult, TalosApi};
+use crate::ports::{Bootstrapped, PortError, PortResult, ServiceHealth, TalosApi};
 
 pub struct Talos {
     pub credentials: ClientCredentials,
     /// How long a single probe may take before the node counts as not answering.
     pub probe_timeout: Duration,
+    connections: Mutex<HashMap<SocketAddr, ApidClient>>,
 }
 
 fn port_error(e: ApidError) -> PortError {
@@ -60,22 +64,46 @@ impl Talos {
         Ok(Self {
             credentials,
             probe_timeout: Duration::from_secs(5),
+            connections: Mutex::new(HashMap::new()),
         })
     }
 
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, ApidClient>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A mutual-TLS client for the installed node at `at`, reusing this run's connection when there is one.
     async fn installed(&self, at: SocketAddr) -> PortResult<ApidClient> {
-        match tokio::time::timeout(
+        if let Some(client) = self.connections().get(&at) {
+            return Ok(client.clone());
+        }
+        let client = match tokio::time::timeout(
             self.probe_timeout,
             ApidClient::connect(at, &self.credentials),
         )
         .await
         {
-            Ok(r) => r.map_err(port_error),
-            Err(_) => Err(PortError::transient(format!(
-                "apid at {at} did not answer within {}s",
-                self.probe_timeout.as_secs()
-            ))),
+            Ok(r) => r.map_err(port_error)?,
+            Err(_) => {
+                return Err(PortError::transient(format!(
+                    "apid at {at} did not answer within {}s",
+                    self.probe_timeout.as_secs()
+                )));
+            }
+        };
+        self.connections().insert(at, client.clone());
+        Ok(client)
+    }
+
+    /// Forgets the connection to `at` when a call on it failed, so the next call dials afresh (the node may
+    /// have rebooted or changed its certificate).
+    fn checked<V>(&self, at: SocketAddr, r: Result<V, ApidError>) -> Result<V, ApidError> {
+        if r.is_err() {
+            self.connections().remove(&at);
         }
+        r
     }
 }
 
@@ -93,10 +121,10 @@ impl TalosApi for Talos {
 
     async fn apply_installed(&self, at: SocketAddr, config: &[u8]) -> PortResult<()> {
         let mut client = self.installed(at).await?;
-        client
+        let r = client
             .apply_configuration(config, ApplyMode::Auto, false)
-            .await
-            .map_err(port_error)?;
+            .await;
+        self.checked(at, r).map_err(port_error)?;
         Ok(())
     }
 
@@ -106,7 +134,10 @@ impl TalosApi for Talos {
         };
         match tokio::time::timeout(self.probe_timeout, client.version()).await {
             Ok(Ok(v)) => Ok(Some(v.tag)),
-            _ => Ok(None),
+            _ => {
+                self.connections().remove(&at);
+                Ok(None)
+            }
         }
     }
 
@@ -116,11 +147,8 @@ impl TalosApi for Talos {
             attempts: 3,
             delay: Duration::from_secs(2),
         };
-        match client
-            .bootstrap_with_retry(retry)
-            .await
-            .map_err(port_error)?
-        {
+        let r = client.bootstrap_with_retry(retry).await;
+        match self.checked(at, r).map_err(port_error)? {
             homelab_apid::Bootstrapped::Now => Ok(Bootstrapped::Now),
             homelab_apid::Bootstrapped::Already => Ok(Bootstrapped::Already),
         }
@@ -128,7 +156,8 @@ impl TalosApi for Talos {
 
     async fn etcd_members(&self, at: SocketAddr) -> PortResult<Vec<String>> {
         let mut client = self.installed(at).await?;
-        match client.etcd_member_list().await {
+        let r = client.etcd_member_list().await;
+        match self.checked(at, r) {
             Ok(members) => Ok(members.into_iter().map(|m| m.hostname).collect()),
             // Before bootstrap etcd is not running: no members yet.
             Err(e)
@@ -145,15 +174,29 @@ impl TalosApi for Talos {
 
     async fn kubeconfig(&self, at: SocketAddr) -> PortResult<Vec<u8>> {
         let mut client = self.installed(at).await?;
-        let bytes = client.kubeconfig().await.map_err(port_error)?;
+        let r = client.kubeconfig().await;
+        let bytes = self.checked(at, r).map_err(port_error)?;
         Ok(bytes.to_vec())
+    }
+
+    async fn services(&self, at: SocketAddr) -> PortResult<Vec<ServiceHealth>> {
+        let mut client = self.installed(at).await?;
+        let r = client.service_list().await;
+        let services = self.checked(at, r).map_err(port_error)?;
+        Ok(services
+            .into_iter()
+            .map(|s| ServiceHealth {
+                id: s.id,
+                state: s.state,
+                healthy: s.healthy,
+            })
+            .collect())
     }
 
     async fn reset(&self, at: SocketAddr) -> PortResult<()> {
         let mut client = self.installed(at).await?;
-        client
-            .reset(&ResetOptions::default())
-            .await
-            .map_err(port_error)
+        let r = client.reset(&ResetOptions::default()).await;
+        self.connections().remove(&at);
+        r.map_err(port_error)
     }
 }

@@ -285,6 +285,24 @@ impl TalosApi for Fake {
             Err(PortError::transient("not bootstrapped"))
         }
     }
+    async fn services(&self, at: SocketAddr) -> PortResult<Vec<ServiceHealth>> {
+        if self.installed_version(at).await?.is_none() {
+            return Err(PortError::transient("connection refused"));
+        }
+        let etcd = if self.read().bootstrapped {
+            "Running"
+        } else {
+            "Preparing"
+        };
+        Ok(["apid", "kubelet", "etcd"]
+            .into_iter()
+            .map(|id| ServiceHealth {
+                id: id.into(),
+                state: if id == "etcd" { etcd } else { "Running" }.into(),
+                healthy: Some(true),
+            })
+            .collect())
+    }
     async fn reset(&self, at: SocketAddr) -> PortResult<()> {
         let (vm, _) = self
             .vm_at(at)

@@ -75,7 +75,7 @@ impl World {
             config,
             proxmox,
             talos,
-            kube: Kube,
+            kube: Kube::default(),
             state: tempfile::tempdir().expect("tempdir"),
             events: Arc::new(Mutex::new(Vec::new())),
         }

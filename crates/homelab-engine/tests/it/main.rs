@@ -4,6 +4,7 @@
 mod fake;
 mod flow;
 mod lab;
+mod lab_drift;
 mod lab_faults;
 mod lab_restore;
 mod render;
