@@ -1,11 +1,11 @@
 //! Fault injection for apid: flapping. For a while after the node is created, apid goes through regular
-//! outages: a connection that arrives during one is closed at once, and a connection that lives through the
-//! start of one is cut (reads and writes fail with a reset), as when apid restarts while a node settles.
+//! outages, as when apid restarts while a node settles: a connection that arrives during one is closed at
+//! once, and every open connection is closed when one begins (idle or in the middle of a call).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,17 @@ impl Flapper {
         }
     }
 
+    /// When the first outage after `t` (time since creation) begins, if one still does.
+    fn next_outage(&self, t: Duration) -> Option<Instant> {
+        let k = match t.checked_sub(self.plan.up) {
+            Some(after_first) => after_first.as_nanos() / self.cycle().as_nanos() + 1,
+            None => 0,
+        };
+        let start = self.plan.up.as_nanos() + k * self.cycle().as_nanos();
+        let start = Duration::from_nanos(u64::try_from(start).ok()?);
+        (start < self.plan.duration).then(|| self.since + start)
+    }
+
     fn in_outage(&self, t: Duration) -> bool {
         t < self.plan.duration && t.as_nanos() % self.cycle().as_nanos() >= self.plan.up.as_nanos()
     }
@@ -78,13 +89,16 @@ impl Flapper {
     }
 }
 
-/// A server-side stream that a [`Flapper`] may cut; without one it only passes bytes through.
+/// A server-side stream that a [`Flapper`] closes when an outage begins; without one it only passes bytes
+/// through.
 #[derive(Debug)]
 pub(crate) struct FlakyStream<T> {
     inner: T,
     opened: Instant,
     flapper: Option<Arc<Flapper>>,
-    cut: AtomicBool,
+    cut: bool,
+    /// Fires when the next outage begins, so an idle connection is closed then too.
+    outage: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<T> FlakyStream<T> {
@@ -93,55 +107,87 @@ impl<T> FlakyStream<T> {
             inner,
             opened: Instant::now(),
             flapper,
-            cut: AtomicBool::new(false),
+            cut: false,
+            outage: None,
         }
     }
 
-    fn check(&self) -> io::Result<()> {
+    fn reset(&mut self) -> io::Error {
+        if !self.cut {
+            self.cut = true;
+            if let Some(flapper) = &self.flapper {
+                flapper.drops.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "apid restarted (injected flapping)",
+        )
+    }
+
+    fn check(&mut self) -> io::Result<()> {
+        let cuts = self.flapper.as_ref().is_some_and(|f| f.cuts(self.opened));
+        if self.cut || cuts {
+            return Err(self.reset());
+        }
+        Ok(())
+    }
+
+    /// While the connection waits for bytes: arms the timer of the next outage, and closes when it fires.
+    fn watch_outage(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         let Some(flapper) = &self.flapper else {
             return Ok(());
         };
-        if self.cut.load(Ordering::Relaxed) || flapper.cuts(self.opened) {
-            if !self.cut.swap(true, Ordering::Relaxed) {
-                flapper.drops.fetch_add(1, Ordering::Relaxed);
-            }
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "apid restarted (injected flapping)",
-            ));
+        if self.outage.is_none() {
+            let Some(at) =
+                flapper.next_outage(self.opened.saturating_duration_since(flapper.since))
+            else {
+                return Ok(());
+            };
+            self.outage = Some(Box::pin(tokio::time::sleep_until(at.into())));
         }
-        Ok(())
+        match self.outage.as_mut().map(|s| s.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Err(self.reset()),
+            _ => Ok(()),
+        }
     }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for FlakyStream<T> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.check()?;
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        this.check()?;
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if read.is_pending() {
+            this.watch_outage(cx)?;
+        }
+        read
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for FlakyStream<T> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.check()?;
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.check()?;
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.check()?;
-        Pin::new(&mut self.inner).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.check()?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -185,5 +231,10 @@ mod tests {
             4,
             "outages at 150, 400, 650, 900 ms"
         );
+        let at = |t: u64| f.next_outage(ms(t)).map(|i| (i - f.since).as_millis());
+        assert_eq!(at(0), Some(150));
+        assert_eq!(at(150), Some(400), "the next one after an outage began");
+        assert_eq!(at(399), Some(400));
+        assert_eq!(at(900), None, "no outage begins after the duration");
     }
 }
