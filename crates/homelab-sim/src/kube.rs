@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-pub use store::{ApiError, Store, Target};
+pub use store::{ApiError, Store, StoreSnapshot, StoredObject, Target};
 pub use types::ResourceType;
 
 use crate::pki::Issued;
@@ -81,14 +81,23 @@ impl std::fmt::Debug for KubeSim {
 }
 
 impl KubeSim {
-    /// Starts the server.
+    /// Starts the server with an empty cluster.
     pub async fn start(opts: KubeOptions) -> Result<Self, KubeError> {
-        Self::start_counted(opts, crate::requests::RequestCounts::default()).await
+        Self::start_with(opts, None).await
     }
 
-    /// Starts the server, counting requests (as `kube METHOD /path`) into `requests`.
+    /// Starts the server on the objects of `data` (etcd's content after a reboot), or an empty cluster.
+    pub async fn start_with(
+        opts: KubeOptions,
+        data: Option<&StoreSnapshot>,
+    ) -> Result<Self, KubeError> {
+        Self::start_counted(opts, data, crate::requests::RequestCounts::default()).await
+    }
+
+    /// [`KubeSim::start_with`], counting requests (as `kube METHOD /path`) into `requests`.
     pub async fn start_counted(
         opts: KubeOptions,
+        data: Option<&StoreSnapshot>,
         requests: crate::requests::RequestCounts,
     ) -> Result<Self, KubeError> {
         let listener = tokio::net::TcpListener::bind(opts.bind)
@@ -108,7 +117,7 @@ impl KubeSim {
                 source,
             })?;
         let app = Arc::new(http::App {
-            store: Mutex::new(Store::default()),
+            store: Mutex::new(data.map(Store::from_snapshot).unwrap_or_default()),
             version: opts.version,
             addr,
             requests,
@@ -136,6 +145,23 @@ impl KubeSim {
     /// Requests served so far, as `kube METHOD /path`.
     pub fn requests(&self) -> crate::requests::RequestCounts {
         self.app.requests.clone()
+    }
+
+    /// Everything in the store (etcd's content).
+    pub fn data(&self) -> StoreSnapshot {
+        self.lock_store().snapshot()
+    }
+
+    /// `(id, revision)` of the store: equal versions mean equal content.
+    pub fn data_version(&self) -> (String, u64) {
+        self.lock_store().version()
+    }
+
+    fn lock_store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.app
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A handle that does not keep the server running.

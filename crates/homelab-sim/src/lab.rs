@@ -137,11 +137,15 @@ impl Lab {
         };
         let schema = ConfigSchema::load_shared()?;
         let dhcp_first = saved.as_ref().map_or(opts.dhcp_first, |s| s.dhcp_first);
-        let nodes = Arc::new(Mutex::new(Nodes::new(
+        let mut nodes = Nodes::new(
             dhcp_first,
             saved.as_ref().map(|s| s.leases.clone()).unwrap_or_default(),
-        )));
+            opts.reboot_delay,
+        );
+        nodes.apid_flapping = opts.apid_flapping;
         let mut proxmox_opts = opts.proxmox;
+        proxmox_opts.on_change = Some(nodes.changed.clone());
+        let nodes = Arc::new(Mutex::new(nodes));
         proxmox_opts.dhcp = Some(nodes::dhcp_hook(nodes.clone()));
         let bind = proxmox_opts.bind;
         let proxmox = Arc::new(match &saved {
@@ -150,14 +154,9 @@ impl Lab {
         });
         let factory = start_factory(bind, opts.factory_port, saved.as_ref()).await?;
         if let Some(s) = &saved {
-            nodes::restore(&proxmox, &nodes, s, &schema, opts.reboot_delay).await?;
+            nodes::restore(&proxmox, &nodes, s, &schema).await?;
         }
-        proxmox.on_vm_started(nodes::boot_hook(
-            nodes.clone(),
-            schema,
-            opts.reboot_delay,
-            opts.apid_flapping,
-        ));
+        proxmox.on_vm_started(nodes::boot_hook(nodes.clone(), schema));
         let mut lab = Self {
             _tasks: vec![AbortOnDrop(tokio::spawn(nodes::watch_power(
                 proxmox.clone(),
@@ -178,18 +177,22 @@ impl Lab {
     fn keep_state(&mut self, dir: PathBuf) -> Result<(), LabError> {
         state::create_private_dir(&dir)?;
         let saver = Arc::new(Saver::new(dir));
-        saver.save(&self.state())?;
+        self.save_with(&saver)?;
         let (proxmox, factory, nodes) = (
             self.proxmox.clone(),
             self.factory.clone(),
             self.nodes.clone(),
         );
         let background = saver.clone();
+        let changed = nodes::lock(&self.nodes).changed.clone();
         self._tasks.push(AbortOnDrop(tokio::spawn(async move {
             loop {
-                tokio::time::sleep(saver::SAVE_EVERY).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(saver::SAVE_EVERY) => {}
+                    _ = changed.notified() => {}
+                }
                 let state = state_of(&proxmox, &factory, &nodes);
-                if let Err(e) = background.save(&state) {
+                if let Err(e) = background.save(&state, |vmid| etcd_of(&nodes, vmid)) {
                     tracing::warn!(error = %e, "cannot save the lab state");
                 }
             }
@@ -207,8 +210,13 @@ impl Lab {
     /// save); for a clean stop.
     pub fn save(&self) -> Result<(), LabError> {
         if let Some(saver) = &self.saver {
-            saver.save(&self.state())?;
+            self.save_with(saver)?;
         }
+        Ok(())
+    }
+
+    fn save_with(&self, saver: &Saver) -> Result<(), LabError> {
+        saver.save(&self.state(), |vmid| etcd_of(&self.nodes, vmid))?;
         Ok(())
     }
 
@@ -275,6 +283,12 @@ async fn start_factory(
         opts.schematics = s.factory.schematics.clone().into_iter().collect();
     }
     FactorySim::start(opts).await
+}
+
+/// The etcd objects of a VM's node.
+fn etcd_of(nodes: &Mutex<Nodes>, vmid: u32) -> Option<crate::kube::StoreSnapshot> {
+    let node = nodes::lock(nodes).by_vm.get(&vmid).cloned()?;
+    node.etcd_data()
 }
 
 fn state_of(proxmox: &ProxmoxSim, factory: &FactorySim, nodes: &Mutex<Nodes>) -> LabState {

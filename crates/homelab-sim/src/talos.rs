@@ -11,5 +11,5 @@ mod service;
 
 pub use config::{MachineType, NodeConfig};
 pub use flap::ApidFlapping;
-pub use node::{NodeError, NodeOptions, NodePhase, NodeSim, NodeSnapshot};
+pub use node::{EtcdVersion, NodeError, NodeOptions, NodePhase, NodeSim, NodeSnapshot};
 pub use schema::{ConfigSchema, Documents, SCHEMA_FILE, SchemaError};

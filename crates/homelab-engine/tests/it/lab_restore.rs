@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use homelab_kube::KubeClient;
 use homelab_sim::lab::{Lab, LabOptions, LabState};
 use homelab_sim::talos::NodePhase;
 use homelab_talos::secrets::SecretsBundle;
@@ -33,13 +34,21 @@ async fn restart(dir: &Path) -> Lab {
     }
 }
 
-/// Waits until the background saver wrote a bootstrapped node for VM 100.
-async fn saved_bootstrapped(dir: &Path) -> bool {
+/// Waits until the background saver wrote a bootstrapped node for VM 100 whose etcd holds `namespace`.
+async fn saved_with_namespace(dir: &Path, namespace: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         let state = LabState::read(dir).expect("readable state");
         let disk = state.and_then(|s| s.nodes.get(&100).and_then(|n| n.disk.clone()));
-        if disk.is_some_and(|d| d.bootstrapped) {
+        let has = |d: &homelab_sim::talos::NodeSnapshot| {
+            d.bootstrapped
+                && d.etcd_data.as_ref().is_some_and(|e| {
+                    e.objects
+                        .iter()
+                        .any(|o| o.plural == "namespaces" && o.name == namespace)
+                })
+        };
+        if disk.as_ref().is_some_and(has) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -54,13 +63,19 @@ async fn a_restored_lab_keeps_its_endpoints_vm_and_bootstrapped_node() {
     let bundle = SecretsBundle::generate().expect("bundle");
     let lab = Lab::start(options(dir.path())).await.expect("lab starts");
     let w = World::with_lab(lab, SUBNET, bundle.clone());
-    w.engine()
+    let done = w
+        .engine()
         .converge(false)
         .await
         .unwrap_or_else(|e| panic!("converge: {e}\n{:?}", w.events.lock().expect("lock")));
     let before = w.lab.info();
+    let kube = KubeClient::from_kubeconfig_yaml(&String::from_utf8_lossy(&done.kubeconfig))
+        .expect("kubeconfig");
+    kube.ensure_namespace("flux-system")
+        .await
+        .expect("namespace");
     assert!(
-        saved_bootstrapped(dir.path()).await,
+        saved_with_namespace(dir.path(), "flux-system").await,
         "saved on change, without an explicit save"
     );
     let journal = w.state; // the repository's .homelab, which outlives the simulator
@@ -78,8 +93,8 @@ async fn a_restored_lab_keeps_its_endpoints_vm_and_bootstrapped_node() {
     let apid: SocketAddr = format!("{static_ip}:50000").parse().expect("addr");
     assert_eq!(node.phase(), NodePhase::Installed(apid));
     assert!(node.is_bootstrapped());
-    let kube: SocketAddr = format!("{static_ip}:6443").parse().expect("addr");
-    assert_eq!(node.kube_addr(), Some(kube));
+    let api: SocketAddr = format!("{static_ip}:6443").parse().expect("addr");
+    assert_eq!(node.kube_addr(), Some(api));
 
     let mut w = World::with_lab(lab, SUBNET, bundle);
     w.state = journal;
@@ -88,4 +103,6 @@ async fn a_restored_lab_keeps_its_endpoints_vm_and_bootstrapped_node() {
     let rows = w.engine().status().await;
     assert!(rows.iter().all(|r| r.healthy), "{rows:?}");
     assert_eq!(w.lab.proxmox.task_count("qmcreate"), 0, "no VM made again");
+    let kept = kube.get("v1", "Namespace", None, "flux-system").await;
+    assert!(kept.expect("get").is_some(), "etcd's objects are kept");
 }

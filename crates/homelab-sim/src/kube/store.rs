@@ -11,6 +11,10 @@ use serde_json::{Map, Value, json};
 
 use super::types::{ResourceType, builtin_types};
 
+mod snapshot;
+
+pub use snapshot::{StoreSnapshot, StoredObject};
+
 /// A Kubernetes API error (rendered as a `Status` object).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -84,6 +88,8 @@ pub struct Store {
     types: Vec<ResourceType>,
     objects: BTreeMap<Key, Value>,
     revision: u64,
+    /// Random per store (see [`Store::version`]).
+    id: String,
 }
 
 impl Default for Store {
@@ -92,6 +98,12 @@ impl Default for Store {
             types: builtin_types(),
             objects: BTreeMap::new(),
             revision: 0,
+            id: {
+                use rand::RngCore;
+                let mut b = [0u8; 8];
+                rand::thread_rng().fill_bytes(&mut b);
+                hex::encode(b)
+            },
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let t = store.target("", "v1", "namespaces", None);

@@ -7,6 +7,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use super::LabError;
 use super::state::LabState;
 use crate::proxmox::{DhcpHook, ProxmoxSim, VmBootEvent};
@@ -17,14 +19,26 @@ pub(crate) struct Nodes {
     pub(crate) by_vm: BTreeMap<u32, NodeSim>,
     pub(crate) leases: BTreeMap<String, Ipv4Addr>,
     pub(crate) dhcp_first: Ipv4Addr,
+    pub(crate) reboot_delay: Duration,
+    /// Poked by the nodes and the Proxmox simulator when something worth saving changed.
+    pub(crate) changed: Arc<Notify>,
+    /// Fault injection for every node: apid flapping after its VM first boots.
+    pub(crate) apid_flapping: Option<ApidFlapping>,
 }
 
 impl Nodes {
-    pub(crate) fn new(dhcp_first: Ipv4Addr, leases: BTreeMap<String, Ipv4Addr>) -> Self {
+    pub(crate) fn new(
+        dhcp_first: Ipv4Addr,
+        leases: BTreeMap<String, Ipv4Addr>,
+        reboot_delay: Duration,
+    ) -> Self {
         Self {
             by_vm: BTreeMap::new(),
             leases,
             dhcp_first,
+            reboot_delay,
+            changed: Arc::new(Notify::new()),
+            apid_flapping: None,
         }
     }
 }
@@ -41,18 +55,17 @@ pub(crate) fn dhcp_hook(nodes: Arc<Mutex<Nodes>>) -> DhcpHook {
     Arc::new(move |_vmid, mac: &str| {
         let mut n = lock(&nodes);
         let next = Ipv4Addr::from(u32::from(n.dhcp_first) + n.leases.len() as u32);
-        *n.leases.entry(mac.to_ascii_lowercase()).or_insert(next)
+        let ip = *n.leases.entry(mac.to_ascii_lowercase()).or_insert(next);
+        n.changed.notify_one();
+        ip
     })
 }
 
-fn node_options(
-    addr: SocketAddr,
-    reboot_delay: Duration,
-    apid_flapping: Option<ApidFlapping>,
-) -> NodeOptions {
+fn node_options(addr: SocketAddr, n: &Nodes) -> NodeOptions {
     let mut o = NodeOptions::new(addr);
-    o.reboot_delay = reboot_delay;
-    o.apid_flapping = apid_flapping;
+    o.reboot_delay = n.reboot_delay;
+    o.on_change = Some(n.changed.clone());
+    o.apid_flapping = n.apid_flapping;
     o
 }
 
@@ -60,8 +73,6 @@ fn node_options(
 pub(crate) fn boot_hook(
     nodes: Arc<Mutex<Nodes>>,
     schema: Arc<ConfigSchema>,
-    reboot_delay: Duration,
-    apid_flapping: Option<ApidFlapping>,
 ) -> Box<dyn Fn(&VmBootEvent) + Send + Sync> {
     let handle = tokio::runtime::Handle::current();
     Box::new(move |event: &VmBootEvent| {
@@ -72,10 +83,7 @@ pub(crate) fn boot_hook(
             if let Some(node) = n.by_vm.get(&event.vmid) {
                 node.clone()
             } else {
-                match NodeSim::new(
-                    node_options(addr, reboot_delay, apid_flapping),
-                    schema.clone(),
-                ) {
+                match NodeSim::new(node_options(addr, &n), schema.clone()) {
                     Ok(node) => n.by_vm.entry(event.vmid).or_insert(node).clone(),
                     Err(e) => {
                         tracing::warn!(vmid = event.vmid, error = %e, "simulated node cannot start");
@@ -122,14 +130,13 @@ pub(crate) async fn restore(
     nodes: &Mutex<Nodes>,
     saved: &LabState,
     schema: &Arc<ConfigSchema>,
-    reboot_delay: Duration,
 ) -> Result<(), LabError> {
     let mut running = Vec::new();
     for (vmid, node) in &saved.nodes {
         let Some(vm) = proxmox.vm(*vmid) else {
             continue;
         };
-        let opts = node_options(node.maintenance_addr, reboot_delay, None);
+        let opts = node_options(node.maintenance_addr, &lock(nodes));
         let sim = match &node.disk {
             Some(disk) => NodeSim::restore(opts, schema.clone(), disk),
             None => NodeSim::new(opts, schema.clone()),

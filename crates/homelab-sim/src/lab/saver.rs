@@ -1,27 +1,38 @@
-//! Keeps a lab's state directory current: a background task saves `lab.json` whenever the state changed
-//! (looked at every 100 ms), and [`Saver::save`] does the same on demand (a clean stop). A killed lab loses at
-//! most the last 100 ms.
+//! Keeps a lab's state directory current: a background task saves as soon as a node or the Proxmox simulator
+//! says it changed, and looks for other changes (Kubernetes objects) every 50 ms; [`Saver::save`] does the same
+//! on demand (a clean stop). ISO bytes and etcd data are written only when they change, before the `lab.json`
+//! that names them.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::state::{LabState, StateError};
+use super::state::{LabState, StateError, write_etcd};
+use crate::kube::StoreSnapshot;
+use crate::talos::EtcdVersion;
 
 /// How often the background task looks for changes.
-pub(crate) const SAVE_EVERY: Duration = Duration::from_millis(100);
+pub(crate) const SAVE_EVERY: Duration = Duration::from_millis(50);
+
+/// What was written last.
+#[derive(Default)]
+struct Written {
+    lab_json: Vec<u8>,
+    etcd: BTreeMap<u32, EtcdVersion>,
+}
 
 /// Writes the state when it differs from what was written last.
 pub(crate) struct Saver {
     dir: PathBuf,
-    last: Mutex<Vec<u8>>,
+    last: Mutex<Written>,
 }
 
 impl Saver {
     pub(crate) fn new(dir: PathBuf) -> Self {
         Self {
             dir,
-            last: Mutex::new(Vec::new()),
+            last: Mutex::new(Written::default()),
         }
     }
 
@@ -29,18 +40,39 @@ impl Saver {
         &self.dir
     }
 
-    /// Saves `state` unless it is what was saved last; `Ok(true)` when it wrote.
-    pub(crate) fn save(&self, state: &LabState) -> Result<bool, StateError> {
+    /// Saves `state` unless it is what was saved last; `etcd(vmid)` gives a node's etcd objects when they
+    /// changed. `Ok(true)` when it wrote.
+    pub(crate) fn save(
+        &self,
+        state: &LabState,
+        etcd: impl Fn(u32) -> Option<StoreSnapshot>,
+    ) -> Result<bool, StateError> {
         let bytes = state.to_bytes(&self.dir)?;
         let mut last = self
             .last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *last == bytes {
+        if last.lab_json == bytes {
             return Ok(false);
         }
-        state.write(&self.dir, &bytes)?;
-        *last = bytes;
+        state.write_blobs(&self.dir)?;
+        for (vmid, node) in &state.nodes {
+            let Some(version) = node.disk.as_ref().and_then(|d| d.etcd.as_ref()) else {
+                continue;
+            };
+            if last.etcd.get(vmid) == Some(version) {
+                continue;
+            }
+            let Some(data) = etcd(*vmid) else { continue };
+            write_etcd(&self.dir, *vmid, &data)?;
+            let written = EtcdVersion {
+                id: data.id,
+                revision: data.revision,
+            };
+            last.etcd.insert(*vmid, written);
+        }
+        LabState::write(&self.dir, &bytes)?;
+        last.lab_json = bytes;
         Ok(true)
     }
 }

@@ -1,6 +1,7 @@
 //! `lab.json`: a lab's whole durable state in its state directory — the Proxmox simulator (identity, VMs,
 //! volumes, leases), the Image Factory (address, schematics), the lab's DHCP leases and each Talos node's disk —
-//! plus `blobs/<sha256>` for the bytes of ISO volumes. Written atomically with mode 0600: it holds the
+//! plus `blobs/<sha256>` for the bytes of ISO volumes and `etcd/<vmid>.json` for a control plane's Kubernetes
+//! objects. Written atomically with mode 0600: it holds the
 //! simulator's token secret and certificate key (simulator credentials, never real ones).
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kube::StoreSnapshot;
 use crate::proxmox::ProxmoxSnapshot;
 use crate::sim_file::write_private;
 use crate::talos::NodeSnapshot;
@@ -19,6 +21,7 @@ pub const LAB_STATE_VERSION: u32 = 1;
 /// The file name in the state directory.
 pub const LAB_STATE_FILE: &str = "lab.json";
 const BLOBS: &str = "blobs";
+const ETCD: &str = "etcd";
 
 /// Everything a stopped lab needs to come back as it was.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,7 +45,7 @@ pub struct FactoryState {
 }
 
 /// A VM's Talos node: its maintenance (DHCP) address and, once configured, its disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedNode {
     pub maintenance_addr: SocketAddr,
     pub disk: Option<NodeSnapshot>,
@@ -84,6 +87,7 @@ impl LabState {
         }
         state.check_loopback().map_err(parse)?;
         state.load_blobs(dir)?;
+        state.load_etcd(dir)?;
         Ok(Some(state))
     }
 
@@ -118,6 +122,25 @@ impl LabState {
         Ok(())
     }
 
+    fn load_etcd(&mut self, dir: &Path) -> Result<(), StateError> {
+        for (vmid, node) in &mut self.nodes {
+            let Some(disk) = node.disk.as_mut().filter(|d| d.etcd.is_some()) else {
+                continue;
+            };
+            let path = etcd_path(dir, *vmid);
+            let text = std::fs::read_to_string(&path).map_err(|source| StateError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let data = serde_json::from_str(&text).map_err(|e| StateError::Parse {
+                path,
+                reason: e.to_string(),
+            })?;
+            disk.etcd_data = Some(data);
+        }
+        Ok(())
+    }
+
     /// The file's bytes (what [`LabState::write`] puts in `lab.json`).
     pub fn to_bytes(&self, dir: &Path) -> Result<Vec<u8>, StateError> {
         serde_json::to_vec_pretty(self).map_err(|e| StateError::Write {
@@ -126,8 +149,8 @@ impl LabState {
         })
     }
 
-    /// Writes the ISO bytes not yet in `dir/blobs`, then `dir/lab.json` (`bytes` from [`LabState::to_bytes`]).
-    pub fn write(&self, dir: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    /// Writes the ISO bytes not yet in `dir/blobs`.
+    pub fn write_blobs(&self, dir: &Path) -> Result<(), StateError> {
         for vol in self.proxmox.volumes.values().flat_map(|v| v.values()) {
             let (Some(blob), Some(data)) = (&vol.blob, &vol.data) else {
                 continue;
@@ -139,9 +162,28 @@ impl LabState {
                 write_private(&path, data).map_err(|source| StateError::Write { path, source })?;
             }
         }
+        Ok(())
+    }
+
+    /// Writes `dir/lab.json` (`bytes` from [`LabState::to_bytes`]), after the blobs and etcd data it names.
+    pub fn write(dir: &Path, bytes: &[u8]) -> Result<(), StateError> {
         let path = dir.join(LAB_STATE_FILE);
         write_private(&path, bytes).map_err(|source| StateError::Write { path, source })
     }
+}
+
+/// Writes a node's etcd objects to `dir/etcd/<vmid>.json`.
+pub fn write_etcd(dir: &Path, vmid: u32, data: &StoreSnapshot) -> Result<(), StateError> {
+    let path = etcd_path(dir, vmid);
+    let bytes = serde_json::to_vec(data).map_err(|e| StateError::Write {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    write_private(&path, &bytes).map_err(|source| StateError::Write { path, source })
+}
+
+fn etcd_path(dir: &Path, vmid: u32) -> PathBuf {
+    dir.join(ETCD).join(format!("{vmid}.json"))
 }
 
 /// Creates the state directory (and its parents) and makes it private to the user (0700 on Unix).

@@ -95,6 +95,8 @@ pub struct SimOptions {
     pub timing: SimTiming,
     /// Custom address assignment; default 127.0.20.100, .101, … by first boot, stable per MAC.
     pub dhcp: Option<DhcpHook>,
+    /// Poked when a task starts or ends (every change of VMs and storage goes through one), for savers.
+    pub on_change: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl std::fmt::Debug for SimOptions {
@@ -142,6 +144,7 @@ impl Default for SimOptions {
             faults: Faults::default(),
             timing: SimTiming::default(),
             dhcp: None,
+            on_change: None,
         }
     }
 }
@@ -298,6 +301,7 @@ impl ProxmoxSim {
             leases: BTreeMap::new(),
             boot_hooks: Vec::new(),
             dhcp: opts.dhcp.clone(),
+            on_change: opts.on_change.clone(),
         };
         if let Some(snap) = snap {
             world.restore(snap);

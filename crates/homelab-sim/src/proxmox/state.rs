@@ -149,6 +149,7 @@ pub(crate) struct World {
     pub leases: BTreeMap<String, Ipv4Addr>,
     pub boot_hooks: Vec<BootHook>,
     pub dhcp: Option<DhcpHook>,
+    pub on_change: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Shared by the server, the tasks and the public handle.
@@ -197,12 +198,20 @@ pub(crate) fn now_epoch() -> u64 {
 }
 
 impl World {
+    /// Tells the saver, if any, that the world changed.
+    fn changed(&self) {
+        if let Some(notify) = &self.on_change {
+            notify.notify_one();
+        }
+    }
+
     /// Registers a new running task and returns its UPID.
     pub fn new_task(&mut self, kind: &str, id: &str, user: &str) -> String {
         self.next_pid += 1;
         let pid = self.next_pid;
         let pstart = 0x05E3_0000 + u64::from(pid);
         let starttime = now_epoch();
+        self.changed();
         let upid = format!(
             "UPID:{}:{pid:08X}:{pstart:08X}:{starttime:08X}:{kind}:{id}:{user}:",
             self.node
@@ -232,6 +241,7 @@ impl World {
 
     /// Ends a task: `Ok(warnings)` or `Err(message)`.
     pub fn finish_task(&mut self, upid: &str, result: Result<u32, String>) {
+        self.changed();
         if let Some(t) = self.tasks.get_mut(upid) {
             if t.exitstatus.is_some() {
                 return;

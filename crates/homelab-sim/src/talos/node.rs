@@ -3,7 +3,7 @@
 
 mod persist;
 
-pub use persist::NodeSnapshot;
+pub use persist::{EtcdVersion, NodeSnapshot};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +21,7 @@ use super::config::{MachineType, NodeConfig};
 use super::flap::{ApidFlapping, FlakyStream, Flapper};
 use super::schema::ConfigSchema;
 use super::service::ApidService;
-use crate::kube::{KubeNode, KubeOptions, KubeSim};
+use crate::kube::{KubeNode, KubeOptions, KubeSim, StoreSnapshot};
 use crate::pki::{Issued, KeyAlg, Leaf};
 use crate::requests::RequestCounts;
 
@@ -45,6 +45,8 @@ pub struct NodeOptions {
     pub reboot_delay: Duration,
     /// fault injection: apid flaps (refuses and drops connections) for a while after the node is created
     pub apid_flapping: Option<ApidFlapping>,
+    /// poked whenever what the node keeps on disk changes (config, bootstrap, etcd), for savers
+    pub on_change: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl NodeOptions {
@@ -59,6 +61,7 @@ impl NodeOptions {
             bootstrap_not_ready: 0,
             reboot_delay: Duration::from_millis(50),
             apid_flapping: None,
+            on_change: None,
         }
     }
 }
@@ -111,6 +114,17 @@ pub(crate) struct Installed {
     pub(crate) addr: SocketAddr,
     pub(crate) bootstrapped: bool,
     pub(crate) kube: Option<KubeSim>,
+    /// etcd's content while the Kubernetes API is down (it lives on the node's disk).
+    pub(crate) etcd: Option<StoreSnapshot>,
+}
+
+impl Installed {
+    /// Stops the Kubernetes API, keeping its data.
+    pub(crate) fn stop_kube(&mut self) {
+        if let Some(kube) = self.kube.take() {
+            self.etcd = Some(kube.data());
+        }
+    }
 }
 
 pub(crate) struct State {
@@ -207,7 +221,7 @@ impl NodeSim {
         st.generation += 1;
         st.server = None;
         if let Some(inst) = st.installed.as_mut() {
-            inst.kube = None;
+            inst.stop_kube();
             registry().not_ready(&inst.config.os_ca_pem, &node_name(inst));
         }
         drop(st);
@@ -334,6 +348,13 @@ impl Inner {
         )
     }
 
+    /// Tells the saver, if any, that what the node keeps on disk changed.
+    pub(crate) fn changed(&self) {
+        if let Some(notify) = &self.opts.on_change {
+            notify.notify_one();
+        }
+    }
+
     /// Starts the listener matching the node's state.
     async fn boot(self: &Arc<Self>) -> Result<NodePhase, NodeError> {
         let installed = self.lock().installed.as_ref().map(|i| i.config.static_ip);
@@ -434,8 +455,10 @@ impl Inner {
                 config,
                 bootstrapped: false,
                 kube: None,
+                etcd: None,
             });
         }
+        self.changed();
         self.reboot();
     }
 
@@ -449,6 +472,7 @@ impl Inner {
             st.installed = None;
             st.staged = None;
         }
+        self.changed();
         if reboot {
             self.reboot();
         } else {
@@ -474,7 +498,7 @@ impl Inner {
                 st.generation += 1;
                 st.server = None;
                 if let Some(inst) = st.installed.as_mut() {
-                    inst.kube = None;
+                    inst.stop_kube();
                 }
             }
             this.phase.send_replace(NodePhase::Off);
@@ -493,7 +517,7 @@ impl Inner {
 
     /// Starts the Kubernetes API for a bootstrapped control plane and registers the node Ready.
     pub(crate) async fn start_kube(self: &Arc<Self>) -> Result<(), NodeError> {
-        let opts = {
+        let (opts, data) = {
             let st = self.lock();
             let Some(inst) = st.installed.as_ref() else {
                 return Ok(());
@@ -515,7 +539,7 @@ impl Inner {
             ];
             sans.extend(endpoint.map(|(h, _)| h));
             sans.extend(inst.config.hostname.iter().cloned());
-            KubeOptions {
+            let opts = KubeOptions {
                 bind: SocketAddr::new(ip, port),
                 server_cert: ca.issue(
                     &Leaf {
@@ -529,14 +553,18 @@ impl Inner {
                 )?,
                 client_ca_pem: ca.cert_pem().to_owned(),
                 version: self.opts.kubernetes_version.clone(),
-            }
+            };
+            (opts, inst.etcd.clone())
         };
-        let kube = KubeSim::start_counted(opts, self.requests.clone()).await?;
+        let kube = KubeSim::start_counted(opts, data.as_ref(), self.requests.clone()).await?;
         let mut st = self.lock();
         if let Some(inst) = st.installed.as_mut() {
             registry().kube_started(&inst.config.os_ca_pem, &kube);
             inst.kube = Some(kube);
+            inst.etcd = None;
         }
+        drop(st);
+        self.changed();
         Ok(())
     }
 

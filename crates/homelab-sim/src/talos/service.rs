@@ -185,6 +185,8 @@ impl MachineService for ApidService {
                 if let Some(inst) = st.installed.as_mut() {
                     inst.config = config;
                 }
+                drop(st);
+                self.node.changed();
                 (
                     if mode == Mode::Try {
                         Mode::Try

@@ -3,5 +3,6 @@
 
 mod factory;
 mod fixture;
+mod persist;
 mod proxmox;
 mod talos;

@@ -1,5 +1,6 @@
 //! `demo --keep DIR` leaves a repository whose simulated homelab `sim --state-dir DIR/.homelab/sim` brings
-//! back: plan sees no change, status is healthy, destroy and apply work, and SIGTERM stops it cleanly.
+//! back: plan sees no change, status is healthy, destroy and apply work, a SIGKILLed simulator comes back with
+//! the converged state, and SIGTERM stops it cleanly.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -103,6 +104,12 @@ fn a_kept_demo_repository_carries_on_against_the_restarted_simulator() {
     assert!(destroy.status.success(), "{}", text(&destroy));
     let apply = run(&config, &["apply", "--yes"]);
     assert!(apply.status.success(), "{}", text(&apply));
+
+    // A killed simulator loses nothing: it saved on every change.
+    sim.0.kill().expect("SIGKILL");
+    sim.0.wait().expect("reaped");
+    drop(rest);
+    let (mut sim, rest) = start_sim(&state);
     let again = run(&config, &["plan", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "converged: {}", text(&again));
 

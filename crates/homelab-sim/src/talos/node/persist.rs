@@ -1,5 +1,5 @@
 //! A simulated node's durable state — what a real Talos node keeps on its disk: the applied machine config
-//! and whether etcd was bootstrapped — and bringing a node back from it.
+//! whether etcd was bootstrapped and etcd's data — and bringing a node back from it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,17 +7,32 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Installed, NodeError, NodeOptions, NodeSim};
+use crate::kube::StoreSnapshot;
 use crate::talos::cluster::registry;
 use crate::talos::config::NodeConfig;
 use crate::talos::schema::ConfigSchema;
 
 /// What survives a power cycle of the node's disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSnapshot {
     /// The applied machine config (YAML, as the client sent it).
     pub config: String,
     /// Whether etcd was bootstrapped (the Kubernetes API comes up with the node).
     pub bootstrapped: bool,
+    /// Which etcd data the node holds; equal versions mean equal data.
+    #[serde(default)]
+    pub etcd: Option<EtcdVersion>,
+    /// etcd's objects: not part of the snapshot's serialised form (they can be large; see
+    /// [`NodeSim::etcd_data`]), filled in by whoever restores the node.
+    #[serde(skip)]
+    pub etcd_data: Option<StoreSnapshot>,
+}
+
+/// `(id, revision)` of a node's etcd data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdVersion {
+    pub id: String,
+    pub revision: u64,
 }
 
 impl NodeSim {
@@ -25,10 +40,30 @@ impl NodeSim {
     pub fn snapshot(&self) -> Option<NodeSnapshot> {
         let st = self.inner.lock();
         let inst = st.installed.as_ref()?;
+        let etcd = match (&inst.kube, &inst.etcd) {
+            (Some(kube), _) => Some(kube.data_version()),
+            (None, Some(data)) => Some((data.id.clone(), data.revision)),
+            (None, None) => None,
+        };
         Some(NodeSnapshot {
             config: String::from_utf8_lossy(&inst.config.raw).into_owned(),
             bootstrapped: inst.bootstrapped,
+            etcd: etcd.map(|(id, revision)| EtcdVersion { id, revision }),
+            etcd_data: None,
         })
+    }
+
+    /// etcd's objects, when the node has any (from the running Kubernetes API, or kept while it is down).
+    pub fn etcd_data(&self) -> Option<StoreSnapshot> {
+        let kube = {
+            let st = self.inner.lock();
+            let inst = st.installed.as_ref()?;
+            match &inst.kube {
+                Some(kube) => kube.clone(),
+                None => return inst.etcd.clone(),
+            }
+        };
+        Some(kube.data())
     }
 
     /// Where apid listens in maintenance mode (the VM's DHCP address).
@@ -61,6 +96,7 @@ impl NodeSim {
             config,
             bootstrapped: snap.bootstrapped,
             kube: None,
+            etcd: snap.etcd_data.clone(),
         });
         Ok(node)
     }
