@@ -100,6 +100,11 @@ pub enum LabError {
 }
 
 impl LabError {
+    /// Whether another lab runs on the same state directory.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, LabError::State(StateError::Busy { .. }))
+    }
+
     /// Whether an address the lab needs is taken (another simulator on the same state, most likely).
     pub fn is_address_in_use(&self) -> bool {
         let in_use = |e: &std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
@@ -126,11 +131,20 @@ pub struct Lab {
     nodes: Arc<Mutex<Nodes>>,
     saver: Option<Arc<Saver>>,
     _tasks: Vec<AbortOnDrop>,
+    /// Held while the lab runs on its state directory.
+    _lock: Option<std::fs::File>,
 }
 
 impl Lab {
     /// Starts the lab, restoring it from `opts.state_dir` when that holds a saved state.
     pub async fn start(opts: LabOptions) -> Result<Self, LabError> {
+        let lock = match &opts.state_dir {
+            Some(dir) => {
+                state::create_private_dir(dir)?;
+                Some(state::lock_dir(dir)?)
+            }
+            None => None,
+        };
         let saved = match &opts.state_dir {
             Some(dir) => LabState::read(dir)?,
             None => None,
@@ -166,6 +180,7 @@ impl Lab {
             factory,
             nodes,
             saver: None,
+            _lock: lock,
         };
         if let Some(dir) = opts.state_dir {
             lab.keep_state(dir)?;
@@ -175,7 +190,6 @@ impl Lab {
 
     /// Saves now and then whenever the state changes.
     fn keep_state(&mut self, dir: PathBuf) -> Result<(), LabError> {
-        state::create_private_dir(&dir)?;
         let saver = Arc::new(Saver::new(dir));
         self.save_with(&saver)?;
         let (proxmox, factory, nodes) = (

@@ -66,6 +66,10 @@ pub enum StateError {
     },
     #[error("{path} is not a lab state file: {reason}; remove the directory to start an empty lab")]
     Parse { path: PathBuf, reason: String },
+    #[error(
+        "{dir} is in use by another running simulator (`homelabctl sim` or `demo`); stop it first"
+    )]
+    Busy { dir: PathBuf },
 }
 
 impl LabState {
@@ -199,6 +203,28 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StateError> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
     }
     Ok(())
+}
+
+/// Holds `dir/lab.lock` exclusively while a lab runs on `dir`, so two labs never share a state directory
+/// (the lock goes with the returned file, also when the process is killed).
+pub(crate) fn lock_dir(dir: &Path) -> Result<std::fs::File, StateError> {
+    let path = dir.join("lab.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StateError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Busy {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StateError::Write { path, source }),
+    }
 }
 
 /// `dir/blobs/<hex>`, for a name that is lower-case hex only (never a path).

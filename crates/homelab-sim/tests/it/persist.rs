@@ -119,3 +119,30 @@ async fn a_restored_proxmox_sim_keeps_its_identity_address_and_volumes() {
     let iso = vols.get("iso/talos.iso").expect("the ISO is kept");
     assert_eq!(iso.data.as_deref().map(Vec::as_slice), Some(&b"ISO"[..]));
 }
+
+#[tokio::test]
+async fn two_labs_never_share_a_state_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = || {
+        let mut o = homelab_sim::lab::LabOptions::fast(46);
+        o.state_dir = Some(dir.path().to_path_buf());
+        o
+    };
+    let first = homelab_sim::lab::Lab::start(opts()).await.expect("first");
+    let Err(err) = homelab_sim::lab::Lab::start(opts()).await else {
+        panic!("a second lab on the same state directory started")
+    };
+    assert!(err.is_busy(), "{err}");
+    drop(first);
+    // The stopped lab's listeners close as their tasks wind down; its directory is free at once.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match homelab_sim::lab::Lab::start(opts()).await {
+            Ok(_) => break,
+            Err(e) if e.is_address_in_use() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the directory is free once the lab stops: {e}"),
+        }
+    }
+}

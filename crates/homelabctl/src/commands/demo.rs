@@ -63,6 +63,27 @@ fn kept_message(dir: &Path) -> String {
     .join("\n")
 }
 
+/// `--keep DIR` must not exist or be empty: the demo writes a new repository and a new simulator state there.
+fn ensure_empty(dir: &Path) -> miette::Result<()> {
+    let used = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(miette!("cannot read {}: {e}", dir.display())),
+    };
+    if used {
+        let sim = dir.join(".homelab").join("sim");
+        return Err(miette!(
+            help = format!(
+                "give a new directory; to carry on with a kept demo, start its simulator: homelabctl sim --state-dir {}",
+                shell_word(&sim)
+            ),
+            "{} is not empty; nothing was written",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// A path as one shell word: as it is when it has only safe characters, else single-quoted.
 fn shell_word(path: &Path) -> String {
     let text = path.display().to_string();
@@ -75,6 +96,9 @@ fn shell_word(path: &Path) -> String {
 }
 
 pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitCode> {
+    if let Some(dir) = &args.keep {
+        ensure_empty(dir)?;
+    }
     let temp = tempfile::tempdir().into_diagnostic()?;
     let dir = args
         .keep

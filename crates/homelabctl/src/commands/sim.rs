@@ -70,13 +70,9 @@ pub fn run(global: &Global, args: &SimArgs) -> miette::Result<ExitCode> {
     }
 }
 
-/// The lab's timings: the demo's, or short ones when `HOMELAB_SIM_FAST` is set (for tests); DHCP leases
-/// from `127.0.<subnet>.200`.
+/// The lab's setup: the demo's timings (a person can follow them), DHCP leases from `127.0.<subnet>.200`.
 pub(super) fn lab_options(subnet: u8) -> LabOptions {
-    let mut opts = match std::env::var_os("HOMELAB_SIM_FAST") {
-        Some(_) => LabOptions::fast(subnet),
-        None => LabOptions::demo(),
-    };
+    let mut opts = LabOptions::demo();
     opts.dhcp_first = Ipv4Addr::new(127, 0, subnet, 200);
     opts
 }

@@ -135,3 +135,18 @@ fn a_kept_demo_repository_carries_on_against_the_restarted_simulator() {
         0o600
     );
 }
+
+#[test]
+fn demo_keep_refuses_a_directory_that_is_not_empty_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("notes.txt"), "mine").expect("write");
+    let out = homelabctl()
+        .args(["demo", "--keep"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is not empty"), "{}", text(&out));
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+    assert_eq!(entries.len(), 1, "nothing was written");
+}

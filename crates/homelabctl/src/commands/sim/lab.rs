@@ -75,7 +75,12 @@ fn print_lab(lab: &Lab, dir: &Path, restored: bool) {
 }
 
 fn start_error(e: &LabError, dir: &Path) -> miette::Report {
-    if e.is_address_in_use() {
+    if e.is_busy() {
+        miette!(
+            help = "one simulator per state directory: use the one that runs, or stop it (Ctrl-C) first",
+            "cannot start the simulated homelab: {e}"
+        )
+    } else if e.is_address_in_use() {
         miette!(
             help = format!(
                 "is another `homelabctl sim` (or `demo`) running on {}? Stop it or free the address, then start \
