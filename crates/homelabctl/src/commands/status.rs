@@ -1,9 +1,15 @@
-//! `homelabctl status`: a table of VM, Talos, etcd and Kubernetes health, read live.
+//! `homelabctl status`: a table of VM, Talos, etcd, Kubernetes and (once bootstrapped) Flux health, read live.
 
 use std::process::ExitCode;
 
 use clap::Args;
+use homelab_engine::desired;
 use homelab_engine::flow::StatusRow;
+use homelab_engine::ports::TalosApi as _;
+use homelab_engine::wiring::Wired;
+use homelab_flux::KustomizationStatus;
+use homelab_flux::cluster::ClusterError;
+use homelab_kube::KubeClient;
 
 use super::Global;
 use super::provision::{self, BundlePolicy};
@@ -17,7 +23,14 @@ pub fn run(global: &Global, _args: &StatusArgs) -> miette::Result<ExitCode> {
     let events = render::events::sink(global.output, render::stderr_color());
     let rows = provision::runtime()?.block_on(async {
         let wired = provision::wire(global, BundlePolicy::ReadOnly, &events).await?;
-        Ok::<_, miette::Report>(wired.engine(events.clone()).status().await)
+        let mut rows = wired.engine(events.clone()).status().await;
+        if rows
+            .iter()
+            .any(|r| r.component == "kubernetes" && r.name == "api" && r.healthy)
+        {
+            rows.extend(flux_rows(&wired).await);
+        }
+        Ok::<_, miette::Report>(rows)
     })?;
     print_rows(global.output, &rows);
     Ok(if rows.iter().all(|r| r.healthy) {
@@ -25,6 +38,68 @@ pub fn run(global: &Global, _args: &StatusArgs) -> miette::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// One row per Flux Kustomization in flux-system; none when Flux is not installed (its CRD is not served).
+async fn flux_rows(wired: &Wired) -> Vec<StatusRow> {
+    let Some(first) = desired::bootstrap_node(&wired.config) else {
+        return Vec::new();
+    };
+    let Ok(kubeconfig) = wired
+        .talos
+        .kubeconfig(desired::installed_address(first))
+        .await
+    else {
+        return Vec::new();
+    };
+    let client = match std::str::from_utf8(&kubeconfig)
+        .map_err(|e| e.to_string())
+        .and_then(|t| KubeClient::from_kubeconfig_yaml(t).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![flux_row(
+                "kustomizations",
+                false,
+                format!("unusable kubeconfig: {e}"),
+            )];
+        }
+    };
+    match homelab_flux::kustomization_status(&client).await {
+        Ok(list) => list.iter().map(kustomization_row).collect(),
+        Err(ClusterError::NotFound(_)) => Vec::new(),
+        Err(e) => vec![flux_row(
+            "kustomizations",
+            false,
+            format!("cannot list: {e}"),
+        )],
+    }
+}
+
+fn kustomization_row(k: &KustomizationStatus) -> StatusRow {
+    let healthy = k.ready == Some(true) && !k.suspended;
+    let mut detail = match k.ready {
+        Some(true) => format!("Ready {}", k.revision.as_deref().unwrap_or_default()),
+        Some(false) => format!(
+            "not Ready: {} {}",
+            k.reason.as_deref().unwrap_or_default(),
+            k.message.as_deref().unwrap_or_default()
+        ),
+        None => "not reconciled yet".to_string(),
+    };
+    if k.suspended {
+        detail.push_str(" (suspended)");
+    }
+    flux_row(&k.name, healthy, detail.trim().to_string())
+}
+
+fn flux_row(name: &str, healthy: bool, detail: String) -> StatusRow {
+    StatusRow {
+        component: "flux".into(),
+        name: name.into(),
+        healthy,
+        detail,
+    }
 }
 
 pub fn print_rows(output: OutputFormat, rows: &[StatusRow]) {
@@ -54,4 +129,40 @@ pub fn table(rows: &[StatusRow]) -> String {
         ));
     }
     out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ks(ready: Option<bool>, suspended: bool) -> KustomizationStatus {
+        KustomizationStatus {
+            name: "infrastructure".into(),
+            ready,
+            reason: Some("BuildFailed".into()),
+            message: Some("kustomize build failed".into()),
+            revision: Some("main@sha1:abc".into()),
+            suspended,
+        }
+    }
+
+    #[test]
+    fn a_kustomization_is_healthy_only_when_ready_and_not_suspended() {
+        let ready = kustomization_row(&ks(Some(true), false));
+        assert!(
+            ready.healthy && ready.detail == "Ready main@sha1:abc",
+            "{ready:?}"
+        );
+        let failed = kustomization_row(&ks(Some(false), false));
+        assert!(!failed.healthy);
+        assert_eq!(
+            failed.detail,
+            "not Ready: BuildFailed kustomize build failed"
+        );
+        assert!(!kustomization_row(&ks(Some(true), true)).healthy);
+        assert_eq!(
+            kustomization_row(&ks(None, false)).detail,
+            "not reconciled yet"
+        );
+    }
 }
