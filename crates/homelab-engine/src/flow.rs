@@ -545,30 +545,37 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         }
         let since = self.started(&resource, "install");
         let maintenance = self.maintenance_address(node, &resource).await?;
-        let apply = wait::retry(
+        // apid may come up a little after the agent reported the address: keep trying while it refuses
+        // (a transient error), up to the agent's timeout; a permanent error stops at once.
+        let apply = wait::until(
             &self.events,
             &resource,
-            "apply the config in maintenance mode",
-            self.timeouts.retries,
-            self.timeouts.poll / 5,
-            || {
-                self.talos
+            &format!("apid in maintenance mode on {maintenance} to take the config"),
+            self.timeouts.agent,
+            self.timeouts.poll,
+            || async {
+                let Err(e) = self
+                    .talos
                     .apply_in_maintenance(maintenance, &rendered.config)
+                    .await
+                else {
+                    return Ok(Some(()));
+                };
+                // An earlier, interrupted run may have applied it already and the node is installing.
+                if self
+                    .talos
+                    .installed_version(at)
+                    .await
+                    .unwrap_or(None)
+                    .is_some()
+                {
+                    return Ok(Some(()));
+                }
+                Err(e)
             },
         )
         .await;
-        if let Err(e) = apply {
-            // An earlier, interrupted run may have applied it already and the node is installing.
-            if self
-                .talos
-                .installed_version(at)
-                .await
-                .unwrap_or(None)
-                .is_none()
-            {
-                return Err(EngineError::step(&resource, e));
-            }
-        }
+        self.port(&resource, apply)?;
         journal.machine_configs.insert(node.name.clone(), record);
         let _ = journal.save(&self.state_dir);
         let version = wait::until(
