@@ -130,7 +130,7 @@ pub struct Lab {
     pub factory: FactorySim,
     nodes: Arc<Mutex<Nodes>>,
     saver: Option<Arc<Saver>>,
-    _tasks: Vec<AbortOnDrop>,
+    tasks: Vec<AbortOnDrop>,
     /// Held while the lab runs on its state directory.
     _lock: Option<std::fs::File>,
 }
@@ -172,7 +172,7 @@ impl Lab {
         }
         proxmox.on_vm_started(nodes::boot_hook(nodes.clone(), schema));
         let mut lab = Self {
-            _tasks: vec![AbortOnDrop(tokio::spawn(nodes::watch_power(
+            tasks: vec![AbortOnDrop(tokio::spawn(nodes::watch_power(
                 proxmox.clone(),
                 nodes.clone(),
             )))],
@@ -199,7 +199,7 @@ impl Lab {
         );
         let background = saver.clone();
         let changed = nodes::lock(&self.nodes).changed.clone();
-        self._tasks.push(AbortOnDrop(tokio::spawn(async move {
+        self.tasks.push(AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(saver::SAVE_EVERY) => {}
@@ -279,7 +279,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        self._tasks.clear();
+        self.tasks.clear();
         for node in nodes::lock(&self.nodes).by_vm.values() {
             node.power_off();
         }

@@ -53,6 +53,9 @@ pub enum Command {
     /// Health of every VM, Talos node, etcd and Kubernetes, read live.
     Status(crate::commands::status::StatusArgs),
     /// The whole flow against the built-in simulators: init, apply, status. No Proxmox needed.
+    ///
+    /// With --keep DIR the repository and the simulator's state stay: `homelabctl sim --state-dir
+    /// DIR/.homelab/sim` brings the simulated homelab back for plan/apply/destroy there.
     Demo(crate::commands::demo::DemoArgs),
     /// Check homelab.yaml: every problem at once, with file:line:col and a hint.
     ///
@@ -94,8 +97,9 @@ pub enum Command {
     /// VM storages, bridges; each failure says how to fix it. Reads the token secret from
     /// HOMELAB_PROXMOX_TOKEN_SECRET. Exit status: 0 when nothing failed, 1 otherwise.
     Doctor(crate::commands::doctor::DoctorArgs),
-    /// Run the Proxmox VE simulator in the foreground on loopback; prints and writes DIR/sim.json (endpoint,
-    /// token id and secret, certificate fingerprint). Stops cleanly on SIGINT/SIGTERM.
+    /// Run the simulated homelab in the foreground on loopback: Proxmox VE, Image Factory, a Talos node per
+    /// started VM, Kubernetes. Its state is kept in DIR (restored at start, saved on every change); prints and
+    /// writes DIR/sim.json (endpoint, token, fingerprint, factory URL). Stops cleanly on SIGINT/SIGTERM.
     Sim(crate::commands::sim::SimArgs),
     /// The cluster's outputs, like `terraform output`: without NAME a table (secret ones shown as
     /// `<sensitive>`); `vm_id`; `talosconfig`/`kubeconfig` printed only when standard output is not a

@@ -29,7 +29,7 @@ pub struct SimArgs {
     /// Run only the Proxmox VE API simulator (no Image Factory, no Talos nodes, nothing saved).
     #[arg(long)]
     pub proxmox_only: bool,
-    /// Loopback address to listen on (127.0.0.0/8 only).
+    /// Loopback address to listen on (127.0.0.0/8 only; a restored lab keeps its address).
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: Ipv4Addr,
     /// Port of the Proxmox API (0 = any free port; a restored lab keeps its port).
@@ -38,7 +38,7 @@ pub struct SimArgs {
     /// Port of the Image Factory (0 = any free port; a restored lab keeps its port).
     #[arg(long, default_value_t = 0)]
     pub factory_port: u16,
-    /// Proxmox VE version to imitate: 8.4 or 9.1.
+    /// Proxmox VE version to imitate: 8.4 or 9.1 (a restored lab keeps its version).
     #[arg(long, default_value = "9.1", value_name = "VERSION")]
     pub pve_version: String,
     /// Seed for fault injection (same seed, same faults).

@@ -150,3 +150,28 @@ fn demo_keep_refuses_a_directory_that_is_not_empty_and_writes_nothing() {
     let entries: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
     assert_eq!(entries.len(), 1, "nothing was written");
 }
+
+#[test]
+fn sim_says_which_address_is_taken_and_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let port = rt.block_on(async {
+        let mut opts = homelab_sim::lab::LabOptions::fast(47);
+        opts.state_dir = Some(dir.path().to_path_buf());
+        let lab = homelab_sim::lab::Lab::start(opts).await.expect("lab");
+        lab.save().expect("save");
+        lab.proxmox.addr().port()
+    });
+    drop(rt);
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).expect("take the port");
+    let out = homelabctl()
+        .args(["sim", "--state-dir"])
+        .arg(dir.path())
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains(&format!("127.0.0.1:{port}")), "{said}");
+    assert!(said.contains("is another `homelabctl sim`"), "{said}");
+}
