@@ -80,6 +80,18 @@ pub fn bootstrap_node(config: &Config) -> Option<&Node> {
     config.nodes.iter().find(|n| n.role == Role::Controlplane)
 }
 
+/// The control planes, in homelab.yaml order (the bootstrap node first).
+pub fn control_planes(config: &Config) -> impl Iterator<Item = &Node> {
+    config.nodes.iter().filter(|n| n.role == Role::Controlplane)
+}
+
+/// The order nodes get their machine config: control planes first (the bootstrap node leading),
+/// then workers, whose apid certificate comes from trustd on an installed control plane.
+pub fn config_order(config: &Config) -> Vec<&Node> {
+    let workers = config.nodes.iter().filter(|n| n.role != Role::Controlplane);
+    control_planes(config).chain(workers).collect()
+}
+
 /// A node's rendered machine config: the bytes to apply (secret) and a redacted copy for plans.
 pub struct RenderedNode {
     pub config: Zeroizing<Vec<u8>>,

@@ -202,14 +202,13 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             }
         }
         if let Some(first) = desired::bootstrap_node(self.config) {
-            let at = desired::installed_address(first);
-            let bootstrapped = installed_nodes.contains(&first.name)
-                && !self
-                    .talos
-                    .etcd_members(at)
-                    .await
-                    .unwrap_or_default()
-                    .is_empty();
+            let etcd = self
+                .etcd_cluster(
+                    desired::control_planes(self.config)
+                        .filter(|n| installed_nodes.contains(&n.name)),
+                )
+                .await;
+            let bootstrapped = etcd.is_some();
             let mut change = ResourceChange::new(
                 "bootstrap",
                 if bootstrapped {
@@ -222,7 +221,24 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 change = change.because(format!("bootstrap etcd on {}", first.name));
             }
             plan.changes.push(change);
-            let ready = bootstrapped && self.kubernetes_ready(at).await;
+            if desired::control_planes(self.config).count() > 1 {
+                let members = etcd.map(|(_, m)| m).unwrap_or_default();
+                let missing = self.missing_members(&members);
+                let mut change = ResourceChange::new(
+                    "etcd",
+                    if missing.is_empty() {
+                        Action::NoChange
+                    } else {
+                        Action::Create
+                    },
+                );
+                if !missing.is_empty() {
+                    change =
+                        change.because(format!("wait for {} to join etcd", missing.join(", ")));
+                }
+                plan.changes.push(change);
+            }
+            let ready = bootstrapped && self.kubernetes_ready().await;
             let mut change = ResourceChange::new(
                 "kubernetes",
                 if ready {
@@ -239,8 +255,8 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         Ok(plan)
     }
 
-    async fn kubernetes_ready(&self, at: SocketAddr) -> bool {
-        let Ok(kubeconfig) = self.talos.kubeconfig(at).await else {
+    async fn kubernetes_ready(&self) -> bool {
+        let Ok(kubeconfig) = self.kubeconfig().await else {
             return false;
         };
         if !self.kube.api_ready(&kubeconfig).await.unwrap_or(false) {
@@ -257,6 +273,59 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             }
         }
         true
+    }
+
+    /// The kubeconfig from the first control plane that hands one out (any of them can).
+    async fn kubeconfig(&self) -> Result<Vec<u8>, PortError> {
+        let mut first_error = None;
+        for node in desired::control_planes(self.config) {
+            match self
+                .talos
+                .kubeconfig(desired::installed_address(node))
+                .await
+            {
+                Ok(k) => return Ok(k),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| PortError::permanent("no control-plane node")))
+    }
+
+    /// The etcd members as the first of `among` that runs etcd reports them, with that node;
+    /// None when none of them runs etcd (not bootstrapped yet).
+    async fn etcd_cluster<'n>(
+        &self,
+        among: impl Iterator<Item = &'n Node>,
+    ) -> Option<(&'n Node, Vec<String>)> {
+        for node in among {
+            let members = self
+                .talos
+                .etcd_members(desired::installed_address(node))
+                .await
+                .unwrap_or_default();
+            if !members.is_empty() {
+                return Some((node, members));
+            }
+        }
+        None
+    }
+
+    /// The etcd members as any control plane reports them (empty before the bootstrap).
+    async fn members(&self) -> Vec<String> {
+        self.etcd_cluster(desired::control_planes(self.config))
+            .await
+            .map(|(_, m)| m)
+            .unwrap_or_default()
+    }
+
+    /// The control planes (by name = hostname) missing from `members`.
+    fn missing_members(&self, members: &[String]) -> Vec<String> {
+        desired::control_planes(self.config)
+            .filter(|n| !members.contains(&n.name))
+            .map(|n| n.name.clone())
+            .collect()
     }
 
     fn started(&self, resource: &str, action: &str) -> Instant {
@@ -283,7 +352,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             self.ensure_vm(node, &image, allow_replace, &mut journal)
                 .await?;
         }
-        for node in &self.config.nodes {
+        for node in desired::config_order(self.config) {
             self.ensure_config(node, &image.schematic, &mut journal)
                 .await?;
         }
@@ -292,7 +361,8 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             message: "no control-plane node".into(),
         })?;
         self.ensure_bootstrap(first).await?;
-        let kubeconfig = self.ensure_kubernetes(first).await?;
+        self.ensure_etcd_members().await?;
+        let kubeconfig = self.ensure_kubernetes().await?;
         journal.last_step = Some("kubernetes".into());
         let _ = journal.save(&self.state_dir);
         Ok(Converged {
@@ -316,7 +386,6 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         let url = self.factory.iso_url(&image.schematic);
         self.events
             .info("image", format!("downloading {url} into {}", image.volume));
-        let attempts = std::sync::atomic::AtomicU32::new(0);
         let r = wait::retry(
             &self.events,
             "image",
@@ -324,14 +393,11 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             self.timeouts.retries,
             self.timeouts.poll / 5,
             || async {
-                // A retried download first checks whether an earlier attempt already finished (the first
-                // attempt follows the listing above that found no ISO).
-                let retried = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
-                if retried
-                    && self
-                        .hypervisor
-                        .iso_exists(&wanted.proxmox_node, &wanted.storage, &image.file)
-                        .await?
+                // A retried download first checks whether an earlier attempt already finished.
+                if self
+                    .hypervisor
+                    .iso_exists(&wanted.proxmox_node, &wanted.storage, &image.file)
+                    .await?
                 {
                     return Ok(());
                 }
@@ -436,12 +502,10 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             .vms
             .insert(node.name.clone(), journal::vm_record(&wanted));
         let _ = journal.save(&self.state_dir);
-        // A VM made just now is stopped; otherwise the state read above still holds (an update does not
-        // change the power state). Reading it again would only repeat the same two GETs.
-        let running = match change.action {
-            Action::Create | Action::Replace => false,
-            _ => live.as_ref().is_some_and(|l| l.running),
-        };
+        let running = self
+            .vm_live(&resource, node)
+            .await?
+            .is_some_and(|l| l.running);
         if !running {
             let since = self.started(&resource, "start");
             let r = wait::retry(
@@ -545,33 +609,26 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         }
         let since = self.started(&resource, "install");
         let maintenance = self.maintenance_address(node, &resource).await?;
-        // apid may come up a little after the agent reported the address: keep trying while it refuses
-        // (a transient error), up to the agent's timeout; a permanent error stops at once.
+        // apid may not listen yet when the agent reports the address; an earlier, interrupted run (or
+        // an answer lost on the way) may have applied the config already and the node is installing.
         let apply = wait::until(
             &self.events,
             &resource,
             &format!("apid in maintenance mode on {maintenance} to take the config"),
             self.timeouts.agent,
-            self.timeouts.poll,
+            self.timeouts.poll / 5,
             || async {
-                let Err(e) = self
+                match self
                     .talos
                     .apply_in_maintenance(maintenance, &rendered.config)
                     .await
-                else {
-                    return Ok(Some(()));
-                };
-                // An earlier, interrupted run may have applied it already and the node is installing.
-                if self
-                    .talos
-                    .installed_version(at)
-                    .await
-                    .unwrap_or(None)
-                    .is_some()
                 {
-                    return Ok(Some(()));
+                    Ok(()) => Ok(Some(())),
+                    Err(e) => match self.talos.installed_version(at).await {
+                        Ok(Some(_)) => Ok(Some(())),
+                        _ => Err(e),
+                    },
                 }
-                Err(e)
             },
         )
         .await;
@@ -639,15 +696,23 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         Ok(SocketAddr::new(ip, desired::APID_PORT))
     }
 
+    /// Bootstraps etcd on the first control plane unless etcd already runs on any control plane:
+    /// a second bootstrap would start a second etcd cluster (split brain); the others join.
     async fn ensure_bootstrap(&self, first: &Node) -> Result<(), EngineError> {
         let at = desired::installed_address(first);
-        if !self
-            .talos
-            .etcd_members(at)
+        if let Some((node, _)) = self
+            .etcd_cluster(desired::control_planes(self.config))
             .await
-            .unwrap_or_default()
-            .is_empty()
         {
+            if node.name != first.name {
+                self.events.info(
+                    "bootstrap",
+                    format!(
+                        "etcd already runs on {}; {} joins it instead of bootstrapping",
+                        node.name, first.name
+                    ),
+                );
+            }
             return Ok(());
         }
         let since = self.started("bootstrap", "bootstrap");
@@ -672,8 +737,45 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         Ok(())
     }
 
-    async fn ensure_kubernetes(&self, first: &Node) -> Result<Zeroizing<Vec<u8>>, EngineError> {
-        let at = desired::installed_address(first);
+    /// With several control planes, waits until every one of them is an etcd member (they join
+    /// through the control-plane endpoint once the bootstrap node serves it).
+    async fn ensure_etcd_members(&self) -> Result<(), EngineError> {
+        if desired::control_planes(self.config).count() < 2 {
+            return Ok(());
+        }
+        if self.missing_members(&self.members().await).is_empty() {
+            return Ok(());
+        }
+        let since = self.started("etcd", "join");
+        let r = wait::until(
+            &self.events,
+            "etcd",
+            "every control plane to join etcd",
+            self.timeouts.kubernetes,
+            self.timeouts.poll,
+            || async {
+                let missing = self.missing_members(&self.members().await);
+                Ok(missing.is_empty().then_some(()))
+            },
+        )
+        .await;
+        self.port("etcd", r)?;
+        self.events.info(
+            "etcd",
+            format!(
+                "{} members: {}",
+                desired::control_planes(self.config).count(),
+                desired::control_planes(self.config)
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        self.finished("etcd", "join", since);
+        Ok(())
+    }
+
+    async fn ensure_kubernetes(&self) -> Result<Zeroizing<Vec<u8>>, EngineError> {
         let since = self.started("kubernetes", "wait");
         let kubeconfig = wait::until(
             &self.events,
@@ -682,8 +784,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             self.timeouts.kubernetes,
             self.timeouts.poll,
             || async {
-                self.talos
-                    .kubeconfig(at)
+                self.kubeconfig()
                     .await
                     .map(Some)
                     .or_else(|e| if e.transient { Ok(None) } else { Err(e) })
@@ -984,22 +1085,30 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 rows.push(services_row(&node.name, &services));
             }
         }
-        let Some(first) = desired::bootstrap_node(self.config) else {
+        if desired::bootstrap_node(self.config).is_none() {
             return rows;
-        };
-        let at = desired::installed_address(first);
-        let members = self.talos.etcd_members(at).await.unwrap_or_default();
-        rows.push(row(
-            "etcd",
-            &first.name,
-            !members.is_empty(),
-            if members.is_empty() {
-                "not bootstrapped".into()
-            } else {
-                format!("{} member(s): {}", members.len(), members.join(", "))
-            },
-        ));
-        let kubeconfig = self.talos.kubeconfig(at).await.ok();
+        }
+        for node in desired::control_planes(self.config) {
+            let at = desired::installed_address(node);
+            let members = self.talos.etcd_members(at).await.unwrap_or_default();
+            let member = members.contains(&node.name);
+            rows.push(row(
+                "etcd",
+                &node.name,
+                member,
+                if members.is_empty() {
+                    "not running (not bootstrapped or not joined yet)".into()
+                } else {
+                    format!(
+                        "{}{} member(s): {}",
+                        if member { "" } else { "not a member; " },
+                        members.len(),
+                        members.join(", ")
+                    )
+                },
+            ));
+        }
+        let kubeconfig = self.kubeconfig().await.ok();
         let api = match &kubeconfig {
             Some(k) => self.kube.api_ready(k).await.unwrap_or(false),
             None => false,

@@ -65,28 +65,45 @@ pub enum KubeError {
     Pki(#[from] crate::pki::PkiError),
 }
 
-/// A running Kubernetes API simulator. Clones share it; it stops when the last clone is dropped.
+/// A running Kubernetes API simulator: one API server (listener) over a store. Clones share both;
+/// [`KubeSim::serve_at`] adds another API server over the same store, as every control plane of an
+/// HA cluster runs a kube-apiserver backed by the one etcd. A server stops when the last clone of
+/// its handle is dropped; the store lives while any server over it does.
 #[derive(Clone)]
 pub struct KubeSim {
     app: Arc<http::App>,
-    _server: Arc<crate::task::AbortOnDrop>,
+    addr: SocketAddr,
+    _server: Option<Arc<crate::task::AbortOnDrop>>,
 }
 
 impl std::fmt::Debug for KubeSim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeSim")
-            .field("addr", &self.app.addr)
-            .finish()
+        f.debug_struct("KubeSim").field("addr", &self.addr).finish()
     }
 }
 
+async fn bind(opts: &KubeOptions) -> Result<(tokio::net::TcpListener, SocketAddr), KubeError> {
+    let listener = crate::task::bind_again(opts.bind)
+        .await
+        .map_err(|source| KubeError::Bind {
+            addr: opts.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| KubeError::Bind {
+        addr: opts.bind,
+        source,
+    })?;
+    Ok((listener, addr))
+}
+
 impl KubeSim {
-    /// Starts the server with an empty cluster.
+    /// Starts a server over a new, empty store.
     pub async fn start(opts: KubeOptions) -> Result<Self, KubeError> {
         Self::start_with(opts, None).await
     }
 
-    /// Starts the server on the objects of `data` (etcd's content after a reboot), or an empty cluster.
+    /// Starts a server over a new store holding the objects of `data` (etcd's content after a
+    /// reboot), or an empty one.
     pub async fn start_with(
         opts: KubeOptions,
         data: Option<&StoreSnapshot>,
@@ -100,28 +117,35 @@ impl KubeSim {
         data: Option<&StoreSnapshot>,
         requests: crate::requests::RequestCounts,
     ) -> Result<Self, KubeError> {
-        let listener = tokio::net::TcpListener::bind(opts.bind)
-            .await
-            .map_err(|source| KubeError::Bind {
-                addr: opts.bind,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| KubeError::Bind {
-            addr: opts.bind,
-            source,
-        })?;
-        let tls = client_optional_config(&opts)?;
+        let (listener, addr) = bind(&opts).await?;
+        let app = Arc::new(http::App {
+            store: Mutex::new(data.map(Store::from_snapshot).unwrap_or_default()),
+            version: opts.version.clone(),
+            addr,
+            requests,
+        });
+        Self::serve(app, listener, addr, &opts)
+    }
+
+    /// Starts another API server over this simulator's store at `opts.bind`, with its own server
+    /// certificate (`opts.version` is ignored: the store's version is reported).
+    pub async fn serve_at(&self, opts: KubeOptions) -> Result<Self, KubeError> {
+        let (listener, addr) = bind(&opts).await?;
+        Self::serve(self.app.clone(), listener, addr, &opts)
+    }
+
+    fn serve(
+        app: Arc<http::App>,
+        listener: tokio::net::TcpListener,
+        addr: SocketAddr,
+        opts: &KubeOptions,
+    ) -> Result<Self, KubeError> {
+        let tls = client_optional_config(opts)?;
         let tls_listener =
             http::TlsListener::new(listener, tls).map_err(|source| KubeError::Bind {
                 addr: opts.bind,
                 source,
             })?;
-        let app = Arc::new(http::App {
-            store: Mutex::new(data.map(Store::from_snapshot).unwrap_or_default()),
-            version: opts.version,
-            addr,
-            requests,
-        });
         let router = axum::Router::new()
             .fallback(http::handle)
             .with_state(app.clone());
@@ -133,13 +157,14 @@ impl KubeSim {
         });
         Ok(Self {
             app,
-            _server: Arc::new(crate::task::AbortOnDrop(server)),
+            addr,
+            _server: Some(Arc::new(crate::task::AbortOnDrop(server))),
         })
     }
 
-    /// The listening address.
+    /// The listening address of this server.
     pub fn addr(&self) -> SocketAddr {
-        self.app.addr
+        self.addr
     }
 
     /// Requests served so far, as `kube METHOD /path`.
@@ -164,11 +189,10 @@ impl KubeSim {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A handle that does not keep the server running.
+    /// A handle on the store that keeps neither it nor any server running.
     pub fn downgrade(&self) -> WeakKubeSim {
         WeakKubeSim {
             app: Arc::downgrade(&self.app),
-            server: Arc::downgrade(&self._server),
         }
     }
 
@@ -230,19 +254,21 @@ impl KubeSim {
     }
 }
 
-/// A non-owning handle to a [`KubeSim`].
+/// A non-owning handle to the store of a [`KubeSim`].
 #[derive(Debug, Clone)]
 pub struct WeakKubeSim {
     app: std::sync::Weak<http::App>,
-    server: std::sync::Weak<crate::task::AbortOnDrop>,
 }
 
 impl WeakKubeSim {
-    /// The simulator, if it still runs.
+    /// The store, while some API server over it still runs; the handle serves nothing itself
+    /// (its [`KubeSim::addr`] is the store's first server) but can [`KubeSim::serve_at`].
     pub fn upgrade(&self) -> Option<KubeSim> {
+        let app = self.app.upgrade()?;
         Some(KubeSim {
-            app: self.app.upgrade()?,
-            _server: self.server.upgrade()?,
+            addr: app.addr,
+            app,
+            _server: None,
         })
     }
 }

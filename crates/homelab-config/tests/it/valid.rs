@@ -28,6 +28,31 @@ fn m710q_example_is_the_reference_deployment_and_valid() {
 }
 
 #[test]
+fn ha_example_has_three_control_planes_and_a_worker_behind_the_vip_and_is_valid() {
+    let path = workspace_root().join("examples/ha/homelab.yaml");
+    let loaded = homelab_config::load(&path).expect("the HA example validates");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = loaded.config;
+    let roles: Vec<Role> = c.nodes.iter().map(|n| n.role).collect();
+    assert_eq!(
+        roles,
+        [
+            Role::Controlplane,
+            Role::Controlplane,
+            Role::Controlplane,
+            Role::Worker
+        ]
+    );
+    let vip = c.cluster.vip.expect("a VIP");
+    assert_eq!(vip.to_string(), "192.168.20.110");
+    assert_eq!(c.cluster.endpoint, "https://192.168.20.110:6443");
+    assert!(!c.cluster.allow_scheduling_on_control_planes);
+    let mut ids: Vec<u32> = c.nodes.iter().map(|n| n.vm_id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "distinct vm ids");
+}
+
+#[test]
 fn init_template_validates_without_warnings() {
     let loaded =
         homelab_config::parse(&homelab_yaml(&InitValues::reference()), None).expect("valid");
@@ -85,17 +110,21 @@ fn committed_schema_file_is_current() {
 fn example_validates_against_the_json_schema() {
     let schema = homelab_config::schema::json_schema();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let text = std::fs::read_to_string(workspace_root().join("examples/m710q/homelab.yaml"))
-        .unwrap_or_default();
-    let value = yaml_to_json(&text);
-    let errors: Vec<String> = validator
-        .iter_errors(&value)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    for example in EXAMPLES {
+        let text = std::fs::read_to_string(workspace_root().join(example)).unwrap_or_default();
+        let value = yaml_to_json(&text);
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{example}: {errors:?}");
+    }
     let bad = serde_json::json!({"proxmox": {"endpoint": "x", "token_id": "y", "nodee": 1}, "nodes": [{}]});
     assert!(!validator.is_valid(&bad));
 }
+
+/// The shipped examples.
+const EXAMPLES: [&str; 2] = ["examples/m710q/homelab.yaml", "examples/ha/homelab.yaml"];
 
 fn yaml_to_json(text: &str) -> serde_json::Value {
     serde_saphyr::from_str(text).expect("the example is plain YAML")
@@ -103,12 +132,14 @@ fn yaml_to_json(text: &str) -> serde_json::Value {
 
 #[test]
 fn example_and_init_template_are_already_formatted() {
-    let example = std::fs::read_to_string(workspace_root().join("examples/m710q/homelab.yaml"))
-        .expect("read");
-    assert_eq!(
-        homelab_config::format::format(&example).as_ref(),
-        Ok(&example)
-    );
+    for path in EXAMPLES {
+        let example = std::fs::read_to_string(workspace_root().join(path)).expect("read");
+        assert_eq!(
+            homelab_config::format::format(&example).as_ref(),
+            Ok(&example),
+            "{path}"
+        );
+    }
     let template = homelab_yaml(&InitValues::reference());
     assert_eq!(
         homelab_config::format::format(&template).as_ref(),

@@ -36,19 +36,39 @@ pub fn homelab_yaml(lab: &Lab, subnet: u8) -> String {
 
 impl World {
     pub async fn start(subnet: u8) -> Self {
-        Self::start_with(subnet, LabOptions::fast(subnet)).await
+        Self::start_with(subnet, homelab_yaml).await
+    }
+
+    /// A lab on 127.0.`subnet`.0/24 and the homelab.yaml `yaml` writes for it.
+    pub async fn start_with(subnet: u8, yaml: impl FnOnce(&Lab, u8) -> String) -> Self {
+        Self::start_lab(subnet, LabOptions::fast(subnet), yaml).await
     }
 
     /// A world whose lab is set up by `options` (timings, faults); addresses in `127.0.<subnet>.0/24`.
-    pub async fn start_with(subnet: u8, options: LabOptions) -> Self {
+    pub async fn start_with_options(subnet: u8, options: LabOptions) -> Self {
+        Self::start_lab(subnet, options, homelab_yaml).await
+    }
+
+    async fn start_lab(
+        subnet: u8,
+        options: LabOptions,
+        yaml: impl FnOnce(&Lab, u8) -> String,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let lab = Lab::start(options).await.expect("lab starts");
-        Self::with_lab(lab, subnet, SecretsBundle::generate().expect("bundle"))
+        let text = yaml(&lab, subnet);
+        Self::with_lab_yaml(lab, &text, SecretsBundle::generate().expect("bundle"))
     }
 
     /// A world around a running lab, with the cluster identity `bundle`.
     pub fn with_lab(lab: Lab, subnet: u8, bundle: SecretsBundle) -> Self {
-        let config = homelab_config::parse(&homelab_yaml(&lab, subnet), None)
+        let text = homelab_yaml(&lab, subnet);
+        Self::with_lab_yaml(lab, &text, bundle)
+    }
+
+    /// A world around a running lab, its homelab.yaml `text` and the cluster identity `bundle`.
+    pub fn with_lab_yaml(lab: Lab, text: &str, bundle: SecretsBundle) -> Self {
+        let config = homelab_config::parse(text, None)
             .expect("valid config")
             .config;
         let info = lab.info();

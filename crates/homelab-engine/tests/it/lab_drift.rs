@@ -7,7 +7,7 @@ use super::lab::World;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_made_in_proxmox_is_planned_and_fixed_then_destroy_and_apply_again_rebuild() {
-    let w = World::start(44).await;
+    let w = World::start(45).await;
     w.engine().converge(false).await.expect("first apply");
     let rows = w.engine().status().await;
     let services = rows

@@ -146,7 +146,7 @@ async fn an_agent_that_answers_late_is_waited_for_and_its_address_used() {
     // 300 ms to answer: the apply must keep polling rather than fall back to the static address.
     let mut options = LabOptions::fast(72);
     options.proxmox.timing.agent_delay = Duration::from_secs(2);
-    let w = World::start_with(72, options).await;
+    let w = World::start_with_options(72, options).await;
     let agent = "GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces";
     w.lab.proxmox.set_faults(Faults {
         endpoints: vec![EndpointFault {
@@ -189,7 +189,7 @@ async fn apply_converges_while_apid_flaps() {
     };
     let mut options = LabOptions::fast(73);
     options.apid_flapping = Some(flapping);
-    let w = World::start_with(73, options).await;
+    let w = World::start_with_options(73, options).await;
     w.engine()
         .converge(false)
         .await

@@ -6,5 +6,6 @@ mod flow;
 mod lab;
 mod lab_drift;
 mod lab_faults;
+mod lab_ha;
 mod lab_restore;
 mod render;

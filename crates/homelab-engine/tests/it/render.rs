@@ -1,13 +1,22 @@
-//! homelab.yaml → Talos machine config through the real renderer.
+//! homelab.yaml → Talos machine config through the real renderer (the HA example also through the
+//! simulator's strict reading of Talos configs).
 
 use std::path::PathBuf;
 
+use homelab_config::Role;
 use homelab_engine::desired::ConfigRenderer;
 use homelab_engine::talos_render::TalosRenderer;
+use homelab_sim::talos::{ConfigSchema, MachineType, NodeConfig};
 use homelab_talos::secrets::SecretsBundle;
 
 fn example() -> (homelab_config::Config, PathBuf) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/m710q");
+    example_at("m710q")
+}
+
+fn example_at(name: &str) -> (homelab_config::Config, PathBuf) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
     (
         homelab_config::load(&dir.join("homelab.yaml"))
             .expect("example")
@@ -45,5 +54,59 @@ fn the_example_renders_with_its_address_installer_and_no_secret_in_the_redacted_
     assert_eq!(
         *again.config, *rendered.config,
         "rendering is deterministic"
+    );
+}
+
+#[test]
+fn the_ha_example_renders_schema_valid_configs_with_the_vip_on_control_planes_only() {
+    let (config, base_dir) = example_at("ha");
+    let renderer = TalosRenderer {
+        bundle: SecretsBundle::generate().expect("bundle"),
+        base_dir,
+    };
+    let schema = ConfigSchema::load_shared().expect("Talos schema");
+    let installer = "factory.talos.dev/nocloud-installer-secureboot/abc:v1.12.4";
+    let mut vips = Vec::new();
+    for node in &config.nodes {
+        let rendered = renderer
+            .render(&config, node, installer)
+            .unwrap_or_else(|e| panic!("{}: {e}", node.name));
+        let docs = schema
+            .validate(&rendered.config)
+            .unwrap_or_else(|e| panic!("{}: the Talos schema refuses it: {e}", node.name));
+        let facts = NodeConfig::from_documents(&docs, &rendered.config)
+            .unwrap_or_else(|e| panic!("{}: {e}", node.name));
+        assert_eq!(
+            facts.endpoint, "https://192.168.20.110:6443",
+            "{}",
+            node.name
+        );
+        assert_eq!(facts.hostname.as_deref(), Some(node.name.as_str()));
+        assert_eq!(facts.static_ip, Some(node.network.address.address));
+        let worker = node.role == Role::Worker;
+        assert_eq!(
+            facts.machine_type,
+            if worker {
+                MachineType::Worker
+            } else {
+                MachineType::ControlPlane
+            }
+        );
+        assert_eq!(
+            facts.os_ca.is_some(),
+            !worker,
+            "CA keys only on control planes"
+        );
+        vips.push((node.name.clone(), facts.vip.map(|v| v.to_string())));
+    }
+    let vip = Some("192.168.20.110".to_string());
+    assert_eq!(
+        vips,
+        [
+            ("talos-cp-01".to_string(), vip.clone()),
+            ("talos-cp-02".to_string(), vip.clone()),
+            ("talos-cp-03".to_string(), vip),
+            ("talos-worker-01".to_string(), None),
+        ]
     );
 }

@@ -1,6 +1,11 @@
 //! Plain-scalar resolution: how go-yaml v3 reads a plain scalar (input side) and whether go-yaml v2 would
 //! have to quote a string so it reads back as a string (output side). Go's `strconv` rules are mirrored.
 
+use homelab_goyaml::plain::is_base60_float;
+use homelab_goyaml::strconv::{
+    is_yaml_style_float, parse_digits, parse_float, parse_int, parse_uint,
+};
+
 use super::value::Value;
 
 /// Resolves a plain (unquoted, untagged) scalar the way go-yaml v3 does when decoding into `interface{}`.
@@ -23,201 +28,25 @@ pub fn resolve_plain(s: &str) -> Value {
                 return Value::Str(ts);
             }
             let plain: String = s.chars().filter(|c| *c != '_').collect();
-            if let Some(i) = go_parse_int(&plain) {
+            if let Some(i) = parse_int(&plain) {
                 return Value::Int(i);
             }
-            if let Some(u) = go_parse_uint(&plain) {
+            if let Some(u) = parse_uint(&plain) {
                 return Value::Float(u as f64);
             }
-            if yaml_style_float(&plain)
-                && let Some(f) = go_parse_float(&plain)
+            if is_yaml_style_float(&plain)
+                && let Some(f) = parse_float(&plain)
             {
                 return Value::Float(f);
             }
             Value::Str(s.to_string())
         }
-        b'.' => match go_parse_float(s) {
+        b'.' => match parse_float(s) {
             Some(f) => Value::Float(f),
             None => Value::Str(s.to_string()),
         },
         _ => Value::Str(s.to_string()),
     }
-}
-
-/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
-fn yaml_style_float(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        i += 1;
-    }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-    } else {
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-        if i < b.len() && b[i] == b'.' {
-            i += 1;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-        }
-    }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        i += 1;
-        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-            i += 1;
-        }
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-    }
-    i == b.len()
-}
-
-/// Digits of `s` in `radix`, Go style (no underscores: callers strip them), as u128 if it fits.
-fn digits(s: &str, radix: u32) -> Option<u128> {
-    if s.is_empty() {
-        return None;
-    }
-    let mut v: u128 = 0;
-    for c in s.chars() {
-        let d = c.to_digit(radix)?;
-        v = v.checked_mul(radix as u128)?.checked_add(d as u128)?;
-    }
-    Some(v)
-}
-
-fn base0_magnitude(s: &str) -> Option<u128> {
-    let lower = s.to_ascii_lowercase();
-    if let Some(rest) = lower.strip_prefix("0x") {
-        digits(rest, 16)
-    } else if let Some(rest) = lower.strip_prefix("0b") {
-        digits(rest, 2)
-    } else if let Some(rest) = lower.strip_prefix("0o") {
-        digits(rest, 8)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        digits(&lower[1..], 8)
-    } else {
-        digits(&lower, 10)
-    }
-}
-
-/// Go `strconv.ParseInt(s, 0, 64)`.
-pub fn go_parse_int(s: &str) -> Option<i64> {
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let m = base0_magnitude(body)?;
-    if neg {
-        if m <= (i64::MAX as u128) + 1 {
-            Some((-(m as i128)) as i64)
-        } else {
-            None
-        }
-    } else if m <= i64::MAX as u128 {
-        Some(m as i64)
-    } else {
-        None
-    }
-}
-
-/// Go `strconv.ParseUint(s, 0, 64)`.
-pub fn go_parse_uint(s: &str) -> Option<u64> {
-    let m = base0_magnitude(s)?;
-    u64::try_from(m).ok()
-}
-
-/// Go `strconv.ParseFloat(s, 64)` acceptance (decimal, hex with `p` exponent, inf/infinity/nan).
-pub fn go_parse_float(s: &str) -> Option<f64> {
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = body.to_ascii_lowercase();
-    let v = match lower.as_str() {
-        "inf" | "infinity" => f64::INFINITY,
-        "nan" => f64::NAN,
-        _ => {
-            if let Some(hex) = lower.strip_prefix("0x") {
-                parse_hex_float(hex)?
-            } else {
-                let b = lower.as_bytes();
-                let mut i = 0;
-                let mut nd = 0;
-                while i < b.len() && b[i].is_ascii_digit() {
-                    i += 1;
-                    nd += 1;
-                }
-                if i < b.len() && b[i] == b'.' {
-                    i += 1;
-                    while i < b.len() && b[i].is_ascii_digit() {
-                        i += 1;
-                        nd += 1;
-                    }
-                }
-                if nd == 0 {
-                    return None;
-                }
-                if i < b.len() && b[i] == b'e' {
-                    i += 1;
-                    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-                        i += 1;
-                    }
-                    let st = i;
-                    while i < b.len() && b[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                    if st == i {
-                        return None;
-                    }
-                }
-                if i != b.len() {
-                    return None;
-                }
-                lower.parse::<f64>().ok()?
-            }
-        }
-    };
-    Some(if neg { -v } else { v })
-}
-
-fn parse_hex_float(s: &str) -> Option<f64> {
-    let (mant, exp) = s.split_once('p')?;
-    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let mut v = 0f64;
-    for c in int.chars() {
-        v = v * 16.0 + c.to_digit(16)? as f64;
-    }
-    let mut scale = 1.0 / 16.0;
-    for c in frac.chars() {
-        v += c.to_digit(16)? as f64 * scale;
-        scale /= 16.0;
-    }
-    let e: i32 = exp.parse().ok()?;
-    Some(v * 2f64.powi(e))
 }
 
 /// go-yaml's timestamp recogniser (4 digits then `-`, then one of four layouts); returns Go's RFC3339Nano
@@ -373,67 +202,24 @@ pub fn v2_needs_quotes(s: &str) -> bool {
                 return true;
             }
             let plain: String = s.chars().filter(|c| *c != '_').collect();
-            if go_parse_int(&plain).is_some()
-                || go_parse_uint(&plain).is_some()
-                || go_parse_float(&plain).is_some()
+            if parse_int(&plain).is_some()
+                || parse_uint(&plain).is_some()
+                || parse_float(&plain).is_some()
             {
                 return true;
             }
             if let Some(rest) = plain
                 .strip_prefix("0b")
                 .or_else(|| plain.strip_prefix("-0b"))
-                && digits(rest, 2).is_some()
+                && parse_digits(rest, 2).is_some()
             {
                 return true;
             }
             is_base60_float(s)
         }
-        b'.' => go_parse_float(s).is_some(),
+        b'.' => parse_float(s).is_some(),
         _ => false,
     }
-}
-
-/// `^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`
-fn is_base60_float(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        i += 1;
-    }
-    if i >= b.len() || !b[i].is_ascii_digit() {
-        return false;
-    }
-    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-        i += 1;
-    }
-    let mut groups = 0;
-    while i < b.len() && b[i] == b':' {
-        i += 1;
-        let st = i;
-        while i < b.len() && b[i].is_ascii_digit() && i - st < 2 {
-            i += 1;
-        }
-        let g = &b[st..i];
-        let ok = match g.len() {
-            1 => true,
-            2 => g[0] <= b'5',
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-        groups += 1;
-    }
-    if groups == 0 {
-        return false;
-    }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-            i += 1;
-        }
-    }
-    i == b.len()
 }
 
 #[cfg(test)]

@@ -1,17 +1,52 @@
 //! What simulated nodes of one cluster share, keyed by the cluster's OS CA certificate: the OS
 //! CA key (a worker's config has only the certificate; a real worker gets its apid certificate
-//! from trustd on a control plane), the running Kubernetes API, and the nodes that joined it.
+//! from trustd on a control plane), etcd membership (one bootstrap, the other control planes
+//! join through the control-plane endpoint), where the Kubernetes API answers, the holder of the
+//! Layer 2 VIP (elected among etcd members while etcd has quorum), and the kubelets that
+//! register with the API once the endpoint in their config answers.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
 
+use super::node::Inner;
 use crate::kube::{KubeNode, KubeSim, WeakKubeSim};
+
+/// Who serves the API at the VIP in [`Cluster::serving`].
+const VIP: &str = "(vip)";
+
+struct Kubelet {
+    node: KubeNode,
+    /// The API endpoint the kubelet dials (`cluster.controlPlane.endpoint`); `None` registers with
+    /// whatever API runs (tests whose API servers listen on ephemeral ports).
+    endpoint: Option<(String, u16)>,
+    registered: bool,
+}
 
 #[derive(Default)]
 struct Cluster {
     os_ca_key_pem: Option<String>,
+    /// The store of the cluster's API (what etcd holds).
     kube: Option<WeakKubeSim>,
-    nodes: BTreeMap<String, KubeNode>,
+    kubelets: BTreeMap<String, Kubelet>,
+    /// Where an API server answers, by the node serving it (or [`VIP`]).
+    serving: BTreeMap<String, SocketAddr>,
+    /// etcd members by name, with their address.
+    etcd: BTreeMap<String, IpAddr>,
+    /// Members whose etcd runs now.
+    etcd_up: BTreeSet<String>,
+    /// How many times etcd was bootstrapped (more than once is a split brain).
+    bootstraps: u32,
+    /// Members configured with a Layer2VIPConfig.
+    vip_candidates: BTreeMap<String, Weak<Inner>>,
+    vip_holder: Option<String>,
+}
+
+/// A node that won the VIP election and must now take the address.
+pub(crate) struct VipWinner {
+    pub(crate) node: Weak<Inner>,
+    pub(crate) name: String,
+    pub(crate) os_ca_pem: String,
 }
 
 #[derive(Default)]
@@ -25,6 +60,64 @@ pub(crate) fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Registry::default)
 }
 
+impl Cluster {
+    fn live_kube(&mut self) -> Option<KubeSim> {
+        let kube = self.kube.as_ref().and_then(WeakKubeSim::upgrade);
+        if kube.is_none() {
+            self.kube = None;
+        }
+        kube
+    }
+
+    fn quorum(&self) -> bool {
+        !self.etcd.is_empty() && self.etcd_up.len() * 2 > self.etcd.len()
+    }
+
+    fn served(&self, endpoint: &(String, u16)) -> bool {
+        self.serving
+            .values()
+            .any(|a| a.port() == endpoint.1 && a.ip().to_string() == endpoint.0)
+    }
+
+    /// Registers every kubelet whose endpoint answers (the kubelet's own retry loop).
+    fn reconcile(&mut self) {
+        let Some(kube) = self.live_kube() else {
+            return;
+        };
+        let serving = !self.serving.is_empty();
+        let ready: Vec<String> = self
+            .kubelets
+            .iter()
+            .filter(|(_, k)| !k.registered)
+            .filter(|(_, k)| match &k.endpoint {
+                Some(e) => self.served(e),
+                None => serving,
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in ready {
+            if let Some(k) = self.kubelets.get_mut(&name) {
+                kube.upsert_node(k.node.clone());
+                k.registered = true;
+            }
+        }
+    }
+
+    /// Elects a VIP holder among the running candidates if nobody holds it and etcd has quorum.
+    fn elect(&mut self) -> Option<(String, Weak<Inner>)> {
+        if self.vip_holder.is_some() || !self.quorum() {
+            return None;
+        }
+        let (name, node) = self
+            .vip_candidates
+            .iter()
+            .find(|(name, node)| self.etcd_up.contains(*name) && node.strong_count() > 0)
+            .map(|(name, node)| (name.clone(), node.clone()))?;
+        self.vip_holder = Some(name.clone());
+        Some((name, node))
+    }
+}
+
 impl Registry {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Cluster>> {
         self.clusters
@@ -32,74 +125,188 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn with<R>(&self, os_ca_pem: &str, f: impl FnOnce(&mut Cluster) -> R) -> R {
+        f(self.lock().entry(os_ca_pem.to_owned()).or_default())
+    }
+
+    fn winner(os_ca_pem: &str, elected: Option<(String, Weak<Inner>)>) -> Option<VipWinner> {
+        elected.map(|(name, node)| VipWinner {
+            node,
+            name,
+            os_ca_pem: os_ca_pem.to_owned(),
+        })
+    }
+
     /// A control plane published the OS CA key (what trustd serves to workers).
     pub(crate) fn record_os_ca_key(&self, os_ca_pem: &str, key_pem: String) {
-        self.lock()
-            .entry(os_ca_pem.to_owned())
-            .or_default()
-            .os_ca_key_pem = Some(key_pem);
+        self.with(os_ca_pem, |c| c.os_ca_key_pem = Some(key_pem));
     }
 
     /// The OS CA key, if a control plane of this cluster was installed.
     pub(crate) fn os_ca_key(&self, os_ca_pem: &str) -> Option<String> {
-        self.lock()
-            .get(os_ca_pem)
-            .and_then(|c| c.os_ca_key_pem.clone())
+        self.with(os_ca_pem, |c| c.os_ca_key_pem.clone())
     }
 
-    fn live_kube(cluster: &mut Cluster) -> Option<KubeSim> {
-        let kube = cluster.kube.as_ref().and_then(WeakKubeSim::upgrade);
-        if kube.is_none() {
-            cluster.kube = None;
-        }
-        kube
+    /// A node is up: its kubelet registers with the API once its endpoint answers.
+    pub(crate) fn kubelet_up(
+        &self,
+        os_ca_pem: &str,
+        node: KubeNode,
+        endpoint: Option<(String, u16)>,
+    ) {
+        self.with(os_ca_pem, |c| {
+            c.kubelets.insert(
+                node.name.clone(),
+                Kubelet {
+                    node,
+                    endpoint,
+                    registered: false,
+                },
+            );
+            c.reconcile();
+        });
     }
 
-    /// A node is up: it registers with the Kubernetes API if one runs (the kubelet's job).
-    pub(crate) fn join(&self, os_ca_pem: &str, node: KubeNode) {
-        let mut clusters = self.lock();
-        let cluster = clusters.entry(os_ca_pem.to_owned()).or_default();
-        if let Some(kube) = Self::live_kube(cluster) {
-            kube.upsert_node(node.clone());
-        }
-        cluster.nodes.insert(node.name.clone(), node);
+    /// A node powered off: its Node object turns NotReady, its API server and etcd stop, and a
+    /// VIP it held moves to another member (returned: the caller makes it take the address).
+    pub(crate) fn down(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
+        let elected = self.with(os_ca_pem, |c| {
+            if let Some(k) = c.kubelets.get_mut(name) {
+                k.node.ready = false;
+                let node = k.node.clone();
+                if let Some(kube) = c.live_kube() {
+                    kube.upsert_node(node);
+                }
+            }
+            c.serving.remove(name);
+            c.etcd_up.remove(name);
+            if c.vip_holder.as_deref() == Some(name) {
+                c.vip_holder = None;
+                c.serving.remove(VIP);
+            }
+            c.elect()
+        });
+        Self::winner(os_ca_pem, elected)
     }
 
-    /// A node powered off: its Node object turns NotReady.
-    pub(crate) fn not_ready(&self, os_ca_pem: &str, name: &str) {
-        let mut clusters = self.lock();
-        let Some(cluster) = clusters.get_mut(os_ca_pem) else {
-            return;
-        };
-        let Some(node) = cluster.nodes.get_mut(name) else {
-            return;
-        };
-        node.ready = false;
-        let node = node.clone();
-        if let Some(kube) = Self::live_kube(cluster) {
-            kube.upsert_node(node);
-        }
+    /// A node was reset: it leaves etcd (a graceful reset does) and its Node object is deleted.
+    pub(crate) fn leave(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
+        let winner = self.down(os_ca_pem, name);
+        self.with(os_ca_pem, |c| {
+            c.kubelets.remove(name);
+            c.etcd.remove(name);
+            c.vip_candidates.remove(name);
+            if let Some(kube) = c.live_kube() {
+                kube.remove_node(name);
+            }
+        });
+        winner
     }
 
-    /// A node was reset: it leaves the cluster and its Node object is deleted.
-    pub(crate) fn leave(&self, os_ca_pem: &str, name: &str) {
-        let mut clusters = self.lock();
-        let Some(cluster) = clusters.get_mut(os_ca_pem) else {
-            return;
-        };
-        cluster.nodes.remove(name);
-        if let Some(kube) = Self::live_kube(cluster) {
-            kube.remove_node(name);
-        }
+    /// etcd was bootstrapped on `name`: a new etcd cluster with that single member.
+    pub(crate) fn bootstrap(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
+        self.with(os_ca_pem, |c| {
+            c.bootstraps += 1;
+            c.etcd = BTreeMap::from([(name.to_owned(), ip)]);
+            c.etcd_up = BTreeSet::from([name.to_owned()]);
+        });
     }
 
-    /// The Kubernetes API of this cluster started: every node that joined registers.
+    /// Whether a joining control plane can reach etcd: members with quorum, found through the
+    /// control-plane endpoint (Talos asks the API at the endpoint for the control planes).
+    pub(crate) fn can_join(&self, os_ca_pem: &str, endpoint: Option<&(String, u16)>) -> bool {
+        self.with(os_ca_pem, |c| {
+            c.quorum()
+                && match endpoint {
+                    Some(e) => c.served(e),
+                    None => !c.serving.is_empty(),
+                }
+        })
+    }
+
+    /// `name` joined etcd (a member of the same name is replaced, as Talos does).
+    pub(crate) fn add_member(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
+        self.with(os_ca_pem, |c| {
+            c.etcd.insert(name.to_owned(), ip);
+            c.etcd_up.insert(name.to_owned());
+        });
+    }
+
+    /// A member's etcd runs again after a reboot; its data directory makes it a member (also
+    /// when this process learns of the cluster only now, from a restored node).
+    pub(crate) fn member_up(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
+        self.add_member(os_ca_pem, name, ip);
+    }
+
+    /// The etcd members, by name.
+    pub(crate) fn members(&self, os_ca_pem: &str) -> Vec<(String, IpAddr)> {
+        self.with(os_ca_pem, |c| {
+            c.etcd.iter().map(|(n, ip)| (n.clone(), *ip)).collect()
+        })
+    }
+
+    /// How many times etcd of this cluster was bootstrapped.
+    pub(crate) fn bootstraps(&self, os_ca_pem: &str) -> u32 {
+        self.with(os_ca_pem, |c| c.bootstraps)
+    }
+
+    /// The cluster's API store, if some API server of it runs.
+    pub(crate) fn live_kube(&self, os_ca_pem: &str) -> Option<KubeSim> {
+        self.with(os_ca_pem, Cluster::live_kube)
+    }
+
+    /// A new API store started (etcd bootstrapped, or restarted with nothing else running):
+    /// every kubelet registers again.
     pub(crate) fn kube_started(&self, os_ca_pem: &str, kube: &KubeSim) {
-        let mut clusters = self.lock();
-        let cluster = clusters.entry(os_ca_pem.to_owned()).or_default();
-        cluster.kube = Some(kube.downgrade());
-        for node in cluster.nodes.values() {
-            kube.upsert_node(node.clone());
-        }
+        self.with(os_ca_pem, |c| {
+            c.kube = Some(kube.downgrade());
+            for k in c.kubelets.values_mut() {
+                k.registered = false;
+            }
+        });
+    }
+
+    /// A control plane's API server answers at `addr`; with a VIP configured it takes part in the
+    /// election (a winner is returned: the caller makes it take the address).
+    pub(crate) fn api_up(
+        &self,
+        os_ca_pem: &str,
+        name: &str,
+        addr: SocketAddr,
+        vip_candidate: Option<Weak<Inner>>,
+    ) -> Option<VipWinner> {
+        let elected = self.with(os_ca_pem, |c| {
+            c.serving.insert(name.to_owned(), addr);
+            if let Some(node) = vip_candidate {
+                c.vip_candidates.insert(name.to_owned(), node);
+            }
+            c.reconcile();
+            c.elect()
+        });
+        Self::winner(os_ca_pem, elected)
+    }
+
+    /// The VIP holder took the address: the API answers there too.
+    pub(crate) fn vip_taken(&self, os_ca_pem: &str, name: &str, addr: SocketAddr) {
+        self.with(os_ca_pem, |c| {
+            if c.vip_holder.as_deref() == Some(name) {
+                c.serving.insert(VIP.to_owned(), addr);
+                c.reconcile();
+            }
+        });
+    }
+
+    /// The elected holder could not take the address: nobody holds it.
+    pub(crate) fn vip_failed(&self, os_ca_pem: &str, name: &str) {
+        self.with(os_ca_pem, |c| {
+            if c.vip_holder.as_deref() == Some(name) {
+                c.vip_holder = None;
+            }
+        });
+    }
+
+    /// The node holding the VIP, by name.
+    pub(crate) fn vip_holder(&self, os_ca_pem: &str) -> Option<String> {
+        self.with(os_ca_pem, |c| c.vip_holder.clone())
     }
 }

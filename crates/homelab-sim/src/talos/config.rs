@@ -29,6 +29,8 @@ pub struct NodeConfig {
     pub static_ip: Option<IpAddr>,
     /// extra SANs for the apid certificate
     pub cert_sans: Vec<String>,
+    /// the shared VIP of a Layer2VIPConfig (control planes take part in its election)
+    pub vip: Option<IpAddr>,
     /// the OS (Talos API) CA certificate PEM
     pub os_ca_pem: String,
     /// the OS CA with its key (control planes only; workers get certificates via trustd)
@@ -119,6 +121,7 @@ impl NodeConfig {
 
         let mut hostname = None;
         let mut static_ip = None;
+        let mut vip = None;
         for doc in &docs.others {
             match doc.get("kind").and_then(Value::as_str) {
                 Some("HostnameConfig") => {
@@ -128,6 +131,15 @@ impl NodeConfig {
                         return Err("1 error occurred:\n\t* 'auto' and 'hostname' cannot be set at the same time\n".into());
                     }
                     hostname = name.map(str::to_owned);
+                }
+                Some("Layer2VIPConfig") => {
+                    let name = str_at(doc, "/name").unwrap_or_default();
+                    let ip = name.parse::<IpAddr>().map_err(|_| {
+                        format!(
+                            "1 error occurred:\n\t* Layer2VIPConfig: invalid IP address {name:?}\n"
+                        )
+                    })?;
+                    vip = Some(ip);
                 }
                 Some("LinkConfig") if static_ip.is_none() => {
                     static_ip = first_address(doc.get("addresses"), "address");
@@ -162,6 +174,7 @@ impl NodeConfig {
             hostname,
             static_ip,
             cert_sans,
+            vip,
             os_ca_pem,
             os_ca,
             cluster_ca,

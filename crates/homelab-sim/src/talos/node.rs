@@ -1,5 +1,7 @@
 //! One simulated Talos node: its lifecycle (off → maintenance on the DHCP address → installed on
-//! the static address → reset back to maintenance) and the apid listener of each phase.
+//! the static address → reset back to maintenance), the apid listener of each phase, and on a
+//! control plane etcd (bootstrapped here, or joined through the control-plane endpoint), its
+//! Kubernetes API server and, when elected, the Layer 2 VIP.
 
 mod persist;
 
@@ -16,7 +18,7 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
 use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
 
-use super::cluster::registry;
+use super::cluster::{VipWinner, registry};
 use super::config::{MachineType, NodeConfig};
 use super::flap::{ApidFlapping, FlakyStream, Flapper};
 use super::schema::ConfigSchema;
@@ -112,19 +114,53 @@ pub enum NodeError {
 pub(crate) struct Installed {
     pub(crate) config: NodeConfig,
     pub(crate) addr: SocketAddr,
+    /// etcd was bootstrapped on this node (the Bootstrap call).
     pub(crate) bootstrapped: bool,
+    /// etcd runs here: bootstrapped or joined (its data directory is not empty).
+    pub(crate) etcd_member: bool,
+    /// this control plane's Kubernetes API server
     pub(crate) kube: Option<KubeSim>,
     /// etcd's content while the Kubernetes API is down (it lives on the node's disk).
     pub(crate) etcd: Option<StoreSnapshot>,
+    /// the API served at the VIP while this node holds it
+    pub(crate) vip: Option<KubeSim>,
 }
 
 impl Installed {
+    fn name(&self) -> String {
+        node_name(self)
+    }
+
     /// Stops the Kubernetes API, keeping its data.
     pub(crate) fn stop_kube(&mut self) {
         if let Some(kube) = self.kube.take() {
             self.etcd = Some(kube.data());
         }
     }
+
+    /// Its listeners stop (power-off, reboot): the cluster sees the node and its etcd go down.
+    fn go_down(&mut self) -> Option<VipWinner> {
+        self.stop_kube();
+        self.vip = None;
+        registry().down(&self.config.os_ca_pem, &self.name())
+    }
+}
+
+/// Makes the winner of a VIP election take the address (in the background).
+fn take_vip(winner: Option<VipWinner>) {
+    let Some(w) = winner else { return };
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    handle.spawn(async move {
+        let taken = match w.node.upgrade() {
+            Some(node) => node.take_vip(&w).await,
+            None => false,
+        };
+        if !taken {
+            registry().vip_failed(&w.os_ca_pem, &w.name);
+        }
+    });
 }
 
 pub(crate) struct State {
@@ -220,11 +256,9 @@ impl NodeSim {
         let mut st = self.inner.lock();
         st.generation += 1;
         st.server = None;
-        if let Some(inst) = st.installed.as_mut() {
-            inst.stop_kube();
-            registry().not_ready(&inst.config.os_ca_pem, &node_name(inst));
-        }
+        let winner = st.installed.as_mut().and_then(Installed::go_down);
         drop(st);
+        take_vip(winner);
         self.inner.phase.send_replace(NodePhase::Off);
     }
 
@@ -315,6 +349,57 @@ impl NodeSim {
         self.inner.lock().bootstraps
     }
 
+    /// Whether etcd runs on this node (bootstrapped here or joined).
+    pub fn is_etcd_member(&self) -> bool {
+        self.inner
+            .lock()
+            .installed
+            .as_ref()
+            .is_some_and(|i| i.etcd_member)
+    }
+
+    /// The etcd members of this node's cluster, by name (empty before it is installed).
+    pub fn cluster_etcd_members(&self) -> Vec<String> {
+        let ca = self.os_ca_pem();
+        ca.map(|ca| {
+            registry()
+                .members(&ca)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// How many times etcd of this node's cluster was bootstrapped (more than once: split brain).
+    pub fn cluster_etcd_bootstraps(&self) -> u32 {
+        self.os_ca_pem()
+            .map(|ca| registry().bootstraps(&ca))
+            .unwrap_or_default()
+    }
+
+    /// Whether this node holds its cluster's VIP and serves the API there.
+    pub fn holds_vip(&self) -> bool {
+        self.inner
+            .lock()
+            .installed
+            .as_ref()
+            .is_some_and(|i| i.vip.is_some())
+    }
+
+    /// The name of the node holding this node's cluster VIP (elected; it may still be taking it).
+    pub fn cluster_vip_holder(&self) -> Option<String> {
+        registry().vip_holder(&self.os_ca_pem()?)
+    }
+
+    fn os_ca_pem(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .installed
+            .as_ref()
+            .map(|i| i.config.os_ca_pem.clone())
+    }
+
     /// The last applied machine config (raw bytes), if installed.
     pub fn applied_config(&self) -> Option<Vec<u8>> {
         self.inner
@@ -371,7 +456,7 @@ impl Inner {
             .lock()
             .maintenance_bound
             .unwrap_or(self.opts.maintenance_addr);
-        let listener = TcpListener::bind(want)
+        let listener = crate::task::bind_again(want)
             .await
             .map_err(|source| NodeError::Bind { addr: want, source })?;
         let addr = listener
@@ -392,7 +477,7 @@ impl Inner {
     ) -> Result<NodePhase, NodeError> {
         let ip = static_ip.unwrap_or(self.opts.maintenance_addr.ip());
         let want = SocketAddr::new(ip, self.opts.apid_port);
-        let listener = TcpListener::bind(want)
+        let listener = crate::task::bind_again(want)
             .await
             .map_err(|source| NodeError::Bind { addr: want, source })?;
         let addr = listener
@@ -430,32 +515,53 @@ impl Inner {
             let server_cert = os_ca.issue(&leaf, KeyAlg::Ed25519)?;
             let tls = os_ca.server_config_requiring_clients(&server_cert, &[b"h2"])?;
             inst.addr = addr;
-            registry().join(&cfg.os_ca_pem, self.kube_node(inst));
-            let restart_kube = inst.bootstrapped && inst.kube.is_none();
+            let ca = cfg.os_ca_pem.clone();
+            registry().kubelet_up(&ca, self.kube_node(inst), self.kubelet_endpoint(cfg));
+            let control_plane = cfg.machine_type == MachineType::ControlPlane;
+            inst.etcd_member = control_plane && inst.etcd_member;
+            let etcd = inst.etcd_member;
+            if etcd {
+                registry().member_up(&ca, &inst.name(), addr.ip());
+            }
             st.generation += 1;
             let service = ApidService::installed(self.clone(), st.generation);
             st.server = Some(self.serve(listener, tls, service));
-            restart_kube
+            match (control_plane, etcd) {
+                (true, true) => Some(None),
+                (true, false) => Some(Some(st.generation)),
+                (false, _) => None,
+            }
         };
-        if restart_kube {
-            self.start_kube().await?;
+        match restart_kube {
+            Some(None) => self.start_kube(false).await?,
+            Some(Some(generation)) => self.join_etcd(generation),
+            None => {}
         }
         Ok(NodePhase::Installed(addr))
     }
 
-    /// Applies a validated config from maintenance mode and "reboots" into installed mode.
+    /// Applies a validated config and "reboots" into installed mode. Applied again to an
+    /// installed node, the etcd data (STATE/EPHEMERAL) survives.
     pub(crate) fn install(self: &Arc<Self>, config: NodeConfig) {
         if let Some(ca) = config.os_ca.as_ref() {
             registry().record_os_ca_key(&config.os_ca_pem, ca.key_pem());
         }
         {
             let mut st = self.lock();
+            let kept = st.installed.as_mut().map(|i| {
+                i.stop_kube();
+                (i.bootstrapped, i.etcd_member, i.etcd.take(), i.addr)
+            });
+            let (bootstrapped, etcd_member, etcd, addr) =
+                kept.unwrap_or((false, false, None, self.opts.maintenance_addr));
             st.installed = Some(Installed {
-                addr: self.opts.maintenance_addr,
+                addr,
                 config,
-                bootstrapped: false,
+                bootstrapped,
+                etcd_member,
                 kube: None,
-                etcd: None,
+                etcd,
+                vip: None,
             });
         }
         self.changed();
@@ -464,14 +570,17 @@ impl Inner {
 
     /// Wipes the installed state and reboots into maintenance mode (or stays off).
     pub(crate) fn reset(self: &Arc<Self>, reboot: bool) {
-        {
+        let winner = {
             let mut st = self.lock();
-            if let Some(inst) = st.installed.as_ref() {
-                registry().leave(&inst.config.os_ca_pem, &node_name(inst));
-            }
+            let winner = st
+                .installed
+                .as_ref()
+                .and_then(|inst| registry().leave(&inst.config.os_ca_pem, &inst.name()));
             st.installed = None;
             st.staged = None;
-        }
+            winner
+        };
+        take_vip(winner);
         self.changed();
         if reboot {
             self.reboot();
@@ -493,14 +602,13 @@ impl Inner {
         let this = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(this.opts.reboot_delay / 2).await;
-            {
+            let winner = {
                 let mut st = this.lock();
                 st.generation += 1;
                 st.server = None;
-                if let Some(inst) = st.installed.as_mut() {
-                    inst.stop_kube();
-                }
-            }
+                st.installed.as_mut().and_then(Installed::go_down)
+            };
+            take_vip(winner);
             this.phase.send_replace(NodePhase::Off);
             tokio::time::sleep(this.opts.reboot_delay / 2).await;
             let phase = match this.boot().await {
@@ -515,57 +623,173 @@ impl Inner {
         });
     }
 
-    /// Starts the Kubernetes API for a bootstrapped control plane and registers the node Ready.
-    pub(crate) async fn start_kube(self: &Arc<Self>) -> Result<(), NodeError> {
-        let (opts, data) = {
+    /// The endpoint this node's kubelet dials; `None` when the API listens on an ephemeral port
+    /// (tests), where the kubelet registers with whatever API of its cluster runs.
+    fn kubelet_endpoint(&self, cfg: &NodeConfig) -> Option<(String, u16)> {
+        match self.opts.kube_port {
+            Some(_) => None,
+            None => url_host_port(&cfg.endpoint),
+        }
+    }
+
+    /// The options of an API server of this node at `ip` (its own address or the VIP).
+    fn kube_options(&self, inst: &Installed, ip: IpAddr) -> Result<Option<KubeOptions>, NodeError> {
+        let Some(ca) = inst.config.cluster_ca.as_ref() else {
+            return Ok(None);
+        };
+        let endpoint = url_host_port(&inst.config.endpoint);
+        let port = match self.opts.kube_port {
+            Some(p) => p,
+            None => endpoint.as_ref().map(|(_, p)| *p).unwrap_or(6443),
+        };
+        let mut sans = vec![
+            ip.to_string(),
+            inst.addr.ip().to_string(),
+            "127.0.0.1".into(),
+            "localhost".into(),
+            "kubernetes".into(),
+        ];
+        sans.extend(endpoint.map(|(h, _)| h));
+        sans.extend(inst.config.vip.map(|v| v.to_string()));
+        sans.extend(inst.config.hostname.iter().cloned());
+        sans.dedup();
+        Ok(Some(KubeOptions {
+            bind: SocketAddr::new(ip, port),
+            server_cert: ca.issue(
+                &Leaf {
+                    common_name: Some("kube-apiserver".into()),
+                    sans,
+                    server: true,
+                    days: 365,
+                    ..Leaf::default()
+                },
+                KeyAlg::P256,
+            )?,
+            client_ca_pem: ca.cert_pem().to_owned(),
+            version: self.opts.kubernetes_version.clone(),
+        }))
+    }
+
+    /// Starts this control plane's Kubernetes API server: over a new store when etcd was just
+    /// bootstrapped (`fresh`), else over the cluster's running store (a new one if none runs).
+    /// With a VIP configured the node then takes part in the VIP election.
+    pub(crate) async fn start_kube(self: &Arc<Self>, fresh: bool) -> Result<(), NodeError> {
+        let (opts, ca, name, data) = {
             let st = self.lock();
             let Some(inst) = st.installed.as_ref() else {
                 return Ok(());
             };
-            let Some(ca) = inst.config.cluster_ca.as_ref() else {
+            let Some(opts) = self.kube_options(inst, inst.addr.ip())? else {
                 return Ok(());
             };
-            let endpoint = url_host_port(&inst.config.endpoint);
-            let ip = inst.addr.ip();
-            let port = match self.opts.kube_port {
-                Some(p) => p,
-                None => endpoint.as_ref().map(|(_, p)| *p).unwrap_or(6443),
-            };
-            let mut sans = vec![
-                ip.to_string(),
-                "127.0.0.1".into(),
-                "localhost".into(),
-                "kubernetes".into(),
-            ];
-            sans.extend(endpoint.map(|(h, _)| h));
-            sans.extend(inst.config.hostname.iter().cloned());
-            let opts = KubeOptions {
-                bind: SocketAddr::new(ip, port),
-                server_cert: ca.issue(
-                    &Leaf {
-                        common_name: Some("kube-apiserver".into()),
-                        sans,
-                        server: true,
-                        days: 365,
-                        ..Leaf::default()
-                    },
-                    KeyAlg::P256,
-                )?,
-                client_ca_pem: ca.cert_pem().to_owned(),
-                version: self.opts.kubernetes_version.clone(),
-            };
-            (opts, inst.etcd.clone())
+            let data = if fresh { None } else { inst.etcd.clone() };
+            (opts, inst.config.os_ca_pem.clone(), inst.name(), data)
         };
-        let kube = KubeSim::start_counted(opts, data.as_ref(), self.requests.clone()).await?;
-        let mut st = self.lock();
-        if let Some(inst) = st.installed.as_mut() {
-            registry().kube_started(&inst.config.os_ca_pem, &kube);
-            inst.kube = Some(kube);
+        let running = if fresh {
+            None
+        } else {
+            registry().live_kube(&ca)
+        };
+        let kube = match running {
+            // The cluster's etcd runs: this member serves its (newer) content.
+            Some(store) => store.serve_at(opts).await?,
+            // Nothing else runs: etcd comes back from this node's disk.
+            None => {
+                let kube =
+                    KubeSim::start_counted(opts, data.as_ref(), self.requests.clone()).await?;
+                registry().kube_started(&ca, &kube);
+                kube
+            }
+        };
+        let winner = {
+            let mut st = self.lock();
+            let Some(inst) = st.installed.as_mut().filter(|i| i.etcd_member) else {
+                return Ok(());
+            };
+            inst.kube = Some(kube.clone());
             inst.etcd = None;
-        }
-        drop(st);
+            let candidate = inst.config.vip.map(|_| Arc::downgrade(self));
+            registry().api_up(&ca, &name, kube.addr(), candidate)
+        };
+        take_vip(winner);
         self.changed();
         Ok(())
+    }
+
+    /// Won the VIP election: serves the API at the VIP too. False if it cannot (then nobody
+    /// holds the VIP until the next election).
+    async fn take_vip(self: &Arc<Self>, won: &VipWinner) -> bool {
+        let prepared = {
+            let st = self.lock();
+            st.installed
+                .as_ref()
+                .filter(|i| i.etcd_member && i.kube.is_some() && i.name() == won.name)
+                .and_then(|i| {
+                    let vip = i.config.vip?;
+                    Some((self.kube_options(i, vip), i.kube.clone()?))
+                })
+        };
+        let Some((Ok(Some(opts)), kube)) = prepared else {
+            return false;
+        };
+        let vip = match kube.serve_at(opts).await {
+            Ok(vip) => vip,
+            Err(e) => {
+                tracing::debug!(error = %e, "simulated node cannot take the VIP");
+                return false;
+            }
+        };
+        let mut st = self.lock();
+        let Some(inst) = st
+            .installed
+            .as_mut()
+            .filter(|i| i.etcd_member && i.kube.is_some())
+        else {
+            return false;
+        };
+        registry().vip_taken(&won.os_ca_pem, &won.name, vip.addr());
+        inst.vip = Some(vip);
+        true
+    }
+
+    /// A control plane that was not bootstrapped joins etcd once the cluster's members answer
+    /// through the control-plane endpoint (Talos retries that for as long as it takes), then
+    /// starts its API server. Stops when the node goes down.
+    fn join_etcd(self: &Arc<Self>, generation: u64) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let step = (this.opts.reboot_delay / 2).max(Duration::from_millis(10));
+            loop {
+                tokio::time::sleep(step).await;
+                let joined = {
+                    let mut st = this.lock();
+                    if st.generation != generation {
+                        return;
+                    }
+                    let endpoint = match st.installed.as_ref() {
+                        Some(inst) if !inst.etcd_member => this.kubelet_endpoint(&inst.config),
+                        _ => return,
+                    };
+                    let Some(inst) = st.installed.as_mut() else {
+                        return;
+                    };
+                    let ca = inst.config.os_ca_pem.clone();
+                    if registry().can_join(&ca, endpoint.as_ref()) {
+                        registry().add_member(&ca, &inst.name(), inst.addr.ip());
+                        inst.etcd_member = true;
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if joined {
+                    if let Err(e) = this.start_kube(false).await {
+                        tracing::debug!(error = %e, "joined control plane: API server did not start");
+                    }
+                    return;
+                }
+            }
+        });
     }
 
     /// The Node object the kubelet of this node registers.

@@ -16,6 +16,7 @@ use homelab_apid::proto::machine::{
     self, apply_configuration_request::Mode, machine_service_server::MachineService,
 };
 
+use super::cluster::registry;
 use super::config::{MachineType, NodeConfig};
 use super::node::{Inner, node_name};
 use crate::pki::{self, KeyAlg, Leaf};
@@ -111,11 +112,6 @@ impl ApidService {
                 "connection error: desc = \"transport: Error while dialing: dial tcp {node}:50000: connect: connection refused\""
             )))
         }
-    }
-
-    fn hostname(&self) -> String {
-        let st = self.node.lock();
-        st.installed.as_ref().map(node_name).unwrap_or_default()
     }
 
     fn validate(&self, data: &[u8]) -> Result<NodeConfig, Status> {
@@ -228,14 +224,18 @@ impl MachineService for ApidService {
                     "bootstrap is only supported on control plane nodes",
                 ));
             }
-            if inst.bootstrapped {
+            if inst.etcd_member {
                 return Err(Status::already_exists("etcd data directory is not empty"));
             }
+            // A node still waiting to join starts a new etcd cluster: Talos does the same, and
+            // it is a split brain (counted by the cluster registry).
             inst.bootstrapped = true;
+            inst.etcd_member = true;
+            registry().bootstrap(&inst.config.os_ca_pem, &node_name(inst), inst.addr.ip());
             st.bootstraps += 1;
         }
         self.node
-            .start_kube()
+            .start_kube(true)
             .await
             .map_err(|e| Status::internal(format!("starting the Kubernetes API: {e}")))?;
         Ok(Response::new(machine::BootstrapResponse {
@@ -248,26 +248,31 @@ impl MachineService for ApidService {
         request: Request<machine::EtcdMemberListRequest>,
     ) -> Result<Response<machine::EtcdMemberListResponse>, Status> {
         let metadata = self.authorize("EtcdMemberList", &request, ETCD_READER)?;
-        let hostname = self.hostname();
-        let st = self.node.lock();
-        let Some(inst) = st.installed.as_ref().filter(|i| i.bootstrapped) else {
-            return Err(Status::failed_precondition(
-                "etcd is not running on this node",
-            ));
+        let ca = {
+            let st = self.node.lock();
+            let Some(inst) = st.installed.as_ref().filter(|i| i.etcd_member) else {
+                return Err(Status::failed_precondition(
+                    "etcd is not running on this node",
+                ));
+            };
+            inst.config.os_ca_pem.clone()
         };
-        let ip = inst.addr.ip();
-        let id = u64::from_be_bytes(sha_prefix(hostname.as_bytes()));
+        let members = registry()
+            .members(&ca)
+            .into_iter()
+            .map(|(hostname, ip)| machine::EtcdMember {
+                id: u64::from_be_bytes(sha_prefix(hostname.as_bytes())),
+                hostname,
+                peer_urls: vec![format!("https://{ip}:2380")],
+                client_urls: vec![format!("https://{ip}:2379")],
+                is_learner: false,
+            })
+            .collect();
         Ok(Response::new(machine::EtcdMemberListResponse {
             messages: vec![machine::EtcdMembers {
                 metadata,
                 legacy_members: Vec::new(),
-                members: vec![machine::EtcdMember {
-                    id,
-                    hostname,
-                    peer_urls: vec![format!("https://{ip}:2380")],
-                    client_urls: vec![format!("https://{ip}:2379")],
-                    is_learner: false,
-                }],
+                members,
             }],
         }))
     }
@@ -289,9 +294,10 @@ impl MachineService for ApidService {
                     "kubeconfig is only available on control plane nodes",
                 ));
             };
-            let server = match inst.kube.as_ref() {
-                Some(kube) => format!("https://{}", kube.addr()),
-                None => inst.config.endpoint.clone(),
+            // Talos names the cluster endpoint; an API on an ephemeral port (tests) is named as is.
+            let server = match (self.node.opts.kube_port, inst.kube.as_ref()) {
+                (Some(_), Some(kube)) => format!("https://{}", kube.addr()),
+                _ => inst.config.endpoint.clone(),
             };
             let admin = ca
                 .issue(
@@ -347,13 +353,13 @@ impl MachineService for ApidService {
     ) -> Result<Response<machine::ServiceListResponse>, Status> {
         let metadata = self.authorize("ServiceList", &request, READER)?;
         let st = self.node.lock();
-        let (control_plane, bootstrapped) = st
+        let (control_plane, etcd) = st
             .installed
             .as_ref()
             .map(|i| {
                 (
                     i.config.machine_type == MachineType::ControlPlane,
-                    i.bootstrapped,
+                    i.etcd_member,
                 )
             })
             .unwrap_or((false, false));
@@ -366,7 +372,7 @@ impl MachineService for ApidService {
             service("trustd", "Running", Some(true)),
         ];
         if control_plane {
-            services.push(if bootstrapped {
+            services.push(if etcd {
                 service("etcd", "Running", Some(true))
             } else {
                 service("etcd", "Preparing", None)

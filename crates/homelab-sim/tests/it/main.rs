@@ -6,3 +6,4 @@ mod fixture;
 mod persist;
 mod proxmox;
 mod talos;
+mod talos_ha;

@@ -5,13 +5,15 @@ use predicates::prelude::*;
 use super::{homelabctl, workspace_root};
 
 #[test]
-fn validate_accepts_the_example_with_exit_zero() {
-    homelabctl()
-        .args(["validate", "--config"])
-        .arg(workspace_root().join("examples/m710q/homelab.yaml"))
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("is valid"));
+fn validate_accepts_the_examples_with_exit_zero_and_no_warning() {
+    for example in ["examples/m710q/homelab.yaml", "examples/ha/homelab.yaml"] {
+        homelabctl()
+            .args(["validate", "--config"])
+            .arg(workspace_root().join(example))
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("is valid (0 warning(s))"));
+    }
 }
 
 #[test]

@@ -95,8 +95,11 @@ impl NodeSim {
             addr: node.inner.opts.maintenance_addr,
             config,
             bootstrapped: snap.bootstrapped,
+            // etcd data on its disk: a member (bootstrapped here or joined).
+            etcd_member: snap.bootstrapped || snap.etcd.is_some() || snap.etcd_data.is_some(),
             kube: None,
             etcd: snap.etcd_data.clone(),
+            vip: None,
         });
         Ok(node)
     }

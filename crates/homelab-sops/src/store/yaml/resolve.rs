@@ -3,6 +3,9 @@
 
 use base64::Engine;
 
+use homelab_goyaml::plain::{is_base60_float, is_old_bool};
+use homelab_goyaml::strconv::{is_yaml_style_float, parse_int, parse_uint};
+
 use crate::value::Value;
 
 /// Why a scalar cannot be represented the way sops would.
@@ -33,7 +36,7 @@ fn resolve(s: &str, timestamps: bool) -> Result<Value, ResolveError> {
     let first = s.as_bytes()[0];
     match first {
         b'.' => {
-            if is_yaml_float(s)
+            if is_yaml_style_float(s)
                 && let Ok(f) = s.parse::<f64>()
             {
                 return Ok(Value::Float(f));
@@ -44,16 +47,16 @@ fn resolve(s: &str, timestamps: bool) -> Result<Value, ResolveError> {
                 return Ok(Value::Time(t));
             }
             let plain: String = s.chars().filter(|&c| c != '_').collect();
-            match go_parse_int(&plain) {
-                Some(IntParse::Int(i)) => return Ok(Value::Int(i)),
-                Some(IntParse::Uint) => {
+            match (parse_int(&plain), parse_uint(&plain)) {
+                (Some(i), _) => return Ok(Value::Int(i)),
+                (None, Some(_)) => {
                     return Err(format!(
                         "the integer {s} does not fit in a signed 64-bit integer, which sops cannot store (quote it to keep it as a string)"
                     ));
                 }
-                None => {}
+                (None, None) => {}
             }
-            if is_yaml_float(&plain)
+            if is_yaml_style_float(&plain)
                 && let Ok(f) = plain.parse::<f64>()
             {
                 return Ok(Value::Float(f));
@@ -62,154 +65,6 @@ fn resolve(s: &str, timestamps: bool) -> Result<Value, ResolveError> {
         _ => {}
     }
     Ok(Value::Str(s.to_string()))
-}
-
-enum IntParse {
-    Int(i64),
-    Uint,
-}
-
-/// Go `strconv.ParseInt(s, 0, 64)`, falling back to `ParseUint` to detect uint64-only values.
-fn go_parse_int(s: &str) -> Option<IntParse> {
-    let (neg, signed, body) = match s.as_bytes().first()? {
-        b'-' => (true, true, &s[1..]),
-        b'+' => (false, true, &s[1..]),
-        _ => (false, false, s),
-    };
-    let (radix, digits) =
-        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-            (16, r)
-        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-            (8, r)
-        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-            (2, r)
-        } else if body.len() > 1 && body.starts_with('0') {
-            (8, &body[1..])
-        } else {
-            (10, body)
-        };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let magnitude = u128::from_str_radix(digits, radix).ok()?;
-    if neg {
-        if magnitude <= 1u128 << 63 {
-            return Some(IntParse::Int((magnitude as i128).wrapping_neg() as i64));
-        }
-        return None;
-    }
-    if magnitude <= i64::MAX as u128 {
-        return Some(IntParse::Int(magnitude as i64));
-    }
-    if !signed && magnitude <= u64::MAX as u128 {
-        return Some(IntParse::Uint);
-    }
-    None
-}
-
-/// go-yaml's `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
-fn is_yaml_float(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-        i += 1;
-    }
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - start
-    };
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    } else {
-        if digits(&mut i) == 0 {
-            return false;
-        }
-        if i < b.len() && b[i] == b'.' {
-            i += 1;
-            digits(&mut i);
-        }
-    }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        i += 1;
-        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == b.len()
-}
-
-/// YAML 1.1 booleans go-yaml quotes on output for compatibility.
-fn is_old_bool(s: &str) -> bool {
-    matches!(
-        s,
-        "y" | "Y"
-            | "yes"
-            | "Yes"
-            | "YES"
-            | "on"
-            | "On"
-            | "ON"
-            | "n"
-            | "N"
-            | "no"
-            | "No"
-            | "NO"
-            | "off"
-            | "Off"
-            | "OFF"
-    )
-}
-
-/// go-yaml's `isBase60Float`: `^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`.
-fn is_base60_float(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-        i += 1;
-    }
-    if i >= b.len() || !b[i].is_ascii_digit() {
-        return false;
-    }
-    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-        i += 1;
-    }
-    let mut groups = 0;
-    while i < b.len() && b[i] == b':' {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() && i - start < 2 {
-            i += 1;
-        }
-        let g = &b[start..i];
-        let ok = match g.len() {
-            1 => true,
-            2 => g[0] <= b'5',
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-        groups += 1;
-    }
-    if groups == 0 {
-        return false;
-    }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-            i += 1;
-        }
-    }
-    i == b.len()
 }
 
 /// The value of a scalar with an explicit core tag (`!!str`, `!!int`, `!!binary`, …).

@@ -2,6 +2,8 @@
 //! default), go-yaml's indentation steps inside sequences, its scalar style choice (plain, single-, double-quoted,
 //! literal) and escapes, and comments written as their own lines before the entry they precede.
 
+use homelab_goyaml::scalar::{analyze, is_break, is_printable};
+
 use crate::value::{Entry, Key, Map, Value, go_yaml_float};
 
 use super::resolve::plain_is_string;
@@ -210,131 +212,6 @@ enum Style {
     Literal,
 }
 
-/// libyaml's `is_printable` as go-yaml has it (astral-plane characters count as not printable).
-fn is_printable(c: char) -> bool {
-    let u = c as u32;
-    u == 0x0A
-        || (0x20..=0x7E).contains(&u)
-        || (0xA0..=0xD7FF).contains(&u)
-        || ((0xE000..=0xFFFD).contains(&u) && u != 0xFEFF)
-}
-
-fn is_break(c: char) -> bool {
-    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
-}
-
-struct Analysis {
-    multiline: bool,
-    block_plain_allowed: bool,
-    single_quoted_allowed: bool,
-    block_allowed: bool,
-}
-
-/// go-yaml's `yaml_emitter_analyze_scalar` (block context).
-fn analyze(s: &str) -> Analysis {
-    if s.is_empty() {
-        return Analysis {
-            multiline: false,
-            block_plain_allowed: true,
-            single_quoted_allowed: true,
-            block_allowed: false,
-        };
-    }
-    let mut block_indicators = s.starts_with("---") || s.starts_with("...");
-    let (mut line_breaks, mut special) = (false, false);
-    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
-        (false, false, false, false);
-    let (mut break_space, mut space_break, mut previous_space, mut previous_break) =
-        (false, false, false, false);
-    let mut preceded_by_whitespace = true;
-    let chars: Vec<char> = s.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        let next = chars.get(i + 1).copied();
-        let followed_by_whitespace = matches!(
-            next,
-            None | Some(' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
-        );
-        if i == 0 {
-            match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
-                | '%' | '@' | '`' => block_indicators = true,
-                '?' | ':' | '-' if followed_by_whitespace => block_indicators = true,
-                _ => {}
-            }
-        } else {
-            match c {
-                ':' if followed_by_whitespace => block_indicators = true,
-                '#' if preceded_by_whitespace => block_indicators = true,
-                _ => {}
-            }
-        }
-        if !is_printable(c) {
-            special = true;
-        }
-        if c == ' ' {
-            if i == 0 {
-                leading_space = true;
-            }
-            if i + 1 == chars.len() {
-                trailing_space = true;
-            }
-            if previous_break {
-                break_space = true;
-            }
-            previous_space = true;
-            previous_break = false;
-        } else if is_break(c) {
-            line_breaks = true;
-            if i == 0 {
-                leading_break = true;
-            }
-            if i + 1 == chars.len() {
-                trailing_break = true;
-            }
-            if previous_space {
-                space_break = true;
-            }
-            previous_space = false;
-            previous_break = true;
-        } else {
-            previous_space = false;
-            previous_break = false;
-        }
-        preceded_by_whitespace = matches!(
-            c,
-            ' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}'
-        );
-    }
-    let mut a = Analysis {
-        multiline: line_breaks,
-        block_plain_allowed: true,
-        single_quoted_allowed: true,
-        block_allowed: true,
-    };
-    if leading_space || leading_break || trailing_space || trailing_break {
-        a.block_plain_allowed = false;
-    }
-    if trailing_space {
-        a.block_allowed = false;
-    }
-    if break_space {
-        a.block_plain_allowed = false;
-        a.single_quoted_allowed = false;
-    }
-    if space_break || special {
-        a.block_plain_allowed = false;
-        a.single_quoted_allowed = false;
-        a.block_allowed = false;
-    }
-    if line_breaks {
-        a.block_plain_allowed = false;
-    }
-    if block_indicators {
-        a.block_plain_allowed = false;
-    }
-    a
-}
-
 /// go-yaml's encoder style (`stringv`) followed by the emitter's `select_scalar_style`.
 fn choose_style(s: &str, is_key: bool) -> Style {
     let mut style = if s.contains('\n') {
@@ -348,13 +225,13 @@ fn choose_style(s: &str, is_key: bool) -> Style {
     if is_key && a.multiline {
         style = Style::Double;
     }
-    if style == Style::Plain && (!a.block_plain_allowed || (s.is_empty() && is_key)) {
+    if style == Style::Plain && (!a.block_plain || (s.is_empty() && is_key)) {
         style = Style::Single;
     }
-    if style == Style::Single && !a.single_quoted_allowed {
+    if style == Style::Single && !a.single {
         style = Style::Double;
     }
-    if style == Style::Literal && (!a.block_allowed || is_key) {
+    if style == Style::Literal && (!a.block || is_key) {
         style = Style::Double;
     }
     style

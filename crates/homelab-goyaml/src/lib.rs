@@ -1,0 +1,19 @@
+//! go-yaml compatibility primitives shared by the SOPS store (`homelab-sops`) and the kustomize build
+//! (`homelab-kustomize`), whose output must match Go programs byte for byte.
+//!
+//! It holds only the rules both need and that are easy to get subtly wrong: Go's `strconv` number syntax
+//! ([`strconv`]), go-yaml's plain-scalar checks that are not about a value model ([`plain`]), and libyaml's
+//! scalar analysis that decides between plain, quoted and block styles ([`scalar`]). It has no YAML value
+//! type, reader or writer of its own: each caller keeps its own model (sops' typed values, kustomize's
+//! JSON-like tree) and its own emitter.
+//!
+//! ```
+//! use homelab_goyaml::{plain, scalar, strconv};
+//! assert_eq!(strconv::parse_int("0o17"), Some(15));
+//! assert!(plain::is_old_bool("yes"));
+//! assert!(!scalar::analyze("a: b").block_plain);
+//! ```
+
+pub mod plain;
+pub mod scalar;
+pub mod strconv;

@@ -1,0 +1,195 @@
+//! libyaml's scalar analysis as go-yaml has it: which characters are printable, line breaks and blanks, and
+//! which output styles can carry a given string.
+
+/// libyaml's `is_printable` as go-yaml has it (astral-plane characters count as not printable).
+pub fn is_printable(c: char) -> bool {
+    let u = c as u32;
+    u == 0x0A
+        || (0x20..=0x7E).contains(&u)
+        || (0xA0..=0xD7FF).contains(&u)
+        || ((0xE000..=0xFFFD).contains(&u) && u != 0xFEFF)
+}
+/// A YAML 1.1 line break: go-yaml treats U+0085, U+2028 and U+2029 like `\n`.
+pub fn is_break(c: char) -> bool {
+    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+/// Space or tab.
+pub fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// Which styles can write a scalar so that it reads back unchanged (go-yaml's `scalar_data`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Analysis {
+    /// It holds a line break.
+    pub multiline: bool,
+    /// Plain style inside a flow collection.
+    pub flow_plain: bool,
+    /// Plain style in block context.
+    pub block_plain: bool,
+    /// Single-quoted style.
+    pub single: bool,
+    /// Literal or folded block style.
+    pub block: bool,
+}
+
+/// go-yaml's `yaml_emitter_analyze_scalar`.
+pub fn analyze(value: &str) -> Analysis {
+    if value.is_empty() {
+        return Analysis {
+            multiline: false,
+            flow_plain: false,
+            block_plain: true,
+            single: true,
+            block: false,
+        };
+    }
+    let chars: Vec<char> = value.chars().collect();
+    let (mut block_ind, mut flow_ind, mut line_breaks, mut special) = (false, false, false, false);
+    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
+        (false, false, false, false);
+    let (mut break_space, mut space_break) = (false, false);
+    let (mut prev_space, mut prev_break) = (false, false);
+    if value.starts_with("---") || value.starts_with("...") {
+        block_ind = true;
+        flow_ind = true;
+    }
+    let mut preceded_by_ws = true;
+    let n = chars.len();
+    for i in 0..n {
+        let c = chars[i];
+        let followed_by_ws = i + 1 >= n || is_blank(chars[i + 1]);
+        if i == 0 {
+            match c {
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => {
+                    flow_ind = true;
+                    block_ind = true;
+                }
+                '?' | ':' => {
+                    flow_ind = true;
+                    if followed_by_ws {
+                        block_ind = true;
+                    }
+                }
+                '-' if followed_by_ws => {
+                    flow_ind = true;
+                    block_ind = true;
+                }
+                _ => {}
+            }
+        } else {
+            match c {
+                ',' | '?' | '[' | ']' | '{' | '}' => flow_ind = true,
+                ':' => {
+                    flow_ind = true;
+                    if followed_by_ws {
+                        block_ind = true;
+                    }
+                }
+                '#' if preceded_by_ws => {
+                    flow_ind = true;
+                    block_ind = true;
+                }
+                _ => {}
+            }
+        }
+        if !is_printable(c) {
+            special = true;
+        }
+        if c == ' ' {
+            if i == 0 {
+                leading_space = true;
+            }
+            if i + 1 == n {
+                trailing_space = true;
+            }
+            if prev_break {
+                break_space = true;
+            }
+            prev_space = true;
+            prev_break = false;
+        } else if is_break(c) {
+            line_breaks = true;
+            if i == 0 {
+                leading_break = true;
+            }
+            if i + 1 == n {
+                trailing_break = true;
+            }
+            if prev_space {
+                space_break = true;
+            }
+            prev_space = false;
+            prev_break = true;
+        } else {
+            prev_space = false;
+            prev_break = false;
+        }
+        preceded_by_ws = is_blank(c) || is_break(c);
+    }
+    let mut a = Analysis {
+        multiline: line_breaks,
+        flow_plain: true,
+        block_plain: true,
+        single: true,
+        block: true,
+    };
+    if leading_space || leading_break || trailing_space || trailing_break {
+        a.flow_plain = false;
+        a.block_plain = false;
+    }
+    if trailing_space {
+        a.block = false;
+    }
+    if break_space {
+        a.flow_plain = false;
+        a.block_plain = false;
+        a.single = false;
+    }
+    if space_break || special {
+        a.flow_plain = false;
+        a.block_plain = false;
+        a.single = false;
+        a.block = false;
+    }
+    if line_breaks {
+        a.flow_plain = false;
+        a.block_plain = false;
+    }
+    if flow_ind {
+        a.flow_plain = false;
+    }
+    if block_ind {
+        a.block_plain = false;
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn styles_follow_go_yaml() {
+        let plain = analyze("hello world");
+        assert!(plain.block_plain && plain.flow_plain && !plain.multiline);
+        assert!(!analyze("a: b").block_plain);
+        assert!(analyze("a:b").block_plain && !analyze("a:b").flow_plain);
+        assert!(!analyze(" lead").block_plain);
+        let trailing = analyze("x ");
+        assert!(!trailing.block && trailing.single);
+        let lines = analyze("a\nb");
+        assert!(lines.multiline && lines.block && !lines.block_plain);
+        assert!(
+            !analyze("a \nb").single,
+            "space before a break rules out single quotes"
+        );
+        assert!(
+            !analyze("bell\u{7}").single,
+            "a non-printable forces double quotes"
+        );
+        assert!(analyze("\u{2028}").multiline);
+        assert!(!analyze("--- x").block_plain);
+    }
+}

@@ -1,0 +1,210 @@
+//! Several simulated Talos nodes of one HA cluster: one bootstrap, control planes joining etcd
+//! through the VIP endpoint, workers registering through it, and the VIP moving when its holder
+//! goes down (and vanishing without etcd quorum).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use homelab_apid::{ApidClient, Bootstrapped};
+use homelab_sim::talos::NodeSim;
+use tonic::Code;
+
+use crate::fixture::{Cluster, WAIT, install, ip, node, ok};
+
+/// `cluster.config` with the endpoint at the VIP and, on control planes, a Layer2VIPConfig.
+fn ha_config(cluster: &Cluster, name: &str, addr: IpAddr, vip: IpAddr, worker: bool) -> String {
+    let own = format!("endpoint: https://{addr}:6443");
+    let shared = format!("endpoint: https://{vip}:6443");
+    if worker {
+        return cluster.worker_config(name, addr, vip);
+    }
+    format!(
+        "{}---\napiVersion: v1alpha1\nkind: Layer2VIPConfig\nname: {vip}\nlink: eth0\n",
+        cluster.config(name, addr, "").replace(&own, &shared)
+    )
+}
+
+async fn ha_node(maintenance: &str) -> NodeSim {
+    // The API servers listen on the endpoint's port, as on real nodes.
+    node(maintenance, |o| o.kube_port = None).await
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn answers(addr: SocketAddr) -> bool {
+    tokio::net::TcpStream::connect(addr).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_planes_join_etcd_through_the_vip_which_moves_when_its_holder_goes_down() {
+    let cluster = Cluster::new();
+    let vip = ip("127.0.181.10");
+    let api = SocketAddr::new(vip, 6443);
+    let names = ["cp1", "cp2", "cp3", "w1"];
+    let addrs = [
+        "127.0.181.11",
+        "127.0.181.12",
+        "127.0.181.13",
+        "127.0.181.21",
+    ];
+    let mut nodes = Vec::new();
+    let mut apid = Vec::new();
+    for (i, (name, addr)) in names.iter().zip(addrs).enumerate() {
+        let n = ha_node(&format!("127.0.182.{}", i + 1)).await;
+        let cfg = ha_config(&cluster, name, ip(addr), vip, *name == "w1");
+        apid.push(install(&n, &cfg).await);
+        nodes.push(n);
+    }
+    let admin = cluster.creds(&["os:admin"]);
+    let mut cp2 = ok(ApidClient::connect(apid[1], &admin).await, "cp2");
+    assert_eq!(
+        cp2.etcd_member_list().await.err().and_then(|e| e.code()),
+        Some(Code::FailedPrecondition),
+        "no etcd before the bootstrap"
+    );
+    assert!(!answers(api).await, "no VIP before etcd runs");
+
+    let mut cp1 = ok(ApidClient::connect(apid[0], &admin).await, "cp1");
+    assert_eq!(ok(cp1.bootstrap().await, "bootstrap"), Bootstrapped::Now);
+    eventually("three etcd members", || {
+        nodes[..3].iter().all(NodeSim::is_etcd_member)
+    })
+    .await;
+    let mut members: Vec<String> = ok(cp2.etcd_member_list().await, "members")
+        .into_iter()
+        .map(|m| m.hostname)
+        .collect();
+    members.sort();
+    assert_eq!(members, ["cp1", "cp2", "cp3"]);
+    assert_eq!(
+        ok(cp2.bootstrap().await, "bootstrap on a joined member"),
+        Bootstrapped::Already
+    );
+    assert_eq!(nodes[0].cluster_etcd_bootstraps(), 1);
+    assert!(nodes[0].is_bootstrapped() && !nodes[1].is_bootstrapped());
+    assert!(!nodes[3].is_etcd_member(), "workers run no etcd");
+
+    eventually("the VIP to be held", || {
+        nodes.iter().any(NodeSim::holds_vip)
+    })
+    .await;
+    assert!(answers(api).await, "the API answers at the VIP");
+    let Some(kube) = nodes[0].kube() else {
+        panic!("cp1 runs no API server")
+    };
+    eventually("every node registered Ready", || {
+        names.iter().all(|n| {
+            kube.get("", "v1", "nodes", None, n)
+                .is_some_and(|o| o["status"]["conditions"][0]["status"] == "True")
+        })
+    })
+    .await;
+    let worker = kube.get("", "v1", "nodes", None, "w1");
+    let cp = kube.get("", "v1", "nodes", None, "cp3");
+    let role = |o: &Option<serde_json::Value>| {
+        o.as_ref()
+            .is_some_and(|o| o["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == "")
+    };
+    assert!(role(&cp) && !role(&worker));
+
+    let Some(first) = nodes.iter().position(NodeSim::holds_vip) else {
+        panic!("nobody holds the VIP")
+    };
+    nodes[first].power_off();
+    eventually("the VIP to move", || {
+        nodes
+            .iter()
+            .enumerate()
+            .any(|(i, n)| i != first && n.holds_vip())
+    })
+    .await;
+    assert!(
+        answers(api).await,
+        "the API answers at the VIP after failover"
+    );
+
+    let Some(second) = nodes.iter().position(NodeSim::holds_vip) else {
+        panic!("nobody holds the VIP")
+    };
+    nodes[second].power_off();
+    eventually("the VIP to go without etcd quorum", || {
+        !nodes.iter().any(NodeSim::holds_vip)
+    })
+    .await;
+    let start = Instant::now();
+    while answers(api).await {
+        assert!(
+            start.elapsed() < WAIT,
+            "one of three members: no quorum, yet the VIP answers"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_on_a_control_plane_that_has_not_joined_is_counted_as_a_second_etcd() {
+    let cluster = Cluster::new();
+    let cp1 = ha_node("127.0.189.1").await;
+    let cp2 = ha_node("127.0.189.2").await;
+    let a1 = install(&cp1, &cluster.config("cp1", ip("127.0.188.11"), "")).await;
+    // cp2's endpoint names an address nobody serves: it can never find etcd to join.
+    let lonely = cluster.config("cp2", ip("127.0.188.12"), "").replace(
+        "endpoint: https://127.0.188.12:6443",
+        "endpoint: https://127.0.188.99:6443",
+    );
+    let a2 = install(&cp2, &lonely).await;
+    let admin = cluster.creds(&["os:admin"]);
+    let mut c1 = ok(ApidClient::connect(a1, &admin).await, "cp1");
+    assert_eq!(ok(c1.bootstrap().await, "bootstrap"), Bootstrapped::Now);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!cp2.is_etcd_member(), "no endpoint, no join");
+    let mut c2 = ok(ApidClient::connect(a2, &admin).await, "cp2");
+    assert_eq!(
+        ok(c2.bootstrap().await, "bootstrap cp2"),
+        Bootstrapped::Now,
+        "Talos starts a new etcd here, as the real one does"
+    );
+    assert_eq!(cp1.cluster_etcd_bootstraps(), 2, "a split brain is visible");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_registers_only_through_an_endpoint_that_answers() {
+    let cluster = Cluster::new();
+    let cp = ha_node("127.0.189.3").await;
+    let good = ha_node("127.0.189.4").await;
+    let lost = ha_node("127.0.189.5").await;
+    let a = install(&cp, &cluster.config("cp3", ip("127.0.188.13"), "")).await;
+    install(
+        &good,
+        &cluster.worker_config("w4", ip("127.0.188.14"), ip("127.0.188.13")),
+    )
+    .await;
+    install(
+        &lost,
+        &cluster.worker_config("w5", ip("127.0.188.15"), ip("127.0.188.98")),
+    )
+    .await;
+    let mut c = ok(
+        ApidClient::connect(a, &cluster.creds(&["os:admin"])).await,
+        "cp",
+    );
+    ok(c.bootstrap().await, "bootstrap");
+    let Some(kube) = cp.kube() else {
+        panic!("no API after the bootstrap")
+    };
+    eventually("w4 registered", || {
+        kube.get("", "v1", "nodes", None, "w4").is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        kube.get("", "v1", "nodes", None, "w5").is_none(),
+        "a kubelet whose endpoint does not answer never registers"
+    );
+}
