@@ -123,8 +123,9 @@ pub(crate) async fn watch_power(proxmox: Arc<ProxmoxSim>, nodes: Arc<Mutex<Nodes
     }
 }
 
-/// Brings back the saved nodes of the VMs that exist, and boots those whose VM runs: all nodes first (a
-/// worker's certificate needs its control plane's CA key), then the boots.
+/// Brings back the node of every VM: its saved disk, or a fresh node for a running VM whose boot was not saved
+/// yet (a lab killed just after the boot). All nodes first (a worker's certificate needs its control plane's
+/// CA key), then the boots of those whose VM runs.
 pub(crate) async fn restore(
     proxmox: &ProxmoxSim,
     nodes: &Mutex<Nodes>,
@@ -132,22 +133,26 @@ pub(crate) async fn restore(
     schema: &Arc<ConfigSchema>,
 ) -> Result<(), LabError> {
     let mut running = Vec::new();
-    for (vmid, node) in &saved.nodes {
-        let Some(vm) = proxmox.vm(*vmid) else {
-            continue;
+    for vm in proxmox.vms() {
+        let node = saved.nodes.get(&vm.vmid);
+        let booted = vm.address.filter(|_| vm.running);
+        let addr = match (node, booted) {
+            (Some(n), _) => n.maintenance_addr,
+            (None, Some(ip)) => SocketAddr::new(ip.into(), homelab_apid::APID_PORT),
+            (None, None) => continue,
         };
-        let opts = node_options(node.maintenance_addr, &lock(nodes));
-        let sim = match &node.disk {
+        let opts = node_options(addr, &lock(nodes));
+        let sim = match node.and_then(|n| n.disk.as_ref()) {
             Some(disk) => NodeSim::restore(opts, schema.clone(), disk),
             None => NodeSim::new(opts, schema.clone()),
         }
         .map_err(|source| LabError::Node {
-            vmid: *vmid,
+            vmid: vm.vmid,
             source,
         })?;
-        lock(nodes).by_vm.insert(*vmid, sim.clone());
+        lock(nodes).by_vm.insert(vm.vmid, sim.clone());
         if vm.running {
-            running.push((*vmid, sim));
+            running.push((vm.vmid, sim));
         }
     }
     for (vmid, sim) in running {

@@ -120,6 +120,21 @@ async fn a_restored_proxmox_sim_keeps_its_identity_address_and_volumes() {
     assert_eq!(iso.data.as_deref().map(Vec::as_slice), Some(&b"ISO"[..]));
 }
 
+/// Starts a lab on a directory another lab just left: the stopped lab's listeners close as its tasks wind
+/// down (the directory itself is free at once).
+async fn start_again(opts: impl Fn() -> homelab_sim::lab::LabOptions) -> homelab_sim::lab::Lab {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match homelab_sim::lab::Lab::start(opts()).await {
+            Ok(lab) => return lab,
+            Err(e) if e.is_address_in_use() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the lab starts again: {e}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn two_labs_never_share_a_state_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -134,15 +149,42 @@ async fn two_labs_never_share_a_state_directory() {
     };
     assert!(err.is_busy(), "{err}");
     drop(first);
-    // The stopped lab's listeners close as their tasks wind down; its directory is free at once.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match homelab_sim::lab::Lab::start(opts()).await {
-            Ok(_) => break,
-            Err(e) if e.is_address_in_use() && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("the directory is free once the lab stops: {e}"),
-        }
-    }
+    start_again(opts).await;
+}
+
+#[tokio::test]
+async fn a_running_vm_whose_boot_was_not_saved_gets_a_fresh_node_on_restore() {
+    use homelab_sim::lab::{Lab, LabOptions, LabState};
+    use homelab_sim::talos::NodePhase;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = || {
+        let mut o = LabOptions::fast(48);
+        o.state_dir = Some(dir.path().to_path_buf());
+        o
+    };
+    let lab = Lab::start(opts()).await.expect("lab");
+    let mut state = lab.state();
+    drop(lab);
+    // A lab killed right after a VM booted: the VM runs with its lease, its node was never saved.
+    let address = ip("127.0.48.200");
+    state.proxmox.vms.push(homelab_sim::proxmox::VmSnapshot {
+        vmid: 100,
+        config: [(
+            "net0".to_string(),
+            "virtio=BC:24:11:00:00:30,bridge=vmbr0".to_string(),
+        )]
+        .into(),
+        running: true,
+        address: match address {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        },
+    });
+    let bytes = state.to_bytes(dir.path()).expect("bytes");
+    LabState::write(dir.path(), &bytes).expect("write");
+
+    let lab = start_again(opts).await;
+    let node = lab.node(100).expect("a node for the running VM");
+    let apid = SocketAddr::new(address, homelab_apid::APID_PORT);
+    assert_eq!(node.phase(), NodePhase::Maintenance(apid));
 }
