@@ -2,7 +2,7 @@
 //! loopback sockets: it converges with one bootstrap, every control plane in etcd and every node
 //! Ready through the VIP; the VIP survives its holder going down; an interrupted apply resumes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use homelab_engine::events::{Event, EventSink};
@@ -285,9 +285,12 @@ async fn an_ha_apply_cut_off_after_the_first_config_was_applied_converges_on_the
     assert_resumes(&w, "after cp-1's config").await;
 }
 
+/// Which event an interrupted apply is cut off at.
+type CutAt = fn(&Event) -> bool;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ha_apply_cut_off_around_the_bootstrap_converges_with_one_bootstrap() {
-    let cuts: [(u8, &str, fn(&Event) -> bool); 3] = [
+    let cuts: [(u8, &str, CutAt); 3] = [
         (
             185,
             "as the bootstrap starts",
