@@ -6,13 +6,10 @@ use std::time::{Duration, Instant};
 use crate::events::{Event, EventSink};
 use crate::ports::{PortError, PortResult};
 
-/// The first pause between polls: most waits end within a second or two (an agent that is already up, a
-/// node that reboots quickly), so polling starts here and backs off by half each time up to the interval.
-pub const FIRST_POLL: Duration = Duration::from_millis(250);
-
 /// Polls `probe` until it yields `Some`, a permanent error, or `timeout` passes. Transient errors count as
-/// "not yet". Emits a Waiting event before each poll after the first. The pause between polls starts at
-/// [`FIRST_POLL`] (or `interval` if shorter) and grows by half each poll up to `interval`.
+/// "not yet". Emits a Waiting event before each poll after the first. The pause between polls starts at a
+/// sixteenth of `interval` (at least 100 ms) and doubles up to `interval`: what is nearly ready is seen
+/// soon, what takes minutes is not polled more often than `interval`.
 pub async fn until<T, F, Fut>(
     events: &EventSink,
     resource: &str,
@@ -27,7 +24,9 @@ where
 {
     let start = Instant::now();
     let mut last_transient: Option<String> = None;
-    let mut pause = interval.min(FIRST_POLL);
+    let mut pause = (interval / 16)
+        .max(Duration::from_millis(100))
+        .min(interval);
     loop {
         match probe().await {
             Ok(Some(value)) => return Ok(value),
@@ -52,12 +51,8 @@ where
             timeout,
         });
         tokio::time::sleep(pause.min(timeout.saturating_sub(elapsed))).await;
-        pause = next_pause(pause, interval);
+        pause = (pause * 2).min(interval);
     }
-}
-
-fn next_pause(pause: Duration, interval: Duration) -> Duration {
-    (pause + pause / 2).min(interval)
 }
 
 /// Runs `op` again on transient errors, with exponential backoff, at most `attempts` times.
@@ -125,23 +120,25 @@ mod tests {
         assert!(seen.load(Ordering::SeqCst) >= 2);
     }
 
-    #[test]
-    fn polling_starts_fast_and_backs_off_to_the_interval() {
-        let interval = Duration::from_secs(5);
-        let mut pause = interval.min(FIRST_POLL);
-        let mut pauses = Vec::new();
-        for _ in 0..12 {
-            pauses.push(pause.as_millis());
-            pause = next_pause(pause, interval);
-        }
-        assert_eq!(&pauses[..5], &[250, 375, 562, 843, 1265], "{pauses:?}");
-        assert!(pauses.iter().all(|p| *p <= 5000), "{pauses:?}");
-        assert_eq!(pauses[11], 5000, "{pauses:?}");
-        assert_eq!(
-            Duration::from_millis(100).min(FIRST_POLL),
-            Duration::from_millis(100),
-            "a short interval is used as it is"
-        );
+    #[tokio::test]
+    async fn until_polls_soon_at_first_then_backs_off_to_the_interval() {
+        let probes = AtomicU32::new(0);
+        let result: PortResult<()> = until(
+            &EventSink::discard(),
+            "machine_config",
+            "Talos to install",
+            Duration::from_millis(1000),
+            Duration::from_millis(1600),
+            || async {
+                probes.fetch_add(1, Ordering::SeqCst);
+                Ok(None)
+            },
+        )
+        .await;
+        assert!(result.is_err());
+        // Pauses of 100, 200, 400 ms… fit several probes in the first second; a fixed 1.6 s interval fits 2.
+        let n = probes.load(Ordering::SeqCst);
+        assert!((3..=6).contains(&n), "{n} probes");
     }
 
     #[tokio::test]
