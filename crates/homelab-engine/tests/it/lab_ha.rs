@@ -2,7 +2,7 @@
 //! loopback sockets: it converges with one bootstrap, every control plane in etcd and every node
 //! Ready through the VIP; the VIP survives its holder going down; an interrupted apply resumes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use homelab_engine::events::{Event, EventSink};
@@ -233,9 +233,12 @@ async fn three_control_planes_with_a_vip_and_a_worker_converge_and_survive_the_v
     assert!(w.lab.proxmox.vms().is_empty());
 }
 
+/// Which step event cuts a run off.
+type Cut = fn(&Event) -> bool;
+
 /// Runs converge on a fresh HA lab and cuts it off (drops the future, as a SIGKILL would stop the
 /// process) at the first step event `cut` accepts.
-async fn converge_cut_off(subnet: u8, cut: fn(&Event) -> bool) -> World {
+async fn converge_cut_off(subnet: u8, cut: Cut) -> World {
     let w = World::start_with(subnet, ha_yaml).await;
     let kill = Arc::new(Notify::new());
     let trigger = kill.clone();
@@ -287,7 +290,7 @@ async fn an_ha_apply_cut_off_after_the_first_config_was_applied_converges_on_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ha_apply_cut_off_around_the_bootstrap_converges_with_one_bootstrap() {
-    let cuts: [(u8, &str, fn(&Event) -> bool); 3] = [
+    let cuts: [(u8, &str, Cut); 3] = [
         (
             185,
             "as the bootstrap starts",
