@@ -19,7 +19,7 @@ const WORKER: (&str, u32) = ("ha-worker-1", 311);
 
 /// homelab.yaml for the HA cluster on 127.0.`subnet`.0/24: control planes at .11–.13, the
 /// worker at .21, the VIP (and so the endpoint) at .10.
-fn ha_yaml(lab: &Lab, subnet: u8) -> String {
+pub(super) fn ha_yaml(lab: &Lab, subnet: u8) -> String {
     let info = lab.info();
     let mut yaml = format!(
         "proxmox:\n  endpoint: {}\n  node: {}\n  token_id: \"{}\"\n  tls:\n    fingerprint: \"{}\"\n\
