@@ -7,7 +7,9 @@ use crate::events::{Event, EventSink};
 use crate::ports::{PortError, PortResult};
 
 /// Polls `probe` until it yields `Some`, a permanent error, or `timeout` passes. Transient errors count as
-/// "not yet". Emits a Waiting event before each poll after the first.
+/// "not yet". Emits a Waiting event before each poll after the first. The pause between polls starts at a
+/// sixteenth of `interval` (at least 100 ms) and doubles up to `interval`: what is nearly ready is seen
+/// soon, what takes minutes is not polled more often than `interval`.
 pub async fn until<T, F, Fut>(
     events: &EventSink,
     resource: &str,
@@ -22,6 +24,9 @@ where
 {
     let start = Instant::now();
     let mut last_transient: Option<String> = None;
+    let mut pause = (interval / 16)
+        .max(Duration::from_millis(100))
+        .min(interval);
     loop {
         match probe().await {
             Ok(Some(value)) => return Ok(value),
@@ -45,7 +50,8 @@ where
             elapsed,
             timeout,
         });
-        tokio::time::sleep(interval.min(timeout.saturating_sub(elapsed))).await;
+        tokio::time::sleep(pause.min(timeout.saturating_sub(elapsed))).await;
+        pause = (pause * 2).min(interval);
     }
 }
 
@@ -112,6 +118,27 @@ mod tests {
             err.message
         );
         assert!(seen.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[tokio::test]
+    async fn until_polls_soon_at_first_then_backs_off_to_the_interval() {
+        let probes = AtomicU32::new(0);
+        let result: PortResult<()> = until(
+            &EventSink::discard(),
+            "machine_config",
+            "Talos to install",
+            Duration::from_millis(1000),
+            Duration::from_millis(1600),
+            || async {
+                probes.fetch_add(1, Ordering::SeqCst);
+                Ok(None)
+            },
+        )
+        .await;
+        assert!(result.is_err());
+        // Pauses of 100, 200, 400 ms… fit several probes in the first second; a fixed 1.6 s interval fits 2.
+        let n = probes.load(Ordering::SeqCst);
+        assert!((3..=6).contains(&n), "{n} probes");
     }
 
     #[tokio::test]

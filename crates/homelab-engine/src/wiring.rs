@@ -81,14 +81,19 @@ pub fn proxmox(
     })
 }
 
-/// Whether any VM of the cluster exists (so a missing secrets bundle must not be regenerated).
+/// Whether any VM of the cluster exists (so a missing secrets bundle must not be regenerated). One status
+/// read per node; the VM's config is the plan's business.
 pub async fn cluster_exists(
     proxmox: &Proxmox,
     config: &Config,
 ) -> Result<bool, crate::ports::PortError> {
-    use crate::ports::Hypervisor;
     for node in &config.nodes {
-        if proxmox.vm(&node.proxmox_node, node.vm_id).await?.is_some() {
+        let exists = proxmox
+            .client
+            .vm_exists(&node.proxmox_node, node.vm_id)
+            .await
+            .map_err(|e| crate::ports::PortError::permanent(e.to_string()))?;
+        if exists {
             return Ok(true);
         }
     }

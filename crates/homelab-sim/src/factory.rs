@@ -94,6 +94,7 @@ struct App {
     opts: FactoryOptions,
     schematics: Mutex<HashMap<String, String>>,
     downloads: Mutex<Vec<String>>,
+    requests: crate::requests::RequestCounts,
 }
 
 impl App {
@@ -137,6 +138,7 @@ impl FactorySim {
             schematics: Mutex::new(opts.schematics.clone()),
             opts,
             downloads: Mutex::default(),
+            requests: crate::requests::RequestCounts::default(),
         });
         let router = Router::new()
             .route("/schematics", post(create_schematic))
@@ -144,6 +146,7 @@ impl FactorySim {
             .route("/versions", get(versions))
             .route("/version/{version}/extensions/official", get(extensions))
             .route("/image/{id}/{version}/{file}", get(image))
+            .route_layer(axum::middleware::from_fn_with_state(app.clone(), count))
             .with_state(app.clone());
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
@@ -165,6 +168,11 @@ impl FactorySim {
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Requests served so far, as `factory METHOD /path`.
+    pub fn requests(&self) -> crate::requests::RequestCounts {
+        self.app.requests.clone()
     }
 
     /// Image paths downloaded so far, in order.
@@ -194,6 +202,19 @@ fn text(code: StatusCode, message: impl Into<String>) -> Response {
         message.into(),
     )
         .into_response()
+}
+
+async fn count(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    app.requests.record(&format!(
+        "factory {} {}",
+        request.method(),
+        request.uri().path()
+    ));
+    next.run(request).await
 }
 
 async fn create_schematic(State(app): State<Arc<App>>, body: String) -> Response {

@@ -108,11 +108,21 @@ impl KubeSim {
         opts: KubeOptions,
         data: Option<&StoreSnapshot>,
     ) -> Result<Self, KubeError> {
+        Self::start_counted(opts, data, crate::requests::RequestCounts::default()).await
+    }
+
+    /// [`KubeSim::start_with`], counting requests (as `kube METHOD /path`) into `requests`.
+    pub async fn start_counted(
+        opts: KubeOptions,
+        data: Option<&StoreSnapshot>,
+        requests: crate::requests::RequestCounts,
+    ) -> Result<Self, KubeError> {
         let (listener, addr) = bind(&opts).await?;
         let app = Arc::new(http::App {
             store: Mutex::new(data.map(Store::from_snapshot).unwrap_or_default()),
             version: opts.version.clone(),
             addr,
+            requests,
         });
         Self::serve(app, listener, addr, &opts)
     }
@@ -155,6 +165,11 @@ impl KubeSim {
     /// The listening address of this server.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Requests served so far, as `kube METHOD /path`.
+    pub fn requests(&self) -> crate::requests::RequestCounts {
+        self.app.requests.clone()
     }
 
     /// Everything in the store (etcd's content).

@@ -22,7 +22,7 @@ pub use state::{FactoryState, LAB_STATE_FILE, LabState, SavedNode, StateError};
 
 use crate::factory::{FactoryError, FactoryOptions, FactorySim};
 use crate::proxmox::{ProxmoxSim, SimError, SimOptions};
-use crate::talos::{ConfigSchema, NodeError, NodeSim, SchemaError};
+use crate::talos::{ApidFlapping, ConfigSchema, NodeError, NodeSim, SchemaError};
 use crate::task::AbortOnDrop;
 use nodes::Nodes;
 use saver::Saver;
@@ -36,6 +36,8 @@ pub struct LabOptions {
     pub dhcp_first: Ipv4Addr,
     /// How long a simulated Talos reboot takes.
     pub reboot_delay: Duration,
+    /// Fault injection: every new node's apid flaps for a while after its VM first boots.
+    pub apid_flapping: Option<ApidFlapping>,
     /// Port of the Image Factory (0 = any free port).
     pub factory_port: u16,
     /// Where the lab keeps its state: restored from at start when it holds one (its addresses, ports and
@@ -52,6 +54,7 @@ impl LabOptions {
             proxmox,
             dhcp_first: Ipv4Addr::new(127, 0, 20, 200),
             reboot_delay: Duration::from_millis(800),
+            apid_flapping: None,
             factory_port: 0,
             state_dir: None,
         }
@@ -63,6 +66,7 @@ impl LabOptions {
             proxmox: SimOptions::fast(),
             dhcp_first: Ipv4Addr::new(127, 0, subnet, 200),
             reboot_delay: Duration::from_millis(50),
+            apid_flapping: None,
             factory_port: 0,
             state_dir: None,
         }
@@ -147,11 +151,12 @@ impl Lab {
         };
         let schema = ConfigSchema::load_shared()?;
         let dhcp_first = saved.as_ref().map_or(opts.dhcp_first, |s| s.dhcp_first);
-        let nodes = Nodes::new(
+        let mut nodes = Nodes::new(
             dhcp_first,
             saved.as_ref().map(|s| s.leases.clone()).unwrap_or_default(),
             opts.reboot_delay,
         );
+        nodes.apid_flapping = opts.apid_flapping;
         let mut proxmox_opts = opts.proxmox;
         proxmox_opts.on_change = Some(nodes.changed.clone());
         let nodes = Arc::new(Mutex::new(nodes));
@@ -248,6 +253,27 @@ impl Lab {
     /// The simulated Talos node of a VM, once it has booted.
     pub fn node(&self, vmid: u32) -> Option<NodeSim> {
         nodes::lock(&self.nodes).by_vm.get(&vmid).cloned()
+    }
+}
+
+impl Lab {
+    /// Requests served so far by every simulator of the lab, keyed `proxmox METHOD /path/{template}`,
+    /// `factory METHOD /path`, `apid /machine.MachineService/METHOD`, `kube METHOD /path` (summed over
+    /// the nodes still known).
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        let mut all: BTreeMap<String, u64> = BTreeMap::new();
+        let mut add = |prefix: &str, counts: BTreeMap<String, u64>| {
+            for (k, n) in counts {
+                *all.entry(format!("{prefix}{k}")).or_insert(0) += n;
+            }
+        };
+        add("proxmox ", self.proxmox.requests().snapshot());
+        add("", self.factory.requests().snapshot());
+        let nodes: Vec<NodeSim> = nodes::lock(&self.nodes).by_vm.values().cloned().collect();
+        for node in nodes {
+            add("", node.requests().snapshot());
+        }
+        all
     }
 }
 

@@ -7,6 +7,7 @@ pub mod kube;
 pub mod lab;
 pub mod pki;
 pub mod proxmox;
+pub mod requests;
 pub mod shared;
 pub mod sim_file;
 pub mod talos;

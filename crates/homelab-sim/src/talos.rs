@@ -4,10 +4,12 @@
 
 mod cluster;
 mod config;
+mod flap;
 mod node;
 mod schema;
 mod service;
 
 pub use config::{MachineType, NodeConfig};
+pub use flap::ApidFlapping;
 pub use node::{EtcdVersion, NodeError, NodeOptions, NodePhase, NodeSim, NodeSnapshot};
 pub use schema::{ConfigSchema, Documents, SCHEMA_FILE, SchemaError};

@@ -1,4 +1,8 @@
 //! [`ImageFactory`] over the Talos Image Factory client, for one Talos version, platform and SecureBoot choice.
+//! A schematic's id is content-addressed, so each set of extensions is registered once per run.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use homelab_config::Config;
 use homelab_talos::factory::{FactoryClient, FactoryError, Schematic};
@@ -10,6 +14,8 @@ pub struct Factory {
     version: String,
     platform: String,
     secureboot: bool,
+    /// Schematic ids registered in this run, by extension list.
+    schematics: Mutex<HashMap<Vec<String>, String>>,
 }
 
 impl Factory {
@@ -21,7 +27,14 @@ impl Factory {
             version: config.image.talos_version.with_v(),
             platform: config.image.platform.as_str().to_string(),
             secureboot: config.image.secureboot,
+            schematics: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn registered(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<String>, String>> {
+        self.schematics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -39,10 +52,16 @@ fn port_error(e: FactoryError) -> PortError {
 
 impl ImageFactory for Factory {
     async fn schematic(&self, extensions: &[String]) -> PortResult<String> {
-        self.client
+        if let Some(id) = self.registered().get(extensions) {
+            return Ok(id.clone());
+        }
+        let id = self
+            .client
             .create_schematic(&Schematic::with_extensions(extensions.iter().cloned()))
             .await
-            .map_err(port_error)
+            .map_err(port_error)?;
+        self.registered().insert(extensions.to_vec(), id.clone());
+        Ok(id)
     }
 
     fn iso_url(&self, schematic: &str) -> String {

@@ -28,6 +28,8 @@ fn port_error(e: ApidError) -> PortError {
             e.code(),
             Some(
                 Code::Unavailable
+                    // A call cut off with its connection (apid restarting) ends as Cancelled.
+                    | Code::Cancelled
                     | Code::DeadlineExceeded
                     | Code::FailedPrecondition
                     | Code::Unknown

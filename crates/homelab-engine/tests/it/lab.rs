@@ -41,10 +41,21 @@ impl World {
 
     /// A lab on 127.0.`subnet`.0/24 and the homelab.yaml `yaml` writes for it.
     pub async fn start_with(subnet: u8, yaml: impl FnOnce(&Lab, u8) -> String) -> Self {
+        Self::start_lab(subnet, LabOptions::fast(subnet), yaml).await
+    }
+
+    /// A world whose lab is set up by `options` (timings, faults); addresses in `127.0.<subnet>.0/24`.
+    pub async fn start_with_options(subnet: u8, options: LabOptions) -> Self {
+        Self::start_lab(subnet, options, homelab_yaml).await
+    }
+
+    async fn start_lab(
+        subnet: u8,
+        options: LabOptions,
+        yaml: impl FnOnce(&Lab, u8) -> String,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let lab = Lab::start(LabOptions::fast(subnet))
-            .await
-            .expect("lab starts");
+        let lab = Lab::start(options).await.expect("lab starts");
         let text = yaml(&lab, subnet);
         Self::with_lab_yaml(lab, &text, SecretsBundle::generate().expect("bundle"))
     }

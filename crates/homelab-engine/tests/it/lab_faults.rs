@@ -1,11 +1,14 @@
 //! Interruption and fault tolerance against the simulators over real sockets: an apply cut off at every
-//! step boundary converges when run again (one VM, one bootstrap), and injected Proxmox faults are ridden out.
+//! step boundary converges when run again (one VM, one bootstrap), and injected faults are ridden out:
+//! Proxmox errors and latency, an agent that answers late, apid flapping.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use homelab_engine::events::{Event, EventSink};
+use homelab_sim::lab::LabOptions;
 use homelab_sim::proxmox::{EndpointFault, FaultKind, Faults};
+use homelab_sim::talos::ApidFlapping;
 use tokio::sync::Notify;
 
 use super::lab::World;
@@ -123,4 +126,86 @@ async fn a_permanent_fault_stops_with_a_clear_error_inside_the_timeout() {
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+fn infos(w: &World) -> Vec<String> {
+    w.events
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|e| match e {
+            Event::Info { message, .. } | Event::Warning { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_answers_late_is_waited_for_and_its_address_used() {
+    // The agent comes up 2 s after the VM starts (the fast lab's is 150 ms), and every agent call takes
+    // 300 ms to answer: the apply must keep polling rather than fall back to the static address.
+    let mut options = LabOptions::fast(72);
+    options.proxmox.timing.agent_delay = Duration::from_secs(2);
+    let w = World::start_with_options(72, options).await;
+    let agent = "GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces";
+    w.lab.proxmox.set_faults(Faults {
+        endpoints: vec![EndpointFault {
+            latency: Duration::from_millis(300),
+            ..EndpointFault::new(agent, FaultKind::Unavailable, 0.0)
+        }],
+        ..Faults::default()
+    });
+    w.engine()
+        .converge(false)
+        .await
+        .unwrap_or_else(|e| panic!("converge with a late agent: {e}\n{:?}", infos(&w)));
+    let messages = infos(&w);
+    assert!(
+        messages
+            .iter()
+            .any(|m| m == "maintenance address 127.0.72.200 (from the guest agent)"),
+        "{messages:?}"
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("using 127.0.72.100")),
+        "no fallback to the static address: {messages:?}"
+    );
+    let polls = w.lab.proxmox.requests().get(agent);
+    assert!(
+        polls >= 3,
+        "the agent was asked {polls} times: it answered late"
+    );
+    assert!(w.lab.node(100).expect("node").is_bootstrapped());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_converges_while_apid_flaps() {
+    // apid refuses new connections and cuts open ones for 60 ms out of every 120 ms, for the first 3 s
+    // after the VM boots: the maintenance apply, the install wait, bootstrap and kubeconfig meet outages.
+    let flapping = ApidFlapping {
+        duration: Duration::from_secs(3),
+        up: Duration::from_millis(60),
+        down: Duration::from_millis(60),
+    };
+    let mut options = LabOptions::fast(73);
+    options.apid_flapping = Some(flapping);
+    let w = World::start_with_options(73, options).await;
+    w.engine()
+        .converge(false)
+        .await
+        .unwrap_or_else(|e| panic!("converge while apid flaps: {e}\n{:?}", infos(&w)));
+    let node = w.lab.node(100).expect("node");
+    assert!(
+        node.apid_drops() >= 2,
+        "the flapping refused or cut connections during the apply: {}",
+        node.apid_drops()
+    );
+    assert_eq!(w.lab.proxmox.vms().len(), 1);
+    assert!(node.is_bootstrapped());
+    assert_eq!(node.bootstrap_count(), 1, "etcd bootstrapped once");
+    tokio::time::sleep(flapping.duration).await;
+    assert!(
+        !w.engine().plan().await.expect("plan").has_changes(),
+        "once apid is steady the plan is empty"
+    );
 }

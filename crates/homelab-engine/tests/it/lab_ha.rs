@@ -19,7 +19,7 @@ const WORKER: (&str, u32) = ("ha-worker-1", 311);
 
 /// homelab.yaml for the HA cluster on 127.0.`subnet`.0/24: control planes at .11–.13, the
 /// worker at .21, the VIP (and so the endpoint) at .10.
-fn ha_yaml(lab: &Lab, subnet: u8) -> String {
+pub(super) fn ha_yaml(lab: &Lab, subnet: u8) -> String {
     cluster_yaml(lab, subnet, true)
 }
 
@@ -334,12 +334,12 @@ async fn an_ha_apply_cut_off_around_the_bootstrap_converges_with_one_bootstrap()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_control_plane_grows_into_an_ha_cluster_without_a_second_bootstrap() {
-    let w = World::start_with(190, single_yaml).await;
+    let w = World::start_with(191, single_yaml).await;
     w.engine()
         .converge(false)
         .await
         .unwrap_or_else(|e| panic!("single node: {e}\n{}", events_text(&w)));
-    let grown = homelab_config::parse(&ha_yaml(&w.lab, 190), None)
+    let grown = homelab_config::parse(&ha_yaml(&w.lab, 191), None)
         .expect("valid HA config")
         .config;
     let mut engine = w.engine();
@@ -365,7 +365,7 @@ async fn a_single_control_plane_grows_into_an_ha_cluster_without_a_second_bootst
         .unwrap_or_else(|e| panic!("grow: {e}\n{}", events_text(&w)));
     assert_one_etcd_of_three(&w);
     let kubeconfig = String::from_utf8(done.kubeconfig.to_vec()).expect("utf8 kubeconfig");
-    assert!(kubeconfig.contains("server: https://127.0.190.10:6443"));
+    assert!(kubeconfig.contains("server: https://127.0.191.10:6443"));
     let nodes = KubeClient::from_kubeconfig_yaml(&kubeconfig)
         .expect("kubeconfig")
         .nodes()

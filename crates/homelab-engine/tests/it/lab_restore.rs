@@ -14,17 +14,17 @@ use crate::lab::World;
 
 const SUBNET: u8 = 44;
 
-fn options(dir: &Path) -> LabOptions {
-    let mut opts = LabOptions::fast(SUBNET);
+fn options(dir: &Path, subnet: u8) -> LabOptions {
+    let mut opts = LabOptions::fast(subnet);
     opts.state_dir = Some(dir.to_path_buf());
     opts
 }
 
 /// Starts the lab again, giving the stopped one's tasks a moment to let go of their sockets.
-async fn restart(dir: &Path) -> Lab {
+async fn restart(dir: &Path, subnet: u8) -> Lab {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match Lab::start(options(dir)).await {
+        match Lab::start(options(dir, subnet)).await {
             Ok(lab) => return lab,
             Err(e) if e.is_address_in_use() && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -61,7 +61,9 @@ async fn a_restored_lab_keeps_its_endpoints_vm_and_bootstrapped_node() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let bundle = SecretsBundle::generate().expect("bundle");
-    let lab = Lab::start(options(dir.path())).await.expect("lab starts");
+    let lab = Lab::start(options(dir.path(), SUBNET))
+        .await
+        .expect("lab starts");
     let w = World::with_lab(lab, SUBNET, bundle.clone());
     let done = w
         .engine()
@@ -81,7 +83,7 @@ async fn a_restored_lab_keeps_its_endpoints_vm_and_bootstrapped_node() {
     let journal = w.state; // the repository's .homelab, which outlives the simulator
     drop(w.lab);
 
-    let lab = restart(dir.path()).await;
+    let lab = restart(dir.path(), SUBNET).await;
     let after = lab.info();
     assert_eq!(after.proxmox_endpoint, before.proxmox_endpoint);
     assert_eq!(after.fingerprint, before.fingerprint);
@@ -105,4 +107,35 @@ async fn a_restored_lab_keeps_its_endpoints_vm_and_bootstrapped_node() {
     assert_eq!(w.lab.proxmox.task_count("qmcreate"), 0, "no VM made again");
     let kept = kube.get("v1", "Namespace", None, "flux-system").await;
     assert!(kept.expect("get").is_some(), "etcd's objects are kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_ha_lab_comes_back_with_its_etcd_members_and_nothing_to_change() {
+    const HA: u8 = 190;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = SecretsBundle::generate().expect("bundle");
+    let lab = Lab::start(options(dir.path(), HA))
+        .await
+        .expect("lab starts");
+    let yaml = crate::lab_ha::ha_yaml(&lab, HA);
+    let w = World::with_lab_yaml(lab, &yaml, bundle.clone());
+    w.engine()
+        .converge(false)
+        .await
+        .unwrap_or_else(|e| panic!("converge: {e}\n{:?}", w.events.lock().expect("lock")));
+    w.lab.save().expect("save");
+    let journal = w.state;
+    drop(w.lab);
+
+    let lab = restart(dir.path(), HA).await;
+    let mut members = lab.node(301).expect("cp-1").cluster_etcd_members();
+    members.sort();
+    assert_eq!(members, ["ha-cp-1", "ha-cp-2", "ha-cp-3"]);
+    let mut w = World::with_lab_yaml(lab, &yaml, bundle);
+    w.state = journal;
+    let plan = w.engine().plan().await.expect("plan");
+    assert!(!plan.has_changes(), "{plan:?}");
+    let rows = w.engine().status().await;
+    assert!(rows.iter().all(|r| r.healthy), "{rows:?}");
 }

@@ -94,6 +94,7 @@ pub(crate) struct App {
     pub(crate) store: Mutex<Store>,
     pub(crate) version: String,
     pub(crate) addr: SocketAddr,
+    pub(crate) requests: crate::requests::RequestCounts,
 }
 
 impl App {
@@ -159,6 +160,7 @@ pub(crate) async fn handle(
         return error(&ApiError::new(401, "Unauthorized", "Unauthorized"));
     }
     let path = uri.path().trim_end_matches('/');
+    app.requests.record(&format!("kube {method} {path}"));
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match (method.clone(), segs.as_slice()) {
         (Method::GET, ["version"]) => json_response(StatusCode::OK, &version_doc(&app.version)),

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::LabError;
 use super::state::LabState;
 use crate::proxmox::{DhcpHook, ProxmoxSim, VmBootEvent};
-use crate::talos::{ConfigSchema, NodeOptions, NodeSim};
+use crate::talos::{ApidFlapping, ConfigSchema, NodeOptions, NodeSim};
 
 /// The nodes by VM and the leases by MAC.
 pub(crate) struct Nodes {
@@ -22,6 +22,8 @@ pub(crate) struct Nodes {
     pub(crate) reboot_delay: Duration,
     /// Poked by the nodes and the Proxmox simulator when something worth saving changed.
     pub(crate) changed: Arc<Notify>,
+    /// Fault injection for every node: apid flapping after its VM first boots.
+    pub(crate) apid_flapping: Option<ApidFlapping>,
 }
 
 impl Nodes {
@@ -36,6 +38,7 @@ impl Nodes {
             dhcp_first,
             reboot_delay,
             changed: Arc::new(Notify::new()),
+            apid_flapping: None,
         }
     }
 }
@@ -62,6 +65,7 @@ fn node_options(addr: SocketAddr, n: &Nodes) -> NodeOptions {
     let mut o = NodeOptions::new(addr);
     o.reboot_delay = n.reboot_delay;
     o.on_change = Some(n.changed.clone());
+    o.apid_flapping = n.apid_flapping;
     o
 }
 

@@ -468,6 +468,12 @@ impl ProxmoxSim {
             .count()
     }
 
+    /// Requests served so far, per `METHOD /path/{template}` (every routed, authenticated request, including
+    /// those an injected fault answered).
+    pub fn requests(&self) -> crate::requests::RequestCounts {
+        self.shared.requests.clone()
+    }
+
     /// Stops accepting connections and waits for the accept loop to end.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);

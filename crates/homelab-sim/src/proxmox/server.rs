@@ -245,6 +245,7 @@ async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dr
         ));
     };
     let key = endpoint.key.clone();
+    shared.requests.record(&key);
     let info = endpoint.info.clone();
     for (k, v) in &uri_params {
         if params.get(k).is_some_and(|given| given != v) {

@@ -160,6 +160,8 @@ pub(crate) struct Shared {
     pub token_id: String,
     pub token_secret: String,
     pub boot_tx: tokio::sync::broadcast::Sender<VmBootEvent>,
+    /// Requests served, per `METHOD /path/{template}` of the schema.
+    pub requests: crate::requests::RequestCounts,
 }
 
 impl Shared {
@@ -178,6 +180,7 @@ impl Shared {
             token_id,
             token_secret,
             boot_tx,
+            requests: crate::requests::RequestCounts::default(),
         }
     }
 

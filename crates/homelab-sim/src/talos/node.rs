@@ -20,10 +20,12 @@ use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
 
 use super::cluster::{VipWinner, registry};
 use super::config::{MachineType, NodeConfig};
+use super::flap::{ApidFlapping, FlakyStream, Flapper};
 use super::schema::ConfigSchema;
 use super::service::ApidService;
 use crate::kube::{KubeNode, KubeOptions, KubeSim, StoreSnapshot};
 use crate::pki::{Issued, KeyAlg, Leaf};
+use crate::requests::RequestCounts;
 
 /// How a simulated node is set up.
 #[derive(Debug, Clone)]
@@ -43,6 +45,8 @@ pub struct NodeOptions {
     pub bootstrap_not_ready: u32,
     /// how long the simulated reboot after an apply or reset takes
     pub reboot_delay: Duration,
+    /// fault injection: apid flaps (refuses and drops connections) for a while after the node is created
+    pub apid_flapping: Option<ApidFlapping>,
     /// poked whenever what the node keeps on disk changes (config, bootstrap, etcd), for savers
     pub on_change: Option<Arc<tokio::sync::Notify>>,
 }
@@ -58,6 +62,7 @@ impl NodeOptions {
             kubernetes_version: "v1.35.0".into(),
             bootstrap_not_ready: 0,
             reboot_delay: Duration::from_millis(50),
+            apid_flapping: None,
             on_change: None,
         }
     }
@@ -163,6 +168,8 @@ pub(crate) struct State {
     pub(crate) installed: Option<Installed>,
     pub(crate) staged: Option<Vec<u8>>,
     pub(crate) bootstrap_refusals: u32,
+    /// How many times etcd was bootstrapped on this node (a reset and a new bootstrap count again).
+    pub(crate) bootstraps: u32,
     server: Option<Listener>,
     maintenance_bound: Option<SocketAddr>,
 }
@@ -171,6 +178,9 @@ pub(crate) struct Inner {
     pub(crate) opts: NodeOptions,
     pub(crate) schema: Arc<ConfigSchema>,
     maintenance_cert: Issued,
+    flapper: Option<Arc<Flapper>>,
+    /// apid calls (per gRPC method path) and Kubernetes API requests (per method and path) served
+    requests: RequestCounts,
     state: Mutex<State>,
     phase: watch::Sender<NodePhase>,
 }
@@ -212,16 +222,19 @@ impl NodeSim {
             installed: None,
             staged: None,
             bootstrap_refusals: 0,
+            bootstraps: 0,
             server: None,
             maintenance_bound: None,
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                opts,
                 schema,
                 maintenance_cert,
+                flapper: opts.apid_flapping.map(|plan| Arc::new(Flapper::new(plan))),
+                requests: RequestCounts::default(),
                 state: Mutex::new(state),
                 phase,
+                opts,
             }),
         })
     }
@@ -320,6 +333,22 @@ impl NodeSim {
             .is_some_and(|i| i.bootstrapped)
     }
 
+    /// Requests this node served: apid calls as `apid /machine.MachineService/METHOD`, Kubernetes API
+    /// requests as `kube METHOD /path`.
+    pub fn requests(&self) -> RequestCounts {
+        self.inner.requests.clone()
+    }
+
+    /// How many apid connections injected flapping refused or cut so far.
+    pub fn apid_drops(&self) -> u64 {
+        self.inner.flapper.as_ref().map_or(0, |f| f.drops())
+    }
+
+    /// How many times etcd was bootstrapped on this node since it was created.
+    pub fn bootstrap_count(&self) -> u32 {
+        self.inner.lock().bootstraps
+    }
+
     /// Whether etcd runs on this node (bootstrapped here or joined).
     pub fn is_etcd_member(&self) -> bool {
         self.inner
@@ -388,6 +417,22 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Serves `service` on `listener` with this node's fault injection and request counting.
+    fn serve(
+        &self,
+        listener: TcpListener,
+        tls: rustls::ServerConfig,
+        service: ApidService,
+    ) -> Listener {
+        serve(
+            listener,
+            tls,
+            service,
+            self.flapper.clone(),
+            self.requests.clone(),
+        )
+    }
+
     /// Tells the saver, if any, that what the node keeps on disk changed.
     pub(crate) fn changed(&self) {
         if let Some(notify) = &self.opts.on_change {
@@ -422,7 +467,7 @@ impl Inner {
         st.generation += 1;
         st.maintenance_bound = Some(addr);
         let service = ApidService::maintenance(self.clone(), st.generation);
-        st.server = Some(serve(listener, tls, service));
+        st.server = Some(self.serve(listener, tls, service));
         Ok(NodePhase::Maintenance(addr))
     }
 
@@ -480,7 +525,7 @@ impl Inner {
             }
             st.generation += 1;
             let service = ApidService::installed(self.clone(), st.generation);
-            st.server = Some(serve(listener, tls, service));
+            st.server = Some(self.serve(listener, tls, service));
             match (control_plane, etcd) {
                 (true, true) => Some(None),
                 (true, false) => Some(Some(st.generation)),
@@ -650,7 +695,8 @@ impl Inner {
             Some(store) => store.serve_at(opts).await?,
             // Nothing else runs: etcd comes back from this node's disk.
             None => {
-                let kube = KubeSim::start_with(opts, data.as_ref()).await?;
+                let kube =
+                    KubeSim::start_counted(opts, data.as_ref(), self.requests.clone()).await?;
                 registry().kube_started(&ca, &kube);
                 kube
             }
@@ -816,18 +862,29 @@ pub(crate) fn url_host_port(url: &str) -> Option<(String, u16)> {
     }
 }
 
-/// Accepts TCP, runs the TLS handshake (failures are simply dropped, as a TLS server does), and
-/// hands the streams to a tonic server.
-fn serve(listener: TcpListener, tls: rustls::ServerConfig, service: ApidService) -> Listener {
+type ApidStream = tokio_rustls::server::TlsStream<FlakyStream<tokio::net::TcpStream>>;
+
+/// Accepts TCP (closing it at once during an injected outage), runs the TLS handshake (failures are
+/// simply dropped, as a TLS server does), and hands the streams to a tonic server that counts calls.
+fn serve(
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    service: ApidService,
+    flapper: Option<Arc<Flapper>>,
+    requests: RequestCounts,
+) -> Listener {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let (tx, rx) = mpsc::channel::<
-        Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
-    >(16);
+    let (tx, rx) = mpsc::channel::<Result<ApidStream, std::io::Error>>(16);
     let accept = tokio::spawn(async move {
         loop {
             let Ok((tcp, _peer)) = listener.accept().await else {
                 continue;
             };
+            if flapper.as_ref().is_some_and(|f| f.refuses_now()) {
+                drop(tcp);
+                continue;
+            }
+            let tcp = FlakyStream::new(tcp, flapper.clone());
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -841,7 +898,12 @@ fn serve(listener: TcpListener, tls: rustls::ServerConfig, service: ApidService)
         }
     });
     let serve = tokio::spawn(async move {
+        // The trace hook sees every request's path: the one place that counts calls of every method.
         let result = tonic::transport::Server::builder()
+            .trace_fn(move |req| {
+                requests.record(&format!("apid {}", req.uri().path()));
+                tracing::Span::none()
+            })
             .add_service(MachineServiceServer::new(service))
             .serve_with_incoming(ReceiverStream::new(rx))
             .await;

@@ -233,6 +233,7 @@ impl MachineService for ApidService {
             inst.bootstrapped = true;
             inst.etcd_member = true;
             registry().bootstrap(&inst.config.os_ca_pem, &node_name(inst), inst.addr.ip());
+            st.bootstraps += 1;
         }
         self.node
             .start_kube(true)

@@ -5,6 +5,7 @@ mod config_commands;
 mod flux_tree;
 mod gitops;
 mod hooks;
+mod kill_apply;
 mod lab_sim;
 mod outputs;
 mod proxmox;
