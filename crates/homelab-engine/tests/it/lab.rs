@@ -49,7 +49,7 @@ impl World {
         Self::start_lab(subnet, options, homelab_yaml).await
     }
 
-    async fn start_lab(
+    pub async fn start_lab(
         subnet: u8,
         options: LabOptions,
         yaml: impl FnOnce(&Lab, u8) -> String,

@@ -2,6 +2,7 @@
 //! loopback sockets: it converges with one bootstrap, every control plane in etcd and every node
 //! Ready through the VIP; the VIP survives its holder going down; an interrupted apply resumes.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use homelab_engine::events::{Event, EventSink};
 use homelab_engine::plan::Action;
 use homelab_engine::ports::{Hypervisor, KubeApi};
 use homelab_kube::KubeClient;
-use homelab_sim::lab::Lab;
+use homelab_sim::lab::{Lab, LabOptions};
 use tokio::sync::Notify;
 
 use super::lab::World;
@@ -17,7 +18,25 @@ use super::lab::World;
 const CONTROL_PLANES: [(&str, u32); 3] = [("ha-cp-1", 301), ("ha-cp-2", 302), ("ha-cp-3", 303)];
 const WORKER: (&str, u32) = ("ha-worker-1", 311);
 
-/// homelab.yaml for the HA cluster on 127.0.`subnet`.0/24: control planes at .11–.13, the
+/// The second address octet of this test process: the same test run at the same time by another
+/// worktree's gate (another process) lands on other loopback addresses, 127.<octet>.<subnet>.0/24.
+fn octet() -> u8 {
+    (std::process::id() % 250) as u8 + 1
+}
+
+/// `127.<octet>.<subnet>`: the /24 of a test's lab.
+fn net(subnet: u8) -> String {
+    format!("127.{}.{subnet}", octet())
+}
+
+/// A world on this process's /24 for `subnet` (DHCP leases from .200).
+async fn ha_world(subnet: u8, yaml: fn(&Lab, u8) -> String) -> World {
+    let mut options = LabOptions::fast(subnet);
+    options.dhcp_first = Ipv4Addr::new(127, octet(), subnet, 200);
+    World::start_lab(subnet, options, yaml).await
+}
+
+/// homelab.yaml for the HA cluster on 127.<octet>.`subnet`.0/24: control planes at .11–.13, the
 /// worker at .21, the VIP (and so the endpoint) at .10.
 pub(super) fn ha_yaml(lab: &Lab, subnet: u8) -> String {
     cluster_yaml(lab, subnet, true)
@@ -31,7 +50,7 @@ fn single_yaml(lab: &Lab, subnet: u8) -> String {
 fn cluster_yaml(lab: &Lab, subnet: u8, ha: bool) -> String {
     let info = lab.info();
     let vip = if ha {
-        format!("  vip: 127.0.{subnet}.10\n")
+        format!("  vip: {}.10\n", net(subnet))
     } else {
         String::new()
     };
@@ -48,7 +67,8 @@ fn cluster_yaml(lab: &Lab, subnet: u8, ha: bool) -> String {
     for (i, (name, vm_id, role)) in nodes.enumerate() {
         let host = if role == "worker" { 21 } else { 11 + i };
         yaml.push_str(&format!(
-            "  - name: {name}\n    role: {role}\n    vm_id: {vm_id}\n    network:\n      mac: \"BC:24:11:{subnet:02X}:00:{i:02X}\"\n      address: 127.0.{subnet}.{host}/24\n      gateway: 127.0.{subnet}.1\n"
+            "  - name: {name}\n    role: {role}\n    vm_id: {vm_id}\n    network:\n      mac: \"BC:24:11:{subnet:02X}:00:{i:02X}\"\n      address: {net}.{host}/24\n      gateway: {net}.1\n",
+            net = net(subnet)
         ));
     }
     yaml
@@ -96,7 +116,7 @@ fn assert_one_etcd_of_three(w: &World) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_control_planes_with_a_vip_and_a_worker_converge_and_survive_the_vip_holder_going_down()
  {
-    let w = World::start_with(183, ha_yaml).await;
+    let w = ha_world(183, ha_yaml).await;
     let plan = w.engine().plan().await.expect("plan");
     let creates = plan
         .changes
@@ -115,7 +135,7 @@ async fn three_control_planes_with_a_vip_and_a_worker_converge_and_survive_the_v
     assert_one_etcd_of_three(&w);
     let kubeconfig = String::from_utf8(done.kubeconfig.to_vec()).expect("utf8 kubeconfig");
     assert!(
-        kubeconfig.contains("server: https://127.0.183.10:6443"),
+        kubeconfig.contains(&format!("server: https://{}.10:6443", net(183))),
         "the kubeconfig names the VIP endpoint"
     );
 
@@ -254,7 +274,7 @@ type Cut = fn(&Event) -> bool;
 /// Runs converge on a fresh HA lab and cuts it off (drops the future, as a SIGKILL would stop the
 /// process) at the first step event `cut` accepts.
 async fn converge_cut_off(subnet: u8, cut: Cut) -> World {
-    let w = World::start_with(subnet, ha_yaml).await;
+    let w = ha_world(subnet, ha_yaml).await;
     let kill = Arc::new(Notify::new());
     let trigger = kill.clone();
     let mut engine = w.engine();
@@ -334,7 +354,7 @@ async fn an_ha_apply_cut_off_around_the_bootstrap_converges_with_one_bootstrap()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_control_plane_grows_into_an_ha_cluster_without_a_second_bootstrap() {
-    let w = World::start_with(191, single_yaml).await;
+    let w = ha_world(191, single_yaml).await;
     w.engine()
         .converge(false)
         .await
@@ -365,7 +385,7 @@ async fn a_single_control_plane_grows_into_an_ha_cluster_without_a_second_bootst
         .unwrap_or_else(|e| panic!("grow: {e}\n{}", events_text(&w)));
     assert_one_etcd_of_three(&w);
     let kubeconfig = String::from_utf8(done.kubeconfig.to_vec()).expect("utf8 kubeconfig");
-    assert!(kubeconfig.contains("server: https://127.0.191.10:6443"));
+    assert!(kubeconfig.contains(&format!("server: https://{}.10:6443", net(191))));
     let nodes = KubeClient::from_kubeconfig_yaml(&kubeconfig)
         .expect("kubeconfig")
         .nodes()

@@ -11,6 +11,12 @@ use tonic::Code;
 
 use crate::fixture::{Cluster, WAIT, install, ip, node, ok};
 
+/// `127.<octet>.<net>.<host>`: the second octet differs per test process, so the same test run
+/// at the same time by another worktree's gate lands on other loopback addresses.
+fn at(net: u8, host: usize) -> String {
+    format!("127.{}.{net}.{host}", (std::process::id() % 250) + 1)
+}
+
 /// `cluster.config` with the endpoint at the VIP and, on control planes, a Layer2VIPConfig.
 fn ha_config(cluster: &Cluster, name: &str, addr: IpAddr, vip: IpAddr, worker: bool) -> String {
     let own = format!("endpoint: https://{addr}:6443");
@@ -44,19 +50,14 @@ async fn answers(addr: SocketAddr) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_planes_join_etcd_through_the_vip_which_moves_when_its_holder_goes_down() {
     let cluster = Cluster::new();
-    let vip = ip("127.0.181.10");
+    let vip = ip(&at(181, 10));
     let api = SocketAddr::new(vip, 6443);
     let names = ["cp1", "cp2", "cp3", "w1"];
-    let addrs = [
-        "127.0.181.11",
-        "127.0.181.12",
-        "127.0.181.13",
-        "127.0.181.21",
-    ];
+    let addrs = [&at(181, 11), &at(181, 12), &at(181, 13), &at(181, 21)];
     let mut nodes = Vec::new();
     let mut apid = Vec::new();
     for (i, (name, addr)) in names.iter().zip(addrs).enumerate() {
-        let n = ha_node(&format!("127.0.182.{}", i + 1)).await;
+        let n = ha_node(&at(182, i + 1)).await;
         let cfg = ha_config(&cluster, name, ip(addr), vip, *name == "w1");
         apid.push(install(&n, &cfg).await);
         nodes.push(n);
@@ -150,13 +151,13 @@ async fn control_planes_join_etcd_through_the_vip_which_moves_when_its_holder_go
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_on_a_control_plane_that_has_not_joined_is_counted_as_a_second_etcd() {
     let cluster = Cluster::new();
-    let cp1 = ha_node("127.0.189.1").await;
-    let cp2 = ha_node("127.0.189.2").await;
-    let a1 = install(&cp1, &cluster.config("cp1", ip("127.0.188.11"), "")).await;
+    let cp1 = ha_node(&at(189, 1)).await;
+    let cp2 = ha_node(&at(189, 2)).await;
+    let a1 = install(&cp1, &cluster.config("cp1", ip(&at(188, 11)), "")).await;
     // cp2's endpoint names an address nobody serves: it can never find etcd to join.
-    let lonely = cluster.config("cp2", ip("127.0.188.12"), "").replace(
-        "endpoint: https://127.0.188.12:6443",
-        "endpoint: https://127.0.188.99:6443",
+    let lonely = cluster.config("cp2", ip(&at(188, 12)), "").replace(
+        &format!("endpoint: https://{}:6443", at(188, 12)),
+        &format!("endpoint: https://{}:6443", at(188, 99)),
     );
     let a2 = install(&cp2, &lonely).await;
     let admin = cluster.creds(&["os:admin"]);
@@ -176,18 +177,18 @@ async fn a_bootstrap_on_a_control_plane_that_has_not_joined_is_counted_as_a_seco
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_registers_only_through_an_endpoint_that_answers() {
     let cluster = Cluster::new();
-    let cp = ha_node("127.0.189.3").await;
-    let good = ha_node("127.0.189.4").await;
-    let lost = ha_node("127.0.189.5").await;
-    let a = install(&cp, &cluster.config("cp3", ip("127.0.188.13"), "")).await;
+    let cp = ha_node(&at(189, 3)).await;
+    let good = ha_node(&at(189, 4)).await;
+    let lost = ha_node(&at(189, 5)).await;
+    let a = install(&cp, &cluster.config("cp3", ip(&at(188, 13)), "")).await;
     install(
         &good,
-        &cluster.worker_config("w4", ip("127.0.188.14"), ip("127.0.188.13")),
+        &cluster.worker_config("w4", ip(&at(188, 14)), ip(&at(188, 13))),
     )
     .await;
     install(
         &lost,
-        &cluster.worker_config("w5", ip("127.0.188.15"), ip("127.0.188.98")),
+        &cluster.worker_config("w5", ip(&at(188, 15)), ip(&at(188, 98))),
     )
     .await;
     let mut c = ok(
