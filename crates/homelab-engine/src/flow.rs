@@ -386,6 +386,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         let url = self.factory.iso_url(&image.schematic);
         self.events
             .info("image", format!("downloading {url} into {}", image.volume));
+        let attempts = std::sync::atomic::AtomicU32::new(0);
         let r = wait::retry(
             &self.events,
             "image",
@@ -393,11 +394,14 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             self.timeouts.retries,
             self.timeouts.poll / 5,
             || async {
-                // A retried download first checks whether an earlier attempt already finished.
-                if self
-                    .hypervisor
-                    .iso_exists(&wanted.proxmox_node, &wanted.storage, &image.file)
-                    .await?
+                // A retried download first checks whether an earlier attempt already finished (the first
+                // attempt follows the listing above that found no ISO).
+                let retried = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
+                if retried
+                    && self
+                        .hypervisor
+                        .iso_exists(&wanted.proxmox_node, &wanted.storage, &image.file)
+                        .await?
                 {
                     return Ok(());
                 }
@@ -502,10 +506,12 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             .vms
             .insert(node.name.clone(), journal::vm_record(&wanted));
         let _ = journal.save(&self.state_dir);
-        let running = self
-            .vm_live(&resource, node)
-            .await?
-            .is_some_and(|l| l.running);
+        // A VM made just now is stopped; otherwise the state read above still holds (an update does not
+        // change the power state). Reading it again would only repeat the same two GETs.
+        let running = match change.action {
+            Action::Create | Action::Replace => false,
+            _ => live.as_ref().is_some_and(|l| l.running),
+        };
         if !running {
             let since = self.started(&resource, "start");
             let r = wait::retry(
