@@ -1,6 +1,7 @@
 //! The provisioning flow: plan (observe and diff, acting on nothing), converge (the ordered, idempotent
 //! steps of DESIGN.md's provisioning flow), and destroy.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -103,32 +104,68 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         r.map_err(|e| EngineError::step(resource, e))
     }
 
+    /// A port call run again on transient errors within the run's retry budget; `what` names it in
+    /// progress events and errors.
+    async fn retried<V, Op, Fut>(
+        &self,
+        resource: &str,
+        what: &str,
+        op: Op,
+    ) -> Result<V, EngineError>
+    where
+        Op: FnMut() -> Fut,
+        Fut: Future<Output = Result<V, PortError>>,
+    {
+        let r = wait::retry(
+            &self.events,
+            resource,
+            what,
+            self.timeouts.retries,
+            self.timeouts.poll / 5,
+            op,
+        )
+        .await;
+        self.port(resource, r)
+    }
+
+    /// Polls `probe` until it yields a value, within `timeout`, reporting what it waits for.
+    async fn awaited<V, Probe, Fut>(
+        &self,
+        resource: &str,
+        what: &str,
+        timeout: Duration,
+        probe: Probe,
+    ) -> Result<V, EngineError>
+    where
+        Probe: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<V>, PortError>>,
+    {
+        let r = wait::until(
+            &self.events,
+            resource,
+            what,
+            timeout,
+            self.timeouts.poll,
+            probe,
+        )
+        .await;
+        self.port(resource, r)
+    }
+
     async fn image_facts(&self) -> Result<ImageFacts, EngineError> {
         let wanted = ImageWanted::from_config(self.config);
-        let schematic = wait::retry(
-            &self.events,
-            "image",
-            "register the schematic",
-            self.timeouts.retries,
-            self.timeouts.poll / 5,
-            || self.factory.schematic(&wanted.extensions),
-        )
-        .await;
-        let schematic = self.port("image", schematic)?;
+        let schematic = self
+            .retried("image", "register the schematic", || {
+                self.factory.schematic(&wanted.extensions)
+            })
+            .await?;
         let file = desired::iso_file_name(self.config, &schematic);
-        let present = wait::retry(
-            &self.events,
-            "image",
-            "list ISO storage",
-            self.timeouts.retries,
-            self.timeouts.poll / 5,
-            || {
+        let present = self
+            .retried("image", "list ISO storage", || {
                 self.hypervisor
                     .iso_exists(&wanted.proxmox_node, &wanted.storage, &file)
-            },
-        )
-        .await;
-        let present = self.port("image", present)?;
+            })
+            .await?;
         Ok(ImageFacts {
             volume: format!("{}:iso/{file}", wanted.storage),
             schematic,
@@ -387,31 +424,23 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         self.events
             .info("image", format!("downloading {url} into {}", image.volume));
         let attempts = std::sync::atomic::AtomicU32::new(0);
-        let r = wait::retry(
-            &self.events,
-            "image",
-            "download the ISO",
-            self.timeouts.retries,
-            self.timeouts.poll / 5,
-            || async {
-                // A retried download first checks whether an earlier attempt already finished (the first
-                // attempt follows the listing above that found no ISO).
-                let retried = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
-                if retried
-                    && self
-                        .hypervisor
-                        .iso_exists(&wanted.proxmox_node, &wanted.storage, &image.file)
-                        .await?
-                {
-                    return Ok(());
-                }
-                self.hypervisor
-                    .download_iso(&wanted.proxmox_node, &wanted.storage, &image.file, &url)
-                    .await
-            },
-        )
-        .await;
-        self.port("image", r)?;
+        self.retried("image", "download the ISO", || async {
+            // A retried download first checks whether an earlier attempt already finished (the first
+            // attempt follows the listing above that found no ISO).
+            let retried = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
+            if retried
+                && self
+                    .hypervisor
+                    .iso_exists(&wanted.proxmox_node, &wanted.storage, &image.file)
+                    .await?
+            {
+                return Ok(());
+            }
+            self.hypervisor
+                .download_iso(&wanted.proxmox_node, &wanted.storage, &image.file, &url)
+                .await
+        })
+        .await?;
         self.finished("image", "download", since);
         Ok(ImageFacts {
             present: true,
@@ -480,16 +509,10 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                     .collect();
                 if !fields.is_empty() {
                     let since = self.started(&resource, "update");
-                    let r = wait::retry(
-                        &self.events,
-                        &resource,
-                        "update the VM",
-                        self.timeouts.retries,
-                        self.timeouts.poll / 5,
-                        || self.hypervisor.update_vm(&wanted, &fields),
-                    )
-                    .await;
-                    self.port(&resource, r)?;
+                    self.retried(&resource, "update the VM", || {
+                        self.hypervisor.update_vm(&wanted, &fields)
+                    })
+                    .await?;
                     self.events.info(
                         &resource,
                         format!(
@@ -514,32 +537,20 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         };
         if !running {
             let since = self.started(&resource, "start");
-            let r = wait::retry(
-                &self.events,
-                &resource,
-                "start the VM",
-                self.timeouts.retries,
-                self.timeouts.poll / 5,
-                || self.hypervisor.start_vm(&node.proxmox_node, node.vm_id),
-            )
-            .await;
-            self.port(&resource, r)?;
+            self.retried(&resource, "start the VM", || {
+                self.hypervisor.start_vm(&node.proxmox_node, node.vm_id)
+            })
+            .await?;
             self.finished(&resource, "start", since);
         }
         Ok(())
     }
 
     async fn vm_live(&self, resource: &str, node: &Node) -> Result<Option<VmLive>, EngineError> {
-        let r = wait::retry(
-            &self.events,
-            resource,
-            "read the VM",
-            self.timeouts.retries,
-            self.timeouts.poll / 5,
-            || self.hypervisor.vm(&node.proxmox_node, node.vm_id),
-        )
-        .await;
-        self.port(resource, r)
+        self.retried(resource, "read the VM", || {
+            self.hypervisor.vm(&node.proxmox_node, node.vm_id)
+        })
+        .await
     }
 
     /// Creates the VM; a create is never re-sent blindly: after a failure the VM is looked up first.
@@ -598,16 +609,10 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 return Ok(());
             }
             let since = self.started(&resource, "apply");
-            let r = wait::retry(
-                &self.events,
-                &resource,
-                "apply the config",
-                self.timeouts.retries,
-                self.timeouts.poll / 5,
-                || self.talos.apply_installed(at, &rendered.config),
-            )
-            .await;
-            self.port(&resource, r)?;
+            self.retried(&resource, "apply the config", || {
+                self.talos.apply_installed(at, &rendered.config)
+            })
+            .await?;
             journal.machine_configs.insert(node.name.clone(), record);
             let _ = journal.save(&self.state_dir);
             self.finished(&resource, "apply", since);
@@ -641,16 +646,14 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         self.port(&resource, apply)?;
         journal.machine_configs.insert(node.name.clone(), record);
         let _ = journal.save(&self.state_dir);
-        let version = wait::until(
-            &self.events,
-            &resource,
-            &format!("Talos to install and answer on {at}"),
-            self.timeouts.install,
-            self.timeouts.poll,
-            || self.talos.installed_version(at),
-        )
-        .await;
-        let version = self.port(&resource, version)?;
+        let version = self
+            .awaited(
+                &resource,
+                &format!("Talos to install and answer on {at}"),
+                self.timeouts.install,
+                || self.talos.installed_version(at),
+            )
+            .await?;
         self.events.info(
             &resource,
             format!("installed, Talos {version} answering on {at}"),
@@ -753,12 +756,10 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             return Ok(());
         }
         let since = self.started("etcd", "join");
-        let r = wait::until(
-            &self.events,
+        self.awaited(
             "etcd",
             "every control plane to join etcd",
             self.timeouts.kubernetes,
-            self.timeouts.poll,
             || async {
                 let missing = self.missing_members(&self.members().await);
                 if missing.is_empty() {
@@ -772,8 +773,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 }
             },
         )
-        .await;
-        self.port("etcd", r)?;
+        .await?;
         self.events.info(
             "etcd",
             format!(
@@ -791,38 +791,32 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
 
     async fn ensure_kubernetes(&self) -> Result<Zeroizing<Vec<u8>>, EngineError> {
         let since = self.started("kubernetes", "wait");
-        let kubeconfig = wait::until(
-            &self.events,
-            "kubernetes",
-            "the kubeconfig",
-            self.timeouts.kubernetes,
-            self.timeouts.poll,
-            || async {
-                self.kubeconfig()
-                    .await
-                    .map(Some)
-                    .or_else(|e| if e.transient { Ok(None) } else { Err(e) })
-            },
-        )
-        .await;
-        let kubeconfig = Zeroizing::new(self.port("kubernetes", kubeconfig)?);
-        let r = wait::until(
-            &self.events,
+        let kubeconfig = Zeroizing::new(
+            self.awaited(
+                "kubernetes",
+                "the kubeconfig",
+                self.timeouts.kubernetes,
+                || async {
+                    self.kubeconfig()
+                        .await
+                        .map(Some)
+                        .or_else(|e| if e.transient { Ok(None) } else { Err(e) })
+                },
+            )
+            .await?,
+        );
+        self.awaited(
             "kubernetes",
             "the API server",
             self.timeouts.kubernetes,
-            self.timeouts.poll,
             || async { Ok(self.kube.api_ready(&kubeconfig).await?.then_some(())) },
         )
-        .await;
-        self.port("kubernetes", r)?;
+        .await?;
         for node in &self.config.nodes {
-            let r = wait::until(
-                &self.events,
+            self.awaited(
                 "kubernetes",
                 &format!("node {} to be Ready", node.name),
                 self.timeouts.kubernetes,
-                self.timeouts.poll,
                 || async {
                     Ok(self
                         .kube
@@ -831,8 +825,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                         .then_some(()))
                 },
             )
-            .await;
-            self.port("kubernetes", r)?;
+            .await?;
         }
         self.finished("kubernetes", "wait", since);
         Ok(kubeconfig)
