@@ -2,6 +2,7 @@
 //! them with generated objects of a base (`behavior`), and compute kustomize's name-suffix hash.
 
 use base64::Engine;
+use homelab_goyaml::json::write_string;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -303,28 +304,6 @@ pub fn absorb(
     Ok(())
 }
 
-/// Go `encoding/json` string encoding (HTML-safe), as kustomize's hasher uses it.
-fn go_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 fn go_json(v: &Value, out: &mut String) {
     match v {
         Value::Map(m) => {
@@ -335,7 +314,7 @@ fn go_json(v: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                go_json_string(k, out);
+                write_string(out, k);
                 out.push(':');
                 go_json(&m[k.as_str()], out);
             }
@@ -351,7 +330,7 @@ fn go_json(v: &Value, out: &mut String) {
             }
             out.push(']');
         }
-        Value::Str(s) => go_json_string(s, out),
+        Value::Str(s) => write_string(out, s),
         Value::Null => out.push_str("null"),
         other => out.push_str(&other.scalar_string().unwrap_or_default()),
     }

@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -149,7 +150,14 @@ impl FactorySim {
             .route_layer(axum::middleware::from_fn_with_state(app.clone(), count))
             .with_state(app.clone());
         let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
+            if let Err(e) = axum::serve(
+                listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                router,
+            )
+            .await
+            {
                 tracing::debug!(error = %e, "factory sim stopped");
             }
         });

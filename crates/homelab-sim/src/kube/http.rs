@@ -48,6 +48,8 @@ impl TlsListener {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                // Small response writes must not wait out the client's delayed ACK (Nagle).
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {

@@ -44,6 +44,8 @@ pub(crate) async fn serve(
             _ = stop.changed() => break,
             accepted = listener.accept() => {
                 let Ok((tcp, _)) = accepted else { continue };
+                // Small response writes must not wait out the client's delayed ACK (Nagle).
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let shared = shared.clone();
                 let mut stop = stop.clone();

@@ -880,6 +880,8 @@ fn serve(
             let Ok((tcp, _peer)) = listener.accept().await else {
                 continue;
             };
+            // Small response writes must not wait out the client's delayed ACK (Nagle).
+            let _ = tcp.set_nodelay(true);
             if flapper.as_ref().is_some_and(|f| f.refuses_now()) {
                 drop(tcp);
                 continue;

@@ -1,6 +1,8 @@
 //! The JSON store: an order-keeping reader (every number is a float64, as in sops 3.11) and a writer that
 //! matches Go's `json.Marshal` + `json.Indent` output (tab indent, HTML-safe escapes).
 
+use homelab_goyaml::json::write_string;
+
 use crate::error::SopsError;
 use crate::value::{Entry, Key, Map, Value, go_json_float};
 
@@ -297,28 +299,6 @@ fn write_value(out: &mut String, v: &Value, unit: &str, depth: usize) {
         Value::Float(f) => out.push_str(&go_json_float(*f)),
         Value::Str(s) | Value::Time(s) | Value::Comment(s) => write_string(out, s),
     }
-}
-
-/// Go `encoding/json` string escaping (with HTML escaping, as `json.Marshal` does).
-pub fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
