@@ -1047,6 +1047,12 @@ pub struct StatusRow {
 impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T, K> {
     /// Health of every VM, Talos node, etcd and Kubernetes, read live. Never acts.
     pub async fn status(&self) -> Vec<StatusRow> {
+        self.status_with_kubeconfig().await.0
+    }
+
+    /// [`Self::status`], plus the kubeconfig it read when the API server answered, so a caller looking
+    /// further into the cluster (Flux readiness) does not fetch it again.
+    pub async fn status_with_kubeconfig(&self) -> (Vec<StatusRow>, Option<Zeroizing<Vec<u8>>>) {
         let row = |component: &str, name: &str, healthy: bool, detail: String| StatusRow {
             component: component.into(),
             name: name.into(),
@@ -1093,7 +1099,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             }
         }
         if desired::bootstrap_node(self.config).is_none() {
-            return rows;
+            return (rows, None);
         }
         for node in desired::control_planes(self.config) {
             let at = desired::installed_address(node);
@@ -1115,7 +1121,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 },
             ));
         }
-        let kubeconfig = self.kubeconfig().await.ok();
+        let kubeconfig = self.kubeconfig().await.ok().map(Zeroizing::new);
         let api = match &kubeconfig {
             Some(k) => self.kube.api_ready(k).await.unwrap_or(false),
             None => false,
@@ -1146,7 +1152,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 },
             ));
         }
-        rows
+        (rows, kubeconfig.filter(|_| api))
     }
 }
 

@@ -348,11 +348,7 @@ pub fn encrypt_documents(
     cipher: &mut Cipher,
     file: &str,
 ) -> Result<String, SopsError> {
-    let mut walk = Walk::new(rules, key, cipher, false, file);
-    for doc in docs.iter_mut() {
-        walk.map(doc, &mut Vec::new(), &mut Vec::new())?;
-    }
-    Ok(walk.finish())
+    walk_documents(docs, rules, key, cipher, false, file)
 }
 
 /// Decrypts every document in place; returns the recomputed MAC (uppercase hex).
@@ -363,7 +359,19 @@ pub fn decrypt_documents(
     cipher: &mut Cipher,
     file: &str,
 ) -> Result<String, SopsError> {
-    let mut walk = Walk::new(rules, key, cipher, true, file);
+    walk_documents(docs, rules, key, cipher, true, file)
+}
+
+/// Encrypts (or decrypts) every value the rules select, in place, hashing plaintext for the MAC.
+fn walk_documents(
+    docs: &mut [Map],
+    rules: &Rules,
+    key: &DataKey,
+    cipher: &mut Cipher,
+    decrypt: bool,
+    file: &str,
+) -> Result<String, SopsError> {
+    let mut walk = Walk::new(rules, key, cipher, decrypt, file);
     for doc in docs.iter_mut() {
         walk.map(doc, &mut Vec::new(), &mut Vec::new())?;
     }

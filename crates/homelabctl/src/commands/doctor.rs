@@ -45,6 +45,7 @@ pub fn examine(config_path: &Path) -> miette::Result<DoctorReport> {
             "no Proxmox token secret: {e}"
         )
     })?;
+    // The client reports an insecure TLS setting through this sink, once.
     let events = EventSink::new(|e| {
         if let homelab_engine::events::Event::Warning { message, .. } = e {
             eprintln!("warning: {message}");
@@ -53,9 +54,6 @@ pub fn examine(config_path: &Path) -> miette::Result<DoctorReport> {
     let base = provision::base_dir(config_path);
     let proxmox = homelab_engine::wiring::proxmox(&config, &base, secret, &events)
         .map_err(|e| miette!("{e}"))?;
-    if let Some(w) = proxmox.client.tls_warning() {
-        eprintln!("warning: {w}");
-    }
     let input = DoctorInput {
         node: config.proxmox.node.clone(),
         iso_storage: config.proxmox.iso_storage.clone(),

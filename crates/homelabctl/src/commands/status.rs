@@ -3,10 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use homelab_engine::desired;
 use homelab_engine::flow::StatusRow;
-use homelab_engine::ports::TalosApi as _;
-use homelab_engine::wiring::Wired;
 use homelab_flux::KustomizationStatus;
 use homelab_flux::cluster::ClusterError;
 use homelab_kube::KubeClient;
@@ -23,12 +20,9 @@ pub fn run(global: &Global, _args: &StatusArgs) -> miette::Result<ExitCode> {
     let events = render::events::sink(global.output, render::stderr_color());
     let rows = provision::runtime()?.block_on(async {
         let wired = provision::wire(global, BundlePolicy::ReadOnly, &events).await?;
-        let mut rows = wired.engine(events.clone()).status().await;
-        if rows
-            .iter()
-            .any(|r| r.component == "kubernetes" && r.name == "api" && r.healthy)
-        {
-            rows.extend(flux_rows(&wired).await);
+        let (mut rows, kubeconfig) = wired.engine(events.clone()).status_with_kubeconfig().await;
+        if let Some(kubeconfig) = kubeconfig {
+            rows.extend(flux_rows(&kubeconfig).await);
         }
         Ok::<_, miette::Report>(rows)
     })?;
@@ -41,18 +35,8 @@ pub fn run(global: &Global, _args: &StatusArgs) -> miette::Result<ExitCode> {
 }
 
 /// One row per Flux Kustomization in flux-system; none when Flux is not installed (its CRD is not served).
-async fn flux_rows(wired: &Wired) -> Vec<StatusRow> {
-    let Some(first) = desired::bootstrap_node(&wired.config) else {
-        return Vec::new();
-    };
-    let Ok(kubeconfig) = wired
-        .talos
-        .kubeconfig(desired::installed_address(first))
-        .await
-    else {
-        return Vec::new();
-    };
-    let client = match std::str::from_utf8(&kubeconfig)
+async fn flux_rows(kubeconfig: &[u8]) -> Vec<StatusRow> {
+    let client = match std::str::from_utf8(kubeconfig)
         .map_err(|e| e.to_string())
         .and_then(|t| KubeClient::from_kubeconfig_yaml(t).map_err(|e| e.to_string()))
     {
