@@ -205,12 +205,17 @@ impl Signals {
 }
 
 /// Runs the editor and asks on the terminal whether to re-open after a parse error, giving up at once
-/// on SIGTERM, SIGINT or SIGHUP (the editor is killed; the caller exits with 128 + the signal number).
+/// on SIGTERM, SIGHUP or SIGINT (the editor is killed; the caller exits with 128 + the signal number),
+/// except a terminal's Ctrl-C while an interactive editor runs, which is the editor's.
 struct TerminalSession {
     runtime: tokio::runtime::Runtime,
     signals: Signals,
     /// The signal that ended the session, if one did.
     received: Option<(&'static str, u8)>,
+    /// Whether standard input is a terminal: then a SIGINT is the terminal's Ctrl-C, which reaches the
+    /// interactive editor too and is its key (vim and nano use it), so, as git does while its editor
+    /// runs, it does not end the edit. A SIGINT sent to homelabctl without a terminal does.
+    interactive: bool,
 }
 
 impl TerminalSession {
@@ -234,20 +239,34 @@ impl TerminalSession {
             runtime,
             signals,
             received: None,
+            interactive: std::io::stdin().is_terminal(),
         })
     }
 
     /// A signal that arrived while no editor ran (e.g. during re-encryption), if any.
     fn pending(&mut self) -> Option<(&'static str, u8)> {
-        let signals = &mut self.signals;
+        let (signals, interactive) = (&mut self.signals, self.interactive);
         self.runtime.block_on(async {
-            tokio::select! {
-                biased;
-                sig = signals.recv() => Some(sig),
-                _ = std::future::ready(()) => None,
+            loop {
+                tokio::select! {
+                    biased;
+                    sig = signals.recv() => {
+                        if !ends_edit(sig, interactive) {
+                            continue;
+                        }
+                        break Some(sig);
+                    }
+                    _ = std::future::ready(()) => break None,
+                }
             }
         })
     }
+}
+
+/// Whether `signal` ends the edit: SIGTERM and SIGHUP always; SIGINT unless it is a terminal's Ctrl-C
+/// (see [`TerminalSession::interactive`]).
+fn ends_edit(signal: (&str, u8), interactive: bool) -> bool {
+    !(interactive && signal.0 == "SIGINT")
 }
 
 /// The error that ends an edit stopped by `signal`.
@@ -282,11 +301,17 @@ impl EditSession for TerminalSession {
             }
         }
         let (prog, mut child) = started.ok_or_else(no_editor)?;
-        let signals = &mut self.signals;
+        let (signals, interactive) = (&mut self.signals, self.interactive);
         let ended = self.runtime.block_on(async {
-            tokio::select! {
-                status = child.wait() => Ok(status),
-                sig = signals.recv() => Err(sig),
+            loop {
+                tokio::select! {
+                    status = child.wait() => break Ok(status),
+                    sig = signals.recv() => {
+                        if ends_edit(sig, interactive) {
+                            break Err(sig);
+                        }
+                    }
+                }
             }
         });
         match ended {

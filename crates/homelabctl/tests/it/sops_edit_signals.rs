@@ -155,3 +155,63 @@ fn a_failing_editor_leaves_no_plaintext_and_the_file_unchanged() {
         before
     );
 }
+
+#[test]
+fn ctrl_c_on_the_terminal_belongs_to_the_interactive_editor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = repo_with_secret(dir.path());
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp");
+    let (ppid_file, go) = (dir.path().join("homelabctl.pid"), dir.path().join("go"));
+    // The editor records homelabctl's pid (its parent), then waits for the test's go-ahead and exits
+    // without changing anything.
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        format!(
+            "#!/bin/sh\necho $PPID > '{p}.tmp'\nmv '{p}.tmp' '{p}'\n\
+             n=0; while [ ! -e '{g}' ] && [ $n -lt 3000 ]; do sleep 0.02; n=$((n+1)); done\n",
+            p = ppid_file.display(),
+            g = go.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    // `script` gives homelabctl (and the editor) a terminal, as an interactive edit has.
+    let bin = assert_cmd::cargo::cargo_bin("homelabctl");
+    let cmd = edit_command(&repo, &editor, &tmp);
+    let envs: Vec<_> = cmd
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    let mut script = Command::new("script");
+    script
+        .args(["-qec"])
+        .arg(format!("'{}' sops edit s.enc.yaml", bin.display()))
+        .arg("/dev/null")
+        .current_dir(&repo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let child = script.spawn().expect("script");
+    wait_until(|| ppid_file.exists());
+    let pid = std::fs::read_to_string(&ppid_file).expect("pid");
+    let sent = Command::new("kill")
+        .args(["-INT", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    std::fs::write(&go, "").expect("go");
+    let out = child.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("no changes, file not written"), "{text}");
+    assert_eq!(leftovers(&tmp), Vec::<String>::new());
+}
