@@ -37,10 +37,17 @@ fn assert_refused(out: &std::process::Output, file: &str, what: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(out.status.code(), Some(1), "{what}: {text}");
-    assert!(text.contains(EXCESSIVE_ALIASING), "{what}: {text}");
+    // miette wraps long messages wherever the path length puts the line end: compare without layout.
+    let flat = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace() && *c != '│')
+            .collect()
+    };
+    let text = flat(&text);
+    assert!(text.contains(&flat(EXCESSIVE_ALIASING)), "{what}: {text}");
     assert!(text.contains(file), "{what} names the file: {text}");
     assert!(
-        text.contains(&format!("{file}{LINE}")) || text.contains("line 5"),
+        text.contains(&format!("{file}{LINE}")) || text.contains("line5,"),
         "{what} names the line: {text}"
     );
 }
