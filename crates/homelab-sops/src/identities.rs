@@ -134,7 +134,8 @@ impl Identities {
     /// repository's `.age-key.txt`. One source never hides another (a personal `SOPS_AGE_KEY_FILE` must
     /// not hide the repository key), each file is read and listed once however many names lead to it,
     /// and a source that cannot be used is noted in [`Identities::searched`] rather than ending the
-    /// search, as sops does, so the error names it only if no other identity decrypts.
+    /// search, as sops does, so the error names it only if no other identity decrypts (which is why this
+    /// returns `Ok` today; the `Result` keeps callers ready for a source that must fail loudly).
     pub fn discover(repo_root: Option<&Path>) -> Result<Identities, SopsError> {
         Ok(Self::discover_in(repo_root, &process_env))
     }
