@@ -8,6 +8,28 @@ use std::time::Duration;
 
 use crate::identity_lookup::repo_with_secret;
 
+/// A repository with an encrypted `s.enc.yaml` (and its bytes), and an empty directory for TMPDIR.
+struct Fixture {
+    dir: tempfile::TempDir,
+    repo: std::path::PathBuf,
+    before: Vec<u8>,
+    tmp: std::path::PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = repo_with_secret(dir.path());
+    let before = std::fs::read(repo.join("s.enc.yaml")).expect("read");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp");
+    Fixture {
+        dir,
+        repo,
+        before,
+        tmp,
+    }
+}
+
 /// Writes an editor script that records its pid in `pid_file`, then becomes `sleep` (so the pid is the
 /// editor process itself).
 fn sleeping_editor(dir: &Path, pid_file: &Path) -> std::path::PathBuf {
@@ -72,11 +94,12 @@ fn wait_until(mut ready: impl FnMut() -> bool) {
 }
 
 fn interrupted_edit_leaves_nothing(signal: &str, code: i32) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = repo_with_secret(dir.path());
-    let before = std::fs::read(repo.join("s.enc.yaml")).expect("read");
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp).expect("tmp");
+    let Fixture {
+        dir,
+        repo,
+        before,
+        tmp,
+    } = fixture();
     let pid_file = dir.path().join("editor.pid");
     let editor = sleeping_editor(dir.path(), &pid_file);
     let child = edit_command(&repo, &editor, &tmp).spawn().expect("spawn");
@@ -132,11 +155,12 @@ fn sighup_during_edit_stops_the_editor_and_removes_the_plaintext() {
 
 #[test]
 fn a_failing_editor_leaves_no_plaintext_and_the_file_unchanged() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = repo_with_secret(dir.path());
-    let before = std::fs::read(repo.join("s.enc.yaml")).expect("read");
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp).expect("tmp");
+    let Fixture {
+        dir,
+        repo,
+        before,
+        tmp,
+    } = fixture();
     let editor = dir.path().join("fail.sh");
     std::fs::write(
         &editor,
@@ -158,10 +182,7 @@ fn a_failing_editor_leaves_no_plaintext_and_the_file_unchanged() {
 
 #[test]
 fn ctrl_c_on_the_terminal_belongs_to_the_interactive_editor() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = repo_with_secret(dir.path());
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp).expect("tmp");
+    let Fixture { dir, repo, tmp, .. } = fixture();
     let (ppid_file, go) = (dir.path().join("homelabctl.pid"), dir.path().join("go"));
     // The editor records homelabctl's pid (its parent), then waits for the test's go-ahead and exits
     // without changing anything.
