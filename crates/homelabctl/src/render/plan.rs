@@ -14,7 +14,7 @@ fn paint(color: bool, code: &str, text: &str) -> String {
 fn action_color(action: Action) -> &'static str {
     match action {
         Action::Create => "32",
-        Action::Update => "33",
+        Action::Update | Action::Wait => "33",
         Action::Replace | Action::Delete => "1;31",
         Action::NoChange => "2",
     }
