@@ -32,12 +32,7 @@ async fn a_healthy_simulator_passes_every_check_on_both_versions() {
         let report = run(&client, &input()).await;
         assert!(report.ok(), "{report:#?}");
         assert_eq!(report.pve_version.as_deref(), Some(version.full()));
-        assert!(
-            report
-                .checks
-                .iter()
-                .any(|c| c.name == "privileges /vms")
-        );
+        assert!(report.checks.iter().any(|c| c.name == "privileges /vms"));
     }
 }
 
@@ -160,7 +155,11 @@ async fn an_unreachable_or_unauthorised_api_stops_with_one_failure() {
 /// privileges on the VM's own path only.
 fn per_vm_acl(version: PveVersion, vmid: u32) -> Acl {
     let all = all_privileges(version);
-    let not_vm: BTreeSet<String> = all.iter().filter(|p| !p.starts_with("VM.")).cloned().collect();
+    let not_vm: BTreeSet<String> = all
+        .iter()
+        .filter(|p| !p.starts_with("VM."))
+        .cloned()
+        .collect();
     Acl {
         entries: vec![
             AclEntry {
@@ -192,8 +191,9 @@ async fn grants_on_the_vms_own_path_warn_that_they_die_with_the_vm_and_name_the_
     assert!(check.detail.contains("only on /vms/100"), "{check:?}");
     let fix = check.fix.as_deref().unwrap_or("");
     assert!(
-        fix.contains("pveum acl modify /vms --tokens 'homelab@pve!homelabctl' --roles HomelabProvisioner")
-            && fix.contains("pveum acl modify /vms --users 'homelab@pve'"),
+        fix.contains(
+            "pveum acl modify /vms --tokens 'homelab@pve!homelabctl' --roles HomelabProvisioner"
+        ) && fix.contains("pveum acl modify /vms --users 'homelab@pve'"),
         "{fix}"
     );
 
@@ -210,8 +210,7 @@ async fn grants_on_the_vms_own_path_warn_that_they_die_with_the_vm_and_name_the_
 
 #[tokio::test]
 async fn a_missing_datastore_allocate_on_the_iso_storage_warns_for_remove_iso() {
-    let (_sim, client) =
-        start(SimOptions::fast().without_privilege("Datastore.Allocate")).await;
+    let (_sim, client) = start(SimOptions::fast().without_privilege("Datastore.Allocate")).await;
     let report = run(&client, &input()).await;
     assert!(report.ok(), "{report:#?}");
     let check = report
