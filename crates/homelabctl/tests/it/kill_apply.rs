@@ -423,7 +423,9 @@ fn apply_sigkilled_while_the_vm_is_being_created_waits_for_the_create_when_run_a
         "{plan}"
     );
     assert!(
-        plan.contains("0 to replace") && !plan.contains("--allow-replace"),
+        plan.contains("0 to replace")
+            && plan.contains("1 locked by a running task")
+            && !plan.contains("--allow-replace"),
         "{plan}"
     );
 
