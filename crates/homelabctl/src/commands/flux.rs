@@ -23,8 +23,9 @@ pub struct FluxArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum FluxCommand {
-    /// Create or update Secret flux-system/sops-age (key age.agekey) from the operator's age identity
-    /// (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or .age-key.txt), so Flux can decrypt SOPS files. Idempotent.
+    /// Create or update Secret flux-system/sops-age (key age.agekey) with the age identities the
+    /// repository's .sops.yaml encrypts to (found wherever sops looks, or in .age-key.txt), so Flux can
+    /// decrypt SOPS files. Idempotent.
     SopsKey,
     /// Install Flux from its release manifests (pinned by SHA-256), then the GitRepository and
     /// Kustomization syncing the repository. Needs no git write access. Idempotent.
@@ -94,23 +95,47 @@ fn cluster(global: &Global, args: &FluxArgs) -> miette::Result<KubeClient> {
 }
 
 async fn sops_key(global: &Global, args: &FluxArgs) -> miette::Result<ExitCode> {
-    let identity = homelab_flux::identity::discover(repo_root(global)).map_err(|e| {
-        miette!(
-            help = "set SOPS_AGE_KEY_FILE, or run `homelabctl init`/`homelabctl setup` to create .age-key.txt",
-            "{e}"
-        )
-    })?;
+    let identity = repository_identity(repo_root(global))?;
     let cluster = cluster(global, args)?;
     let action = homelab_flux::sops_key(&cluster, &identity)
         .await
         .map_err(|e| miette!("{e}"))?;
     println!(
-        "Secret {}/{} {action} (age identity from {})",
+        "Secret {}/{} {action} (age identity of {})",
         homelab_flux::sync::NAMESPACE,
         homelab_flux::sync::SOPS_SECRET,
         identity.source
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The identities, among all homelab-sops finds, that the repository's `.sops.yaml` encrypts to: what
+/// Flux needs, and nothing more (a personal key found beside it stays on this machine).
+fn repository_identity(root: &Path) -> miette::Result<homelab_flux::identity::AgeIdentity> {
+    let ids = homelab_sops::Identities::discover(Some(root)).map_err(|e| miette!("{e}"))?;
+    let config = homelab_sops::SopsConfig::find(root).map_err(|e| miette!("{e}"))?;
+    let recipients = config
+        .as_ref()
+        .map(homelab_sops::SopsConfig::recipients)
+        .unwrap_or_default();
+    if recipients.is_empty() {
+        return Err(miette!(
+            help = "run `homelabctl init` there, or add a creation rule with your age public key",
+            "no .sops.yaml with age recipients at or above {}: cannot tell which age identity Flux needs",
+            root.display()
+        ));
+    }
+    let (text, matched) = ids.export_for(&recipients).ok_or_else(|| {
+        miette!(
+            help = "put the repository's identity in .age-key.txt beside homelab.yaml, or point SOPS_AGE_KEY_FILE at it",
+            "no age identity found for the recipients of {} ({}); identities were looked for in: {}",
+            config.as_ref().map(|c| c.path.display().to_string()).unwrap_or_default(),
+            recipients.join(", "),
+            ids.searched().join("; ")
+        )
+    })?;
+    homelab_flux::identity::AgeIdentity::from_text(text, &matched.join(", "))
+        .map_err(|e| miette!("{e}"))
 }
 
 async fn run_bootstrap(

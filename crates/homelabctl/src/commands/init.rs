@@ -12,8 +12,9 @@ use super::Global;
 use crate::cli::InitArgs;
 use crate::fsx;
 
-/// The repository-local age identity (gitignored), as in the original system.
-pub const AGE_KEY_FILE: &str = ".age-key.txt";
+/// The repository-local age identity (gitignored), as in the original system; named where the identity
+/// lookup (`homelab_sops::Identities::discover`) reads it.
+pub const AGE_KEY_FILE: &str = homelab_sops::REPO_KEY_FILE;
 
 struct Planned {
     path: PathBuf,

@@ -26,11 +26,9 @@ pub struct SetupArgs {
 }
 
 pub fn run(args: SetupArgs) -> miette::Result<ExitCode> {
-    // sops reads SOPS_AGE_KEY_FILE first; honour it, else its default keys.txt.
-    let key_file = std::env::var_os("SOPS_AGE_KEY_FILE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let id = identity::ensure(key_file.as_deref()).map_err(|e| {
+    // Where sops reads the operator's own key: SOPS_AGE_KEY_FILE, else its default keys.txt.
+    let key_file = homelab_sops::personal_key_file().map_err(|e| miette!("{e}"))?;
+    let id = identity::ensure(&key_file).map_err(|e| {
         miette!(
             help = "set SOPS_AGE_KEY_FILE to an identity file, or fix the file named above",
             "{e}"
