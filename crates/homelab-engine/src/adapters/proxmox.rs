@@ -9,7 +9,7 @@ use homelab_proxmox::{
     VmSpec, WaitOptions,
 };
 
-use crate::ports::{Hypervisor, PortError, PortResult, VmLive, VmWanted};
+use crate::ports::{ErrorKind as PortKind, Hypervisor, PortError, PortResult, VmLive, VmWanted};
 
 pub struct Proxmox {
     pub client: Client,
@@ -17,11 +17,16 @@ pub struct Proxmox {
 }
 
 fn port_error(e: Error) -> PortError {
-    PortError {
-        transient: e.is_transient()
-            || matches!(e.kind(), ErrorKind::Locked | ErrorKind::AgentNotReady),
-        message: e.to_string(),
-    }
+    let transient =
+        e.is_transient() || matches!(e.kind(), ErrorKind::Locked | ErrorKind::AgentNotReady);
+    let kind = match e.kind() {
+        _ if transient => PortKind::Transient,
+        ErrorKind::NotFound => PortKind::NotFound,
+        ErrorKind::AlreadyExists => PortKind::Conflict,
+        ErrorKind::Auth => PortKind::Auth,
+        _ => PortKind::Other,
+    };
+    PortError::new(kind, e.to_string())
 }
 
 /// The create request for a Talos VM.
