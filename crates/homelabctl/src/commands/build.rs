@@ -1,8 +1,7 @@
 //! `homelabctl build DIR`: print the kustomize build of one directory exactly as `kustomize build` would.
 
-use std::io::Write;
+use crate::ExitStatus;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use miette::{IntoDiagnostic, WrapErr};
@@ -89,13 +88,11 @@ fn build_flux(args: &BuildArgs, name: &str) -> miette::Result<String> {
     b.output.to_yaml().map_err(|e| miette::miette!("{e}"))
 }
 
-pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
+pub fn run(args: BuildArgs) -> miette::Result<ExitStatus> {
     if let Some(name) = args.flux.clone() {
         let out = build_flux(&args, &name)?;
-        std::io::stdout()
-            .write_all(out.as_bytes())
-            .into_diagnostic()?;
-        return Ok(ExitCode::SUCCESS);
+        crate::out::bytes(out.as_bytes())?;
+        return Ok(ExitStatus::Success);
     }
     let opts = homelab_kustomize::Options {
         load_restrictor: args.load_restrictor.into(),
@@ -109,8 +106,6 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
             )
         })
         .wrap_err(format!("building {}", args.dir.display()))?;
-    std::io::stdout()
-        .write_all(out.as_bytes())
-        .into_diagnostic()?;
-    Ok(ExitCode::SUCCESS)
+    crate::out::bytes(out.as_bytes())?;
+    Ok(ExitStatus::Success)
 }

@@ -1,9 +1,9 @@
 //! `homelabctl doctor`: checks the configured Proxmox (node, version, token privileges, storages, bridges)
 //! and says how to fix each problem. Exit status: 0 when nothing failed, 1 otherwise.
 
+use crate::ExitStatus;
 use std::io::Write;
 use std::path::Path;
-use std::process::ExitCode;
 
 use clap::Args;
 use homelab_engine::events::EventSink;
@@ -18,19 +18,23 @@ use crate::cli::OutputFormat;
 #[derive(Debug, Args)]
 pub struct DoctorArgs {}
 
-pub fn run(global: &Global, _args: &DoctorArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, _args: &DoctorArgs) -> miette::Result<ExitStatus> {
     let report = examine(&global.config)?;
     match global.output {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&report).into_diagnostic()?
-        ),
-        OutputFormat::Text => print_text(&report, &mut std::io::stdout().lock()),
+        )?,
+        OutputFormat::Text => {
+            let mut text = Vec::new();
+            print_text(&report, &mut text);
+            crate::out::bytes(&text)?;
+        }
     }
     Ok(if report.ok() {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     } else {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     })
 }
 

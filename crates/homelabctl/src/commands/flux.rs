@@ -1,8 +1,8 @@
 //! `homelabctl flux …`: load the age identity into the cluster, install Flux and its sync objects,
 //! request a reconciliation. The age key is never printed: only object names and actions are.
 
+use crate::ExitStatus;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use homelab_flux::bootstrap::{self, InstallSource};
@@ -57,7 +57,7 @@ pub struct ReconcileArgs {
     pub with_source: bool,
 }
 
-pub fn run(global: &Global, args: &FluxArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &FluxArgs) -> miette::Result<ExitStatus> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -93,7 +93,7 @@ fn cluster(global: &Global, args: &FluxArgs) -> miette::Result<KubeClient> {
     KubeClient::from_kubeconfig_yaml(&text).map_err(|e| miette!("{}: {e}", path.display()))
 }
 
-async fn sops_key(global: &Global, args: &FluxArgs) -> miette::Result<ExitCode> {
+async fn sops_key(global: &Global, args: &FluxArgs) -> miette::Result<ExitStatus> {
     let identity = homelab_flux::identity::discover(repo_root(global)).map_err(|e| {
         miette!(
             help = "set SOPS_AGE_KEY_FILE, or run `homelabctl init`/`homelabctl setup` to create .age-key.txt",
@@ -104,20 +104,20 @@ async fn sops_key(global: &Global, args: &FluxArgs) -> miette::Result<ExitCode> 
     let action = homelab_flux::sops_key(&cluster, &identity)
         .await
         .map_err(|e| miette!("{e}"))?;
-    println!(
+    outln!(
         "Secret {}/{} {action} (age identity from {})",
         homelab_flux::sync::NAMESPACE,
         homelab_flux::sync::SOPS_SECRET,
         identity.source
-    );
-    Ok(ExitCode::SUCCESS)
+    )?;
+    Ok(ExitStatus::Success)
 }
 
 async fn run_bootstrap(
     global: &Global,
     args: &FluxArgs,
     b: &BootstrapArgs,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let config = homelab_config::load(&global.config)
         .map_err(|e| miette!(help = "run `homelabctl validate` for details", "{e}"))?
         .config;
@@ -145,32 +145,32 @@ async fn run_bootstrap(
         .map_err(|e| miette!("{e}"))?;
     for (object, action) in &report.applied {
         if *action != homelab_flux::cluster::Action::Unchanged {
-            println!("{object} {action}");
+            outln!("{object} {action}")?;
         }
     }
-    println!(
+    outln!(
         "Flux from {}: {} object(s) changed, {} unchanged",
         source.url,
         report.changed(),
         report.applied.len() - report.changed()
-    );
+    )?;
     for note in &report.notes {
-        println!("note: {note}");
+        outln!("note: {note}")?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 async fn reconcile(
     global: &Global,
     args: &FluxArgs,
     r: &ReconcileArgs,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let cluster = cluster(global, args)?;
     let touched = homelab_flux::reconcile(&cluster, &r.name, r.with_source)
         .await
         .map_err(|e| miette!("{e}"))?;
     for object in touched {
-        println!("{object}: reconciliation requested");
+        outln!("{object}: reconciliation requested")?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

@@ -1,7 +1,7 @@
 //! `homelabctl gitops …`: change the Flux tree the way `init` made it.
 
+use crate::ExitStatus;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use homelab_flux::{AddError, Component};
@@ -41,13 +41,13 @@ pub struct AddComponentArgs {
     pub version: String,
 }
 
-pub fn run(global: &Global, args: &GitopsArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &GitopsArgs) -> miette::Result<ExitStatus> {
     match &args.command {
         GitopsCommand::AddComponent(a) => add_component(global, a),
     }
 }
 
-fn add_component(global: &Global, args: &AddComponentArgs) -> miette::Result<ExitCode> {
+fn add_component(global: &Global, args: &AddComponentArgs) -> miette::Result<ExitStatus> {
     let root = tree_root(&global.config)?;
     let component = Component {
         name: args.name.clone(),
@@ -71,16 +71,16 @@ fn add_component(global: &Global, args: &AddComponentArgs) -> miette::Result<Exi
         miette!(help = help, "{e}")
     })?;
     for path in &written {
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display())?;
     }
-    println!(
+    outln!(
         "next: put the chart's values in {}, then commit",
         root.join("infrastructure")
             .join(&args.name)
             .join("helmrelease.yaml")
             .display()
-    );
-    Ok(ExitCode::SUCCESS)
+    )?;
+    Ok(ExitStatus::Success)
 }
 
 /// The Flux tree directory: `gitops.path` of homelab.yaml, relative to the file's directory.

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use homelab_config::LoadError;
 use homelab_engine::events::EventSink;
+use homelab_engine::flow::EngineError;
+use homelab_engine::ports::ErrorKind;
 use homelab_engine::wiring::{self, Wired};
 use homelab_repo::Repo;
 use homelab_talos::secrets::SecretsBundle;
@@ -147,6 +149,39 @@ fn bundle(
                 SecretsBundle::generate().map_err(|e| miette!("{e}"))
             }
         },
+    }
+}
+
+/// An engine failure at the edge, with the one piece of help that fits its kind: the engine's own hint when
+/// it has one, "run apply again" only when running again can help (a transient failure or a wait that ran
+/// out), nothing for a definite answer such as a Talos version the Image Factory does not offer.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{error}")]
+pub struct EngineFailure {
+    error: EngineError,
+    #[help]
+    help: Option<String>,
+}
+
+impl EngineFailure {
+    /// `error` from `homelabctl <command>`, the command a rerun hint names.
+    pub fn of(command: &str, error: EngineError) -> Self {
+        let help = match (error.hint(), error.kind()) {
+            (Some(hint), _) => Some(hint.to_string()),
+            (None, kind) if kind.is_worth_rerunning() => Some(format!(
+                "run `homelabctl {command}` again: every step is safe to repeat"
+            )),
+            (None, ErrorKind::Auth) => Some(
+                "check the credentials: `homelabctl doctor` checks the Proxmox token and its privileges"
+                    .to_string(),
+            ),
+            (None, ErrorKind::Tls) => Some(
+                "check proxmox.fingerprint (or the CA) in homelab.yaml against the server's certificate"
+                    .to_string(),
+            ),
+            (None, _) => None,
+        };
+        Self { error, help }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `homelabctl validate`: report every problem in homelab.yaml with its position and a hint.
 
-use std::process::ExitCode;
+use crate::ExitStatus;
 
 use homelab_config::{LoadError, Severity};
 use miette::miette;
@@ -9,7 +9,7 @@ use super::Global;
 use crate::cli::{OutputFormat, ValidateArgs};
 use crate::render;
 
-pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitStatus> {
     let file = global.config.display().to_string();
     let (source, diagnostics) = match homelab_config::load(&global.config) {
         Ok(loaded) => (
@@ -35,7 +35,7 @@ pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitCode> {
     let warnings = diagnostics.len() - errors;
     let failed = errors > 0 || (args.strict && warnings > 0);
     match global.output {
-        OutputFormat::Json => println!("{}", render::diagnostics_json(&file, &diagnostics)),
+        OutputFormat::Json => outln!("{}", render::diagnostics_json(&file, &diagnostics))?,
         OutputFormat::Text => {
             eprint!(
                 "{}",
@@ -44,13 +44,13 @@ pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitCode> {
             if failed {
                 eprintln!("{file}: {errors} error(s), {warnings} warning(s)");
             } else {
-                println!("{file} is valid ({warnings} warning(s))");
+                outln!("{file} is valid ({warnings} warning(s))")?;
             }
         }
     }
     Ok(if failed {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }

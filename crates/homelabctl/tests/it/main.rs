@@ -1,6 +1,7 @@
 //! Integration tests for the homelabctl binary (one test binary, one module per command).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli_edge;
 mod config_commands;
 mod flux_tree;
 mod gitops;

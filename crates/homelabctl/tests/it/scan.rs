@@ -75,13 +75,13 @@ fn a_bad_gitleaks_config_is_a_clear_error() {
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[[rules]]\nid = 'x'\nregex = '''(unclosed'''\n").unwrap();
     homelabctl()
-        .args(["scan", "--no-git", "--config"])
+        .args(["scan", "--no-git", "--gitleaks-config"])
         .arg(&cfg)
         .arg(dir.path())
         .assert()
         .code(1)
         .stderr(predicate::str::contains("bad.toml"))
-        .stderr(predicate::str::contains("without --config"));
+        .stderr(predicate::str::contains("without --gitleaks-config"));
 }
 
 #[test]
