@@ -16,7 +16,14 @@ pub struct Proxmox {
     pub wait: WaitOptions,
 }
 
-fn port_error(e: Error) -> PortError {
+pub(crate) fn port_error(e: Error) -> PortError {
+    // A certificate that does not verify (CA or fingerprint pin) is no network hiccup: retrying cannot
+    // change it, so it is not transient, whatever the client thinks of connection failures.
+    if let Error::Transport { detail, .. } = &e
+        && detail.contains("certificate")
+    {
+        return PortError::new(PortKind::Tls, e.to_string());
+    }
     let transient =
         e.is_transient() || matches!(e.kind(), ErrorKind::Locked | ErrorKind::AgentNotReady);
     let kind = match e.kind() {

@@ -102,11 +102,21 @@ pub async fn wire(
     let exists = wiring::cluster_exists(&proxmox, &config)
         .await
         .map_err(|e| {
-            miette!(
-                help = "check proxmox.endpoint, the token and `homelabctl doctor`",
-                "cannot reach Proxmox: {}",
-                e.message
-            )
+            let help = match e.kind {
+                ErrorKind::Tls => {
+                    "the certificate did not verify: compare proxmox.fingerprint (or the CA file) in homelab.yaml \
+                     with the server's (`pvenode cert info`); running again will not change it"
+                }
+                ErrorKind::Auth => {
+                    "check proxmox.token_id in homelab.yaml and the secret (`homelabctl secrets set-proxmox-token`); \
+                     `homelabctl doctor` lists the privileges"
+                }
+                ErrorKind::Transient | ErrorKind::Timeout => {
+                    "check proxmox.endpoint and that Proxmox is up, then run again; `homelabctl doctor` checks the rest"
+                }
+                _ => "check proxmox.endpoint, the token and `homelabctl doctor`",
+            };
+            miette!(help = help, "cannot reach Proxmox: {}", e.message)
         })?;
     let bundle = bundle(&repo, policy, exists, events)?;
     Wired::new(config, &dir, proxmox, bundle).map_err(|e| miette!("{e}"))

@@ -167,3 +167,34 @@ fn a_demo_whose_addresses_another_lab_holds_runs_on_the_next_free_subnet() {
         "and where to:\n{text}"
     );
 }
+
+#[test]
+fn a_certificate_that_does_not_verify_is_not_presented_as_worth_another_run() {
+    let site = Site::new(205);
+    let config = site.path().join("homelab.yaml");
+    let yaml = std::fs::read_to_string(&config).expect("homelab.yaml");
+    let line = yaml
+        .lines()
+        .find(|l| l.trim_start().starts_with("fingerprint:"))
+        .expect("the site pins the simulator's certificate");
+    let wrong = ["00"; 32].join(":");
+    std::fs::write(
+        &config,
+        yaml.replace(line, &format!("    fingerprint: \"{wrong}\"")),
+    )
+    .expect("write homelab.yaml");
+    let (status, stdout, stderr) = site.run(&["plan"], None);
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("fingerprint mismatch"),
+        "says what failed:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("the certificate did not verify"),
+        "and what to check:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("then run again"),
+        "running again cannot help:\n{stderr}"
+    );
+}
