@@ -5,6 +5,7 @@
 mod out;
 mod cli;
 mod commands;
+mod failure;
 mod fsx;
 mod render;
 

@@ -4,7 +4,6 @@ use crate::ExitStatus;
 
 use clap::Args;
 use homelab_engine::lock::ApplyLock;
-use miette::miette;
 
 use super::Global;
 use super::provision::{self, BundlePolicy, EngineFailure};
@@ -26,9 +25,9 @@ pub fn run(global: &Global, args: &ApplyArgs) -> miette::Result<ExitStatus> {
     let events = render::events::sink(global.output, color);
     let dir = provision::base_dir(&global.config);
     let lock = ApplyLock::acquire(&dir.join(".homelab"), "homelabctl apply").map_err(|e| {
-        miette!(
-            help = "wait for it to finish; if it was killed, the lock is released with it",
-            "{e}"
+        crate::failure::failure_help(
+            e,
+            "wait for it to finish; if it was killed, the lock is released with it",
         )
     })?;
     if let Some(stale) = &lock.stale {

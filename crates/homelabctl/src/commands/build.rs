@@ -1,6 +1,7 @@
 //! `homelabctl build DIR`: print the kustomize build of one directory exactly as `kustomize build` would.
 
 use crate::ExitStatus;
+use crate::failure::failure;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -77,7 +78,7 @@ fn build_flux(args: &BuildArgs, name: &str) -> miette::Result<String> {
         }
     };
     let b = homelab_gitops::flux::build(&repo, fk)
-        .map_err(|e| miette::miette!("{e}"))
+        .map_err(failure)
         .wrap_err(format!(
             "building Flux Kustomization {}/{} ({}:{})",
             fk.namespace, fk.name, fk.file, fk.line
@@ -85,7 +86,7 @@ fn build_flux(args: &BuildArgs, name: &str) -> miette::Result<String> {
     for n in &b.notes {
         eprintln!("note: {n}");
     }
-    b.output.to_yaml().map_err(|e| miette::miette!("{e}"))
+    b.output.to_yaml().map_err(failure)
 }
 
 pub fn run(args: BuildArgs) -> miette::Result<ExitStatus> {
@@ -100,9 +101,9 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitStatus> {
     let out = homelab_kustomize::build_dir(&args.dir, &opts)
         .and_then(|o| o.to_yaml())
         .map_err(|e| {
-            miette::miette!(
-                help = "fix the kustomization, or compare with `kubectl kustomize`",
-                "{e}"
+            crate::failure::failure_help(
+                e,
+                "fix the kustomization, or compare with `kubectl kustomize`",
             )
         })
         .wrap_err(format!("building {}", args.dir.display()))?;

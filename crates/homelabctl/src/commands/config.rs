@@ -5,7 +5,6 @@ use crate::ExitStatus;
 
 use clap::{Args, Subcommand};
 use homelab_repo::{OutputFile, Repo, Written};
-use miette::miette;
 
 use super::Global;
 use crate::cli::OutputFormat;
@@ -42,9 +41,9 @@ pub fn run(global: &Global, args: &ConfigArgs) -> miette::Result<ExitStatus> {
 /// Opens the repository of `--config` and loads its validated homelab.yaml.
 pub(super) fn open(global: &Global) -> miette::Result<(Repo, homelab_config::Config)> {
     let loaded = homelab_config::load(&global.config).map_err(|e| {
-        miette!(
-            help = "run `homelabctl validate` to see every problem, or pass --config FILE",
-            "{e}"
+        crate::failure::failure_help(
+            e,
+            "run `homelabctl validate` to see every problem, or pass --config FILE",
         )
     })?;
     let repo = Repo::open(&global.config).map_err(repo_err)?;
@@ -53,7 +52,7 @@ pub(super) fn open(global: &Global) -> miette::Result<(Repo, homelab_config::Con
 
 /// A library error at the binary edge (its message already says how to fix it).
 pub(super) fn repo_err(e: homelab_repo::RepoError) -> miette::Report {
-    miette!("{e}")
+    crate::failure::failure(e)
 }
 
 fn report(

@@ -5,6 +5,7 @@
 //! brings the same simulated homelab back for plan/apply/destroy in that repository.
 
 use crate::ExitStatus;
+use crate::failure::failure;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
@@ -158,8 +159,8 @@ pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitStatus> {
         eprintln!("==> homelabctl init {}", dir.display());
         super::init::write_repository(&dir, &values(&lab, subnet), &[], false)?;
         let config = dir.join(homelab_config::FILE_NAME);
-        let repo = Repo::open(&config).map_err(|e| miette!("{e}"))?;
-        repo.set_proxmox_token_secret(&lab.info().token_secret).map_err(|e| miette!("{e}"))?;
+        let repo = Repo::open(&config).map_err(failure)?;
+        repo.set_proxmox_token_secret(&lab.info().token_secret).map_err(failure)?;
         eprintln!("    stored the simulator's API token secret in secrets.enc.yaml (SOPS, age)");
         let global = Global {
             config,

@@ -1,10 +1,10 @@
 //! `homelabctl destroy`: remove the cluster's VMs (optionally resetting Talos first) and, if asked, the ISO.
 
 use crate::ExitStatus;
+use crate::failure::failure;
 
 use clap::Args;
 use homelab_engine::lock::ApplyLock;
-use miette::miette;
 
 use super::Global;
 use super::provision::{self, BundlePolicy, EngineFailure};
@@ -26,8 +26,7 @@ pub struct DestroyArgs {
 pub fn run(global: &Global, args: &DestroyArgs) -> miette::Result<ExitStatus> {
     let events = render::events::sink(global.output, render::stderr_color());
     let dir = provision::base_dir(&global.config);
-    let _lock = ApplyLock::acquire(&dir.join(".homelab"), "homelabctl destroy")
-        .map_err(|e| miette!("{e}"))?;
+    let _lock = ApplyLock::acquire(&dir.join(".homelab"), "homelabctl destroy").map_err(failure)?;
     if !provision::confirm(
         "Destroy every VM of this cluster (their disks and TPM state are lost)?",
         args.yes,

@@ -2,6 +2,7 @@
 //! and says how to fix each problem. Exit status: 0 when nothing failed, 1 otherwise.
 
 use crate::ExitStatus;
+use crate::failure::failure;
 use std::io::Write;
 use std::path::Path;
 
@@ -42,7 +43,7 @@ pub fn run(global: &Global, _args: &DoctorArgs) -> miette::Result<ExitStatus> {
 /// (`secrets.enc.yaml`, or `HOMELAB_PROXMOX_TOKEN_SECRET`).
 pub fn examine(config_path: &Path) -> miette::Result<DoctorReport> {
     let config = provision::load_config(config_path)?;
-    let repo = Repo::open(config_path).map_err(|e| miette!("{e}"))?;
+    let repo = Repo::open(config_path).map_err(failure)?;
     let secret = repo.proxmox_token_secret().map_err(|e| {
         miette!(
             help = "store it with `homelabctl secrets set-proxmox-token` (reads stdin), or export HOMELAB_PROXMOX_TOKEN_SECRET",
@@ -56,8 +57,8 @@ pub fn examine(config_path: &Path) -> miette::Result<DoctorReport> {
         }
     });
     let base = provision::base_dir(config_path);
-    let proxmox = homelab_engine::wiring::proxmox(&config, &base, secret, &events)
-        .map_err(|e| miette!("{e}"))?;
+    let proxmox =
+        homelab_engine::wiring::proxmox(&config, &base, secret, &events).map_err(failure)?;
     let input = DoctorInput {
         node: config.proxmox.node.clone(),
         iso_storage: config.proxmox.iso_storage.clone(),

@@ -2,6 +2,7 @@
 //! request a reconciliation. The age key is never printed: only object names and actions are.
 
 use crate::ExitStatus;
+use crate::failure::failure;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -95,15 +96,12 @@ fn cluster(global: &Global, args: &FluxArgs) -> miette::Result<KubeClient> {
 
 async fn sops_key(global: &Global, args: &FluxArgs) -> miette::Result<ExitStatus> {
     let identity = homelab_flux::identity::discover(repo_root(global)).map_err(|e| {
-        miette!(
-            help = "set SOPS_AGE_KEY_FILE, or run `homelabctl init`/`homelabctl setup` to create .age-key.txt",
-            "{e}"
-        )
+        crate::failure::failure_help(e, "set SOPS_AGE_KEY_FILE, or run `homelabctl init`/`homelabctl setup` to create .age-key.txt")
     })?;
     let cluster = cluster(global, args)?;
     let action = homelab_flux::sops_key(&cluster, &identity)
         .await
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(failure)?;
     outln!(
         "Secret {}/{} {action} (age identity from {})",
         homelab_flux::sync::NAMESPACE,
@@ -119,7 +117,7 @@ async fn run_bootstrap(
     b: &BootstrapArgs,
 ) -> miette::Result<ExitStatus> {
     let config = homelab_config::load(&global.config)
-        .map_err(|e| miette!(help = "run `homelabctl validate` for details", "{e}"))?
+        .map_err(|e| crate::failure::failure_help(e, "run `homelabctl validate` for details"))?
         .config;
     let gitops = config.gitops.ok_or_else(|| {
         miette!(
@@ -136,13 +134,11 @@ async fn run_bootstrap(
         sha256: b.sha256.clone(),
     };
     let cluster = cluster(global, args)?;
-    let http = bootstrap::http_client().map_err(|e| miette!("{e}"))?;
-    let manifests = bootstrap::fetch(&http, &source)
-        .await
-        .map_err(|e| miette!("{e}"))?;
+    let http = bootstrap::http_client().map_err(failure)?;
+    let manifests = bootstrap::fetch(&http, &source).await.map_err(failure)?;
     let report = bootstrap::bootstrap(&cluster, &manifests, &gitops)
         .await
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(failure)?;
     for (object, action) in &report.applied {
         if *action != homelab_flux::cluster::Action::Unchanged {
             outln!("{object} {action}")?;
@@ -168,7 +164,7 @@ async fn reconcile(
     let cluster = cluster(global, args)?;
     let touched = homelab_flux::reconcile(&cluster, &r.name, r.with_source)
         .await
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(failure)?;
     for object in touched {
         outln!("{object}: reconciliation requested")?;
     }

@@ -68,7 +68,7 @@ fn add_component(global: &Global, args: &AddComponentArgs) -> miette::Result<Exi
             }
             AddError::Read { .. } | AddError::Write { .. } => "nothing was changed",
         };
-        miette!(help = help, "{e}")
+        crate::failure::failure_help(e, help)
     })?;
     for path in &written {
         outln!("wrote {}", path.display())?;
@@ -86,9 +86,9 @@ fn add_component(global: &Global, args: &AddComponentArgs) -> miette::Result<Exi
 /// The Flux tree directory: `gitops.path` of homelab.yaml, relative to the file's directory.
 fn tree_root(config_path: &Path) -> miette::Result<PathBuf> {
     let loaded = homelab_config::load(config_path).map_err(|e| {
-        miette!(
-            help = "run `homelabctl validate` for details, or pass --config FILE",
-            "{e}"
+        crate::failure::failure_help(
+            e,
+            "run `homelabctl validate` for details, or pass --config FILE",
         )
     })?;
     let gitops = loaded.config.gitops.ok_or_else(|| {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use homelab_workstation::commit_msg;
 use homelab_workstation::hooks::{self, Foreign, Installed};
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::{IntoDiagnostic, WrapErr};
 
 #[derive(Debug, Args)]
 pub struct HooksArgs {
@@ -65,7 +65,7 @@ pub fn install(dir: &Path, foreign: Foreign) -> miette::Result<Vec<String>> {
         .wrap_err("cannot locate the homelabctl executable")?;
     let outcomes = hooks::install(dir, &exe, foreign).map_err(|e| {
         let hint = e.hint();
-        miette!(help = hint, "{e}")
+        crate::failure::failure_help(e, hint)
     })?;
     Ok(outcomes
         .iter()

@@ -1,6 +1,7 @@
 //! What `plan`, `apply`, `destroy` and `status` share: load homelab.yaml (reporting problems as `validate`
 //! does), open the repository's secrets, and wire the engine to the real clients.
 
+use crate::failure::failure;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -65,9 +66,9 @@ pub fn load_config(path: &Path) -> miette::Result<homelab_config::Config> {
                 path.display()
             ))
         }
-        Err(e @ LoadError::Read { .. }) => Err(miette!(
-            help = "run `homelabctl init` to create one, or pass --config FILE",
-            "{e}"
+        Err(e @ LoadError::Read { .. }) => Err(crate::failure::failure_help(
+            e,
+            "run `homelabctl init` to create one, or pass --config FILE",
         )),
     }
 }
@@ -96,9 +97,9 @@ pub async fn wire(
 ) -> miette::Result<Wired> {
     let config = load_config(&global.config)?;
     let dir = base_dir(&global.config);
-    let repo = Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
-    let token = repo.proxmox_token_secret().map_err(|e| miette!("{e}"))?;
-    let proxmox = wiring::proxmox(&config, &dir, token, events).map_err(|e| miette!("{e}"))?;
+    let repo = Repo::open(&global.config).map_err(failure)?;
+    let token = repo.proxmox_token_secret().map_err(failure)?;
+    let proxmox = wiring::proxmox(&config, &dir, token, events).map_err(failure)?;
     let exists = wiring::cluster_exists(&proxmox, &config)
         .await
         .map_err(|e| {
@@ -119,7 +120,7 @@ pub async fn wire(
             miette!(help = help, "cannot reach Proxmox: {}", e.message)
         })?;
     let bundle = bundle(&repo, policy, exists, events)?;
-    Wired::new(config, &dir, proxmox, bundle).map_err(|e| miette!("{e}"))
+    Wired::new(config, &dir, proxmox, bundle).map_err(failure)
 }
 
 fn bundle(
@@ -132,31 +133,31 @@ fn bundle(
         BundlePolicy::CreateIfNew => {
             let (bundle, source) = repo
                 .talos_bundle_or_create(cluster_exists)
-                .map_err(|e| miette!("{e}"))?;
+                .map_err(failure)?;
             if matches!(source, homelab_repo::BundleSource::Created) {
                 events.info("talos", "generated the cluster's secrets bundle into talos-secrets.enc.yaml (commit it: it is encrypted)");
             }
             Ok(bundle)
         }
-        BundlePolicy::ReadOnly => match repo.talos_bundle().map_err(|e| miette!("{e}"))? {
+        BundlePolicy::ReadOnly => match repo.talos_bundle().map_err(failure)? {
             Some(bundle) => Ok(bundle),
             None if !cluster_exists => {
                 events.info(
                     "talos",
                     "no secrets bundle yet: apply will generate talos-secrets.enc.yaml",
                 );
-                SecretsBundle::generate().map_err(|e| miette!("{e}"))
+                SecretsBundle::generate().map_err(failure)
             }
-            None => repo.talos_bundle_required().map_err(|e| miette!("{e}")),
+            None => repo.talos_bundle_required().map_err(failure),
         },
-        BundlePolicy::Optional => match repo.talos_bundle().map_err(|e| miette!("{e}"))? {
+        BundlePolicy::Optional => match repo.talos_bundle().map_err(failure)? {
             Some(bundle) => Ok(bundle),
             None => {
                 events.warn(
                     "talos",
                     "no secrets bundle: nodes cannot be reset through Talos, only removed",
                 );
-                SecretsBundle::generate().map_err(|e| miette!("{e}"))
+                SecretsBundle::generate().map_err(failure)
             }
         },
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use homelab_scan::report::{self, Format};
 use homelab_scan::{Baseline, Options, ScanRequest, Source};
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::{IntoDiagnostic, WrapErr};
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
@@ -60,7 +60,7 @@ pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitStatus>
     };
     let outcome = homelab_scan::scan(&request).map_err(|e| {
         let hint = e.hint();
-        miette!(help = hint, "{e}")
+        crate::failure::failure_help(e, hint)
     })?;
     if let Some(path) = args.write_baseline {
         std::fs::write(&path, Baseline::render(&outcome.findings))

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use homelab_workstation::hooks::Foreign;
 use homelab_workstation::identity::{self, Identity};
-use miette::miette;
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
@@ -31,9 +30,9 @@ pub fn run(args: SetupArgs) -> miette::Result<ExitStatus> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
     let id = identity::ensure(key_file.as_deref()).map_err(|e| {
-        miette!(
-            help = "set SOPS_AGE_KEY_FILE to an identity file, or fix the file named above",
-            "{e}"
+        crate::failure::failure_help(
+            e,
+            "set SOPS_AGE_KEY_FILE to an identity file, or fix the file named above",
         )
     })?;
     match &id {

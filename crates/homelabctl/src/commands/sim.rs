@@ -6,6 +6,7 @@ mod lab;
 mod proxmox;
 
 use crate::ExitStatus;
+use crate::failure::failure;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -158,7 +159,7 @@ fn write_sim_json(
     for (key, value) in other {
         file.other.insert((*key).to_string(), value.clone());
     }
-    file.write(&sim_json).map_err(|e| miette!("{e}"))?;
+    file.write(&sim_json).map_err(failure)?;
     Ok(file)
 }
 

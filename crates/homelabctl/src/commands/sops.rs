@@ -74,7 +74,7 @@ pub enum SopsCommand {
 }
 
 fn report(e: SopsError) -> miette::Report {
-    miette!("{e}")
+    crate::failure::failure(e)
 }
 
 /// The homelab repository root: the directory of the homelab configuration (where `.age-key.txt` lives).

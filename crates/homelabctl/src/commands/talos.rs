@@ -2,6 +2,7 @@
 //! masked unless `--reveal`) — and the secrets bundle (`check`, `import`).
 
 use crate::ExitStatus;
+use crate::failure::failure;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -65,9 +66,9 @@ pub fn run(global: &super::Global, args: TalosArgs) -> miette::Result<ExitStatus
 
 fn config(global: &super::Global, node: Option<&str>, reveal: bool) -> miette::Result<ExitStatus> {
     let loaded = homelab_config::load(&global.config).map_err(|e| {
-        miette!(
-            help = "run `homelabctl validate` to see every problem with its position",
-            "{e}"
+        crate::failure::failure_help(
+            e,
+            "run `homelabctl validate` to see every problem with its position",
         )
     })?;
     let cfg = &loaded.config;
@@ -97,8 +98,8 @@ fn config(global: &super::Global, node: Option<&str>, reveal: bool) -> miette::R
         },
     };
     // The one source of the bundle: talos-secrets.enc.yaml beside homelab.yaml, decrypted in memory.
-    let repo = homelab_repo::Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
-    let bundle = repo.talos_bundle_required().map_err(|e| miette!("{e}"))?;
+    let repo = homelab_repo::Repo::open(&global.config).map_err(failure)?;
+    let bundle = repo.talos_bundle_required().map_err(failure)?;
     let input = machine_input(cfg, node, repo.root())?;
     let rendered = machine_config::render(&input, &bundle)
         .map_err(|e| miette!("node `{}`: {e}", node.name))?;
@@ -107,7 +108,7 @@ fn config(global: &super::Global, node: Option<&str>, reveal: bool) -> miette::R
     } else {
         rendered.redacted()
     };
-    let yaml = shown.to_yaml().map_err(|e| miette!("{e}"))?;
+    let yaml = shown.to_yaml().map_err(failure)?;
     out!("{}", yaml.as_str())?;
     Ok(ExitStatus::Success)
 }
@@ -145,9 +146,8 @@ fn import(
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot read {}", file.display()))?,
     );
-    let repo = homelab_repo::Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
-    repo.import_talos_bundle(&text, force)
-        .map_err(|e| miette!("{e}"))?;
+    let repo = homelab_repo::Repo::open(&global.config).map_err(failure)?;
+    repo.import_talos_bundle(&text, force).map_err(failure)?;
     outln!(
         "{}: imported the bundle from {} (encrypted); keep the plain file out of the repository",
         repo.path(homelab_repo::TALOS_SECRETS_FILE).display(),

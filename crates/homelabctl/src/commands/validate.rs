@@ -3,7 +3,6 @@
 use crate::ExitStatus;
 
 use homelab_config::{LoadError, Severity};
-use miette::miette;
 
 use super::Global;
 use crate::cli::{OutputFormat, ValidateArgs};
@@ -22,9 +21,9 @@ pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitStatus> {
             ..
         }) => (source_text, diagnostics),
         Err(e @ LoadError::Read { .. }) => {
-            return Err(miette!(
-                help = "run `homelabctl init` to create one, or pass --config FILE",
-                "{e}"
+            return Err(crate::failure::failure_help(
+                e,
+                "run `homelabctl init` to create one, or pass --config FILE",
             ));
         }
     };

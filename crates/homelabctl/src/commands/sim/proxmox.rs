@@ -3,7 +3,7 @@
 use crate::ExitStatus;
 
 use homelab_sim::proxmox::{ProxmoxSim, SimOptions};
-use miette::{IntoDiagnostic, miette};
+use miette::IntoDiagnostic;
 
 use super::{SimArgs, print_proxmox, retract_sim_json, state_dir, wait_for_stop, write_sim_json};
 use crate::cli::OutputFormat;
@@ -16,7 +16,7 @@ pub(super) async fn serve(
 ) -> miette::Result<ExitStatus> {
     let sim = ProxmoxSim::start(opts.clone())
         .await
-        .map_err(|e| miette!(help = "pick another --proxmox-port, or 0", "{e}"))?;
+        .map_err(|e| crate::failure::failure_help(e, "pick another --proxmox-port, or 0"))?;
     let dir = state_dir(&args.state_dir)?;
     let file = write_sim_json(&dir, &sim, &opts, &[])?;
     match global.output {
