@@ -33,15 +33,10 @@ use crate::cli::{Cli, Command, Format, OutputFormat};
 
 pub fn run(cli: Cli) -> miette::Result<ExitStatus> {
     if cli.format == Format::Sarif && !matches!(cli.command, Command::Scan(_) | Command::Check(_)) {
-        // A wrong combination of arguments is a usage error, as clap's own are.
-        eprintln!(
-            "{:?}",
-            miette!(
-                help = "use --format text or --format json; SARIF reports findings, which only `scan` and `check` have",
-                "--format sarif is offered by `scan` and `check` only"
-            )
-        );
-        return Ok(ExitStatus::Usage);
+        return Ok(usage_error(miette!(
+            help = "use --format text or --format json; SARIF reports findings, which only `scan` and `check` have",
+            "--format sarif is offered by `scan` and `check` only"
+        )));
     }
     let global = Global {
         config: cli.config,
@@ -76,6 +71,13 @@ pub fn run(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Output(args) => output::run(&global, &args),
         Command::Secrets(args) => secrets::run(&global, &args),
     }
+}
+
+/// A command line clap accepts but that makes no sense (a wrong combination of arguments): printed like any
+/// error, with the exit status of clap's own usage errors.
+fn usage_error(report: miette::Report) -> ExitStatus {
+    eprintln!("{report:?}");
+    ExitStatus::Usage
 }
 
 /// Options every command sees.

@@ -38,6 +38,13 @@ pub struct ScanArgs {
 }
 
 pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitStatus> {
+    if global.config.extension().is_some_and(|e| e == "toml") {
+        // `--config` used to double as the gitleaks configuration; say where that option went.
+        return Ok(super::usage_error(miette::miette!(
+            help = format!("use --gitleaks-config {}", global.config.display()),
+            "--config names homelab.yaml, not a gitleaks configuration"
+        )));
+    }
     let config = args.gitleaks_config;
     let source = if args.history {
         Source::History

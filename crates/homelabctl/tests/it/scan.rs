@@ -107,3 +107,17 @@ fn check_reports_secrets_found_by_the_scanner_without_showing_them() {
         .assert()
         .success();
 }
+
+#[test]
+fn config_names_homelab_yaml_so_a_gitleaks_toml_there_is_a_usage_error() {
+    let (dir, _) = repo_with_secret();
+    let cfg = dir.path().join("gitleaks.toml");
+    std::fs::write(&cfg, "[extend]\nuseDefault = true\n").unwrap();
+    homelabctl()
+        .args(["scan", "--no-git", "--config"])
+        .arg(&cfg)
+        .arg(dir.path())
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("--gitleaks-config"));
+}
