@@ -1,8 +1,8 @@
 //! `homelabctl sops encrypt|decrypt|edit|updatekeys FILE`: SOPS files with age, compatible with the sops CLI.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use crate::ExitStatus;
+use std::io::{BufRead as _, IsTerminal as _};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use homelab_sops::{
@@ -75,7 +75,7 @@ pub enum SopsCommand {
 }
 
 fn report(e: SopsError) -> miette::Report {
-    miette!("{e}")
+    crate::failure::failure(e)
 }
 
 /// The homelab repository root: the directory of the homelab configuration (where `.age-key.txt` lives).
@@ -95,7 +95,7 @@ fn style(config: &Option<SopsConfig>) -> Style {
     config.as_ref().map(|c| c.style).unwrap_or_default()
 }
 
-pub fn run(global: &Global, args: SopsArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: SopsArgs) -> miette::Result<ExitStatus> {
     match args.command {
         SopsCommand::Encrypt {
             file,
@@ -126,7 +126,7 @@ fn encrypt(
     output: Option<&Path>,
     age: &[String],
     input_type: Option<&str>,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let config = config()?.filter(SopsConfig::has_rules);
     let name = file.display().to_string();
     let mut rule = match &config {
@@ -155,9 +155,9 @@ fn encrypt(
     match (in_place, output) {
         (true, _) => write_atomically(file, &out, None).map_err(report)?,
         (false, Some(o)) => write_atomically(o, &out, None).map_err(report)?,
-        (false, None) => std::io::stdout().write_all(&out).into_diagnostic()?,
+        (false, None) => crate::out::bytes(&out)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn decrypt(
@@ -165,7 +165,7 @@ fn decrypt(
     file: &Path,
     extract: Option<&str>,
     output: Option<&Path>,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let config = config()?;
     let ids = Identities::discover(Some(&repo_root(global))).map_err(report)?;
     let decrypted = decrypt_file(file, &ids).map_err(report)?;
@@ -176,13 +176,9 @@ fn decrypt(
     };
     match output {
         Some(o) => write_atomically(o, &plain, Some(0o600)).map_err(report)?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&plain).into_diagnostic()?;
-            out.flush().into_diagnostic()?;
-        }
+        None => crate::out::bytes(&plain)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// The signals that end `sops edit` early. While they are handled, none kills homelabctl outright, so
@@ -359,7 +355,7 @@ impl EditSession for TerminalSession {
     }
 }
 
-fn edit(global: &Global, file: &Path) -> miette::Result<ExitCode> {
+fn edit(global: &Global, file: &Path) -> miette::Result<ExitStatus> {
     let config = config()?;
     let ids = Identities::discover(Some(&repo_root(global))).map_err(report)?;
     let mut session = TerminalSession::start()?;
@@ -370,16 +366,16 @@ fn edit(global: &Global, file: &Path) -> miette::Result<ExitCode> {
             Err(e) => eprintln!("error: {e}"),
             Ok(_) => eprintln!("{}: interrupted by {name} after saving", file.display()),
         }
-        return Ok(ExitCode::from(128 + number));
+        return Ok(ExitStatus::Signalled(number));
     }
     match outcome.map_err(report)? {
         EditOutcome::Unchanged => eprintln!("{}: no changes, file not written", file.display()),
         EditOutcome::Saved => eprintln!("{}: saved", file.display()),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-fn updatekeys(global: &Global, file: &Path, yes: bool) -> miette::Result<ExitCode> {
+fn updatekeys(global: &Global, file: &Path, yes: bool) -> miette::Result<ExitStatus> {
     let config = config()?.filter(SopsConfig::has_rules).ok_or_else(|| {
         miette!(
             help = "run from inside the repository that holds .sops.yaml",
@@ -396,7 +392,7 @@ fn updatekeys(global: &Global, file: &Path, yes: bool) -> miette::Result<ExitCod
         .map_err(report)?
     else {
         eprintln!("{}: already up to date", file.display());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     };
     eprintln!("The following changes will be made to the file's age recipients:");
     for r in rule.recipients.iter().filter(|r| !current.contains(r)) {
@@ -414,10 +410,10 @@ fn updatekeys(global: &Global, file: &Path, yes: bool) -> miette::Result<ExitCod
             .into_diagnostic()?;
         if !matches!(line.trim(), "y" | "Y" | "yes") {
             eprintln!("{}: not changed", file.display());
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitStatus::Failure);
         }
     }
     write_atomically(file, &out, None).map_err(report)?;
     eprintln!("{}: keys updated", file.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

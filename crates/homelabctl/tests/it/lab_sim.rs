@@ -58,7 +58,7 @@ fn run(config: &Path, args: &[&str]) -> std::process::Output {
         .expect("runs")
 }
 
-fn text(out: &std::process::Output) -> String {
+pub(crate) fn text(out: &std::process::Output) -> String {
     format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod alias_bombs;
+mod cli_edge;
 mod config_commands;
 mod flux_tree;
 mod gitops;
