@@ -106,7 +106,7 @@ fn a_usage_error_and_changes_present_give_different_exit_codes() {
     let (help, stdout, _) = site.run(&["--help"], None);
     assert_eq!(help.code(), Some(0));
     assert!(
-        stdout.contains("64  usage error"),
+        stdout.contains("64     usage error"),
         "--help carries the exit status table:\n{stdout}"
     );
 }
