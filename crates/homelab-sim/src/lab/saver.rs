@@ -56,6 +56,14 @@ impl Saver {
             return Ok(false);
         }
         state.write_blobs(&self.dir)?;
+        // A node that is gone (its VM destroyed) forgets what was written for it: a new cluster on the same
+        // VM id can reach the same (id, revision) and must still be written.
+        last.etcd.retain(|vmid, _| {
+            state
+                .nodes
+                .get(vmid)
+                .is_some_and(|n| n.disk.as_ref().is_some_and(|d| d.etcd.is_some()))
+        });
         for (vmid, node) in &state.nodes {
             let Some(version) = node.disk.as_ref().and_then(|d| d.etcd.as_ref()) else {
                 continue;
