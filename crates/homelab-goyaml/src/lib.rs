@@ -4,7 +4,8 @@
 //! It holds only the rules both need and that are easy to get subtly wrong: Go's `strconv` number syntax
 //! ([`strconv`]), go-yaml's plain-scalar checks that are not about a value model ([`plain`]), and libyaml's
 //! scalar analysis that decides between plain, quoted and block styles ([`scalar`]), plus Go
-//! `encoding/json` string quoting ([`json`]). It has no YAML value
+//! `encoding/json` string quoting ([`json`]) and what a folded block scalar reads as after kyaml writes
+//! it back ([`folded`]). It has no YAML value
 //! type, reader or writer of its own: each caller keeps its own model (sops' typed values, kustomize's
 //! JSON-like tree) and its own emitter.
 //!
@@ -15,6 +16,7 @@
 //! assert!(!scalar::analyze("a: b").block_plain);
 //! ```
 
+pub mod folded;
 pub mod json;
 pub mod plain;
 pub mod scalar;
