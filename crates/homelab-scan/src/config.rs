@@ -69,6 +69,9 @@ pub struct Config {
     pub(crate) allowlists: Vec<Allowlist>,
     /// The file the configuration came from, which scans skip.
     pub(crate) path: Option<PathBuf>,
+    /// homelabctl's built-in rules, which already recognise the encoded forms that matter here (base64
+    /// PEM keys in Talos bundles and Secrets): a decoded finding on a line they reported adds nothing.
+    pub(crate) built_in: bool,
 }
 
 impl Config {
@@ -77,8 +80,10 @@ impl Config {
     pub fn homelab_default() -> Self {
         // The embedded rule set is tested below; failing to parse it is a build defect.
         #[allow(clippy::expect_used)]
-        Self::from_toml_str(DEFAULT_RULES, "<built-in rules>", None)
-            .expect("built-in rules are valid")
+        let mut config = Self::from_toml_str(DEFAULT_RULES, "<built-in rules>", None)
+            .expect("built-in rules are valid");
+        config.built_in = true;
+        config
     }
 
     /// Reads a gitleaks.toml file.
@@ -304,6 +309,7 @@ fn load(
         rules,
         allowlists: global,
         path: None,
+        built_in: false,
     };
 
     if let Some(extend) = raw.extend {

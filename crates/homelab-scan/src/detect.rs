@@ -5,11 +5,13 @@
 //! global then rule allowlists → drop `generic*` findings another rule found on the same line.
 //! homelabctl adds: values inside SOPS `ENC[…]` tokens are never findings.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::allowlist::Candidate;
+use crate::codec::{self, Passes};
 use crate::config::{Config, Rule};
 use crate::entropy;
 use crate::finding::{CommitInfo, Finding, Sensitive};
@@ -27,6 +29,9 @@ pub struct Options {
     pub sops_aware: bool,
     /// Worker threads (0: one per CPU).
     pub threads: usize,
+    /// How many decoding passes (base64, hex, percent, unicode) to rescan, like gitleaks'
+    /// `--max-decode-depth` (default 5; 0 turns decoding off).
+    pub max_decode_depth: usize,
 }
 
 impl Default for Options {
@@ -35,6 +40,7 @@ impl Default for Options {
             allow_comments: true,
             sops_aware: true,
             threads: 0,
+            max_decode_depth: codec::DEFAULT_MAX_DECODE_DEPTH,
         }
     }
 }
@@ -126,15 +132,45 @@ impl Detector {
         {
             return findings;
         }
-        let present = self.present_keywords(frag.raw);
         let mut newlines: Option<Vec<usize>> = None;
-        for (rule, kw) in self.config.rules.iter().zip(&self.rule_keywords) {
-            if !rule.keywords.is_empty()
-                && !kw.iter().any(|&k| present.get(k).copied().unwrap_or(false))
-            {
-                continue;
+        // gitleaks' decoding loop: scan, decode what looks encoded, scan the decoded text, up to the depth.
+        let mut passes = Passes::default();
+        let mut current = Cow::Borrowed(frag.raw);
+        let mut depth = 0;
+        let mut undecoded = 0;
+        loop {
+            let present = self.present_keywords(&current);
+            for (rule, kw) in self.config.rules.iter().zip(&self.rule_keywords) {
+                if !rule.keywords.is_empty()
+                    && !kw.iter().any(|&k| present.get(k).copied().unwrap_or(false))
+                {
+                    continue;
+                }
+                let pass = Pass {
+                    text: &current,
+                    passes: &passes,
+                };
+                self.detect_rule(frag, &pass, rule, commit, &mut newlines, &mut findings);
             }
-            self.detect_rule(frag, rule, commit, &mut newlines, &mut findings);
+            if depth == 0 {
+                undecoded = findings.len();
+            }
+            depth += 1;
+            if depth > self.options.max_decode_depth {
+                break;
+            }
+            match passes.decode(&current) {
+                Some(next) => current = Cow::Owned(next),
+                None => break,
+            }
+        }
+        if self.config.built_in && findings.len() > undecoded {
+            let lines: Vec<usize> = findings[..undecoded].iter().map(|f| f.start_line).collect();
+            let mut i = 0;
+            findings.retain(|f| {
+                i += 1;
+                i <= undecoded || !lines.contains(&f.start_line)
+            });
         }
         dedupe_generic(findings)
     }
@@ -153,6 +189,7 @@ impl Detector {
     fn detect_rule(
         &self,
         frag: &Fragment<'_>,
+        pass: &Pass<'_>,
         rule: &Rule,
         commit: &str,
         newlines: &mut Option<Vec<usize>>,
@@ -168,7 +205,7 @@ impl Detector {
         }
         if let Some(path_re) = &rule.path {
             let path_matches = path_re.is_match(frag.path.as_bytes());
-            if rule.regex.is_none() {
+            if rule.regex.is_none() && pass.passes.current().is_empty() {
                 if path_matches {
                     let text = format!("file detected: {}", frag.path);
                     out.push(Finding {
@@ -194,13 +231,29 @@ impl Detector {
         }
         let Some(re) = &rule.regex else { return };
         let raw = frag.raw;
-        for m in re.find_iter(raw) {
-            let start = m.start();
+        let decoding = !pass.passes.current().is_empty();
+        for m in re.find_iter(pass.text) {
             let matched = trim_newlines(m.as_bytes());
-            let end = start + matched.len();
+            // In a decoded pass, only matches touching newly decoded text count, located at the encoded
+            // run they came from; allowlists then see the decoded line (gitleaks' `currentLine`).
+            let (start, end, meta_tags, current_line) = if decoding {
+                let segments = pass.passes.overlapping(m.start(), m.end());
+                if segments.is_empty() {
+                    continue;
+                }
+                let (s, e) = pass.passes.adjust(&segments, m.start(), m.end());
+                (
+                    s.min(raw.len()),
+                    e.min(raw.len()),
+                    codec::tags(&segments),
+                    Some(codec::current_line(&segments, pass.text)),
+                )
+            } else {
+                (m.start(), m.start() + matched.len(), Vec::new(), None)
+            };
             let nl = newlines.get_or_insert_with(|| memchr_all(raw));
             let loc = locate(nl, raw, start, end);
-            let line = &raw[loc.line_start..loc.line_end.min(raw.len())];
+            let line = &raw[loc.line_start.min(raw.len())..loc.line_end.min(raw.len())];
             if self.options.allow_comments
                 && ALLOW_MARKERS.iter().any(|mk| contains(line, mk.as_bytes()))
             {
@@ -218,7 +271,7 @@ impl Detector {
             let cand = Candidate {
                 secret,
                 matched,
-                line,
+                line: current_line.unwrap_or(line),
                 path: frag.path,
                 commit,
             };
@@ -241,12 +294,18 @@ impl Detector {
                 end_column: loc.end_column,
                 commit: frag.commit.cloned(),
                 entropy: ent as f32,
-                tags: rule.tags.clone(),
+                tags: rule.tags.iter().cloned().chain(meta_tags).collect(),
                 secret: Sensitive::new(secret),
                 matched: Sensitive::new(matched),
             });
         }
     }
+}
+
+/// The text one scanning pass reads: the fragment itself, or its decoded form after some passes.
+struct Pass<'a> {
+    text: &'a [u8],
+    passes: &'a Passes,
 }
 
 /// gitleaks re-runs the rule on the match and takes the requested group, or the first non-empty one.
@@ -467,7 +526,7 @@ mod tests {
             )
             .is_empty()
         );
-        assert_eq!(scan(&d, "k: data:Zm9vYmFyYmF6cXV4\n").len(), 1);
+        assert_eq!(scan(&d, "k: data:ZmvvYmFyYmFaaXVq\n").len(), 1);
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! (age identities, Proxmox API tokens, Talos and kubeconfig keys, bootstrap tokens, PEM keys, forge and
 //! cloud tokens, generic high-entropy assignments) or a user's gitleaks.toml.
 //!
-//! What it does not do: decode base64/hex/percent-encoded text and rescan it (gitleaks' decoding passes),
-//! scan inside archives, or run composite (`[[rules.required]]`) rules. It never prints: callers render a
-//! [`ScanOutcome`] with [`report::render`]. SOPS-encrypted files and `ENC[…]` values are never findings.
+//! Like gitleaks it decodes base64, hex, percent and unicode-escaped text and rescans it (up to
+//! [`Options::max_decode_depth`] passes). What it does not do: scan inside archives, or run composite
+//! (`[[rules.required]]`) rules. It never prints: callers render a [`ScanOutcome`]
+//! with [`report::render`]. SOPS-encrypted files and `ENC[…]` values are never findings.
 //!
 //! ```no_run
 //! use homelab_scan::{ScanRequest, Source, scan};
@@ -20,6 +21,7 @@
 
 mod allowlist;
 pub mod baseline;
+mod codec;
 mod config;
 mod detect;
 mod entropy;
@@ -33,6 +35,7 @@ mod sops;
 mod testdata;
 
 pub use baseline::Baseline;
+pub use codec::DEFAULT_MAX_DECODE_DEPTH;
 pub use config::{Config, ConfigError, Rule};
 pub use detect::{ALLOW_MARKERS, Detector, Fragment, Options};
 pub use entropy::shannon as shannon_entropy;

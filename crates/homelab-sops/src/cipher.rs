@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 
 use aes_gcm::aead::consts::U32;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::aes::Aes256;
 use aes_gcm::{AesGcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rand::RngCore;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 use zeroize::Zeroizing;
 
 use crate::value::{Value, go_float_plain};
@@ -58,6 +59,18 @@ fn parse_enc(text: &str) -> Option<EncParts> {
 pub struct Cipher {
     /// IVs by digest of (type, path, plaintext): no plaintext is kept here.
     stash: HashMap<[u8; 32], Vec<u8>>,
+    /// The expanded AES key and GHASH key of the last data key used. A file has one data key, and
+    /// expanding it for each of its thousands of values used to dominate encrypt and decrypt.
+    keyed: Option<Keyed>,
+    /// A ChaCha CSPRNG seeded once from the OS for fresh IVs: one `getrandom` call per file instead of
+    /// one per value.
+    rng: Option<StdRng>,
+}
+
+/// A data key and the AES-GCM instance (32-byte nonces, as sops uses) set up for it.
+struct Keyed {
+    key: Zeroizing<[u8; 32]>,
+    aes: SopsAes,
 }
 
 fn stash_key(plain: &[u8], aad: &str, kind: &str) -> [u8; 32] {
@@ -77,6 +90,37 @@ impl Cipher {
         Cipher::default()
     }
 
+    /// The AES-GCM instance for `key`, set up once per data key.
+    fn aes(&mut self, key: &[u8; 32]) -> &SopsAes {
+        let keyed = self
+            .keyed
+            .take()
+            .filter(|k| *k.key == *key)
+            .unwrap_or_else(|| Keyed {
+                key: Zeroizing::new(*key),
+                aes: SopsAes::new(key.into()),
+            });
+        &self.keyed.insert(keyed).aes
+    }
+
+    /// The IV for a value: the one it had when decrypted if unchanged, else a fresh random one.
+    fn iv_for(&mut self, stash_key: &[u8; 32]) -> Result<Vec<u8>, String> {
+        if let Some(iv) = self.stash.get(stash_key) {
+            return Ok(iv.clone());
+        }
+        let rng = match &mut self.rng {
+            Some(rng) => rng,
+            None => self.rng.insert(
+                StdRng::from_rng(rand::rngs::OsRng)
+                    .map_err(|e| format!("random source failed: {e}"))?,
+            ),
+        };
+        let mut iv = vec![0u8; 32];
+        rng.try_fill_bytes(&mut iv)
+            .map_err(|e| format!("random source failed: {e}"))?;
+        Ok(iv)
+    }
+
     /// Decrypts one `ENC[…]` text with `key` and AAD `aad` into a typed value.
     pub fn decrypt(
         &mut self,
@@ -88,7 +132,7 @@ impl Cipher {
             return Ok(Value::Str(String::new()));
         }
         let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
-        let plain = decrypt_raw(&parts, key, aad)?;
+        let plain = self.decrypt_raw(&parts, key, aad)?;
         let value = typed_value(&parts.kind, &plain)?;
         self.stash
             .insert(stash_key(&plain, aad, &parts.kind), parts.iv);
@@ -96,16 +140,13 @@ impl Cipher {
     }
 
     /// Encrypts a leaf value (`Comment` gives `type:comment`). Empty strings and comments stay empty.
-    pub fn encrypt(&self, value: &Value, key: &[u8; 32], aad: &str) -> Result<String, String> {
+    pub fn encrypt(&mut self, value: &Value, key: &[u8; 32], aad: &str) -> Result<String, String> {
         let (plain, kind) = plaintext_of(value)?;
         if plain.is_empty() && matches!(value, Value::Str(_) | Value::Comment(_)) {
             return Ok(String::new());
         }
-        let iv = match self.stash.get(&stash_key(&plain, aad, kind)) {
-            Some(iv) => iv.clone(),
-            None => fresh_iv()?,
-        };
-        Ok(encrypt_raw(&plain, &iv, key, aad, kind))
+        let iv = self.iv_for(&stash_key(&plain, aad, kind))?;
+        Ok(encrypt_raw(self.aes(key), &plain, &iv, aad, kind))
     }
 }
 
@@ -121,83 +162,80 @@ impl Cipher {
             return Ok((Zeroizing::new(Vec::new()), "str".into()));
         }
         let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
-        let plain = decrypt_raw(&parts, key, aad)?;
+        let plain = self.decrypt_raw(&parts, key, aad)?;
         self.stash
             .insert(stash_key(&plain, aad, &parts.kind), parts.iv);
         Ok((plain, parts.kind))
     }
 
     /// Encrypts raw bytes as `type:str` (the binary store). Empty input stays empty.
-    pub fn encrypt_bytes(&self, plain: &[u8], key: &[u8; 32], aad: &str) -> Result<String, String> {
+    pub fn encrypt_bytes(
+        &mut self,
+        plain: &[u8],
+        key: &[u8; 32],
+        aad: &str,
+    ) -> Result<String, String> {
         if plain.is_empty() {
             return Ok(String::new());
         }
-        let iv = match self.stash.get(&stash_key(plain, aad, "str")) {
-            Some(iv) => iv.clone(),
-            None => fresh_iv()?,
+        let iv = self.iv_for(&stash_key(plain, aad, "str"))?;
+        Ok(encrypt_raw(self.aes(key), plain, &iv, aad, "str"))
+    }
+
+    fn decrypt_raw(
+        &mut self,
+        parts: &EncParts,
+        key: &[u8; 32],
+        aad: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
+        let Ok(tag) = <[u8; 16]>::try_from(parts.tag.as_slice()) else {
+            return Err(DecryptFailure::Authentication);
         };
-        Ok(encrypt_raw(plain, &iv, key, aad, "str"))
+        // sops accepts any nonce length on decrypt (it uses len(iv)); we support the standard 32 and
+        // GCM's 12.
+        let mut plain = Zeroizing::new(parts.data.clone());
+        let ok = match parts.iv.len() {
+            32 => self.aes(key).decrypt_in_place_detached(
+                Nonce::<U32>::from_slice(&parts.iv),
+                aad.as_bytes(),
+                &mut plain,
+                aes_gcm::Tag::from_slice(&tag),
+            ),
+            12 => {
+                let payload = Payload {
+                    msg: &[parts.data.as_slice(), &tag].concat(),
+                    aad: aad.as_bytes(),
+                };
+                aes_gcm::Aes256Gcm::new_from_slice(key)
+                    .map_err(|_| DecryptFailure::Authentication)?
+                    .decrypt(aes_gcm::Nonce::from_slice(&parts.iv), payload)
+                    .map(|p| plain = Zeroizing::new(p))
+            }
+            _ => return Err(DecryptFailure::Authentication),
+        };
+        ok.map(|()| plain)
+            .map_err(|_| DecryptFailure::Authentication)
     }
 }
 
-fn fresh_iv() -> Result<Vec<u8>, String> {
-    let mut iv = vec![0u8; 32];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut iv)
-        .map_err(|e| format!("random source failed: {e}"))?;
-    Ok(iv)
-}
-
-fn decrypt_raw(
-    parts: &EncParts,
-    key: &[u8; 32],
-    aad: &str,
-) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
-    if parts.tag.len() != 16 || parts.iv.is_empty() {
-        return Err(DecryptFailure::Authentication);
-    }
-    let mut ct = Vec::with_capacity(parts.data.len() + 16);
-    ct.extend_from_slice(&parts.data);
-    ct.extend_from_slice(&parts.tag);
-    // sops accepts any nonce length on decrypt (it uses len(iv)); we support the standard 32 and GCM's 12.
-    let payload = Payload {
-        msg: &ct,
-        aad: aad.as_bytes(),
-    };
-    let plain = match parts.iv.len() {
-        32 => SopsAes::new_from_slice(key)
-            .map_err(|_| DecryptFailure::Authentication)?
-            .decrypt(Nonce::<U32>::from_slice(&parts.iv), payload),
-        12 => aes_gcm::Aes256Gcm::new_from_slice(key)
-            .map_err(|_| DecryptFailure::Authentication)?
-            .decrypt(aes_gcm::Nonce::from_slice(&parts.iv), payload),
-        _ => return Err(DecryptFailure::Authentication),
-    };
-    plain
-        .map(Zeroizing::new)
-        .map_err(|_| DecryptFailure::Authentication)
-}
-
-fn encrypt_raw(plain: &[u8], iv: &[u8], key: &[u8; 32], aad: &str, kind: &str) -> String {
-    let cipher = SopsAes::new(key.into());
-    // Encryption with a valid 32-byte key and nonce cannot fail for inputs below GCM's size limit (64 GiB).
-    let ct = cipher
-        .encrypt(
-            Nonce::<U32>::from_slice(iv),
-            Payload {
-                msg: plain,
-                aad: aad.as_bytes(),
-            },
-        )
+fn encrypt_raw(aes: &SopsAes, plain: &[u8], iv: &[u8], aad: &str, kind: &str) -> String {
+    let mut data = Zeroizing::new(plain.to_vec());
+    // Encryption with a valid 32-byte key and nonce cannot fail for inputs below GCM's size limit
+    // (64 GiB); the in-place form returns the tag apart, so no ciphertext+tag buffer is split again.
+    let tag = aes
+        .encrypt_in_place_detached(Nonce::<U32>::from_slice(iv), aad.as_bytes(), &mut data)
         .unwrap_or_default();
-    let (data, tag) = ct.split_at(ct.len().saturating_sub(16));
-    format!(
-        "ENC[AES256_GCM,data:{},iv:{},tag:{},type:{}]",
-        B64.encode(data),
-        B64.encode(iv),
-        B64.encode(tag),
-        kind
-    )
+    let mut out = String::with_capacity(48 + (data.len() + iv.len() + 16) * 4 / 3 + kind.len());
+    out.push_str("ENC[AES256_GCM,data:");
+    B64.encode_string(&data[..], &mut out);
+    out.push_str(",iv:");
+    B64.encode_string(iv, &mut out);
+    out.push_str(",tag:");
+    B64.encode_string(tag, &mut out);
+    out.push_str(",type:");
+    out.push_str(kind);
+    out.push(']');
+    out
 }
 
 /// The bytes sops encrypts (and feeds to the MAC) for a leaf, with its type name.
@@ -304,7 +342,7 @@ mod tests {
 
     #[test]
     fn empty_string_is_not_encrypted() {
-        let c = Cipher::new();
+        let mut c = Cipher::new();
         assert_eq!(
             c.encrypt(&Value::Str(String::new()), &[0; 32], "k:")
                 .expect("encrypt"),

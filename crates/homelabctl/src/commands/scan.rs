@@ -35,6 +35,10 @@ pub struct ScanArgs {
     /// Report findings on lines marked `gitleaks:allow` / `homelabctl:allow` too.
     #[arg(long)]
     pub ignore_allow_comments: bool,
+    /// Decode base64, hex, percent and unicode-escaped text and rescan it, up to this many nested levels
+    /// (gitleaks' `--max-decode-depth`; 0 turns decoding off).
+    #[arg(long, value_name = "N", default_value_t = homelab_scan::DEFAULT_MAX_DECODE_DEPTH)]
+    pub max_decode_depth: usize,
 }
 
 pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitStatus> {
@@ -62,6 +66,7 @@ pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitStatus>
         baseline: args.baseline,
         options: Options {
             allow_comments: !args.ignore_allow_comments,
+            max_decode_depth: args.max_decode_depth,
             ..Options::default()
         },
     };
