@@ -100,6 +100,8 @@ impl NodeSim {
             kube: None,
             etcd: snap.etcd_data.clone(),
             vip: None,
+            trustd_route: None,
+            booted_at: None,
         });
         Ok(node)
     }
