@@ -8,4 +8,5 @@ mod lab_drift;
 mod lab_faults;
 mod lab_ha;
 mod lab_restore;
+mod lab_talos;
 mod render;
