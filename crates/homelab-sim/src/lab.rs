@@ -65,6 +65,8 @@ pub struct TalosBehaviour {
     pub discovery: bool,
     /// the qemu-guest-agent extension runs in maintenance mode (talos#11651: it may not)
     pub agent_in_maintenance: bool,
+    /// from a VM's power-on until Talos' apid listens
+    pub boot_delay: Duration,
 }
 
 impl Default for TalosBehaviour {
@@ -77,6 +79,7 @@ impl Default for TalosBehaviour {
             learner_delay: Duration::from_millis(150),
             discovery: false,
             agent_in_maintenance: true,
+            boot_delay: Duration::ZERO,
         }
     }
 }
@@ -92,6 +95,7 @@ impl TalosBehaviour {
             learner_delay: Duration::from_secs(30),
             discovery: false,
             agent_in_maintenance: false,
+            boot_delay: Duration::from_secs(40),
         }
     }
 
@@ -101,6 +105,7 @@ impl TalosBehaviour {
         o.time_sync = self.time_sync;
         o.learner_delay = self.learner_delay;
         o.discovery = self.discovery;
+        o.boot_delay = self.boot_delay;
     }
 }
 

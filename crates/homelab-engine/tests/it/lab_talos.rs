@@ -204,3 +204,68 @@ async fn plan_status_and_apply_before_the_bootstrap_do_not_stall_on_etcd_member_
         .unwrap_or_else(|e| panic!("apply after the cut: {e}\n{}", events_text(&w)));
     assert_eq!(nodes[0].cluster_etcd_bootstraps(), 1);
 }
+
+/// examples/ha/homelab.yaml moved onto this process's loopback /24 and pointed at the lab.
+fn example_ha_yaml(lab: &homelab_sim::lab::Lab, subnet: u8) -> String {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/ha/homelab.yaml"
+    ))
+    .expect("examples/ha/homelab.yaml");
+    let info = lab.info();
+    example
+        .replace("https://192.168.20.10:8006", &info.proxmox_endpoint)
+        .replace(
+            "  node: pve\n",
+            &format!(
+                "  node: {}\n  tls:\n    fingerprint: \"{}\"\n",
+                info.proxmox_node, info.fingerprint
+            ),
+        )
+        .replace("homelabctl@pve!provision", &info.token_id)
+        .replace("https://factory.talos.dev", &info.factory_url)
+        .replace("192.168.20.", &format!("{}.", net(subnet)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ha_example_converges_with_its_vip_endpoint_reservations_and_a_silent_agent() {
+    let subnet = 198;
+    let mut options = LabOptions::fast(subnet);
+    options.dhcp_first = Ipv4Addr::new(127, super::lab_ha::octet(), subnet, 200);
+    // As the example says: each fixed MAC has a DHCP reservation equal to the node's static address.
+    options.dhcp_reservations = [("11", 111), ("12", 112), ("13", 113), ("21", 121)]
+        .into_iter()
+        .map(|(mac, host)| {
+            (
+                format!("bc:24:11:ca:fe:{mac}"),
+                Ipv4Addr::new(127, super::lab_ha::octet(), subnet, host),
+            )
+        })
+        .collect();
+    // talos#11651: the guest agent does not run in maintenance mode; discovery is off (sim default).
+    options.talos.agent_in_maintenance = false;
+    let w = World::start_lab(subnet, options, example_ha_yaml).await;
+    assert_eq!(
+        w.config.cluster.endpoint,
+        format!("https://{}.110:6443", net(subnet)),
+        "the endpoint is the VIP"
+    );
+    let mut engine = w.engine();
+    engine.timeouts.agent = Duration::from_secs(300);
+    engine
+        .converge(false)
+        .await
+        .unwrap_or_else(|e| panic!("converge the HA example: {e}\n{}", events_text(&w)));
+    let worker = w.lab.node(121).expect("worker booted");
+    assert_eq!(worker.trustd_route(), Some(TrustdRoute::Vip));
+    let cp1 = w.lab.node(111).expect("cp-1 booted");
+    assert_eq!(cp1.cluster_etcd_bootstraps(), 1);
+    let mut members = cp1.cluster_etcd_members();
+    members.sort();
+    assert_eq!(members, ["talos-cp-01", "talos-cp-02", "talos-cp-03"]);
+    assert!(
+        !infos(&w).iter().any(|m| m.contains("from the guest agent")),
+        "every node was reached at its reserved address"
+    );
+    assert!(!w.engine().plan().await.expect("plan").has_changes());
+}

@@ -78,6 +78,9 @@ pub struct NodeOptions {
     pub macs: Vec<String>,
     /// system extensions with a service (listed as `ext-<name>` by ServiceList)
     pub extensions: Vec<String>,
+    /// from power-on until apid listens (firmware, boot loader, kernel, machined: tens of seconds on
+    /// real hardware)
+    pub boot_delay: Duration,
 }
 
 impl NodeOptions {
@@ -101,18 +104,8 @@ impl NodeOptions {
             discovery: false,
             macs: Vec::new(),
             extensions: vec!["qemu-guest-agent".into()],
+            boot_delay: Duration::ZERO,
         }
-    }
-
-    /// Real-world timings: an install of a few minutes, CRI and time sync within a minute of an
-    /// installed boot, a learner promoted after half a minute.
-    pub fn realistic(mut self) -> Self {
-        self.reboot_delay = Duration::from_secs(30);
-        self.install_delay = Duration::from_secs(150);
-        self.cri_delay = Duration::from_secs(20);
-        self.time_sync = Some(Duration::from_secs(40));
-        self.learner_delay = Duration::from_secs(30);
-        self
     }
 }
 
@@ -324,8 +317,16 @@ impl NodeSim {
         Ok(node)
     }
 
-    /// Boots the node: maintenance mode when no config was applied, installed mode otherwise.
+    /// Boots the node: maintenance mode when no config was applied, installed mode otherwise. With a
+    /// boot delay apid listens only after it (a power-off meanwhile cancels the boot).
     pub async fn power_on(&self) -> Result<NodePhase, NodeError> {
+        if !self.inner.opts.boot_delay.is_zero() {
+            let generation = self.inner.lock().generation;
+            tokio::time::sleep(self.inner.opts.boot_delay).await;
+            if self.inner.lock().generation != generation {
+                return Ok(self.phase());
+            }
+        }
         self.inner.boot().await
     }
 

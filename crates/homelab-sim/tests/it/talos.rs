@@ -97,6 +97,8 @@ async fn maintenance_mode_serves_only_apply_configuration() {
         ApidClient::connect_maintenance(maint, None).await,
         "connect",
     );
+    // Talos v1.12.4's maintenance server serves Version to os:admin only (`assertAdminRole`): SideroLink
+    // peers. An insecure client is os:reader and gets Unimplemented.
     let version = client.version().await.err();
     assert_eq!(
         version.as_ref().and_then(ApidError::code),
