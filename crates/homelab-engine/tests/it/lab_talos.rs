@@ -269,3 +269,31 @@ async fn the_ha_example_converges_with_its_vip_endpoint_reservations_and_a_silen
     );
     assert!(!w.engine().plan().await.expect("plan").has_changes());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ntp_unreachable_the_bootstrap_fails_in_its_budget_saying_what_talos_waits_for() {
+    let subnet = 97;
+    let mut options = LabOptions::fast(subnet);
+    options.talos.time_sync = None;
+    let w = World::start_with_options(subnet, options).await;
+    let mut engine = w.engine();
+    engine.timeouts.bootstrap = Duration::from_secs(1);
+    let err = match engine.converge(false).await {
+        Ok(_) => panic!("the time never syncs: the bootstrap cannot succeed"),
+        Err(e) => e,
+    };
+    let text = err.to_string();
+    assert!(
+        text.starts_with("bootstrap:") && text.contains("time") && text.contains("NTP"),
+        "{text}"
+    );
+    assert!(
+        err.hint()
+            .is_some_and(|h| h.contains("cluster.bootstrap_timeout")),
+        "{:?}",
+        err.hint()
+    );
+    let node = w.lab.node(100).expect("node");
+    assert!(node.bootstrap_precondition_refusals() >= 1);
+    assert!(!node.is_bootstrapped());
+}

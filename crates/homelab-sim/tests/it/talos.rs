@@ -539,3 +539,58 @@ async fn a_link_alias_that_matches_no_nic_leaves_the_installed_node_without_netw
         "{phase:?}"
     );
 }
+
+#[tokio::test]
+async fn with_discovery_a_worker_finds_trustd_without_its_endpoint() {
+    let cluster = Cluster::new();
+    let discovery = "  clusterName: homelab\n  discovery:\n    enabled: true\n";
+    let cp = node("127.0.21.20", |_| {}).await;
+    install(
+        &cp,
+        &cluster
+            .config("cp20", ip("127.0.22.20"), "")
+            .replace("  clusterName: homelab\n", discovery),
+    )
+    .await;
+    // The endpoint names an address nobody serves; the discovery service lists the control plane.
+    let cfg = cluster
+        .worker_config("w20", ip("127.0.22.120"), ip("127.0.22.99"))
+        .replace("  clusterName: homelab\n", discovery);
+    let worker = node("127.0.21.120", |o| o.discovery = true).await;
+    apply_in_maintenance(&worker, &cfg).await;
+    assert!(worker.wait_installed(WAIT).await.is_ok());
+    assert_eq!(worker.trustd_route(), Some(TrustdRoute::Discovery));
+    // Without the service (blocked, or the simulator's default) the same worker waits.
+    let blocked = node("127.0.21.121", |_| {}).await;
+    apply_in_maintenance(&blocked, &cfg.replace("w20", "w21")).await;
+    assert!(
+        blocked
+            .wait_installed(Duration::from_millis(300))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn the_maintenance_listener_is_gone_while_talos_installs() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.22", |o| o.install_delay = Duration::from_secs(2)).await;
+    let Ok(maint) = node.wait_maintenance(WAIT).await else {
+        panic!("not in maintenance: {:?}", node.phase())
+    };
+    apply_in_maintenance(&node, &cluster.config("cp22", ip("127.0.22.22"), "")).await;
+    let start = std::time::Instant::now();
+    while node.phase() != NodePhase::Off {
+        assert!(
+            start.elapsed() < WAIT,
+            "never left maintenance: {:?}",
+            node.phase()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        ApidClient::connect_maintenance(maint, None).await.is_err(),
+        "nothing listens at the maintenance address during the install"
+    );
+    assert!(node.wait_installed(WAIT).await.is_ok());
+}
