@@ -420,10 +420,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
     /// The control planes (by name = hostname) that are not voting members: a learner has not joined yet
     /// (it does not vote, and Talos may still fail to promote it).
     fn missing_members(&self, members: &[EtcdMember]) -> Vec<String> {
-        desired::control_planes(self.config)
-            .filter(|n| !members.iter().any(|m| !m.learner && m.name == n.name))
-            .map(|n| n.name.clone())
-            .collect()
+        not_voting(desired::control_planes(self.config), members)
     }
 
     fn started(&self, resource: &str, action: &str) -> Instant {
@@ -1109,6 +1106,15 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
     }
 }
 
+/// The nodes (by name = hostname) that are not voting etcd members: a learner has not joined yet (it does not
+/// vote, and an unnamed one cannot even be told apart).
+fn not_voting<'n>(nodes: impl Iterator<Item = &'n Node>, members: &[EtcdMember]) -> Vec<String> {
+    nodes
+        .filter(|n| !members.iter().any(|m| !m.learner && m.name == n.name))
+        .map(|n| n.name.clone())
+        .collect()
+}
+
 fn refuse_foreign(resource: &str, vm_id: u32, found: Option<&str>, ours: &str) -> EngineError {
     EngineError::Refused {
         resource: resource.to_string(),
@@ -1416,6 +1422,34 @@ mod tests {
             state: state.into(),
             healthy,
         }
+    }
+
+    #[test]
+    fn learners_are_not_joined_until_promoted() {
+        let source = "proxmox: {endpoint: 'https://pve:8006', token_id: 'a@pve!b'}\nnodes:\n\
+          - {name: cp-1, vm_id: 101, network: {mac: 'BC:24:11:CA:FE:01', address: 10.0.0.11/24, gateway: 10.0.0.1}}\n\
+          - {name: cp-2, vm_id: 102, network: {mac: 'BC:24:11:CA:FE:02', address: 10.0.0.12/24, gateway: 10.0.0.1}}\n\
+          - {name: cp-3, vm_id: 103, network: {mac: 'BC:24:11:CA:FE:03', address: 10.0.0.13/24, gateway: 10.0.0.1}}\n";
+        let config = match homelab_config::parse(source, None) {
+            Ok(p) => p.config,
+            Err(e) => panic!("{e:?}"),
+        };
+        let learner = |name: &str| EtcdMember {
+            name: name.into(),
+            learner: true,
+        };
+        let members = [EtcdMember::voter("cp-1"), learner("cp-2"), learner("")];
+        assert_eq!(
+            not_voting(config.nodes.iter(), &members),
+            ["cp-2", "cp-3"],
+            "a named learner and an unnamed one are both still joining"
+        );
+        let promoted = [
+            EtcdMember::voter("cp-1"),
+            EtcdMember::voter("cp-2"),
+            EtcdMember::voter("cp-3"),
+        ];
+        assert!(not_voting(config.nodes.iter(), &promoted).is_empty());
     }
 
     #[test]
