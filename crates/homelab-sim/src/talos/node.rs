@@ -182,6 +182,9 @@ pub(crate) struct Installed {
     pub(crate) trustd_route: Option<TrustdRoute>,
     /// when the installed system last booted (CRI and time sync are timed from here)
     pub(crate) booted_at: Option<Instant>,
+    /// restored from a saved state: the node kept running while the simulator was away, so its
+    /// next boot in this process finds CRI up and the time synced
+    pub(crate) settled: bool,
 }
 
 impl Installed {
@@ -682,7 +685,16 @@ impl Inner {
                 return Ok(NodePhase::Off);
             };
             self.check_links(&inst.config)?;
-            inst.booted_at = Some(Instant::now());
+            let now = Instant::now();
+            let settle = self
+                .opts
+                .cri_delay
+                .max(self.opts.time_sync.unwrap_or_default());
+            inst.booted_at = Some(if std::mem::take(&mut inst.settled) {
+                now.checked_sub(settle).unwrap_or(now)
+            } else {
+                now
+            });
             if inst.config.os_ca.is_some() {
                 None
             } else {
@@ -795,6 +807,7 @@ impl Inner {
                 vip: None,
                 trustd_route: None,
                 booted_at: None,
+                settled: false,
             });
             fresh
         };

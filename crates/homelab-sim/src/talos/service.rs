@@ -226,7 +226,8 @@ impl MachineService for ApidService {
                 return Err(Status::unavailable("the node is rebooting"));
             };
             // Talos checks, in this order: CRI up (IsBootstrapAllowed), a control plane, the
-            // time synced (waiting up to 5 s), then the etcd data directory.
+            // time synced (Talos waits up to 5 s for it; the simulator answers at once), then the
+            // etcd data directory.
             let since_boot = inst.booted_at.map(|t| t.elapsed()).unwrap_or_default();
             if since_boot < self.node.opts.cri_delay {
                 self.refused_precondition();

@@ -102,6 +102,7 @@ impl NodeSim {
             vip: None,
             trustd_route: None,
             booted_at: None,
+            settled: true,
         });
         Ok(node)
     }
