@@ -8,27 +8,64 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
+/// What kind of failure a port met: the operator's next step depends on it (run again, fix a credential,
+/// fix homelab.yaml), so it travels with the error up to the CLI instead of being lost in a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A timeout, a 5xx, a reset connection, a lock held for a moment: trying again may succeed.
+    Transient,
+    /// The whole wait passed without the awaited condition: running again may find it reached.
+    Timeout,
+    /// Credentials were refused or lack a privilege.
+    Auth,
+    /// What was asked for does not exist there (a Talos version the Image Factory does not offer).
+    NotFound,
+    /// The peer's certificate did not verify.
+    Tls,
+    /// The request or the configuration behind it is wrong.
+    Invalid,
+    /// The object's state conflicts with the request (it exists already, someone else owns it).
+    Conflict,
+    /// A definite answer that trying again will not change.
+    Other,
+}
+
+impl ErrorKind {
+    /// Whether running the same command again, unchanged, can succeed.
+    pub fn is_worth_rerunning(self) -> bool {
+        matches!(self, ErrorKind::Transient | ErrorKind::Timeout)
+    }
+}
+
 /// A failure from an adapter, already phrased for the operator.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{message}")]
 pub struct PortError {
     pub message: String,
-    /// Worth retrying (a timeout, a 5xx, a reset connection, a lock held for a moment).
+    /// Worth retrying within this run (a timeout, a 5xx, a reset connection, a lock held for a moment).
     pub transient: bool,
+    /// What kind of failure it is, for the operator's next step.
+    pub kind: ErrorKind,
 }
 
 impl PortError {
+    /// A failure that retrying will not change, of no finer kind.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            transient: false,
-        }
+        Self::new(ErrorKind::Other, message)
     }
 
+    /// A failure worth retrying.
     pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Transient, message)
+    }
+
+    /// A failure of `kind`; only [`ErrorKind::Transient`] is retried within the run.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
-            transient: true,
+            transient: kind == ErrorKind::Transient,
+            kind,
         }
     }
 }
@@ -51,8 +88,6 @@ pub struct VmWanted {
     pub mac: String,
     /// `storage:iso/file.iso`.
     pub iso_volume: String,
-    /// EFI vars disk with 4m type and no pre-enrolled keys (SecureBoot setup mode).
-    pub secureboot_setup_mode: bool,
     pub tpm: bool,
     pub tags: Vec<String>,
 }
@@ -74,6 +109,18 @@ pub struct VmLive {
     pub efidisk: Option<(String, bool)>,
     pub tpm_version: Option<String>,
     pub running: bool,
+    /// A hypervisor lock on the VM (a create still running): its config is not final and says nothing
+    /// about drift until the lock clears.
+    pub lock: Option<VmLock>,
+}
+
+/// A lock on a VM and the task holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmLock {
+    /// `create`, `clone`, `backup`, `migrate`, …
+    pub kind: String,
+    /// The running task that holds it (a Proxmox UPID); `None` when no running task does (stale).
+    pub task: Option<String>,
 }
 
 pub trait Hypervisor: Send + Sync {
@@ -97,8 +144,12 @@ pub trait Hypervisor: Send + Sync {
         storage: &str,
         file: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// The VM as it is now, with its lock (and the task holding it) when it is locked.
     fn vm(&self, node: &str, vm_id: u32)
     -> impl Future<Output = PortResult<Option<VmLive>>> + Send;
+    /// Waits until the VM has no lock (the task holding it ended); a VM that is gone counts as unlocked.
+    /// Fails permanently on a lock that no running task holds.
+    fn wait_unlocked(&self, node: &str, vm_id: u32) -> impl Future<Output = PortResult<()>> + Send;
     fn create_vm(&self, wanted: &VmWanted) -> impl Future<Output = PortResult<()>> + Send;
     /// Sets config keys in place (cores, memory, net0) with their hypervisor-level values.
     fn update_vm(

@@ -13,7 +13,9 @@ use std::time::Duration;
 use homelab_apid::{ApidClient, ApidError, ApplyMode, ClientCredentials, ResetOptions};
 use tonic::Code;
 
-use crate::ports::{Bootstrapped, EtcdMember, PortError, PortResult, ServiceHealth, TalosApi};
+use crate::ports::{
+    Bootstrapped, ErrorKind, EtcdMember, PortError, PortResult, ServiceHealth, TalosApi,
+};
 
 pub struct Talos {
     pub credentials: ClientCredentials,
@@ -66,10 +68,18 @@ fn port_error(e: ApidError) -> PortError {
             )
         ),
     };
-    PortError {
-        message: e.to_string(),
-        transient,
-    }
+    let kind = if transient {
+        ErrorKind::Transient
+    } else {
+        match e.code() {
+            Some(Code::Unauthenticated | Code::PermissionDenied) => ErrorKind::Auth,
+            Some(Code::NotFound) => ErrorKind::NotFound,
+            Some(Code::InvalidArgument) => ErrorKind::Invalid,
+            Some(Code::AlreadyExists) => ErrorKind::Conflict,
+            _ => ErrorKind::Other,
+        }
+    };
+    PortError::new(kind, e.to_string())
 }
 
 impl Talos {

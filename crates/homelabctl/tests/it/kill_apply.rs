@@ -31,8 +31,8 @@ const FULL_RUN_STEP_EVENTS: usize = 12;
 /// How long one homelabctl run may take before the test gives up on it.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
-/// One lab and one repository pointing at it.
-struct Site {
+/// One lab and one repository pointing at it (the other CLI tests use it too).
+pub(crate) struct Site {
     runtime: tokio::runtime::Runtime,
     lab: Option<Lab>,
     dir: tempfile::TempDir,
@@ -48,7 +48,7 @@ impl Drop for Site {
 impl Site {
     /// Starts a lab on `127.0.<subnet>.0/24` and makes a repository for it with `init`, the token
     /// stored with `secrets set-proxmox-token`, and a Talos bundle imported with `talos secrets import`.
-    fn new(subnet: u8) -> Self {
+    pub(crate) fn new(subnet: u8) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -97,16 +97,16 @@ impl Site {
         site
     }
 
-    fn lab(&self) -> &Lab {
+    pub(crate) fn lab(&self) -> &Lab {
         self.lab.as_ref().expect("lab")
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// homelabctl in the repository, with only the repository's own age identity.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_homelabctl"));
         cmd.args(args)
             .current_dir(self.path())
@@ -132,7 +132,7 @@ impl Site {
         stdout
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
+    pub(crate) fn run(&self, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
         let mut child = self
             .command(args)
             .stdin(if stdin.is_some() {
@@ -239,7 +239,7 @@ fn is_step_event(line: &str) -> bool {
 }
 
 /// Waits for a child, killing it and failing the test if it outlives [`RUN_LIMIT`].
-fn wait_with_limit(child: Child, args: &[&str]) -> std::process::Output {
+pub(crate) fn wait_with_limit(child: Child, args: &[&str]) -> std::process::Output {
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -381,4 +381,89 @@ fn apply_sigkilled_at_each_later_step_boundary_converges_when_run_again() {
         Some(FULL_RUN_STEP_EVENTS),
         "an uninterrupted run from nothing has {FULL_RUN_STEP_EVENTS} step events, so boundaries 1..={FULL_RUN_STEP_EVENTS} were each killed"
     );
+}
+
+/// The issue-13 case: `apply` SIGKILLed while Proxmox is still creating the VM (`lock: create`, the
+/// `qmcreate` worker not done), then run again at once. The plan in between says the VM is locked by that
+/// task and plans no replacement; the rerun waits for the task (saying so), then converges without
+/// `--allow-replace`, and the simulator saw exactly one `qmcreate` in its life. The create is held in the
+/// simulator until the rerun reports its wait, so the test does not depend on timing.
+#[test]
+fn apply_sigkilled_while_the_vm_is_being_created_waits_for_the_create_when_run_again() {
+    let site = Site::new(160);
+    let proxmox = site.lab().proxmox.clone();
+    proxmox.hold_tasks("qmcreate");
+    let mut child = site
+        .command(&["--output", "json", "apply", "--yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn apply");
+    let started = Instant::now();
+    while proxmox.vm(100).and_then(|v| v.lock).as_deref() != Some("create") {
+        assert!(
+            started.elapsed() < RUN_LIMIT,
+            "apply never got the VM under lock: create"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.signal(), Some(9), "killed mid-create ({status})");
+
+    let (status, plan, stderr) = site.run(&["plan", "--detailed-exitcode"], None);
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "a locked VM is work to do\n{plan}\n{stderr}"
+    );
+    assert!(
+        plan.contains("vm.talos-cp-01") && plan.contains("locked (create) by task UPID:"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("0 to replace")
+            && plan.contains("1 locked by a running task")
+            && !plan.contains("--allow-replace"),
+        "{plan}"
+    );
+
+    let mut rerun = site
+        .command(&["--output", "json", "apply", "--yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the second apply");
+    let stdout = rerun.stdout.take().expect("stdout");
+    let mut events = Vec::new();
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("read the event stream");
+        let waits = line.contains("is locked (create) by task") && line.contains("waiting");
+        events.push(line);
+        if waits {
+            break;
+        }
+    }
+    assert!(
+        events.last().is_some_and(|l| l.contains("waiting")),
+        "the rerun says it waits for the create task: {events:?}"
+    );
+    proxmox.release_tasks("qmcreate");
+    events.extend(lines.map(|l| l.expect("read the event stream")));
+    let out = wait_with_limit(rerun, &["apply"]);
+    assert!(
+        out.status.success(),
+        "the rerun converges without --allow-replace: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !events.iter().any(|e| e.contains("\"replace\"")),
+        "{events:?}"
+    );
+    assert_eq!(proxmox.task_count("qmdestroy"), 0, "nothing was replaced");
+    assert_converged(&site, 0);
 }
