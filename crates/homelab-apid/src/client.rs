@@ -415,10 +415,22 @@ impl ApidClient {
             .collect())
     }
 
-    /// The etcd cluster members as seen by the node.
+    /// The etcd cluster members as seen by the node. Before etcd runs (no bootstrap yet) Talos
+    /// blocks this call until its deadline: see [`Self::etcd_member_list_within`].
     pub async fn etcd_member_list(&mut self) -> Result<Vec<EtcdMember>, ApidError> {
+        self.etcd_member_list_within(REQUEST_TIMEOUT).await
+    }
+
+    /// [`Self::etcd_member_list`] with a deadline of its own (sent as `grpc-timeout`): Talos'
+    /// etcd client waits for a leader until the call's context ends, so before the bootstrap the
+    /// call ends with `DeadlineExceeded` (or `Cancelled`/`Unknown`) after `deadline`, not at once.
+    pub async fn etcd_member_list_within(
+        &mut self,
+        deadline: Duration,
+    ) -> Result<Vec<EtcdMember>, ApidError> {
         const M: &str = "EtcdMemberList";
-        let req = self.request(machine::EtcdMemberListRequest { query_local: false });
+        let mut req = self.request(machine::EtcdMemberListRequest { query_local: false });
+        req.set_timeout(deadline);
         let resp = self
             .inner
             .etcd_member_list(req)

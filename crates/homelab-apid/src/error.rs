@@ -72,6 +72,21 @@ pub enum ApidError {
         message: String,
     },
 
+    /// A control-plane-only API (Kubeconfig, etcd calls) was asked of a worker: Talos answers
+    /// `Unimplemented "<api> is only available on control plane nodes"`.
+    #[error(
+        "{method} on {endpoint}: the node is a worker, and Talos serves {method} only on control \
+         plane nodes ({message}); ask a control-plane node's address"
+    )]
+    NotControlPlane {
+        /// the apid address
+        endpoint: SocketAddr,
+        /// the RPC name
+        method: &'static str,
+        /// the status message from the server
+        message: String,
+    },
+
     /// The call succeeded but a response element carried a per-node error in its metadata.
     #[error("{method}: node {node} reported an error ({code:?}): {message}")]
     Node {
@@ -124,6 +139,7 @@ impl ApidError {
         match self {
             Self::Rpc { code, .. } => Some(*code),
             Self::Node { code, .. } => *code,
+            Self::NotControlPlane { .. } => Some(Code::Unimplemented),
             Self::BootstrapGaveUp { last, .. } => last.code(),
             _ => None,
         }
@@ -137,6 +153,17 @@ impl ApidError {
     ) -> Self {
         if let Some(tls) = classify_chain(endpoint, status) {
             return tls;
+        }
+        if status.code() == tonic::Code::Unimplemented
+            && status
+                .message()
+                .contains("only available on control plane nodes")
+        {
+            return Self::NotControlPlane {
+                endpoint,
+                method,
+                message: status.message().to_owned(),
+            };
         }
         Self::Rpc {
             endpoint,

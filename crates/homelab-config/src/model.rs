@@ -115,6 +115,9 @@ pub struct Cluster {
     pub vip: Option<IpAddr>,
     /// The user's own Talos config patches, applied last (paths relative to homelab.yaml).
     pub patches: Vec<PathBuf>,
+    /// Seconds to keep asking Talos to bootstrap etcd while it waits for CRI and time sync
+    /// (`None`: the engine's default).
+    pub bootstrap_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

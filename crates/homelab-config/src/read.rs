@@ -37,6 +37,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "allow_scheduling_on_control_planes",
     "vip",
     "patches",
+    "bootstrap_timeout",
 ];
 pub const NODE_KEYS: &[&str] = &[
     "name",
@@ -595,6 +596,8 @@ fn read_cluster(
             })
         })
         .unwrap_or_default();
+    let bootstrap_timeout_secs =
+        opt_node(r, &m, "bootstrap_timeout").and_then(|(n, p)| r.integer(n, &p, 30, 86_400));
     Cluster {
         name,
         endpoint,
@@ -604,6 +607,7 @@ fn read_cluster(
         allow_scheduling_on_control_planes,
         vip,
         patches,
+        bootstrap_timeout_secs,
     }
 }
 

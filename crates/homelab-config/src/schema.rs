@@ -74,7 +74,8 @@ pub fn json_schema() -> Value {
             "service_subnets": {"type": "array", "items": cidr("Service subnet."), "description": "Default [10.96.0.0/12]."},
             "allow_scheduling_on_control_planes": {"type": "boolean", "description": "Run workloads on control planes (default true when there are no workers)."},
             "vip": ip("Shared virtual IP for several control planes."),
-            "patches": {"type": "array", "items": {"type": "string"}, "description": "Your own Talos config patch files (strategic merge or JSON patch), applied last."}
+            "patches": {"type": "array", "items": {"type": "string"}, "description": "Your own Talos config patch files (strategic merge or JSON patch), applied last."},
+            "bootstrap_timeout": {"type": "integer", "minimum": 30, "maximum": 86400, "description": "Seconds to keep asking Talos to bootstrap etcd while it waits for CRI and time sync (NTP) (default 600)."}
         }),
     );
     let node = object(

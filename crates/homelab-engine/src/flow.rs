@@ -1,12 +1,18 @@
 //! The provisioning flow: plan (observe and diff, acting on nothing), converge (the ordered, idempotent
 //! steps of DESIGN.md's provisioning flow), and destroy.
+//!
+//! The order follows what Talos (v1.12) needs, not what is convenient: every node gets its config first (the
+//! installs then run side by side); etcd is bootstrapped as soon as the first control plane is installed;
+//! the other control planes join etcd (as learners first) through the control-plane endpoint; the endpoint
+//! answers once etcd runs (a Layer 2 VIP is elected through etcd); and only then can a worker's apid come up,
+//! because its certificate comes from trustd reached through that endpoint (`secrets/api.go`).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use homelab_config::{Config, Node};
+use homelab_config::{Config, Node, Role};
 use zeroize::Zeroizing;
 
 use crate::desired::{self, ConfigRenderer, ImageWanted, RenderedNode};
@@ -14,17 +20,21 @@ use crate::events::{Event, EventSink};
 use crate::journal::{self, AppliedConfig, Journal};
 use crate::plan::{Action, FieldChange, Plan, ResourceChange, line_diff};
 use crate::ports::{
-    Bootstrapped, ErrorKind, Hypervisor, ImageFactory, KubeApi, PortError, ServiceHealth, TalosApi,
-    VmLive, VmWanted,
+    Bootstrapped, ErrorKind, EtcdMember, Hypervisor, ImageFactory, KubeApi, PortError,
+    ServiceHealth, TalosApi, VmLive, VmWanted,
 };
 use crate::wait;
 
 /// How long each kind of wait may take.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
+    /// Until a fresh node answers in maintenance mode (at its reserved address or where the agent says).
     pub agent: Duration,
     pub install: Duration,
     pub kubernetes: Duration,
+    /// How long Bootstrap may keep answering "not yet" (CRI, time sync); `cluster.bootstrap_timeout` in
+    /// homelab.yaml overrides it.
+    pub bootstrap: Duration,
     pub poll: Duration,
     pub retries: u32,
 }
@@ -35,10 +45,29 @@ impl Default for Timeouts {
             agent: Duration::from_secs(300),
             install: Duration::from_secs(900),
             kubernetes: Duration::from_secs(900),
+            bootstrap: Duration::from_secs(600),
             poll: Duration::from_secs(5),
             retries: 5,
         }
     }
+}
+
+impl Timeouts {
+    /// Budgets for real hardware with a person watching: the defaults, polled every 10 s.
+    pub fn realistic() -> Self {
+        Self {
+            poll: Duration::from_secs(10),
+            ..Self::default()
+        }
+    }
+}
+
+/// A node whose config was applied in maintenance mode and that is installing (its step still open).
+struct Installing {
+    since: Instant,
+    /// The config was applied by an earlier run: if the node is back in maintenance mode (reset, or the
+    /// answer was lost before the apply), it is applied again while waiting.
+    reapply: Option<Zeroizing<Vec<u8>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,11 +173,13 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         self.port(resource, r)
     }
 
-    /// Polls `probe` until it yields a value, within `timeout`, reporting what it waits for.
+    /// Polls `probe` until it yields a value, within `timeout`, saying first what it waits for and why that may
+    /// take long (`why`), then reporting progress; a timeout names both.
     async fn awaited<V, Probe, Fut>(
         &self,
         resource: &str,
         what: &str,
+        why: &str,
         timeout: Duration,
         probe: Probe,
     ) -> Result<V, EngineError>
@@ -156,7 +187,31 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         Probe: FnMut() -> Fut,
         Fut: Future<Output = Result<Option<V>, PortError>>,
     {
-        let r = wait::until(
+        let r = self.waited(resource, what, why, timeout, probe).await;
+        self.port(resource, r)
+    }
+
+    /// [`Self::awaited`] returning the port error (for callers that add their own hint).
+    async fn waited<V, Probe, Fut>(
+        &self,
+        resource: &str,
+        what: &str,
+        why: &str,
+        timeout: Duration,
+        probe: Probe,
+    ) -> Result<V, PortError>
+    where
+        Probe: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<V>, PortError>>,
+    {
+        self.events.info(
+            resource,
+            format!(
+                "waiting up to {}s for {what}: {why}",
+                timeout.as_secs().max(1)
+            ),
+        );
+        wait::until(
             &self.events,
             resource,
             what,
@@ -164,8 +219,13 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             self.timeouts.poll,
             probe,
         )
-        .await;
-        self.port(resource, r)
+        .await
+        .map_err(|mut e| {
+            if e.message.starts_with("timed out") {
+                e.message = format!("{}; {why}", e.message);
+            }
+            e
+        })
     }
 
     async fn image_facts(&self) -> Result<ImageFacts, EngineError> {
@@ -347,11 +407,11 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
     }
 
     /// The etcd members as the first of `among` that runs etcd reports them, with that node;
-    /// None when none of them runs etcd (not bootstrapped yet).
+    /// None when none of them runs etcd (not bootstrapped yet: the adapter bounds Talos' blocking answer).
     async fn etcd_cluster<'n>(
         &self,
         among: impl Iterator<Item = &'n Node>,
-    ) -> Option<(&'n Node, Vec<String>)> {
+    ) -> Option<(&'n Node, Vec<EtcdMember>)> {
         for node in among {
             let members = self
                 .talos
@@ -366,19 +426,17 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
     }
 
     /// The etcd members as any control plane reports them (empty before the bootstrap).
-    async fn members(&self) -> Vec<String> {
+    async fn members(&self) -> Vec<EtcdMember> {
         self.etcd_cluster(desired::control_planes(self.config))
             .await
             .map(|(_, m)| m)
             .unwrap_or_default()
     }
 
-    /// The control planes (by name = hostname) missing from `members`.
-    fn missing_members(&self, members: &[String]) -> Vec<String> {
-        desired::control_planes(self.config)
-            .filter(|n| !members.contains(&n.name))
-            .map(|n| n.name.clone())
-            .collect()
+    /// The control planes (by name = hostname) that are not voting members: a learner has not joined yet
+    /// (it does not vote, and Talos may still fail to promote it).
+    fn missing_members(&self, members: &[EtcdMember]) -> Vec<String> {
+        not_voting(desired::control_planes(self.config), members)
     }
 
     fn started(&self, resource: &str, action: &str) -> Instant {
@@ -405,18 +463,41 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             self.ensure_vm(node, &image, allow_replace, &mut journal)
                 .await?;
         }
-        for node in desired::config_order(self.config) {
-            self.ensure_config(node, &image.schematic, &mut journal)
-                .await?;
-        }
         let first = desired::bootstrap_node(self.config).ok_or_else(|| EngineError::Step {
             resource: "bootstrap".into(),
             message: "no control-plane node".into(),
             kind: ErrorKind::Invalid,
         })?;
+        // Every node gets its config first: the installs (minutes each) then run side by side.
+        let mut installing = std::collections::BTreeMap::new();
+        for node in desired::config_order(self.config) {
+            if let Some(i) = self
+                .ensure_config(node, &image.schematic, &mut journal)
+                .await?
+            {
+                installing.insert(node.name.clone(), i);
+            }
+        }
+        // etcd is bootstrapped as soon as the first control plane is installed: nothing else can run
+        // before it (the endpoint, the other control planes' etcd and every worker's certificate wait on it).
+        self.await_installed(
+            first,
+            installing.remove(&first.name),
+            "the first control plane; etcd is bootstrapped on it as soon as it answers (a Talos install \
+             pulls the installer image and writes the disk: minutes on real hardware)",
+        )
+        .await?;
         self.ensure_bootstrap(first).await?;
+        for node in desired::control_planes(self.config).filter(|n| n.name != first.name) {
+            self.await_installed(
+                node,
+                installing.remove(&node.name),
+                "a control plane; it joins etcd through the control-plane endpoint once installed",
+            )
+            .await?;
+        }
         self.ensure_etcd_members().await?;
-        let kubeconfig = self.ensure_kubernetes().await?;
+        let kubeconfig = self.ensure_kubernetes(&mut installing).await?;
         journal.last_step = Some("kubernetes".into());
         let _ = journal.save(&self.state_dir);
         Ok(Converged {
@@ -479,6 +560,8 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         match change.action {
             Action::Create => {
                 let since = self.started(&resource, "create");
+                // A new VM has a blank disk: whatever config an earlier VM of this name took is gone.
+                journal.machine_configs.remove(&node.name);
                 self.create_vm(&resource, &wanted).await?;
                 self.finished(&resource, "create", since);
             }
@@ -637,12 +720,14 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         }
     }
 
+    /// Applies the node's config: to an installed node when it changed, or in maintenance mode to a fresh one
+    /// (which then installs: the returned [`Installing`] is awaited later, so installs run side by side).
     async fn ensure_config(
         &self,
         node: &Node,
         schematic: &str,
         journal: &mut Journal,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<Installing>, EngineError> {
         let resource = format!("machine_config.{}", node.name);
         let rendered = self.render(node, schematic)?;
         let at = desired::installed_address(node);
@@ -652,13 +737,13 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             sha256: digest.clone(),
             redacted: rendered.redacted.clone(),
         };
+        let journaled = journal
+            .machine_configs
+            .get(&node.name)
+            .is_some_and(|r| r.sha256 == digest);
         if installed.is_some() {
-            if journal
-                .machine_configs
-                .get(&node.name)
-                .is_some_and(|r| r.sha256 == digest)
-            {
-                return Ok(());
+            if journaled {
+                return Ok(None);
             }
             let since = self.started(&resource, "apply");
             self.retried(&resource, "apply the config", || {
@@ -668,97 +753,166 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             journal.machine_configs.insert(node.name.clone(), record);
             let _ = journal.save(&self.state_dir);
             self.finished(&resource, "apply", since);
-            return Ok(());
+            return Ok(None);
         }
         let since = self.started(&resource, "install");
-        let maintenance = self.maintenance_address(node, &resource).await?;
-        // apid may not listen yet when the agent reports the address; an earlier, interrupted run (or
-        // an answer lost on the way) may have applied the config already and the node is installing.
-        let apply = wait::until(
-            &self.events,
-            &resource,
-            &format!("apid in maintenance mode on {maintenance} to take the config"),
-            self.timeouts.agent,
-            self.timeouts.poll / 5,
-            || async {
-                match self
-                    .talos
-                    .apply_in_maintenance(maintenance, &rendered.config)
-                    .await
-                {
-                    Ok(()) => Ok(Some(())),
-                    Err(e) => match self.talos.installed_version(at).await {
-                        Ok(Some(_)) => Ok(Some(())),
-                        _ => Err(e),
-                    },
-                }
-            },
-        )
-        .await;
-        self.port(&resource, apply)?;
+        if journaled {
+            // An earlier run applied this config and the node does not answer yet: it is installing, or (a
+            // worker) waiting for its certificate. Applied again below if it turns out to be in maintenance.
+            self.events.info(
+                &resource,
+                "config applied by an earlier run; waiting for the node to finish installing",
+            );
+            return Ok(Some(Installing {
+                since,
+                reapply: Some(rendered.config),
+            }));
+        }
+        self.apply_in_maintenance(node, &resource, &rendered.config)
+            .await?;
         journal.machine_configs.insert(node.name.clone(), record);
         let _ = journal.save(&self.state_dir);
+        Ok(Some(Installing {
+            since,
+            reapply: None,
+        }))
+    }
+
+    /// Applies `config` to the node in maintenance mode at whichever address answers first: the address a DHCP
+    /// reservation (or `maintenance_address`) makes predictable, probed directly from the start, or the one the
+    /// guest agent reports for our MAC (talos#11651: the agent may not run in maintenance mode at all). An
+    /// earlier run that applied it already shows as the node answering installed. Says which address it used.
+    async fn apply_in_maintenance(
+        &self,
+        node: &Node,
+        resource: &str,
+        config: &[u8],
+    ) -> Result<SocketAddr, EngineError> {
+        let predicted = SocketAddr::new(desired::maintenance_fallback(node), desired::APID_PORT);
+        let source = if node.maintenance_address.is_some() {
+            "maintenance_address in homelab.yaml"
+        } else {
+            "the static address (DHCP reservation)"
+        };
+        let at = desired::installed_address(node);
+        let mac = node.network.mac.to_string();
+        let r = self
+            .waited(
+                resource,
+                &format!(
+                    "{} to answer in maintenance mode at {predicted} or where the guest agent says",
+                    node.name
+                ),
+                "a fresh VM boots the ISO and gets its DHCP lease first; the guest agent may never run in \
+                 maintenance mode (talos#11651), so the reserved address is tried alongside it",
+                self.timeouts.agent,
+                || async {
+                    let direct = match self.talos.apply_in_maintenance(predicted, config).await {
+                        Ok(()) => return Ok(Some((predicted, source))),
+                        Err(e) => e.message,
+                    };
+                    let agent = match self
+                        .hypervisor
+                        .guest_ipv4(&node.proxmox_node, node.vm_id, &mac)
+                        .await
+                    {
+                        Ok(Some(ip)) if ip != predicted.ip() => {
+                            let reported = SocketAddr::new(ip, desired::APID_PORT);
+                            match self.talos.apply_in_maintenance(reported, config).await {
+                                Ok(()) => return Ok(Some((reported, "the guest agent"))),
+                                Err(e) => format!("reports {ip}, where {}", e.message),
+                            }
+                        }
+                        Ok(Some(ip)) => format!("reports {ip} too"),
+                        Ok(None) => "reports no address yet".to_string(),
+                        Err(e) => e.message,
+                    };
+                    if let Ok(Some(_)) = self.talos.installed_version(at).await {
+                        return Ok(Some((at, "an earlier run (the node answers installed)")));
+                    }
+                    Err(PortError::transient(format!(
+                        "not in maintenance mode at {predicted} ({direct}); guest agent: {agent}"
+                    )))
+                },
+            )
+            .await;
+        let (used, from) = r.map_err(|e| EngineError::Refused {
+            resource: resource.to_string(),
+            message: e.message,
+            hint: format!(
+                "check the VM's console: it should show Talos in maintenance mode; if its DHCP address is not \
+                 {}, reserve it for {mac} or set nodes[].maintenance_address",
+                predicted.ip()
+            ),
+        })?;
+        self.events.info(
+            resource,
+            format!("config applied in maintenance mode at {used} (from {from})"),
+        );
+        Ok(used)
+    }
+
+    /// Waits until `node` answers installed with mutual TLS (its install step, if it had one, then ends).
+    /// `what_for` says why the flow waits for this node now and why it may take long.
+    async fn await_installed(
+        &self,
+        node: &Node,
+        installing: Option<Installing>,
+        what_for: &str,
+    ) -> Result<(), EngineError> {
+        let resource = format!("machine_config.{}", node.name);
+        let at = desired::installed_address(node);
+        let Some(installing) = installing else {
+            return Ok(());
+        };
+        let predicted = SocketAddr::new(desired::maintenance_fallback(node), desired::APID_PORT);
         let version = self
             .awaited(
                 &resource,
-                &format!("Talos to install and answer on {at}"),
+                &format!("Talos to install and answer with mutual TLS on {at}"),
+                what_for,
                 self.timeouts.install,
-                || self.talos.installed_version(at),
+                || async {
+                    if let Some(v) = self.talos.installed_version(at).await? {
+                        return Ok(Some(v));
+                    }
+                    if let Some(config) = &installing.reapply
+                        && self
+                            .talos
+                            .apply_in_maintenance(predicted, config)
+                            .await
+                            .is_ok()
+                    {
+                        self.events.info(
+                            &resource,
+                            format!(
+                                "{predicted} was in maintenance mode again: config applied anew"
+                            ),
+                        );
+                    }
+                    Ok(None)
+                },
             )
             .await?;
         self.events.info(
             &resource,
             format!("installed, Talos {version} answering on {at}"),
         );
-        self.finished(&resource, "install", since);
+        self.finished(&resource, "install", installing.since);
         Ok(())
     }
 
-    /// The node's maintenance-mode address: the guest agent's report for our MAC (the DHCP lease), else the
-    /// configured fallback (talos#11651: the agent may not run in maintenance mode). Says which was used.
-    async fn maintenance_address(
-        &self,
-        node: &Node,
-        resource: &str,
-    ) -> Result<SocketAddr, EngineError> {
-        let mac = node.network.mac.to_string();
-        let reported = wait::until(
-            &self.events,
-            resource,
-            "the guest agent to report the DHCP address",
-            self.timeouts.agent,
-            self.timeouts.poll,
-            || {
-                self.hypervisor
-                    .guest_ipv4(&node.proxmox_node, node.vm_id, &mac)
-            },
-        )
-        .await;
-        let ip = match reported {
-            Ok(ip) => {
-                self.events.info(
-                    resource,
-                    format!("maintenance address {ip} (from the guest agent)"),
-                );
-                ip
-            }
-            Err(e) => {
-                let ip = desired::maintenance_fallback(node);
-                let source = if node.maintenance_address.is_some() {
-                    "maintenance_address in homelab.yaml"
-                } else {
-                    "the static address (DHCP reservation)"
-                };
-                self.events
-                    .warn(resource, format!("{}; using {ip} from {source}", e.message));
-                ip
-            }
-        };
-        Ok(SocketAddr::new(ip, desired::APID_PORT))
+    /// How long Bootstrap may keep answering "not yet": `cluster.bootstrap_timeout`, else the engine default.
+    fn bootstrap_budget(&self) -> Duration {
+        self.config
+            .cluster
+            .bootstrap_timeout_secs
+            .map_or(self.timeouts.bootstrap, Duration::from_secs)
     }
 
     /// Bootstraps etcd on the first control plane unless etcd already runs on any control plane:
-    /// a second bootstrap would start a second etcd cluster (split brain); the others join.
+    /// a second bootstrap would start a second etcd cluster (split brain); the others join. Talos refuses
+    /// the bootstrap until CRI is up and the time is synced; that is retried within the bootstrap budget.
     async fn ensure_bootstrap(&self, first: &Node) -> Result<(), EngineError> {
         let at = desired::installed_address(first);
         if let Some((node, _)) = self
@@ -777,16 +931,28 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             return Ok(());
         }
         let since = self.started("bootstrap", "bootstrap");
-        let r = wait::retry(
-            &self.events,
-            "bootstrap",
-            "bootstrap etcd",
-            self.timeouts.retries * 4,
-            self.timeouts.poll,
-            || self.talos.bootstrap(at),
-        )
-        .await;
-        match self.port("bootstrap", r)? {
+        let budget = self.bootstrap_budget();
+        let r = self
+            .waited(
+                "bootstrap",
+                &format!("Talos on {} to accept the bootstrap of etcd", first.name),
+                "Talos accepts it only once CRI is up and the node's time is synced over NTP (a minute or \
+                 two after the install; never if NTP is unreachable)",
+                budget,
+                || async { self.talos.bootstrap(at).await.map(Some) },
+            )
+            .await;
+        let done = r.map_err(|e| EngineError::Refused {
+            resource: "bootstrap".into(),
+            message: e.message,
+            hint: format!(
+                "check that {} reaches its NTP servers; to wait longer than {}s set cluster.bootstrap_timeout \
+                 (seconds) in homelab.yaml",
+                first.name,
+                budget.as_secs()
+            ),
+        })?;
+        match done {
             Bootstrapped::Now => self
                 .events
                 .info("bootstrap", format!("etcd bootstrapped on {}", first.name)),
@@ -798,8 +964,8 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         Ok(())
     }
 
-    /// With several control planes, waits until every one of them is an etcd member (they join
-    /// through the control-plane endpoint once the bootstrap node serves it).
+    /// With several control planes, waits until every one of them is a voting etcd member (they join through
+    /// the control-plane endpoint once the bootstrap node serves it, as learners first).
     async fn ensure_etcd_members(&self) -> Result<(), EngineError> {
         if desired::control_planes(self.config).count() < 2 {
             return Ok(());
@@ -810,19 +976,31 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         let since = self.started("etcd", "join");
         self.awaited(
             "etcd",
-            "every control plane to join etcd",
+            "every control plane to join etcd as a voting member",
+            "each joins through the control-plane endpoint once etcd runs, as a learner first; Talos promotes \
+             it once it caught up with the leader",
             self.timeouts.kubernetes,
             || async {
-                let missing = self.missing_members(&self.members().await);
+                let members = self.members().await;
+                let missing = self.missing_members(&members);
                 if missing.is_empty() {
-                    Ok(Some(()))
-                } else {
-                    // Named in the timeout error if they never join.
-                    Err(PortError::transient(format!(
-                        "not members yet: {}",
-                        missing.join(", ")
-                    )))
+                    return Ok(Some(()));
                 }
+                let learners: Vec<&str> = members
+                    .iter()
+                    .filter(|m| m.learner)
+                    .map(|m| if m.name.is_empty() { "(unnamed)" } else { m.name.as_str() })
+                    .collect();
+                // Named in the timeout error if they never join.
+                Err(PortError::transient(if learners.is_empty() {
+                    format!("not members yet: {}", missing.join(", "))
+                } else {
+                    format!(
+                        "not voting members yet: {} (learners: {})",
+                        missing.join(", "),
+                        learners.join(", ")
+                    )
+                }))
             },
         )
         .await?;
@@ -841,12 +1019,19 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         Ok(())
     }
 
-    async fn ensure_kubernetes(&self) -> Result<Zeroizing<Vec<u8>>, EngineError> {
+    /// Waits for the API at the control-plane endpoint, then for the workers' apid (their certificates come
+    /// from trustd through that endpoint), then for every node to be Ready.
+    async fn ensure_kubernetes(
+        &self,
+        installing: &mut std::collections::BTreeMap<String, Installing>,
+    ) -> Result<Zeroizing<Vec<u8>>, EngineError> {
         let since = self.started("kubernetes", "wait");
+        let endpoint = &self.config.cluster.endpoint;
         let kubeconfig = Zeroizing::new(
             self.awaited(
                 "kubernetes",
                 "the kubeconfig",
+                "a control plane generates it once installed",
                 self.timeouts.kubernetes,
                 || async {
                     self.kubeconfig()
@@ -859,15 +1044,33 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         );
         self.awaited(
             "kubernetes",
-            "the API server",
+            &format!("the API server at {endpoint}"),
+            "the endpoint answers once etcd runs (a VIP is elected through etcd) and kube-apiserver started",
             self.timeouts.kubernetes,
             || async { Ok(self.kube.api_ready(&kubeconfig).await?.then_some(())) },
         )
         .await?;
+        for node in self
+            .config
+            .nodes
+            .iter()
+            .filter(|n| n.role != Role::Controlplane)
+        {
+            self.await_installed(
+                node,
+                installing.remove(&node.name),
+                &format!(
+                    "a worker; its apid certificate comes from trustd reached through {endpoint}, which answered \
+                     only now"
+                ),
+            )
+            .await?;
+        }
         for node in &self.config.nodes {
             self.awaited(
                 "kubernetes",
                 &format!("node {} to be Ready", node.name),
+                "its kubelet registers through the endpoint, then the CNI must come up on it",
                 self.timeouts.kubernetes,
                 || async {
                     Ok(self
@@ -953,6 +1156,15 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         let _ = journal.save(&self.state_dir);
         Ok(())
     }
+}
+
+/// The nodes (by name = hostname) that are not voting etcd members: a learner has not joined yet (it does not
+/// vote, and an unnamed one cannot even be told apart).
+fn not_voting<'n>(nodes: impl Iterator<Item = &'n Node>, members: &[EtcdMember]) -> Vec<String> {
+    nodes
+        .filter(|n| !members.iter().any(|m| !m.learner && m.name == n.name))
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 fn refuse_foreign(resource: &str, vm_id: u32, found: Option<&str>, ours: &str) -> EngineError {
@@ -1170,7 +1382,16 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         for node in desired::control_planes(self.config) {
             let at = desired::installed_address(node);
             let members = self.talos.etcd_members(at).await.unwrap_or_default();
-            let member = members.contains(&node.name);
+            let member = members.iter().any(|m| !m.learner && m.name == node.name);
+            let learning = members.iter().any(|m| m.learner && m.name == node.name);
+            let names: Vec<String> = members
+                .iter()
+                .map(|m| match (m.name.as_str(), m.learner) {
+                    ("", _) => "(unnamed learner)".to_string(),
+                    (n, true) => format!("{n} (learner)"),
+                    (n, false) => n.to_string(),
+                })
+                .collect();
             rows.push(row(
                 "etcd",
                 &node.name,
@@ -1180,9 +1401,13 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 } else {
                     format!(
                         "{}{} member(s): {}",
-                        if member { "" } else { "not a member; " },
+                        match (member, learning) {
+                            (true, _) => "",
+                            (false, true) => "a learner, not voting yet; ",
+                            (false, false) => "not a member; ",
+                        },
                         members.len(),
-                        members.join(", ")
+                        names.join(", ")
                     )
                 },
             ));
@@ -1263,6 +1488,34 @@ mod tests {
             state: state.into(),
             healthy,
         }
+    }
+
+    #[test]
+    fn learners_are_not_joined_until_promoted() {
+        let source = "proxmox: {endpoint: 'https://pve:8006', token_id: 'a@pve!b'}\nnodes:\n\
+          - {name: cp-1, vm_id: 101, network: {mac: 'BC:24:11:CA:FE:01', address: 10.0.0.11/24, gateway: 10.0.0.1}}\n\
+          - {name: cp-2, vm_id: 102, network: {mac: 'BC:24:11:CA:FE:02', address: 10.0.0.12/24, gateway: 10.0.0.1}}\n\
+          - {name: cp-3, vm_id: 103, network: {mac: 'BC:24:11:CA:FE:03', address: 10.0.0.13/24, gateway: 10.0.0.1}}\n";
+        let config = match homelab_config::parse(source, None) {
+            Ok(p) => p.config,
+            Err(e) => panic!("{e:?}"),
+        };
+        let learner = |name: &str| EtcdMember {
+            name: name.into(),
+            learner: true,
+        };
+        let members = [EtcdMember::voter("cp-1"), learner("cp-2"), learner("")];
+        assert_eq!(
+            not_voting(config.nodes.iter(), &members),
+            ["cp-2", "cp-3"],
+            "a named learner and an unnamed one are both still joining"
+        );
+        let promoted = [
+            EtcdMember::voter("cp-1"),
+            EtcdMember::voter("cp-2"),
+            EtcdMember::voter("cp-3"),
+        ];
+        assert!(not_voting(config.nodes.iter(), &promoted).is_empty());
     }
 
     #[test]

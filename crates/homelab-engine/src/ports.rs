@@ -204,6 +204,25 @@ impl ServiceHealth {
     }
 }
 
+/// One etcd member as a control plane reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdMember {
+    /// The member's name (its hostname); empty while a learner's etcd has not started yet.
+    pub name: String,
+    /// Still a learner: it replicates but does not vote; Talos promotes it once it caught up.
+    pub learner: bool,
+}
+
+impl EtcdMember {
+    /// A voting member.
+    pub fn voter(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            learner: false,
+        }
+    }
+}
+
 pub trait TalosApi: Send + Sync {
     /// Applies a config to a node in maintenance mode (TLS, no client certificate).
     fn apply_in_maintenance(
@@ -223,7 +242,12 @@ pub trait TalosApi: Send + Sync {
         at: SocketAddr,
     ) -> impl Future<Output = PortResult<Option<String>>> + Send;
     fn bootstrap(&self, at: SocketAddr) -> impl Future<Output = PortResult<Bootstrapped>> + Send;
-    fn etcd_members(&self, at: SocketAddr) -> impl Future<Output = PortResult<Vec<String>>> + Send;
+    /// The etcd members, learners included; empty when etcd does not run yet (before the
+    /// bootstrap Talos blocks this call until its deadline: adapters bound it and answer empty).
+    fn etcd_members(
+        &self,
+        at: SocketAddr,
+    ) -> impl Future<Output = PortResult<Vec<EtcdMember>>> + Send;
     fn kubeconfig(&self, at: SocketAddr) -> impl Future<Output = PortResult<Vec<u8>>> + Send;
     /// The node's services and their health (mutual TLS).
     fn services(

@@ -43,6 +43,70 @@ pub struct LabOptions {
     /// Where the lab keeps its state: restored from at start when it holds one (its addresses, ports and
     /// DHCP range win over these options), and kept current while the lab runs.
     pub state_dir: Option<PathBuf>,
+    /// "DHCP" reservations: MAC (any case) → the address always leased to it.
+    pub dhcp_reservations: BTreeMap<String, Ipv4Addr>,
+    /// How the Talos nodes behave: timings and the optional quirks of real deployments.
+    pub talos: TalosBehaviour,
+}
+
+/// How the lab's Talos nodes behave beyond the protocol: how long Talos takes for what it does after
+/// an apply or a boot, and what a real homelab may lack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TalosBehaviour {
+    /// the installer's run after a maintenance-mode apply (no listener meanwhile)
+    pub install_delay: Duration,
+    /// from an installed boot until CRI is up (Bootstrap is refused before)
+    pub cri_delay: Duration,
+    /// from an installed boot until the time is synced; `None`: NTP unreachable, never
+    pub time_sync: Option<Duration>,
+    /// how long a joining control plane stays an etcd learner
+    pub learner_delay: Duration,
+    /// the public discovery service is reachable (workers then find trustd without the endpoint)
+    pub discovery: bool,
+    /// the qemu-guest-agent extension runs in maintenance mode (talos#11651: it may not)
+    pub agent_in_maintenance: bool,
+    /// from a VM's power-on until Talos' apid listens
+    pub boot_delay: Duration,
+}
+
+impl Default for TalosBehaviour {
+    /// Test timings (milliseconds), no discovery service, the agent running in maintenance mode.
+    fn default() -> Self {
+        Self {
+            install_delay: Duration::from_millis(100),
+            cri_delay: Duration::from_millis(30),
+            time_sync: Some(Duration::from_millis(30)),
+            learner_delay: Duration::from_millis(150),
+            discovery: false,
+            agent_in_maintenance: true,
+            boot_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl TalosBehaviour {
+    /// What an operator sees on real hardware: a few minutes of install, CRI and NTP within a minute,
+    /// learners promoted after half a minute, and no guest agent before the node is installed.
+    pub fn realistic() -> Self {
+        Self {
+            install_delay: Duration::from_secs(150),
+            cri_delay: Duration::from_secs(20),
+            time_sync: Some(Duration::from_secs(40)),
+            learner_delay: Duration::from_secs(30),
+            discovery: false,
+            agent_in_maintenance: false,
+            boot_delay: Duration::from_secs(40),
+        }
+    }
+
+    fn apply(&self, o: &mut crate::talos::NodeOptions) {
+        o.install_delay = self.install_delay;
+        o.cri_delay = self.cri_delay;
+        o.time_sync = self.time_sync;
+        o.learner_delay = self.learner_delay;
+        o.discovery = self.discovery;
+        o.boot_delay = self.boot_delay;
+    }
 }
 
 impl LabOptions {
@@ -57,6 +121,29 @@ impl LabOptions {
             apid_flapping: None,
             factory_port: 0,
             state_dir: None,
+            dhcp_reservations: BTreeMap::new(),
+            talos: TalosBehaviour {
+                install_delay: Duration::from_millis(1500),
+                cri_delay: Duration::from_millis(300),
+                time_sync: Some(Duration::from_millis(600)),
+                learner_delay: Duration::from_millis(1200),
+                ..TalosBehaviour::default()
+            },
+        }
+    }
+
+    /// Real-world timings: Proxmox tasks of seconds, a guest agent that needs half a minute, a Talos
+    /// install of minutes and reboots of half a minute (see [`TalosBehaviour::realistic`]).
+    pub fn realistic() -> Self {
+        let mut proxmox = SimOptions::default();
+        proxmox.timing.task_duration = Duration::from_secs(3);
+        proxmox.timing.agent_delay = Duration::from_secs(30);
+        proxmox.timing.agent_timeout = Duration::from_secs(3);
+        Self {
+            proxmox,
+            reboot_delay: Duration::from_secs(30),
+            talos: TalosBehaviour::realistic(),
+            ..Self::demo()
         }
     }
 
@@ -69,6 +156,8 @@ impl LabOptions {
             apid_flapping: None,
             factory_port: 0,
             state_dir: None,
+            dhcp_reservations: BTreeMap::new(),
+            talos: TalosBehaviour::default(),
         }
     }
 }
@@ -157,6 +246,12 @@ impl Lab {
             opts.reboot_delay,
         );
         nodes.apid_flapping = opts.apid_flapping;
+        nodes.reservations = opts
+            .dhcp_reservations
+            .iter()
+            .map(|(mac, ip)| (mac.to_ascii_lowercase(), *ip))
+            .collect();
+        nodes.talos = opts.talos.clone();
         let mut proxmox_opts = opts.proxmox;
         proxmox_opts.on_change = Some(nodes.changed.clone());
         let nodes = Arc::new(Mutex::new(nodes));
@@ -171,6 +266,9 @@ impl Lab {
             nodes::restore(&proxmox, &nodes, s, &schema).await?;
         }
         proxmox.on_vm_started(nodes::boot_hook(nodes.clone(), schema));
+        if !opts.talos.agent_in_maintenance {
+            proxmox.set_agent_gate(nodes::agent_gate(nodes.clone()));
+        }
         let mut lab = Self {
             tasks: vec![AbortOnDrop(tokio::spawn(nodes::watch_power(
                 proxmox.clone(),

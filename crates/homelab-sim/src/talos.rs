@@ -9,7 +9,8 @@ mod node;
 mod schema;
 mod service;
 
-pub use config::{MachineType, NodeConfig};
+pub use cluster::TrustdRoute;
+pub use config::{LinkAlias, MachineType, NodeConfig};
 pub use flap::ApidFlapping;
 pub use node::{EtcdVersion, NodeError, NodeOptions, NodePhase, NodeSim, NodeSnapshot};
 pub use schema::{ConfigSchema, Documents, SCHEMA_FILE, SchemaError};

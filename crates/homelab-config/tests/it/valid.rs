@@ -86,6 +86,23 @@ fn minimal_config_gets_the_original_defaults() {
 }
 
 #[test]
+fn the_bootstrap_budget_is_configurable_and_bounded() {
+    let source = |t: &str| {
+        format!(
+            "proxmox: {{endpoint: 'https://pve:8006', token_id: 'a@pve!b'}}\ncluster: {{bootstrap_timeout: {t}}}\nnodes:\n  - {{name: cp, vm_id: 100, network: {{mac: 'BC:24:11:CA:FE:01', address: 10.0.0.5/24, gateway: 10.0.0.1}}}}\n"
+        )
+    };
+    let c = homelab_config::parse(&source("1200"), None)
+        .expect("valid")
+        .config;
+    assert_eq!(c.cluster.bootstrap_timeout_secs, Some(1200));
+    assert!(
+        homelab_config::parse(&source("5"), None).is_err(),
+        "below 30 s"
+    );
+}
+
+#[test]
 fn workers_turn_off_scheduling_on_control_planes_by_default() {
     let source = "proxmox: {endpoint: 'https://pve:8006', token_id: 'a@pve!b'}\nnodes:\n  - {name: cp, vm_id: 100, network: {mac: 'BC:24:11:CA:FE:01', address: 10.0.0.5/24, gateway: 10.0.0.1}}\n  - {name: w1, role: worker, vm_id: 101, network: {mac: 'BC:24:11:CA:FE:02', address: 10.0.0.6/24, gateway: 10.0.0.1}}\n";
     let c = homelab_config::parse(source, None).expect("valid").config;

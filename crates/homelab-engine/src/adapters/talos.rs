@@ -1,24 +1,55 @@
 //! [`TalosApi`] over the apid client: maintenance mode without a client certificate, installed mode with the
 //! talosconfig's os:admin certificate minted from the cluster's secrets bundle. Installed-mode connections
 //! are kept per address for the run (one mutual-TLS handshake per node, not per call) and dropped on error.
+//! Talos' answers are read as Talos means them: EtcdMemberList before the bootstrap blocks until its
+//! deadline (bounded here, and "no cluster yet"), Bootstrap's FailedPrecondition names what Talos waits for,
+//! and a worker's Unimplemented for control-plane-only calls is a permanent, explained error.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use homelab_apid::{
-    ApidClient, ApidError, ApplyMode, BootstrapRetry, ClientCredentials, ResetOptions,
-};
+use homelab_apid::{ApidClient, ApidError, ApplyMode, ClientCredentials, ResetOptions};
 use tonic::Code;
 
-use crate::ports::{Bootstrapped, ErrorKind, PortError, PortResult, ServiceHealth, TalosApi};
+use crate::ports::{
+    Bootstrapped, ErrorKind, EtcdMember, PortError, PortResult, ServiceHealth, TalosApi,
+};
 
 pub struct Talos {
     pub credentials: ClientCredentials,
     /// How long a single probe may take before the node counts as not answering.
     pub probe_timeout: Duration,
+    /// The deadline of one EtcdMemberList call: before the bootstrap Talos blocks it until the deadline
+    /// (its etcd client waits for a leader), so a long one stalls plan, apply and status per control plane.
+    pub etcd_deadline: Duration,
     connections: Mutex<HashMap<SocketAddr, ApidClient>>,
+}
+
+/// Bootstrap's FailedPrecondition, explained: what Talos waits for (`v1alpha1_server.go`: CRI up, then the
+/// time in sync; a worker never).
+fn bootstrap_precondition(e: &ApidError) -> Option<PortError> {
+    if e.code() != Some(Code::FailedPrecondition) {
+        return None;
+    }
+    let text = e.to_string();
+    Some(if text.contains("time is not in sync") {
+        PortError::transient(format!(
+            "Talos waits for the node's time to sync (NTP) before it bootstraps etcd ({text}); \
+             check that the node reaches its time servers"
+        ))
+    } else if text.contains("not available yet") {
+        PortError::transient(format!(
+            "Talos waits for CRI (containerd) to come up after the install before it bootstraps etcd ({text})"
+        ))
+    } else if text.contains("control plane") {
+        PortError::permanent(format!(
+            "{text}; bootstrap runs on the first control plane of homelab.yaml"
+        ))
+    } else {
+        PortError::transient(text)
+    })
 }
 
 fn port_error(e: ApidError) -> PortError {
@@ -72,6 +103,7 @@ impl Talos {
         Ok(Self {
             credentials,
             probe_timeout: Duration::from_secs(5),
+            etcd_deadline: Duration::from_secs(3),
             connections: Mutex::new(HashMap::new()),
         })
     }
@@ -117,9 +149,21 @@ impl Talos {
 
 impl TalosApi for Talos {
     async fn apply_in_maintenance(&self, at: SocketAddr, config: &[u8]) -> PortResult<()> {
-        let mut client = ApidClient::connect_maintenance(at, None)
-            .await
-            .map_err(port_error)?;
+        // Bounded: a probed address nobody holds (yet) must not hold up the agent's report.
+        let mut client = match tokio::time::timeout(
+            self.probe_timeout,
+            ApidClient::connect_maintenance(at, None),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(port_error)?,
+            Err(_) => {
+                return Err(PortError::transient(format!(
+                    "nothing answered at {at} within {}s",
+                    self.probe_timeout.as_secs()
+                )));
+            }
+        };
         client
             .apply_configuration(config, ApplyMode::Reboot, false)
             .await
@@ -149,29 +193,42 @@ impl TalosApi for Talos {
         }
     }
 
+    /// One attempt: the engine retries within its bootstrap time budget (a precondition may take minutes).
     async fn bootstrap(&self, at: SocketAddr) -> PortResult<Bootstrapped> {
         let mut client = self.installed(at).await?;
-        let retry = BootstrapRetry {
-            attempts: 3,
-            delay: Duration::from_secs(2),
-        };
-        let r = client.bootstrap_with_retry(retry).await;
-        match self.checked(at, r).map_err(port_error)? {
-            homelab_apid::Bootstrapped::Now => Ok(Bootstrapped::Now),
-            homelab_apid::Bootstrapped::Already => Ok(Bootstrapped::Already),
+        let r = client.bootstrap().await;
+        match self.checked(at, r) {
+            Ok(homelab_apid::Bootstrapped::Now) => Ok(Bootstrapped::Now),
+            Ok(homelab_apid::Bootstrapped::Already) => Ok(Bootstrapped::Already),
+            Err(e) => Err(bootstrap_precondition(&e).unwrap_or_else(|| port_error(e))),
         }
     }
 
-    async fn etcd_members(&self, at: SocketAddr) -> PortResult<Vec<String>> {
+    async fn etcd_members(&self, at: SocketAddr) -> PortResult<Vec<EtcdMember>> {
         let mut client = self.installed(at).await?;
-        let r = client.etcd_member_list().await;
+        let r = client.etcd_member_list_within(self.etcd_deadline).await;
         match self.checked(at, r) {
-            Ok(members) => Ok(members.into_iter().map(|m| m.hostname).collect()),
-            // Before bootstrap etcd is not running: no members yet.
+            Ok(members) => Ok(members
+                .into_iter()
+                .map(|m| EtcdMember {
+                    name: m.hostname,
+                    learner: m.is_learner,
+                })
+                .collect()),
+            // Before the bootstrap etcd does not run: Talos' etcd client waits for a leader until the deadline
+            // (DeadlineExceeded, or Unknown/Cancelled as the context error surfaces); older answers were
+            // FailedPrecondition/Unavailable. All mean "no cluster yet".
             Err(e)
                 if matches!(
                     e.code(),
-                    Some(Code::FailedPrecondition | Code::Unavailable | Code::NotFound)
+                    Some(
+                        Code::FailedPrecondition
+                            | Code::Unavailable
+                            | Code::NotFound
+                            | Code::DeadlineExceeded
+                            | Code::Cancelled
+                            | Code::Unknown
+                    )
                 ) =>
             {
                 Ok(Vec::new())
@@ -183,8 +240,12 @@ impl TalosApi for Talos {
     async fn kubeconfig(&self, at: SocketAddr) -> PortResult<Vec<u8>> {
         let mut client = self.installed(at).await?;
         let r = client.kubeconfig().await;
-        let bytes = self.checked(at, r).map_err(port_error)?;
-        Ok(bytes.to_vec())
+        match self.checked(at, r) {
+            Ok(bytes) => Ok(bytes.to_vec()),
+            // A worker never hands one out: waiting would not help.
+            Err(e @ ApidError::NotControlPlane { .. }) => Err(PortError::permanent(e.to_string())),
+            Err(e) => Err(port_error(e)),
+        }
     }
 
     async fn services(&self, at: SocketAddr) -> PortResult<Vec<ServiceHealth>> {

@@ -279,9 +279,9 @@ impl TalosApi for Fake {
         world.bootstraps += 1;
         Ok(Bootstrapped::Now)
     }
-    async fn etcd_members(&self, _: SocketAddr) -> PortResult<Vec<String>> {
+    async fn etcd_members(&self, _: SocketAddr) -> PortResult<Vec<EtcdMember>> {
         Ok(if self.read().bootstrapped {
-            vec!["talos-cp-01".into()]
+            vec![EtcdMember::voter("talos-cp-01")]
         } else {
             vec![]
         })

@@ -21,6 +21,7 @@ fn timeouts() -> Timeouts {
         agent: Duration::from_millis(200),
         install: Duration::from_millis(500),
         kubernetes: Duration::from_millis(500),
+        bootstrap: Duration::from_millis(500),
         poll: Duration::from_millis(5),
         retries: 3,
     }
@@ -223,19 +224,25 @@ async fn firmware_changes_need_allow_replace() {
 }
 
 #[tokio::test]
-async fn a_silent_guest_agent_falls_back_to_the_reserved_address_and_says_so() {
+async fn a_silent_guest_agent_and_no_node_at_the_reserved_address_fail_naming_both() {
     let h = Harness::new();
     h.fake.world.lock().expect("lock").agent_silent = true;
-    // With the fallback (the static address) the fake node is not in maintenance there, so the apply
-    // cannot succeed: the engine must say which address it used and fail inside its timeout.
+    // The fake node is not in maintenance mode at its static address (no reservation), so the apply cannot
+    // succeed: the engine must say which addresses it tried and fail inside its timeout.
     let err = converge_error(&h, false).await.expect("fails");
     assert!(
         err.to_string().contains("machine_config.talos-cp-01"),
         "{err}"
     );
     assert!(
+        err.to_string()
+            .contains("not in maintenance mode at 127.0.20.100:50000")
+            && err.to_string().contains("guest agent"),
+        "the error names the reserved address tried and the agent: {err}"
+    );
+    assert!(
         h.event_text()
-            .contains("using 127.0.20.100 from the static address (DHCP reservation)"),
+            .contains("the reserved address is tried alongside it"),
         "{}",
         h.event_text()
     );

@@ -84,7 +84,9 @@ impl World {
                 ..WaitOptions::default()
             },
         };
-        let talos = Talos::from_bundle(&bundle).expect("talos credentials");
+        let mut talos = Talos::from_bundle(&bundle).expect("talos credentials");
+        // Before the bootstrap the simulated EtcdMemberList blocks until this deadline, as Talos does.
+        talos.etcd_deadline = Duration::from_millis(300);
         Self {
             factory: Factory::new(&config).expect("factory"),
             renderer: TalosRenderer {
@@ -116,6 +118,7 @@ impl World {
                 agent: Duration::from_secs(20),
                 install: Duration::from_secs(30),
                 kubernetes: Duration::from_secs(30),
+                bootstrap: Duration::from_secs(30),
                 poll: Duration::from_millis(100),
                 retries: 4,
             },

@@ -128,7 +128,7 @@ async fn a_permanent_fault_stops_with_a_clear_error_inside_the_timeout() {
     assert!(started.elapsed() < Duration::from_secs(60));
 }
 
-fn infos(w: &World) -> Vec<String> {
+pub(super) fn infos(w: &World) -> Vec<String> {
     w.events
         .lock()
         .expect("lock")
@@ -161,9 +161,8 @@ async fn an_agent_that_answers_late_is_waited_for_and_its_address_used() {
         .unwrap_or_else(|e| panic!("converge with a late agent: {e}\n{:?}", infos(&w)));
     let messages = infos(&w);
     assert!(
-        messages
-            .iter()
-            .any(|m| m == "maintenance address 127.0.72.200 (from the guest agent)"),
+        messages.iter().any(|m| m
+            == "config applied in maintenance mode at 127.0.72.200:50000 (from the guest agent)"),
         "{messages:?}"
     );
     assert!(

@@ -15,22 +15,23 @@ use tokio::sync::Notify;
 
 use super::lab::World;
 
-const CONTROL_PLANES: [(&str, u32); 3] = [("ha-cp-1", 301), ("ha-cp-2", 302), ("ha-cp-3", 303)];
-const WORKER: (&str, u32) = ("ha-worker-1", 311);
+pub(super) const CONTROL_PLANES: [(&str, u32); 3] =
+    [("ha-cp-1", 301), ("ha-cp-2", 302), ("ha-cp-3", 303)];
+pub(super) const WORKER: (&str, u32) = ("ha-worker-1", 311);
 
 /// The second address octet of this test process: the same test run at the same time by another
 /// worktree's gate (another process) lands on other loopback addresses, 127.<octet>.<subnet>.0/24.
-fn octet() -> u8 {
+pub(super) fn octet() -> u8 {
     (std::process::id() % 250) as u8 + 1
 }
 
 /// `127.<octet>.<subnet>`: the /24 of a test's lab.
-fn net(subnet: u8) -> String {
+pub(super) fn net(subnet: u8) -> String {
     format!("127.{}.{subnet}", octet())
 }
 
 /// A world on this process's /24 for `subnet` (DHCP leases from .200).
-async fn ha_world(subnet: u8, yaml: fn(&Lab, u8) -> String) -> World {
+pub(super) async fn ha_world(subnet: u8, yaml: fn(&Lab, u8) -> String) -> World {
     let mut options = LabOptions::fast(subnet);
     options.dhcp_first = Ipv4Addr::new(127, octet(), subnet, 200);
     World::start_lab(subnet, options, yaml).await
@@ -82,7 +83,7 @@ fn all_vm_ids() -> Vec<u32> {
         .collect()
 }
 
-fn events_text(w: &World) -> String {
+pub(super) fn events_text(w: &World) -> String {
     format!("{:#?}", w.events.lock().expect("lock"))
 }
 

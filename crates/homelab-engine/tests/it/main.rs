@@ -9,4 +9,5 @@ mod lab_faults;
 mod lab_ha;
 mod lab_proxmox;
 mod lab_restore;
+mod lab_talos;
 mod render;

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::LabError;
 use super::state::LabState;
-use crate::proxmox::{DhcpHook, ProxmoxSim, VmBootEvent};
-use crate::talos::{ApidFlapping, ConfigSchema, NodeOptions, NodeSim};
+use super::{LabError, TalosBehaviour};
+use crate::proxmox::{AgentGate, DhcpHook, ProxmoxSim, VmBootEvent};
+use crate::talos::{ApidFlapping, ConfigSchema, NodeOptions, NodePhase, NodeSim};
 
 /// The nodes by VM and the leases by MAC.
 pub(crate) struct Nodes {
@@ -24,6 +24,10 @@ pub(crate) struct Nodes {
     pub(crate) changed: Arc<Notify>,
     /// Fault injection for every node: apid flapping after its VM first boots.
     pub(crate) apid_flapping: Option<ApidFlapping>,
+    /// DHCP reservations by lower-case MAC.
+    pub(crate) reservations: BTreeMap<String, Ipv4Addr>,
+    /// Timings and quirks of the Talos nodes.
+    pub(crate) talos: TalosBehaviour,
 }
 
 impl Nodes {
@@ -39,6 +43,8 @@ impl Nodes {
             reboot_delay,
             changed: Arc::new(Notify::new()),
             apid_flapping: None,
+            reservations: BTreeMap::new(),
+            talos: TalosBehaviour::default(),
         }
     }
 }
@@ -50,23 +56,43 @@ pub(crate) fn lock(nodes: &Mutex<Nodes>) -> MutexGuard<'_, Nodes> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The n-th MAC seen gets `dhcp_first + n`, the same address on every later boot.
+/// A reserved MAC gets its reservation; otherwise the n-th MAC seen gets `dhcp_first + n`, the same
+/// address on every later boot.
 pub(crate) fn dhcp_hook(nodes: Arc<Mutex<Nodes>>) -> DhcpHook {
     Arc::new(move |_vmid, mac: &str| {
         let mut n = lock(&nodes);
+        let mac = mac.to_ascii_lowercase();
+        if let Some(ip) = n.reservations.get(&mac).copied() {
+            n.leases.insert(mac, ip);
+            n.changed.notify_one();
+            return ip;
+        }
         let next = Ipv4Addr::from(u32::from(n.dhcp_first) + n.leases.len() as u32);
-        let ip = *n.leases.entry(mac.to_ascii_lowercase()).or_insert(next);
+        let ip = *n.leases.entry(mac).or_insert(next);
         n.changed.notify_one();
         ip
     })
 }
 
-fn node_options(addr: SocketAddr, n: &Nodes) -> NodeOptions {
+fn node_options(addr: SocketAddr, mac: Option<&str>, n: &Nodes) -> NodeOptions {
     let mut o = NodeOptions::new(addr);
     o.reboot_delay = n.reboot_delay;
     o.on_change = Some(n.changed.clone());
     o.apid_flapping = n.apid_flapping;
+    o.macs = mac
+        .map(|m| vec![m.to_ascii_lowercase()])
+        .unwrap_or_default();
+    n.talos.apply(&mut o);
     o
+}
+
+/// The guest agent runs only once Talos is installed (talos#11651: the extension may not start in
+/// maintenance mode).
+pub(crate) fn agent_gate(nodes: Arc<Mutex<Nodes>>) -> AgentGate {
+    Arc::new(move |vmid| {
+        let node = lock(&nodes).by_vm.get(&vmid).cloned();
+        node.is_some_and(|n| matches!(n.phase(), NodePhase::Installed(_)))
+    })
 }
 
 /// Boots (creating on first boot) the node of a VM that finished booting.
@@ -83,7 +109,7 @@ pub(crate) fn boot_hook(
             if let Some(node) = n.by_vm.get(&event.vmid) {
                 node.clone()
             } else {
-                match NodeSim::new(node_options(addr, &n), schema.clone()) {
+                match NodeSim::new(node_options(addr, event.mac.as_deref(), &n), schema.clone()) {
                     Ok(node) => n.by_vm.entry(event.vmid).or_insert(node).clone(),
                     Err(e) => {
                         tracing::warn!(vmid = event.vmid, error = %e, "simulated node cannot start");
@@ -141,7 +167,7 @@ pub(crate) async fn restore(
             (None, Some(ip)) => SocketAddr::new(ip.into(), homelab_apid::APID_PORT),
             (None, None) => continue,
         };
-        let opts = node_options(addr, &lock(nodes));
+        let opts = node_options(addr, vm.mac.as_deref(), &lock(nodes));
         let sim = match node.and_then(|n| n.disk.as_ref()) {
             Some(disk) => NodeSim::restore(opts, schema.clone(), disk),
             None => NodeSim::new(opts, schema.clone()),

@@ -1169,8 +1169,11 @@ async fn agent(
             && vm
                 .started_at
                 .is_some_and(|s| s.elapsed() >= shared.timing.agent_delay);
-        up.then(|| (vm.mac(), vm.address))
+        let gate = w.agent_gate.clone();
+        up.then(|| (vm.mac(), vm.address)).map(|a| (a, gate))
     };
+    // The gate asks the guest (outside the world lock: it looks at the simulated OS).
+    let answer = answer.and_then(|(a, gate)| gate.is_none_or(|g| g(vmid)).then_some(a));
     let Some((mac, address)) = answer else {
         // PVE pings the agent for ~3 s before giving up.
         work(shared.timing.agent_timeout).await;

@@ -35,7 +35,7 @@ pub use faults::{EndpointFault, FaultKind, Faults};
 pub use firmware::{SIDERO as SIDERO_SIGNER, SecureBoot, sign as sign_medium};
 pub use schema::{PveVersion, Schema};
 pub use snapshot::{ProxmoxSnapshot, VmSnapshot, VolumeSnapshot};
-pub use state::{DhcpHook, Iface, Storage, Volume};
+pub use state::{AgentGate, DhcpHook, Iface, Storage, Volume};
 pub use tls::SimIdentity;
 
 use state::{Shared, World};
@@ -324,6 +324,7 @@ impl ProxmoxSim {
                 .collect(),
             held: Default::default(),
             boot_hooks: Vec::new(),
+            agent_gate: None,
             dhcp: opts.dhcp.clone(),
             on_change: opts.on_change.clone(),
         };
@@ -421,6 +422,11 @@ impl ProxmoxSim {
     /// Replaces the address assignment.
     pub fn set_dhcp(&self, hook: DhcpHook) {
         self.shared.world().dhcp = Some(hook);
+    }
+
+    /// Lets the guest OS decide whether its agent runs (see [`AgentGate`]).
+    pub fn set_agent_gate(&self, gate: AgentGate) {
+        self.shared.world().agent_gate = Some(gate);
     }
 
     /// Replaces the fault plan (counters restart).

@@ -140,6 +140,10 @@ pub struct Task {
 pub type DhcpHook = Arc<dyn Fn(u32, &str) -> Ipv4Addr + Send + Sync>;
 
 /// Called when a VM finished booting.
+/// Whether the guest agent of a VM runs now (the OS decides: Talos may not start it in
+/// maintenance mode, talos#11651); consulted on top of the agent's usual checks.
+pub type AgentGate = Arc<dyn Fn(u32) -> bool + Send + Sync>;
+
 pub type BootHook = Arc<dyn Fn(&VmBootEvent) + Send + Sync>;
 
 /// Everything mutable.
@@ -161,6 +165,7 @@ pub(crate) struct World {
     pub held: BTreeSet<String>,
     pub boot_hooks: Vec<BootHook>,
     pub dhcp: Option<DhcpHook>,
+    pub agent_gate: Option<AgentGate>,
     pub on_change: Option<Arc<tokio::sync::Notify>>,
 }
 

@@ -1,13 +1,15 @@
 //! What simulated nodes of one cluster share, keyed by the cluster's OS CA certificate: the OS
-//! CA key (a worker's config has only the certificate; a real worker gets its apid certificate
-//! from trustd on a control plane), etcd membership (one bootstrap, the other control planes
-//! join through the control-plane endpoint), where the Kubernetes API answers, the holder of the
-//! Layer 2 VIP (elected among etcd members while etcd has quorum), and the kubelets that
-//! register with the API once the endpoint in their config answers.
+//! CA key and where trustd answers (a worker's config has only the certificate; a real worker
+//! gets its apid certificate from trustd, dialled at the control-plane endpoint or at control
+//! planes found by discovery), etcd membership (one bootstrap, the other control planes join
+//! through the control-plane endpoint, as learners first), where the Kubernetes API answers, the
+//! holder of the Layer 2 VIP (elected among etcd members while etcd has quorum), and the kubelets
+//! that register with the API once the endpoint in their config answers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use super::node::Inner;
 use crate::kube::{KubeNode, KubeSim, WeakKubeSim};
@@ -40,6 +42,32 @@ struct Cluster {
     /// Members configured with a Layer2VIPConfig.
     vip_candidates: BTreeMap<String, Weak<Inner>>,
     vip_holder: Option<String>,
+    /// The VIP's address while its holder serves there.
+    vip_ip: Option<IpAddr>,
+    /// Control planes whose trustd runs (from their installed boot on, etcd or not), by name.
+    trustd: BTreeMap<String, IpAddr>,
+    /// Members that joined as etcd learners: since when, and how long until their promotion.
+    learners: BTreeMap<String, (Instant, Duration)>,
+}
+
+/// How a worker reached trustd for its apid certificate (Talos' `k8s.Endpoint` sources).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustdRoute {
+    /// `cluster.controlPlane.endpoint` names a control plane's own address.
+    StaticEndpoint,
+    /// `cluster.controlPlane.endpoint` is the Layer 2 VIP, held (etcd runs).
+    Vip,
+    /// A control plane found through the discovery service.
+    Discovery,
+}
+
+/// One etcd member as `EtcdMemberList` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Member {
+    /// empty while a learner has not started yet (etcd knows only its peer URL)
+    pub(crate) name: String,
+    pub(crate) ip: IpAddr,
+    pub(crate) learner: bool,
 }
 
 /// A node that won the VIP election and must now take the address.
@@ -69,8 +97,26 @@ impl Cluster {
         kube
     }
 
-    fn quorum(&self) -> bool {
-        !self.etcd.is_empty() && self.etcd_up.len() * 2 > self.etcd.len()
+    /// Whether `name` is still an etcd learner (promotion happens once it caught up).
+    fn learning(&mut self, name: &str) -> Option<Duration> {
+        let (since, promote_after) = *self.learners.get(name)?;
+        let elapsed = since.elapsed();
+        if elapsed >= promote_after {
+            self.learners.remove(name);
+            return None;
+        }
+        Some(elapsed)
+    }
+
+    /// etcd has quorum: more than half of the voting members run (learners do not vote).
+    fn quorum(&mut self) -> bool {
+        let names: Vec<String> = self.etcd.keys().cloned().collect();
+        let voters: Vec<String> = names
+            .into_iter()
+            .filter(|n| self.learning(n).is_none())
+            .collect();
+        let up = voters.iter().filter(|n| self.etcd_up.contains(*n)).count();
+        !voters.is_empty() && up * 2 > voters.len()
     }
 
     fn served(&self, endpoint: &(String, u16)) -> bool {
@@ -180,8 +226,10 @@ impl Registry {
             }
             c.serving.remove(name);
             c.etcd_up.remove(name);
+            c.trustd.remove(name);
             if c.vip_holder.as_deref() == Some(name) {
                 c.vip_holder = None;
+                c.vip_ip = None;
                 c.serving.remove(VIP);
             }
             c.elect()
@@ -195,6 +243,7 @@ impl Registry {
         self.with(os_ca_pem, |c| {
             c.kubelets.remove(name);
             c.etcd.remove(name);
+            c.learners.remove(name);
             c.vip_candidates.remove(name);
             if let Some(kube) = c.live_kube() {
                 kube.remove_node(name);
@@ -209,6 +258,7 @@ impl Registry {
             c.bootstraps += 1;
             c.etcd = BTreeMap::from([(name.to_owned(), ip)]);
             c.etcd_up = BTreeSet::from([name.to_owned()]);
+            c.learners.clear();
         });
     }
 
@@ -224,24 +274,96 @@ impl Registry {
         })
     }
 
-    /// `name` joined etcd (a member of the same name is replaced, as Talos does).
-    pub(crate) fn add_member(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
+    /// `name` joined etcd as a learner, promoted to a voter after `learning` (Talos adds a
+    /// joining member with `MemberAddAsLearner` and promotes it once it caught up with the
+    /// leader). A member of the same name is replaced, as Talos does.
+    pub(crate) fn add_member(&self, os_ca_pem: &str, name: &str, ip: IpAddr, learning: Duration) {
         self.with(os_ca_pem, |c| {
             c.etcd.insert(name.to_owned(), ip);
             c.etcd_up.insert(name.to_owned());
+            if learning.is_zero() {
+                c.learners.remove(name);
+            } else {
+                c.learners
+                    .insert(name.to_owned(), (Instant::now(), learning));
+            }
         });
     }
 
     /// A member's etcd runs again after a reboot; its data directory makes it a member (also
     /// when this process learns of the cluster only now, from a restored node).
     pub(crate) fn member_up(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
-        self.add_member(os_ca_pem, name, ip);
+        self.with(os_ca_pem, |c| {
+            c.etcd.insert(name.to_owned(), ip);
+            c.etcd_up.insert(name.to_owned());
+        });
     }
 
-    /// The etcd members, by name.
+    /// The etcd members, by name (voters and learners).
     pub(crate) fn members(&self, os_ca_pem: &str) -> Vec<(String, IpAddr)> {
         self.with(os_ca_pem, |c| {
             c.etcd.iter().map(|(n, ip)| (n.clone(), *ip)).collect()
+        })
+    }
+
+    /// The members as etcd's MemberList reports them: a learner is unnamed for the first half
+    /// of its learning time (its etcd has not started and published its name yet).
+    pub(crate) fn member_list(&self, os_ca_pem: &str) -> Vec<Member> {
+        self.with(os_ca_pem, |c| {
+            let all: Vec<(String, IpAddr)> =
+                c.etcd.iter().map(|(n, ip)| (n.clone(), *ip)).collect();
+            all.into_iter()
+                .map(|(name, ip)| {
+                    let learning = c.learning(&name);
+                    let unnamed = learning.is_some_and(|elapsed| {
+                        c.learners
+                            .get(&name)
+                            .is_some_and(|(_, total)| elapsed < *total / 2)
+                    });
+                    Member {
+                        name: if unnamed { String::new() } else { name },
+                        ip,
+                        learner: learning.is_some(),
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Whether etcd of this cluster has quorum (an etcd client gets answers).
+    pub(crate) fn has_quorum(&self, os_ca_pem: &str) -> bool {
+        self.with(os_ca_pem, Cluster::quorum)
+    }
+
+    /// A control plane's trustd answers at `ip` (it runs from the installed boot on).
+    pub(crate) fn trustd_up(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
+        self.with(os_ca_pem, |c| {
+            c.trustd.insert(name.to_owned(), ip);
+        });
+    }
+
+    /// How a worker whose endpoint host is `endpoint_host` reaches a trustd, if it can: a
+    /// control plane at that address, the VIP while held, or (with `discovery`) any control
+    /// plane whose trustd runs.
+    pub(crate) fn trustd_route(
+        &self,
+        os_ca_pem: &str,
+        endpoint_host: Option<&str>,
+        discovery: bool,
+    ) -> Option<TrustdRoute> {
+        self.with(os_ca_pem, |c| {
+            let host = endpoint_host.and_then(|h| h.parse::<IpAddr>().ok());
+            if host.is_some_and(|h| c.trustd.values().any(|ip| *ip == h)) {
+                return Some(TrustdRoute::StaticEndpoint);
+            }
+            let vip_holder_trustd = c
+                .vip_holder
+                .as_ref()
+                .is_some_and(|n| c.trustd.contains_key(n));
+            if host.is_some() && host == c.vip_ip && vip_holder_trustd {
+                return Some(TrustdRoute::Vip);
+            }
+            (discovery && !c.trustd.is_empty()).then_some(TrustdRoute::Discovery)
         })
     }
 
@@ -291,6 +413,7 @@ impl Registry {
         self.with(os_ca_pem, |c| {
             if c.vip_holder.as_deref() == Some(name) {
                 c.serving.insert(VIP.to_owned(), addr);
+                c.vip_ip = Some(addr.ip());
                 c.reconcile();
             }
         });

@@ -1,6 +1,7 @@
 //! Reads what the simulated node needs from an applied, schema-valid machine config: machine
 //! type, hostname, static address (LinkConfig or legacy v1alpha1 network), the OS and cluster
-//! CAs, the control-plane endpoint and cluster name. Enforces the Talos semantic rules it relies on.
+//! CAs, the control-plane endpoint and cluster name, whether discovery is on, and the
+//! LinkAliasConfig the static address depends on. Enforces the Talos semantic rules it relies on.
 
 use std::net::IpAddr;
 
@@ -45,6 +46,37 @@ pub struct NodeConfig {
     pub cluster_name: String,
     /// the raw applied config
     pub raw: Vec<u8>,
+    /// `cluster.discovery.enabled` with the discovery service registry not disabled
+    pub discovery: bool,
+    /// the link the static address is configured on (LinkConfig `name`)
+    pub static_link: Option<String>,
+    /// the first LinkAliasConfig, if any
+    pub link_alias: Option<LinkAlias>,
+}
+
+/// A `LinkAliasConfig`: a name for the link its CEL selector matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkAlias {
+    /// the alias (what LinkConfig names)
+    pub name: String,
+    /// `selector.match`, a CEL expression
+    pub selector: String,
+}
+
+impl LinkAlias {
+    /// Whether the selector matches a link with this MAC. Only the form Talos documents for a
+    /// fixed NIC is understood: `mac(link.permanent_addr) == "bc:24:11:…"` (or `hardware_addr`);
+    /// any other expression matches every link (the simulator does not evaluate CEL).
+    pub fn matches_mac(&self, mac: &str) -> bool {
+        let Some((lhs, rhs)) = self.selector.split_once("==") else {
+            return true;
+        };
+        if !(lhs.contains("permanent_addr") || lhs.contains("hardware_addr")) {
+            return true;
+        }
+        let want = rhs.trim().trim_matches('"').trim_matches('\'');
+        want.eq_ignore_ascii_case(mac.trim())
+    }
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -121,6 +153,8 @@ impl NodeConfig {
 
         let mut hostname = None;
         let mut static_ip = None;
+        let mut static_link = None;
+        let mut link_alias = None;
         let mut vip = None;
         for doc in &docs.others {
             match doc.get("kind").and_then(Value::as_str) {
@@ -143,6 +177,15 @@ impl NodeConfig {
                 }
                 Some("LinkConfig") if static_ip.is_none() => {
                     static_ip = first_address(doc.get("addresses"), "address");
+                    static_link = str_at(doc, "/name").map(str::to_owned);
+                }
+                Some("LinkAliasConfig") if link_alias.is_none() => {
+                    link_alias = Some(LinkAlias {
+                        name: str_at(doc, "/name").unwrap_or_default().to_owned(),
+                        selector: str_at(doc, "/selector/match")
+                            .unwrap_or_default()
+                            .to_owned(),
+                    });
                 }
                 _ => {}
             }
@@ -184,6 +227,15 @@ impl NodeConfig {
                 .to_owned(),
             endpoint,
             raw: raw.to_vec(),
+            discovery: v
+                .pointer("/cluster/discovery/enabled")
+                .and_then(Value::as_bool)
+                == Some(true)
+                && v.pointer("/cluster/discovery/registries/service/disabled")
+                    .and_then(Value::as_bool)
+                    != Some(true),
+            static_link,
+            link_alias,
         })
     }
 }

@@ -1,15 +1,21 @@
-//! One simulated Talos node: its lifecycle (off → maintenance on the DHCP address → installed on
-//! the static address → reset back to maintenance), the apid listener of each phase, and on a
-//! control plane etcd (bootstrapped here, or joined through the control-plane endpoint), its
-//! Kubernetes API server and, when elected, the Layer 2 VIP.
+//! One simulated Talos node: its lifecycle (off → maintenance on the DHCP address → installing,
+//! with no listener → installed on the static address → reset back to maintenance), the apid
+//! listener of each phase (a worker's only once trustd issued its certificate), and on a control
+//! plane etcd (bootstrapped here, or joined through the control-plane endpoint as a learner), its
+//! Kubernetes API server and, when elected, the Layer 2 VIP. The timings of what Talos does after
+//! a boot (CRI up, time synced, learner promoted) are options, so tests run them in milliseconds
+//! and a realistic profile in minutes.
 
 mod persist;
 
 pub use persist::{EtcdVersion, NodeSnapshot};
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -18,7 +24,7 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
 use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
 
-use super::cluster::{VipWinner, registry};
+use super::cluster::{TrustdRoute, VipWinner, registry};
 use super::config::{MachineType, NodeConfig};
 use super::flap::{ApidFlapping, FlakyStream, Flapper};
 use super::schema::ConfigSchema;
@@ -49,6 +55,32 @@ pub struct NodeOptions {
     pub apid_flapping: Option<ApidFlapping>,
     /// poked whenever what the node keeps on disk changes (config, bootstrap, etcd), for savers
     pub on_change: Option<Arc<tokio::sync::Notify>>,
+    /// how long the installer runs after a maintenance-mode apply (no listener meanwhile; Talos
+    /// pulls the installer image, partitions and writes the disk: minutes on real hardware)
+    pub install_delay: Duration,
+    /// from an installed boot until CRI is up (Bootstrap answers FailedPrecondition "bootstrap is
+    /// not available yet" before)
+    pub cri_delay: Duration,
+    /// from an installed boot until the time is synced (Bootstrap answers FailedPrecondition
+    /// "time is not in sync yet" before); `None`: NTP is unreachable, the time never syncs
+    pub time_sync: Option<Duration>,
+    /// how long a joining control plane stays an etcd learner before its promotion (unnamed in
+    /// the member list for the first half)
+    pub learner_delay: Duration,
+    /// how long EtcdMemberList blocks before etcd runs when the caller sets no deadline (Talos'
+    /// etcd client waits for a leader until the call's context ends)
+    pub etcd_wait_cap: Duration,
+    /// the public discovery service is reachable (workers then find trustd on any control plane);
+    /// off by default: the simulator reaches nothing outside 127.0.0.0/8, and a homelab may block it
+    pub discovery: bool,
+    /// MAC addresses of the VM's NICs (LinkAliasConfig selectors are matched against them); empty:
+    /// unknown, selectors are not checked
+    pub macs: Vec<String>,
+    /// system extensions with a service (listed as `ext-<name>` by ServiceList)
+    pub extensions: Vec<String>,
+    /// from power-on until apid listens (firmware, boot loader, kernel, machined: tens of seconds on
+    /// real hardware)
+    pub boot_delay: Duration,
 }
 
 impl NodeOptions {
@@ -64,6 +96,15 @@ impl NodeOptions {
             reboot_delay: Duration::from_millis(50),
             apid_flapping: None,
             on_change: None,
+            install_delay: Duration::from_millis(100),
+            cri_delay: Duration::from_millis(30),
+            time_sync: Some(Duration::from_millis(30)),
+            learner_delay: Duration::from_millis(150),
+            etcd_wait_cap: Duration::from_secs(120),
+            discovery: false,
+            macs: Vec::new(),
+            extensions: vec!["qemu-guest-agent".into()],
+            boot_delay: Duration::ZERO,
         }
     }
 }
@@ -104,11 +145,24 @@ pub enum NodeError {
     /// A saved node state could not be used.
     #[error("cannot restore the node from its saved state: {0}")]
     Restore(String),
-    /// A worker could not get its apid certificate (no control plane of its cluster is known).
+    /// trustd answered a worker, but no control plane of its cluster published the OS CA key.
     #[error(
         "cannot obtain the apid certificate: no control plane with this OS CA is running (trustd)"
     )]
     Trustd,
+    /// The installed node has no network: its LinkConfig names a LinkAliasConfig whose selector
+    /// does not match exactly one link, so the static address is never configured.
+    #[error(
+        "no network: LinkAliasConfig {alias:?} matched {matched} link(s) of {macs:?} (Talos needs exactly one); the static address is not configured"
+    )]
+    NoNetwork {
+        /// the alias
+        alias: String,
+        /// how many links matched
+        matched: usize,
+        /// the node's MACs
+        macs: Vec<String>,
+    },
 }
 
 pub(crate) struct Installed {
@@ -124,6 +178,13 @@ pub(crate) struct Installed {
     pub(crate) etcd: Option<StoreSnapshot>,
     /// the API served at the VIP while this node holds it
     pub(crate) vip: Option<KubeSim>,
+    /// how this worker reached trustd for its apid certificate (`None`: not yet, or a control plane)
+    pub(crate) trustd_route: Option<TrustdRoute>,
+    /// when the installed system last booted (CRI and time sync are timed from here)
+    pub(crate) booted_at: Option<Instant>,
+    /// restored from a saved state: the node kept running while the simulator was away, so its
+    /// next boot in this process finds CRI up and the time synced
+    pub(crate) settled: bool,
 }
 
 impl Installed {
@@ -174,9 +235,21 @@ pub(crate) struct State {
     maintenance_bound: Option<SocketAddr>,
 }
 
+/// What the node did that tests assert on instead of timing.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// a worker's attempts at trustd that found no control plane through its endpoint
+    pub(crate) trustd_unreachable: AtomicU64,
+    /// EtcdMemberList calls that blocked until their deadline (etcd not running yet)
+    pub(crate) etcd_list_blocked: AtomicU64,
+    /// Bootstrap calls refused because CRI was not up or the time not synced
+    pub(crate) bootstrap_preconditions: AtomicU64,
+}
+
 pub(crate) struct Inner {
     pub(crate) opts: NodeOptions,
     pub(crate) schema: Arc<ConfigSchema>,
+    pub(crate) counters: Counters,
     maintenance_cert: Issued,
     flapper: Option<Arc<Flapper>>,
     /// apid calls (per gRPC method path) and Kubernetes API requests (per method and path) served
@@ -229,6 +302,7 @@ impl NodeSim {
         Ok(Self {
             inner: Arc::new(Inner {
                 schema,
+                counters: Counters::default(),
                 maintenance_cert,
                 flapper: opts.apid_flapping.map(|plan| Arc::new(Flapper::new(plan))),
                 requests: RequestCounts::default(),
@@ -246,8 +320,16 @@ impl NodeSim {
         Ok(node)
     }
 
-    /// Boots the node: maintenance mode when no config was applied, installed mode otherwise.
+    /// Boots the node: maintenance mode when no config was applied, installed mode otherwise. With a
+    /// boot delay apid listens only after it (a power-off meanwhile cancels the boot).
     pub async fn power_on(&self) -> Result<NodePhase, NodeError> {
+        if !self.inner.opts.boot_delay.is_zero() {
+            let generation = self.inner.lock().generation;
+            tokio::time::sleep(self.inner.opts.boot_delay).await;
+            if self.inner.lock().generation != generation {
+                return Ok(self.phase());
+            }
+        }
         self.inner.boot().await
     }
 
@@ -342,6 +424,39 @@ impl NodeSim {
     /// How many apid connections injected flapping refused or cut so far.
     pub fn apid_drops(&self) -> u64 {
         self.inner.flapper.as_ref().map_or(0, |f| f.drops())
+    }
+
+    /// How this worker reached trustd for its apid certificate, once it did.
+    pub fn trustd_route(&self) -> Option<TrustdRoute> {
+        self.inner
+            .lock()
+            .installed
+            .as_ref()
+            .and_then(|i| i.trustd_route)
+    }
+
+    /// How many times this worker tried trustd and found no control plane through its endpoint.
+    pub fn trustd_unreachable(&self) -> u64 {
+        self.inner
+            .counters
+            .trustd_unreachable
+            .load(Ordering::Relaxed)
+    }
+
+    /// How many EtcdMemberList calls blocked until their deadline because etcd did not run yet.
+    pub fn etcd_list_blocked(&self) -> u64 {
+        self.inner
+            .counters
+            .etcd_list_blocked
+            .load(Ordering::Relaxed)
+    }
+
+    /// How many Bootstrap calls were refused because CRI was not up or the time not synced.
+    pub fn bootstrap_precondition_refusals(&self) -> u64 {
+        self.inner
+            .counters
+            .bootstrap_preconditions
+            .load(Ordering::Relaxed)
     }
 
     /// How many times etcd was bootstrapped on this node since it was created.
@@ -440,15 +555,30 @@ impl Inner {
         }
     }
 
-    /// Starts the listener matching the node's state.
+    /// Starts the listener matching the node's state; a node that cannot come up is Failed.
     async fn boot(self: &Arc<Self>) -> Result<NodePhase, NodeError> {
         let installed = self.lock().installed.as_ref().map(|i| i.config.static_ip);
         let phase = match installed {
-            None => self.start_maintenance().await?,
-            Some(static_ip) => self.start_installed(static_ip).await?,
+            None => self.start_maintenance().await,
+            Some(static_ip) => self.start_installed(static_ip).await,
+        };
+        let phase = match phase {
+            Ok(p) => p,
+            Err(e) => {
+                self.phase.send_replace(NodePhase::Failed(e.to_string()));
+                return Err(e);
+            }
         };
         self.phase.send_replace(phase.clone());
         Ok(phase)
+    }
+
+    /// [`Self::boot`] as a boxed future, for the tasks that boot the node again later (a worker
+    /// whose certificate waited for trustd).
+    fn boot_boxed(
+        self: Arc<Self>,
+    ) -> Pin<Box<dyn Future<Output = Result<NodePhase, NodeError>> + Send>> {
+        Box::pin(async move { self.boot().await })
     }
 
     async fn start_maintenance(self: &Arc<Self>) -> Result<NodePhase, NodeError> {
@@ -471,10 +601,119 @@ impl Inner {
         Ok(NodePhase::Maintenance(addr))
     }
 
+    /// Talos binds the static address only when the LinkConfig's link exists: a LinkAliasConfig
+    /// names a link only when its selector matches exactly one (`link_alias_config.go` skips the
+    /// alias on zero or several matches), and without it the installed node has no network.
+    fn check_links(&self, cfg: &NodeConfig) -> Result<(), NodeError> {
+        let Some(alias) = cfg.link_alias.as_ref() else {
+            return Ok(());
+        };
+        if self.opts.macs.is_empty() || cfg.static_link.as_deref() != Some(alias.name.as_str()) {
+            return Ok(());
+        }
+        let matched = self
+            .opts
+            .macs
+            .iter()
+            .filter(|mac| alias.matches_mac(mac))
+            .count();
+        if matched == 1 {
+            Ok(())
+        } else {
+            Err(NodeError::NoNetwork {
+                alias: alias.name.clone(),
+                matched,
+                macs: self.opts.macs.clone(),
+            })
+        }
+    }
+
+    /// Whether this worker reaches trustd now, and how (see [`TrustdRoute`]).
+    fn trustd_route(&self, cfg: &NodeConfig) -> Option<TrustdRoute> {
+        let host = url_host_port(&cfg.endpoint).map(|(h, _)| h);
+        registry().trustd_route(
+            &cfg.os_ca_pem,
+            host.as_deref(),
+            self.opts.discovery && cfg.discovery,
+        )
+    }
+
+    /// A worker without its apid certificate retries trustd (as Talos' APIController does on
+    /// every endpoint change) and boots its apid once a control plane answers. Stops when the
+    /// node goes down.
+    fn await_trustd(self: &Arc<Self>, generation: u64) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let step = (this.opts.reboot_delay / 2)
+                .max(Duration::from_millis(10))
+                .min(Duration::from_secs(1));
+            loop {
+                tokio::time::sleep(step).await;
+                let reachable = {
+                    let st = this.lock();
+                    if st.generation != generation {
+                        return;
+                    }
+                    match st.installed.as_ref() {
+                        Some(inst) => this.trustd_route(&inst.config).is_some(),
+                        None => return,
+                    }
+                };
+                if reachable {
+                    if let Err(e) = this.clone().boot_boxed().await {
+                        tracing::debug!(error = %e, "worker could not boot after trustd answered");
+                    }
+                    return;
+                }
+                this.counters
+                    .trustd_unreachable
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
     async fn start_installed(
         self: &Arc<Self>,
         static_ip: Option<IpAddr>,
     ) -> Result<NodePhase, NodeError> {
+        // A worker's apid certificate is signed by trustd on a control plane reached through the
+        // control-plane endpoint (or discovery): until one answers, apid does not listen.
+        let waiting = {
+            let mut st = self.lock();
+            let generation = st.generation;
+            let Some(inst) = st.installed.as_mut() else {
+                return Ok(NodePhase::Off);
+            };
+            self.check_links(&inst.config)?;
+            let now = Instant::now();
+            let settle = self
+                .opts
+                .cri_delay
+                .max(self.opts.time_sync.unwrap_or_default());
+            inst.booted_at = Some(if std::mem::take(&mut inst.settled) {
+                now.checked_sub(settle).unwrap_or(now)
+            } else {
+                now
+            });
+            if inst.config.os_ca.is_some() {
+                None
+            } else {
+                match self.trustd_route(&inst.config) {
+                    Some(route) => {
+                        inst.trustd_route = Some(route);
+                        None
+                    }
+                    None => Some(generation),
+                }
+            }
+        };
+        if let Some(generation) = waiting {
+            self.counters
+                .trustd_unreachable
+                .fetch_add(1, Ordering::Relaxed);
+            self.await_trustd(generation);
+            return Ok(NodePhase::Off);
+        }
         let ip = static_ip.unwrap_or(self.opts.maintenance_addr.ip());
         let want = SocketAddr::new(ip, self.opts.apid_port);
         let listener = crate::task::bind_again(want)
@@ -518,6 +757,9 @@ impl Inner {
             let ca = cfg.os_ca_pem.clone();
             registry().kubelet_up(&ca, self.kube_node(inst), self.kubelet_endpoint(cfg));
             let control_plane = cfg.machine_type == MachineType::ControlPlane;
+            if control_plane {
+                registry().trustd_up(&ca, &inst.name(), addr.ip());
+            }
             inst.etcd_member = control_plane && inst.etcd_member;
             let etcd = inst.etcd_member;
             if etcd {
@@ -546,12 +788,13 @@ impl Inner {
         if let Some(ca) = config.os_ca.as_ref() {
             registry().record_os_ca_key(&config.os_ca_pem, ca.key_pem());
         }
-        {
+        let fresh = {
             let mut st = self.lock();
             let kept = st.installed.as_mut().map(|i| {
                 i.stop_kube();
                 (i.bootstrapped, i.etcd_member, i.etcd.take(), i.addr)
             });
+            let fresh = kept.is_none();
             let (bootstrapped, etcd_member, etcd, addr) =
                 kept.unwrap_or((false, false, None, self.opts.maintenance_addr));
             st.installed = Some(Installed {
@@ -562,10 +805,20 @@ impl Inner {
                 kube: None,
                 etcd,
                 vip: None,
+                trustd_route: None,
+                booted_at: None,
+                settled: false,
             });
-        }
+            fresh
+        };
         self.changed();
-        self.reboot();
+        // From maintenance mode the installer runs first (the maintenance listener is gone
+        // meanwhile); an installed node only reboots.
+        self.restart(if fresh {
+            self.opts.install_delay
+        } else {
+            self.opts.reboot_delay / 2
+        });
     }
 
     /// Wipes the installed state and reboots into maintenance mode (or stays off).
@@ -599,6 +852,11 @@ impl Inner {
 
     /// Simulates a reboot: listeners go down after the response was sent, then come back.
     pub(crate) fn reboot(self: &Arc<Self>) {
+        self.restart(self.opts.reboot_delay / 2);
+    }
+
+    /// Listeners go down after the response was sent, stay down for `off_for`, then come back.
+    fn restart(self: &Arc<Self>, off_for: Duration) {
         let this = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(this.opts.reboot_delay / 2).await;
@@ -610,16 +868,11 @@ impl Inner {
             };
             take_vip(winner);
             this.phase.send_replace(NodePhase::Off);
-            tokio::time::sleep(this.opts.reboot_delay / 2).await;
-            let phase = match this.boot().await {
-                Ok(p) => p,
-                Err(e) => {
-                    let p = NodePhase::Failed(e.to_string());
-                    this.phase.send_replace(p.clone());
-                    p
-                }
-            };
-            tracing::debug!(?phase, "simulated node rebooted");
+            tokio::time::sleep(off_for).await;
+            match this.boot().await {
+                Ok(phase) => tracing::debug!(?phase, "simulated node rebooted"),
+                Err(e) => tracing::debug!(error = %e, "simulated node failed to come up"),
+            }
         });
     }
 
@@ -800,7 +1053,12 @@ impl Inner {
                     };
                     let ca = inst.config.os_ca_pem.clone();
                     if registry().can_join(&ca, endpoint.as_ref()) {
-                        registry().add_member(&ca, &inst.name(), inst.addr.ip());
+                        registry().add_member(
+                            &ca,
+                            &inst.name(),
+                            inst.addr.ip(),
+                            this.opts.learner_delay,
+                        );
                         inst.etcd_member = true;
                         true
                     } else {

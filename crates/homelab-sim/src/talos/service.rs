@@ -1,11 +1,16 @@
 //! The simulated `machine.MachineService`: maintenance mode answers ApplyConfiguration only;
 //! installed mode authorizes each call by the Talos role in the client certificate's
 //! Organization and implements Version, Bootstrap, Kubeconfig, ServiceList, EtcdMemberList,
-//! Reset and ApplyConfiguration.
+//! Reset and ApplyConfiguration — with Talos v1.12.4's preconditions and wire shapes
+//! (`v1alpha1_server.go`): Bootstrap waits for CRI and time sync, EtcdMemberList blocks until its
+//! deadline while etcd does not run, Kubeconfig is one message of a tar.gz whose tar is never
+//! closed, and control-plane-only APIs answer Unimplemented on workers.
 
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use tonic::codegen::tokio_stream::{self, Stream};
@@ -220,10 +225,29 @@ impl MachineService for ApidService {
             let Some(inst) = st.installed.as_mut() else {
                 return Err(Status::unavailable("the node is rebooting"));
             };
+            // Talos checks, in this order: CRI up (IsBootstrapAllowed), a control plane, the
+            // time synced (Talos waits up to 5 s for it; the simulator answers at once), then the
+            // etcd data directory.
+            let since_boot = inst.booted_at.map(|t| t.elapsed()).unwrap_or_default();
+            if since_boot < self.node.opts.cri_delay {
+                self.refused_precondition();
+                return Err(Status::failed_precondition(
+                    "bootstrap is not available yet",
+                ));
+            }
             if inst.config.machine_type != MachineType::ControlPlane {
                 return Err(Status::failed_precondition(
-                    "bootstrap is only supported on control plane nodes",
+                    "bootstrap can only be performed on a control plane node",
                 ));
+            }
+            if self
+                .node
+                .opts
+                .time_sync
+                .is_none_or(|synced| since_boot < synced)
+            {
+                self.refused_precondition();
+                return Err(Status::failed_precondition("time is not in sync yet"));
             }
             if inst.etcd_member {
                 return Err(Status::already_exists("etcd data directory is not empty"));
@@ -249,30 +273,45 @@ impl MachineService for ApidService {
         request: Request<machine::EtcdMemberListRequest>,
     ) -> Result<Response<machine::EtcdMemberListResponse>, Status> {
         let metadata = self.authorize("EtcdMemberList", &request, ETCD_READER)?;
+        let deadline = grpc_timeout(&request);
         let ca = {
             let st = self.node.lock();
-            let Some(inst) = st.installed.as_ref().filter(|i| i.etcd_member) else {
-                return Err(Status::failed_precondition(
-                    "etcd is not running on this node",
-                ));
+            let Some(inst) = st.installed.as_ref() else {
+                return Err(Status::unavailable("the node is rebooting"));
             };
+            control_plane_only(inst, "member list")?;
             inst.config.os_ca_pem.clone()
         };
+        // Talos asks etcd through the control planes' addresses with WithRequireLeader: before
+        // etcd runs (no bootstrap yet) the call waits for a leader until its context ends.
+        if !registry().has_quorum(&ca) {
+            self.node
+                .counters
+                .etcd_list_blocked
+                .fetch_add(1, Ordering::Relaxed);
+            let wait = deadline.unwrap_or(self.node.opts.etcd_wait_cap);
+            tokio::time::sleep(wait.min(self.node.opts.etcd_wait_cap)).await;
+            return Err(Status::deadline_exceeded("context deadline exceeded"));
+        }
         let members = registry()
-            .members(&ca)
+            .member_list(&ca)
             .into_iter()
-            .map(|(hostname, ip)| machine::EtcdMember {
-                id: u64::from_be_bytes(sha_prefix(hostname.as_bytes())),
-                hostname,
-                peer_urls: vec![format!("https://{ip}:2380")],
-                client_urls: vec![format!("https://{ip}:2379")],
-                is_learner: false,
+            .map(|m| machine::EtcdMember {
+                id: u64::from_be_bytes(sha_prefix(m.ip.to_string().as_bytes())),
+                hostname: m.name,
+                peer_urls: vec![format!("https://{}:2380", m.ip)],
+                client_urls: if m.learner {
+                    Vec::new()
+                } else {
+                    vec![format!("https://{}:2379", m.ip)]
+                },
+                is_learner: m.learner,
             })
-            .collect();
+            .collect::<Vec<_>>();
         Ok(Response::new(machine::EtcdMemberListResponse {
             messages: vec![machine::EtcdMembers {
                 metadata,
-                legacy_members: Vec::new(),
+                legacy_members: members.iter().map(|m| m.hostname.clone()).collect(),
                 members,
             }],
         }))
@@ -290,10 +329,9 @@ impl MachineService for ApidService {
             let Some(inst) = st.installed.as_ref() else {
                 return Err(Status::unavailable("the node is rebooting"));
             };
+            control_plane_only(inst, "kubeconfig")?;
             let Some(ca) = inst.config.cluster_ca.as_ref() else {
-                return Err(Status::failed_precondition(
-                    "kubeconfig is only available on control plane nodes",
-                ));
+                return Err(Status::internal("the control plane has no cluster CA key"));
             };
             // Talos names the cluster endpoint; an API on an ephemeral port (tests) is named as is.
             let server = match (self.node.opts.kube_port, inst.kube.as_ref()) {
@@ -321,16 +359,12 @@ impl MachineService for ApidService {
             tar_gz_kubeconfig(text.as_bytes())
                 .map_err(|e| Status::internal(format!("packing kubeconfig: {e}")))?
         };
-        let chunks: Vec<Result<Data, Status>> = archive
-            .chunks(1024)
-            .map(|c| {
-                Ok(Data {
-                    metadata: metadata.clone(),
-                    bytes: c.to_vec(),
-                })
-            })
-            .collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+        // One message holding the whole archive, as Talos sends it.
+        let message = Ok(Data {
+            metadata,
+            bytes: archive,
+        });
+        Ok(Response::new(Box::pin(tokio_stream::iter([message]))))
     }
 
     async fn reset(
@@ -354,26 +388,40 @@ impl MachineService for ApidService {
     ) -> Result<Response<machine::ServiceListResponse>, Status> {
         let metadata = self.authorize("ServiceList", &request, READER)?;
         let st = self.node.lock();
-        let (control_plane, etcd) = st
-            .installed
-            .as_ref()
-            .map(|i| {
-                (
-                    i.config.machine_type == MachineType::ControlPlane,
-                    i.etcd_member,
-                )
-            })
-            .unwrap_or((false, false));
+        let Some(inst) = st.installed.as_ref() else {
+            return Err(Status::unavailable("the node is rebooting"));
+        };
+        let control_plane = inst.config.machine_type == MachineType::ControlPlane;
+        let since_boot = inst.booted_at.map(|t| t.elapsed()).unwrap_or_default();
+        let cri_up = since_boot >= self.node.opts.cri_delay;
+        // What a v1.12 node runs: the boot services (udevd, syslogd, auditd, dashboard,
+        // containerd, apid, machined), CRI and kubelet, trustd and etcd on control planes only,
+        // and one `ext-<name>` per system extension with a service.
         let mut services = vec![
             service("apid", "Running", Some(true)),
+            service("auditd", "Running", None),
             service("containerd", "Running", Some(true)),
-            service("cri", "Running", Some(true)),
+            if cri_up {
+                service("cri", "Running", Some(true))
+            } else {
+                service("cri", "Preparing", None)
+            },
+            service("dashboard", "Running", None),
             service("kubelet", "Running", Some(true)),
             service("machined", "Running", None),
-            service("trustd", "Running", Some(true)),
+            service("syslogd", "Running", None),
+            service("udevd", "Running", None),
         ];
+        services.extend(
+            self.node
+                .opts
+                .extensions
+                .iter()
+                .map(|e| service(&format!("ext-{e}"), "Running", None)),
+        );
         if control_plane {
-            services.push(if etcd {
+            services.push(service("trustd", "Running", Some(true)));
+            services.push(if inst.etcd_member {
                 service("etcd", "Running", Some(true))
             } else {
                 service("etcd", "Preparing", None)
@@ -390,6 +438,8 @@ impl MachineService for ApidService {
         request: Request<()>,
     ) -> Result<Response<machine::VersionResponse>, Status> {
         self.alive()?;
+        // The maintenance server serves Version to os:admin only (`assertAdminRole`), i.e. to
+        // SideroLink peers; a plain insecure client is os:reader and gets Unimplemented.
         if self.serving == Serving::Maintenance {
             return Err(Status::unimplemented(
                 "API is not implemented in maintenance mode",
@@ -407,14 +457,51 @@ impl MachineService for ApidService {
                     os: "linux".into(),
                     arch: "amd64".into(),
                 }),
+                // Proxmox VMs boot the nocloud image (cloud mode), not metal.
                 platform: Some(machine::PlatformInfo {
-                    name: "metal".into(),
-                    mode: "metal".into(),
+                    name: "nocloud".into(),
+                    mode: "cloud".into(),
                 }),
                 features: Some(machine::FeaturesInfo { rbac: true }),
             }],
         }))
     }
+}
+
+impl ApidService {
+    fn refused_precondition(&self) {
+        self.node
+            .counters
+            .bootstrap_preconditions
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Talos' `checkControlplane`: control-plane-only APIs answer Unimplemented on workers.
+fn control_plane_only(inst: &super::node::Installed, api: &str) -> Result<(), Status> {
+    if inst.config.machine_type == MachineType::ControlPlane {
+        Ok(())
+    } else {
+        Err(Status::unimplemented(format!(
+            "{api} is only available on control plane nodes"
+        )))
+    }
+}
+
+/// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`, units H M S m u n).
+fn grpc_timeout<T>(req: &Request<T>) -> Option<Duration> {
+    let raw = req.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 fn service(id: &str, state: &str, healthy: Option<bool>) -> machine::ServiceInfo {
@@ -450,18 +537,23 @@ fn render_kubeconfig(cluster: &str, server: &str, ca_pem: &str, admin: &pki::Iss
     )
 }
 
-/// Packs the kubeconfig as the Kubeconfig RPC does: a gzip'ed tar with one file, mode 0600.
-fn tar_gz_kubeconfig(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::default(),
-    ));
-    let mut header = tar::Header::new_gnu();
+/// Packs the kubeconfig as the Kubeconfig RPC does (`v1alpha1_server.go`): a tar header and the
+/// file's bytes, gzip'ed; Talos closes the gzip writer but never the tar writer, so the archive
+/// has neither the padding of the last block nor the two zero blocks that end a tar.
+pub(crate) fn tar_gz_kubeconfig(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut header = tar::Header::new_ustar();
+    header.set_path("kubeconfig")?;
     header.set_size(body.len() as u64);
     header.set_mode(0o600);
+    header.set_entry_type(tar::EntryType::Regular);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    header.set_mtime(now);
     header.set_cksum();
-    builder.append_data(&mut header, "kubeconfig", body)?;
-    let mut gz = builder.into_inner()?;
-    gz.flush()?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(header.as_bytes())?;
+    gz.write_all(body)?;
     gz.finish()
 }

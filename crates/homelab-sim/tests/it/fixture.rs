@@ -157,6 +157,10 @@ pub async fn node(maintenance_ip: &str, tweak: impl FnOnce(&mut NodeOptions)) ->
     opts.apid_port = 0;
     opts.kube_port = Some(0);
     opts.reboot_delay = Duration::from_millis(20);
+    opts.install_delay = Duration::from_millis(20);
+    // Tests of other behaviour bootstrap at once; the preconditions have tests of their own.
+    opts.cri_delay = Duration::ZERO;
+    opts.time_sync = Some(Duration::ZERO);
     tweak(&mut opts);
     ok(NodeSim::start(opts, schema()).await, "node start")
 }
@@ -165,6 +169,16 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Applies `config` in maintenance mode and returns the installed apid address.
 pub async fn install(node: &NodeSim, config: &str) -> SocketAddr {
+    apply_in_maintenance(node, config).await;
+    match node.wait_installed(WAIT).await {
+        Ok(addr) => addr,
+        Err(phase) => panic!("node did not install: {phase:?}"),
+    }
+}
+
+/// Applies `config` in maintenance mode; the node then installs (a worker's apid comes up only
+/// once trustd answers it).
+pub async fn apply_in_maintenance(node: &NodeSim, config: &str) {
     let Ok(maint) = node.wait_maintenance(WAIT).await else {
         panic!("node not in maintenance: {:?}", node.phase())
     };
@@ -178,8 +192,4 @@ pub async fn install(node: &NodeSim, config: &str) -> SocketAddr {
             .await,
         "apply",
     );
-    match node.wait_installed(WAIT).await {
-        Ok(addr) => addr,
-        Err(phase) => panic!("node did not install: {phase:?}"),
-    }
 }

@@ -7,10 +7,10 @@ use homelab_apid::{
     ApidClient, ApidError, ApplyMode, BootstrapRetry, Bootstrapped, Fingerprint, ResetOptions,
 };
 use homelab_sim::pki::{Ca, KeyAlg};
-use homelab_sim::talos::NodePhase;
+use homelab_sim::talos::{NodePhase, TrustdRoute};
 use tonic::Code;
 
-use crate::fixture::{Cluster, WAIT, creds_from, install, ip, node, ok};
+use crate::fixture::{Cluster, WAIT, apply_in_maintenance, creds_from, install, ip, node, ok};
 
 #[tokio::test]
 async fn maintenance_apply_moves_the_node_to_its_static_address() {
@@ -97,6 +97,8 @@ async fn maintenance_mode_serves_only_apply_configuration() {
         ApidClient::connect_maintenance(maint, None).await,
         "connect",
     );
+    // Talos v1.12.4's maintenance server serves Version to os:admin only (`assertAdminRole`): SideroLink
+    // peers. An insecure client is os:reader and gets Unimplemented.
     let version = client.version().await.err();
     assert_eq!(
         version.as_ref().and_then(ApidError::code),
@@ -385,10 +387,22 @@ async fn a_worker_gets_its_certificate_from_the_control_plane_and_joins_ready() 
         w.bootstrap().await.err().and_then(|e| e.code()),
         Some(Code::FailedPrecondition)
     );
-    assert_eq!(
-        w.kubeconfig().await.err().and_then(|e| e.code()),
-        Some(Code::FailedPrecondition)
+    let not_here = w.kubeconfig().await.err();
+    assert!(
+        matches!(
+            &not_here,
+            Some(ApidError::NotControlPlane {
+                method: "Kubeconfig",
+                ..
+            })
+        ),
+        "{not_here:?}"
     );
+    assert!(
+        not_here.is_some_and(|e| e.to_string().contains("only on control plane nodes")),
+        "the error says why"
+    );
+    assert_eq!(worker.trustd_route(), Some(TrustdRoute::StaticEndpoint));
     let mut c = ok(
         ApidClient::connect(cp_addr, &cluster.creds(&["os:admin"])).await,
         "cp mTLS",
@@ -413,26 +427,170 @@ async fn a_worker_gets_its_certificate_from_the_control_plane_and_joins_ready() 
 }
 
 #[tokio::test]
-async fn a_worker_without_a_control_plane_cannot_come_up() {
+async fn a_worker_comes_up_only_once_trustd_answers_through_its_endpoint() {
     let cluster = Cluster::new();
     let worker = node("127.0.21.115", |_| {}).await;
-    let Ok(maint) = worker.wait_maintenance(WAIT).await else {
-        panic!()
-    };
+    let cfg = cluster.worker_config("w15", ip("127.0.22.115"), ip("127.0.22.15"));
+    apply_in_maintenance(&worker, &cfg).await;
+    let early = worker.wait_installed(Duration::from_millis(300)).await;
+    assert!(
+        early.is_err(),
+        "no control plane, no certificate: {early:?}"
+    );
+    assert!(worker.trustd_unreachable() > 0);
+    let cp = node("127.0.21.15", |_| {}).await;
+    install(&cp, &cluster.config("cp15", ip("127.0.22.15"), "")).await;
+    assert!(
+        worker.wait_installed(WAIT).await.is_ok(),
+        "the worker's apid comes up once trustd answers at its endpoint"
+    );
+    assert_eq!(worker.trustd_route(), Some(TrustdRoute::StaticEndpoint));
+}
+
+#[tokio::test]
+async fn bootstrap_waits_for_cri_and_for_the_time_to_sync_saying_which() {
+    let cluster = Cluster::new();
+    // NTP unreachable: the time never syncs, whatever the retry budget.
+    let node = node("127.0.21.16", |o| {
+        o.cri_delay = Duration::from_millis(200);
+        o.time_sync = None;
+    })
+    .await;
+    let installed = install(&node, &cluster.config("cp16", ip("127.0.22.16"), "")).await;
     let mut client = ok(
-        ApidClient::connect_maintenance(maint, None).await,
+        ApidClient::connect(installed, &cluster.creds(&["os:admin"])).await,
         "connect",
     );
-    let cfg = cluster.worker_config("w15", ip("127.0.22.115"), ip("127.0.22.15"));
-    ok(
-        client
-            .apply_configuration(cfg.as_bytes(), ApplyMode::Auto, false)
-            .await,
-        "apply",
-    );
-    let phase = worker.wait_installed(WAIT).await;
+    let early = client.bootstrap().await.err().map(|e| e.to_string());
     assert!(
-        matches!(&phase, Err(NodePhase::Failed(m)) if m.contains("trustd")),
+        early
+            .as_deref()
+            .is_some_and(|m| m.contains("bootstrap is not available yet")),
+        "CRI is not up yet: {early:?}"
+    );
+    let later = client
+        .bootstrap_with_retry(BootstrapRetry {
+            attempts: 20,
+            delay: Duration::from_millis(50),
+        })
+        .await
+        .err();
+    assert!(
+        later
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("time is not in sync yet")),
+        "{later:?}"
+    );
+    assert!(node.bootstrap_precondition_refusals() >= 2);
+    assert!(!node.is_bootstrapped());
+}
+
+#[tokio::test]
+async fn an_installed_node_reports_nocloud_and_the_services_a_real_node_runs() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.17", |_| {}).await;
+    let installed = install(&node, &cluster.config("cp17", ip("127.0.22.17"), "")).await;
+    let mut client = ok(
+        ApidClient::connect(installed, &cluster.creds(&["os:admin"])).await,
+        "connect",
+    );
+    let version = ok(client.version().await, "version");
+    assert_eq!(version.platform, "nocloud");
+    let ids: Vec<String> = ok(client.service_list().await, "services")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    for id in [
+        "apid",
+        "auditd",
+        "containerd",
+        "cri",
+        "dashboard",
+        "etcd",
+        "ext-qemu-guest-agent",
+        "kubelet",
+        "machined",
+        "syslogd",
+        "trustd",
+        "udevd",
+    ] {
+        assert!(ids.iter().any(|i| i == id), "{id} missing from {ids:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_link_alias_that_matches_no_nic_leaves_the_installed_node_without_network() {
+    let cluster = Cluster::new();
+    let alias = |mac: &str| {
+        cluster
+            .config("cp18", ip("127.0.22.18"), "")
+            .replace("name: eth0", "name: net0")
+            + &format!(
+                "---\napiVersion: v1alpha1\nkind: LinkAliasConfig\nname: net0\nselector:\n  match: mac(link.permanent_addr) == \"{mac}\"\n"
+            )
+    };
+    let good = node("127.0.21.18", |o| o.macs = vec!["bc:24:11:ca:fe:18".into()]).await;
+    install(&good, &alias("bc:24:11:ca:fe:18")).await;
+    let bad = node("127.0.21.19", |o| o.macs = vec!["bc:24:11:ca:fe:19".into()]).await;
+    apply_in_maintenance(&bad, &alias("bc:24:11:00:00:00")).await;
+    let phase = bad.wait_installed(WAIT).await;
+    assert!(
+        matches!(&phase, Err(NodePhase::Failed(m)) if m.contains("no network") && m.contains("matched 0 link")),
         "{phase:?}"
     );
+}
+
+#[tokio::test]
+async fn with_discovery_a_worker_finds_trustd_without_its_endpoint() {
+    let cluster = Cluster::new();
+    let discovery = "  clusterName: homelab\n  discovery:\n    enabled: true\n";
+    let cp = node("127.0.21.20", |_| {}).await;
+    install(
+        &cp,
+        &cluster
+            .config("cp20", ip("127.0.22.20"), "")
+            .replace("  clusterName: homelab\n", discovery),
+    )
+    .await;
+    // The endpoint names an address nobody serves; the discovery service lists the control plane.
+    let cfg = cluster
+        .worker_config("w20", ip("127.0.22.120"), ip("127.0.22.99"))
+        .replace("  clusterName: homelab\n", discovery);
+    let worker = node("127.0.21.120", |o| o.discovery = true).await;
+    apply_in_maintenance(&worker, &cfg).await;
+    assert!(worker.wait_installed(WAIT).await.is_ok());
+    assert_eq!(worker.trustd_route(), Some(TrustdRoute::Discovery));
+    // Without the service (blocked, or the simulator's default) the same worker waits.
+    let blocked = node("127.0.21.121", |_| {}).await;
+    apply_in_maintenance(&blocked, &cfg.replace("w20", "w21")).await;
+    assert!(
+        blocked
+            .wait_installed(Duration::from_millis(300))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn the_maintenance_listener_is_gone_while_talos_installs() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.22", |o| o.install_delay = Duration::from_secs(2)).await;
+    let Ok(maint) = node.wait_maintenance(WAIT).await else {
+        panic!("not in maintenance: {:?}", node.phase())
+    };
+    apply_in_maintenance(&node, &cluster.config("cp22", ip("127.0.22.22"), "")).await;
+    let start = std::time::Instant::now();
+    while node.phase() != NodePhase::Off {
+        assert!(
+            start.elapsed() < WAIT,
+            "never left maintenance: {:?}",
+            node.phase()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        ApidClient::connect_maintenance(maint, None).await.is_err(),
+        "nothing listens at the maintenance address during the install"
+    );
+    assert!(node.wait_installed(WAIT).await.is_ok());
 }

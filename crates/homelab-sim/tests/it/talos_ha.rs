@@ -6,10 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use homelab_apid::{ApidClient, Bootstrapped};
-use homelab_sim::talos::NodeSim;
+use homelab_sim::talos::{NodeSim, TrustdRoute};
 use tonic::Code;
 
-use crate::fixture::{Cluster, WAIT, install, ip, node, ok};
+use crate::fixture::{Cluster, WAIT, apply_in_maintenance, install, ip, node, ok};
 
 /// `127.<octet>.<net>.<host>`: the second octet differs per test process, so the same test run
 /// at the same time by another worktree's gate lands on other loopback addresses.
@@ -59,17 +59,35 @@ async fn control_planes_join_etcd_through_the_vip_which_moves_when_its_holder_go
     for (i, (name, addr)) in names.iter().zip(addrs).enumerate() {
         let n = ha_node(&at(182, i + 1)).await;
         let cfg = ha_config(&cluster, name, ip(addr), vip, *name == "w1");
-        apid.push(install(&n, &cfg).await);
+        if *name == "w1" {
+            apply_in_maintenance(&n, &cfg).await;
+        } else {
+            apid.push(install(&n, &cfg).await);
+        }
         nodes.push(n);
     }
     let admin = cluster.creds(&["os:admin"]);
     let mut cp2 = ok(ApidClient::connect(apid[1], &admin).await, "cp2");
-    assert_eq!(
-        cp2.etcd_member_list().await.err().and_then(|e| e.code()),
-        Some(Code::FailedPrecondition),
-        "no etcd before the bootstrap"
+    let before = cp2
+        .etcd_member_list_within(Duration::from_millis(200))
+        .await
+        .err()
+        .and_then(|e| e.code());
+    assert!(
+        matches!(before, Some(Code::DeadlineExceeded | Code::Cancelled)),
+        "no etcd before the bootstrap: the call waits out its deadline ({before:?})"
     );
+    assert_eq!(nodes[1].etcd_list_blocked(), 1);
     assert!(!answers(api).await, "no VIP before etcd runs");
+    // The worker's endpoint is the VIP: without etcd nobody holds it, so trustd cannot sign the
+    // worker's apid certificate and its apid does not listen.
+    assert!(
+        nodes[3]
+            .wait_installed(Duration::from_millis(300))
+            .await
+            .is_err()
+    );
+    assert!(nodes[3].trustd_unreachable() > 0);
 
     let mut cp1 = ok(ApidClient::connect(apid[0], &admin).await, "cp1");
     assert_eq!(ok(cp1.bootstrap().await, "bootstrap"), Bootstrapped::Now);
@@ -77,12 +95,23 @@ async fn control_planes_join_etcd_through_the_vip_which_moves_when_its_holder_go
         nodes[..3].iter().all(NodeSim::is_etcd_member)
     })
     .await;
-    let mut members: Vec<String> = ok(cp2.etcd_member_list().await, "members")
-        .into_iter()
-        .map(|m| m.hostname)
-        .collect();
+    // Joining members are learners first (unnamed until their etcd starts), then voters.
+    let mut learners_seen = false;
+    let start = Instant::now();
+    let members = loop {
+        let members = ok(cp2.etcd_member_list().await, "members");
+        if members.iter().any(|m| m.is_learner) {
+            learners_seen = true;
+        } else {
+            break members;
+        }
+        assert!(start.elapsed() < WAIT, "learners never promoted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut members: Vec<String> = members.into_iter().map(|m| m.hostname).collect();
     members.sort();
     assert_eq!(members, ["cp1", "cp2", "cp3"]);
+    assert!(learners_seen, "the joining members were learners first");
     assert_eq!(
         ok(cp2.bootstrap().await, "bootstrap on a joined member"),
         Bootstrapped::Already
@@ -96,6 +125,11 @@ async fn control_planes_join_etcd_through_the_vip_which_moves_when_its_holder_go
     })
     .await;
     assert!(answers(api).await, "the API answers at the VIP");
+    match nodes[3].wait_installed(WAIT).await {
+        Ok(addr) => apid.push(addr),
+        Err(phase) => panic!("the worker's apid never came up: {phase:?}"),
+    }
+    assert_eq!(nodes[3].trustd_route(), Some(TrustdRoute::Vip));
     let Some(kube) = nodes[0].kube() else {
         panic!("cp1 runs no API server")
     };
@@ -186,7 +220,7 @@ async fn a_worker_registers_only_through_an_endpoint_that_answers() {
         &cluster.worker_config("w4", ip(&at(188, 14)), ip(&at(188, 13))),
     )
     .await;
-    install(
+    apply_in_maintenance(
         &lost,
         &cluster.worker_config("w5", ip(&at(188, 15)), ip(&at(188, 98))),
     )
@@ -207,5 +241,12 @@ async fn a_worker_registers_only_through_an_endpoint_that_answers() {
     assert!(
         kube.get("", "v1", "nodes", None, "w5").is_none(),
         "a kubelet whose endpoint does not answer never registers"
+    );
+    assert!(
+        lost.wait_installed(Duration::from_millis(100))
+            .await
+            .is_err()
+            && lost.trustd_unreachable() > 0,
+        "nor does its apid get a certificate"
     );
 }

@@ -2,7 +2,8 @@
 //! It starts the lab in-process, creates a repository with `init` (every address in 127.0.0.0/8), stores the
 //! simulator's token with SOPS, runs `apply` with its real progress output, shows `status`, and exits 0. With
 //! `--keep DIR` the lab's state goes to `DIR/.homelab/sim`, so `homelabctl sim --state-dir DIR/.homelab/sim`
-//! brings the same simulated homelab back for plan/apply/destroy in that repository.
+//! brings the same simulated homelab back for plan/apply/destroy in that repository. `--realistic` runs the
+//! same flow with real-world timings, to show what an operator will see.
 
 use crate::ExitStatus;
 use crate::failure::failure;
@@ -11,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use homelab_config::template::InitValues;
+use homelab_engine::flow::Timeouts;
 use homelab_repo::Repo;
-use homelab_sim::lab::Lab;
+use homelab_sim::lab::{Lab, LabOptions};
 use miette::{IntoDiagnostic, miette};
 
 use super::Global;
@@ -29,6 +31,23 @@ pub struct DemoArgs {
     /// addresses, the next free one is used (so demos run side by side).
     #[arg(long, hide = true, default_value_t = 20)]
     pub subnet: u8,
+    /// Run the same flow with real-world timings (about ten minutes): a Talos install of minutes, a guest
+    /// agent that does not run in maintenance mode (the node is found at its DHCP-reserved address), CRI
+    /// and time sync before etcd can be bootstrapped.
+    #[arg(long)]
+    pub realistic: bool,
+}
+
+/// The lab for `--realistic`: real-world timings, and the reference deployment's DHCP reservation (the
+/// node's MAC always leases its static address), without which a silent agent would leave it unfound.
+fn realistic_lab(subnet: u8) -> LabOptions {
+    let mut opts = LabOptions::realistic();
+    opts.dhcp_first = std::net::Ipv4Addr::new(127, 0, subnet, 200);
+    opts.dhcp_reservations.insert(
+        InitValues::reference().mac.to_ascii_lowercase(),
+        std::net::Ipv4Addr::new(127, 0, subnet, 100),
+    );
+    opts
 }
 
 /// Where a demo node listens: its static address (apid, Kubernetes API) and its first DHCP lease (apid in
@@ -152,7 +171,12 @@ pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitStatus> {
     provision::runtime()?.block_on(async {
         eprintln!("==> starting the simulated homelab (Proxmox VE, Image Factory, Talos) on 127.0.0.0/8");
         let subnet = free_subnet(args.subnet)?;
-        let mut opts = super::sim::lab_options(subnet);
+        let mut opts = if args.realistic {
+            eprintln!("    realistic timings: the whole run takes about ten minutes");
+            realistic_lab(subnet)
+        } else {
+            super::sim::lab_options(subnet)
+        };
         opts.state_dir = args.keep.as_ref().map(|d| d.join(".homelab").join("sim"));
         let lab = Lab::start(opts).await.map_err(|e| miette!("cannot start the simulator: {e}"))?;
         eprintln!("    Proxmox VE API at {} (certificate {})", lab.info().proxmox_endpoint, lab.info().fingerprint);
@@ -169,7 +193,10 @@ pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitStatus> {
         };
         eprintln!("==> homelabctl apply --yes");
         let events = render::events::sink(global.output, render::stderr_color());
-        let wired = provision::wire(&global, BundlePolicy::CreateIfNew, &events).await?;
+        let mut wired = provision::wire(&global, BundlePolicy::CreateIfNew, &events).await?;
+        if args.realistic {
+            wired.timeouts = Timeouts::realistic();
+        }
         let engine = wired.engine(events.clone());
         let plan = engine.plan().await.map_err(|e| EngineFailure::of("demo", e))?;
         if global.output == OutputFormat::Text {
@@ -194,6 +221,17 @@ pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_realistic_lab_reserves_the_demo_node_s_static_address_and_silences_the_agent() {
+        let opts = realistic_lab(20);
+        assert_eq!(
+            opts.dhcp_reservations.get("bc:24:11:ca:fe:01"),
+            Some(&std::net::Ipv4Addr::new(127, 0, 20, 100))
+        );
+        assert!(!opts.talos.agent_in_maintenance);
+        assert!(opts.talos.install_delay >= std::time::Duration::from_secs(60));
+    }
 
     #[test]
     fn paths_in_the_printed_commands_are_one_shell_word() {

@@ -296,7 +296,9 @@ fn demo_provisions_a_node_against_the_simulators_and_reports_it_healthy() {
         "{stdout}\n{stderr}"
     );
     assert!(
-        stderr.contains("maintenance address 127.0.20.200 (from the guest agent)"),
+        stderr.contains(
+            "config applied in maintenance mode at 127.0.20.200:50000 (from the guest agent)"
+        ),
         "{stderr}"
     );
     for file in [

@@ -100,6 +100,9 @@ impl NodeSim {
             kube: None,
             etcd: snap.etcd_data.clone(),
             vip: None,
+            trustd_route: None,
+            booted_at: None,
+            settled: true,
         });
         Ok(node)
     }
