@@ -68,6 +68,8 @@ pub struct SnapshotWriter {
     path: PathBuf,
     size: u64,
     recipients: Vec<String>,
+    /// when the snapshot was started, RFC 3339 UTC
+    taken_at: String,
 }
 
 impl std::fmt::Debug for SnapshotWriter {
@@ -116,7 +118,8 @@ impl SnapshotWriter {
     }
 
     /// Finishes the encryption, moves the file into place (never over an existing one) and writes the
-    /// metadata beside it. `meta.size`, `meta.file` and `meta.recipients` are filled in here.
+    /// metadata beside it. `meta.taken_at`, `meta.size`, `meta.file` and `meta.recipients` are filled in
+    /// here.
     pub fn finish(self, mut meta: SnapshotMeta) -> Result<Snapshot, RepoError> {
         let io = |path: &Path, action, e| RepoError::io(path, action, e);
         let tmp = self
@@ -128,6 +131,7 @@ impl SnapshotWriter {
             .map_err(|e| io(tmp.path(), "writing", e))?;
         tmp.persist_noclobber(&self.path)
             .map_err(|e| io(&self.path, "creating", e.error))?;
+        meta.taken_at = self.taken_at;
         meta.size = self.size;
         meta.file = self
             .path
@@ -191,6 +195,7 @@ impl Repo {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let (taken_at, stamp) = timestamps(now);
         let path = match target {
             SnapshotTarget::File(path) => path.to_path_buf(),
             SnapshotTarget::Backups => {
@@ -201,8 +206,15 @@ impl Repo {
                     &["/backups/"],
                     "etcd snapshots (encrypted, full of the cluster's Secrets)",
                 )?;
-                let (_, stamp) = timestamps(now);
-                dir.join(format!("etcd-{cluster}-{stamp}{SNAPSHOT_SUFFIX}"))
+                // Two snapshots in the same second (a timer and a person) get a counter, not an error.
+                let named = |n: u32| match n {
+                    0 => dir.join(format!("etcd-{cluster}-{stamp}{SNAPSHOT_SUFFIX}")),
+                    n => dir.join(format!("etcd-{cluster}-{stamp}-{n}{SNAPSHOT_SUFFIX}")),
+                };
+                (0..100)
+                    .map(named)
+                    .find(|p| !p.exists())
+                    .unwrap_or_else(|| named(100))
             }
         };
         if path.exists() {
@@ -234,6 +246,7 @@ impl Repo {
             path,
             size: 0,
             recipients,
+            taken_at,
         })
     }
 
@@ -267,7 +280,11 @@ impl Repo {
             });
         }
         out.sort_by(|a, b| {
-            (a.meta.taken_at.as_str(), &a.path).cmp(&(b.meta.taken_at.as_str(), &b.path))
+            (a.meta.taken_at.as_str(), same_second(&a.path), &a.path).cmp(&(
+                b.meta.taken_at.as_str(),
+                same_second(&b.path),
+                &b.path,
+            ))
         });
         Ok(out)
     }
@@ -303,6 +320,17 @@ impl Repo {
             .map_err(|e| RepoError::io(path, "decrypting", e))?;
         Ok(out)
     }
+}
+
+/// The counter of a snapshot taken in the same second as another (`…T021000Z-2.snapshot.age` → 2), else 0.
+fn same_second(path: &Path) -> u32 {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    name.as_deref()
+        .and_then(|n| n.strip_suffix(SNAPSHOT_SUFFIX))
+        .and_then(|stem| stem.rsplit_once('-'))
+        .filter(|(before, _)| before.ends_with('Z'))
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Creates `dir` (and parents) with mode 0700 on Unix.

@@ -35,12 +35,8 @@ fn a_snapshot_is_written_only_encrypted_and_the_real_age_decrypts_it() {
         .snapshot_writer(SnapshotTarget::Backups, "homelab", at(1_796_004_600))
         .expect("writer");
     w.write_all(SECRET).expect("write");
-    let snap = w
-        .finish(SnapshotMeta {
-            taken_at: "2026-11-30T02:10:00Z".into(),
-            ..meta()
-        })
-        .expect("finish");
+    let snap = w.finish(meta()).expect("finish");
+    assert_eq!(snap.meta.taken_at, "2026-11-30T02:10:00Z");
     assert_eq!(
         snap.path,
         t.root()
@@ -97,24 +93,28 @@ fn a_snapshot_is_written_only_encrypted_and_the_real_age_decrypts_it() {
 fn snapshots_are_listed_and_pruned_oldest_first_and_an_unfinished_one_leaves_nothing() {
     let t = TestRepo::new();
     let repo = t.repo();
-    for (i, secs) in [1_796_004_600, 1_796_008_200, 1_796_011_800]
-        .into_iter()
-        .enumerate()
-    {
+    for secs in [1_796_004_600, 1_796_008_200, 1_796_011_800] {
         let mut w = repo
             .snapshot_writer(SnapshotTarget::Backups, "homelab", at(secs))
             .expect("writer");
         w.write_all(SECRET).expect("write");
-        w.finish(SnapshotMeta {
-            taken_at: format!("2026-11-30T0{}:10:00Z", 2 + i),
-            ..meta()
-        })
-        .expect("finish");
+        w.finish(meta()).expect("finish");
     }
     let unfinished = repo
         .snapshot_writer(SnapshotTarget::Backups, "homelab", at(1_796_015_400))
         .expect("writer");
     drop(unfinished);
+    // Two in the same second get a counter instead of an error.
+    let mut again = repo
+        .snapshot_writer(SnapshotTarget::Backups, "homelab", at(1_796_011_800))
+        .expect("writer");
+    again.write_all(SECRET).expect("write");
+    let again = again.finish(meta()).expect("finish");
+    assert!(
+        again.meta.file.ends_with("T041000Z-1.snapshot.age"),
+        "{}",
+        again.meta.file
+    );
     let listed: Vec<String> = repo
         .snapshots()
         .expect("list")
@@ -126,18 +126,20 @@ fn snapshots_are_listed_and_pruned_oldest_first_and_an_unfinished_one_leaves_not
         [
             "2026-11-30T02:10:00Z",
             "2026-11-30T03:10:00Z",
+            "2026-11-30T04:10:00Z",
             "2026-11-30T04:10:00Z"
         ]
     );
     let removed = repo.prune_snapshots(1).expect("prune");
-    assert_eq!(removed.len(), 2);
+    assert_eq!(removed.len(), 3);
     let left = std::fs::read_dir(t.root().join(BACKUP_DIR))
         .expect("dir")
         .count();
     assert_eq!(left, 2, "one snapshot and its metadata, no temporary file");
     assert_eq!(
-        repo.snapshots().expect("list")[0].meta.taken_at,
-        "2026-11-30T04:10:00Z"
+        repo.snapshots().expect("list")[0].meta.file,
+        again.meta.file,
+        "the later of two in the same second stays"
     );
 }
 

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config_commands;
+mod etcd;
 mod flux_tree;
 mod gitops;
 mod hooks;
