@@ -84,12 +84,12 @@ best() { # best of RUNS runs of "$@": "<wall seconds> <cpu seconds (user+sys, ch
   printf '%.2f %.2f\n' "$best" "$cpu"
 }
 
-read -r ours_gl ours_gl_cpu < <(best "$hl" scan --history --config "$config" --format json "$repo")
+read -r ours_gl ours_gl_cpu < <(best "$hl" scan --history --gitleaks-config "$config" --format json "$repo")
 read -r ours_def ours_def_cpu < <(best "$hl" scan --history --format json "$repo")
 read -r theirs theirs_cpu < <(best gitleaks git "$repo" -c "$config" --no-banner --exit-code 0 -l error -f json -r "$work/gitleaks.json")
 read -r gitlog gitlog_cpu < <(best sh -c "git -C '$repo' log -p -U0 --full-history --all --diff-filter=tuxdb > /dev/null")
 
-n_ours=$("$hl" scan --history --config "$config" --format json "$repo" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' || true)
+n_ours=$("$hl" scan --history --gitleaks-config "$config" --format json "$repo" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' || true)
 n_def=$("$hl" scan --history --format json "$repo" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' || true)
 n_theirs=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$work/gitleaks.json")
 

@@ -116,6 +116,12 @@ pub fn format(source: &str) -> Result<String, FormatError> {
         }
     }
     let continuation = continuation_lines(&source)?;
+    // A file that does not read as a tree (duplicate keys, excessive aliasing) is reported as such, not
+    // as a change of meaning the formatter would have made.
+    yaml::parse(&source).map_err(|e| FormatError::Syntax {
+        message: e.message,
+        span: e.span,
+    })?;
     let lines: Vec<&str> = source.lines().collect();
     let mut out: Vec<String> = Vec::with_capacity(lines.len());
     let mut stack: Vec<Level> = Vec::new();
@@ -328,5 +334,13 @@ mod tests {
     fn refuses_tabs_and_syntax_errors() {
         assert_eq!(format("a:\n\tb: 1\n"), Err(FormatError::Tab { line: 2 }));
         assert!(matches!(format("a: [1\n"), Err(FormatError::Syntax { .. })));
+        let bomb = homelab_goyaml::alias::billion_laughs(40);
+        assert!(matches!(
+            format(&bomb),
+            Err(FormatError::Syntax {
+                span: Span { line: 5, .. },
+                ..
+            })
+        ));
     }
 }

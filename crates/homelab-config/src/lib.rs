@@ -114,9 +114,15 @@ fn check(source: &str, base_dir: Option<&Path>) -> Result<Loaded, LoadError> {
     let root = match yaml::parse(source) {
         Ok(root) => root,
         Err(e) => {
+            let hint = if e.message == homelab_goyaml::alias::EXCESSIVE_ALIASING {
+                "an alias here expands to far more than the file holds (as in a \"billion laughs\"); \
+                 write the values out instead of nesting aliases of aliases"
+            } else {
+                "check indentation and quoting around this position"
+            };
             let d = Diagnostic::error("", format!("YAML syntax error: {}", e.message))
                 .at(Some(e.span))
-                .with_hint("check indentation and quoting around this position");
+                .with_hint(hint);
             return Err(invalid(vec![d]));
         }
     };

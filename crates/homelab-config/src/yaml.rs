@@ -2,9 +2,11 @@
 //!
 //! serde-based readers stop at the first error; validation wants to see every problem at once with its
 //! line and column, so the configuration is first read into this tree and then checked field by field.
+//! Aliases are expanded under go-yaml's limit, so a "billion laughs" is refused at its line, unexpanded.
 
 use std::collections::HashMap;
 
+use homelab_goyaml::alias::{AliasGuard, EXCESSIVE_ALIASING};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span as ParserSpan};
 
 use crate::diagnostic::Span;
@@ -98,6 +100,8 @@ struct Builder {
     stack: Vec<Open>,
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
+    /// Refuses an alias before it is cloned when go-yaml would call the expansion excessive.
+    guard: AliasGuard,
 }
 
 impl Builder {
@@ -107,6 +111,13 @@ impl Builder {
             line: span.start.line(),
             column: span.start.col() + 1,
         };
+        self.guard.observe(&event, &span).map_err(|e| SyntaxError {
+            message: EXCESSIVE_ALIASING.into(),
+            span: Span {
+                line: e.line,
+                column: e.column,
+            },
+        })?;
         let shell = |value| Node { value, span: at };
         match event {
             Event::Scalar(text, style, anchor, _tag) => {
@@ -224,6 +235,13 @@ mod tests {
         let err = parse("a: 1\na: 2\n").expect_err("duplicate");
         assert!(err.message.contains("duplicate key `a`"));
         assert_eq!(err.span, Span { line: 2, column: 1 });
+    }
+
+    #[test]
+    fn an_alias_bomb_is_a_syntax_error_at_its_line() {
+        let err = parse(&homelab_goyaml::alias::billion_laughs(40)).expect_err("bomb");
+        assert_eq!(err.message, EXCESSIVE_ALIASING);
+        assert_eq!(err.span.line, 5);
     }
 
     #[test]

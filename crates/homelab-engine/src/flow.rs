@@ -14,8 +14,8 @@ use crate::events::{Event, EventSink};
 use crate::journal::{self, AppliedConfig, Journal};
 use crate::plan::{Action, FieldChange, Plan, ResourceChange, line_diff};
 use crate::ports::{
-    Bootstrapped, Hypervisor, ImageFactory, KubeApi, PortError, ServiceHealth, TalosApi, VmLive,
-    VmWanted,
+    Bootstrapped, ErrorKind, Hypervisor, ImageFactory, KubeApi, PortError, ServiceHealth, TalosApi,
+    VmLive, VmWanted,
 };
 use crate::wait;
 
@@ -44,7 +44,12 @@ impl Default for Timeouts {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("{resource}: {message}")]
-    Step { resource: String, message: String },
+    Step {
+        resource: String,
+        message: String,
+        /// What kind of failure the port met (decides whether running again can help).
+        kind: ErrorKind,
+    },
     #[error("{resource}: {message}")]
     Refused {
         resource: String,
@@ -60,6 +65,17 @@ impl EngineError {
         Self::Step {
             resource: resource.to_string(),
             message: e.message,
+            kind: e.kind,
+        }
+    }
+
+    /// What kind of failure this is: a refusal is a conflict the operator resolves, a render failure comes
+    /// from homelab.yaml.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Step { kind, .. } => *kind,
+            EngineError::Refused { .. } => ErrorKind::Conflict,
+            EngineError::Render { .. } => ErrorKind::Invalid,
         }
     }
 
@@ -396,6 +412,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         let first = desired::bootstrap_node(self.config).ok_or_else(|| EngineError::Step {
             resource: "bootstrap".into(),
             message: "no control-plane node".into(),
+            kind: ErrorKind::Invalid,
         })?;
         self.ensure_bootstrap(first).await?;
         self.ensure_etcd_members().await?;

@@ -8,27 +8,64 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
+/// What kind of failure a port met: the operator's next step depends on it (run again, fix a credential,
+/// fix homelab.yaml), so it travels with the error up to the CLI instead of being lost in a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A timeout, a 5xx, a reset connection, a lock held for a moment: trying again may succeed.
+    Transient,
+    /// The whole wait passed without the awaited condition: running again may find it reached.
+    Timeout,
+    /// Credentials were refused or lack a privilege.
+    Auth,
+    /// What was asked for does not exist there (a Talos version the Image Factory does not offer).
+    NotFound,
+    /// The peer's certificate did not verify.
+    Tls,
+    /// The request or the configuration behind it is wrong.
+    Invalid,
+    /// The object's state conflicts with the request (it exists already, someone else owns it).
+    Conflict,
+    /// A definite answer that trying again will not change.
+    Other,
+}
+
+impl ErrorKind {
+    /// Whether running the same command again, unchanged, can succeed.
+    pub fn is_worth_rerunning(self) -> bool {
+        matches!(self, ErrorKind::Transient | ErrorKind::Timeout)
+    }
+}
+
 /// A failure from an adapter, already phrased for the operator.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{message}")]
 pub struct PortError {
     pub message: String,
-    /// Worth retrying (a timeout, a 5xx, a reset connection, a lock held for a moment).
+    /// Worth retrying within this run (a timeout, a 5xx, a reset connection, a lock held for a moment).
     pub transient: bool,
+    /// What kind of failure it is, for the operator's next step.
+    pub kind: ErrorKind,
 }
 
 impl PortError {
+    /// A failure that retrying will not change, of no finer kind.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            transient: false,
-        }
+        Self::new(ErrorKind::Other, message)
     }
 
+    /// A failure worth retrying.
     pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Transient, message)
+    }
+
+    /// A failure of `kind`; only [`ErrorKind::Transient`] is retried within the run.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
-            transient: true,
+            transient: kind == ErrorKind::Transient,
+            kind,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::events::{Event, EventSink};
-use crate::ports::{PortError, PortResult};
+use crate::ports::{ErrorKind, PortError, PortResult};
 
 /// Polls `probe` until it yields `Some`, a permanent error, or `timeout` passes. Transient errors count as
 /// "not yet". Emits a Waiting event before each poll after the first. The pause between polls starts at a
@@ -39,10 +39,13 @@ where
             let detail = last_transient
                 .map(|m| format!(" (last error: {m})"))
                 .unwrap_or_default();
-            return Err(PortError::permanent(format!(
-                "timed out after {}s waiting for {what}{detail}",
-                timeout.as_secs()
-            )));
+            return Err(PortError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "timed out after {}s waiting for {what}{detail}",
+                    timeout.as_secs()
+                ),
+            ));
         }
         events.emit(Event::Waiting {
             resource: resource.to_string(),

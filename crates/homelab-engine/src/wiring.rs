@@ -92,7 +92,7 @@ pub async fn cluster_exists(
             .client
             .vm_exists(&node.proxmox_node, node.vm_id)
             .await
-            .map_err(|e| crate::ports::PortError::permanent(e.to_string()))?;
+            .map_err(crate::adapters::proxmox::port_error)?;
         if exists {
             return Ok(true);
         }

@@ -108,6 +108,7 @@ pub async fn fetch(
 
 /// The objects of a multi-document YAML stream (empty documents skipped).
 pub fn parse_manifests(text: &str) -> Result<Vec<Value>, String> {
+    homelab_goyaml::alias::check(text).map_err(|e| e.to_string())?;
     let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
     let objects: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
     if let Some(bad) = objects.iter().position(|o| ObjectRef::of(o).is_none()) {

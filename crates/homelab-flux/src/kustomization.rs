@@ -59,6 +59,7 @@ pub fn add_resource(text: &str, entry: &str) -> Result<String, EditError> {
 }
 
 fn parse(text: &str) -> Result<Value, EditError> {
+    homelab_goyaml::alias::check(text).map_err(|e| EditError::Yaml(e.to_string()))?;
     let value: Value = serde_saphyr::from_str(text).map_err(|e| EditError::Yaml(e.to_string()))?;
     match value {
         Value::Object(_) => Ok(value),

@@ -4,7 +4,9 @@
 //! It holds only the rules both need and that are easy to get subtly wrong: Go's `strconv` number syntax
 //! ([`strconv`]), go-yaml's plain-scalar checks that are not about a value model ([`plain`]), and libyaml's
 //! scalar analysis that decides between plain, quoted and block styles ([`scalar`]), plus Go
-//! `encoding/json` string quoting ([`json`]). It has no YAML value
+//! `encoding/json` string quoting ([`json`]) and go-yaml's limit on alias expansion ([`alias`]), which
+//! every YAML reader in the workspace applies so that none can be made to expand a "billion laughs".
+//! It has no YAML value
 //! type, reader or writer of its own: each caller keeps its own model (sops' typed values, kustomize's
 //! JSON-like tree) and its own emitter.
 //!
@@ -15,6 +17,7 @@
 //! assert!(!scalar::analyze("a: b").block_plain);
 //! ```
 
+pub mod alias;
 pub mod json;
 pub mod plain;
 pub mod scalar;

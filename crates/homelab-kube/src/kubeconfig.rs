@@ -166,6 +166,7 @@ impl Kubeconfig {
             source_name: String::new(),
             reason,
         };
+        homelab_goyaml::alias::check(text).map_err(|e| bad(e.to_string()))?;
         let file: File =
             serde_saphyr::from_str(text).map_err(|e| bad(format!("not a kubeconfig: {e}")))?;
         let context_name = if file.current_context.is_empty() {

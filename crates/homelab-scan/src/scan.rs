@@ -91,7 +91,7 @@ impl ScanError {
     pub fn hint(&self) -> &'static str {
         match self {
             ScanError::Config(_) => {
-                "fix the configuration file, or run without --config to use the built-in rules"
+                "fix the configuration file, or run without --gitleaks-config to use the built-in rules"
             }
             ScanError::Baseline(_) => {
                 "a baseline holds one fingerprint per line (file:rule:line or commit:file:rule:line)"

@@ -120,6 +120,17 @@ impl SopsConfig {
         !self.rules.is_empty()
     }
 
+    /// Every age recipient any creation rule encrypts to, each once, in rule order.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for r in self.rules.iter().flat_map(|r| &r.rule.recipients) {
+            if !all.contains(r) {
+                all.push(r.clone());
+            }
+        }
+        all
+    }
+
     /// The first creation rule whose `path_regex` matches `file` (made relative to the config's directory).
     pub fn rule_for(&self, file: &Path) -> Result<CreationRule, SopsError> {
         let abs = std::path::absolute(file).map_err(|e| SopsError::io(file, "resolving", e))?;

@@ -1,7 +1,9 @@
-//! age identities, found the way sops finds them (`SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY_CMD`, the
-//! default `<config dir>/sops/age/keys.txt`, all combined) plus homelabctl's repo-local `.age-key.txt`, and the
+//! Where age identities come from, for every command that decrypts: the sources sops reads
+//! (`SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY_CMD`, the default `<config dir>/sops/age/keys.txt`
+//! under sops' own XDG rules), all combined, plus homelabctl's repo-local `.age-key.txt`; and the
 //! wrapping/unwrapping of a file's data key with them.
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -64,50 +66,107 @@ fn parse_identities(text: &str, source: &str) -> Result<Vec<x25519::Identity>, S
     Ok(out)
 }
 
-/// The default sops key file: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else Go's `os.UserConfigDir()`.
-pub fn default_key_file() -> Option<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
-        return Some(PathBuf::from(x).join("sops/age/keys.txt"));
-    }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-    let base = if cfg!(target_os = "macos") {
-        PathBuf::from(home).join("Library/Application Support")
-    } else {
-        PathBuf::from(home).join(".config")
-    };
-    Some(base.join("sops/age/keys.txt"))
+/// The environment, as a lookup: the process's in production, a fixed map in tests.
+type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+fn process_env(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
 }
 
+/// The user config directory as sops (age/keysource.go `getUserConfigDir`) finds it. On Linux that is Go's
+/// `os.UserConfigDir()`: `$XDG_CONFIG_HOME` when set and absolute, an error when set but relative (Go
+/// does not fall back to `$HOME` then), else `$HOME/.config`. On macOS sops takes a non-empty
+/// `$XDG_CONFIG_HOME` as it is (relative or not), else `$HOME/Library/Application Support`.
+fn user_config_dir(env: Env<'_>) -> Result<PathBuf, &'static str> {
+    let xdg = env("XDG_CONFIG_HOME").filter(|v| !v.is_empty());
+    let home = env("HOME").filter(|v| !v.is_empty());
+    if cfg!(target_os = "macos") {
+        if let Some(x) = xdg {
+            return Ok(PathBuf::from(x));
+        }
+        return home
+            .map(|h| PathBuf::from(h).join("Library/Application Support"))
+            .ok_or("$HOME is not defined");
+    }
+    match xdg {
+        Some(x) if Path::new(&x).is_absolute() => Ok(PathBuf::from(x)),
+        Some(_) => Err("path in $XDG_CONFIG_HOME is relative"),
+        None => home
+            .map(|h| PathBuf::from(h).join(".config"))
+            .ok_or("neither $XDG_CONFIG_HOME nor $HOME are defined"),
+    }
+}
+
+/// sops' default identity file, `<user config dir>/sops/age/keys.txt` (see [`user_config_dir`]); `None`
+/// when sops could not determine that directory either.
+pub fn default_key_file() -> Option<PathBuf> {
+    user_config_dir(&process_env)
+        .ok()
+        .map(|d| d.join(DEFAULT_KEY_PATH))
+}
+
+/// Where sops reads the operator's own identity: `SOPS_AGE_KEY_FILE` when set, else [`default_key_file`].
+/// `homelabctl setup` creates the identity there.
+pub fn personal_key_file() -> Result<PathBuf, SopsError> {
+    if let Some(file) = std::env::var_os("SOPS_AGE_KEY_FILE").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(file));
+    }
+    user_config_dir(&process_env)
+        .map(|d| d.join(DEFAULT_KEY_PATH))
+        .map_err(|reason| SopsError::Identity {
+            source_name: "sops' default keys.txt".into(),
+            message: format!(
+                "its location is unknown: {reason}; set SOPS_AGE_KEY_FILE or an absolute XDG_CONFIG_HOME"
+            ),
+        })
+}
+
+/// The default identity file below the user config dir (sops' `SopsAgeKeyUserConfigPath`).
+const DEFAULT_KEY_PATH: &str = "sops/age/keys.txt";
+
+/// The repository-local identity file `homelabctl init` writes (gitignored).
+pub const REPO_KEY_FILE: &str = ".age-key.txt";
+
 impl Identities {
-    /// Finds identities the way sops does, all sources combined:
-    /// `SOPS_AGE_KEY` (inline), `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY_CMD` (run when needed), and the default
-    /// `keys.txt` under the user config dir. When `SOPS_AGE_KEY_FILE` is not set and `repo_root` is given,
-    /// the repository's `.age-key.txt` is used too (homelabctl's repo-local identity).
+    /// The one place that knows where age identities come from. Every source sops reads is used, all
+    /// combined as sops combines them: `SOPS_AGE_KEY` (inline), `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY_CMD`
+    /// (run when needed), the default `keys.txt` under the user config dir; plus, with `repo_root`, the
+    /// repository's `.age-key.txt`. One source never hides another (a personal `SOPS_AGE_KEY_FILE` must
+    /// not hide the repository key), each file is read and listed once however many names lead to it,
+    /// and a source that cannot be used is noted in [`Identities::searched`] rather than ending the
+    /// search, as sops does, so the error names it only if no other identity decrypts (which is why this
+    /// returns `Ok` today; the `Result` keeps callers ready for a source that must fail loudly).
     pub fn discover(repo_root: Option<&Path>) -> Result<Identities, SopsError> {
+        Ok(Self::discover_in(repo_root, &process_env))
+    }
+
+    fn discover_in(repo_root: Option<&Path>, env: Env<'_>) -> Identities {
         let mut ids = Identities::default();
-        if let Ok(inline) = std::env::var("SOPS_AGE_KEY") {
-            ids.searched.push("SOPS_AGE_KEY".into());
-            let inline = Zeroizing::new(inline);
-            ids.keys.extend(parse_identities(&inline, "SOPS_AGE_KEY")?);
+        let mut seen: Vec<PathBuf> = Vec::new();
+        if let Some(inline) = env("SOPS_AGE_KEY") {
+            let inline = Zeroizing::new(inline.to_string_lossy().into_owned());
+            ids.add_text(&inline, "SOPS_AGE_KEY".into());
         }
-        match std::env::var_os("SOPS_AGE_KEY_FILE").filter(|v| !v.is_empty()) {
-            Some(file) => ids.add_file(Path::new(&file), true)?,
-            None => {
-                if let Some(root) = repo_root {
-                    ids.add_file(&root.join(".age-key.txt"), false)?;
-                }
-            }
+        if let Some(file) = env("SOPS_AGE_KEY_FILE").filter(|v| !v.is_empty()) {
+            ids.add_file(Path::new(&file), Some("SOPS_AGE_KEY_FILE"), &mut seen);
         }
-        if let Ok(cmd) = std::env::var("SOPS_AGE_KEY_CMD")
-            && !cmd.trim().is_empty()
+        if let Some(cmd) = env("SOPS_AGE_KEY_CMD")
+            .map(|c| c.to_string_lossy().into_owned())
+            .filter(|c| !c.trim().is_empty())
         {
             ids.searched.push(format!("SOPS_AGE_KEY_CMD ({cmd})"));
             ids.command = Some(cmd);
         }
-        if let Some(default) = default_key_file() {
-            ids.add_file(&default, false)?;
+        match user_config_dir(env) {
+            Ok(dir) => ids.add_file(&dir.join(DEFAULT_KEY_PATH), None, &mut seen),
+            Err(reason) => ids
+                .searched
+                .push(format!("sops' default keys.txt (not looked for: {reason})")),
         }
-        Ok(ids)
+        if let Some(root) = repo_root {
+            ids.add_file(&root.join(REPO_KEY_FILE), None, &mut seen);
+        }
+        ids
     }
 
     /// Identities from identity-file text (tests, `SOPS_AGE_KEY`-like input).
@@ -119,17 +178,58 @@ impl Identities {
         })
     }
 
-    /// Adds the identities of one file. A missing file is an error only when `required`.
-    pub fn add_file(&mut self, path: &Path, required: bool) -> Result<(), SopsError> {
-        self.searched.push(path.display().to_string());
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => Zeroizing::new(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(()),
-            Err(e) => return Err(SopsError::io(path, "reading age identities", e)),
+    /// Adds the identities of text from `label`; text that is not identities is noted, not fatal.
+    fn add_text(&mut self, text: &str, label: String) {
+        match parse_identities(text, &label) {
+            Ok(keys) => {
+                self.keys.extend(keys);
+                self.searched.push(label);
+            }
+            Err(e) => self.searched.push(format!("{label} (unusable: {e})")),
+        }
+    }
+
+    /// Adds the identities of one file, unless `seen` shows it was read already under another name. A
+    /// missing file is listed (it is a place looked in); `variable` names the variable that pointed here.
+    fn add_file(&mut self, path: &Path, variable: Option<&str>, seen: &mut Vec<PathBuf>) {
+        let identity = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if seen.contains(&identity) {
+            return;
+        }
+        seen.push(identity);
+        let label = match variable {
+            Some(v) => format!("{} ({v})", path.display()),
+            None => path.display().to_string(),
         };
-        self.keys
-            .extend(parse_identities(&text, &path.display().to_string())?);
-        Ok(())
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.add_text(&Zeroizing::new(text), label),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.searched.push(match variable {
+                    Some(v) => format!("{} ({v}; no such file)", path.display()),
+                    None => label,
+                });
+            }
+            Err(e) => self.searched.push(format!("{label} (unreadable: {e})")),
+        }
+    }
+
+    /// The identity-file text (one `AGE-SECRET-KEY-1…` line each) of the loaded identities whose public
+    /// key is one of `recipients`, and those public keys; `None` when none is. For handing the key that
+    /// decrypts a repository to another decrypter (Flux's kustomize-controller) without the others.
+    pub fn export_for(&self, recipients: &[String]) -> Option<(Zeroizing<String>, Vec<String>)> {
+        use age::secrecy::ExposeSecret as _;
+        let mut text = Zeroizing::new(String::new());
+        let mut matched: Vec<String> = Vec::new();
+        for id in &self.keys {
+            let public = id.to_public().to_string();
+            if recipients.iter().any(|r| r.trim() == public) && !matched.contains(&public) {
+                text.push_str(&format!("# public key: {public}\n"));
+                text.push_str(id.to_string().expose_secret());
+                text.push('\n');
+                matched.push(public);
+            }
+        }
+        (!matched.is_empty()).then_some((text, matched))
     }
 
     /// Number of identities loaded (the command source not counted).
@@ -340,6 +440,115 @@ pub fn check_recipient(recipient: &str) -> Result<(), SopsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fixed environment for [`Identities::discover_in`].
+    fn env_of(vars: Vec<(&str, PathBuf)>) -> impl Fn(&str) -> Option<OsString> {
+        let vars: Vec<(String, OsString)> = vars
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_os_string()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    fn write_identity(path: &Path) -> String {
+        let id = x25519::Identity::generate();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        use age::secrecy::ExposeSecret as _;
+        std::fs::write(path, format!("{}\n", id.to_string().expose_secret())).expect("write");
+        id.to_public().to_string()
+    }
+
+    #[test]
+    fn an_unrelated_key_file_does_not_hide_the_repository_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let personal = write_identity(&dir.path().join("personal.txt"));
+        let repo = write_identity(&dir.path().join("repo").join(REPO_KEY_FILE));
+        let env = env_of(vec![
+            ("SOPS_AGE_KEY_FILE", dir.path().join("personal.txt")),
+            ("HOME", dir.path().join("home")),
+        ]);
+        let ids = Identities::discover_in(Some(&dir.path().join("repo")), &env);
+        assert_eq!(ids.len(), 2);
+        assert!(ids.export_for(&[personal]).is_some());
+        let (text, matched) = ids
+            .export_for(std::slice::from_ref(&repo))
+            .expect("repo key");
+        assert_eq!(text.matches("AGE-SECRET-KEY-1").count(), 1);
+        assert_eq!(matched, vec![repo]);
+        assert!(ids.export_for(&["age1other".to_string()]).is_none());
+    }
+
+    #[test]
+    fn each_place_is_listed_once_however_it_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("cfg/sops/age/keys.txt");
+        write_identity(&keys);
+        // SOPS_AGE_KEY_FILE names the default file, and the repository is the config dir's key too.
+        let env = env_of(vec![
+            ("SOPS_AGE_KEY_FILE", keys.clone()),
+            ("XDG_CONFIG_HOME", dir.path().join("cfg")),
+        ]);
+        let ids = Identities::discover_in(Some(dir.path()), &env);
+        assert_eq!(ids.len(), 1);
+        let listed: Vec<&String> = ids
+            .searched()
+            .iter()
+            .filter(|s| s.contains("keys.txt"))
+            .collect();
+        assert_eq!(listed.len(), 1, "{:?}", ids.searched());
+    }
+
+    #[test]
+    fn xdg_config_home_follows_sops_rules() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        let abs = dir.path().join("xdg");
+        assert_eq!(
+            user_config_dir(&env_of(vec![
+                ("XDG_CONFIG_HOME", abs.clone()),
+                ("HOME", home.clone())
+            ])),
+            Ok(abs.clone())
+        );
+        let relative = user_config_dir(&env_of(vec![
+            ("XDG_CONFIG_HOME", PathBuf::from("rel/xdg")),
+            ("HOME", home.clone()),
+        ]));
+        if cfg!(target_os = "macos") {
+            assert_eq!(relative, Ok(PathBuf::from("rel/xdg")));
+        } else {
+            // Go's os.UserConfigDir refuses it and does not fall back to $HOME; so does sops.
+            assert_eq!(relative, Err("path in $XDG_CONFIG_HOME is relative"));
+            assert_eq!(
+                user_config_dir(&env_of(vec![("HOME", home.clone())])),
+                Ok(home.join(".config"))
+            );
+        }
+        assert!(user_config_dir(&env_of(vec![])).is_err());
+    }
+
+    #[test]
+    fn an_unusable_source_is_noted_and_the_others_still_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("plugin.txt"), "AGE-PLUGIN-YUBIKEY-1XYZ\n").expect("write");
+        write_identity(&dir.path().join(REPO_KEY_FILE));
+        let env = env_of(vec![
+            ("SOPS_AGE_KEY_FILE", dir.path().join("plugin.txt")),
+            ("XDG_CONFIG_HOME", PathBuf::from("relative")),
+        ]);
+        let ids = Identities::discover_in(Some(dir.path()), &env);
+        assert_eq!(ids.len(), 1);
+        let searched = ids.searched().join("; ");
+        assert!(
+            searched.contains("plugin.txt (SOPS_AGE_KEY_FILE) (unusable:"),
+            "{searched}"
+        );
+        if !cfg!(target_os = "macos") {
+            assert!(searched.contains("not looked for: path in $XDG_CONFIG_HOME is relative"));
+        }
+    }
 
     #[test]
     fn command_lines_split_like_shlex() {

@@ -38,9 +38,12 @@ mod value;
 pub use atomic::write as write_atomically;
 pub use config::{CreationRule, SopsConfig};
 pub use crypt::CryptRule;
-pub use edit::{EditOutcome, EditSession, edit_file, run_editor};
+pub use edit::{
+    EditOutcome, EditSession, edit_file, editor_candidates, editor_failed, editor_unstartable,
+    no_editor, run_editor,
+};
 pub use error::SopsError;
-pub use identities::{Identities, default_key_file};
+pub use identities::{Identities, REPO_KEY_FILE, default_key_file, personal_key_file};
 pub use sopsfile::{Decrypted, decrypt, decrypt_file, encrypt, encrypt_file, encrypt_with_style};
 pub use store::{Format, Style, read_plain as parse_plaintext, write_plain as render_plaintext};
 pub use value::{Entry, Key, Map, Value};

@@ -183,6 +183,11 @@ impl FactoryClient {
         Ok(Self { base, http })
     }
 
+    /// The factory's base URL, as errors name it.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
     /// The host (and port) the factory's registry is reached at, for installer references.
     pub fn registry_host(&self) -> String {
         let host = self.base.host_str().unwrap_or_default();

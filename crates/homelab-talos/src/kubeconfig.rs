@@ -138,6 +138,7 @@ impl Kubeconfig {
 
     /// Read a kubeconfig of this shape (e.g. one returned by Talos' `Kubeconfig` RPC).
     pub fn from_yaml(text: &str) -> Result<Self, KubeconfigError> {
+        homelab_goyaml::alias::check(text).map_err(|e| KubeconfigError::Format(e.to_string()))?;
         serde_saphyr::from_str(text).map_err(|e| {
             KubeconfigError::Format(
                 e.to_string()

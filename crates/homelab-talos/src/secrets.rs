@@ -154,6 +154,9 @@ impl SecretsBundle {
 
     /// Read a bundle (YAML or JSON, as talosctl/talhelper/the Terraform provider write it) and validate it.
     pub fn from_yaml(text: &str) -> Result<Self, SecretsError> {
+        homelab_goyaml::alias::check(text).map_err(|e| SecretsError::Parse {
+            reason: e.to_string(),
+        })?;
         let bundle: Self = serde_saphyr::from_str(text).map_err(|e| SecretsError::Parse {
             reason: redact_parse_error(&e.to_string()),
         })?;

@@ -102,6 +102,7 @@ impl Talosconfig {
 
     /// Read a talosconfig.
     pub fn from_yaml(text: &str) -> Result<Self, TalosconfigError> {
+        homelab_goyaml::alias::check(text).map_err(|e| TalosconfigError::Format(e.to_string()))?;
         serde_saphyr::from_str(text).map_err(|e| {
             TalosconfigError::Format(
                 e.to_string()

@@ -1,5 +1,5 @@
-//! The operator's age identity in the place sops looks by default (`<config dir>/sops/age/keys.txt`),
-//! created once with mode 0600 and never overwritten.
+//! Creating the operator's age identity file (the place is `homelab_sops::personal_key_file`, the one
+//! identity lookup): created once with mode 0600 and never overwritten.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,24 +7,6 @@ use std::str::FromStr;
 
 use age::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
-
-/// Where sops reads identities by default: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else on macOS
-/// `~/Library/Application Support/sops/age/keys.txt`, else `~/.config/sops/age/keys.txt`.
-pub fn default_path() -> Option<PathBuf> {
-    let xdg = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let home = std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let base = match (xdg, home) {
-        (Some(x), _) if x.is_absolute() => x,
-        (_, Some(h)) if cfg!(target_os = "macos") => h.join("Library/Application Support"),
-        (_, Some(h)) => h.join(".config"),
-        _ => return None,
-    };
-    Some(base.join("sops/age/keys.txt"))
-}
 
 /// The result of [`ensure`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,8 +36,6 @@ impl Identity {
 /// An identity file that could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("neither XDG_CONFIG_HOME nor HOME is set, so the sops key location is unknown")]
-    NoHome,
     #[error("{path} exists but holds no age identity (AGE-SECRET-KEY-1…); it was left untouched")]
     NoIdentity { path: PathBuf },
     #[error("cannot use identity file {path}: {source}")]
@@ -66,12 +46,9 @@ pub enum IdentityError {
     },
 }
 
-/// Makes sure an age identity exists at `path` (or the default path), creating one if the file is absent.
-pub fn ensure(path: Option<&Path>) -> Result<Identity, IdentityError> {
-    let path = match path {
-        Some(p) => p.to_owned(),
-        None => default_path().ok_or(IdentityError::NoHome)?,
-    };
+/// Makes sure an age identity exists at `path`, creating one if the file is absent.
+pub fn ensure(path: &Path) -> Result<Identity, IdentityError> {
+    let path = path.to_owned();
     let io = |source| IdentityError::Io {
         path: path.clone(),
         source,
@@ -145,7 +122,7 @@ mod tests {
     fn creates_once_with_owner_only_permissions_then_reuses() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cfg/sops/age/keys.txt");
-        let first = ensure(Some(&path)).expect("create");
+        let first = ensure(&path).expect("create");
         assert!(matches!(first, Identity::Created { .. }));
         assert!(first.public_key().starts_with("age1"));
         #[cfg(unix)]
@@ -155,7 +132,7 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let before = std::fs::read(&path).expect("read");
-        let second = ensure(Some(&path)).expect("reuse");
+        let second = ensure(&path).expect("reuse");
         assert_eq!(
             second,
             Identity::Existing {
@@ -172,7 +149,7 @@ mod tests {
         let path = dir.path().join("keys.txt");
         std::fs::write(&path, "# nothing\n").expect("write");
         assert!(matches!(
-            ensure(Some(&path)),
+            ensure(&path),
             Err(IdentityError::NoIdentity { .. })
         ));
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "# nothing\n");

@@ -6,7 +6,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Provision and operate a TalosOS Kubernetes homelab on Proxmox VE from one declarative `homelab.yaml`.
 #[derive(Debug, Parser)]
-#[command(name = "homelabctl", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "homelabctl",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = EXIT_STATUS_HELP
+)]
 pub struct Cli {
     /// Path of the homelab configuration.
     #[arg(
@@ -18,15 +25,43 @@ pub struct Cli {
     )]
     pub config: PathBuf,
 
-    /// Output format: human-readable text, or JSON for scripts.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    /// Output format of every command that prints data: text for people, JSON for scripts; SARIF (for code
+    /// scanning) is offered by `scan` and `check`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = Format::Text,
+        // The name before `--format` was the one way to choose: kept, hidden, so old scripts still run.
+        alias = "output"
+    )]
+    pub format: Format,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The exit status table of `--help` (the same as README.md's; the codes are chosen in `main.rs`).
+const EXIT_STATUS_HELP: &str = "Exit status:
+  0      success
+  1      a failure, findings (check, scan, validate), or an unhealthy status
+  2      only with `plan --detailed-exitcode`: changes present
+  64     usage error: an unknown flag, a missing or invalid argument
+  128+N  stopped by signal N after cleaning up (sops edit)
+
+Writing to a closed pipe (`homelabctl scan | head`) ends the output quietly; the exit status is the command's own.";
+
+/// `--format`: every format any command offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    /// SARIF 2.1.0 (`scan` and `check` only).
+    Sarif,
+}
+
+/// The formats of commands that print data but no findings (all but `scan` and `check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     Text,
     Json,
@@ -85,8 +120,8 @@ pub enum Command {
     Sops(crate::commands::sops::SopsArgs),
     /// Scan the working tree, the git history or the staged changes for secrets (exit 1 on findings).
     ///
-    /// `--config FILE.toml` (or --gitleaks-config) selects a gitleaks.toml; otherwise PATH/.gitleaks.toml or
-    /// the built-in rules. Exit status: 0 clean, 1 findings or error.
+    /// `--gitleaks-config FILE.toml` selects a gitleaks.toml; otherwise PATH/.gitleaks.toml or the built-in
+    /// rules. Exit status: 0 clean, 1 findings or error.
     Scan(crate::commands::scan::ScanArgs),
     /// Git hooks: install the pre-commit and commit-msg hooks, or run the commit-message check.
     Hooks(crate::commands::hooks::HooksArgs),

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use homelab_kube::{KubeClient, KubeError};
 use zeroize::Zeroizing;
 
-use crate::ports::{KubeApi, PortError, PortResult};
+use crate::ports::{ErrorKind, KubeApi, PortError, PortResult};
 
 #[derive(Default)]
 pub struct Kube {
@@ -15,7 +15,7 @@ pub struct Kube {
 
 fn port_error(e: KubeError) -> PortError {
     match e.status_code() {
-        Some(401 | 403) => PortError::permanent(e.to_string()),
+        Some(401 | 403) => PortError::new(ErrorKind::Auth, e.to_string()),
         _ => PortError::transient(e.to_string()),
     }
 }

@@ -10,21 +10,36 @@ use homelab_proxmox::{
     VmSpec, WaitOptions,
 };
 
-use crate::ports::{Hypervisor, PortError, PortResult, VmLive, VmLock, VmWanted};
+use crate::ports::{
+    ErrorKind as PortKind, Hypervisor, PortError, PortResult, VmLive, VmLock, VmWanted,
+};
 
 pub struct Proxmox {
     pub client: Client,
     pub wait: WaitOptions,
 }
 
-fn port_error(e: Error) -> PortError {
-    PortError {
-        // A lock held by a running task clears; one that no task holds (stale) stays until someone acts.
-        transient: !matches!(e, Error::StaleLock { .. })
-            && (e.is_transient()
-                || matches!(e.kind(), ErrorKind::Locked | ErrorKind::AgentNotReady)),
-        message: e.to_string(),
+pub(crate) fn port_error(e: Error) -> PortError {
+    // A certificate that does not verify (CA or fingerprint pin) is no network hiccup: retrying cannot
+    // change it, so it is not transient, whatever the client thinks of connection failures.
+    if let Error::Transport { detail, .. } = &e
+        && detail.contains("certificate")
+    {
+        return PortError::new(PortKind::Tls, e.to_string());
     }
+    // A lock held by a running task clears; one that no task holds (stale) stays until someone acts.
+    let stale = matches!(e, Error::StaleLock { .. });
+    let transient = !stale
+        && (e.is_transient() || matches!(e.kind(), ErrorKind::Locked | ErrorKind::AgentNotReady));
+    let kind = match e.kind() {
+        _ if transient => PortKind::Transient,
+        _ if stale => PortKind::Conflict,
+        ErrorKind::NotFound => PortKind::NotFound,
+        ErrorKind::AlreadyExists => PortKind::Conflict,
+        ErrorKind::Auth => PortKind::Auth,
+        _ => PortKind::Other,
+    };
+    PortError::new(kind, e.to_string())
 }
 
 /// The create request for a Talos VM.

@@ -12,7 +12,7 @@ use homelab_apid::{
 };
 use tonic::Code;
 
-use crate::ports::{Bootstrapped, PortError, PortResult, ServiceHealth, TalosApi};
+use crate::ports::{Bootstrapped, ErrorKind, PortError, PortResult, ServiceHealth, TalosApi};
 
 pub struct Talos {
     pub credentials: ClientCredentials,
@@ -37,10 +37,18 @@ fn port_error(e: ApidError) -> PortError {
             )
         ),
     };
-    PortError {
-        message: e.to_string(),
-        transient,
-    }
+    let kind = if transient {
+        ErrorKind::Transient
+    } else {
+        match e.code() {
+            Some(Code::Unauthenticated | Code::PermissionDenied) => ErrorKind::Auth,
+            Some(Code::NotFound) => ErrorKind::NotFound,
+            Some(Code::InvalidArgument) => ErrorKind::Invalid,
+            Some(Code::AlreadyExists) => ErrorKind::Conflict,
+            _ => ErrorKind::Other,
+        }
+    };
+    PortError::new(kind, e.to_string())
 }
 
 impl Talos {

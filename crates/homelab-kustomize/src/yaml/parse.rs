@@ -1,8 +1,10 @@
 //! Reads YAML streams into [`Value`]s with go-yaml v3 semantics (what kyaml, and so kustomize, reads):
-//! plain-scalar resolution, anchors/aliases, `<<` merge keys, first-wins duplicate keys.
+//! plain-scalar resolution, anchors/aliases (under go-yaml's expansion limit), `<<` merge keys, first-wins
+//! duplicate keys.
 
 use std::collections::HashMap;
 
+use homelab_goyaml::alias::{AliasGuard, EXCESSIVE_ALIASING};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
 use super::resolve::resolve_plain;
@@ -30,6 +32,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         depth: 0,
+        guard: AliasGuard::new(),
     };
     let mut docs = Vec::new();
     loop {
@@ -85,6 +88,8 @@ struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: HashMap<usize, Value>,
     depth: usize,
+    /// Refuses an alias before it is cloned when go-yaml would call the expansion excessive.
+    guard: AliasGuard,
 }
 
 const MAX_DEPTH: usize = 512;
@@ -92,7 +97,14 @@ const MAX_DEPTH: usize = 512;
 impl<'a> Builder<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Span), ParseError> {
         match self.parser.next_event() {
-            Some(Ok(x)) => Ok(x),
+            Some(Ok((ev, span))) => {
+                self.guard.observe(&ev, &span).map_err(|at| ParseError {
+                    message: EXCESSIVE_ALIASING.into(),
+                    line: at.line,
+                    col: at.column,
+                })?;
+                Ok((ev, span))
+            }
             Some(Err(e)) => Err(ParseError {
                 message: e.info().to_string(),
                 line: e.marker().line(),
@@ -253,6 +265,14 @@ mod tests {
         let v = parse_value("a: &A {p: 1}\nb: {<<: *A, q: 2}\nc: *A\n").unwrap_or(Value::Null);
         assert_eq!(v.get_path(&["b", "p"]), Some(&Value::Int(1)));
         assert_eq!(v.get_path(&["c", "p"]), Some(&Value::Int(1)));
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_its_line_before_it_is_expanded() {
+        let text = format!("a: 1\n---\n{}", homelab_goyaml::alias::billion_laughs(30));
+        let err = parse_documents(&text).expect_err("bomb");
+        assert_eq!(err.message, "document contains excessive aliasing");
+        assert_eq!(err.line, 7);
     }
 
     #[test]

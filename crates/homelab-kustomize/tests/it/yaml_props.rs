@@ -29,3 +29,35 @@ proptest! {
         prop_assert_eq!(back, Value::Map(m), "text was:\n{}", text);
     }
 }
+
+proptest! {
+    /// Ordinary anchor reuse (a base mapping merged or aliased into a few places, as Helm values and CI
+    /// files do) stays under go-yaml's alias limit and expands to full copies.
+    #[test]
+    fn a_few_anchors_reused_a_few_times_expand(
+        anchors in 1usize..5,
+        width in 1usize..15,
+        uses in 1usize..15,
+    ) {
+        let mut s = String::new();
+        for a in 0..anchors {
+            let body: Vec<String> = (0..width).map(|i| format!("k{i}: v{i}")).collect();
+            s.push_str(&format!("base{a}: &b{a} {{{}}}\n", body.join(", ")));
+        }
+        for u in 0..uses {
+            for a in 0..anchors {
+                s.push_str(&format!("use{u}_{a}: {{<<: *b{a}, own: {u}}}\nplain{u}_{a}: *b{a}\n"));
+            }
+        }
+        let v = parse_value(&s).expect("legitimate aliasing parses");
+        let last = format!("k{}", width - 1);
+        for u in 0..uses {
+            for a in 0..anchors {
+                let merged = format!("use{u}_{a}");
+                let plain = format!("plain{u}_{a}");
+                prop_assert_eq!(v.get_path(&[merged.as_str(), last.as_str()]), Some(&Value::Str(format!("v{}", width - 1))));
+                prop_assert_eq!(v.get_path(&[plain.as_str(), "k0"]), Some(&Value::Str("v0".into())));
+            }
+        }
+    }
+}

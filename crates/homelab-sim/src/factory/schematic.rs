@@ -17,6 +17,8 @@ impl Schematic {
         let value: Value = if body.trim().is_empty() {
             Value::Object(Map::new())
         } else {
+            // The factory reads schematics with go-yaml, whose alias limit refuses a "billion laughs".
+            homelab_goyaml::alias::check(body).map_err(|e| format!("invalid schematic: {e}"))?;
             serde_saphyr::from_str(body).map_err(|e| format!("invalid schematic: {e}"))?
         };
         let root = object(&value, "schematic.Schematic")?;
@@ -222,6 +224,15 @@ fn emit(out: &mut String, v: &Value, depth: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alias_bomb_is_refused_like_go_yaml_refuses_it() {
+        let err = Schematic::parse(&homelab_goyaml::alias::billion_laughs(40)).expect_err("bomb");
+        assert!(
+            err.ends_with("document contains excessive aliasing"),
+            "{err}"
+        );
+    }
 
     fn id(body: &str) -> String {
         match Schematic::parse(body) {

@@ -247,6 +247,9 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::new(400, "BadRequest", "the body is not UTF-8"))?;
     if ctype.contains("yaml") {
+        // The API server reads YAML with go-yaml, whose alias limit refuses a "billion laughs".
+        homelab_goyaml::alias::check(text)
+            .map_err(|e| ApiError::new(400, "BadRequest", format!("invalid YAML body: {e}")))?;
         serde_saphyr::from_str::<Value>(text)
             .map_err(|e| ApiError::new(400, "BadRequest", format!("invalid YAML body: {e}")))
     } else {

@@ -111,6 +111,8 @@ impl ConfigSchema {
     pub fn validate(&self, data: &[u8]) -> Result<Documents, String> {
         let text = std::str::from_utf8(data)
             .map_err(|_| "failed to parse config: not UTF-8 text".to_owned())?;
+        // Talos decodes with go-yaml v3, whose alias limit refuses a "billion laughs".
+        homelab_goyaml::alias::check(text).map_err(|e| format!("failed to parse config: {e}"))?;
         let docs: Vec<Value> = serde_saphyr::from_multiple(text)
             .map_err(|e| format!("failed to parse config: {e}"))?;
         let mut v1alpha1 = None;

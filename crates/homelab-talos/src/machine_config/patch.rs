@@ -139,6 +139,11 @@ impl Patch {
 
 /// Parse multi-document YAML (or JSON) into values, skipping empty documents.
 pub(crate) fn parse_documents(text: &str, source: &str) -> Result<Vec<Value>, PatchError> {
+    // serde-saphyr has its own alias limits; go-yaml's (what talosctl applies) is the one users meet.
+    homelab_goyaml::alias::check(text).map_err(|e| PatchError::Parse {
+        source_name: source.to_string(),
+        reason: e.to_string(),
+    })?;
     let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| PatchError::Parse {
         source_name: source.to_string(),
         reason: e

@@ -1,8 +1,8 @@
 //! `homelabctl build DIR`: print the kustomize build of one directory exactly as `kustomize build` would.
 
-use std::io::Write;
+use crate::ExitStatus;
+use crate::failure::failure;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use miette::{IntoDiagnostic, WrapErr};
@@ -78,7 +78,7 @@ fn build_flux(args: &BuildArgs, name: &str) -> miette::Result<String> {
         }
     };
     let b = homelab_gitops::flux::build(&repo, fk)
-        .map_err(|e| miette::miette!("{e}"))
+        .map_err(failure)
         .wrap_err(format!(
             "building Flux Kustomization {}/{} ({}:{})",
             fk.namespace, fk.name, fk.file, fk.line
@@ -86,16 +86,14 @@ fn build_flux(args: &BuildArgs, name: &str) -> miette::Result<String> {
     for n in &b.notes {
         eprintln!("note: {n}");
     }
-    b.output.to_yaml().map_err(|e| miette::miette!("{e}"))
+    b.output.to_yaml().map_err(failure)
 }
 
-pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
+pub fn run(args: BuildArgs) -> miette::Result<ExitStatus> {
     if let Some(name) = args.flux.clone() {
         let out = build_flux(&args, &name)?;
-        std::io::stdout()
-            .write_all(out.as_bytes())
-            .into_diagnostic()?;
-        return Ok(ExitCode::SUCCESS);
+        crate::out::bytes(out.as_bytes())?;
+        return Ok(ExitStatus::Success);
     }
     let opts = homelab_kustomize::Options {
         load_restrictor: args.load_restrictor.into(),
@@ -103,14 +101,12 @@ pub fn run(args: BuildArgs) -> miette::Result<ExitCode> {
     let out = homelab_kustomize::build_dir(&args.dir, &opts)
         .and_then(|o| o.to_yaml())
         .map_err(|e| {
-            miette::miette!(
-                help = "fix the kustomization, or compare with `kubectl kustomize`",
-                "{e}"
+            crate::failure::failure_help(
+                e,
+                "fix the kustomization, or compare with `kubectl kustomize`",
             )
         })
         .wrap_err(format!("building {}", args.dir.display()))?;
-    std::io::stdout()
-        .write_all(out.as_bytes())
-        .into_diagnostic()?;
-    Ok(ExitCode::SUCCESS)
+    crate::out::bytes(out.as_bytes())?;
+    Ok(ExitStatus::Success)
 }

@@ -1,8 +1,7 @@
 //! `homelabctl check`: run the repository checkers and print their findings grouped by file.
 
-use std::io::Write;
+use crate::ExitStatus;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use homelab_gitops::{
@@ -21,9 +20,6 @@ pub struct CheckArgs {
     /// Only the fast checks (the pre-commit subset): no Flux builds, no schema validation.
     #[arg(long)]
     pub fast: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
-    pub format: CheckFormat,
     /// Directory laid out like `../shared/schemas` (kubernetes/v1.35.0-local-strict, crd-jsonschemas/…).
     #[arg(long, env = "HOMELAB_SCHEMAS", value_name = "DIR")]
     pub schema_dir: Option<PathBuf>,
@@ -40,13 +36,6 @@ pub struct CheckArgs {
     /// Restrictor for the plain build of each kustomization directory.
     #[arg(long, value_enum, default_value = "LoadRestrictionsRootOnly")]
     pub load_restrictor: Restrictor,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum CheckFormat {
-    Text,
-    Json,
-    Sarif,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -70,7 +59,7 @@ fn schema_dir(args: &CheckArgs) -> Option<PathBuf> {
     .find(|d| d.join("kubernetes").is_dir())
 }
 
-pub fn run(args: CheckArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &super::Global, args: CheckArgs) -> miette::Result<ExitStatus> {
     let mut locations = args.schema_location.clone();
     if let Some(d) = schema_dir(&args) {
         locations.extend(default_locations(&d));
@@ -93,17 +82,15 @@ pub fn run(args: CheckArgs) -> miette::Result<ExitCode> {
     let report = homelab_gitops::run(&args.dir, &opts, &checkers, args.fast)
         .into_diagnostic()
         .wrap_err(format!("reading the repository at {}", args.dir.display()))?;
-    let format = match args.format {
-        CheckFormat::Text => Format::Text,
-        CheckFormat::Json => Format::Json,
-        CheckFormat::Sarif => Format::Sarif,
+    let format = match global.format {
+        crate::cli::Format::Text => Format::Text,
+        crate::cli::Format::Json => Format::Json,
+        crate::cli::Format::Sarif => Format::Sarif,
     };
-    std::io::stdout()
-        .write_all(render(&report, format).as_bytes())
-        .into_diagnostic()?;
+    crate::out::bytes(render(&report, format).as_bytes())?;
     Ok(if report.errors() > 0 {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }

@@ -1,11 +1,10 @@
 //! `homelabctl config export|decrypt`: the cluster's talosconfig and kubeconfig, SOPS-encrypted under
 //! `output/` for git, or in plaintext at the repository root (mode 0600, gitignored) for local use.
 
-use std::process::ExitCode;
+use crate::ExitStatus;
 
 use clap::{Args, Subcommand};
 use homelab_repo::{OutputFile, Repo, Written};
-use miette::miette;
 
 use super::Global;
 use crate::cli::OutputFormat;
@@ -27,7 +26,7 @@ pub enum ConfigCommand {
     Decrypt,
 }
 
-pub fn run(global: &Global, args: &ConfigArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &ConfigArgs) -> miette::Result<ExitStatus> {
     let (repo, config) = open(global)?;
     let bundle = repo.talos_bundle_required().map_err(repo_err)?;
     let outputs = repo.outputs(&config, &bundle).map_err(repo_err)?;
@@ -35,16 +34,16 @@ pub fn run(global: &Global, args: &ConfigArgs) -> miette::Result<ExitCode> {
         ConfigCommand::Export => (repo.export_outputs(&outputs).map_err(repo_err)?, Vec::new()),
         ConfigCommand::Decrypt => repo.decrypt_outputs(&outputs).map_err(repo_err)?,
     };
-    report(global, &files, &added);
-    Ok(ExitCode::SUCCESS)
+    report(global, &files, &added)?;
+    Ok(ExitStatus::Success)
 }
 
 /// Opens the repository of `--config` and loads its validated homelab.yaml.
 pub(super) fn open(global: &Global) -> miette::Result<(Repo, homelab_config::Config)> {
     let loaded = homelab_config::load(&global.config).map_err(|e| {
-        miette!(
-            help = "run `homelabctl validate` to see every problem, or pass --config FILE",
-            "{e}"
+        crate::failure::failure_help(
+            e,
+            "run `homelabctl validate` to see every problem, or pass --config FILE",
         )
     })?;
     let repo = Repo::open(&global.config).map_err(repo_err)?;
@@ -53,10 +52,14 @@ pub(super) fn open(global: &Global) -> miette::Result<(Repo, homelab_config::Con
 
 /// A library error at the binary edge (its message already says how to fix it).
 pub(super) fn repo_err(e: homelab_repo::RepoError) -> miette::Report {
-    miette!("{e}")
+    crate::failure::failure(e)
 }
 
-fn report(global: &Global, files: &[OutputFile], added: &[String]) {
+fn report(
+    global: &Global,
+    files: &[OutputFile],
+    added: &[String],
+) -> Result<(), crate::out::WriteError> {
     let word = |w: Written| match w {
         Written::Created => "created",
         Written::Updated => "updated",
@@ -74,18 +77,19 @@ fn report(global: &Global, files: &[OutputFile], added: &[String]) {
                     })
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({ "files": files, "gitignore_added": added })
-            );
+            )?;
         }
         OutputFormat::Text => {
             for f in files {
-                println!("{}: {}", f.path.display(), word(f.written));
+                outln!("{}: {}", f.path.display(), word(f.written))?;
             }
             for a in added {
-                println!(".gitignore: added {a}");
+                outln!(".gitignore: added {a}")?;
             }
         }
     }
+    Ok(())
 }

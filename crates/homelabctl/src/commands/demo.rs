@@ -4,8 +4,10 @@
 //! `--keep DIR` the lab's state goes to `DIR/.homelab/sim`, so `homelabctl sim --state-dir DIR/.homelab/sim`
 //! brings the same simulated homelab back for plan/apply/destroy in that repository.
 
+use crate::ExitStatus;
+use crate::failure::failure;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 use homelab_config::template::InitValues;
@@ -14,7 +16,7 @@ use homelab_sim::lab::Lab;
 use miette::{IntoDiagnostic, miette};
 
 use super::Global;
-use super::provision::{self, BundlePolicy};
+use super::provision::{self, BundlePolicy, EngineFailure};
 use crate::cli::OutputFormat;
 use crate::render;
 
@@ -23,9 +25,52 @@ pub struct DemoArgs {
     /// Keep the repository in DIR (it must not exist or be empty) instead of a temporary directory.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
-    /// The loopback subnet 127.0.N.0/24 of the node addresses (for running demos side by side in tests).
+    /// The loopback subnet 127.0.N.0/24 to try first for the node addresses; when another lab holds its
+    /// addresses, the next free one is used (so demos run side by side).
     #[arg(long, hide = true, default_value_t = 20)]
     pub subnet: u8,
+}
+
+/// Where a demo node listens: its static address (apid, Kubernetes API) and its first DHCP lease (apid in
+/// maintenance mode).
+fn node_sockets(subnet: u8) -> [SocketAddrV4; 3] {
+    let node = Ipv4Addr::new(127, 0, subnet, 100);
+    let lease = Ipv4Addr::new(127, 0, subnet, 200);
+    [
+        SocketAddrV4::new(node, 50000),
+        SocketAddrV4::new(node, 6443),
+        SocketAddrV4::new(lease, 50000),
+    ]
+}
+
+/// The first subnet from `first` whose node sockets are all free. A demo on a taken subnet would wait the
+/// whole install timeout for "its" node while another lab's node answers on that address.
+fn free_subnet(first: u8) -> miette::Result<u8> {
+    let taken = |subnet: u8| {
+        node_sockets(subnet)
+            .into_iter()
+            .find(|addr| std::net::TcpListener::bind(addr).is_err())
+    };
+    let mut busy = Vec::new();
+    for subnet in first..=u8::MAX {
+        match taken(subnet) {
+            None => {
+                if let Some(addr) = busy.first() {
+                    eprintln!(
+                        "    {addr} is taken (another `homelabctl sim` or demo?): the demo uses 127.0.{subnet}.0/24"
+                    );
+                }
+                return Ok(subnet);
+            }
+            Some(addr) => busy.push(addr),
+        }
+    }
+    Err(miette!(
+        help = "stop other `homelabctl sim`/`demo` runs (Ctrl-C), or free the addresses, then start again",
+        "no free loopback subnet for the demo's node from 127.0.{first}.0/24 on: the first taken address is {}",
+        busy.first()
+            .map_or_else(|| "none".to_string(), ToString::to_string)
+    ))
 }
 
 /// The demo's repository values: the reference deployment moved onto loopback.
@@ -95,7 +140,7 @@ fn shell_word(path: &Path) -> String {
     }
 }
 
-pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitStatus> {
     if let Some(dir) = &args.keep {
         ensure_empty(dir)?;
     }
@@ -106,32 +151,34 @@ pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitCode> {
         .unwrap_or_else(|| temp.path().join("homelab"));
     provision::runtime()?.block_on(async {
         eprintln!("==> starting the simulated homelab (Proxmox VE, Image Factory, Talos) on 127.0.0.0/8");
-        let mut opts = super::sim::lab_options(args.subnet);
+        let subnet = free_subnet(args.subnet)?;
+        let mut opts = super::sim::lab_options(subnet);
         opts.state_dir = args.keep.as_ref().map(|d| d.join(".homelab").join("sim"));
         let lab = Lab::start(opts).await.map_err(|e| miette!("cannot start the simulator: {e}"))?;
         eprintln!("    Proxmox VE API at {} (certificate {})", lab.info().proxmox_endpoint, lab.info().fingerprint);
         eprintln!("==> homelabctl init {}", dir.display());
-        super::init::write_repository(&dir, &values(&lab, args.subnet), &[], false)?;
+        super::init::write_repository(&dir, &values(&lab, subnet), &[], false)?;
         let config = dir.join(homelab_config::FILE_NAME);
-        let repo = Repo::open(&config).map_err(|e| miette!("{e}"))?;
-        repo.set_proxmox_token_secret(&lab.info().token_secret).map_err(|e| miette!("{e}"))?;
+        let repo = Repo::open(&config).map_err(failure)?;
+        repo.set_proxmox_token_secret(&lab.info().token_secret).map_err(failure)?;
         eprintln!("    stored the simulator's API token secret in secrets.enc.yaml (SOPS, age)");
         let global = Global {
             config,
             output: global.output,
+            format: global.format,
         };
         eprintln!("==> homelabctl apply --yes");
         let events = render::events::sink(global.output, render::stderr_color());
         let wired = provision::wire(&global, BundlePolicy::CreateIfNew, &events).await?;
         let engine = wired.engine(events.clone());
-        let plan = engine.plan().await.map_err(|e| miette!("{e}"))?;
+        let plan = engine.plan().await.map_err(|e| EngineFailure::of("demo", e))?;
         if global.output == OutputFormat::Text {
             eprint!("{}", render::plan::text(&plan, render::stderr_color()));
         }
-        engine.converge(false).await.map_err(|e| miette!("{e}"))?;
+        engine.converge(false).await.map_err(|e| EngineFailure::of("demo", e))?;
         eprintln!("==> homelabctl status");
         let rows = engine.status().await;
-        super::status::print_rows(global.output, &rows);
+        super::status::print_rows(global.output, &rows)?;
         if !rows.iter().all(|r| r.healthy) {
             return Err(miette!("the demo cluster is not healthy"));
         }
@@ -140,7 +187,7 @@ pub fn run(global: &Global, args: &DemoArgs) -> miette::Result<ExitCode> {
             Some(d) => eprintln!("{}", kept_message(d)),
             None => eprintln!("\nDemo complete: one Talos node provisioned, bootstrapped and Ready. (`--keep DIR` keeps the repository.)"),
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(ExitStatus::Success)
     })
 }
 

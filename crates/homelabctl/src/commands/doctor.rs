@@ -1,9 +1,10 @@
 //! `homelabctl doctor`: checks the configured Proxmox (node, version, token privileges, storages, bridges)
 //! and says how to fix each problem. Exit status: 0 when nothing failed, 1 otherwise.
 
+use crate::ExitStatus;
+use crate::failure::failure;
 use std::io::Write;
 use std::path::Path;
-use std::process::ExitCode;
 
 use clap::Args;
 use homelab_engine::events::EventSink;
@@ -18,19 +19,23 @@ use crate::cli::OutputFormat;
 #[derive(Debug, Args)]
 pub struct DoctorArgs {}
 
-pub fn run(global: &Global, _args: &DoctorArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, _args: &DoctorArgs) -> miette::Result<ExitStatus> {
     let report = examine(&global.config)?;
     match global.output {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&report).into_diagnostic()?
-        ),
-        OutputFormat::Text => print_text(&report, &mut std::io::stdout().lock()),
+        )?,
+        OutputFormat::Text => {
+            let mut text = Vec::new();
+            print_text(&report, &mut text);
+            crate::out::bytes(&text)?;
+        }
     }
     Ok(if report.ok() {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     } else {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     })
 }
 
@@ -38,7 +43,7 @@ pub fn run(global: &Global, _args: &DoctorArgs) -> miette::Result<ExitCode> {
 /// (`secrets.enc.yaml`, or `HOMELAB_PROXMOX_TOKEN_SECRET`).
 pub fn examine(config_path: &Path) -> miette::Result<DoctorReport> {
     let config = provision::load_config(config_path)?;
-    let repo = Repo::open(config_path).map_err(|e| miette!("{e}"))?;
+    let repo = Repo::open(config_path).map_err(failure)?;
     let secret = repo.proxmox_token_secret().map_err(|e| {
         miette!(
             help = "store it with `homelabctl secrets set-proxmox-token` (reads stdin), or export HOMELAB_PROXMOX_TOKEN_SECRET",
@@ -52,8 +57,8 @@ pub fn examine(config_path: &Path) -> miette::Result<DoctorReport> {
         }
     });
     let base = provision::base_dir(config_path);
-    let proxmox = homelab_engine::wiring::proxmox(&config, &base, secret, &events)
-        .map_err(|e| miette!("{e}"))?;
+    let proxmox =
+        homelab_engine::wiring::proxmox(&config, &base, secret, &events).map_err(failure)?;
     let input = DoctorInput {
         node: config.proxmox.node.clone(),
         iso_storage: config.proxmox.iso_storage.clone(),

@@ -1,8 +1,9 @@
 //! `homelabctl flux …`: load the age identity into the cluster, install Flux and its sync objects,
 //! request a reconciliation. The age key is never printed: only object names and actions are.
 
+use crate::ExitStatus;
+use crate::failure::failure;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use homelab_flux::bootstrap::{self, InstallSource};
@@ -23,8 +24,9 @@ pub struct FluxArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum FluxCommand {
-    /// Create or update Secret flux-system/sops-age (key age.agekey) from the operator's age identity
-    /// (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or .age-key.txt), so Flux can decrypt SOPS files. Idempotent.
+    /// Create or update Secret flux-system/sops-age (key age.agekey) with the age identities the
+    /// repository's .sops.yaml encrypts to (found wherever sops looks, or in .age-key.txt), so Flux can
+    /// decrypt SOPS files. Idempotent.
     SopsKey,
     /// Install Flux from its release manifests (pinned by SHA-256), then the GitRepository and
     /// Kustomization syncing the repository. Needs no git write access. Idempotent.
@@ -57,7 +59,7 @@ pub struct ReconcileArgs {
     pub with_source: bool,
 }
 
-pub fn run(global: &Global, args: &FluxArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &FluxArgs) -> miette::Result<ExitStatus> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -93,33 +95,56 @@ fn cluster(global: &Global, args: &FluxArgs) -> miette::Result<KubeClient> {
     KubeClient::from_kubeconfig_yaml(&text).map_err(|e| miette!("{}: {e}", path.display()))
 }
 
-async fn sops_key(global: &Global, args: &FluxArgs) -> miette::Result<ExitCode> {
-    let identity = homelab_flux::identity::discover(repo_root(global)).map_err(|e| {
-        miette!(
-            help = "set SOPS_AGE_KEY_FILE, or run `homelabctl init`/`homelabctl setup` to create .age-key.txt",
-            "{e}"
-        )
-    })?;
+async fn sops_key(global: &Global, args: &FluxArgs) -> miette::Result<ExitStatus> {
+    let identity = repository_identity(repo_root(global))?;
     let cluster = cluster(global, args)?;
     let action = homelab_flux::sops_key(&cluster, &identity)
         .await
-        .map_err(|e| miette!("{e}"))?;
-    println!(
-        "Secret {}/{} {action} (age identity from {})",
+        .map_err(failure)?;
+    outln!(
+        "Secret {}/{} {action} (age identity of {})",
         homelab_flux::sync::NAMESPACE,
         homelab_flux::sync::SOPS_SECRET,
         identity.source
-    );
-    Ok(ExitCode::SUCCESS)
+    )?;
+    Ok(ExitStatus::Success)
+}
+
+/// The identities, among all homelab-sops finds, that the repository's `.sops.yaml` encrypts to: what
+/// Flux needs, and nothing more (a personal key found beside it stays on this machine).
+fn repository_identity(root: &Path) -> miette::Result<homelab_flux::identity::AgeIdentity> {
+    let ids = homelab_sops::Identities::discover(Some(root)).map_err(failure)?;
+    let config = homelab_sops::SopsConfig::find(root).map_err(failure)?;
+    let recipients = config
+        .as_ref()
+        .map(homelab_sops::SopsConfig::recipients)
+        .unwrap_or_default();
+    if recipients.is_empty() {
+        return Err(miette!(
+            help = "run `homelabctl init` there, or add a creation rule with your age public key",
+            "no .sops.yaml with age recipients at or above {}: cannot tell which age identity Flux needs",
+            root.display()
+        ));
+    }
+    let (text, matched) = ids.export_for(&recipients).ok_or_else(|| {
+        miette!(
+            help = "put the repository's identity in .age-key.txt beside homelab.yaml, or point SOPS_AGE_KEY_FILE at it",
+            "no age identity found for the recipients of {} ({}); identities were looked for in: {}",
+            config.as_ref().map(|c| c.path.display().to_string()).unwrap_or_default(),
+            recipients.join(", "),
+            ids.searched().join("; ")
+        )
+    })?;
+    homelab_flux::identity::AgeIdentity::from_text(text, &matched.join(", ")).map_err(failure)
 }
 
 async fn run_bootstrap(
     global: &Global,
     args: &FluxArgs,
     b: &BootstrapArgs,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let config = homelab_config::load(&global.config)
-        .map_err(|e| miette!(help = "run `homelabctl validate` for details", "{e}"))?
+        .map_err(|e| crate::failure::failure_help(e, "run `homelabctl validate` for details"))?
         .config;
     let gitops = config.gitops.ok_or_else(|| {
         miette!(
@@ -136,41 +161,39 @@ async fn run_bootstrap(
         sha256: b.sha256.clone(),
     };
     let cluster = cluster(global, args)?;
-    let http = bootstrap::http_client().map_err(|e| miette!("{e}"))?;
-    let manifests = bootstrap::fetch(&http, &source)
-        .await
-        .map_err(|e| miette!("{e}"))?;
+    let http = bootstrap::http_client().map_err(failure)?;
+    let manifests = bootstrap::fetch(&http, &source).await.map_err(failure)?;
     let report = bootstrap::bootstrap(&cluster, &manifests, &gitops)
         .await
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(failure)?;
     for (object, action) in &report.applied {
         if *action != homelab_flux::cluster::Action::Unchanged {
-            println!("{object} {action}");
+            outln!("{object} {action}")?;
         }
     }
-    println!(
+    outln!(
         "Flux from {}: {} object(s) changed, {} unchanged",
         source.url,
         report.changed(),
         report.applied.len() - report.changed()
-    );
+    )?;
     for note in &report.notes {
-        println!("note: {note}");
+        outln!("note: {note}")?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 async fn reconcile(
     global: &Global,
     args: &FluxArgs,
     r: &ReconcileArgs,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let cluster = cluster(global, args)?;
     let touched = homelab_flux::reconcile(&cluster, &r.name, r.with_source)
         .await
-        .map_err(|e| miette!("{e}"))?;
+        .map_err(failure)?;
     for object in touched {
-        println!("{object}: reconciliation requested");
+        outln!("{object}: reconciliation requested")?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

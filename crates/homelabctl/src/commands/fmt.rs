@@ -1,6 +1,6 @@
 //! `homelabctl fmt`: rewrite homelab.yaml in the canonical layout, or with `--check` only report.
 
-use std::process::ExitCode;
+use crate::ExitStatus;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
 
@@ -8,7 +8,7 @@ use super::Global;
 use crate::cli::FmtArgs;
 use crate::fsx;
 
-pub fn run(global: &Global, args: &FmtArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &FmtArgs) -> miette::Result<ExitStatus> {
     let path = args.file.as_ref().unwrap_or(&global.config);
     let source = std::fs::read_to_string(path)
         .into_diagnostic()
@@ -21,7 +21,7 @@ pub fn run(global: &Global, args: &FmtArgs) -> miette::Result<ExitCode> {
         )
     })?;
     if formatted == source {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     if args.check {
         eprintln!("{} is not formatted; run `homelabctl fmt`:", path.display());
@@ -29,7 +29,7 @@ pub fn run(global: &Global, args: &FmtArgs) -> miette::Result<ExitCode> {
             "{}",
             homelab_engine::plan::line_diff(&source, &formatted).unwrap_or_default()
         );
-        return Ok(ExitCode::FAILURE);
+        return Ok(ExitStatus::Failure);
     }
     let mode = std::fs::metadata(path)
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
@@ -37,6 +37,6 @@ pub fn run(global: &Global, args: &FmtArgs) -> miette::Result<ExitCode> {
     fsx::write_atomic(path, formatted.as_bytes(), mode)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot write {}", path.display()))?;
-    println!("formatted {}", path.display());
-    Ok(ExitCode::SUCCESS)
+    outln!("formatted {}", path.display())?;
+    Ok(ExitStatus::Success)
 }

@@ -1,7 +1,7 @@
 //! `homelabctl gitops …`: change the Flux tree the way `init` made it.
 
+use crate::ExitStatus;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use homelab_flux::{AddError, Component};
@@ -41,13 +41,13 @@ pub struct AddComponentArgs {
     pub version: String,
 }
 
-pub fn run(global: &Global, args: &GitopsArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &GitopsArgs) -> miette::Result<ExitStatus> {
     match &args.command {
         GitopsCommand::AddComponent(a) => add_component(global, a),
     }
 }
 
-fn add_component(global: &Global, args: &AddComponentArgs) -> miette::Result<ExitCode> {
+fn add_component(global: &Global, args: &AddComponentArgs) -> miette::Result<ExitStatus> {
     let root = tree_root(&global.config)?;
     let component = Component {
         name: args.name.clone(),
@@ -68,27 +68,27 @@ fn add_component(global: &Global, args: &AddComponentArgs) -> miette::Result<Exi
             }
             AddError::Read { .. } | AddError::Write { .. } => "nothing was changed",
         };
-        miette!(help = help, "{e}")
+        crate::failure::failure_help(e, help)
     })?;
     for path in &written {
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display())?;
     }
-    println!(
+    outln!(
         "next: put the chart's values in {}, then commit",
         root.join("infrastructure")
             .join(&args.name)
             .join("helmrelease.yaml")
             .display()
-    );
-    Ok(ExitCode::SUCCESS)
+    )?;
+    Ok(ExitStatus::Success)
 }
 
 /// The Flux tree directory: `gitops.path` of homelab.yaml, relative to the file's directory.
 fn tree_root(config_path: &Path) -> miette::Result<PathBuf> {
     let loaded = homelab_config::load(config_path).map_err(|e| {
-        miette!(
-            help = "run `homelabctl validate` for details, or pass --config FILE",
-            "{e}"
+        crate::failure::failure_help(
+            e,
+            "run `homelabctl validate` for details, or pass --config FILE",
         )
     })?;
     let gitops = loaded.config.gitops.ok_or_else(|| {

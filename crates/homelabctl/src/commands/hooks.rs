@@ -1,12 +1,12 @@
 //! `homelabctl hooks install` and `homelabctl hooks commit-msg FILE`.
 
+use crate::ExitStatus;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use homelab_workstation::commit_msg;
 use homelab_workstation::hooks::{self, Foreign, Installed};
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::{IntoDiagnostic, WrapErr};
 
 #[derive(Debug, Args)]
 pub struct HooksArgs {
@@ -39,7 +39,7 @@ pub struct InstallArgs {
     pub force: bool,
 }
 
-pub fn run(args: HooksArgs) -> miette::Result<ExitCode> {
+pub fn run(args: HooksArgs) -> miette::Result<ExitStatus> {
     match args.command {
         HooksCommand::Install(a) => {
             let foreign = if a.chain {
@@ -52,7 +52,7 @@ pub fn run(args: HooksArgs) -> miette::Result<ExitCode> {
             for line in install(&a.dir, foreign)? {
                 eprintln!("{line}");
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitStatus::Success)
         }
         HooksCommand::CommitMsg { file } => commit_msg_check(&file),
     }
@@ -65,7 +65,7 @@ pub fn install(dir: &Path, foreign: Foreign) -> miette::Result<Vec<String>> {
         .wrap_err("cannot locate the homelabctl executable")?;
     let outcomes = hooks::install(dir, &exe, foreign).map_err(|e| {
         let hint = e.hint();
-        miette!(help = hint, "{e}")
+        crate::failure::failure_help(e, hint)
     })?;
     Ok(outcomes
         .iter()
@@ -87,13 +87,13 @@ pub fn install(dir: &Path, foreign: Foreign) -> miette::Result<Vec<String>> {
         .collect())
 }
 
-fn commit_msg_check(file: &Path) -> miette::Result<ExitCode> {
+fn commit_msg_check(file: &Path) -> miette::Result<ExitStatus> {
     let raw = std::fs::read_to_string(file)
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot read commit message file {}", file.display()))?;
     let message = commit_msg::clean(&raw, comment_char(file));
     match commit_msg::check(&message) {
-        Ok(_) => Ok(ExitCode::SUCCESS),
+        Ok(_) => Ok(ExitStatus::Success),
         Err(e) => {
             eprintln!("{e}");
             eprintln!(
@@ -101,7 +101,7 @@ fn commit_msg_check(file: &Path) -> miette::Result<ExitCode> {
                 file.display(),
                 file.display()
             );
-            Ok(ExitCode::FAILURE)
+            Ok(ExitStatus::Failure)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `homelabctl init`: scaffold a new homelab repository without touching anything that already exists.
 
+use crate::ExitStatus;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::str::FromStr;
 
 use age::secrecy::ExposeSecret;
@@ -12,8 +12,9 @@ use super::Global;
 use crate::cli::InitArgs;
 use crate::fsx;
 
-/// The repository-local age identity (gitignored), as in the original system.
-pub const AGE_KEY_FILE: &str = ".age-key.txt";
+/// The repository-local age identity (gitignored), as in the original system; named where the identity
+/// lookup (`homelab_sops::Identities::discover`) reads it.
+pub const AGE_KEY_FILE: &str = homelab_sops::REPO_KEY_FILE;
 
 struct Planned {
     path: PathBuf,
@@ -21,14 +22,14 @@ struct Planned {
     mode: u32,
 }
 
-pub fn run(_global: &Global, args: &InitArgs) -> miette::Result<ExitCode> {
+pub fn run(_global: &Global, args: &InitArgs) -> miette::Result<ExitStatus> {
     write_repository(
         &args.dir,
         &InitValues::reference(),
         &args.age_recipients,
         args.force,
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// Writes a new repository for `values` into `dir` (all or nothing; never over existing files unless
@@ -70,19 +71,19 @@ pub fn write_repository(
         fsx::write_atomic(&file.path, &file.contents, file.mode)
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot write {}", file.path.display()))?;
-        println!("created {}", file.path.display());
+        outln!("created {}", file.path.display())?;
     }
     if new_identity.is_some() {
-        println!(
+        outln!(
             "generated an age identity in {} (gitignored; back it up: it decrypts every secret)",
             dir.join(AGE_KEY_FILE).display()
-        );
+        )?;
     }
-    println!("secrets are encrypted to: {}", recipients.join(", "));
-    println!(
+    outln!("secrets are encrypted to: {}", recipients.join(", "))?;
+    outln!(
         "next: edit {}, then run `homelabctl validate`",
         dir.join(homelab_config::FILE_NAME).display()
-    );
+    )?;
     Ok(())
 }
 

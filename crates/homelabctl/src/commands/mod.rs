@@ -27,14 +27,25 @@ pub mod status;
 pub mod talos;
 mod validate;
 
-use std::process::ExitCode;
+use miette::miette;
 
-use crate::cli::{Cli, Command};
+use crate::ExitStatus;
+use crate::cli::{Cli, Command, Format, OutputFormat};
 
-pub fn run(cli: Cli) -> miette::Result<ExitCode> {
+pub fn run(cli: Cli) -> miette::Result<ExitStatus> {
+    if cli.format == Format::Sarif && !matches!(cli.command, Command::Scan(_) | Command::Check(_)) {
+        return Ok(usage_error(miette!(
+            help = "use --format text or --format json; SARIF reports findings, which only `scan` and `check` have",
+            "--format sarif is offered by `scan` and `check` only"
+        )));
+    }
     let global = Global {
         config: cli.config,
-        output: cli.output,
+        output: match cli.format {
+            Format::Json => OutputFormat::Json,
+            Format::Text | Format::Sarif => OutputFormat::Text,
+        },
+        format: cli.format,
     };
     match cli.command {
         Command::Plan(args) => plan::run(&global, &args),
@@ -52,7 +63,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Flux(args) => flux::run(&global, &args),
         Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
-        Command::Check(args) => check::run(args),
+        Command::Check(args) => check::run(&global, args),
         Command::Scan(args) => scan::run(&global, args),
         Command::Hooks(args) => hooks::run(args),
         Command::Setup(args) => setup::run(args),
@@ -64,8 +75,19 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
     }
 }
 
+/// A command line clap accepts but that makes no sense (a wrong combination of arguments): printed like any
+/// error, with the exit status of clap's own usage errors.
+fn usage_error(report: miette::Report) -> ExitStatus {
+    eprintln!("{report:?}");
+    ExitStatus::Usage
+}
+
 /// Options every command sees.
 pub struct Global {
+    /// homelab.yaml (`--config`).
     pub config: std::path::PathBuf,
-    pub output: crate::cli::OutputFormat,
+    /// The output format (`--format`) of commands without findings.
+    pub output: OutputFormat,
+    /// `--format` as given, SARIF included (`scan`, `check`).
+    pub format: Format,
 }

@@ -4,8 +4,8 @@
 //! `output talosconfig|kubeconfig` prints the file only when standard output is not a terminal (a pipe or a
 //! redirect: `homelabctl output kubeconfig > ~/.kube/config`) or with `--reveal`.
 
+use crate::ExitStatus;
 use std::io::IsTerminal as _;
-use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use homelab_repo::{OutputName, TALOS_SECRETS_FILE};
@@ -38,7 +38,7 @@ pub enum Name {
     Kubeconfig,
 }
 
-pub fn run(global: &Global, args: &OutputArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &OutputArgs) -> miette::Result<ExitStatus> {
     let (repo, config) = open(global)?;
     let vm_ids: Vec<(String, u32)> = config
         .nodes
@@ -54,18 +54,22 @@ pub fn run(global: &Global, args: &OutputArgs) -> miette::Result<ExitCode> {
     let secret = match args.name {
         None => {
             let have_bundle = repo.path(TALOS_SECRETS_FILE).exists();
-            list(global, &vm_ids, vm_ids_json, have_bundle);
-            return Ok(ExitCode::SUCCESS);
+            list(global, &vm_ids, vm_ids_json, have_bundle)?;
+            return Ok(ExitStatus::Success);
         }
         Some(Name::VmId) => {
             match global.output {
-                OutputFormat::Json => println!("{vm_ids_json}"),
+                OutputFormat::Json => outln!("{vm_ids_json}")?,
                 OutputFormat::Text => match vm_ids.as_slice() {
-                    [(_, id)] => println!("{id}"),
-                    many => many.iter().for_each(|(n, id)| println!("{n}\t{id}")),
+                    [(_, id)] => outln!("{id}")?,
+                    many => {
+                        for (n, id) in many {
+                            outln!("{n}\t{id}")?;
+                        }
+                    }
                 },
             }
-            return Ok(ExitCode::SUCCESS);
+            return Ok(ExitStatus::Success);
         }
         Some(Name::Talosconfig) => OutputName::Talosconfig,
         Some(Name::Kubeconfig) => OutputName::Kubeconfig,
@@ -85,10 +89,10 @@ pub fn run(global: &Global, args: &OutputArgs) -> miette::Result<ExitCode> {
     let outputs = repo.outputs(&config, &bundle).map_err(repo_err)?;
     let text = outputs.get(secret);
     match global.output {
-        OutputFormat::Json => println!("{}", serde_json::json!({ secret.as_str(): text })),
-        OutputFormat::Text => print!("{text}"),
+        OutputFormat::Json => outln!("{}", serde_json::json!({ secret.as_str(): text }))?,
+        OutputFormat::Text => out!("{text}")?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn list(
@@ -96,7 +100,7 @@ fn list(
     vm_ids: &[(String, u32)],
     vm_ids_json: serde_json::Value,
     have_bundle: bool,
-) {
+) -> Result<(), crate::out::WriteError> {
     let secret_value = if have_bundle {
         "<sensitive>"
     } else {
@@ -105,14 +109,14 @@ fn list(
     match global.output {
         OutputFormat::Json => {
             let secret = serde_json::json!({ "sensitive": true, "available": have_bundle });
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({
                     "vm_id": { "sensitive": false, "value": vm_ids_json },
                     "talosconfig": secret,
                     "kubeconfig": secret,
                 })
-            );
+            )?;
         }
         OutputFormat::Text => {
             let ids = match vm_ids {
@@ -123,9 +127,10 @@ fn list(
                     .collect::<Vec<_>>()
                     .join(", "),
             };
-            println!("{:<12} {ids}", "vm_id");
-            println!("{:<12} {secret_value}", "talosconfig");
-            println!("{:<12} {secret_value}", "kubeconfig");
+            outln!("{:<12} {ids}", "vm_id")?;
+            outln!("{:<12} {secret_value}", "talosconfig")?;
+            outln!("{:<12} {secret_value}", "kubeconfig")?;
         }
     }
+    Ok(())
 }

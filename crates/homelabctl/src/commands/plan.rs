@@ -1,12 +1,11 @@
 //! `homelabctl plan`: what apply would do, per resource, with field diffs (secrets redacted).
 
-use std::process::ExitCode;
+use crate::ExitStatus;
 
 use clap::Args;
-use miette::miette;
 
 use super::Global;
-use super::provision::{self, BundlePolicy};
+use super::provision::{self, BundlePolicy, EngineFailure};
 use crate::cli::OutputFormat;
 use crate::render;
 
@@ -17,7 +16,7 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
 }
 
-pub fn run(global: &Global, args: &PlanArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &PlanArgs) -> miette::Result<ExitStatus> {
     let events = render::events::sink(global.output, render::stderr_color());
     let plan = provision::runtime()?.block_on(async {
         let wired = provision::wire(global, BundlePolicy::ReadOnly, &events).await?;
@@ -25,18 +24,18 @@ pub fn run(global: &Global, args: &PlanArgs) -> miette::Result<ExitCode> {
             .engine(events.clone())
             .plan()
             .await
-            .map_err(|e| miette!("{e}"))
+            .map_err(|e| miette::Report::new(EngineFailure::of("plan", e)))
     })?;
     match global.output {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&plan).unwrap_or_default()
-        ),
-        OutputFormat::Text => print!("{}", render::plan::text(&plan, render::stderr_color())),
+        )?,
+        OutputFormat::Text => out!("{}", render::plan::text(&plan, render::stderr_color()))?,
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
-        ExitCode::from(2)
+        ExitStatus::Changes
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }

@@ -1,11 +1,14 @@
 //! What `plan`, `apply`, `destroy` and `status` share: load homelab.yaml (reporting problems as `validate`
 //! does), open the repository's secrets, and wire the engine to the real clients.
 
+use crate::failure::failure;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use homelab_config::LoadError;
 use homelab_engine::events::EventSink;
+use homelab_engine::flow::EngineError;
+use homelab_engine::ports::ErrorKind;
 use homelab_engine::wiring::{self, Wired};
 use homelab_repo::Repo;
 use homelab_talos::secrets::SecretsBundle;
@@ -63,9 +66,9 @@ pub fn load_config(path: &Path) -> miette::Result<homelab_config::Config> {
                 path.display()
             ))
         }
-        Err(e @ LoadError::Read { .. }) => Err(miette!(
-            help = "run `homelabctl init` to create one, or pass --config FILE",
-            "{e}"
+        Err(e @ LoadError::Read { .. }) => Err(crate::failure::failure_help(
+            e,
+            "run `homelabctl init` to create one, or pass --config FILE",
         )),
     }
 }
@@ -94,20 +97,30 @@ pub async fn wire(
 ) -> miette::Result<Wired> {
     let config = load_config(&global.config)?;
     let dir = base_dir(&global.config);
-    let repo = Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
-    let token = repo.proxmox_token_secret().map_err(|e| miette!("{e}"))?;
-    let proxmox = wiring::proxmox(&config, &dir, token, events).map_err(|e| miette!("{e}"))?;
+    let repo = Repo::open(&global.config).map_err(failure)?;
+    let token = repo.proxmox_token_secret().map_err(failure)?;
+    let proxmox = wiring::proxmox(&config, &dir, token, events).map_err(failure)?;
     let exists = wiring::cluster_exists(&proxmox, &config)
         .await
         .map_err(|e| {
-            miette!(
-                help = "check proxmox.endpoint, the token and `homelabctl doctor`",
-                "cannot reach Proxmox: {}",
-                e.message
-            )
+            let help = match e.kind {
+                ErrorKind::Tls => {
+                    "the certificate did not verify: compare proxmox.fingerprint (or the CA file) in homelab.yaml \
+                     with the server's (`pvenode cert info`); running again will not change it"
+                }
+                ErrorKind::Auth => {
+                    "check proxmox.token_id in homelab.yaml and the secret (`homelabctl secrets set-proxmox-token`); \
+                     `homelabctl doctor` lists the privileges"
+                }
+                ErrorKind::Transient | ErrorKind::Timeout => {
+                    "check proxmox.endpoint and that Proxmox is up, then run again; `homelabctl doctor` checks the rest"
+                }
+                _ => "check proxmox.endpoint, the token and `homelabctl doctor`",
+            };
+            miette!(help = help, "cannot reach Proxmox: {}", e.message)
         })?;
     let bundle = bundle(&repo, policy, exists, events)?;
-    Wired::new(config, &dir, proxmox, bundle).map_err(|e| miette!("{e}"))
+    Wired::new(config, &dir, proxmox, bundle).map_err(failure)
 }
 
 fn bundle(
@@ -120,33 +133,66 @@ fn bundle(
         BundlePolicy::CreateIfNew => {
             let (bundle, source) = repo
                 .talos_bundle_or_create(cluster_exists)
-                .map_err(|e| miette!("{e}"))?;
+                .map_err(failure)?;
             if matches!(source, homelab_repo::BundleSource::Created) {
                 events.info("talos", "generated the cluster's secrets bundle into talos-secrets.enc.yaml (commit it: it is encrypted)");
             }
             Ok(bundle)
         }
-        BundlePolicy::ReadOnly => match repo.talos_bundle().map_err(|e| miette!("{e}"))? {
+        BundlePolicy::ReadOnly => match repo.talos_bundle().map_err(failure)? {
             Some(bundle) => Ok(bundle),
             None if !cluster_exists => {
                 events.info(
                     "talos",
                     "no secrets bundle yet: apply will generate talos-secrets.enc.yaml",
                 );
-                SecretsBundle::generate().map_err(|e| miette!("{e}"))
+                SecretsBundle::generate().map_err(failure)
             }
-            None => repo.talos_bundle_required().map_err(|e| miette!("{e}")),
+            None => repo.talos_bundle_required().map_err(failure),
         },
-        BundlePolicy::Optional => match repo.talos_bundle().map_err(|e| miette!("{e}"))? {
+        BundlePolicy::Optional => match repo.talos_bundle().map_err(failure)? {
             Some(bundle) => Ok(bundle),
             None => {
                 events.warn(
                     "talos",
                     "no secrets bundle: nodes cannot be reset through Talos, only removed",
                 );
-                SecretsBundle::generate().map_err(|e| miette!("{e}"))
+                SecretsBundle::generate().map_err(failure)
             }
         },
+    }
+}
+
+/// An engine failure at the edge, with the one piece of help that fits its kind: the engine's own hint when
+/// it has one, "run apply again" only when running again can help (a transient failure or a wait that ran
+/// out), nothing for a definite answer such as a Talos version the Image Factory does not offer.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{error}")]
+pub struct EngineFailure {
+    error: EngineError,
+    #[help]
+    help: Option<String>,
+}
+
+impl EngineFailure {
+    /// `error` from `homelabctl <command>`, the command a rerun hint names.
+    pub fn of(command: &str, error: EngineError) -> Self {
+        let help = match (error.hint(), error.kind()) {
+            (Some(hint), _) => Some(hint.to_string()),
+            (None, kind) if kind.is_worth_rerunning() => Some(format!(
+                "run `homelabctl {command}` again: every step is safe to repeat"
+            )),
+            (None, ErrorKind::Auth) => Some(
+                "check the credentials: `homelabctl doctor` checks the Proxmox token and its privileges"
+                    .to_string(),
+            ),
+            (None, ErrorKind::Tls) => Some(
+                "check proxmox.fingerprint (or the CA) in homelab.yaml against the server's certificate"
+                    .to_string(),
+            ),
+            (None, _) => None,
+        };
+        Self { error, help }
     }
 }
 

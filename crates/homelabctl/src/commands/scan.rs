@@ -1,12 +1,12 @@
 //! `homelabctl scan`: secret scanning of the working tree, git history or staged changes.
 
+use crate::ExitStatus;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use homelab_scan::report::{self, Format};
 use homelab_scan::{Baseline, Options, ScanRequest, Source};
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::{IntoDiagnostic, WrapErr};
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
@@ -22,8 +22,8 @@ pub struct ScanArgs {
     /// Scan only the staged changes (what the pre-commit hook runs).
     #[arg(long)]
     pub staged: bool,
-    /// A gitleaks.toml to use instead of `PATH/.gitleaks.toml` or the built-in rules (the global
-    /// `--config` works too when it names a `.toml` file).
+    /// A gitleaks.toml to use instead of `PATH/.gitleaks.toml` or the built-in rules. (`--config` is
+    /// homelab.yaml everywhere, so it cannot name this file.)
     #[arg(long, value_name = "FILE")]
     pub gitleaks_config: Option<PathBuf>,
     /// Accepted findings: fingerprints (file:rule:line, commit:file:rule:line) or a JSON report.
@@ -32,26 +32,20 @@ pub struct ScanArgs {
     /// Write the fingerprints of the current findings to FILE (a baseline) and exit 0.
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
     /// Report findings on lines marked `gitleaks:allow` / `homelabctl:allow` too.
     #[arg(long)]
     pub ignore_allow_comments: bool,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-    Sarif,
-}
-
-pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitCode> {
-    // The global `--config` names homelab.yaml; a `.toml` there is the gitleaks configuration.
-    let config = args.gitleaks_config.or_else(|| {
-        (global.config.extension().is_some_and(|e| e == "toml")).then(|| global.config.clone())
-    });
+pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitStatus> {
+    if global.config.extension().is_some_and(|e| e == "toml") {
+        // `--config` used to double as the gitleaks configuration; say where that option went.
+        return Ok(super::usage_error(miette::miette!(
+            help = format!("use --gitleaks-config {}", global.config.display()),
+            "--config names homelab.yaml, not a gitleaks configuration"
+        )));
+    }
+    let config = args.gitleaks_config;
     let source = if args.history {
         Source::History
     } else if args.staged {
@@ -73,7 +67,7 @@ pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitCode> {
     };
     let outcome = homelab_scan::scan(&request).map_err(|e| {
         let hint = e.hint();
-        miette!(help = hint, "{e}")
+        crate::failure::failure_help(e, hint)
     })?;
     if let Some(path) = args.write_baseline {
         std::fs::write(&path, Baseline::render(&outcome.findings))
@@ -84,17 +78,14 @@ pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitCode> {
             outcome.findings.len(),
             path.display()
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
-    let format = match (args.format, global.output) {
-        (OutputFormat::Text, crate::cli::OutputFormat::Json) => Format::Json,
-        _ => match args.format {
-            OutputFormat::Text => Format::Text,
-            OutputFormat::Json => Format::Json,
-            OutputFormat::Sarif => Format::Sarif,
-        },
+    let format = match global.format {
+        crate::cli::Format::Text => Format::Text,
+        crate::cli::Format::Json => Format::Json,
+        crate::cli::Format::Sarif => Format::Sarif,
     };
-    print!(
+    out!(
         "{}",
         report::render(
             format,
@@ -103,10 +94,10 @@ pub fn run(global: &super::Global, args: ScanArgs) -> miette::Result<ExitCode> {
             outcome.scanned,
             outcome.accepted
         )
-    );
+    )?;
     Ok(if outcome.findings.is_empty() {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     } else {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     })
 }

@@ -1,19 +1,19 @@
 //! `homelabctl schema`: the JSON Schema of homelab.yaml.
 
-use std::process::ExitCode;
+use crate::ExitStatus;
 
 use miette::IntoDiagnostic;
 
 use crate::cli::SchemaArgs;
 use crate::fsx;
 
-pub fn run(args: &SchemaArgs) -> miette::Result<ExitCode> {
+pub fn run(args: &SchemaArgs) -> miette::Result<ExitStatus> {
     let text = schema_text();
     match &args.write {
         Some(path) => fsx::write_atomic(path, text.as_bytes(), 0o644).into_diagnostic()?,
-        None => println!("{text}"),
+        None => outln!("{text}")?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 pub fn schema_text() -> String {

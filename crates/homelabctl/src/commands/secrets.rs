@@ -1,8 +1,8 @@
 //! `homelabctl secrets set-proxmox-token`: store the Proxmox API token secret in `secrets.enc.yaml`
 //! (encrypted through `.sops.yaml`), read from standard input so it never appears in argv or shell history.
 
+use crate::ExitStatus;
 use std::io::{BufRead as _, IsTerminal as _};
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use homelab_repo::{Repo, SECRETS_FILE};
@@ -28,13 +28,13 @@ pub enum SecretsCommand {
     SetProxmoxToken,
 }
 
-pub fn run(global: &Global, args: &SecretsArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &SecretsArgs) -> miette::Result<ExitStatus> {
     match args.command {
         SecretsCommand::SetProxmoxToken => set_proxmox_token(global),
     }
 }
 
-fn set_proxmox_token(global: &Global) -> miette::Result<ExitCode> {
+fn set_proxmox_token(global: &Global) -> miette::Result<ExitStatus> {
     let repo = Repo::open(&global.config).map_err(repo_err)?;
     let secret = read_secret_line("Proxmox API token secret: ")?;
     repo.set_proxmox_token_secret(&secret).map_err(repo_err)?;
@@ -42,7 +42,7 @@ fn set_proxmox_token(global: &Global) -> miette::Result<ExitCode> {
         "{}: proxmox.token_secret stored (encrypted)",
         repo.path(SECRETS_FILE).display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// One line from standard input; on a terminal, prompts on standard error and turns echo off meanwhile.

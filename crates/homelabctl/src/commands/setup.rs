@@ -1,13 +1,12 @@
 //! `homelabctl setup`: first-time set-up of an operator's machine and checkout: an age identity in the
 //! standard place, the git hooks, and `doctor` against the Proxmox the checkout's homelab.yaml names.
 
+use crate::ExitStatus;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 use homelab_workstation::hooks::Foreign;
 use homelab_workstation::identity::{self, Identity};
-use miette::miette;
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
@@ -25,15 +24,13 @@ pub struct SetupArgs {
     pub skip_doctor: bool,
 }
 
-pub fn run(args: SetupArgs) -> miette::Result<ExitCode> {
-    // sops reads SOPS_AGE_KEY_FILE first; honour it, else its default keys.txt.
-    let key_file = std::env::var_os("SOPS_AGE_KEY_FILE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let id = identity::ensure(key_file.as_deref()).map_err(|e| {
-        miette!(
-            help = "set SOPS_AGE_KEY_FILE to an identity file, or fix the file named above",
-            "{e}"
+pub fn run(args: SetupArgs) -> miette::Result<ExitStatus> {
+    // Where sops reads the operator's own key: SOPS_AGE_KEY_FILE, else its default keys.txt.
+    let key_file = homelab_sops::personal_key_file().map_err(crate::failure::failure)?;
+    let id = identity::ensure(&key_file).map_err(|e| {
+        crate::failure::failure_help(
+            e,
+            "set SOPS_AGE_KEY_FILE to an identity file, or fix the file named above",
         )
     })?;
     match &id {
@@ -45,7 +42,7 @@ pub fn run(args: SetupArgs) -> miette::Result<ExitCode> {
             eprintln!("age identity {} already exists", path.display())
         }
     }
-    println!("{}", id.public_key());
+    outln!("{}", id.public_key())?;
 
     let foreign = if args.chain {
         Foreign::Chain
@@ -63,13 +60,13 @@ pub fn run(args: SetupArgs) -> miette::Result<ExitCode> {
         Err(e) => eprintln!("git hooks not installed: {e}"),
     }
     if args.skip_doctor {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     doctor(&args.dir)
 }
 
 /// Runs `doctor` when the checkout has a homelab.yaml; its lines go to stderr so stdout stays the public key.
-fn doctor(dir: &Path) -> miette::Result<ExitCode> {
+fn doctor(dir: &Path) -> miette::Result<ExitStatus> {
     let config = dir.join(homelab_config::FILE_NAME);
     if !config.is_file() {
         eprintln!(
@@ -77,14 +74,14 @@ fn doctor(dir: &Path) -> miette::Result<ExitCode> {
             homelab_config::FILE_NAME,
             dir.display()
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     eprintln!("==> homelabctl doctor ({})", config.display());
     let report = super::doctor::examine(&config)?;
     super::doctor::print_text(&report, &mut std::io::stderr().lock());
     Ok(if report.ok() {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     } else {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     })
 }

@@ -5,9 +5,10 @@
 mod lab;
 mod proxmox;
 
+use crate::ExitStatus;
+use crate::failure::failure;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 use homelab_sim::lab::LabOptions;
@@ -52,7 +53,7 @@ pub struct SimArgs {
     pub agent_never_answers: bool,
 }
 
-pub fn run(global: &Global, args: &SimArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &SimArgs) -> miette::Result<ExitStatus> {
     let lab = lab_options(20);
     let opts = proxmox_options(args, lab.proxmox.timing.clone())?;
     let runtime = tokio::runtime::Runtime::new()
@@ -158,25 +159,25 @@ fn write_sim_json(
     for (key, value) in other {
         file.other.insert((*key).to_string(), value.clone());
     }
-    file.write(&sim_json).map_err(|e| miette!("{e}"))?;
+    file.write(&sim_json).map_err(failure)?;
     Ok(file)
 }
 
 /// Prints what a Proxmox client needs.
-fn print_proxmox(sim: &ProxmoxSim, dir: &Path) {
-    println!(
+fn print_proxmox(sim: &ProxmoxSim, dir: &Path) -> Result<(), crate::out::WriteError> {
+    outln!(
         "Proxmox VE {} simulator on {}",
         sim.version().full(),
         sim.endpoint()
-    );
-    println!("  node          {}", sim.node());
-    println!("  token id      {}", sim.token_id());
-    println!(
+    )?;
+    outln!("  node          {}", sim.node())?;
+    outln!("  token id      {}", sim.token_id())?;
+    outln!(
         "  token secret  {}   (a simulator credential)",
         sim.token_secret()
-    );
-    println!("  fingerprint   {}", sim.fingerprint());
-    println!("  CA file       {}", dir.join("proxmox-ca.pem").display());
+    )?;
+    outln!("  fingerprint   {}", sim.fingerprint())?;
+    outln!("  CA file       {}", dir.join("proxmox-ca.pem").display())
 }
 
 /// The endpoint is gone: removes the sections of `keys` so nobody connects to a dead simulator.

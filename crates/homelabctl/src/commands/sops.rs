@@ -1,13 +1,14 @@
 //! `homelabctl sops encrypt|decrypt|edit|updatekeys FILE`: SOPS files with age, compatible with the sops CLI.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use crate::ExitStatus;
+use std::io::{BufRead as _, IsTerminal as _};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use homelab_sops::{
     CreationRule, EditOutcome, EditSession, Format, Identities, SopsConfig, SopsError, Style,
-    decrypt_file, edit_file, encrypt_with_style, run_editor, write_atomically,
+    decrypt_file, edit_file, editor_candidates, editor_failed, editor_unstartable,
+    encrypt_with_style, no_editor, write_atomically,
 };
 use miette::{IntoDiagnostic as _, miette};
 
@@ -74,7 +75,7 @@ pub enum SopsCommand {
 }
 
 fn report(e: SopsError) -> miette::Report {
-    miette!("{e}")
+    crate::failure::failure(e)
 }
 
 /// The homelab repository root: the directory of the homelab configuration (where `.age-key.txt` lives).
@@ -94,7 +95,7 @@ fn style(config: &Option<SopsConfig>) -> Style {
     config.as_ref().map(|c| c.style).unwrap_or_default()
 }
 
-pub fn run(global: &Global, args: SopsArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: SopsArgs) -> miette::Result<ExitStatus> {
     match args.command {
         SopsCommand::Encrypt {
             file,
@@ -125,7 +126,7 @@ fn encrypt(
     output: Option<&Path>,
     age: &[String],
     input_type: Option<&str>,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let config = config()?.filter(SopsConfig::has_rules);
     let name = file.display().to_string();
     let mut rule = match &config {
@@ -154,9 +155,9 @@ fn encrypt(
     match (in_place, output) {
         (true, _) => write_atomically(file, &out, None).map_err(report)?,
         (false, Some(o)) => write_atomically(o, &out, None).map_err(report)?,
-        (false, None) => std::io::stdout().write_all(&out).into_diagnostic()?,
+        (false, None) => crate::out::bytes(&out)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn decrypt(
@@ -164,7 +165,7 @@ fn decrypt(
     file: &Path,
     extract: Option<&str>,
     output: Option<&Path>,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let config = config()?;
     let ids = Identities::discover(Some(&repo_root(global))).map_err(report)?;
     let decrypted = decrypt_file(file, &ids).map_err(report)?;
@@ -175,21 +176,152 @@ fn decrypt(
     };
     match output {
         Some(o) => write_atomically(o, &plain, Some(0o600)).map_err(report)?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&plain).into_diagnostic()?;
-            out.flush().into_diagnostic()?;
-        }
+        None => crate::out::bytes(&plain)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-/// Runs the editor and asks on the terminal whether to re-open after a parse error.
-struct TerminalSession;
+/// The signals that end `sops edit` early. While they are handled, none kills homelabctl outright, so
+/// the editor is stopped and the decrypted copy removed (by `edit_file`'s cleanup) on each of them.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// The first of the signals to arrive, with its number.
+    async fn recv(&mut self) -> (&'static str, u8) {
+        tokio::select! {
+            _ = self.term.recv() => ("SIGTERM", 15),
+            _ = self.int.recv() => ("SIGINT", 2),
+            _ = self.hup.recv() => ("SIGHUP", 1),
+        }
+    }
+}
+
+/// Runs the editor and asks on the terminal whether to re-open after a parse error, giving up at once
+/// on SIGTERM, SIGHUP or SIGINT (the editor is killed; the caller exits with 128 + the signal number),
+/// except a terminal's Ctrl-C while an interactive editor runs, which is the editor's.
+struct TerminalSession {
+    runtime: tokio::runtime::Runtime,
+    signals: Signals,
+    /// The signal that ended the session, if one did.
+    received: Option<(&'static str, u8)>,
+    /// Whether standard input is a terminal: then a SIGINT is the terminal's Ctrl-C, which reaches the
+    /// interactive editor too and is its key (vim and nano use it), so, as git does while its editor
+    /// runs, it does not end the edit. A SIGINT sent to homelabctl without a terminal does.
+    interactive: bool,
+}
+
+impl TerminalSession {
+    /// Starts handling the signals; from here until the process exits they no longer kill it.
+    fn start() -> miette::Result<TerminalSession> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .into_diagnostic()?;
+        let signals = runtime
+            .block_on(async {
+                Ok::<_, std::io::Error>(Signals {
+                    term: signal(SignalKind::terminate())?,
+                    int: signal(SignalKind::interrupt())?,
+                    hup: signal(SignalKind::hangup())?,
+                })
+            })
+            .into_diagnostic()?;
+        Ok(TerminalSession {
+            runtime,
+            signals,
+            received: None,
+            interactive: std::io::stdin().is_terminal(),
+        })
+    }
+
+    /// A signal that arrived while no editor ran (e.g. during re-encryption), if any.
+    fn pending(&mut self) -> Option<(&'static str, u8)> {
+        let (signals, interactive) = (&mut self.signals, self.interactive);
+        self.runtime.block_on(async {
+            loop {
+                tokio::select! {
+                    biased;
+                    sig = signals.recv() => {
+                        if !ends_edit(sig, interactive) {
+                            continue;
+                        }
+                        break Some(sig);
+                    }
+                    _ = std::future::ready(()) => break None,
+                }
+            }
+        })
+    }
+}
+
+/// Whether `signal` ends the edit: SIGTERM and SIGHUP always; SIGINT unless it is a terminal's Ctrl-C
+/// (see [`TerminalSession::interactive`]).
+fn ends_edit(signal: (&str, u8), interactive: bool) -> bool {
+    !(interactive && signal.0 == "SIGINT")
+}
+
+/// The error that ends an edit stopped by `signal`.
+fn interrupted(signal: &str) -> SopsError {
+    SopsError::Edit {
+        message: format!(
+            "interrupted by {signal}: the editor was stopped and the decrypted copy removed; nothing was saved"
+        ),
+    }
+}
 
 impl EditSession for TerminalSession {
     fn open_editor(&mut self, path: &Path) -> Result<(), SopsError> {
-        run_editor(path)
+        let _context = self.runtime.enter();
+        let mut started = None;
+        for words in editor_candidates() {
+            let Some((prog, args)) = words.split_first() else {
+                continue;
+            };
+            match tokio::process::Command::new(prog)
+                .args(args)
+                .arg(path)
+                .kill_on_drop(true)
+                .spawn()
+            {
+                Ok(child) => {
+                    started = Some((prog.clone(), child));
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(editor_unstartable(prog, &e)),
+            }
+        }
+        let (prog, mut child) = started.ok_or_else(no_editor)?;
+        let (signals, interactive) = (&mut self.signals, self.interactive);
+        let ended = self.runtime.block_on(async {
+            loop {
+                tokio::select! {
+                    status = child.wait() => break Ok(status),
+                    sig = signals.recv() => {
+                        if ends_edit(sig, interactive) {
+                            break Err(sig);
+                        }
+                    }
+                }
+            }
+        });
+        match ended {
+            Ok(Ok(status)) if status.success() => Ok(()),
+            Ok(Ok(status)) => Err(editor_failed(&prog, &status)),
+            Ok(Err(e)) => Err(editor_unstartable(&prog, &e)),
+            Err(sig) => {
+                // Killed and reaped before the plaintext is removed, so it cannot write it back.
+                let _ = child.start_kill();
+                let _ = self.runtime.block_on(child.wait());
+                self.received = Some(sig);
+                Err(interrupted(sig.0))
+            }
+        }
     }
 
     fn reopen_after_error(&mut self, error: &SopsError) -> bool {
@@ -198,25 +330,52 @@ impl EditSession for TerminalSession {
             return false;
         }
         eprint!("Re-open the editor to fix it? [Y/n] ");
-        let mut line = String::new();
-        match std::io::stdin().lock().read_line(&mut line) {
-            Ok(0) | Err(_) => false,
-            Ok(_) => !matches!(line.trim(), "n" | "N" | "no"),
+        // The answer is read on a thread so that a signal still ends the edit while it waits.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = std::io::stdin().lock().read_line(&mut line);
+            let _ = tx.send(read.map(|n| (n, line)));
+        });
+        let signals = &mut self.signals;
+        let answer = self.runtime.block_on(async {
+            tokio::select! {
+                answer = rx => Ok(answer),
+                sig = signals.recv() => Err(sig),
+            }
+        });
+        match answer {
+            Ok(Ok(Ok((n, line)))) if n > 0 => !matches!(line.trim(), "n" | "N" | "no"),
+            Ok(_) => false,
+            Err(sig) => {
+                self.received = Some(sig);
+                false
+            }
         }
     }
 }
 
-fn edit(global: &Global, file: &Path) -> miette::Result<ExitCode> {
+fn edit(global: &Global, file: &Path) -> miette::Result<ExitStatus> {
     let config = config()?;
     let ids = Identities::discover(Some(&repo_root(global))).map_err(report)?;
-    match edit_file(file, &ids, &style(&config), &mut TerminalSession).map_err(report)? {
+    let mut session = TerminalSession::start()?;
+    let outcome = edit_file(file, &ids, &style(&config), &mut session);
+    // A signal ends the command with 128 + its number, as if it had killed it, after the cleanup.
+    if let Some((name, number)) = session.received.or_else(|| session.pending()) {
+        match &outcome {
+            Err(e) => eprintln!("error: {e}"),
+            Ok(_) => eprintln!("{}: interrupted by {name} after saving", file.display()),
+        }
+        return Ok(ExitStatus::Signalled(number));
+    }
+    match outcome.map_err(report)? {
         EditOutcome::Unchanged => eprintln!("{}: no changes, file not written", file.display()),
         EditOutcome::Saved => eprintln!("{}: saved", file.display()),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-fn updatekeys(global: &Global, file: &Path, yes: bool) -> miette::Result<ExitCode> {
+fn updatekeys(global: &Global, file: &Path, yes: bool) -> miette::Result<ExitStatus> {
     let config = config()?.filter(SopsConfig::has_rules).ok_or_else(|| {
         miette!(
             help = "run from inside the repository that holds .sops.yaml",
@@ -233,7 +392,7 @@ fn updatekeys(global: &Global, file: &Path, yes: bool) -> miette::Result<ExitCod
         .map_err(report)?
     else {
         eprintln!("{}: already up to date", file.display());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     };
     eprintln!("The following changes will be made to the file's age recipients:");
     for r in rule.recipients.iter().filter(|r| !current.contains(r)) {
@@ -251,10 +410,10 @@ fn updatekeys(global: &Global, file: &Path, yes: bool) -> miette::Result<ExitCod
             .into_diagnostic()?;
         if !matches!(line.trim(), "y" | "Y" | "yes") {
             eprintln!("{}: not changed", file.display());
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitStatus::Failure);
         }
     }
     write_atomically(file, &out, None).map_err(report)?;
     eprintln!("{}: keys updated", file.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

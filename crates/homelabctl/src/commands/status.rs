@@ -1,6 +1,6 @@
 //! `homelabctl status`: a table of VM, Talos, etcd, Kubernetes and (once bootstrapped) Flux health, read live.
 
-use std::process::ExitCode;
+use crate::ExitStatus;
 
 use clap::Args;
 use homelab_engine::flow::StatusRow;
@@ -16,7 +16,7 @@ use crate::render;
 #[derive(Debug, Args)]
 pub struct StatusArgs {}
 
-pub fn run(global: &Global, _args: &StatusArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, _args: &StatusArgs) -> miette::Result<ExitStatus> {
     let events = render::events::sink(global.output, render::stderr_color());
     let rows = provision::runtime()?.block_on(async {
         let wired = provision::wire(global, BundlePolicy::ReadOnly, &events).await?;
@@ -26,11 +26,11 @@ pub fn run(global: &Global, _args: &StatusArgs) -> miette::Result<ExitCode> {
         }
         Ok::<_, miette::Report>(rows)
     })?;
-    print_rows(global.output, &rows);
+    print_rows(global.output, &rows)?;
     Ok(if rows.iter().all(|r| r.healthy) {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     } else {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     })
 }
 
@@ -86,12 +86,12 @@ fn flux_row(name: &str, healthy: bool, detail: String) -> StatusRow {
     }
 }
 
-pub fn print_rows(output: OutputFormat, rows: &[StatusRow]) {
+pub fn print_rows(output: OutputFormat, rows: &[StatusRow]) -> Result<(), crate::out::WriteError> {
     match output {
         OutputFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default())
+            outln!("{}", serde_json::to_string_pretty(rows).unwrap_or_default())
         }
-        OutputFormat::Text => println!("{}", table(rows)),
+        OutputFormat::Text => outln!("{}", table(rows)),
     }
 }
 

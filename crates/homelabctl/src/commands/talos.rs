@@ -1,8 +1,9 @@
 //! `homelabctl talos …`: the Talos material homelabctl computes locally — a node's machine config (secrets
 //! masked unless `--reveal`) — and the secrets bundle (`check`, `import`).
 
+use crate::ExitStatus;
+use crate::failure::failure;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use homelab_talos::factory::{FactoryClient, Schematic};
@@ -53,7 +54,7 @@ pub enum SecretsCommand {
     },
 }
 
-pub fn run(global: &super::Global, args: TalosArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &super::Global, args: TalosArgs) -> miette::Result<ExitStatus> {
     match args.command {
         TalosCommand::Config { node, reveal } => config(global, node.as_deref(), reveal),
         TalosCommand::Secrets(SecretsCommand::Check { file }) => check(&file),
@@ -63,11 +64,11 @@ pub fn run(global: &super::Global, args: TalosArgs) -> miette::Result<ExitCode> 
     }
 }
 
-fn config(global: &super::Global, node: Option<&str>, reveal: bool) -> miette::Result<ExitCode> {
+fn config(global: &super::Global, node: Option<&str>, reveal: bool) -> miette::Result<ExitStatus> {
     let loaded = homelab_config::load(&global.config).map_err(|e| {
-        miette!(
-            help = "run `homelabctl validate` to see every problem with its position",
-            "{e}"
+        crate::failure::failure_help(
+            e,
+            "run `homelabctl validate` to see every problem with its position",
         )
     })?;
     let cfg = &loaded.config;
@@ -97,8 +98,8 @@ fn config(global: &super::Global, node: Option<&str>, reveal: bool) -> miette::R
         },
     };
     // The one source of the bundle: talos-secrets.enc.yaml beside homelab.yaml, decrypted in memory.
-    let repo = homelab_repo::Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
-    let bundle = repo.talos_bundle_required().map_err(|e| miette!("{e}"))?;
+    let repo = homelab_repo::Repo::open(&global.config).map_err(failure)?;
+    let bundle = repo.talos_bundle_required().map_err(failure)?;
     let input = machine_input(cfg, node, repo.root())?;
     let rendered = machine_config::render(&input, &bundle)
         .map_err(|e| miette!("node `{}`: {e}", node.name))?;
@@ -107,9 +108,9 @@ fn config(global: &super::Global, node: Option<&str>, reveal: bool) -> miette::R
     } else {
         rendered.redacted()
     };
-    let yaml = shown.to_yaml().map_err(|e| miette!("{e}"))?;
-    print!("{}", yaml.as_str());
-    Ok(ExitCode::SUCCESS)
+    let yaml = shown.to_yaml().map_err(failure)?;
+    out!("{}", yaml.as_str())?;
+    Ok(ExitStatus::Success)
 }
 
 /// The machine-config inputs of one node (the engine's mapping of homelab.yaml), with the installer image
@@ -135,24 +136,27 @@ fn machine_input(
         .map_err(|e| miette!(help = "check cluster.patches in homelab.yaml", "{e}"))
 }
 
-fn import(global: &super::Global, file: &std::path::Path, force: bool) -> miette::Result<ExitCode> {
+fn import(
+    global: &super::Global,
+    file: &std::path::Path,
+    force: bool,
+) -> miette::Result<ExitStatus> {
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(file)
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot read {}", file.display()))?,
     );
-    let repo = homelab_repo::Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
-    repo.import_talos_bundle(&text, force)
-        .map_err(|e| miette!("{e}"))?;
-    println!(
+    let repo = homelab_repo::Repo::open(&global.config).map_err(failure)?;
+    repo.import_talos_bundle(&text, force).map_err(failure)?;
+    outln!(
         "{}: imported the bundle from {} (encrypted); keep the plain file out of the repository",
         repo.path(homelab_repo::TALOS_SECRETS_FILE).display(),
         file.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    )?;
+    Ok(ExitStatus::Success)
 }
 
-fn check(file: &std::path::Path) -> miette::Result<ExitCode> {
+fn check(file: &std::path::Path) -> miette::Result<ExitStatus> {
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(file)
             .into_diagnostic()
@@ -165,7 +169,7 @@ fn check(file: &std::path::Path) -> miette::Result<ExitCode> {
             file.display()
         )
     })?;
-    println!("{}: valid Talos secrets bundle", file.display());
+    outln!("{}: valid Talos secrets bundle", file.display())?;
     let cas = [
         ("os", &bundle.certs.os),
         ("k8s", &bundle.certs.k8s),
@@ -180,10 +184,10 @@ fn check(file: &std::path::Path) -> miette::Result<ExitCode> {
         } else {
             &info.subject
         };
-        println!(
+        outln!(
             "  certs.{name:<14} subject {subject:<16} expires {}",
             info.expires()
-        );
+        )?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

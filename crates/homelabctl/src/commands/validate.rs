@@ -1,15 +1,14 @@
 //! `homelabctl validate`: report every problem in homelab.yaml with its position and a hint.
 
-use std::process::ExitCode;
+use crate::ExitStatus;
 
 use homelab_config::{LoadError, Severity};
-use miette::miette;
 
 use super::Global;
 use crate::cli::{OutputFormat, ValidateArgs};
 use crate::render;
 
-pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitStatus> {
     let file = global.config.display().to_string();
     let (source, diagnostics) = match homelab_config::load(&global.config) {
         Ok(loaded) => (
@@ -22,9 +21,9 @@ pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitCode> {
             ..
         }) => (source_text, diagnostics),
         Err(e @ LoadError::Read { .. }) => {
-            return Err(miette!(
-                help = "run `homelabctl init` to create one, or pass --config FILE",
-                "{e}"
+            return Err(crate::failure::failure_help(
+                e,
+                "run `homelabctl init` to create one, or pass --config FILE",
             ));
         }
     };
@@ -35,7 +34,7 @@ pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitCode> {
     let warnings = diagnostics.len() - errors;
     let failed = errors > 0 || (args.strict && warnings > 0);
     match global.output {
-        OutputFormat::Json => println!("{}", render::diagnostics_json(&file, &diagnostics)),
+        OutputFormat::Json => outln!("{}", render::diagnostics_json(&file, &diagnostics))?,
         OutputFormat::Text => {
             eprint!(
                 "{}",
@@ -44,13 +43,13 @@ pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitCode> {
             if failed {
                 eprintln!("{file}: {errors} error(s), {warnings} warning(s)");
             } else {
-                println!("{file} is valid ({warnings} warning(s))");
+                outln!("{file} is valid ({warnings} warning(s))")?;
             }
         }
     }
     Ok(if failed {
-        ExitCode::FAILURE
+        ExitStatus::Failure
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }

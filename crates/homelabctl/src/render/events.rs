@@ -1,7 +1,6 @@
 //! Live progress: engine events as readable lines on stderr (a wait says what for, how long so far and the
 //! limit), or as a JSON stream (one object per line) on stdout for scripts.
 
-use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,12 +13,8 @@ pub fn sink(output: OutputFormat, color: bool) -> EventSink {
     let last_wait = Mutex::new(None::<(String, Instant)>);
     EventSink::new(move |event| match output {
         OutputFormat::Json => {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(
-                stdout,
-                "{}",
-                serde_json::to_string(event).unwrap_or_default()
-            );
+            // Progress cannot fail the run: a reader that went away or a full disk only loses lines.
+            let _ = outln!("{}", serde_json::to_string(event).unwrap_or_default());
         }
         OutputFormat::Text => {
             if let Some(line) = line(event, color, &last_wait) {

@@ -31,8 +31,8 @@ const FULL_RUN_STEP_EVENTS: usize = 12;
 /// How long one homelabctl run may take before the test gives up on it.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
-/// One lab and one repository pointing at it.
-struct Site {
+/// One lab and one repository pointing at it (the other CLI tests use it too).
+pub(crate) struct Site {
     runtime: tokio::runtime::Runtime,
     lab: Option<Lab>,
     dir: tempfile::TempDir,
@@ -48,7 +48,7 @@ impl Drop for Site {
 impl Site {
     /// Starts a lab on `127.0.<subnet>.0/24` and makes a repository for it with `init`, the token
     /// stored with `secrets set-proxmox-token`, and a Talos bundle imported with `talos secrets import`.
-    fn new(subnet: u8) -> Self {
+    pub(crate) fn new(subnet: u8) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -97,16 +97,16 @@ impl Site {
         site
     }
 
-    fn lab(&self) -> &Lab {
+    pub(crate) fn lab(&self) -> &Lab {
         self.lab.as_ref().expect("lab")
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// homelabctl in the repository, with only the repository's own age identity.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_homelabctl"));
         cmd.args(args)
             .current_dir(self.path())
@@ -132,7 +132,7 @@ impl Site {
         stdout
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
+    pub(crate) fn run(&self, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
         let mut child = self
             .command(args)
             .stdin(if stdin.is_some() {
@@ -239,7 +239,7 @@ fn is_step_event(line: &str) -> bool {
 }
 
 /// Waits for a child, killing it and failing the test if it outlives [`RUN_LIMIT`].
-fn wait_with_limit(child: Child, args: &[&str]) -> std::process::Output {
+pub(crate) fn wait_with_limit(child: Child, args: &[&str]) -> std::process::Output {
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

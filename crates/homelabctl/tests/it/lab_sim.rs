@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use crate::homelabctl;
 
 /// Kills the simulator if the test ends early, so no listener outlives it.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -20,7 +20,7 @@ impl Drop for Running {
 
 /// Starts `homelabctl sim` on the state directory; returns it once it printed that it is ready, with a thread
 /// that collects the rest of its output.
-fn start_sim(state: &Path) -> (Running, std::thread::JoinHandle<Vec<String>>) {
+pub(crate) fn start_sim(state: &Path) -> (Running, std::thread::JoinHandle<Vec<String>>) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("homelabctl"))
         .arg("sim")
         .arg("--state-dir")
@@ -58,7 +58,7 @@ fn run(config: &Path, args: &[&str]) -> std::process::Output {
         .expect("runs")
 }
 
-fn text(out: &std::process::Output) -> String {
+pub(crate) fn text(out: &std::process::Output) -> String {
     format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),

@@ -1,17 +1,21 @@
 //! Integration tests for the homelabctl binary (one test binary, one module per command).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alias_bombs;
+mod cli_edge;
 mod config_commands;
 mod etcd;
 mod flux_tree;
 mod gitops;
 mod hooks;
+mod identity_lookup;
 mod kill_apply;
 mod lab_sim;
 mod outputs;
 mod proxmox;
 mod scan;
 mod sops;
+mod sops_edit_signals;
 mod talos;
 
 use std::path::PathBuf;

@@ -75,13 +75,13 @@ fn a_bad_gitleaks_config_is_a_clear_error() {
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[[rules]]\nid = 'x'\nregex = '''(unclosed'''\n").unwrap();
     homelabctl()
-        .args(["scan", "--no-git", "--config"])
+        .args(["scan", "--no-git", "--gitleaks-config"])
         .arg(&cfg)
         .arg(dir.path())
         .assert()
         .code(1)
         .stderr(predicate::str::contains("bad.toml"))
-        .stderr(predicate::str::contains("without --config"));
+        .stderr(predicate::str::contains("without --gitleaks-config"));
 }
 
 #[test]
@@ -106,4 +106,18 @@ fn check_reports_secrets_found_by_the_scanner_without_showing_them() {
         .arg(dir.path())
         .assert()
         .success();
+}
+
+#[test]
+fn config_names_homelab_yaml_so_a_gitleaks_toml_there_is_a_usage_error() {
+    let (dir, _) = repo_with_secret();
+    let cfg = dir.path().join("gitleaks.toml");
+    std::fs::write(&cfg, "[extend]\nuseDefault = true\n").unwrap();
+    homelabctl()
+        .args(["scan", "--no-git", "--config"])
+        .arg(&cfg)
+        .arg(dir.path())
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("--gitleaks-config"));
 }

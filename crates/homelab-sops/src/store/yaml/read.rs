@@ -1,9 +1,11 @@
 //! Reads YAML into [`Map`] documents with their comments: saphyr-parser gives the structure as spanned events,
 //! comments are recovered from the source text between those spans and placed the way sops (through go-yaml's
 //! head/line/foot comments) places them: in document order, a line comment before the entry it trails.
+//! Aliases are expanded under go-yaml's limit (sops refuses the same files with the same message).
 
 use std::collections::HashMap;
 
+use homelab_goyaml::alias::{AliasGuard, EXCESSIVE_ALIASING};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::error::SopsError;
@@ -217,8 +219,12 @@ fn tag_suffix(tag: &saphyr_parser::Tag) -> Option<&str> {
 
 impl Builder<'_> {
     fn run(mut self, events: &[(Event, Span)]) -> Result<Vec<Map>, SopsError> {
+        let mut guard = AliasGuard::new();
         for (ev, span) in events {
             let (line, col, idx) = (span.start.line(), span.start.col(), span.start.index());
+            guard
+                .observe(ev, span)
+                .map_err(|_| parse_error(self.file, line, col, EXCESSIVE_ALIASING))?;
             match ev {
                 Event::StreamStart | Event::Nothing => {}
                 Event::DocumentStart(_) => {

@@ -2,8 +2,8 @@
 //! Kubernetes API of a bootstrapped control plane — restored from and saved on every change to the state
 //! directory, so `demo --keep` repositories and interrupted sessions carry on where they stopped.
 
+use crate::ExitStatus;
 use std::path::Path;
-use std::process::ExitCode;
 
 use homelab_sim::lab::{LAB_STATE_FILE, Lab, LabError, LabOptions};
 use homelab_sim::talos::NodePhase;
@@ -17,7 +17,7 @@ pub(super) async fn serve(
     global: &Global,
     args: &SimArgs,
     mut opts: LabOptions,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let dir = state_dir(&args.state_dir)?;
     let restored = dir.join(LAB_STATE_FILE).is_file();
     opts.state_dir = Some(dir.clone());
@@ -26,26 +26,27 @@ pub(super) async fn serve(
     let factory = serde_json::json!({ "url": lab.factory.url() });
     let file = write_sim_json(&dir, &lab.proxmox, &proxmox_opts, &[("factory", factory)])?;
     match global.output {
-        OutputFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&file).into_diagnostic()?)
-        }
-        OutputFormat::Text => print_lab(&lab, &dir, restored),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&file).into_diagnostic()?)?,
+        OutputFormat::Text => print_lab(&lab, &dir, restored)?,
     }
-    wait_for_stop().await?;
+    // A reader that went away during the start-up lines means stop now, as on SIGTERM.
+    if !crate::out::closed() {
+        wait_for_stop().await?;
+    }
     let saved = lab.save();
     drop(lab);
     retract_sim_json(&dir, &["factory"]);
     saved.map_err(|e| miette!("cannot save the simulated homelab: {e}"))?;
     if global.output == OutputFormat::Text {
-        println!("state saved in {}", dir.join(LAB_STATE_FILE).display());
-        println!("simulator stopped");
+        outln!("state saved in {}", dir.join(LAB_STATE_FILE).display())?;
+        outln!("simulator stopped")?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-fn print_lab(lab: &Lab, dir: &Path, restored: bool) {
-    print_proxmox(&lab.proxmox, dir);
-    println!("Image Factory simulator on {}", lab.factory.url());
+fn print_lab(lab: &Lab, dir: &Path, restored: bool) -> Result<(), crate::out::WriteError> {
+    print_proxmox(&lab.proxmox, dir)?;
+    outln!("Image Factory simulator on {}", lab.factory.url())?;
     for vm in lab.proxmox.vms() {
         let power = if vm.running { "running" } else { "stopped" };
         let talos = match lab.node(vm.vmid).map(|n| (n.phase(), n.kube_addr())) {
@@ -59,19 +60,19 @@ fn print_lab(lab: &Lab, dir: &Path, restored: bool) {
             Some((NodePhase::Failed(why), _)) => format!("Talos failed: {why}"),
             Some((NodePhase::Off, _)) | None => "Talos off".into(),
         };
-        println!("  VM {:<10} {power:<8} {talos}", vm.vmid);
+        outln!("  VM {:<10} {power:<8} {talos}", vm.vmid)?;
     }
     let verb = if restored {
         "restored from"
     } else {
         "saved to"
     };
-    println!(
+    outln!(
         "State {verb} {} (kept current)",
         dir.join(LAB_STATE_FILE).display()
-    );
-    println!("  written to    {}", dir.join("sim.json").display());
-    println!("Ready. Stop with Ctrl-C.");
+    )?;
+    outln!("  written to    {}", dir.join("sim.json").display())?;
+    outln!("Ready. Stop with Ctrl-C.")
 }
 
 fn start_error(e: &LabError, dir: &Path) -> miette::Report {
