@@ -3,8 +3,8 @@
 //! documented Talos disaster recovery from a snapshot. The logic lives in the engine (`etcd`) and the
 //! repository (`backups`); this module wires them and renders.
 
+use crate::ExitStatus;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -31,7 +31,7 @@ pub enum EtcdCommand {
     /// metadata file beside it (time, cluster, Talos and etcd versions; nothing secret).
     Snapshot {
         /// Write the encrypted snapshot to FILE instead of backups/ (metadata goes to FILE.json). Named
-        /// `--out` as in `plan --out`: the global `--output` chooses text or JSON.
+        /// `--out` as in `plan --out`: `--output` is the older name of the global `--format`.
         #[arg(long = "out", value_name = "FILE")]
         out: Option<PathBuf>,
         /// Afterwards keep only the newest N snapshots under backups/.
@@ -61,7 +61,7 @@ pub enum EtcdCommand {
     },
 }
 
-pub fn run(global: &Global, args: &EtcdArgs) -> miette::Result<ExitCode> {
+pub fn run(global: &Global, args: &EtcdArgs) -> miette::Result<ExitStatus> {
     match &args.command {
         EtcdCommand::Snapshot { out, keep } => snapshot(global, out.as_deref(), *keep),
         EtcdCommand::Snapshots { keep } => snapshots(global, *keep),
@@ -106,7 +106,7 @@ fn snapshot(
     global: &Global,
     output: Option<&std::path::Path>,
     keep: Option<usize>,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let site = site(global)?;
     let target = match output {
         Some(file) => SnapshotTarget::File(file),
@@ -163,7 +163,7 @@ fn snapshot(
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// A path under the repository as the user would type it (`backups/…`, not `./backups/…`).
@@ -171,7 +171,7 @@ fn shown(path: &std::path::Path) -> &std::path::Path {
     path.strip_prefix(".").unwrap_or(path)
 }
 
-fn snapshots(global: &Global, keep: Option<usize>) -> miette::Result<ExitCode> {
+fn snapshots(global: &Global, keep: Option<usize>) -> miette::Result<ExitStatus> {
     let repo = Repo::open(&global.config).map_err(|e| miette!("{e}"))?;
     let pruned = match keep {
         Some(n) => repo.prune_snapshots(n).map_err(|e| miette!("{e}"))?,
@@ -193,7 +193,7 @@ fn snapshots(global: &Global, keep: Option<usize>) -> miette::Result<ExitCode> {
             println!("{}", snapshot_table(&list));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn snapshot_table(list: &[Snapshot]) -> String {
@@ -214,7 +214,7 @@ fn snapshot_table(list: &[Snapshot]) -> String {
     out.trim_end().to_string()
 }
 
-fn members(global: &Global) -> miette::Result<ExitCode> {
+fn members(global: &Global) -> miette::Result<ExitStatus> {
     let site = site(global)?;
     let members = provision::runtime()?
         .block_on(site.etcd(global, Duration::ZERO).members())
@@ -226,7 +226,7 @@ fn members(global: &Global) -> miette::Result<ExitCode> {
         ),
         OutputFormat::Text => println!("{}", member_table(&members)),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn member_table(members: &[Member]) -> String {
@@ -258,7 +258,7 @@ fn restore(
     file: &std::path::Path,
     yes: bool,
     timeout: Duration,
-) -> miette::Result<ExitCode> {
+) -> miette::Result<ExitStatus> {
     let site = site(global)?;
     // Decrypt first: nothing is wiped unless the snapshot is readable.
     let snapshot = site.repo.read_snapshot(file).map_err(|e| miette!("{e}"))?;
@@ -269,7 +269,7 @@ fn restore(
         site.config.cluster.name
     );
     if !confirm(&question, yes)? {
-        return Ok(ExitCode::FAILURE);
+        return Ok(ExitStatus::Failure);
     }
     provision::runtime()?
         .block_on(site.etcd(global, timeout).restore(&snapshot))
@@ -281,5 +281,5 @@ fn restore(
             file.display()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

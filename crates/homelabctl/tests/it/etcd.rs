@@ -112,7 +112,7 @@ fn etcd_members_snapshot_and_restore_on_the_ha_example() {
         assert!(rows.iter().any(|r| r.contains(name)), "{table}");
     }
     let members: Value =
-        serde_json::from_str(&ok(dir, &["--output", "json", "etcd", "members"], None))
+        serde_json::from_str(&ok(dir, &["--format", "json", "etcd", "members"], None))
             .expect("json");
     let members = members.as_array().expect("array");
     assert_eq!(members.iter().filter(|m| m["leader"] == true).count(), 1);
