@@ -173,7 +173,7 @@ impl Default for ResetOptions {
 #[derive(Debug, Clone)]
 pub struct ApidClient {
     endpoint: SocketAddr,
-    inner: MachineServiceClient<Channel>,
+    pub(crate) inner: MachineServiceClient<Channel>,
     node: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
@@ -241,7 +241,7 @@ impl ApidClient {
         self.endpoint
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(message);
         if let Some(node) = &self.node {
             req.metadata_mut().insert("node", node.clone());
@@ -249,7 +249,7 @@ impl ApidClient {
         req
     }
 
-    fn fail(&self, method: &'static str, status: &tonic::Status) -> ApidError {
+    pub(crate) fn fail(&self, method: &'static str, status: &tonic::Status) -> ApidError {
         ApidError::from_status(self.endpoint, method, status)
     }
 
@@ -306,11 +306,20 @@ impl ApidClient {
     /// Bootstraps etcd once. `AlreadyExists` (etcd data directory not empty) means it was
     /// done before and is returned as [`Bootstrapped::Already`].
     pub async fn bootstrap(&mut self) -> Result<Bootstrapped, ApidError> {
-        const M: &str = "Bootstrap";
-        let req = self.request(machine::BootstrapRequest {
+        self.bootstrap_request(machine::BootstrapRequest {
             recover_etcd: false,
             recover_skip_hash_check: false,
-        });
+        })
+        .await
+    }
+
+    /// Sends one Bootstrap request; `AlreadyExists` becomes [`Bootstrapped::Already`].
+    pub(crate) async fn bootstrap_request(
+        &mut self,
+        request: machine::BootstrapRequest,
+    ) -> Result<Bootstrapped, ApidError> {
+        const M: &str = "Bootstrap";
+        let req = self.request(request);
         let result = match self.inner.bootstrap(req).await {
             Ok(resp) => self
                 .first(M, resp.into_inner().messages, |m| m.metadata.as_ref())
@@ -479,7 +488,7 @@ impl ApidClient {
             .map(|_| ())
     }
 
-    fn node_name(&self) -> &str {
+    pub(crate) fn node_name(&self) -> &str {
         self.node
             .as_ref()
             .and_then(|n| n.to_str().ok())
@@ -487,7 +496,7 @@ impl ApidClient {
     }
 
     /// Checks every element's metadata, then returns the first element.
-    fn first<T>(
+    pub(crate) fn first<T>(
         &self,
         method: &'static str,
         messages: Vec<T>,
@@ -504,7 +513,7 @@ impl ApidClient {
 }
 
 /// Surfaces a per-node error carried in a response element's metadata.
-fn check_metadata(
+pub(crate) fn check_metadata(
     method: &'static str,
     md: Option<&Metadata>,
     target: &str,

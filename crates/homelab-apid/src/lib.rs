@@ -1,10 +1,10 @@
 //! Client for the Talos apid gRPC API (`machine.MachineService`), the way homelabctl drives a
 //! node: apply the machine configuration while the node sits in maintenance mode, then talk
 //! mutual TLS with the talosconfig credentials to bootstrap etcd, fetch the kubeconfig, list
-//! services and etcd members, or reset the node.
+//! services and etcd members, upgrade the node, snapshot and recover etcd, or reset the node.
 //!
-//! The protobuf definitions in `proto/` are written from the documented Talos v1.12 fields and
-//! compiled by `build.rs` with protox (no `protoc`). The `server` feature also generates the
+//! The protobuf definitions in `proto/` are the subset homelabctl uses of the official Talos
+//! v1.12.4 `api/machine/machine.proto` and `api/common/common.proto` (same field numbers), compiled by `build.rs` with protox (no `protoc`). The `server` feature also generates the
 //! server traits, for the simulator in `homelab-sim`.
 //!
 //! Security notes: maintenance mode is unauthenticated in Talos itself (self-signed server
@@ -31,12 +31,16 @@
 mod archive;
 mod client;
 mod error;
+mod etcd;
 pub mod proto;
 mod tls;
+mod upgrade;
 
 pub use client::{
     APID_PORT, ApidClient, ApplyMode, ApplyOutcome, BootstrapRetry, Bootstrapped, EtcdMember,
     NodeVersion, ResetOptions, Service,
 };
 pub use error::ApidError;
+pub use etcd::{EtcdStatus, SnapshotStream};
 pub use tls::{ClientCredentials, Fingerprint, parse_key};
+pub use upgrade::UpgradeAck;

@@ -158,5 +158,5 @@ pub fn sops_yaml(recipients: &[String]) -> String {
 }
 
 /// `.gitignore` entries that keep secrets and local state out of git.
-pub const GITIGNORE: &str =
-    "# homelabctl: never commit these\n.age-key.txt\n/talosconfig\n/kubeconfig\n/.homelab/\n";
+pub const GITIGNORE: &str = "# homelabctl: never commit these\n.age-key.txt\n/talosconfig\n/kubeconfig\n/.homelab/\n\
+     # etcd snapshots (age-encrypted, but large and full of the cluster's Secrets): keep them off git\n/backups/\n";

@@ -8,6 +8,7 @@
 
 pub mod adapters;
 pub mod desired;
+pub mod etcd;
 pub mod events;
 pub mod flow;
 pub mod journal;

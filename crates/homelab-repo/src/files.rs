@@ -66,8 +66,12 @@ pub(crate) fn canonical_yaml(
 }
 
 /// Makes sure `.gitignore` at `root` ignores each of `entries` (root-anchored names like `/kubeconfig`);
-/// appends the missing ones. Returns the entries it added.
-pub(crate) fn ensure_gitignored(root: &Path, entries: &[&str]) -> Result<Vec<String>, RepoError> {
+/// appends the missing ones under a `# homelabctl <why>` comment. Returns the entries it added.
+pub(crate) fn ensure_gitignored(
+    root: &Path,
+    entries: &[&str],
+    why: &str,
+) -> Result<Vec<String>, RepoError> {
     let path = root.join(".gitignore");
     let current = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -93,7 +97,7 @@ pub(crate) fn ensure_gitignored(root: &Path, entries: &[&str]) -> Result<Vec<Str
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    text.push_str("# homelabctl config decrypt: plaintext client configurations\n");
+    text.push_str(&format!("# homelabctl {why}\n"));
     for m in &missing {
         text.push_str(m);
         text.push('\n');
@@ -110,9 +114,11 @@ mod tests {
     fn gitignore_entries_are_added_once_and_bare_names_count() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(".gitignore"), "target\nkubeconfig").expect("write");
-        let added = ensure_gitignored(dir.path(), &["/talosconfig", "/kubeconfig"]).expect("ok");
+        let added =
+            ensure_gitignored(dir.path(), &["/talosconfig", "/kubeconfig"], "test").expect("ok");
         assert_eq!(added, vec!["/talosconfig".to_string()]);
-        let again = ensure_gitignored(dir.path(), &["/talosconfig", "/kubeconfig"]).expect("ok");
+        let again =
+            ensure_gitignored(dir.path(), &["/talosconfig", "/kubeconfig"], "test").expect("ok");
         assert!(again.is_empty());
         let text = std::fs::read_to_string(dir.path().join(".gitignore")).expect("read");
         assert!(text.starts_with("target\nkubeconfig\n#"));

@@ -1,6 +1,7 @@
 //! A homelab repository's secrets and outputs: the Proxmox API token secret (`secrets.enc.yaml`), the Talos
-//! secrets bundle (`talos-secrets.enc.yaml`, generated once and reused forever), and the client configurations
-//! made from it (talosconfig, kubeconfig) — exported SOPS-encrypted under `output/` or decrypted for local use.
+//! secrets bundle (`talos-secrets.enc.yaml`, generated once and reused forever), the client configurations
+//! made from it (talosconfig, kubeconfig) — exported SOPS-encrypted under `output/` or decrypted for local use —
+//! and the age-encrypted etcd snapshots under `backups/`.
 //!
 //! Everything secret stays encrypted on disk through the repository's `.sops.yaml` creation rules, except what
 //! [`Repo::decrypt_outputs`] writes on request (mode 0600, gitignored). Decrypted material is held in zeroizing
@@ -18,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backups;
 mod bundle;
 mod error;
 mod files;
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use homelab_sops::{Identities, SopsConfig, Style};
 
+pub use backups::{BACKUP_DIR, Snapshot, SnapshotMeta, SnapshotTarget, SnapshotWriter};
 pub use bundle::BundleSource;
 pub use error::RepoError;
 pub use outputs::{OutputFile, OutputName, Outputs, Written};

@@ -259,7 +259,11 @@ impl Repo {
         outputs: &Outputs,
     ) -> Result<(Vec<OutputFile>, Vec<String>), RepoError> {
         // Ignore first: a plaintext file must never sit unignored in the tree.
-        let added = ensure_gitignored(self.root(), &["/talosconfig", "/kubeconfig"])?;
+        let added = ensure_gitignored(
+            self.root(),
+            &["/talosconfig", "/kubeconfig"],
+            "config decrypt: plaintext client configurations",
+        )?;
         let mut done = Vec::new();
         for name in OutputName::ALL {
             let path = name.local_path(self.root());

@@ -46,7 +46,9 @@ pub struct FactoryOptions {
 }
 
 impl FactoryOptions {
-    /// A factory on `bind` offering v1.12.0–v1.12.4 and the extensions the reference homelab uses.
+    /// A factory on `bind` offering every release homelab.yaml can name (v1.11.6, v1.12.0–v1.12.4,
+    /// v1.12.11, v1.13.9: the ones a day-2 upgrade goes through) and the extensions the reference homelab
+    /// uses. Any other version is a 404.
     pub fn new(bind: SocketAddr) -> Self {
         let ext = |name: &str, version: &str, description: &str| Extension {
             name: name.into(),
@@ -55,9 +57,12 @@ impl FactoryOptions {
         };
         Self {
             bind,
-            versions: ["v1.12.0", "v1.12.1", "v1.12.2", "v1.12.3", "v1.12.4"]
-                .map(String::from)
-                .to_vec(),
+            versions: [
+                "v1.11.6", "v1.12.0", "v1.12.1", "v1.12.2", "v1.12.3", "v1.12.4", "v1.12.11",
+                "v1.13.9",
+            ]
+            .map(String::from)
+            .to_vec(),
             extensions: vec![
                 ext(
                     "siderolabs/iscsi-tools",

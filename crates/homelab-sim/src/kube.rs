@@ -73,6 +73,8 @@ pub enum KubeError {
 pub struct KubeSim {
     app: Arc<http::App>,
     addr: SocketAddr,
+    /// what this API server reports at `/version` (its kube-apiserver image's tag)
+    version: http::ServerVersion,
     _server: Option<Arc<crate::task::AbortOnDrop>>,
 }
 
@@ -120,7 +122,6 @@ impl KubeSim {
         let (listener, addr) = bind(&opts).await?;
         let app = Arc::new(http::App {
             store: Mutex::new(data.map(Store::from_snapshot).unwrap_or_default()),
-            version: opts.version.clone(),
             addr,
             requests,
         });
@@ -128,7 +129,7 @@ impl KubeSim {
     }
 
     /// Starts another API server over this simulator's store at `opts.bind`, with its own server
-    /// certificate (`opts.version` is ignored: the store's version is reported).
+    /// certificate and version (each control plane runs its own kube-apiserver).
     pub async fn serve_at(&self, opts: KubeOptions) -> Result<Self, KubeError> {
         let (listener, addr) = bind(&opts).await?;
         Self::serve(self.app.clone(), listener, addr, &opts)
@@ -141,6 +142,7 @@ impl KubeSim {
         opts: &KubeOptions,
     ) -> Result<Self, KubeError> {
         let tls = client_optional_config(opts)?;
+        let version = http::ServerVersion(Arc::new(Mutex::new(opts.version.clone())));
         let tls_listener =
             http::TlsListener::new(listener, tls).map_err(|source| KubeError::Bind {
                 addr: opts.bind,
@@ -148,6 +150,7 @@ impl KubeSim {
             })?;
         let router = axum::Router::new()
             .fallback(http::handle)
+            .layer(axum::Extension(version.clone()))
             .with_state(app.clone());
         let server = tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<http::Peer>();
@@ -158,6 +161,7 @@ impl KubeSim {
         Ok(Self {
             app,
             addr,
+            version,
             _server: Some(Arc::new(crate::task::AbortOnDrop(server))),
         })
     }
@@ -165,6 +169,16 @@ impl KubeSim {
     /// The listening address of this server.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The Kubernetes version this API server reports at `/version`.
+    pub fn version(&self) -> String {
+        self.version.get()
+    }
+
+    /// Changes the version this API server reports (its static pod now runs another image).
+    pub fn set_version(&self, version: &str) {
+        self.version.set(version);
     }
 
     /// Requests served so far, as `kube METHOD /path`.
@@ -235,6 +249,35 @@ impl KubeSim {
             .put_node(obj);
     }
 
+    /// Creates an object straight in the store (tests: what a workload would have made): `group` is `""`
+    /// for core.
+    pub fn create(
+        &self,
+        (group, version, plural): (&str, &str, &str),
+        namespace: Option<&str>,
+        object: Value,
+    ) -> Result<Value, ApiError> {
+        let mut store = self.lock_store();
+        let t = store
+            .target(group, version, plural, namespace)
+            .ok_or_else(|| ApiError::new(404, "NotFound", format!("no type {plural}")))?;
+        store.create(&t, object, false)
+    }
+
+    /// Deletes an object straight from the store (tests: a disaster a snapshot must undo).
+    pub fn delete(
+        &self,
+        (group, version, plural): (&str, &str, &str),
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let mut store = self.lock_store();
+        let t = store
+            .target(group, version, plural, namespace)
+            .ok_or_else(|| ApiError::new(404, "NotFound", format!("no type {plural}")))?;
+        store.delete(&t, name)
+    }
+
     /// Reads an object straight from the store (for assertions): `group` is `""` for core.
     pub fn get(
         &self,
@@ -268,6 +311,7 @@ impl WeakKubeSim {
         Some(KubeSim {
             addr: app.addr,
             app,
+            version: http::ServerVersion::default(),
             _server: None,
         })
     }

@@ -270,6 +270,38 @@ impl Identities {
     }
 }
 
+impl Identities {
+    /// Opens a whole age file (binary or ASCII-armored, as `age -d -i KEY` reads it) with these identities:
+    /// a reader of its plaintext. `SOPS_AGE_KEY_CMD` is not consulted (age files name no recipient to
+    /// hand it). `file` names the input in errors.
+    pub fn decrypt_stream<R: Read>(&self, input: R, file: &str) -> Result<impl Read, SopsError> {
+        let crypto = |message: String| SopsError::Crypto {
+            file: file.to_string(),
+            message,
+        };
+        let reader = age::armor::ArmoredReader::new(input);
+        let decryptor =
+            age::Decryptor::new(reader).map_err(|e| crypto(format!("not an age file: {e}")))?;
+        if self.keys.is_empty() {
+            return Err(SopsError::NoIdentity {
+                file: file.to_string(),
+                recipients: Vec::new(),
+                searched: self.searched.clone(),
+            });
+        }
+        decryptor
+            .decrypt(self.keys.iter().map(|i| i as &dyn age::Identity))
+            .map_err(|e| match e {
+                age::DecryptError::NoMatchingKeys => SopsError::NoIdentity {
+                    file: file.to_string(),
+                    recipients: Vec::new(),
+                    searched: self.searched.clone(),
+                },
+                other => crypto(other.to_string()),
+            })
+    }
+}
+
 fn try_unwrap(enc: &str, ids: &[x25519::Identity]) -> Option<DataKey> {
     if ids.is_empty() {
         return None;

@@ -87,6 +87,9 @@ pub enum Command {
     Destroy(crate::commands::destroy::DestroyArgs),
     /// Health of every VM, Talos node, etcd and Kubernetes, read live.
     Status(crate::commands::status::StatusArgs),
+    /// etcd of the control planes: encrypted snapshots (`snapshot`, `snapshots`), `members`, and `restore`
+    /// (Talos' disaster recovery from a snapshot).
+    Etcd(crate::commands::etcd::EtcdArgs),
     /// The whole flow against the built-in simulators: init, apply, status. No Proxmox needed.
     ///
     /// With --keep DIR the repository and the simulator's state stay: `homelabctl sim --state-dir

@@ -94,9 +94,29 @@ impl axum::serve::Listener for TlsListener {
 
 pub(crate) struct App {
     pub(crate) store: Mutex<Store>,
-    pub(crate) version: String,
     pub(crate) addr: SocketAddr,
     pub(crate) requests: crate::requests::RequestCounts,
+}
+
+/// The version one API server reports (servers over the same store may run different versions
+/// while a Kubernetes upgrade rolls over the control planes).
+#[derive(Clone, Default)]
+pub(crate) struct ServerVersion(pub(crate) Arc<Mutex<String>>);
+
+impl ServerVersion {
+    pub(crate) fn get(&self) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set(&self, version: &str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = version.to_owned();
+    }
 }
 
 impl App {
@@ -152,6 +172,7 @@ fn percent_decode(s: &str) -> String {
 /// The single entry point: authenticates, then routes by path.
 pub(crate) async fn handle(
     State(app): State<Arc<App>>,
+    axum::Extension(version): axum::Extension<ServerVersion>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     method: Method,
     uri: Uri,
@@ -165,7 +186,7 @@ pub(crate) async fn handle(
     app.requests.record(&format!("kube {method} {path}"));
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match (method.clone(), segs.as_slice()) {
-        (Method::GET, ["version"]) => json_response(StatusCode::OK, &version_doc(&app.version)),
+        (Method::GET, ["version"]) => json_response(StatusCode::OK, &version_doc(&version.get())),
         (Method::GET, ["healthz" | "readyz" | "livez"]) => (StatusCode::OK, "ok").into_response(),
         (Method::GET, ["api"]) => json_response(
             StatusCode::OK,

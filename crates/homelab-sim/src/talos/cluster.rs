@@ -48,6 +48,9 @@ struct Cluster {
     trustd: BTreeMap<String, IpAddr>,
     /// Members that joined as etcd learners: since when, and how long until their promotion.
     learners: BTreeMap<String, (Instant, Duration)>,
+    /// Control planes down (powered off or rebooting) now, and the most ever down at once.
+    control_planes_down: BTreeSet<String>,
+    max_control_planes_down: usize,
 }
 
 /// How a worker reached trustd for its apid certificate (Talos' `k8s.Endpoint` sources).
@@ -64,6 +67,8 @@ pub enum TrustdRoute {
 /// One etcd member as `EtcdMemberList` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Member {
+    /// etcd's member id (stable per node, known before the name is)
+    pub(crate) id: u64,
     /// empty while a learner has not started yet (etcd knows only its peer URL)
     pub(crate) name: String,
     pub(crate) ip: IpAddr,
@@ -86,6 +91,15 @@ pub(crate) struct Registry {
 pub(crate) fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Registry::default)
+}
+
+/// The etcd member id of a node: stable per name, as etcd keeps a member's id across its restarts.
+pub(crate) fn member_id(name: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(id)
 }
 
 impl Cluster {
@@ -201,6 +215,7 @@ impl Registry {
         endpoint: Option<(String, u16)>,
     ) {
         self.with(os_ca_pem, |c| {
+            c.control_planes_down.remove(&node.name);
             c.kubelets.insert(
                 node.name.clone(),
                 Kubelet {
@@ -217,6 +232,11 @@ impl Registry {
     /// VIP it held moves to another member (returned: the caller makes it take the address).
     pub(crate) fn down(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
         let elected = self.with(os_ca_pem, |c| {
+            if c.kubelets.get(name).is_some_and(|k| k.node.control_plane) {
+                c.control_planes_down.insert(name.to_owned());
+                c.max_control_planes_down =
+                    c.max_control_planes_down.max(c.control_planes_down.len());
+            }
             if let Some(k) = c.kubelets.get_mut(name) {
                 k.node.ready = false;
                 let node = k.node.clone();
@@ -250,6 +270,57 @@ impl Registry {
             }
         });
         winner
+    }
+
+    /// The node's etcd data directory was wiped (a reset of EPHEMERAL only): it is down and no
+    /// longer a member; its Node object stays (the node keeps its config and comes back).
+    pub(crate) fn etcd_wiped(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
+        let winner = self.down(os_ca_pem, name);
+        self.with(os_ca_pem, |c| {
+            c.etcd.remove(name);
+        });
+        winner
+    }
+
+    /// Removes the member with `id`; returns its name, `None` when no member has that id.
+    pub(crate) fn remove_member(&self, os_ca_pem: &str, id: u64) -> Option<String> {
+        self.with(os_ca_pem, |c| {
+            let name = c.etcd.keys().find(|n| member_id(n) == id)?.clone();
+            c.etcd.remove(&name);
+            c.etcd_up.remove(&name);
+            Some(name)
+        })
+    }
+
+    /// Whether `name` may be upgraded as Talos checks it: etcd has quorum and every member is up.
+    /// The error reads like Talos' refusal.
+    pub(crate) fn etcd_healthy_for_upgrade(&self, os_ca_pem: &str) -> Result<(), String> {
+        self.with(os_ca_pem, |c| {
+            if let Some(down) = c.etcd.keys().find(|m| !c.etcd_up.contains(*m)) {
+                return Err(format!(
+                    "error validating etcd for upgrade: etcd member {down} is not healthy; all members must be healthy to perform an upgrade"
+                ));
+            }
+            if !c.quorum() {
+                return Err("error validating etcd for upgrade: etcd has no quorum".into());
+            }
+            Ok(())
+        })
+    }
+
+    /// The etcd leader: the first running member while etcd has quorum.
+    pub(crate) fn leader(&self, os_ca_pem: &str) -> Option<String> {
+        self.with(os_ca_pem, |c| {
+            if !c.quorum() {
+                return None;
+            }
+            c.etcd.keys().find(|m| c.etcd_up.contains(*m)).cloned()
+        })
+    }
+
+    /// The most control planes that were down at the same moment.
+    pub(crate) fn max_control_planes_down(&self, os_ca_pem: &str) -> usize {
+        self.with(os_ca_pem, |c| c.max_control_planes_down)
     }
 
     /// etcd was bootstrapped on `name`: a new etcd cluster with that single member.
@@ -321,6 +392,7 @@ impl Registry {
                             .is_some_and(|(_, total)| elapsed < *total / 2)
                     });
                     Member {
+                        id: member_id(&name),
                         name: if unnamed { String::new() } else { name },
                         ip,
                         learner: learning.is_some(),

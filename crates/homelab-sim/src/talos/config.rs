@@ -44,6 +44,12 @@ pub struct NodeConfig {
     pub endpoint: String,
     /// `cluster.clusterName`
     pub cluster_name: String,
+    /// the kubelet's version: the tag of `machine.kubelet.image`
+    pub kubelet_version: Option<String>,
+    /// kube-apiserver's version: the tag of `cluster.apiServer.image` (control planes)
+    pub apiserver_version: Option<String>,
+    /// etcd's version: the tag of `cluster.etcd.image`, when the config names one
+    pub etcd_version: Option<String>,
     /// the raw applied config
     pub raw: Vec<u8>,
     /// `cluster.discovery.enabled` with the discovery service registry not disabled
@@ -226,6 +232,9 @@ impl NodeConfig {
                 .unwrap_or("talos")
                 .to_owned(),
             endpoint,
+            kubelet_version: image_tag(str_at(v, "/machine/kubelet/image")),
+            apiserver_version: image_tag(str_at(v, "/cluster/apiServer/image")),
+            etcd_version: image_tag(str_at(v, "/cluster/etcd/image")),
             raw: raw.to_vec(),
             discovery: v
                 .pointer("/cluster/discovery/enabled")
@@ -238,6 +247,15 @@ impl NodeConfig {
             link_alias,
         })
     }
+}
+
+/// The tag of an image reference (`registry.k8s.io/kube-apiserver:v1.35.0` → `v1.35.0`); none for a
+/// digest-only or untagged reference.
+pub(crate) fn image_tag(image: Option<&str>) -> Option<String> {
+    let image = image?.split('@').next()?;
+    let last = image.rsplit('/').next()?;
+    let (_, tag) = last.rsplit_once(':')?;
+    (!tag.is_empty()).then(|| tag.to_owned())
 }
 
 fn parse_cidr_ip(cidr: &str) -> Option<IpAddr> {
@@ -256,4 +274,23 @@ fn first_cidr(list: Option<&Value>) -> Option<IpAddr> {
         .as_array()?
         .iter()
         .find_map(|a| a.as_str().and_then(parse_cidr_ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_tag;
+
+    #[test]
+    fn image_tags_are_read_after_the_last_path_segment() {
+        assert_eq!(
+            image_tag(Some("registry.k8s.io/kube-apiserver:v1.35.0")),
+            Some("v1.35.0".into())
+        );
+        assert_eq!(
+            image_tag(Some("127.0.0.1:5000/kubelet:v1.36.1@sha256:ab")),
+            Some("v1.36.1".into())
+        );
+        assert_eq!(image_tag(Some("127.0.0.1:5000/kubelet")), None);
+        assert_eq!(image_tag(None), None);
+    }
 }

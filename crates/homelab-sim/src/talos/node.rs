@@ -51,6 +51,8 @@ pub struct NodeOptions {
     pub bootstrap_not_ready: u32,
     /// how long the simulated reboot after an apply or reset takes
     pub reboot_delay: Duration,
+    /// how long the reboot of an upgrade takes (a few hundred milliseconds by default)
+    pub upgrade_delay: Duration,
     /// fault injection: apid flaps (refuses and drops connections) for a while after the node is created
     pub apid_flapping: Option<ApidFlapping>,
     /// poked whenever what the node keeps on disk changes (config, bootstrap, etcd), for savers
@@ -94,6 +96,7 @@ impl NodeOptions {
             kubernetes_version: "v1.35.0".into(),
             bootstrap_not_ready: 0,
             reboot_delay: Duration::from_millis(50),
+            upgrade_delay: Duration::from_millis(300),
             apid_flapping: None,
             on_change: None,
             install_delay: Duration::from_millis(100),
@@ -185,6 +188,8 @@ pub(crate) struct Installed {
     /// restored from a saved state: the node kept running while the simulator was away, so its
     /// next boot in this process finds CRI up and the time synced
     pub(crate) settled: bool,
+    /// a snapshot uploaded with EtcdRecover, waiting for Bootstrap with `recover_etcd`
+    pub(crate) recovery: Option<Vec<u8>>,
 }
 
 impl Installed {
@@ -199,6 +204,16 @@ impl Installed {
         }
     }
 
+    /// etcd stops here and its data is gone (left the cluster, or EPHEMERAL wiped): the API server
+    /// stops with it and the cluster no longer counts the node as a member.
+    pub(crate) fn wipe_etcd(&mut self) -> Option<VipWinner> {
+        self.stop_kube();
+        self.vip = None;
+        self.etcd = None;
+        self.etcd_member = false;
+        registry().etcd_wiped(&self.config.os_ca_pem, &self.name())
+    }
+
     /// Its listeners stop (power-off, reboot): the cluster sees the node and its etcd go down.
     fn go_down(&mut self) -> Option<VipWinner> {
         self.stop_kube();
@@ -208,7 +223,7 @@ impl Installed {
 }
 
 /// Makes the winner of a VIP election take the address (in the background).
-fn take_vip(winner: Option<VipWinner>) {
+pub(crate) fn take_vip(winner: Option<VipWinner>) {
     let Some(w) = winner else { return };
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
@@ -231,6 +246,14 @@ pub(crate) struct State {
     pub(crate) bootstrap_refusals: u32,
     /// How many times etcd was bootstrapped on this node (a reset and a new bootstrap count again).
     pub(crate) bootstraps: u32,
+    /// The Talos version the node runs (on its boot partition: a reset keeps it, an upgrade changes it).
+    pub(crate) talos_version: String,
+    /// Upgrades that brought the node onto a new image.
+    pub(crate) upgrades: u32,
+    /// Upgrades that booted back into the previous version (A/B rollback).
+    pub(crate) rollbacks: u32,
+    /// Fault injection: the next upgrade does not come up and the node boots the old version.
+    pub(crate) rollback_next_upgrade: bool,
     server: Option<Listener>,
     maintenance_bound: Option<SocketAddr>,
 }
@@ -296,6 +319,10 @@ impl NodeSim {
             staged: None,
             bootstrap_refusals: 0,
             bootstraps: 0,
+            talos_version: opts.talos_version.clone(),
+            upgrades: 0,
+            rollbacks: 0,
+            rollback_next_upgrade: false,
             server: None,
             maintenance_bound: None,
         };
@@ -515,6 +542,34 @@ impl NodeSim {
             .map(|i| i.config.os_ca_pem.clone())
     }
 
+    /// The Talos version the node runs now.
+    pub fn talos_version(&self) -> String {
+        self.inner.lock().talos_version.clone()
+    }
+
+    /// How many upgrades brought this node onto a new image.
+    pub fn upgrade_count(&self) -> u32 {
+        self.inner.lock().upgrades
+    }
+
+    /// How many upgrades of this node booted back into the old version.
+    pub fn rollback_count(&self) -> u32 {
+        self.inner.lock().rollbacks
+    }
+
+    /// Fault injection: the next upgrade of this node fails to come up, and the node boots back into the
+    /// version it ran (Talos' A/B rollback); the client sees it answer on the old version.
+    pub fn inject_upgrade_rollback(&self) {
+        self.inner.lock().rollback_next_upgrade = true;
+    }
+
+    /// The most control planes of this node's cluster that were down (off or rebooting) at the same moment.
+    pub fn cluster_max_control_planes_down(&self) -> usize {
+        self.os_ca_pem()
+            .map(|ca| registry().max_control_planes_down(&ca))
+            .unwrap_or_default()
+    }
+
     /// The last applied machine config (raw bytes), if installed.
     pub fn applied_config(&self) -> Option<Vec<u8>> {
         self.inner
@@ -724,6 +779,7 @@ impl Inner {
             .map_err(|source| NodeError::Bind { addr: want, source })?;
         let restart_kube = {
             let mut st = self.lock();
+            let talos_version = st.talos_version.clone();
             let Some(inst) = st.installed.as_mut() else {
                 return Ok(NodePhase::Off);
             };
@@ -755,7 +811,11 @@ impl Inner {
             let tls = os_ca.server_config_requiring_clients(&server_cert, &[b"h2"])?;
             inst.addr = addr;
             let ca = cfg.os_ca_pem.clone();
-            registry().kubelet_up(&ca, self.kube_node(inst), self.kubelet_endpoint(cfg));
+            registry().kubelet_up(
+                &ca,
+                self.kube_node(inst, &talos_version),
+                self.kubelet_endpoint(cfg),
+            );
             let control_plane = cfg.machine_type == MachineType::ControlPlane;
             if control_plane {
                 registry().trustd_up(&ca, &inst.name(), addr.ip());
@@ -808,30 +868,44 @@ impl Inner {
                 trustd_route: None,
                 booted_at: None,
                 settled: false,
+                recovery: None,
             });
             fresh
         };
         self.changed();
         // From maintenance mode the installer runs first (the maintenance listener is gone
         // meanwhile); an installed node only reboots.
-        self.restart(if fresh {
-            self.opts.install_delay
-        } else {
-            self.opts.reboot_delay / 2
-        });
+        self.restart(
+            if fresh {
+                self.opts.install_delay
+            } else {
+                self.opts.reboot_delay / 2
+            },
+            |_| {},
+        );
     }
 
-    /// Wipes the installed state and reboots into maintenance mode (or stays off).
-    pub(crate) fn reset(self: &Arc<Self>, reboot: bool) {
+    /// Wipes the installed state and reboots into maintenance mode (or stays off). With `keep_state`
+    /// (only EPHEMERAL wiped) the config survives: etcd's data is gone, and the node comes back installed
+    /// with etcd waiting to join or be bootstrapped (the first step of Talos' etcd disaster recovery).
+    pub(crate) fn reset(self: &Arc<Self>, reboot: bool, keep_state: bool) {
         let winner = {
             let mut st = self.lock();
-            let winner = st
-                .installed
-                .as_ref()
-                .and_then(|inst| registry().leave(&inst.config.os_ca_pem, &inst.name()));
-            st.installed = None;
-            st.staged = None;
-            winner
+            if keep_state && st.installed.is_some() {
+                st.installed.as_mut().and_then(|inst| {
+                    inst.bootstrapped = false;
+                    inst.recovery = None;
+                    inst.wipe_etcd()
+                })
+            } else {
+                let winner = st
+                    .installed
+                    .as_ref()
+                    .and_then(|inst| registry().leave(&inst.config.os_ca_pem, &inst.name()));
+                st.installed = None;
+                st.staged = None;
+                winner
+            }
         };
         take_vip(winner);
         self.changed();
@@ -852,14 +926,39 @@ impl Inner {
 
     /// Simulates a reboot: listeners go down after the response was sent, then come back.
     pub(crate) fn reboot(self: &Arc<Self>) {
-        self.restart(self.opts.reboot_delay / 2);
+        self.restart(self.opts.reboot_delay / 2, |_| {});
+    }
+
+    /// A reboot taking `delay`, with `while_down` run on the state while the node is off (what the
+    /// boot loader picks: an upgrade's new version, or the old one after a rollback).
+    pub(crate) fn reboot_into(
+        self: &Arc<Self>,
+        delay: Duration,
+        while_down: impl FnOnce(&mut State) + Send + 'static,
+    ) {
+        self.restart_with(delay / 2, delay / 2, while_down);
     }
 
     /// Listeners go down after the response was sent, stay down for `off_for`, then come back.
-    fn restart(self: &Arc<Self>, off_for: Duration) {
+    fn restart(
+        self: &Arc<Self>,
+        off_for: Duration,
+        while_down: impl FnOnce(&mut State) + Send + 'static,
+    ) {
+        self.restart_with(self.opts.reboot_delay / 2, off_for, while_down);
+    }
+
+    /// Listeners go down `down_after` the response was sent, stay down for `off_for` (`while_down` runs on
+    /// the state meanwhile), then come back.
+    fn restart_with(
+        self: &Arc<Self>,
+        down_after: Duration,
+        off_for: Duration,
+        while_down: impl FnOnce(&mut State) + Send + 'static,
+    ) {
         let this = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(this.opts.reboot_delay / 2).await;
+            tokio::time::sleep(down_after).await;
             let winner = {
                 let mut st = this.lock();
                 st.generation += 1;
@@ -869,10 +968,20 @@ impl Inner {
             take_vip(winner);
             this.phase.send_replace(NodePhase::Off);
             tokio::time::sleep(off_for).await;
-            match this.boot().await {
-                Ok(phase) => tracing::debug!(?phase, "simulated node rebooted"),
-                Err(e) => tracing::debug!(error = %e, "simulated node failed to come up"),
+            {
+                let mut st = this.lock();
+                while_down(&mut st);
             }
+            this.changed();
+            let phase = match this.boot().await {
+                Ok(p) => p,
+                Err(e) => {
+                    let p = NodePhase::Failed(e.to_string());
+                    this.phase.send_replace(p.clone());
+                    p
+                }
+            };
+            tracing::debug!(?phase, "simulated node rebooted");
         });
     }
 
@@ -919,8 +1028,15 @@ impl Inner {
                 KeyAlg::P256,
             )?,
             client_ca_pem: ca.cert_pem().to_owned(),
-            version: self.opts.kubernetes_version.clone(),
+            version: self.apiserver_version(&inst.config),
         }))
+    }
+
+    /// The version this control plane's kube-apiserver runs: its config's image tag.
+    fn apiserver_version(&self, cfg: &NodeConfig) -> String {
+        cfg.apiserver_version
+            .clone()
+            .unwrap_or_else(|| self.opts.kubernetes_version.clone())
     }
 
     /// Starts this control plane's Kubernetes API server: over a new store when etcd was just
@@ -1015,9 +1131,14 @@ impl Inner {
                 return;
             };
             let ca = inst.config.os_ca_pem.clone();
+            // The static pods and the kubelet restart on their new images without a reboot.
+            let version = self.apiserver_version(&inst.config);
+            for kube in inst.kube.iter().chain(inst.vip.iter()) {
+                kube.set_version(&version);
+            }
             registry().kubelet_up(
                 &ca,
-                self.kube_node(inst),
+                self.kube_node(inst, &st.talos_version),
                 self.kubelet_endpoint(&inst.config),
             );
             match (inst.config.vip, inst.kube.as_ref()) {
@@ -1075,15 +1196,20 @@ impl Inner {
         });
     }
 
-    /// The Node object the kubelet of this node registers.
-    fn kube_node(&self, inst: &Installed) -> KubeNode {
+    /// The Node object the kubelet of this node registers: its version is the tag of the kubelet image
+    /// in the config, its OS image the Talos version the node runs.
+    fn kube_node(&self, inst: &Installed, talos_version: &str) -> KubeNode {
         KubeNode {
             name: node_name(inst),
             internal_ip: inst.addr.ip(),
             ready: true,
             control_plane: inst.config.machine_type == MachineType::ControlPlane,
-            kubelet_version: self.opts.kubernetes_version.clone(),
-            os_image: format!("Talos ({})", self.opts.talos_version),
+            kubelet_version: inst
+                .config
+                .kubelet_version
+                .clone()
+                .unwrap_or_else(|| self.opts.kubernetes_version.clone()),
+            os_image: format!("Talos ({talos_version})"),
         }
     }
 }

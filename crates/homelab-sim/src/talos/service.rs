@@ -1,10 +1,11 @@
 //! The simulated `machine.MachineService`: maintenance mode answers ApplyConfiguration only;
 //! installed mode authorizes each call by the Talos role in the client certificate's
-//! Organization and implements Version, Bootstrap, Kubeconfig, ServiceList, EtcdMemberList,
-//! Reset and ApplyConfiguration — with Talos v1.12.4's preconditions and wire shapes
-//! (`v1alpha1_server.go`): Bootstrap waits for CRI and time sync, EtcdMemberList blocks until its
-//! deadline while etcd does not run, Kubeconfig is one message of a tar.gz whose tar is never
-//! closed, and control-plane-only APIs answer Unimplemented on workers.
+//! Organization and implements Version, Bootstrap (also recovering etcd from a snapshot), Kubeconfig,
+//! ServiceList, EtcdMemberList, Reset and ApplyConfiguration — with Talos v1.12.4's preconditions and wire
+//! shapes (`v1alpha1_server.go`): Bootstrap waits for CRI and time sync, EtcdMemberList blocks until its
+//! deadline while etcd does not run, Kubeconfig is one message of a tar.gz whose tar is never closed, and
+//! control-plane-only APIs answer Unimplemented on workers. The day-2 calls (Upgrade, EtcdSnapshot,
+//! EtcdRecover, EtcdLeaveCluster, EtcdRemoveMemberByID, EtcdStatus) are answered by `day2`.
 
 use std::io::Write;
 use std::pin::Pin;
@@ -23,6 +24,7 @@ use homelab_apid::proto::machine::{
 
 use super::cluster::registry;
 use super::config::{MachineType, NodeConfig};
+use super::day2::{self, Call};
 use super::node::{Inner, node_name};
 use crate::pki::{self, KeyAlg, Leaf};
 
@@ -116,6 +118,13 @@ impl ApidService {
             Err(Status::unavailable(format!(
                 "connection error: desc = \"transport: Error while dialing: dial tcp {node}:50000: connect: connection refused\""
             )))
+        }
+    }
+
+    fn call(&self, metadata: Option<Metadata>) -> Call<'_> {
+        Call {
+            node: &self.node,
+            metadata,
         }
     }
 
@@ -214,6 +223,7 @@ impl MachineService for ApidService {
         request: Request<machine::BootstrapRequest>,
     ) -> Result<Response<machine::BootstrapResponse>, Status> {
         let metadata = self.authorize("Bootstrap", &request, ADMIN)?;
+        let req = request.into_inner();
         {
             let mut st = self.node.lock();
             if st.bootstrap_refusals < self.node.opts.bootstrap_not_ready {
@@ -252,6 +262,13 @@ impl MachineService for ApidService {
             if inst.etcd_member {
                 return Err(Status::already_exists("etcd data directory is not empty"));
             }
+            if req.recover_etcd {
+                // etcd starts as a one-member cluster from the uploaded snapshot's data.
+                inst.etcd = Some(day2::take_recovery(
+                    &mut inst.recovery,
+                    req.recover_skip_hash_check,
+                )?);
+            }
             // A node still waiting to join starts a new etcd cluster: Talos does the same, and
             // it is a split brain (counted by the cluster registry).
             inst.bootstrapped = true;
@@ -260,7 +277,7 @@ impl MachineService for ApidService {
             st.bootstraps += 1;
         }
         self.node
-            .start_kube(true)
+            .start_kube(!req.recover_etcd)
             .await
             .map_err(|e| Status::internal(format!("starting the Kubernetes API: {e}")))?;
         Ok(Response::new(machine::BootstrapResponse {
@@ -297,7 +314,7 @@ impl MachineService for ApidService {
             .member_list(&ca)
             .into_iter()
             .map(|m| machine::EtcdMember {
-                id: u64::from_be_bytes(sha_prefix(m.ip.to_string().as_bytes())),
+                id: m.id,
                 hostname: m.name,
                 peer_urls: vec![format!("https://{}:2380", m.ip)],
                 client_urls: if m.learner {
@@ -318,6 +335,57 @@ impl MachineService for ApidService {
     }
 
     type KubeconfigStream = KubeconfigStream;
+    type EtcdSnapshotStream = KubeconfigStream;
+
+    async fn upgrade(
+        &self,
+        request: Request<machine::UpgradeRequest>,
+    ) -> Result<Response<machine::UpgradeResponse>, Status> {
+        let metadata = self.authorize("Upgrade", &request, ADMIN)?;
+        self.call(metadata).upgrade(request.into_inner())
+    }
+
+    async fn etcd_snapshot(
+        &self,
+        request: Request<machine::EtcdSnapshotRequest>,
+    ) -> Result<Response<Self::EtcdSnapshotStream>, Status> {
+        let metadata = self.authorize("EtcdSnapshot", &request, ETCD_READER)?;
+        let chunks = self.call(metadata).snapshot()?;
+        Ok(Response::new(day2::stream(chunks)))
+    }
+
+    async fn etcd_recover(
+        &self,
+        request: Request<tonic::Streaming<Data>>,
+    ) -> Result<Response<machine::EtcdRecoverResponse>, Status> {
+        let metadata = self.authorize("EtcdRecover", &request, ADMIN)?;
+        self.call(metadata).recover(request.into_inner()).await
+    }
+
+    async fn etcd_leave_cluster(
+        &self,
+        request: Request<machine::EtcdLeaveClusterRequest>,
+    ) -> Result<Response<machine::EtcdLeaveClusterResponse>, Status> {
+        let metadata = self.authorize("EtcdLeaveCluster", &request, ADMIN)?;
+        self.call(metadata).leave_cluster()
+    }
+
+    async fn etcd_remove_member_by_id(
+        &self,
+        request: Request<machine::EtcdRemoveMemberByIdRequest>,
+    ) -> Result<Response<machine::EtcdRemoveMemberByIdResponse>, Status> {
+        let metadata = self.authorize("EtcdRemoveMemberByID", &request, ADMIN)?;
+        self.call(metadata)
+            .remove_member(request.into_inner().member_id)
+    }
+
+    async fn etcd_status(
+        &self,
+        request: Request<()>,
+    ) -> Result<Response<machine::EtcdStatusResponse>, Status> {
+        let metadata = self.authorize("EtcdStatus", &request, ETCD_READER)?;
+        self.call(metadata).status()
+    }
 
     async fn kubeconfig(
         &self,
@@ -373,7 +441,13 @@ impl MachineService for ApidService {
     ) -> Result<Response<machine::ResetResponse>, Status> {
         let metadata = self.authorize("Reset", &request, ADMIN)?;
         let req = request.into_inner();
-        self.node.reset(req.reboot);
+        // Wiping only EPHEMERAL keeps the config (STATE): etcd's data is gone, the node stays installed.
+        let keep_state = !req.system_partitions_to_wipe.is_empty()
+            && !req
+                .system_partitions_to_wipe
+                .iter()
+                .any(|p| p.label == "STATE");
+        self.node.reset(req.reboot, keep_state);
         Ok(Response::new(machine::ResetResponse {
             messages: vec![machine::Reset {
                 metadata,
@@ -450,7 +524,7 @@ impl MachineService for ApidService {
             messages: vec![machine::Version {
                 metadata,
                 version: Some(machine::VersionInfo {
-                    tag: self.node.opts.talos_version.clone(),
+                    tag: self.node.lock().talos_version.clone(),
                     sha: "homelab-sim".into(),
                     built: String::new(),
                     go_version: String::new(),
@@ -516,14 +590,6 @@ fn service(id: &str, state: &str, healthy: Option<bool>) -> machine::ServiceInfo
             last_change: None,
         }),
     }
-}
-
-fn sha_prefix(data: &[u8]) -> [u8; 8] {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(data);
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&digest[..8]);
-    out
 }
 
 /// The admin kubeconfig, shaped like the one Talos generates (context `admin@<cluster>`).

@@ -135,3 +135,24 @@ async fn iso_download_needs_a_known_schematic_and_is_deterministic() {
         .await;
     assert_eq!(unknown.status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn every_release_an_upgrade_goes_through_is_served_and_an_unknown_one_is_a_404() {
+    let f = factory().await;
+    let plain = f.schematic_id("customization: {}\n").await;
+    let with_extensions = f.schematic_id(SCHEMATIC).await;
+    for id in [&plain, &with_extensions] {
+        for version in ["v1.11.6", "v1.12.4", "v1.12.11", "v1.13.9"] {
+            let resp = f
+                .get(&format!(
+                    "/image/{id}/{version}/nocloud-amd64-secureboot.iso"
+                ))
+                .await;
+            assert_eq!(resp.status().as_u16(), 200, "{id} {version}");
+        }
+    }
+    let unknown = f
+        .get(&format!("/image/{plain}/v1.13.99/nocloud-amd64.iso"))
+        .await;
+    assert_eq!(unknown.status().as_u16(), 404);
+}

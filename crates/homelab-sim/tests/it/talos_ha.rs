@@ -13,12 +13,18 @@ use crate::fixture::{Cluster, WAIT, apply_in_maintenance, install, ip, node, ok}
 
 /// `127.<octet>.<net>.<host>`: the second octet differs per test process, so the same test run
 /// at the same time by another worktree's gate lands on other loopback addresses.
-fn at(net: u8, host: usize) -> String {
+pub(crate) fn at(net: u8, host: usize) -> String {
     format!("127.{}.{net}.{host}", (std::process::id() % 250) + 1)
 }
 
 /// `cluster.config` with the endpoint at the VIP and, on control planes, a Layer2VIPConfig.
-fn ha_config(cluster: &Cluster, name: &str, addr: IpAddr, vip: IpAddr, worker: bool) -> String {
+pub(crate) fn ha_config(
+    cluster: &Cluster,
+    name: &str,
+    addr: IpAddr,
+    vip: IpAddr,
+    worker: bool,
+) -> String {
     let own = format!("endpoint: https://{addr}:6443");
     let shared = format!("endpoint: https://{vip}:6443");
     if worker {
@@ -30,12 +36,12 @@ fn ha_config(cluster: &Cluster, name: &str, addr: IpAddr, vip: IpAddr, worker: b
     )
 }
 
-async fn ha_node(maintenance: &str) -> NodeSim {
+pub(crate) async fn ha_node(maintenance: &str) -> NodeSim {
     // The API servers listen on the endpoint's port, as on real nodes.
     node(maintenance, |o| o.kube_port = None).await
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
         assert!(start.elapsed() < WAIT, "timed out waiting for {what}");

@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod destroy;
 pub mod doctor;
+pub mod etcd;
 pub mod flux;
 mod fmt;
 pub mod gitops;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Apply(args) => apply::run(&global, &args),
         Command::Destroy(args) => destroy::run(&global, &args),
         Command::Status(args) => status::run(&global, &args),
+        Command::Etcd(args) => etcd::run(&global, &args),
         Command::Demo(args) => demo::run(&global, &args),
         Command::Validate(args) => validate::run(&global, &args),
         Command::Init(args) => init::run(&global, &args),

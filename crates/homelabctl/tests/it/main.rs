@@ -4,6 +4,7 @@
 mod alias_bombs;
 mod cli_edge;
 mod config_commands;
+mod etcd;
 mod flux_tree;
 mod gitops;
 mod hooks;

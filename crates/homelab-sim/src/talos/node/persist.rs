@@ -22,6 +22,9 @@ pub struct NodeSnapshot {
     /// Which etcd data the node holds; equal versions mean equal data.
     #[serde(default)]
     pub etcd: Option<EtcdVersion>,
+    /// The Talos version the node runs (an upgrade changes it); `None` in states saved before upgrades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talos_version: Option<String>,
     /// etcd's objects: not part of the snapshot's serialised form (they can be large; see
     /// [`NodeSim::etcd_data`]), filled in by whoever restores the node.
     #[serde(skip)]
@@ -49,6 +52,7 @@ impl NodeSim {
             config: String::from_utf8_lossy(&inst.config.raw).into_owned(),
             bootstrapped: inst.bootstrapped,
             etcd: etcd.map(|(id, revision)| EtcdVersion { id, revision }),
+            talos_version: Some(st.talos_version.clone()),
             etcd_data: None,
         })
     }
@@ -91,7 +95,11 @@ impl NodeSim {
             registry().record_os_ca_key(&config.os_ca_pem, ca.key_pem());
         }
         let node = Self::new(opts, schema)?;
-        node.inner.lock().installed = Some(Installed {
+        let mut st = node.inner.lock();
+        if let Some(version) = &snap.talos_version {
+            st.talos_version = version.clone();
+        }
+        st.installed = Some(Installed {
             addr: node.inner.opts.maintenance_addr,
             config,
             bootstrapped: snap.bootstrapped,
@@ -103,7 +111,9 @@ impl NodeSim {
             trustd_route: None,
             booted_at: None,
             settled: true,
+            recovery: None,
         });
+        drop(st);
         Ok(node)
     }
 }
