@@ -43,7 +43,28 @@ async fn three_control_planes(net: u8) -> (Cluster, Vec<NodeSim>, Vec<SocketAddr
     let mut cp1 = connect(apid[0], &cluster.creds(&["os:admin"])).await;
     assert_eq!(ok(cp1.bootstrap().await, "bootstrap"), Bootstrapped::Now);
     wait_all_up(&nodes).await;
+    wait_voters(&mut cp1, 3).await;
     (cluster, nodes, apid)
+}
+
+/// Joining members are learners first (and unnamed for a while): wait until `n` named voters answer.
+async fn wait_voters(client: &mut ApidClient, n: usize) {
+    let start = std::time::Instant::now();
+    loop {
+        let members = ok(client.etcd_member_list().await, "members");
+        if members.len() == n
+            && members
+                .iter()
+                .all(|m| !m.is_learner && !m.hostname.is_empty())
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "etcd never had {n} named voters: {members:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 async fn connect(at: SocketAddr, creds: &ClientCredentials) -> ApidClient {
