@@ -13,9 +13,7 @@ set -euo pipefail
 COMMITS=${1:-3000}
 RUNS=${RUNS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
-shared=${HOMELAB_SHARED:-$root/../shared}
-[ -d "$shared" ] || shared=/work/shared
-config="$shared/testdata/gitleaks/gitleaks-default.toml"
+config="$root/testdata/gitleaks/gitleaks-default.toml"
 target=${CARGO_TARGET_DIR:-$root/target}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: decrypt and encrypt of a ~1 MB YAML file, homelabctl vs the real sops binary, same input and keys.
 # Prints the median wall time of each and the ratio (sops time / homelabctl time; > 1 means homelabctl is faster).
-# Usage: bench/sops.sh [RUNS]   (builds homelabctl in release mode; needs sops and the shared test vectors)
+# Usage: bench/sops.sh [RUNS]   (builds homelabctl in release mode; needs sops; the keys are the repository's test vectors)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-7}
-SHARED=${HOMELAB_SHARED:-$PWD/../shared}
-[ -d "$SHARED" ] || SHARED=/work/shared
-KEY="$SHARED/testdata/sops/key.txt"
+KEY="$PWD/testdata/sops/key.txt"
 RECIPIENT=age1hdh62dma0qs6quhew4amjj4g7vslgg56w8npv4sglxfnszqvcp6s7lc8uy
 
 cargo build -q --release -p homelabctl

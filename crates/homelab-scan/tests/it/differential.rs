@@ -6,7 +6,7 @@ use std::process::Command;
 
 use homelab_scan::{ScanRequest, Source, scan};
 
-use crate::support::{Planted, Repo, shared};
+use crate::support::{Planted, Repo, testdata};
 
 type Key = (String, String, usize, String);
 
@@ -83,7 +83,7 @@ fn planted_repo() -> Repo {
 
 fn gitleaks(repo: &Repo, mode: &str) -> BTreeSet<Key> {
     let report = tempfile::NamedTempFile::new().expect("report file");
-    let config = shared("testdata/gitleaks/gitleaks-default.toml");
+    let config = testdata("gitleaks/gitleaks-default.toml");
     let out = Command::new("gitleaks")
         .current_dir(repo.path())
         .env("HOME", repo.home.path())
@@ -125,7 +125,7 @@ fn gitleaks(repo: &Repo, mode: &str) -> BTreeSet<Key> {
 fn ours(repo: &Repo, source: Source) -> BTreeSet<Key> {
     let mut req = ScanRequest::tree(repo.path());
     req.source = source;
-    req.config = Some(shared("testdata/gitleaks/gitleaks-default.toml"));
+    req.config = Some(testdata("gitleaks/gitleaks-default.toml"));
     let outcome = scan(&req).expect("scan");
     outcome
         .findings
@@ -223,7 +223,7 @@ fn a_long_history_split_over_processes_equals_gitleaks_and_one_process() {
     let parallel = ours(&repo, Source::History);
     let mut req = ScanRequest::tree(repo.path());
     req.source = Source::History;
-    req.config = Some(shared("testdata/gitleaks/gitleaks-default.toml"));
+    req.config = Some(testdata("gitleaks/gitleaks-default.toml"));
     req.options.threads = 1;
     let single: BTreeSet<Key> = scan(&req)
         .expect("scan")
