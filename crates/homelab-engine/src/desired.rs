@@ -61,7 +61,6 @@ pub fn vm_wanted(config: &Config, node: &Node, iso_volume: &str) -> VmWanted {
         vlan: node.network.vlan,
         mac: node.network.mac.to_string(),
         iso_volume: iso_volume.to_string(),
-        secureboot_setup_mode: config.image.secureboot,
         tpm: true,
         tags: vec![
             "homelabctl".into(),

@@ -457,7 +457,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
     ) -> Result<(), EngineError> {
         let resource = format!("vm.{}", node.name);
         let wanted = desired::vm_wanted(self.config, node, &image.volume);
-        let live = self.vm_live(&resource, node).await?;
+        let live = self.vm_unlocked(&resource, node).await?;
         let change = vm_change(&wanted, live.as_ref(), journal.vms.get(&node.name))?;
         match change.action {
             Action::Create => {
@@ -523,7 +523,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                     self.finished(&resource, "update", since);
                 }
             }
-            Action::NoChange | Action::Delete => {}
+            Action::NoChange | Action::Delete | Action::Wait => {}
         }
         journal
             .vms
@@ -551,6 +551,41 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             self.hypervisor.vm(&node.proxmox_node, node.vm_id)
         })
         .await
+    }
+
+    /// The VM once no task holds it: a locked VM (a create an interrupted run left running) is waited for,
+    /// naming the task, and read again; its config before that is not what the VM will be.
+    async fn vm_unlocked(
+        &self,
+        resource: &str,
+        node: &Node,
+    ) -> Result<Option<VmLive>, EngineError> {
+        let mut live = self.vm_live(resource, node).await?;
+        for _ in 0..3 {
+            let Some(lock) = live.as_ref().and_then(|l| l.lock.clone()) else {
+                break;
+            };
+            self.events.info(
+                resource,
+                match &lock.task {
+                    Some(task) => format!(
+                        "VM {} is locked ({}) by task {task}; waiting for it to end before comparing",
+                        node.vm_id, lock.kind
+                    ),
+                    None => format!(
+                        "VM {} is locked ({}) and no running task holds the lock",
+                        node.vm_id, lock.kind
+                    ),
+                },
+            );
+            self.retried(resource, "wait for the VM's lock to clear", || {
+                self.hypervisor
+                    .wait_unlocked(&node.proxmox_node, node.vm_id)
+            })
+            .await?;
+            live = self.vm_live(resource, node).await?;
+        }
+        Ok(live)
     }
 
     /// Creates the VM; a create is never re-sent blindly: after a failure the VM is looked up first.
@@ -931,6 +966,22 @@ pub fn vm_change(
         }
         return Ok(change);
     };
+    if let Some(lock) = &live.lock {
+        // A locked VM's config is not final (under `lock: create` it holds nothing but the lock): it says
+        // nothing about drift, and a replacement planned from it would destroy a VM that is merely not
+        // finished.
+        let reason = match &lock.task {
+            Some(task) => format!(
+                "locked ({}) by task {task}: apply waits for that task to end, then compares",
+                lock.kind
+            ),
+            None => format!(
+                "locked ({}) and no running task holds the lock (left by a task that died): apply stops here; remove the VM if it is half-made, or `qm unlock {}`",
+                lock.kind, wanted.vm_id
+            ),
+        };
+        return Ok(ResourceChange::new(&address, Action::Wait).because(reason));
+    }
     if live.name.as_deref().is_some_and(|n| n != wanted.name) {
         return Err(refuse_foreign(
             &address,
@@ -948,10 +999,8 @@ pub fn vm_change(
             live.efidisk
                 .as_ref()
                 .map(|(t, k)| format!("efitype={t},pre-enrolled-keys={}", u8::from(*k))),
-            format!(
-                "efitype=4m,pre-enrolled-keys={}",
-                u8::from(!wanted.secureboot_setup_mode)
-            ),
+            // Setup mode in both image modes (see the Proxmox adapter's `vm_spec`).
+            "efitype=4m,pre-enrolled-keys=0".to_string(),
         ),
         ("tpmstate0", live.tpm_version.clone(), "v2.0".to_string()),
     ];

@@ -13,6 +13,9 @@ pub enum Action {
     /// Destroy and create again; data on it is lost.
     Replace,
     Delete,
+    /// Held by a running task on the hypervisor (a VM under `lock: create`): apply waits for it to end and
+    /// only then compares; nothing is known to change.
+    Wait,
 }
 
 impl Action {
@@ -23,6 +26,7 @@ impl Action {
             Action::Update => "~",
             Action::Replace => "-/+",
             Action::Delete => "-",
+            Action::Wait => "…",
         }
     }
 
@@ -33,6 +37,7 @@ impl Action {
             Action::Update => "update in place",
             Action::Replace => "replace",
             Action::Delete => "delete",
+            Action::Wait => "locked: wait, then compare",
         }
     }
 }

@@ -51,8 +51,6 @@ pub struct VmWanted {
     pub mac: String,
     /// `storage:iso/file.iso`.
     pub iso_volume: String,
-    /// EFI vars disk with 4m type and no pre-enrolled keys (SecureBoot setup mode).
-    pub secureboot_setup_mode: bool,
     pub tpm: bool,
     pub tags: Vec<String>,
 }
@@ -74,6 +72,18 @@ pub struct VmLive {
     pub efidisk: Option<(String, bool)>,
     pub tpm_version: Option<String>,
     pub running: bool,
+    /// A hypervisor lock on the VM (a create still running): its config is not final and says nothing
+    /// about drift until the lock clears.
+    pub lock: Option<VmLock>,
+}
+
+/// A lock on a VM and the task holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmLock {
+    /// `create`, `clone`, `backup`, `migrate`, …
+    pub kind: String,
+    /// The running task that holds it (a Proxmox UPID); `None` when no running task does (stale).
+    pub task: Option<String>,
 }
 
 pub trait Hypervisor: Send + Sync {
@@ -97,8 +107,12 @@ pub trait Hypervisor: Send + Sync {
         storage: &str,
         file: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// The VM as it is now, with its lock (and the task holding it) when it is locked.
     fn vm(&self, node: &str, vm_id: u32)
     -> impl Future<Output = PortResult<Option<VmLive>>> + Send;
+    /// Waits until the VM has no lock (the task holding it ended); a VM that is gone counts as unlocked.
+    /// Fails permanently on a lock that no running task holds.
+    fn wait_unlocked(&self, node: &str, vm_id: u32) -> impl Future<Output = PortResult<()>> + Send;
     fn create_vm(&self, wanted: &VmWanted) -> impl Future<Output = PortResult<()>> + Send;
     /// Sets config keys in place (cores, memory, net0) with their hypervisor-level values.
     fn update_vm(

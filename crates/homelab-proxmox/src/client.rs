@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 use crate::events::{ClientEvent, EventSink};
 use crate::tls::{self, INSECURE_WARNING, TlsTrust};
 
+/// How long pveproxy keeps an idle connection (`AnyEvent.pm`: the handle timeout, 5 s).
+const PVEPROXY_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How transient faults are retried.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -100,6 +103,9 @@ impl Client {
             .tls_backend_preconfigured(tls)
             .timeout(options.request_timeout)
             .connect_timeout(Duration::from_secs(10))
+            // pveproxy closes a keep-alive connection after 5 s without a request; a pooled connection
+            // older than that would be dead when reused.
+            .pool_idle_timeout(PVEPROXY_IDLE_TIMEOUT.saturating_sub(Duration::from_secs(1)))
             .build()
             .map_err(|e| Error::Tls(format!("cannot build the HTTP client: {e}")))?;
         let warning = matches!(options.trust, TlsTrust::Insecure).then_some(INSECURE_WARNING);

@@ -1,6 +1,8 @@
 //! Preflight checks of a Proxmox setup (what `homelabctl doctor` runs): the node exists, the PVE version is
-//! supported, the token has every privilege the flow needs for that major version, the ISO storage takes ISOs
-//! (and is file-based), the VM storage takes disk images, and the bridge exists. Each failure says how to fix it.
+//! supported, the token has every privilege the flow needs for that major version (VM privileges on `/vms`,
+//! where a grant survives the VM: PVE deletes a VM's own `/vms/{vmid}` ACL entries when it destroys the VM),
+//! the ISO storage takes ISOs (and is file-based), the VM storage takes disk images, and the bridge exists.
+//! Each failure says how to fix it.
 
 use serde::Serialize;
 
@@ -116,6 +118,11 @@ pub fn vm_privileges(major: u32) -> Vec<&'static str> {
     p
 }
 
+/// Where the VM privileges belong: `/vms`, propagated to every VM. A grant on `/vms/{vmid}` dies with the VM
+/// (`PVE::AccessControl::remove_vm_access` runs on every destroy, purge or not), so a replace or a
+/// destroy-then-apply would then be refused with 403.
+pub const VM_GRANT_PATH: &str = "/vms";
+
 /// Every `(path, privileges)` pair the flow needs.
 pub fn required_privileges(major: u32, input: &DoctorInput) -> Vec<(String, Vec<&'static str>)> {
     let mut req: Vec<(String, Vec<&'static str>)> = Vec::new();
@@ -135,8 +142,10 @@ pub fn required_privileges(major: u32, input: &DoctorInput) -> Vec<(String, Vec<
         vec!["Datastore.AllocateTemplate", "Datastore.Audit"],
     );
     add(format!("/nodes/{}", input.node), vec!["Sys.AccessNetwork"]);
+    if !input.vms.is_empty() {
+        add(VM_GRANT_PATH.to_string(), vm_privileges(major));
+    }
     for vm in &input.vms {
-        add(format!("/vms/{}", vm.vmid), vm_privileges(major));
         add(
             format!("/storage/{}", vm.storage),
             vec!["Datastore.AllocateSpace", "Datastore.Audit"],
@@ -151,10 +160,87 @@ pub fn required_privileges(major: u32, input: &DoctorInput) -> Vec<(String, Vec<
 }
 
 fn role_fix(token: &str, path: &str, missing: &[&str]) -> String {
+    let user = token.split('!').next().unwrap_or(token);
     format!(
-        "grant them on {path}, e.g. `pveum role add HomelabProvisioner --privs \"{}\"` (or `pveum role modify HomelabProvisioner --append 1 --privs …`) and `pveum acl modify {path} --tokens '{token}' --roles HomelabProvisioner`; a privilege-separated token also needs them on its user",
+        "grant them on {path}, e.g. `pveum role add HomelabProvisioner --privs \"{}\"` (or `pveum role modify HomelabProvisioner --append 1 --privs …`) and `pveum acl modify {path} --tokens '{token}' --roles HomelabProvisioner`; a privilege-separated token also needs them on its user: `pveum acl modify {path} --users '{user}' --roles HomelabProvisioner`",
         missing.join(",")
     )
+}
+
+/// The VM privileges missing on `/vms`: a grant on each VM's own path works until that VM is destroyed
+/// (a warning), none at all is a failure. The fix is always the grant on `/vms`.
+async fn vm_grant_check(
+    client: &Client,
+    input: &DoctorInput,
+    privs: &[&'static str],
+    missing: &[&str],
+) -> Check {
+    let token = client.token_id();
+    let name = format!("privileges {VM_GRANT_PATH}");
+    let fix = format!(
+        "{}; a grant on /vms/<id> is deleted by Proxmox together with the VM, so the next create of that VM is refused with 403",
+        role_fix(token, VM_GRANT_PATH, missing)
+    );
+    let mut per_vm = Vec::new();
+    for vm in &input.vms {
+        let path = format!("/vms/{}", vm.vmid);
+        let have = client
+            .permissions(Some(&path))
+            .await
+            .ok()
+            .and_then(|p| p.get(&path).cloned())
+            .unwrap_or_default();
+        if privs.iter().all(|p| have.contains_key(*p)) {
+            per_vm.push(path);
+        }
+    }
+    if !per_vm.is_empty() && per_vm.len() == input.vms.len() {
+        return Check::warn(
+            name,
+            format!(
+                "token {token} has the VM privileges only on {} (not on {VM_GRANT_PATH}): Proxmox deletes those entries when it destroys the VM, so after a replace or a destroy the next apply fails with 403 \"Permission check failed\"",
+                per_vm.join(", ")
+            ),
+            fix,
+        );
+    }
+    Check::fail(
+        name,
+        format!(
+            "token {token} lacks {} on {VM_GRANT_PATH}",
+            missing.join(", ")
+        ),
+        fix,
+    )
+}
+
+/// `destroy --remove-iso` deletes the ISO, which needs `Datastore.Allocate` on its storage (qemu-server's
+/// `DELETE …/content/{volume}`); nothing else does, so its absence is a warning.
+async fn iso_delete_check(client: &Client, storage: &str) -> Check {
+    let path = format!("/storage/{storage}");
+    let name = format!("privileges {path} (destroy --remove-iso)");
+    match client.permissions(Some(&path)).await {
+        Ok(perms)
+            if perms
+                .get(&path)
+                .is_some_and(|p| p.contains_key("Datastore.Allocate")) =>
+        {
+            Check::pass(name, "Datastore.Allocate")
+        }
+        Ok(_) => Check::warn(
+            name,
+            format!(
+                "token {} lacks Datastore.Allocate on {path}: `destroy --remove-iso` cannot delete the ISO",
+                client.token_id()
+            ),
+            role_fix(client.token_id(), &path, &["Datastore.Allocate"]),
+        ),
+        Err(e) => Check::fail(
+            name,
+            e.to_string(),
+            "the token must be able to read its own permissions (GET /access/permissions)",
+        ),
+    }
 }
 
 const FILE_BASED: &[&str] = &["dir", "nfs", "cifs", "cephfs", "glusterfs", "btrfs", "pbs"];
@@ -270,6 +356,8 @@ pub async fn run(client: &Client, input: &DoctorInput) -> DoctorReport {
                 }
                 if missing.is_empty() {
                     checks.push(Check::pass(format!("privileges {path}"), privs.join(", ")));
+                } else if path == VM_GRANT_PATH {
+                    checks.push(vm_grant_check(client, input, &privs, &missing).await);
                 } else {
                     checks.push(Check::fail(
                         format!("privileges {path}"),
@@ -289,6 +377,8 @@ pub async fn run(client: &Client, input: &DoctorInput) -> DoctorReport {
             )),
         }
     }
+
+    checks.push(iso_delete_check(client, &input.iso_storage).await);
 
     if node_ok.contains(&input.node.as_str()) {
         match client.storages(&input.node, None).await {

@@ -116,6 +116,17 @@ pub enum Error {
     )]
     VmExists { node: String, vmid: u32 },
 
+    /// A VM is locked and no running task holds the lock: the worker that set it died (a killed pvedaemon,
+    /// a node crash) and the lock stays until someone removes it.
+    #[error(
+        "VM {vmid} on node '{node}' is locked ({lock}) but no running task holds the lock; it was left by a task that died. If the VM is half-made, remove it; otherwise run `qm unlock {vmid}` on {node}, then try again"
+    )]
+    StaleLock {
+        node: String,
+        vmid: u32,
+        lock: String,
+    },
+
     /// A VM stayed locked longer than allowed.
     #[error(
         "VM {vmid} is still locked ({lock}) after {timeout:?}; a task may be stuck: check the task list, or `qm unlock {vmid}`"
@@ -182,6 +193,16 @@ impl Error {
             Error::Api {
                 status, message, ..
             } => classify_message(*status, message),
+            // A worker refused a locked VM or timed out on its config flock: the lock is held by
+            // another task, which ends.
+            Error::TaskFailed { exitstatus, .. } => {
+                if is_lock_message(exitstatus) {
+                    ErrorKind::Locked
+                } else {
+                    ErrorKind::Other
+                }
+            }
+            Error::LockTimeout { .. } | Error::StaleLock { .. } => ErrorKind::Locked,
             Error::BadRequest {
                 message, errors, ..
             } => {
@@ -212,11 +233,20 @@ impl Error {
     pub(crate) fn never_reached_server(&self) -> bool {
         match self {
             Error::Transport { connect, .. } => *connect,
-            // A config-lock timeout is raised before any work is done.
-            Error::Api { message, .. } => message.contains("can't lock file"),
+            // A config-lock timeout is raised before any work is done; 595/596 are pveproxy failing to
+            // connect (or to do TLS) to the node it forwards to, before the request is sent.
+            Error::Api {
+                message, status, ..
+            } => message.contains("can't lock file") || matches!(status, 595 | 596),
             _ => false,
         }
     }
+}
+
+/// `check_lock`'s "VM is locked (create)" and `lock_file_full`'s "can't lock file '…' - got timeout".
+fn is_lock_message(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("is locked (") || lower.contains("can't lock file")
 }
 
 fn classify_message(status: u16, message: &str) -> ErrorKind {
@@ -293,6 +323,25 @@ mod tests {
             ErrorKind::Transient
         );
         assert_eq!(api(500, "VM is locked (create)").kind(), ErrorKind::Locked);
+        assert_eq!(
+            api(596, "certificate verify failed").kind(),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            api(599, "Connection timed out").kind(),
+            ErrorKind::Transient
+        );
+        let failed = |status: &str| Error::TaskFailed {
+            upid: "UPID:pve:0001E240:05E30A78:69559A00:qmstart:100:a@pve!t:".into(),
+            exitstatus: status.into(),
+            log: vec![],
+        };
+        assert_eq!(failed("VM is locked (create)").kind(), ErrorKind::Locked);
+        assert_eq!(
+            failed("can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout").kind(),
+            ErrorKind::Locked
+        );
+        assert_eq!(failed("VM 100 already running").kind(), ErrorKind::Other);
         assert_eq!(api(503, "Service Unavailable").kind(), ErrorKind::Transient);
         assert_eq!(
             api(500, "VM 9001 is running - destroy failed").kind(),

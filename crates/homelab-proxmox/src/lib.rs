@@ -45,7 +45,8 @@ pub use storage::{DownloadOutcome, DownloadRequest};
 pub use task::{TaskOutcome, Upid, WaitOptions};
 pub use tls::{Fingerprint, INSECURE_WARNING, TlsTrust};
 pub use types::{
-    GuestInterface, GuestIpAddress, NetworkInterface, NodeInfo, Permissions, StorageInfo,
-    StorageVolume, TaskLogLine, TaskStatus, Version, VmConfig, VmListEntry, VmStatus, ipv4_for_mac,
+    GuestInterface, GuestIpAddress, LockHolder, NetworkInterface, NodeInfo, Permissions,
+    StorageInfo, StorageVolume, TaskListEntry, TaskLogLine, TaskStatus, Version, VmConfig,
+    VmListEntry, VmStatus, ipv4_for_mac,
 };
 pub use vmspec::{Bios, Cdrom, Disk, EfiDisk, Nic, TpmState, VmSpec};

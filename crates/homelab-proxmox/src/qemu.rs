@@ -9,7 +9,7 @@ use crate::client::{Client, Safety};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::ClientEvent;
 use crate::task::{Upid, WaitOptions};
-use crate::types::{VmConfig, VmListEntry, VmStatus};
+use crate::types::{LockHolder, VmConfig, VmListEntry, VmStatus};
 use crate::vmspec::VmSpec;
 
 /// What [`Client::create_vm`] observed.
@@ -162,19 +162,42 @@ impl Client {
         }
     }
 
-    /// Polls `status/current` until the VM has no `lock` (e.g. after a create whose task id was lost).
+    /// The VM's `lock` and the running task that holds it (`None` when the VM is not locked). A lock is
+    /// matched to the running task on the VM whose type sets it (`create` → `qmcreate`, …), else to any
+    /// running task on the VM; with none, [`LockHolder::task`] is `None`: the lock is stale.
+    pub async fn lock_holder(&self, node: &str, vmid: u32) -> Result<Option<LockHolder>> {
+        let status = self.vm_status(node, vmid).await?;
+        let Some(lock) = status.lock.filter(|l| !l.is_empty()) else {
+            return Ok(None);
+        };
+        let tasks = self.running_tasks(node, Some(vmid)).await?;
+        let kinds = lock_task_kinds(&lock);
+        let task = tasks
+            .iter()
+            .find(|t| kinds.contains(&t.kind.as_str()))
+            .or_else(|| tasks.first())
+            .map(|t| t.upid.clone());
+        Ok(Some(LockHolder { lock, task }))
+    }
+
+    /// Waits until the VM has no `lock`: for the task holding it to end (whatever its outcome), then reads
+    /// the VM again. A VM that is gone is unlocked. Fails with [`Error::StaleLock`] when the VM stays locked
+    /// with no running task to hold it, and with [`Error::LockTimeout`] after `timeout`.
     pub async fn wait_unlocked(&self, node: &str, vmid: u32, timeout: Duration) -> Result<()> {
         let started = Instant::now();
         let mut interval = Duration::from_millis(200);
+        let mut holderless = 0;
         loop {
-            let status = self.vm_status(node, vmid).await?;
-            let Some(lock) = status.lock.filter(|l| !l.is_empty()) else {
-                return Ok(());
+            let holder = match self.lock_holder(node, vmid).await {
+                Ok(None) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+                Ok(Some(h)) => h,
             };
             if started.elapsed() >= timeout {
                 return Err(Error::LockTimeout {
                     vmid,
-                    lock,
+                    lock: holder.lock,
                     timeout,
                 });
             }
@@ -182,10 +205,70 @@ impl Client {
                 what: format!("VM {vmid} lock"),
                 elapsed: started.elapsed(),
                 timeout,
-                last: lock,
+                last: match &holder.task {
+                    Some(t) => format!("locked ({}) by task {t}", holder.lock),
+                    None => format!("locked ({}), no task holds it", holder.lock),
+                },
             });
-            tokio::time::sleep(interval).await;
-            interval = (interval * 2).min(Duration::from_secs(2));
+            match holder.task.as_deref().map(Upid::parse) {
+                Some(Ok(upid)) => {
+                    holderless = 0;
+                    let wait = WaitOptions::with_timeout(timeout.saturating_sub(started.elapsed()));
+                    match self.wait_task(&upid, &wait).await {
+                        // The holder's own failure is its business (a failed create removes the VM).
+                        Ok(_) | Err(Error::TaskFailed { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    // A task that just ended has cleared its lock by the next read; a lock that outlives
+                    // two looks with no task behind it was left by a worker that died.
+                    holderless += 1;
+                    if holderless >= 2 {
+                        return Err(Error::StaleLock {
+                            node: node.to_string(),
+                            vmid,
+                            lock: holder.lock,
+                        });
+                    }
+                    tokio::time::sleep(interval).await;
+                    interval = (interval * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// Runs a power or destroy `op` (which waits for its task), and when PVE refused it because the VM is
+    /// locked ("VM is locked (create)", a config-flock timeout), waits for the lock to clear and runs it
+    /// again, a few times at most.
+    async fn when_unlocked<T, F, Fut>(
+        &self,
+        node: &str,
+        vmid: u32,
+        wait: &WaitOptions,
+        mut op: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        const ATTEMPTS: u32 = 4;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match op().await {
+                Err(e) if e.kind() == ErrorKind::Locked && attempt < ATTEMPTS => {
+                    self.events().emit(&ClientEvent::Waiting {
+                        what: format!("VM {vmid} lock"),
+                        elapsed: Duration::ZERO,
+                        timeout: wait.timeout,
+                        last: e.to_string(),
+                    });
+                    self.wait_unlocked(node, vmid, wait.timeout).await?;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -261,34 +344,72 @@ impl Client {
         Upid::parse(&upid)
     }
 
-    /// Starts the VM unless it runs already, and waits for the task ("already running" counts as done).
+    /// Starts the VM unless it runs already, and waits for the task ("already running" counts as done). A VM
+    /// under a lock (a create still running) is waited for, then started.
     pub async fn ensure_started(&self, node: &str, vmid: u32, wait: &WaitOptions) -> Result<()> {
-        if self.vm_status(node, vmid).await?.is_running() {
-            return Ok(());
-        }
-        let upid = self.start_vm(node, vmid).await?;
-        match self.wait_task(&upid, wait).await {
-            Ok(_) => Ok(()),
-            Err(Error::TaskFailed { exitstatus, .. }) if exitstatus.contains("already running") => {
-                Ok(())
+        self.when_unlocked(node, vmid, wait, || async {
+            if self.vm_status(node, vmid).await?.is_running() {
+                return Ok(());
             }
-            Err(e) => Err(e),
-        }
+            let upid = self.start_vm(node, vmid).await?;
+            match self.wait_task(&upid, wait).await {
+                Ok(_) => Ok(()),
+                Err(Error::TaskFailed { exitstatus, .. })
+                    if exitstatus.contains("already running") =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
-    /// Stops (hard) if running, then deletes with purge and unreferenced disks; a missing VM is done already.
-    pub async fn destroy_vm(&self, node: &str, vmid: u32, wait: &WaitOptions) -> Result<()> {
-        let status = match self.vm_status(node, vmid).await {
-            Ok(s) => s,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if status.is_running() {
+    /// Stops (hard) the VM if it runs and waits for the task; a locked VM is waited for first.
+    pub async fn ensure_stopped(&self, node: &str, vmid: u32, wait: &WaitOptions) -> Result<()> {
+        self.when_unlocked(node, vmid, wait, || async {
+            if !self.vm_status(node, vmid).await?.is_running() {
+                return Ok(());
+            }
             let upid = self.stop_vm(node, vmid).await?;
+            self.wait_task(&upid, wait).await.map(|_| ())
+        })
+        .await
+    }
+
+    /// Stops (hard) if running, then deletes with purge and unreferenced disks; a missing VM is done already,
+    /// a locked one is waited for.
+    pub async fn destroy_vm(&self, node: &str, vmid: u32, wait: &WaitOptions) -> Result<()> {
+        self.when_unlocked(node, vmid, wait, || async {
+            let status = match self.vm_status(node, vmid).await {
+                Ok(s) => s,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if status.is_running() {
+                let upid = self.stop_vm(node, vmid).await?;
+                self.wait_task(&upid, wait).await?;
+            }
+            let upid = self.delete_vm(node, vmid, true, true).await?;
             self.wait_task(&upid, wait).await?;
-        }
-        let upid = self.delete_vm(node, vmid, true, true).await?;
-        self.wait_task(&upid, wait).await?;
-        Ok(())
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The task types that set a `lock` value (qemu-server, pve-guest-common).
+fn lock_task_kinds(lock: &str) -> &'static [&'static str] {
+    match lock {
+        "create" => &["qmcreate", "qmrestore"],
+        "clone" => &["qmclone"],
+        "migrate" => &["qmigrate"],
+        "backup" => &["vzdump"],
+        "snapshot" => &["qmsnapshot"],
+        "snapshot-delete" => &["qmdelsnapshot"],
+        "rollback" => &["qmrollback"],
+        "destroyed" => &["qmdestroy"],
+        "disk" => &["qmmove", "qmresize"],
+        _ => &[],
     }
 }

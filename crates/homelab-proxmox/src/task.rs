@@ -8,7 +8,7 @@ use reqwest::Method;
 use crate::client::{Client, Safety};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::ClientEvent;
-use crate::types::{TaskLogLine, TaskStatus};
+use crate::types::{TaskListEntry, TaskLogLine, TaskStatus};
 
 /// A parsed `UPID:node:pid:pstart:starttime:type:id:user:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +132,24 @@ impl Client {
             ],
         )
         .await
+    }
+
+    /// `GET /nodes/{node}/tasks?source=active[&vmid=…]`: the tasks running on `node`, newest first.
+    pub async fn running_tasks(&self, node: &str, vmid: Option<u32>) -> Result<Vec<TaskListEntry>> {
+        let mut query = vec![("source".to_string(), "active".to_string())];
+        if let Some(id) = vmid {
+            query.push(("vmid".into(), id.to_string()));
+        }
+        let tasks: Vec<TaskListEntry> = self.get(&["nodes", node, "tasks"], query).await?;
+        // The active list may still carry tasks that just ended; those hold nothing any more.
+        Ok(tasks
+            .into_iter()
+            .filter(|t| {
+                t.status
+                    .as_deref()
+                    .is_none_or(|s| s.is_empty() || s == "running")
+            })
+            .collect())
     }
 
     /// `DELETE /nodes/{node}/tasks/{upid}`: stops a running task.

@@ -219,6 +219,31 @@ impl TaskStatus {
     }
 }
 
+/// One entry of `GET /nodes/{node}/tasks`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct TaskListEntry {
+    pub upid: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default, deserialize_with = "decode::opt_text")]
+    pub id: Option<String>,
+    /// Absent or `running` while the task runs; the exit status once it ended.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "decode::opt_int")]
+    pub starttime: Option<i64>,
+}
+
+/// The task holding a VM's `lock`, as far as the node's task list tells.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockHolder {
+    /// The `lock` property: `create`, `clone`, `backup`, `migrate`, `destroyed`, …
+    pub lock: String,
+    /// The running task that holds it; `None` when no running task on the VM explains it (a stale lock
+    /// left by a worker that died).
+    pub task: Option<String>,
+}
+
 /// One line of `GET /nodes/{node}/tasks/{upid}/log`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct TaskLogLine {

@@ -366,6 +366,10 @@ fn iso_bytes(id: &str, version: &str, file: &str, size: usize) -> Vec<u8> {
         out[0x8000] = 1;
         out[0x8001..0x8006].copy_from_slice(b"CD001");
     }
+    // Sidero signs its SecureBoot media with its own key; the plain ISO is unsigned.
+    if file.contains("-secureboot") {
+        crate::proxmox::sign_medium(&mut out, crate::proxmox::SIDERO_SIGNER);
+    }
     out
 }
 

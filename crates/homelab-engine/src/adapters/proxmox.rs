@@ -1,6 +1,7 @@
 //! [`Hypervisor`] over the Proxmox VE client: VmWanted → the create form (OVMF, EFI disk in SecureBoot setup
-//! mode, TPM 2.0, q35, cpu host, virtio-scsi, fixed MAC, agent, ISO on ide2, boot disk then cdrom), and the VM
-//! config back into [`VmLive`].
+//! mode, TPM 2.0, q35, cpu host, virtio-scsi, fixed MAC, agent, ISO on ide2, boot disk then cdrom), the VM
+//! config back into [`VmLive`] with its lock and the task holding it, and power operations that wait for a
+//! VM's lock to clear instead of failing on it.
 
 use std::net::IpAddr;
 
@@ -9,7 +10,7 @@ use homelab_proxmox::{
     VmSpec, WaitOptions,
 };
 
-use crate::ports::{Hypervisor, PortError, PortResult, VmLive, VmWanted};
+use crate::ports::{Hypervisor, PortError, PortResult, VmLive, VmLock, VmWanted};
 
 pub struct Proxmox {
     pub client: Client,
@@ -18,8 +19,10 @@ pub struct Proxmox {
 
 fn port_error(e: Error) -> PortError {
     PortError {
-        transient: e.is_transient()
-            || matches!(e.kind(), ErrorKind::Locked | ErrorKind::AgentNotReady),
+        // A lock held by a running task clears; one that no task holds (stale) stays until someone acts.
+        transient: !matches!(e, Error::StaleLock { .. })
+            && (e.is_transient()
+                || matches!(e.kind(), ErrorKind::Locked | ErrorKind::AgentNotReady)),
         message: e.to_string(),
     }
 }
@@ -48,10 +51,13 @@ pub fn vm_spec(w: &VmWanted) -> VmSpec {
                 ("ssd".into(), "1".into()),
             ],
         }],
+        // No pre-enrolled keys in either mode: `pre-enrolled-keys=1` turns Secure Boot on with Microsoft's
+        // keys, and the firmware then refuses every Talos ISO (none is Microsoft-signed). Setup mode lets the
+        // SecureBoot ISO enrol Sidero's keys, and boots the plain ISO as ordinary UEFI.
         efidisk: Some(EfiDisk {
             storage: w.disk_storage.clone(),
             efitype: "4m".into(),
-            pre_enrolled_keys: !w.secureboot_setup_mode,
+            pre_enrolled_keys: false,
         }),
         tpmstate: w.tpm.then(|| TpmState {
             storage: w.disk_storage.clone(),
@@ -124,7 +130,8 @@ pub fn vm_live(config: &VmConfig, running: bool) -> VmLive {
     let efidisk = config.get("efidisk0").map(|e| {
         (
             option(&e, "efitype").unwrap_or_else(|| "2m".into()),
-            option(&e, "pre-enrolled-keys").as_deref() == Some("1"),
+            option(&e, "pre-enrolled-keys")
+                .is_some_and(|v| matches!(v.as_str(), "1" | "on" | "yes" | "true")),
         )
     });
     VmLive {
@@ -152,6 +159,7 @@ pub fn vm_live(config: &VmConfig, running: bool) -> VmLive {
         efidisk,
         tpm_version: config.get("tpmstate0").and_then(|t| option(&t, "version")),
         running,
+        lock: None,
     }
 }
 
@@ -214,7 +222,28 @@ impl Hypervisor for Proxmox {
             .vm_config(node, vm_id)
             .await
             .map_err(port_error)?;
-        Ok(Some(vm_live(&config, status.is_running())))
+        let mut live = vm_live(&config, status.is_running());
+        if config.lock().is_some() {
+            // Which task holds it, from the node's running tasks.
+            live.lock = match self.client.lock_holder(node, vm_id).await {
+                Ok(Some(h)) => Some(VmLock {
+                    kind: h.lock,
+                    task: h.task,
+                }),
+                // Cleared between the two reads: read it again next time.
+                Ok(None) => None,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(port_error(e)),
+            };
+        }
+        Ok(Some(live))
+    }
+
+    async fn wait_unlocked(&self, node: &str, vm_id: u32) -> PortResult<()> {
+        self.client
+            .wait_unlocked(node, vm_id, self.wait.timeout)
+            .await
+            .map_err(port_error)
     }
 
     async fn create_vm(&self, wanted: &VmWanted) -> PortResult<()> {
@@ -259,12 +288,10 @@ impl Hypervisor for Proxmox {
     }
 
     async fn stop_vm(&self, node: &str, vm_id: u32) -> PortResult<()> {
-        let upid = self.client.stop_vm(node, vm_id).await.map_err(port_error)?;
         self.client
-            .wait_task(&upid, &self.wait)
+            .ensure_stopped(node, vm_id, &self.wait)
             .await
-            .map_err(port_error)?;
-        Ok(())
+            .map_err(port_error)
     }
 
     async fn delete_vm(&self, node: &str, vm_id: u32) -> PortResult<()> {

@@ -114,6 +114,13 @@ impl Hypervisor for Fake {
     async fn vm(&self, _: &str, vm_id: u32) -> PortResult<Option<VmLive>> {
         Ok(self.read().vms.get(&vm_id).map(|v| v.live.clone()))
     }
+    async fn wait_unlocked(&self, _: &str, vm_id: u32) -> PortResult<()> {
+        // The fake's locks are held by nobody once looked at: the wait clears them.
+        if let Some(vm) = self.mutate()?.vms.get_mut(&vm_id) {
+            vm.live.lock = None;
+        }
+        Ok(())
+    }
     async fn create_vm(&self, w: &VmWanted) -> PortResult<()> {
         let mut world = self.mutate()?;
         if world.vms.contains_key(&w.vm_id) {
@@ -137,9 +144,10 @@ impl Hypervisor for Fake {
                     iso_volume: Some(w.iso_volume.clone()),
                     bios: Some("ovmf".into()),
                     machine: Some("q35".into()),
-                    efidisk: Some(("4m".into(), !w.secureboot_setup_mode)),
+                    efidisk: Some(("4m".into(), false)),
                     tpm_version: Some("v2.0".into()),
                     running: false,
+                    lock: None,
                 },
                 agent_polls: 0,
             },

@@ -7,5 +7,6 @@ mod lab;
 mod lab_drift;
 mod lab_faults;
 mod lab_ha;
+mod lab_proxmox;
 mod lab_restore;
 mod render;

@@ -1,7 +1,9 @@
 //! `doctor` logic against the simulator: a healthy setup passes; each broken piece fails with a fix.
 
 use homelab_proxmox::doctor::{CheckStatus, DoctorInput, DoctorVm, run, vm_privileges};
-use homelab_sim::proxmox::{PveVersion, SimOptions};
+use std::collections::BTreeSet;
+
+use homelab_sim::proxmox::{Acl, AclEntry, PveVersion, SimOptions, all_privileges};
 
 use crate::support::start;
 
@@ -30,12 +32,7 @@ async fn a_healthy_simulator_passes_every_check_on_both_versions() {
         let report = run(&client, &input()).await;
         assert!(report.ok(), "{report:#?}");
         assert_eq!(report.pve_version.as_deref(), Some(version.full()));
-        assert!(
-            report
-                .checks
-                .iter()
-                .any(|c| c.name == "privileges /vms/100")
-        );
+        assert!(report.checks.iter().any(|c| c.name == "privileges /vms"));
     }
 }
 
@@ -49,9 +46,9 @@ async fn a_missing_privilege_is_named_with_the_grant_to_fix_it() {
         .iter()
         .find(|c| c.status == CheckStatus::Fail)
         .expect("a failure");
-    assert_eq!(check.name, "privileges /vms/100");
+    assert_eq!(check.name, "privileges /vms");
     assert!(
-        check.detail.contains("lacks VM.Allocate on /vms/100"),
+        check.detail.contains("lacks VM.Allocate on /vms"),
         "{}",
         check.detail
     );
@@ -59,7 +56,7 @@ async fn a_missing_privilege_is_named_with_the_grant_to_fix_it() {
         check
             .fix
             .as_deref()
-            .is_some_and(|f| f.contains("pveum acl modify /vms/100")),
+            .is_some_and(|f| f.contains("pveum acl modify /vms --tokens")),
         "{check:?}"
     );
 }
@@ -151,5 +148,83 @@ async fn an_unreachable_or_unauthorised_api_stops_with_one_failure() {
             .fix
             .as_deref()
             .is_some_and(|f| f.contains("token"))
+    );
+}
+
+/// The token's rights as many guides set them up: everything but the VM privileges on `/`, and the VM
+/// privileges on the VM's own path only.
+fn per_vm_acl(version: PveVersion, vmid: u32) -> Acl {
+    let all = all_privileges(version);
+    let not_vm: BTreeSet<String> = all
+        .iter()
+        .filter(|p| !p.starts_with("VM."))
+        .cloned()
+        .collect();
+    Acl {
+        entries: vec![
+            AclEntry {
+                path: "/".into(),
+                privs: not_vm,
+                propagate: true,
+            },
+            AclEntry {
+                path: format!("/vms/{vmid}"),
+                privs: all,
+                propagate: true,
+            },
+        ],
+    }
+}
+
+#[tokio::test]
+async fn grants_on_the_vms_own_path_warn_that_they_die_with_the_vm_and_name_the_lasting_grant() {
+    let (sim, client) = start(SimOptions::fast()).await;
+    sim.set_acl(per_vm_acl(sim.version(), 100));
+    let report = run(&client, &input()).await;
+    assert!(report.ok(), "a warning, not a failure: {report:#?}");
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == "privileges /vms")
+        .expect("the /vms check");
+    assert_eq!(check.status, CheckStatus::Warn, "{check:?}");
+    assert!(check.detail.contains("only on /vms/100"), "{check:?}");
+    let fix = check.fix.as_deref().unwrap_or("");
+    assert!(
+        fix.contains(
+            "pveum acl modify /vms --tokens 'homelab@pve!homelabctl' --roles HomelabProvisioner"
+        ) && fix.contains("pveum acl modify /vms --users 'homelab@pve'"),
+        "{fix}"
+    );
+
+    // After the VM's entries are gone (a destroy), the same setup fails.
+    sim.set_acl(per_vm_acl(sim.version(), 999));
+    let report = run(&client, &input()).await;
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == "privileges /vms")
+        .expect("the /vms check");
+    assert_eq!(check.status, CheckStatus::Fail, "{check:?}");
+}
+
+#[tokio::test]
+async fn a_missing_datastore_allocate_on_the_iso_storage_warns_for_remove_iso() {
+    let (_sim, client) = start(SimOptions::fast().without_privilege("Datastore.Allocate")).await;
+    let report = run(&client, &input()).await;
+    assert!(report.ok(), "{report:#?}");
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == "privileges /storage/local (destroy --remove-iso)")
+        .expect("the ISO delete check");
+    assert_eq!(check.status, CheckStatus::Warn, "{check:?}");
+    assert!(check.detail.contains("Datastore.Allocate"), "{check:?}");
+    assert!(
+        check
+            .fix
+            .as_deref()
+            .is_some_and(|f| f.contains("pveum acl modify /storage/local")),
+        "{check:?}"
     );
 }

@@ -37,9 +37,9 @@ async fn a_missing_privilege_is_a_403_naming_it() {
         .await
         .expect_err("403");
     match &err {
-        Error::Forbidden { message, .. } => {
-            assert_eq!(message, "Permission check failed (/vms/9001, VM.Allocate)")
-        }
+        // qemu-server's create_vm checks VM.Allocate quietly (on /vms/{vmid}, or the pool) and then
+        // raises a bare `raise_perm_exc()`.
+        Error::Forbidden { message, .. } => assert_eq!(message, "Permission check failed"),
         other => panic!("expected 403, got {other:?}"),
     }
 }
@@ -92,12 +92,15 @@ async fn business_errors_are_500s_classified_by_their_text() {
             .contains("Configuration file 'nodes/pve/qemu-server/9001.conf' does not exist")
     );
 
-    // While the create task runs, the VM is locked.
+    // While the create task runs, the VM is locked (held, so the create cannot end first).
+    sim.hold_tasks("qmcreate");
     let upid = client
         .create_vm_raw("pve", &reference_vm(9001, "none").to_create_params())
         .await
         .expect("create");
-    let locked = client.start_vm("pve", 9001).await.expect_err("locked");
+    // Start checks the lock in its worker: the answer is a task, which fails on the lock.
+    let start = client.start_vm("pve", 9001).await.expect("a task");
+    let locked = client.wait_task(&start, &wait()).await.expect_err("locked");
     assert_eq!(locked.kind(), ErrorKind::Locked);
     assert!(locked.to_string().contains("VM is locked (create)"));
     let twice = client
@@ -110,6 +113,7 @@ async fn business_errors_are_500s_classified_by_their_text() {
             .to_string()
             .contains("unable to create VM 9001 - VM 9001 already exists on node 'pve'")
     );
+    sim.release_tasks("qmcreate");
     client.wait_task(&upid, &wait()).await.expect("created");
 
     let refused = client

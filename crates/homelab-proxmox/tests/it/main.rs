@@ -3,6 +3,7 @@
 mod doctor;
 mod errors;
 mod flow;
+mod locks;
 mod retry;
 mod schema;
 mod support;

@@ -463,9 +463,25 @@ fn create_vm(
 ) -> ApiResult {
     let vmid = vmid_of(params);
     let mut w = shared.world();
-    w.acl
+    let pool = params.get("pool").cloned();
+    if let Some(pool) = &pool
+        && !w.pools.contains_key(pool)
+    {
+        return Err(ApiError::perm(format!("pool '{pool}' does not exist")));
+    }
+    // `VM.Allocate` on /vms/{vmid} or on the pool; PVE checks quietly and then raises a bare 403.
+    let allowed = w
+        .acl
         .require(&format!("/vms/{vmid}"), &["VM.Allocate".to_string()], false)
-        .map_err(ApiError::perm)?;
+        .is_ok()
+        || pool.as_ref().is_some_and(|p| {
+            w.acl
+                .require(&format!("/pool/{p}"), &["VM.Allocate".to_string()], false)
+                .is_ok()
+        });
+    if !allowed {
+        return Err(ApiError::perm("Permission check failed"));
+    }
     check_options(&w, vmid, params)?;
     if w.vms.contains_key(&vmid) {
         return Err(ApiError::die(format!(
@@ -475,6 +491,8 @@ fn create_vm(
     }
     w.next_pid += 1;
     let pid = w.next_pid;
+    // `create_and_lock_config` runs in the API call: the config holds only `lock: create` until the worker
+    // has allocated the disks and writes the whole config.
     w.vms.insert(
         vmid,
         super::state::Vm {
@@ -485,28 +503,58 @@ fn create_vm(
             started_at: None,
             pid,
             address: None,
+            flock: false,
+            firmware: Default::default(),
+            boot_refused: None,
         },
     );
     let upid = w.new_task("qmcreate", &vmid.to_string(), &caller.full());
     let injected = w.faults.take_task_failure("qmcreate");
+    let slow = w.faults.slowdown("qmcreate");
     drop(w);
     let shared2 = shared.clone();
     let params = params.clone();
     let task = upid.clone();
     tokio::spawn(async move {
-        work(shared2.timing.task_duration).await;
+        held(&shared2, "qmcreate").await;
+        // A worker stopped meanwhile (`DELETE …/tasks/{upid}`) died where it was: `lock: create` stays.
+        if shared2
+            .world()
+            .tasks
+            .get(&task)
+            .is_some_and(|t| t.exitstatus.is_some())
+        {
+            return;
+        }
+        // The worker takes the flock (`lock_config_full($vmid, 1, …)`) for the disk allocation.
+        if let Err(e) = take_flock(&shared2, vmid, std::time::Duration::from_secs(1)).await {
+            let mut w = shared2.world();
+            w.vms.remove(&vmid);
+            w.finish_task(&task, Err(format!("unable to create VM {vmid} - {e}")));
+            return;
+        }
+        work(shared2.timing.task_duration + slow).await;
         let start = flag(&params, "start");
         {
             let mut w = shared2.world();
             if let Some(msg) = injected {
+                // The worker unlinks the config of a create that failed.
                 w.vms.remove(&vmid);
                 w.finish_task(&task, Err(format!("unable to create VM {vmid} - {msg}")));
                 return;
             }
             let config = build_config(&mut w, vmid, &params, &task);
+            let firmware = super::firmware::SecureBoot::from_config(&config);
             if let Some(vm) = w.vms.get_mut(&vmid) {
                 vm.config = config;
+                vm.firmware = firmware;
                 vm.lock = None;
+                vm.flock = false;
+            }
+            if let Some(pool) = params.get("pool")
+                && let Some(members) = w.pools.get_mut(pool)
+            {
+                members.insert(vmid);
             }
             if !start {
                 w.finish_task(&task, Ok(0));
@@ -524,6 +572,76 @@ fn create_vm(
         }
     });
     Ok(Reply::data(json!(upid)))
+}
+
+/// Waits while tasks of `kind` are held (see `ProxmoxSim::hold_tasks`).
+async fn held(shared: &Arc<Shared>, kind: &str) {
+    while shared.world().held.contains(kind) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Takes a VM's config flock as `PVE::Tools::lock_file_full` does: waits while another task holds it, at
+/// most `timeout`. A VM that is gone needs no flock.
+async fn take_flock(
+    shared: &Arc<Shared>,
+    vmid: u32,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        {
+            let mut w = shared.world();
+            match w.vms.get_mut(&vmid) {
+                None => return Ok(()),
+                Some(vm) if !vm.flock => {
+                    vm.flock = true;
+                    return Ok(());
+                }
+                Some(_) => {}
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+fn release_flock(w: &mut World, vmid: u32) {
+    if let Some(vm) = w.vms.get_mut(&vmid) {
+        vm.flock = false;
+    }
+}
+
+/// `PVE::AbstractConfig::check_lock`: "VM is locked (create)".
+fn lock_error(w: &World, vmid: u32) -> Result<(), String> {
+    match w.vms.get(&vmid).and_then(|vm| vm.lock.as_deref()) {
+        Some(lock) => Err(format!("VM is locked ({lock})")),
+        None => Ok(()),
+    }
+}
+
+/// Runs the body of a power or destroy worker the way qemu-server's workers do: a held task waits, then
+/// the config flock is taken (`lock_config`, failing with "can't lock file … - got timeout"), the body
+/// runs (it does its own `check_lock`), and the flock is let go.
+async fn locked_worker<F, Fut>(
+    shared: &Arc<Shared>,
+    vmid: u32,
+    kind: &str,
+    body: F,
+) -> Result<u32, String>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<u32, String>>,
+{
+    held(shared, kind).await;
+    take_flock(shared, vmid, shared.timing.lock_timeout).await?;
+    let result = body().await;
+    release_flock(&mut shared.world(), vmid);
+    result
 }
 
 fn random_hex(seed: &str, len: usize) -> String {
@@ -832,19 +950,36 @@ async fn boot(shared: &Arc<Shared>, vmid: u32, task: &str) -> Result<(), String>
                 }
             }
         }
-        let mac = vm.mac();
-        let address = mac.as_ref().map(|m| w.lease(vmid, m));
         let iso = vm
             .config
             .iter()
             .find(|(k, v)| is_drive_key(k) && v.contains("media=cdrom") && first_part(v) != "none")
             .map(|(_, v)| first_part(v).to_string());
+        // QEMU starts either way; whether anything boots is the firmware's call (Secure Boot).
+        let signer = iso.as_deref().and_then(|volid| {
+            let (store, name) = volid.split_once(':')?;
+            let data = w.storages.get(store)?.volumes.get(name)?.data.clone()?;
+            super::firmware::signer(&data)
+        });
+        let mut firmware = vm.firmware.clone();
+        let refused = firmware.boot(signer.as_deref()).err();
+        let mac = vm.mac();
+        // A guest that never boots never asks DHCP for an address.
+        let address = match (&mac, &refused) {
+            (Some(m), None) => Some(w.lease(vmid, m)),
+            _ => None,
+        };
         if let Some(vm) = w.vms.get_mut(&vmid) {
             vm.running = true;
             vm.started_at = Some(std::time::Instant::now());
             vm.address = address;
+            vm.firmware = firmware;
+            vm.boot_refused = refused.clone();
         }
         w.task_log(task, format!("VM {vmid} started"));
+        if refused.is_some() {
+            return Ok(());
+        }
         let event = VmBootEvent {
             node: w.node.clone(),
             vmid,
@@ -869,19 +1004,24 @@ fn start_vm(shared: &Arc<Shared>, params: &BTreeMap<String, String>, caller: &Ca
     if !w.vms.contains_key(&vmid) {
         return Err(missing_config(&w, vmid));
     }
-    check_lock(&w, vmid)?;
+    // No lock check here: `vm_start` runs in the worker, under the config flock (qemu-server).
     let upid = w.new_task("qmstart", &vmid.to_string(), &caller.full());
     let injected = w.faults.take_task_failure("qmstart");
+    let slow = w.faults.slowdown("qmstart");
     drop(w);
     let shared2 = shared.clone();
     let task = upid.clone();
     tokio::spawn(async move {
-        work(shared2.timing.task_duration).await;
-        let result = match injected {
-            Some(msg) => Err(msg),
-            None => boot(&shared2, vmid, &task).await,
-        };
-        shared2.world().finish_task(&task, result.map(|()| 0));
+        let result = locked_worker(&shared2, vmid, "qmstart", || async {
+            lock_error(&shared2.world(), vmid)?;
+            work(shared2.timing.task_duration + slow).await;
+            match injected {
+                Some(msg) => Err(msg),
+                None => boot(&shared2, vmid, &task).await.map(|()| 0),
+            }
+        })
+        .await;
+        shared2.world().finish_task(&task, result);
     });
     Ok(Reply::data(json!(upid)))
 }
@@ -897,29 +1037,33 @@ fn stop_vm(
     if !w.vms.contains_key(&vmid) {
         return Err(missing_config(&w, vmid));
     }
-    check_lock(&w, vmid)?;
     let upid = w.new_task(kind, &vmid.to_string(), &caller.full());
     let injected = w.faults.take_task_failure(kind);
+    let slow = w.faults.slowdown(kind);
     drop(w);
     let shared2 = shared.clone();
     let task = upid.clone();
     let kind = kind.to_string();
     tokio::spawn(async move {
-        work(shared2.timing.task_duration).await;
-        let mut w = shared2.world();
-        let running = w.vms.get(&vmid).is_some_and(|vm| vm.running);
-        let result = if let Some(msg) = injected {
-            Err(msg)
-        } else if !running && kind == "qmshutdown" {
-            Err(format!("VM {vmid} not running"))
-        } else {
-            if let Some(vm) = w.vms.get_mut(&vmid) {
+        let result = locked_worker(&shared2, vmid, &kind, || async {
+            // `_do_vm_stop`: a VM that does not run is done (no lock check); a running one is refused
+            // while locked.
+            if !shared2.world().vms.get(&vmid).is_some_and(|vm| vm.running) {
+                return injected.map_or(Ok(0), Err);
+            }
+            lock_error(&shared2.world(), vmid)?;
+            work(shared2.timing.task_duration + slow).await;
+            if let Some(msg) = injected {
+                return Err(msg);
+            }
+            if let Some(vm) = shared2.world().vms.get_mut(&vmid) {
                 vm.running = false;
                 vm.started_at = None;
             }
             Ok(0)
-        };
-        w.finish_task(&task, result);
+        })
+        .await;
+        shared2.world().finish_task(&task, result);
     });
     Ok(Reply::data(json!(upid)))
 }
@@ -934,17 +1078,16 @@ fn delete_vm(
     let Some(vm) = w.vms.get(&vmid) else {
         return Err(missing_config(&w, vmid));
     };
-    check_lock(&w, vmid)?;
+    // The API call's early checks: protection and power state; the lock is checked in the worker.
+    if vm.config.get("protection").is_some_and(|p| p == "1") {
+        return Err(ApiError::die(format!(
+            "can't remove VM {vmid} - protection mode enabled"
+        )));
+    }
     if vm.running {
         return Err(ApiError::die(format!(
             "VM {vmid} is running - destroy failed"
         )));
-    }
-    if vm.config.get("protection").is_some_and(|p| p == "1") {
-        return Err(ApiError::die("can't remove VM - protection mode enabled"));
-    }
-    if let Some(vm) = w.vms.get_mut(&vmid) {
-        vm.lock = Some("destroyed".into());
     }
     let upid = w.new_task("qmdestroy", &vmid.to_string(), &caller.full());
     let injected = w.faults.take_task_failure("qmdestroy");
@@ -952,36 +1095,56 @@ fn delete_vm(
     let shared2 = shared.clone();
     let task = upid.clone();
     tokio::spawn(async move {
-        work(shared2.timing.task_duration).await;
-        let mut w = shared2.world();
-        if let Some(msg) = injected {
-            if let Some(vm) = w.vms.get_mut(&vmid) {
-                vm.lock = None;
+        let result = locked_worker(&shared2, vmid, "qmdestroy", || async {
+            {
+                let mut w = shared2.world();
+                if w.vms.get(&vmid).is_some_and(|vm| vm.running) {
+                    return Err(format!("VM {vmid} is running - destroy failed"));
+                }
+                lock_error(&w, vmid)?;
+                if let Some(vm) = w.vms.get_mut(&vmid) {
+                    vm.lock = Some("destroyed".into());
+                }
             }
-            w.finish_task(&task, Err(msg));
-            return;
-        }
-        let mut removed = Vec::new();
-        for s in w.storages.values_mut() {
-            let names: Vec<String> = s
-                .volumes
-                .iter()
-                .filter(|(_, v)| v.vmid == Some(vmid))
-                .map(|(n, _)| n.clone())
-                .collect();
-            for n in names {
-                s.volumes.remove(&n);
-                removed.push(format!("{}:{n}", s.id));
+            work(shared2.timing.task_duration).await;
+            let mut w = shared2.world();
+            if let Some(msg) = injected {
+                if let Some(vm) = w.vms.get_mut(&vmid) {
+                    vm.lock = None;
+                }
+                return Err(msg);
             }
-        }
-        for r in removed {
-            w.task_log(
-                &task,
-                format!("  Logical volume \"{r}\" successfully removed."),
-            );
-        }
-        w.vms.remove(&vmid);
-        w.finish_task(&task, Ok(0));
+            let mut removed = Vec::new();
+            for s in w.storages.values_mut() {
+                let names: Vec<String> = s
+                    .volumes
+                    .iter()
+                    .filter(|(_, v)| v.vmid == Some(vmid))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for n in names {
+                    s.volumes.remove(&n);
+                    removed.push(format!("{}:{n}", s.id));
+                }
+            }
+            for r in removed {
+                w.task_log(
+                    &task,
+                    format!("  Logical volume \"{r}\" successfully removed."),
+                );
+            }
+            // `PVE::AccessControl::remove_vm_access`, purge or not: the VM's ACL entries and its pool
+            // membership go with it.
+            let path = format!("/vms/{vmid}");
+            w.acl.entries.retain(|e| e.path != path);
+            for members in w.pools.values_mut() {
+                members.remove(&vmid);
+            }
+            w.vms.remove(&vmid);
+            Ok(0)
+        })
+        .await;
+        shared2.world().finish_task(&task, result);
     });
     Ok(Reply::data(json!(upid)))
 }
@@ -1002,6 +1165,7 @@ async fn agent(
             return Err(ApiError::die(format!("VM {vmid} is not running")));
         }
         let up = !w.faults.plan.agent_never_answers
+            && vm.boot_refused.is_none()
             && vm
                 .started_at
                 .is_some_and(|s| s.elapsed() >= shared.timing.agent_delay);

@@ -52,6 +52,12 @@ pub struct Faults {
     pub failing_tasks: BTreeMap<String, String>,
     /// The guest agent never answers (as with a Talos image without the qemu-guest-agent extension).
     pub agent_never_answers: bool,
+    /// Extra time tasks of a type (`qmcreate`, …) take, holding the VM's config flock (a slow storage).
+    pub slow_tasks: BTreeMap<String, Duration>,
+    /// pveproxy answers requests for these endpoints (`METHOD /path/{param}`, `*` for all) with the
+    /// AnyEvent::HTTP pseudo-status it passes on when forwarding to the node fails: 596 (TLS) or 599
+    /// (timeout), once per entry and before any work.
+    pub proxy_failures: Vec<(String, u16)>,
 }
 
 /// Decides faults; keeps per-endpoint counters so a run with the same seed and request order repeats.
@@ -108,6 +114,21 @@ impl FaultState {
     /// The error text if the next task of `kind` must fail (consumed).
     pub fn take_task_failure(&mut self, kind: &str) -> Option<String> {
         self.plan.failing_tasks.remove(kind)
+    }
+
+    /// The extra time a task of `kind` takes.
+    pub fn slowdown(&self, kind: &str) -> Duration {
+        self.plan.slow_tasks.get(kind).copied().unwrap_or_default()
+    }
+
+    /// The proxy pseudo-status the next request to `endpoint` gets, if any (consumed).
+    pub fn take_proxy_failure(&mut self, endpoint: &str) -> Option<u16> {
+        let i = self
+            .plan
+            .proxy_failures
+            .iter()
+            .position(|(e, _)| e == "*" || e == endpoint)?;
+        Some(self.plan.proxy_failures.remove(i).1)
     }
 }
 

@@ -16,6 +16,7 @@ mod acl;
 mod api;
 mod download;
 mod faults;
+mod firmware;
 mod formats;
 mod schema;
 mod server;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 pub use acl::{Acl, AclEntry, all_privileges};
 pub use faults::{EndpointFault, FaultKind, Faults};
+pub use firmware::{SIDERO as SIDERO_SIGNER, SecureBoot, sign as sign_medium};
 pub use schema::{PveVersion, Schema};
 pub use snapshot::{ProxmoxSnapshot, VmSnapshot, VolumeSnapshot};
 pub use state::{DhcpHook, Iface, Storage, Volume};
@@ -49,6 +51,11 @@ pub struct SimTiming {
     pub agent_timeout: Duration,
     /// Delay before a 401 answer (PVE: ~3 s).
     pub auth_failure_delay: Duration,
+    /// How long a task waits for a VM's config flock before "can't lock file … - got timeout" (PVE's
+    /// `lock_config`: 10 s).
+    pub lock_timeout: Duration,
+    /// How long pveproxy keeps an idle keep-alive connection open (`AnyEvent.pm`: the handle timeout, 5 s).
+    pub idle_timeout: Duration,
 }
 
 impl Default for SimTiming {
@@ -58,6 +65,8 @@ impl Default for SimTiming {
             agent_delay: Duration::from_millis(800),
             agent_timeout: Duration::from_millis(300),
             auth_failure_delay: Duration::from_secs(3),
+            lock_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -70,6 +79,8 @@ impl SimTiming {
             agent_delay: Duration::from_millis(150),
             agent_timeout: Duration::from_millis(20),
             auth_failure_delay: Duration::from_millis(20),
+            lock_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -91,6 +102,8 @@ pub struct SimOptions {
     pub interfaces: Vec<Iface>,
     /// `None` = every privilege on `/`.
     pub acl: Option<Acl>,
+    /// Resource pools that exist (empty at first).
+    pub pools: Vec<String>,
     pub faults: Faults,
     pub timing: SimTiming,
     /// Custom address assignment; default 127.0.20.100, .101, … by first boot, stable per MAC.
@@ -141,6 +154,7 @@ impl Default for SimOptions {
                 },
             ],
             acl: None,
+            pools: Vec::new(),
             faults: Faults::default(),
             timing: SimTiming::default(),
             dhcp: None,
@@ -191,6 +205,10 @@ pub struct VmView {
     pub config: BTreeMap<String, String>,
     pub mac: Option<String>,
     pub address: Option<Ipv4Addr>,
+    /// The Secure Boot state of its EFI vars.
+    pub firmware: SecureBoot,
+    /// Why the firmware refused to boot the guest at the last start, if it did.
+    pub boot_refused: Option<String>,
 }
 
 /// Why the simulator could not start.
@@ -299,6 +317,12 @@ impl ProxmoxSim {
                 .unwrap_or_else(|| Acl::administrator(opts.version)),
             faults: faults::FaultState::new(opts.faults.clone()),
             leases: BTreeMap::new(),
+            pools: opts
+                .pools
+                .iter()
+                .map(|p| (p.clone(), Default::default()))
+                .collect(),
+            held: Default::default(),
             boot_hooks: Vec::new(),
             dhcp: opts.dhcp.clone(),
             on_change: opts.on_change.clone(),
@@ -409,6 +433,38 @@ impl ProxmoxSim {
         self.shared.world().acl = acl;
     }
 
+    /// The token's ACL now (destroying a VM removes its `/vms/{vmid}` entries, as PVE does).
+    pub fn acl(&self) -> Acl {
+        self.shared.world().acl.clone()
+    }
+
+    /// The members of each resource pool.
+    pub fn pools(&self) -> BTreeMap<String, std::collections::BTreeSet<u32>> {
+        self.shared.world().pools.clone()
+    }
+
+    /// New tasks of type `kind` (`qmcreate`, `qmstart`, …) wait before doing anything until
+    /// [`ProxmoxSim::release_tasks`]: a worker that has not got going yet. A held `qmcreate` leaves the VM
+    /// with `lock: create` and nothing else in its config, as `create_and_lock_config` wrote it.
+    pub fn hold_tasks(&self, kind: &str) {
+        self.shared.world().held.insert(kind.to_string());
+    }
+
+    /// Lets held tasks of type `kind` go on.
+    pub fn release_tasks(&self, kind: &str) {
+        self.shared.world().held.remove(kind);
+    }
+
+    /// Every task so far: `(type, VMID or volume, exit status)`; the status is `None` while it runs.
+    pub fn tasks(&self) -> Vec<(String, String, Option<String>)> {
+        self.shared
+            .world()
+            .tasks
+            .values()
+            .map(|t| (t.kind.clone(), t.id.clone(), t.exitstatus.clone()))
+            .collect()
+    }
+
     /// One VM.
     pub fn vm(&self, vmid: u32) -> Option<VmView> {
         self.shared.world().vms.get(&vmid).map(|vm| VmView {
@@ -418,6 +474,8 @@ impl ProxmoxSim {
             config: vm.config.clone(),
             mac: vm.mac(),
             address: vm.address,
+            firmware: vm.firmware.clone(),
+            boot_refused: vm.boot_refused.clone(),
         })
     }
 
@@ -472,6 +530,16 @@ impl ProxmoxSim {
     /// those an injected fault answered).
     pub fn requests(&self) -> crate::requests::RequestCounts {
         self.shared.requests.clone()
+    }
+
+    /// Connections the server closed after an answer (every answer of 400 or more, and the 100th request),
+    /// and connections it closed for being idle longer than [`SimTiming::idle_timeout`].
+    pub fn connection_closes(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.shared.connection_closes.load(Relaxed),
+            self.shared.idle_closes.load(Relaxed),
+        )
     }
 
     /// Stops accepting connections and waits for the accept loop to end.

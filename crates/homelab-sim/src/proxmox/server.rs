@@ -33,6 +33,17 @@ impl std::error::Error for DropConnection {}
 
 const MAX_BODY: usize = 512 * 1024;
 
+/// Requests pveproxy serves on one connection before it closes it (`keep_alive => 100` in pve-manager's
+/// `PVE/Service/pveproxy.pm`; `AnyEvent.pm` counts it down per request).
+const KEEP_ALIVE_REQUESTS: u32 = 100;
+
+/// What one connection has done: requests in flight, requests served, and when it was last busy.
+struct ConnState {
+    in_flight: u32,
+    served: u32,
+    last_active: tokio::time::Instant,
+}
+
 pub(crate) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
@@ -48,20 +59,82 @@ pub(crate) async fn serve(
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let shared = shared.clone();
-                let mut stop = stop.clone();
+                let stop = stop.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let svc = hyper::service::service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { respond(shared, req).await }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-                    }
+                    connection(tls, shared, stop).await;
                 });
+            }
+        }
+    }
+}
+
+/// Serves one connection as pveproxy does: keep-alive for at most [`KEEP_ALIVE_REQUESTS`] requests,
+/// `Connection: close` after every answer of 400 or more, and closed after `idle_timeout` without a request
+/// (the AnyEvent handle timeout, 5 s).
+async fn connection(
+    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let state = Arc::new(std::sync::Mutex::new(ConnState {
+        in_flight: 0,
+        served: 0,
+        last_active: tokio::time::Instant::now(),
+    }));
+    let svc_state = state.clone();
+    let svc_shared = shared.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let shared = svc_shared.clone();
+        let state = svc_state.clone();
+        async move {
+            let served = {
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                s.in_flight += 1;
+                s.served += 1;
+                s.served
+            };
+            let result = respond(shared.clone(), req).await;
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            s.in_flight -= 1;
+            s.last_active = tokio::time::Instant::now();
+            result.map(|mut resp| {
+                if resp.status().as_u16() >= 400 || served >= KEEP_ALIVE_REQUESTS {
+                    shared
+                        .connection_closes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    resp.headers_mut().insert(
+                        hyper::header::CONNECTION,
+                        hyper::header::HeaderValue::from_static("close"),
+                    );
+                }
+                resp
+            })
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc);
+    tokio::pin!(conn);
+    let idle = shared.timing.idle_timeout;
+    let mut closing = false;
+    loop {
+        let deadline = {
+            let s = state.lock().unwrap_or_else(|p| p.into_inner());
+            s.last_active + idle
+        };
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = stop.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = tokio::time::sleep_until(deadline), if !closing => {
+                let s = state.lock().unwrap_or_else(|p| p.into_inner());
+                if s.in_flight == 0 && s.last_active + idle <= tokio::time::Instant::now() {
+                    drop(s);
+                    shared.idle_closes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
         }
     }
@@ -265,6 +338,17 @@ async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dr
                 "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
             ))));
         }
+    }
+    let proxy_failure = shared.world().faults.take_proxy_failure(&key);
+    if let Some(code) = proxy_failure {
+        // pveproxy passes AnyEvent::HTTP's pseudo-status on when forwarding to the node fails: 596 for TLS
+        // trouble, 599 for a timeout or other errors; the request did not reach the API handler.
+        let reason = if code == 596 {
+            "certificate verify failed"
+        } else {
+            "Connection timed out"
+        };
+        return Ok(plain(code, reason, ""));
     }
     let decision = shared.world().faults.decide(&key);
     if !decision.latency.is_zero() {

@@ -38,6 +38,9 @@ pub struct VmSnapshot {
     pub config: BTreeMap<String, String>,
     pub running: bool,
     pub address: Option<Ipv4Addr>,
+    /// The Secure Boot state of its EFI vars (enrolled keys survive a restart).
+    #[serde(default)]
+    pub firmware: super::firmware::SecureBoot,
 }
 
 /// A volume; the bytes of a file-like volume (an ISO) travel beside it, named by their SHA-256 (`blob`).
@@ -103,6 +106,7 @@ impl World {
                     config: vm.config.clone(),
                     running: vm.running,
                     address: vm.address,
+                    firmware: vm.firmware.clone(),
                 })
                 .collect(),
             volumes: self
@@ -146,6 +150,9 @@ impl World {
                     started_at: vm.running.then(std::time::Instant::now),
                     pid: self.next_pid,
                     address: vm.address,
+                    flock: false,
+                    firmware: vm.firmware.clone(),
+                    boot_refused: None,
                 },
             );
         }

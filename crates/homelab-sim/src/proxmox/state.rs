@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::acl::Acl;
 use super::faults::FaultState;
+use super::firmware::SecureBoot;
 use super::schema::{PveVersion, Schema};
 use super::{SimTiming, VmBootEvent};
 
@@ -89,6 +90,13 @@ pub struct Vm {
     pub pid: u32,
     /// The DHCP address handed to the first NIC at its last boot.
     pub address: Option<Ipv4Addr>,
+    /// A task holds the config file's flock (`/var/lock/qemu-server/lock-N.conf`), as qmcreate does while it
+    /// allocates the disks and every power task does while it works.
+    pub flock: bool,
+    /// The Secure Boot state in the VM's EFI vars (set when `qmcreate` writes the config).
+    pub firmware: SecureBoot,
+    /// Why the firmware did not boot the guest at the last start (it runs, but nothing boots).
+    pub boot_refused: Option<String>,
 }
 
 impl Vm {
@@ -147,6 +155,10 @@ pub(crate) struct World {
     pub acl: Acl,
     pub faults: FaultState,
     pub leases: BTreeMap<String, Ipv4Addr>,
+    /// Resource pools: `pool → member VMIDs` (`user.cfg`'s `pool:` lines).
+    pub pools: BTreeMap<String, BTreeSet<u32>>,
+    /// Task types whose new tasks wait before doing anything (see `ProxmoxSim::hold_tasks`).
+    pub held: BTreeSet<String>,
     pub boot_hooks: Vec<BootHook>,
     pub dhcp: Option<DhcpHook>,
     pub on_change: Option<Arc<tokio::sync::Notify>>,
@@ -162,6 +174,10 @@ pub(crate) struct Shared {
     pub boot_tx: tokio::sync::broadcast::Sender<VmBootEvent>,
     /// Requests served, per `METHOD /path/{template}` of the schema.
     pub requests: crate::requests::RequestCounts,
+    /// Connections closed after an answer (an error status or the keep-alive count used up).
+    pub connection_closes: std::sync::atomic::AtomicU64,
+    /// Connections closed for being idle.
+    pub idle_closes: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -181,6 +197,8 @@ impl Shared {
             token_secret,
             boot_tx,
             requests: crate::requests::RequestCounts::default(),
+            connection_closes: Default::default(),
+            idle_closes: Default::default(),
         }
     }
 

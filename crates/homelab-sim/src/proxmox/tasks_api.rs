@@ -72,12 +72,24 @@ pub(crate) fn stop(w: &mut World, params: &BTreeMap<String, String>) -> ApiResul
     Ok(Reply::data(Value::Null))
 }
 
+/// `GET /nodes/{node}/tasks`: `source=archive` (the default) lists finished tasks, `active` running ones,
+/// `all` both (pve-manager `API2/Tasks.pm`), newest first.
 pub(crate) fn list(w: &World, params: &BTreeMap<String, String>) -> Reply {
     let vmid = params.get("vmid");
     let kind = params.get("typefilter");
-    let items: Vec<Value> = w
+    let source = params.get("source").map_or("archive", String::as_str);
+    let mut tasks: Vec<&Task> = w
         .tasks
         .values()
+        .filter(|t| match source {
+            "active" => t.exitstatus.is_none(),
+            "all" => true,
+            _ => t.exitstatus.is_some(),
+        })
+        .collect();
+    tasks.sort_by_key(|t| std::cmp::Reverse((t.starttime, t.pid)));
+    let items: Vec<Value> = tasks
+        .into_iter()
         .filter(|t| vmid.is_none_or(|v| &t.id == v))
         .filter(|t| kind.is_none_or(|k| &t.kind == k))
         .map(|t| {

@@ -175,6 +175,7 @@ async fn a_running_vm_whose_boot_was_not_saved_gets_a_fresh_node_on_restore() {
         )]
         .into(),
         running: true,
+        firmware: Default::default(),
         address: match address {
             std::net::IpAddr::V4(v4) => Some(v4),
             std::net::IpAddr::V6(_) => None,

@@ -215,3 +215,31 @@ async fn boot_events_carry_the_mac_and_the_hooked_address() {
     assert!(vm.running);
     assert_eq!(vm.address, ev.address);
 }
+
+#[tokio::test]
+async fn pveproxy_closes_the_connection_after_errors_and_passes_on_proxy_pseudo_statuses() {
+    let mut opts = SimOptions::fast();
+    opts.faults.proxy_failures = vec![("GET /version".into(), 599), ("GET /nodes".into(), 596)];
+    let sim = ProxmoxSim::start(opts).await.expect("start");
+    let c = http(&sim);
+    let base = format!("{}/api2/json", sim.endpoint());
+    let get = |path: &str| {
+        c.get(format!("{base}{path}"))
+            .header("Authorization", auth(&sim))
+            .send()
+    };
+    let timeout = get("/version").await.expect("send");
+    assert_eq!(timeout.status().as_u16(), 599);
+    assert_eq!(timeout.headers()["connection"], "close");
+    let tls = get("/nodes").await.expect("send");
+    assert_eq!(tls.status().as_u16(), 596);
+    assert_eq!(reason(&tls), "certificate verify failed");
+    // Each fault fires once; then the answers are normal and keep the connection open.
+    let ok = get("/version").await.expect("send");
+    assert_eq!(ok.status(), 200);
+    assert!(ok.headers().get("connection").is_none_or(|v| v != "close"));
+    let missing = get("/nodes/pve/qemu/4242/config").await.expect("send");
+    assert_eq!(missing.status(), 500);
+    assert_eq!(missing.headers()["connection"], "close");
+    assert_eq!(sim.connection_closes().0, 3);
+}

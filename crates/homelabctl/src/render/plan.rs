@@ -14,7 +14,7 @@ fn paint(color: bool, code: &str, text: &str) -> String {
 fn action_color(action: Action) -> &'static str {
     match action {
         Action::Create => "32",
-        Action::Update => "33",
+        Action::Update | Action::Wait => "33",
         Action::Replace | Action::Delete => "1;31",
         Action::NoChange => "2",
     }
@@ -75,8 +75,19 @@ pub fn text(plan: &Plan, color: bool) -> String {
         ));
     }
     let (create, update, replace, delete) = plan.summary();
+    let locked = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Wait)
+        .count();
     if plan.has_changes() {
-        out.push_str(&format!("\nPlan: {create} to create, {update} to update, {replace} to replace, {delete} to delete.\n"));
+        out.push_str(&format!("\nPlan: {create} to create, {update} to update, {replace} to replace, {delete} to delete"));
+        if locked > 0 {
+            out.push_str(&format!(
+                "; {locked} locked by a running task (apply waits for it, then compares)"
+            ));
+        }
+        out.push_str(".\n");
     } else {
         out.push_str("\nNo changes: the homelab matches homelab.yaml.\n");
     }

@@ -382,3 +382,88 @@ fn apply_sigkilled_at_each_later_step_boundary_converges_when_run_again() {
         "an uninterrupted run from nothing has {FULL_RUN_STEP_EVENTS} step events, so boundaries 1..={FULL_RUN_STEP_EVENTS} were each killed"
     );
 }
+
+/// The issue-13 case: `apply` SIGKILLed while Proxmox is still creating the VM (`lock: create`, the
+/// `qmcreate` worker not done), then run again at once. The plan in between says the VM is locked by that
+/// task and plans no replacement; the rerun waits for the task (saying so), then converges without
+/// `--allow-replace`, and the simulator saw exactly one `qmcreate` in its life. The create is held in the
+/// simulator until the rerun reports its wait, so the test does not depend on timing.
+#[test]
+fn apply_sigkilled_while_the_vm_is_being_created_waits_for_the_create_when_run_again() {
+    let site = Site::new(160);
+    let proxmox = site.lab().proxmox.clone();
+    proxmox.hold_tasks("qmcreate");
+    let mut child = site
+        .command(&["--output", "json", "apply", "--yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn apply");
+    let started = Instant::now();
+    while proxmox.vm(100).and_then(|v| v.lock).as_deref() != Some("create") {
+        assert!(
+            started.elapsed() < RUN_LIMIT,
+            "apply never got the VM under lock: create"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.signal(), Some(9), "killed mid-create ({status})");
+
+    let (status, plan, stderr) = site.run(&["plan", "--detailed-exitcode"], None);
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "a locked VM is work to do\n{plan}\n{stderr}"
+    );
+    assert!(
+        plan.contains("vm.talos-cp-01") && plan.contains("locked (create) by task UPID:"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("0 to replace")
+            && plan.contains("1 locked by a running task")
+            && !plan.contains("--allow-replace"),
+        "{plan}"
+    );
+
+    let mut rerun = site
+        .command(&["--output", "json", "apply", "--yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the second apply");
+    let stdout = rerun.stdout.take().expect("stdout");
+    let mut events = Vec::new();
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("read the event stream");
+        let waits = line.contains("is locked (create) by task") && line.contains("waiting");
+        events.push(line);
+        if waits {
+            break;
+        }
+    }
+    assert!(
+        events.last().is_some_and(|l| l.contains("waiting")),
+        "the rerun says it waits for the create task: {events:?}"
+    );
+    proxmox.release_tasks("qmcreate");
+    events.extend(lines.map(|l| l.expect("read the event stream")));
+    let out = wait_with_limit(rerun, &["apply"]);
+    assert!(
+        out.status.success(),
+        "the rerun converges without --allow-replace: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !events.iter().any(|e| e.contains("\"replace\"")),
+        "{events:?}"
+    );
+    assert_eq!(proxmox.task_count("qmdestroy"), 0, "nothing was replaced");
+    assert_converged(&site, 0);
+}
