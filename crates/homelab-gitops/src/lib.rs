@@ -18,6 +18,7 @@ mod check;
 pub mod envsubst;
 mod finding;
 pub mod flux;
+mod locate;
 pub mod repo;
 pub mod schema;
 pub mod sops;
@@ -26,6 +27,8 @@ pub use check::{
     CheckOptions, Checker, ConfigCheck, Context, FluxCheck, KustomizeCheck, PlaintextSecretCheck,
     SopsCheck, default_checkers, parallel_map, run,
 };
-pub use finding::{Finding, Format, Report, Severity, render};
+pub use finding::{Finding, Format, Report, SchemaSummary, Severity, render};
 pub use repo::Repo;
-pub use schema::{MissingSchema, SchemaOptions, Validator, Verdict, default_locations};
+pub use schema::{
+    MissingSchema, SchemaOptions, Validator, Verdict, crd_schemas, default_locations,
+};

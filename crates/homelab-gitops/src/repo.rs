@@ -1,5 +1,8 @@
-//! The repository as the checks see it: every file (minus `.git` and build output), with YAML files parsed
-//! once, and the Flux tree (`kubernetes/`) if there is one.
+//! The repository as the checks see it: the files git would consider (tracked, or untracked and not
+//! ignored), with YAML files parsed once, and the Flux tree (`kubernetes/`) if there is one. Inside a git
+//! work tree git itself lists them; anywhere else `.gitignore` files (and `.git/info/exclude`) are read
+//! the same way (`homelab_scan::tree_files`), so a checkout without git (a tarball, a fresh `init`) is checked
+//! like its committed form, and the secret scan sees the same files as the other checks.
 
 use std::path::{Path, PathBuf};
 
@@ -22,13 +25,20 @@ pub struct Repo {
     pub files: Vec<RepoFile>,
 }
 
-const SKIP_DIRS: &[&str] = &[".git", "target", "node_modules", ".homelab"];
-
 impl Repo {
-    /// Walks `root` (sorted, like Go's filepath.Walk).
+    /// Lists the files of `root` (sorted by path) and parses its YAML files.
     pub fn open(root: &Path) -> std::io::Result<Repo> {
-        let mut files = Vec::new();
-        walk(root, root, &mut files)?;
+        // One answer to "which files count" for every checker, the secret scan included.
+        let rels = homelab_scan::tree_files(root).map_err(std::io::Error::other)?;
+        let files = rels
+            .into_iter()
+            .filter_map(|rel| {
+                let abs = root.join(&rel);
+                // git lists tracked files that were deleted from the work tree, and symlinks.
+                let meta = std::fs::symlink_metadata(&abs).ok()?;
+                meta.is_file().then(|| read(rel, abs))
+            })
+            .collect();
         let tree = root.join("kubernetes");
         Ok(Repo {
             root: root.to_path_buf(),
@@ -56,36 +66,52 @@ impl Repo {
     }
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<RepoFile>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(Result::ok).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let p = e.path();
-        let name = e.file_name().to_string_lossy().to_string();
-        let ft = e.file_type()?;
-        if ft.is_dir() {
-            if !SKIP_DIRS.contains(&name.as_str()) {
-                walk(root, &p, out)?;
-            }
-            continue;
+fn read(rel: String, abs: PathBuf) -> RepoFile {
+    let yaml = if rel.ends_with(".yaml") || rel.ends_with(".yml") {
+        match std::fs::read_to_string(&abs) {
+            Ok(text) => Some(parse_documents(&text)),
+            Err(_) => None,
         }
-        if !ft.is_file() {
-            continue;
-        }
-        let rel = p
-            .strip_prefix(root)
-            .unwrap_or(&p)
-            .to_string_lossy()
-            .replace('\\', "/");
-        let yaml = if name.ends_with(".yaml") || name.ends_with(".yml") {
-            match std::fs::read_to_string(&p) {
-                Ok(text) => Some(parse_documents(&text)),
-                Err(_) => None,
-            }
-        } else {
-            None
+    } else {
+        None
+    };
+    RepoFile { rel, abs, yaml }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_git_the_gitignore_files_are_honoured() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = t.path();
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
         };
-        out.push(RepoFile { rel, abs: p, yaml });
+        write(".gitignore", "/.age-key.txt\n*.log\nbuild/\n!keep.log\n");
+        write(".age-key.txt", "AGE-SECRET-KEY-1\n");
+        write("a.log", "x");
+        write("keep.log", "x");
+        write("build/out.yaml", "a: 1\n");
+        write("kubernetes/.gitignore", "local.yaml\n");
+        write("kubernetes/local.yaml", "a: 1\n");
+        write("kubernetes/app.yaml", "a: 1\n");
+        write(".git-like/x", "x");
+        write(".git/config", "[core]\n");
+        let repo = Repo::open(root).expect("open");
+        let rels: Vec<&str> = repo.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(
+            rels,
+            [
+                ".git-like/x",
+                ".gitignore",
+                "keep.log",
+                "kubernetes/.gitignore",
+                "kubernetes/app.yaml"
+            ]
+        );
     }
-    Ok(())
 }

@@ -1,6 +1,9 @@
-//! Manifest schema validation in the manner of kubeconform: schema files found through location templates
-//! (`{{.ResourceKind}}{{.KindSuffix}}.json`, `{{.Group}}_{{.ResourceKind}}_{{.ResourceAPIVersion}}.json`),
-//! Kubernetes 1.35 local-strict schemas with their shared `_definitions.json`, CRD schemas, each compiled
+//! Manifest schema validation in the manner of kubeconform. Schemas come, in this order, from
+//! kubeconform-style location templates (`{{.ResourceKind}}{{.KindSuffix}}.json`,
+//! `{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json`) and directories the user names, from the
+//! `CustomResourceDefinition`s found in the checked tree itself (made strict the way kubeconform's
+//! openapi2jsonschema does), and from the schemas built into the binary (`homelab-schemas`: Kubernetes
+//! 1.35 local-strict with its `_definitions.json`, Flux, Kyverno and common CRDs). Each schema is compiled
 //! once and cached. SOPS-encrypted objects are recognised and not validated.
 
 use std::collections::HashMap;
@@ -24,8 +27,10 @@ pub enum MissingSchema {
 /// Where schemas come from and how strict validation is.
 #[derive(Debug, Clone)]
 pub struct SchemaOptions {
-    /// kubeconform-style templates or directories, tried in order.
+    /// kubeconform-style templates or directories, tried in order before anything else.
     pub locations: Vec<String>,
+    /// After `locations` and the tree's own CRDs, use the schemas built into the binary.
+    pub builtin: bool,
     /// `1.35.0`.
     pub kubernetes_version: String,
     /// Use the `-strict` variants (no unknown fields).
@@ -39,6 +44,7 @@ impl Default for SchemaOptions {
     fn default() -> Self {
         SchemaOptions {
             locations: Vec::new(),
+            builtin: true,
             kubernetes_version: "1.35.0".into(),
             strict: true,
             missing: MissingSchema::Warn,
@@ -47,23 +53,25 @@ impl Default for SchemaOptions {
     }
 }
 
-/// The default locations inside a schema directory laid out like `../shared/schemas`.
+/// The locations a schema directory (`--schema-dir`) stands for: kubeconform's Kubernetes layout
+/// (`kubernetes/v1.35.0-local-strict/…`), the CRDs-catalog layout (`{group}/{kind}_{version}.json`), the
+/// flat openapi2jsonschema layout (`crd-jsonschemas/*/{group}_{kind}_{version}.json`), and the directory
+/// itself (kubeconform's plain directory lookup).
 pub fn default_locations(schema_dir: &Path) -> Vec<String> {
     let d = schema_dir.display();
-    vec![
+    let mut out = vec![
         format!(
             "{d}/kubernetes/{{{{.NormalizedKubernetesVersion}}}}-local{{{{.StrictSuffix}}}}/{{{{.ResourceKind}}}}{{{{.KindSuffix}}}}.json"
         ),
-        format!(
-            "{d}/crd-jsonschemas/flux/{{{{.Group}}}}_{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"
-        ),
-        format!(
-            "{d}/crd-jsonschemas/flux-compat/{{{{.Group}}}}_{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"
-        ),
-        format!(
-            "{d}/crd-jsonschemas/kyverno/{{{{.Group}}}}_{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"
-        ),
-    ]
+        format!("{d}/{{{{.Group}}}}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"),
+    ];
+    for sub in ["flux", "flux-compat", "kyverno"] {
+        out.push(format!(
+            "{d}/crd-jsonschemas/{sub}/{{{{.Group}}}}_{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"
+        ));
+    }
+    out.push(d.to_string());
+    out
 }
 
 /// The verdict on one object.
@@ -82,16 +90,44 @@ pub enum Verdict {
 
 type Compiled = Result<Arc<jsonschema::Validator>, String>;
 
+/// Where a schema was found.
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    /// A name in the built-in store (`kubernetes/v1.35.0-local-strict/deployment-apps-v1.json`).
+    Builtin(String),
+    /// Derived from a CustomResourceDefinition of the checked tree.
+    Derived(Arc<Value>),
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Builtin(n) => format!("built-in {n}"),
+            Source::Derived(_) => "schema derived from the tree's CustomResourceDefinition".into(),
+        }
+    }
+}
+
+/// Where `_definitions.json` of a Kubernetes schema lives: beside the file, or beside the built-in entry.
+enum DefsHome {
+    Dir(PathBuf),
+    Builtin(String),
+    None,
+}
+
 /// A validator with a cache of compiled schemas (one per apiVersion/kind).
 pub struct Validator {
     opts: SchemaOptions,
     cache: Mutex<HashMap<(String, String), Option<Compiled>>>,
-    defs: Arc<Mutex<HashMap<PathBuf, Arc<Value>>>>,
+    defs: Arc<Mutex<HashMap<String, Arc<Value>>>>,
+    derived: Mutex<HashMap<(String, String), Arc<Value>>>,
 }
 
 struct DefsRetriever {
-    dir: PathBuf,
-    defs: Arc<Mutex<HashMap<PathBuf, Arc<Value>>>>,
+    home: DefsHome,
+    defs: Arc<Mutex<HashMap<String, Arc<Value>>>>,
 }
 
 impl jsonschema::Retrieve for DefsRetriever {
@@ -104,14 +140,25 @@ impl jsonschema::Retrieve for DefsRetriever {
         if name != "_definitions.json" {
             return Err(format!("schema reference {uri} is not available offline").into());
         }
-        let file = self.dir.join(name);
+        let key = match &self.home {
+            DefsHome::Dir(d) => d.join(name).display().to_string(),
+            DefsHome::Builtin(prefix) => format!("{prefix}/{name}"),
+            DefsHome::None => {
+                return Err(format!("schema reference {uri} is not available offline").into());
+            }
+        };
         let mut cache = self.defs.lock().map_err(|_| "schema cache poisoned")?;
-        if let Some(v) = cache.get(&file) {
+        if let Some(v) = cache.get(&key) {
             return Ok((**v).clone());
         }
-        let text = std::fs::read_to_string(&file)?;
-        let v: Value = serde_json::from_str(&text)?;
-        cache.insert(file, Arc::new(v.clone()));
+        let bytes = match &self.home {
+            DefsHome::Builtin(_) => {
+                homelab_schemas::get(&key)?.ok_or_else(|| format!("built-in {key} is missing"))?
+            }
+            _ => std::fs::read(&key)?,
+        };
+        let v: Value = serde_json::from_slice(&bytes)?;
+        cache.insert(key, Arc::new(v.clone()));
         Ok(v)
     }
 }
@@ -122,6 +169,7 @@ impl Validator {
             opts,
             cache: Mutex::new(HashMap::new()),
             defs: Arc::new(Mutex::new(HashMap::new())),
+            derived: Mutex::new(HashMap::new()),
         }
     }
 
@@ -129,16 +177,21 @@ impl Validator {
         &self.opts
     }
 
+    /// Makes the schemas of a `CustomResourceDefinition` object available for its kinds (they are used
+    /// after the user's locations and before the built-in schemas). Returns how many versions it added.
+    pub fn add_crd(&self, crd: &Value) -> Result<usize, String> {
+        let schemas = crd_schemas(crd)?;
+        let n = schemas.len();
+        let mut derived = self.derived.lock().map_err(|_| "schema cache poisoned")?;
+        for (api_version, kind, schema) in schemas {
+            derived.insert((api_version, kind), Arc::new(schema));
+        }
+        Ok(n)
+    }
+
     fn expand(&self, template: &str, api_version: &str, kind: &str) -> String {
-        let (group, version) = match api_version.rsplit_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", api_version),
-        };
-        let kind_suffix = if group.is_empty() {
-            format!("-{version}")
-        } else {
-            format!("-{}-{version}", group.split('.').next().unwrap_or(group))
-        };
+        let (group, version) = split_api_version(api_version);
+        let kind_suffix = kind_suffix(group, version);
         let t = if template.ends_with(".json") {
             template.to_string()
         } else {
@@ -173,7 +226,7 @@ impl Validator {
         out
     }
 
-    fn find_schema(&self, api_version: &str, kind: &str) -> Option<PathBuf> {
+    fn find_schema(&self, api_version: &str, kind: &str) -> Option<Source> {
         for loc in &self.opts.locations {
             let mut candidates = vec![self.expand(loc, api_version, kind)];
             if !loc.ends_with(".json") {
@@ -189,22 +242,59 @@ impl Validator {
             for c in candidates {
                 let p = PathBuf::from(c);
                 if p.is_file() {
-                    return Some(p);
+                    return Some(Source::File(p));
+                }
+            }
+        }
+        if let Ok(derived) = self.derived.lock()
+            && let Some(schema) = derived.get(&(api_version.to_string(), kind.to_string()))
+        {
+            return Some(Source::Derived(schema.clone()));
+        }
+        if self.opts.builtin {
+            let (group, version) = split_api_version(api_version);
+            let k8s = format!(
+                "kubernetes/v{}-local{}/{}{}.json",
+                self.opts.kubernetes_version,
+                if self.opts.strict { "-strict" } else { "" },
+                kind.to_lowercase(),
+                kind_suffix(group, version)
+            );
+            let crd = format!("crds/{group}/{}_{version}.json", kind.to_lowercase());
+            for name in [k8s, crd] {
+                if homelab_schemas::contains(&name) {
+                    return Some(Source::Builtin(name));
                 }
             }
         }
         None
     }
 
-    fn compile(&self, path: &Path) -> Compiled {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let schema: Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    fn compile(&self, source: &Source) -> Compiled {
+        let fail = |e: String| format!("{}: {e}", source.describe());
+        let (schema, home) = match source {
+            Source::File(path) => {
+                let text = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+                let schema: Value =
+                    serde_json::from_slice(&text).map_err(|e| fail(e.to_string()))?;
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                (schema, DefsHome::Dir(dir))
+            }
+            Source::Builtin(name) => {
+                let bytes = homelab_schemas::get(name)
+                    .map_err(|e| fail(e.to_string()))?
+                    .ok_or_else(|| fail("missing".into()))?;
+                let schema: Value =
+                    serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))?;
+                let prefix = name.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
+                (schema, DefsHome::Builtin(prefix.to_string()))
+            }
+            Source::Derived(schema) => ((**schema).clone(), DefsHome::None),
+        };
         let mut opts = jsonschema::options()
             .should_validate_formats(false)
             .with_retriever(DefsRetriever {
-                dir,
+                home,
                 defs: self.defs.clone(),
             });
         if schema.get("$schema").is_none() {
@@ -212,7 +302,7 @@ impl Validator {
         }
         opts.build(&schema)
             .map(Arc::new)
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(|e| fail(e.to_string()))
     }
 
     fn validator_for(&self, api_version: &str, kind: &str) -> Option<Compiled> {
@@ -224,7 +314,7 @@ impl Validator {
         }
         let compiled = self
             .find_schema(api_version, kind)
-            .map(|p| self.compile(&p));
+            .map(|s| self.compile(&s));
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(key, compiled.clone());
         }
@@ -275,5 +365,92 @@ impl Validator {
                 }
             }
         }
+    }
+}
+
+/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
+/// kubeconform's `{{.KindSuffix}}`: `-v1` for the core group, `-apps-v1` (first label of the group) else.
+fn kind_suffix(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("-{version}")
+    } else {
+        format!("-{}-{version}", group.split('.').next().unwrap_or(group))
+    }
+}
+
+/// The JSON schemas a `CustomResourceDefinition` (apiextensions.k8s.io/v1) defines: for each entry of
+/// `spec.versions[]` with `schema.openAPIV3Schema`, its `group/version`, its kind, and the schema made strict
+/// the way kubeconform's openapi2jsonschema makes it (every object with `properties` below the root gets
+/// `additionalProperties: false` unless it says otherwise); fields marked
+/// `x-kubernetes-preserve-unknown-fields` stay open, and `nullable` fields accept null.
+pub fn crd_schemas(crd: &Value) -> Result<Vec<(String, String, Value)>, String> {
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let group = crd
+        .pointer("/spec/group")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("CustomResourceDefinition/{name} has no spec.group"))?;
+    let kind = crd
+        .pointer("/spec/names/kind")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("CustomResourceDefinition/{name} has no spec.names.kind"))?;
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("CustomResourceDefinition/{name} has no spec.versions"))?;
+    let mut out = Vec::new();
+    for v in versions {
+        let (Some(version), Some(schema)) = (
+            v.get("name").and_then(Value::as_str),
+            v.pointer("/schema/openAPIV3Schema"),
+        ) else {
+            continue;
+        };
+        let mut schema = schema.clone();
+        strictify(&mut schema, true);
+        out.push((format!("{group}/{version}"), kind.to_string(), schema));
+    }
+    Ok(out)
+}
+
+fn strictify(node: &mut Value, root: bool) {
+    match node {
+        Value::Object(map) => {
+            let open = map
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if !root
+                && !open
+                && map.contains_key("properties")
+                && !map.contains_key("additionalProperties")
+            {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            if map.get("nullable").and_then(Value::as_bool) == Some(true)
+                && let Some(Value::String(t)) = map.get("type").cloned()
+            {
+                map.insert("type".into(), serde_json::json!([t, "null"]));
+            }
+            for (k, v) in map.iter_mut() {
+                match (k.as_str(), v) {
+                    // Maps of field name to schema: a field may be called `default` or `enum`.
+                    ("properties" | "patternProperties" | "definitions", Value::Object(fields)) => {
+                        fields.values_mut().for_each(|f| strictify(f, false));
+                    }
+                    // Data, not schemas.
+                    ("enum" | "default" | "example", _) => {}
+                    (_, v) => strictify(v, false),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| strictify(v, false)),
+        _ => {}
     }
 }

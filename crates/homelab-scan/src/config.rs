@@ -513,7 +513,7 @@ mod tests {
 
     #[test]
     fn gitleaks_default_config_loads_all_rules() {
-        let path = crate::testdata::shared_path("testdata/gitleaks/gitleaks-default.toml");
+        let path = crate::testdata::path("gitleaks/gitleaks-default.toml");
         let c = Config::from_file(&path).expect("gitleaks default config");
         assert_eq!(c.rules().len(), 222);
         assert_eq!(c.allowlists.len(), 1);

@@ -349,10 +349,8 @@ mod tests {
 
     #[test]
     fn the_whole_gitleaks_default_config_compiles() {
-        let text = std::fs::read_to_string(crate::testdata::shared_path(
-            "testdata/gitleaks/gitleaks-default.toml",
-        ))
-        .expect("shared test data");
+        let text = std::fs::read_to_string(crate::testdata::path("gitleaks/gitleaks-default.toml"))
+            .expect("repository test data");
         let value: toml::Table = toml::from_str(&text).expect("toml");
         let mut n = 0;
         for rule in value["rules"].as_array().expect("rules") {

@@ -41,13 +41,22 @@ pub use detect::{ALLOW_MARKERS, Detector, Fragment, Options};
 pub use entropy::shannon as shannon_entropy;
 pub use finding::{CommitInfo, Finding, REDACTED, Sensitive};
 pub use goregex::{GoRegexError, translate as translate_go_regex};
-pub use scan::{ScanError, ScanOutcome, ScanRequest, Source, run as scan};
+pub use scan::{ScanError, ScanOutcome, ScanRequest, Source, run as scan, tree_files};
 pub use sops::is_sops_content;
 
 /// Scans a repository's working tree with its own configuration (`.gitleaks.toml` if present, else the
 /// built-in rules) and `.gitleaksignore`; what `homelabctl check` runs.
 pub fn scan_repository(root: &std::path::Path) -> Result<Vec<Finding>, ScanError> {
     Ok(scan(&ScanRequest::tree(root))?.findings)
+}
+
+/// Scans exactly `files` (repository-relative, `/`-separated) of the working tree at `root`, with the
+/// repository's configuration and `.gitleaksignore`.
+pub fn scan_listed_files(
+    root: &std::path::Path,
+    files: &[String],
+) -> Result<Vec<Finding>, ScanError> {
+    Ok(scan::run_listed(&ScanRequest::tree(root), Some(files))?.findings)
 }
 
 /// Scans only the staged changes of the repository at `root` (what a pre-commit check needs).

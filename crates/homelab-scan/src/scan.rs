@@ -17,7 +17,8 @@ use crate::sops;
 /// What to scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// The working tree: files git tracks or would track (`.gitignore` respected); a plain walk outside git.
+    /// The working tree: files git tracks or would track; outside git, files `.gitignore` does not ignore
+    /// (see [`tree_files`]).
     Tree,
     /// Every file under the root, without consulting git (like `gitleaks dir`).
     Directory,
@@ -106,6 +107,12 @@ impl ScanError {
 
 /// Runs a scan.
 pub fn run(req: &ScanRequest) -> Result<ScanOutcome, ScanError> {
+    run_listed(req, None)
+}
+
+/// [`run`] for a working-tree request whose files the caller already listed (repository-relative, `/`
+/// separators): `homelabctl check` scans exactly the files its other checks saw.
+pub fn run_listed(req: &ScanRequest, listed: Option<&[String]>) -> Result<ScanOutcome, ScanError> {
     let root = &req.root;
     if !root.is_dir() {
         return Err(ScanError::Io {
@@ -143,9 +150,9 @@ pub fn run(req: &ScanRequest) -> Result<ScanOutcome, ScanError> {
 
     let (mut findings, scanned) = match req.source {
         Source::Tree => {
-            let files = match git_ls_files(root) {
-                Ok(files) => files,
-                Err(_) => walk(root)?,
+            let files = match listed {
+                Some(files) => files.to_vec(),
+                None => tree_files(root)?,
             };
             scan_files(&detector, root, &files, threads)
         }
@@ -235,6 +242,49 @@ fn git(root: &Path, args: &[&str]) -> Result<Vec<u8>, ScanError> {
         });
     }
     Ok(out.stdout)
+}
+
+/// The files of the working tree at `root`, repository-relative and sorted: what git tracks or would track
+/// (`ls-files --cached --others --exclude-standard`); outside a git work tree (or without git), every
+/// regular file that the `.gitignore` files below `root` and `.git/info/exclude` do not ignore. The user's
+/// global excludes are not read outside git, so the answer does not depend on who asks.
+pub fn tree_files(root: &Path) -> Result<Vec<String>, ScanError> {
+    match git_ls_files(root) {
+        Ok(files) => Ok(files),
+        Err(_) => gitignore_walk(root),
+    }
+}
+
+fn gitignore_walk(root: &Path) -> Result<Vec<String>, ScanError> {
+    let io = |source: std::io::Error| ScanError::Io {
+        path: root.to_owned(),
+        source,
+    };
+    // An unreadable root is an error, not an empty tree.
+    std::fs::read_dir(root).map_err(io)?;
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .parents(false)
+        .git_global(false)
+        .require_git(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    let mut files = Vec::new();
+    for entry in walker {
+        let entry = entry.map_err(|e| io(std::io::Error::other(e)))?;
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        files.push(
+            rel.components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/"),
+        );
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Every regular file under `root` except inside `.git` directories; symlinks are not followed.

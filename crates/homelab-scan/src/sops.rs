@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn real_sops_files_are_recognised() {
-        let dir = crate::testdata::shared_path("testdata/sops/enc");
+        let dir = crate::testdata::path("sops/enc");
         let mut n = 0;
         for name in [
             "basic.yaml",

@@ -238,7 +238,7 @@ impl Lab {
             Some(dir) => LabState::read(dir)?,
             None => None,
         };
-        let schema = ConfigSchema::load_shared()?;
+        let schema = ConfigSchema::builtin(crate::talos::DEFAULT_TALOS_VERSION)?;
         let dhcp_first = saved.as_ref().map_or(opts.dhcp_first, |s| s.dhcp_first);
         let mut nodes = Nodes::new(
             dhcp_first,

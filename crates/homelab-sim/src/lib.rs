@@ -8,7 +8,6 @@ pub mod lab;
 pub mod pki;
 pub mod proxmox;
 pub mod requests;
-pub mod shared;
 pub mod sim_file;
 pub mod talos;
 mod task;

@@ -15,4 +15,4 @@ pub use cluster::TrustdRoute;
 pub use config::{LinkAlias, MachineType, NodeConfig};
 pub use flap::ApidFlapping;
 pub use node::{EtcdVersion, NodeError, NodeOptions, NodePhase, NodeSim, NodeSnapshot};
-pub use schema::{ConfigSchema, Documents, SCHEMA_FILE, SchemaError};
+pub use schema::{ConfigSchema, DEFAULT_TALOS_VERSION, Documents, SchemaError};

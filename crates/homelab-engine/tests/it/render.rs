@@ -64,7 +64,8 @@ fn the_ha_example_renders_schema_valid_configs_with_the_vip_on_control_planes_on
         bundle: SecretsBundle::generate().expect("bundle"),
         base_dir,
     };
-    let schema = ConfigSchema::load_shared().expect("Talos schema");
+    let schema =
+        ConfigSchema::builtin(homelab_sim::talos::DEFAULT_TALOS_VERSION).expect("Talos schema");
     let installer = "factory.talos.dev/nocloud-installer-secureboot/abc:v1.12.4";
     let mut vips = Vec::new();
     for node in &config.nodes {

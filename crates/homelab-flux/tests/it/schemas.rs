@@ -1,23 +1,18 @@
-//! Schema validation for the tests: Kubernetes 1.35 local-strict schemas (with `$ref`s into the local
-//! `_definitions.json`) for built-in kinds, the Flux and Kyverno CRD JSON schemas for the rest, and the
-//! verdict of the real `kubernetes-validate` for built-in kinds.
+//! Schema validation for the tests: Kubernetes 1.35 local-strict schemas (with `$ref`s into
+//! `_definitions.json`) for built-in kinds, the Flux and Kyverno CRD JSON schemas for the rest (all from
+//! the store built into the binary, `homelab-schemas`), and the verdict of the real `kubernetes-validate`
+//! for built-in kinds.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use jsonschema::{Draft, Retrieve, Uri, Validator};
 use serde_json::Value;
 
-use crate::support::shared_dir;
+const K8S: &str = "kubernetes/v1.35.0-local-strict";
 
-const K8S: &str = "schemas/kubernetes/v1.35.0-local-strict";
-const CRDS: &[&str] = &[
-    "schemas/crd-jsonschemas/flux",
-    "schemas/crd-jsonschemas/kyverno",
-];
-
-/// Serves `https://kubernetes.io/api/…` references from the local schema directory; nothing else.
-struct LocalKubernetes(PathBuf);
+/// Serves `https://kubernetes.io/api/…` references from the built-in Kubernetes schemas; nothing else.
+struct LocalKubernetes;
 
 impl Retrieve for LocalKubernetes {
     fn retrieve(
@@ -29,27 +24,24 @@ impl Retrieve for LocalKubernetes {
             .strip_prefix("/api/")
             .filter(|_| uri.authority().map(|a| a.as_str()) == Some("kubernetes.io"))
             .ok_or_else(|| format!("refusing to fetch {uri}: only local schemas are used"))?;
-        let file = self.0.join(name);
-        Ok(serde_json::from_slice(&std::fs::read(&file)?)?)
+        let bytes = homelab_schemas::get(&format!("{K8S}/{name}"))?
+            .ok_or_else(|| format!("no built-in schema {name}"))?;
+        Ok(serde_json::from_slice(&bytes)?)
     }
 }
 
-/// Which schema applies to an object, and whether it is a built-in kind.
-pub fn schema_path(object: &Value) -> (PathBuf, bool) {
+/// Which built-in schema applies to an object (its name in `homelab-schemas`), and whether it is a
+/// built-in kind.
+pub fn schema_path(object: &Value) -> (String, bool) {
     let api_version = object["apiVersion"].as_str().expect("apiVersion");
     let kind = object["kind"].as_str().expect("kind").to_lowercase();
-    let shared = shared_dir();
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
     };
-    for dir in CRDS {
-        let path = shared
-            .join(dir)
-            .join(format!("{group}_{kind}_{version}.json"));
-        if !group.is_empty() && path.is_file() {
-            return (path, false);
-        }
+    let crd = format!("crds/{group}/{kind}_{version}.json");
+    if !group.is_empty() && homelab_schemas::contains(&crd) {
+        return (crd, false);
     }
     let first_label = group.split('.').next().unwrap_or("");
     let name = if group.is_empty() {
@@ -57,29 +49,26 @@ pub fn schema_path(object: &Value) -> (PathBuf, bool) {
     } else {
         format!("{kind}-{first_label}-{version}.json")
     };
-    (shared.join(K8S).join(name), true)
+    (format!("{K8S}/{name}"), true)
 }
 
 /// A validator for an object's kind; panics (fails the test) when no schema exists for it.
 pub fn validator(object: &Value) -> (Validator, bool) {
     let (path, builtin) = schema_path(object);
-    let text = std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "no schema for {}: {} ({e})",
-            crate::support::id(object),
-            path.display()
-        )
-    });
+    let text = homelab_schemas::get(&path)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no schema for {}: {path}", crate::support::id(object)));
     let schema: Value = serde_json::from_slice(&text).expect("schema is JSON");
     let options = if builtin {
-        jsonschema::options().with_retriever(LocalKubernetes(shared_dir().join(K8S)))
+        jsonschema::options().with_retriever(LocalKubernetes)
     } else {
         // kubeconform's CRD schemas carry no $schema; kubeconform compiles them as draft 4.
         jsonschema::options().with_draft(Draft::Draft4)
     };
     let validator = options
         .build(&schema)
-        .unwrap_or_else(|e| panic!("schema {} compiles: {e}", path.display()));
+        .unwrap_or_else(|e| panic!("schema {path} compiles: {e}"));
     (validator, builtin)
 }
 

@@ -7,18 +7,6 @@ use homelab_config::Config;
 use homelab_config::template::{self, InitValues};
 use serde_json::Value;
 
-/// The shared data directory: `$HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`.
-pub fn shared_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HOMELAB_SHARED") {
-        return PathBuf::from(dir);
-    }
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared")
-}
-
 /// The configuration `homelabctl init` writes for `values`, parsed the way init parses it.
 pub fn config_for(values: &InitValues) -> Config {
     let text = template::homelab_yaml(values);

@@ -7,19 +7,6 @@ mod schema_agreement;
 
 use std::path::{Path, PathBuf};
 
-/// `../shared` per HELPERS.md: `HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`.
-pub fn shared_dir() -> PathBuf {
-    if let Ok(p) = std::env::var("HOMELAB_SHARED") {
-        return PathBuf::from(p);
-    }
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.is_dir() {
-        beside
-    } else {
-        PathBuf::from("/work/shared")
-    }
-}
-
 pub fn fixture_repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repo")
 }
@@ -44,9 +31,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The schemas built into the binary, nothing else.
 pub fn schema_options() -> homelab_gitops::SchemaOptions {
-    homelab_gitops::SchemaOptions {
-        locations: homelab_gitops::default_locations(&shared_dir().join("schemas")),
-        ..Default::default()
-    }
+    homelab_gitops::SchemaOptions::default()
 }

@@ -72,8 +72,75 @@ fn crd_instances_validate_against_the_flux_schemas_and_unknown_kinds_are_missing
         .to_json();
     assert!(matches!(validator.validate(&bad), Verdict::Invalid(_)));
     let unknown =
-        parse_value("apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: a}\n")
+        parse_value("apiVersion: widgets.example.org/v1\nkind: Widget\nmetadata: {name: a}\n")
             .expect("parses")
             .to_json();
     assert_eq!(validator.validate(&unknown), Verdict::Missing);
+}
+
+#[test]
+fn common_homelab_crds_are_built_in() {
+    let validator = Validator::new(crate::schema_options());
+    let ok = parse_value("apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: a}\nspec: {selfSigned: {}}\n")
+        .expect("parses")
+        .to_json();
+    assert_eq!(validator.validate(&ok), Verdict::Valid);
+    let bad = parse_value("apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: a}\nspec: {selector: {}, endpointz: []}\n")
+        .expect("parses")
+        .to_json();
+    assert!(
+        matches!(&validator.validate(&bad), Verdict::Invalid(e) if e.iter().any(|m| m.contains("endpointz"))),
+        "{:?}",
+        validator.validate(&bad)
+    );
+}
+
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.org}
+spec:
+  group: example.org
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              note: {type: string, nullable: true}
+              extra: {type: object, x-kubernetes-preserve-unknown-fields: true, properties: {a: {type: string}}}
+";
+
+#[test]
+fn a_crd_of_the_tree_defines_a_strict_schema_for_its_kind() {
+    let validator = Validator::new(crate::schema_options());
+    let crd = parse_value(WIDGET_CRD).expect("parses").to_json();
+    assert_eq!(validator.add_crd(&crd), Ok(1));
+    let obj = |spec: &str| {
+        parse_value(&format!(
+            "apiVersion: example.org/v1\nkind: Widget\nmetadata: {{name: w}}\nspec: {spec}\n"
+        ))
+        .expect("parses")
+        .to_json()
+    };
+    assert_eq!(
+        validator.validate(&obj("{size: 3, note: null, extra: {b: 1}}")),
+        Verdict::Valid
+    );
+    assert!(matches!(
+        validator.validate(&obj("{size: three}")),
+        Verdict::Invalid(_)
+    ));
+    let unknown = validator.validate(&obj("{size: 3, colour: red}"));
+    assert!(
+        matches!(&unknown, Verdict::Invalid(e) if e.iter().any(|m| m.contains("colour"))),
+        "{unknown:?}"
+    );
 }

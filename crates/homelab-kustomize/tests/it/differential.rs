@@ -73,7 +73,7 @@ fn check_all(root: &Path, min_cases: usize) {
 
 #[test]
 fn shared_testdata_cases_build_byte_identical_to_kubectl_kustomize() {
-    check_all(&crate::shared_dir().join("testdata/kustomize"), 5);
+    check_all(&crate::testdata().join("kustomize"), 5);
 }
 
 #[test]

@@ -8,18 +8,9 @@ mod yaml_props;
 
 use std::path::{Path, PathBuf};
 
-/// `../shared` per HELPERS.md: `HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`.
-pub fn shared_dir() -> PathBuf {
-    if let Ok(p) = std::env::var("HOMELAB_SHARED") {
-        return PathBuf::from(p);
-    }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let beside = ws.join("../shared");
-    if beside.is_dir() {
-        beside
-    } else {
-        PathBuf::from("/work/shared")
-    }
+/// The repository's test data (`testdata/` at the workspace root; see its README).
+pub fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
 pub fn fixtures_dir() -> PathBuf {

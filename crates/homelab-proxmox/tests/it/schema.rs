@@ -1,14 +1,14 @@
 //! The create request for the reference VM against the official PVE schemas (8.4 and 9.1), read from
-//! `shared/schemas/proxmox/`, not from the simulator's embedded copy.
+//! `testdata/schemas/proxmox/`, not from the simulator's embedded copy.
 
 use std::collections::BTreeMap;
 
 use homelab_sim::proxmox::Schema;
 
-use crate::support::{reference_vm, shared_dir};
+use crate::support::{reference_vm, testdata};
 
 fn official(file: &str) -> Schema {
-    let path = shared_dir().join("schemas/proxmox").join(file);
+    let path = testdata().join("schemas/proxmox").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let json: serde_json::Value = serde_json::from_str(&text).expect("schema json");
     Schema::from_value(&json).expect("schema")

@@ -11,16 +11,9 @@ use homelab_proxmox::{
 use homelab_sim::proxmox::{ProxmoxSim, SimOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub fn shared_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("HOMELAB_SHARED") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.exists() {
-        beside
-    } else {
-        PathBuf::from("/work/shared")
-    }
+/// The repository's test data (`testdata/` at the workspace root; see its README).
+pub fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
 pub fn fast_retry() -> RetryPolicy {

@@ -75,24 +75,15 @@ impl TestRepo {
     }
 }
 
-/// The shared test data directory: `HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`.
-pub fn shared() -> PathBuf {
-    if let Some(s) = std::env::var_os("HOMELAB_SHARED") {
-        return PathBuf::from(s);
-    }
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared")
+/// The repository's test data (`testdata/` at the workspace root; see its README).
+pub fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
 /// Upstream Talos's test bundle (`talosctl gen secrets` layout); importing it is much faster than generating.
 pub fn fixture_bundle_yaml() -> String {
-    std::fs::read_to_string(
-        shared().join("testdata/talos-v1.12.4/generate/secrets/testdata/secrets.yaml"),
-    )
-    .expect("shared test bundle")
+    std::fs::read_to_string(testdata().join("talos-v1.12.4/generate/secrets/testdata/secrets.yaml"))
+        .expect("the Talos test bundle")
 }
 
 impl TestRepo {

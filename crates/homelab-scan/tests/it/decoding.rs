@@ -14,9 +14,9 @@ use crate::support::Planted;
 
 type Key = (String, String, usize, Vec<String>);
 
-/// gitleaks' default configuration, kept in the crate.
+/// gitleaks' default configuration, from the repository's test data.
 fn default_config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/gitleaks/gitleaks-default.toml")
+    crate::support::testdata("gitleaks/gitleaks-default.toml")
 }
 
 fn percent_encode_all(s: &str) -> String {

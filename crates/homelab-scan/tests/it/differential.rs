@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use homelab_scan::{ScanRequest, Source, scan};
 
-use crate::support::{Planted, Repo, shared};
+use crate::support::{Planted, Repo, testdata};
 
 type Key = (String, String, usize, String);
 
@@ -81,7 +81,7 @@ fn planted_repo() -> Repo {
 }
 
 fn gitleaks(repo: &Repo, mode: &str) -> BTreeSet<Key> {
-    let config = shared("testdata/gitleaks/gitleaks-default.toml");
+    let config = testdata("gitleaks/gitleaks-default.toml");
     let findings =
         crate::support::gitleaks_report(repo.path(), mode, &config, Some(repo.home.path()));
     findings
@@ -100,7 +100,7 @@ fn gitleaks(repo: &Repo, mode: &str) -> BTreeSet<Key> {
 fn ours(repo: &Repo, source: Source) -> BTreeSet<Key> {
     let mut req = ScanRequest::tree(repo.path());
     req.source = source;
-    req.config = Some(shared("testdata/gitleaks/gitleaks-default.toml"));
+    req.config = Some(testdata("gitleaks/gitleaks-default.toml"));
     let outcome = scan(&req).expect("scan");
     outcome
         .findings
@@ -198,7 +198,7 @@ fn a_long_history_split_over_processes_equals_gitleaks_and_one_process() {
     let parallel = ours(&repo, Source::History);
     let mut req = ScanRequest::tree(repo.path());
     req.source = Source::History;
-    req.config = Some(shared("testdata/gitleaks/gitleaks-default.toml"));
+    req.config = Some(testdata("gitleaks/gitleaks-default.toml"));
     req.options.threads = 1;
     let single: BTreeSet<Key> = scan(&req)
         .expect("scan")

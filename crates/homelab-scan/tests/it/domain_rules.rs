@@ -6,7 +6,7 @@ use std::path::Path;
 
 use homelab_scan::{ScanRequest, Source, scan};
 
-use crate::support::{B64, Gen, Planted, Repo, shared};
+use crate::support::{B64, Gen, Planted, Repo, testdata};
 
 fn findings(root: &Path, source: Source) -> BTreeSet<(String, String)> {
     let mut req = ScanRequest::tree(root);
@@ -137,7 +137,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn sops_encrypted_files_are_never_findings() {
     let repo = Repo::new();
-    copy_dir(&shared("testdata/sops/enc"), &repo.path().join("secrets"));
+    copy_dir(&testdata("sops/enc"), &repo.path().join("secrets"));
     assert!(findings(repo.path(), Source::Tree).is_empty());
     repo.commit_all("feat: encrypted secrets");
     // An edit re-encrypts values and the MAC: the diff is SOPS content too.
@@ -174,7 +174,7 @@ fn a_typical_flux_tree_is_quiet() {
         "proxmox:\n  endpoint: https://192.168.20.10:8006\n  token_id: root@pam!homelabctl\n  node: pve\ncluster:\n  name: homelab\n  talos_version: v1.12.4\n",
     );
     copy_dir(
-        &shared("testdata/sops/enc/multi"),
+        &testdata("sops/enc/multi"),
         &repo.path().join("kubernetes/apps/app/secrets"),
     );
     assert_eq!(findings(repo.path(), Source::Tree), BTreeSet::new());
@@ -228,7 +228,7 @@ fn baseline_accepts_known_findings() {
 fn every_secret_of_a_real_talosctl_bundle_is_found() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(
-        shared("testdata/talos-v1.12.4/generate/secrets/testdata/secrets.yaml"),
+        testdata("talos-v1.12.4/generate/secrets/testdata/secrets.yaml"),
         dir.path().join("secrets.yaml"),
     )
     .expect("copy");

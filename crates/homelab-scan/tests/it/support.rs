@@ -1,22 +1,14 @@
 //! Test helpers: temporary git repositories driven by the real `git`, deterministic fake secrets built at
-//! run time (so this source tree holds none), and the shared test data.
+//! run time (so this source tree holds none), and the repository's test data.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`, joined with `rel`.
-pub fn shared(rel: &str) -> PathBuf {
-    let base = std::env::var_os("HOMELAB_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let ws = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-            if ws.is_dir() {
-                ws
-            } else {
-                PathBuf::from("/work/shared")
-            }
-        });
-    base.join(rel)
+/// `rel` inside the repository's test data (`testdata/` at the workspace root; see its README).
+pub fn testdata(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(rel)
 }
 
 /// A throw-away git repository with its own HOME so no user configuration leaks in.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Builds the schema files the Proxmox simulator embeds from the official PVE API dumps in ../shared.
+"""Builds the schema files the Proxmox simulator embeds from the official PVE API dumps.
 
-Usage: python3 extract.py SHARED_DIR
+Usage: python3 extract.py DIR   (DIR holds schemas/proxmox/ with the dumps; see testdata/README.md for their origin)
 Keeps, per endpoint, what the simulator checks (parameters, permissions, allowtoken, return type) and drops
 the documentation texts. /access/permissions is not among the selected endpoints; it is taken from the full
 9.1.3 tree (its parameters are the same in 8.4).
@@ -54,4 +54,6 @@ def main(shared):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../../../../../shared")
+    if len(sys.argv) != 2:
+        sys.exit("usage: extract.py DIR  (DIR/schemas/proxmox/ holds the official PVE API dumps)")
+    main(sys.argv[1])

@@ -3,13 +3,14 @@
 //! reported as "unknown keys found during decoding".
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-/// The Talos config schema version the simulator enforces.
-pub const SCHEMA_FILE: &str = "schemas/talos/config.schema.v1.12.4.json";
+/// The Talos version whose config schema the simulator enforces by default: the newest embedded patch of
+/// this minor version applies (see [`homelab_schemas::talos::pick`]).
+pub const DEFAULT_TALOS_VERSION: &str = "v1.12.4";
 
 /// The official Talos config schema, compiled per document kind.
 pub struct ConfigSchema {
@@ -27,10 +28,10 @@ impl std::fmt::Debug for ConfigSchema {
 
 /// Why the schema could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("Talos config schema {path}: {reason}")]
+#[error("Talos config schema {source_name}: {reason}")]
 pub struct SchemaError {
-    /// the schema file
-    pub path: PathBuf,
+    /// which schema (`built-in v1.12.11`, or a file path)
+    pub source_name: String,
     /// what failed
     pub reason: String,
 }
@@ -62,23 +63,32 @@ const DEPRECATED_V1ALPHA1: &[&[&str]] = &[
 ];
 
 impl ConfigSchema {
-    /// Loads the schema from the shared data directory.
-    pub fn load_shared() -> Result<Arc<Self>, SchemaError> {
-        let dir = crate::shared::shared_dir().ok_or_else(|| SchemaError {
-            path: PathBuf::from(SCHEMA_FILE),
-            reason: "shared data directory not found; set HOMELAB_SHARED".into(),
-        })?;
-        Self::load(&dir.join(SCHEMA_FILE)).map(Arc::new)
+    /// The built-in (embedded) schema for Talos `talos_version`: the newest embedded patch of its minor.
+    pub fn builtin(talos_version: &str) -> Result<Arc<Self>, SchemaError> {
+        let (version, bytes) =
+            homelab_schemas::talos::config_schema(talos_version).map_err(|e| SchemaError {
+                source_name: format!("for Talos {talos_version}"),
+                reason: e.to_string(),
+            })?;
+        Self::from_json(&bytes, &format!("built-in {version}")).map(Arc::new)
     }
 
-    /// Loads and compiles the schema file.
+    /// Loads and compiles a schema file.
     pub fn load(path: &Path) -> Result<Self, SchemaError> {
+        let bytes = std::fs::read(path).map_err(|e| SchemaError {
+            source_name: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_json(&bytes, &path.display().to_string())
+    }
+
+    /// Compiles the schema JSON `bytes`; `source_name` names it in errors.
+    pub fn from_json(bytes: &[u8], source_name: &str) -> Result<Self, SchemaError> {
         let fail = |reason: String| SchemaError {
-            path: path.to_owned(),
+            source_name: source_name.to_owned(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let schema: Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let schema: Value = serde_json::from_slice(bytes).map_err(|e| fail(e.to_string()))?;
         let defs = schema
             .get("$defs")
             .and_then(Value::as_object)
@@ -249,7 +259,7 @@ mod tests {
     fn schema() -> Arc<ConfigSchema> {
         static SCHEMA: std::sync::OnceLock<Arc<ConfigSchema>> = std::sync::OnceLock::new();
         SCHEMA
-            .get_or_init(|| match ConfigSchema::load_shared() {
+            .get_or_init(|| match ConfigSchema::builtin(DEFAULT_TALOS_VERSION) {
                 Ok(s) => s,
                 Err(e) => panic!("{e}"),
             })

@@ -15,7 +15,7 @@ pub fn b64(s: &str) -> String {
 }
 
 pub fn schema() -> Arc<ConfigSchema> {
-    match ConfigSchema::load_shared() {
+    match ConfigSchema::builtin(homelab_sim::talos::DEFAULT_TALOS_VERSION) {
         Ok(s) => s,
         Err(e) => panic!("{e}"),
     }

@@ -8,3 +8,8 @@ mod persist;
 mod proxmox;
 mod talos;
 mod talos_ha;
+
+/// The repository's test data (`testdata/` at the workspace root; see its README).
+pub fn testdata() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}

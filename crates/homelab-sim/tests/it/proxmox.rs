@@ -147,10 +147,7 @@ async fn the_embedded_schemas_match_the_official_dumps() {
         (PveVersion::V8_4, "pve8.4-api-selected-endpoints.json"),
         (PveVersion::V9_1, "pve9.1.3-api-selected-endpoints.json"),
     ] {
-        let path = homelab_sim::shared::shared_dir()
-            .expect("shared dir")
-            .join("schemas/proxmox")
-            .join(file);
+        let path = crate::testdata().join("schemas/proxmox").join(file);
         let official: Value =
             serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
         let embedded = homelab_sim::proxmox::Schema::load(version).expect("embedded");

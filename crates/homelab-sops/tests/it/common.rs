@@ -1,26 +1,17 @@
-//! Shared helpers: locating `../shared`, the vector identities, and running the real sops.
+//! Shared helpers: the repository's SOPS test vectors, their identities, and running the real sops.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use homelab_sops::Identities;
 
-/// `HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`.
-pub fn shared() -> PathBuf {
-    if let Some(p) = std::env::var_os("HOMELAB_SHARED") {
-        return PathBuf::from(p);
-    }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let beside = ws.join("../shared");
-    if beside.is_dir() {
-        beside
-    } else {
-        PathBuf::from("/work/shared")
-    }
+/// The repository's test data (`testdata/` at the workspace root; see its README).
+pub fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
 pub fn vectors() -> PathBuf {
-    shared().join("testdata/sops")
+    testdata().join("sops")
 }
 
 pub fn key_file() -> PathBuf {

@@ -28,7 +28,20 @@ pub struct TalosSchema {
 }
 
 impl TalosSchema {
-    /// Load the schema from a file (e.g. `shared/schemas/talos/config.schema.v1.12.4.json`).
+    /// The schema built into the binary for Talos `talos_version` (`v1.12.4`): the newest embedded patch
+    /// of that minor version (see `homelab_schemas::talos::pick`).
+    pub fn builtin(talos_version: &str) -> Result<Self, SchemaError> {
+        let load = |reason: String| SchemaError::Load {
+            path: format!("built-in schema for Talos {talos_version}"),
+            reason,
+        };
+        let (_, bytes) = homelab_schemas::talos::config_schema(talos_version)
+            .map_err(|e| load(e.to_string()))?;
+        let schema: Value = serde_json::from_slice(&bytes).map_err(|e| load(e.to_string()))?;
+        Self::from_value(&schema).map_err(|e| load(e.to_string()))
+    }
+
+    /// Load the schema from a file (a `config.schema.json` of a Talos release).
     pub fn from_file(path: &Path) -> Result<Self, SchemaError> {
         let load = |reason: String| SchemaError::Load {
             path: path.display().to_string(),

@@ -9,14 +9,11 @@ use homelab_talos::machine_config::{
 };
 use serde_json::{Value, json};
 
-use crate::{generated_bundle, shared, talos_fixture};
+use crate::{generated_bundle, talos_fixture};
 
 fn schema() -> &'static TalosSchema {
     static SCHEMA: std::sync::OnceLock<TalosSchema> = std::sync::OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        TalosSchema::from_file(&shared().join("schemas/talos/config.schema.v1.12.4.json"))
-            .expect("schema")
-    })
+    SCHEMA.get_or_init(|| TalosSchema::builtin("v1.12.4").expect("the built-in Talos 1.12 schema"))
 }
 
 fn ip(s: &str) -> IpAddr {

@@ -9,20 +9,13 @@ mod secrets;
 
 use std::path::PathBuf;
 
-/// The shared data directory: `$HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`.
-pub fn shared() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HOMELAB_SHARED") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared")
+/// The repository's test data (`testdata/` at the workspace root; see its README).
+pub fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
 pub fn talos_fixture(rel: &str) -> String {
-    let path = shared().join("testdata/talos-v1.12.4").join(rel);
+    let path = testdata().join("talos-v1.12.4").join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 

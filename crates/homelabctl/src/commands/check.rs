@@ -20,13 +20,18 @@ pub struct CheckArgs {
     /// Only the fast checks (the pre-commit subset): no Flux builds, no schema validation.
     #[arg(long)]
     pub fast: bool,
-    /// Directory laid out like `../shared/schemas` (kubernetes/v1.35.0-local-strict, crd-jsonschemas/…).
+    /// Extra schema directory, used before the built-in schemas: kubeconform's layout
+    /// (kubernetes/v1.35.0-local-strict/…), the CRDs-catalog layout ({group}/{kind}_{version}.json), or
+    /// plain schema files. Repeatable.
     #[arg(long, env = "HOMELAB_SCHEMAS", value_name = "DIR")]
-    pub schema_dir: Option<PathBuf>,
-    /// kubeconform-style schema location (template with {{.ResourceKind}}, {{.Group}}, … or a directory);
-    /// tried before the schema directory. Repeatable.
+    pub schema_dir: Vec<PathBuf>,
+    /// Extra kubeconform-style schema location (a template with {{.ResourceKind}}, {{.Group}},
+    /// {{.ResourceAPIVersion}}, … or a directory), used before the built-in schemas. Repeatable.
     #[arg(long, value_name = "TEMPLATE")]
     pub schema_location: Vec<String>,
+    /// Validate only against --schema-location/--schema-dir and the tree's CRDs, not the built-in schemas.
+    #[arg(long)]
+    pub no_builtin_schemas: bool,
     /// What an object without a schema is.
     #[arg(long, value_enum, default_value_t = Missing::Warn)]
     pub missing_schemas: Missing,
@@ -45,29 +50,17 @@ pub enum Missing {
     Ignore,
 }
 
-fn schema_dir(args: &CheckArgs) -> Option<PathBuf> {
-    if let Some(d) = &args.schema_dir {
-        return Some(d.clone());
-    }
-    let shared = std::env::var_os("HOMELAB_SHARED").map(PathBuf::from);
-    [
-        shared.map(|s| s.join("schemas")),
-        Some(args.dir.join("../shared/schemas")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|d| d.join("kubernetes").is_dir())
-}
-
 pub fn run(global: &super::Global, args: CheckArgs) -> miette::Result<ExitStatus> {
+    // The user's locations come first; the tree's CRDs and the built-in schemas follow (in the validator).
     let mut locations = args.schema_location.clone();
-    if let Some(d) = schema_dir(&args) {
-        locations.extend(default_locations(&d));
+    for d in &args.schema_dir {
+        locations.extend(default_locations(d));
     }
     let opts = CheckOptions {
         load_restrictor: args.load_restrictor.into(),
         schema: SchemaOptions {
             locations,
+            builtin: !args.no_builtin_schemas,
             missing: match args.missing_schemas {
                 Missing::Error => MissingSchema::Error,
                 Missing::Warn => MissingSchema::Warn,
@@ -88,9 +81,24 @@ pub fn run(global: &super::Global, args: CheckArgs) -> miette::Result<ExitStatus
         crate::cli::Format::Sarif => Format::Sarif,
     };
     crate::out::bytes(render(&report, format).as_bytes())?;
+    // A check that found nothing to look at must not read as a pass (a CI step run in the wrong directory).
+    if let Some(why) = nothing_to_check(report.files) {
+        return Err(miette::miette!(
+            help = "run it in the repository root or pass --dir; `homelabctl init DIR` creates a repository",
+            "nothing to check in {}: {why}",
+            args.dir.display()
+        ));
+    }
     Ok(if report.errors() > 0 {
         ExitStatus::Failure
     } else {
         ExitStatus::Success
     })
+}
+
+/// Why `dir` holds nothing `check` is for, if so: no files at all (after `.gitignore`). A directory with
+/// files but no homelab.yaml or Flux tree still gets the secret scan, and the report says which checks
+/// were skipped.
+fn nothing_to_check(files: usize) -> Option<&'static str> {
+    (files == 0).then_some("it has no files (or .gitignore ignores all of them)")
 }

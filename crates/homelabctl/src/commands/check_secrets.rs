@@ -1,4 +1,4 @@
-//! The secret scan as one of `homelabctl check`'s checkers: homelab-scan over the working tree, its findings
+//! The secret scan as one of `homelabctl check`'s checkers: homelab-scan over the files `check` lists, its findings
 //! reported in check's terms (file, line, rule) with the secret never shown.
 
 use homelab_gitops::{Checker, Context, Finding, Report};
@@ -16,7 +16,9 @@ impl Checker for SecretScan {
     }
 
     fn run(&self, cx: &Context<'_>, report: &mut Report) {
-        match homelab_scan::scan_repository(&cx.repo.root) {
+        // Exactly the files the other checks saw (git's list, or `.gitignore` honoured outside git).
+        let files: Vec<String> = cx.repo.files.iter().map(|f| f.rel.clone()).collect();
+        match homelab_scan::scan_listed_files(&cx.repo.root, &files) {
             Ok(findings) => {
                 for f in findings {
                     report.findings.push(

@@ -22,7 +22,7 @@ use homelab_config::template::InitValues;
 use homelab_sim::lab::{Lab, LabOptions};
 use serde_json::Value;
 
-use crate::shared;
+use crate::testdata;
 
 /// Step events of an uninterrupted run from nothing: image download, VM create, VM start, machine-config
 /// install, etcd bootstrap, Kubernetes wait — each started and finished.
@@ -260,8 +260,8 @@ pub(crate) fn wait_with_limit(child: Child, args: &[&str]) -> std::process::Outp
 /// Upstream Talos's test bundle with a freshly generated OS CA: every site is its own cluster to the
 /// simulator (which tells clusters apart by their OS CA), without generating an RSA key per test.
 fn fresh_bundle() -> String {
-    let path = shared().join("testdata/talos-v1.12.4/generate/secrets/testdata/secrets.yaml");
-    let text = std::fs::read_to_string(&path).expect("shared Talos bundle");
+    let path = testdata().join("talos-v1.12.4/generate/secrets/testdata/secrets.yaml");
+    let text = std::fs::read_to_string(&path).expect("the Talos test bundle");
     let mut bundle =
         homelab_talos::secrets::SecretsBundle::from_yaml(&text).expect("bundle parses");
     bundle.certs.os =

@@ -32,14 +32,7 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The shared data directory: `$HOMELAB_SHARED`, else `<workspace>/../shared`, else `/work/shared`.
-pub fn shared() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HOMELAB_SHARED") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared")
+/// The repository's test data (`testdata/` at the workspace root; see its README).
+pub fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }

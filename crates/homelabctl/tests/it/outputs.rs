@@ -5,13 +5,13 @@ use std::path::Path;
 
 use predicates::prelude::*;
 
-use crate::{homelabctl, shared};
+use crate::{homelabctl, testdata};
 
 /// A repository made by `homelabctl init` (own `.age-key.txt`) with upstream Talos's test bundle imported.
 pub fn initialised_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     run_in(dir.path(), &["init", "."]).success();
-    let bundle = shared().join("testdata/talos-v1.12.4/generate/secrets/testdata/secrets.yaml");
+    let bundle = testdata().join("talos-v1.12.4/generate/secrets/testdata/secrets.yaml");
     run_in(
         dir.path(),
         &["talos", "secrets", "import", bundle.to_str().expect("utf8")],
@@ -132,7 +132,7 @@ fn export_without_a_bundle_says_how_to_get_one() {
 fn import_refuses_to_replace_an_existing_bundle() {
     let dir = initialised_repo();
     let before = std::fs::read(dir.path().join("talos-secrets.enc.yaml")).expect("read");
-    let bundle = shared().join("testdata/talos-v1.12.4/generate/secrets/testdata/secrets.yaml");
+    let bundle = testdata().join("talos-v1.12.4/generate/secrets/testdata/secrets.yaml");
     run_in(
         dir.path(),
         &["talos", "secrets", "import", bundle.to_str().expect("utf8")],

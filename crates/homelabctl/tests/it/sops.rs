@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
 
-use crate::{homelabctl, shared};
+use crate::{homelabctl, testdata};
 
 fn vectors() -> PathBuf {
-    shared().join("testdata/sops")
+    testdata().join("sops")
 }
 
 /// Runs homelabctl with only the vector identity visible.

@@ -3,11 +3,11 @@
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-use crate::shared;
+use crate::testdata;
 
 #[test]
 fn secrets_check_accepts_a_talosctl_bundle_and_prints_no_secret() {
-    let file = shared().join("testdata/talos-v1.12.4/generate/secrets/testdata/secrets.yaml");
+    let file = testdata().join("talos-v1.12.4/generate/secrets/testdata/secrets.yaml");
     Command::cargo_bin("homelabctl")
         .unwrap()
         .args(["talos", "secrets", "check"])
@@ -57,7 +57,7 @@ fn homelabctl(dir: &std::path::Path) -> Command {
 }
 
 fn fixture() -> std::path::PathBuf {
-    shared().join("testdata/talos-v1.12.4/generate/secrets/testdata/secrets.yaml")
+    testdata().join("talos-v1.12.4/generate/secrets/testdata/secrets.yaml")
 }
 
 #[test]
