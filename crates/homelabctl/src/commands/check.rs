@@ -82,7 +82,13 @@ pub fn run(global: &super::Global, args: CheckArgs) -> miette::Result<ExitStatus
     };
     crate::out::bytes(render(&report, format).as_bytes())?;
     // A check that found nothing to look at must not read as a pass (a CI step run in the wrong directory).
+    // The pre-commit subset (`--fast`) only notes it: a commit in a repository with no files yet (an initial
+    // empty commit) has nothing to block.
     if let Some(why) = nothing_to_check(report.files) {
+        if args.fast {
+            eprintln!("note: nothing to check in {}: {why}", args.dir.display());
+            return Ok(ExitStatus::Success);
+        }
         return Err(miette::miette!(
             help = "run it in the repository root or pass --dir; `homelabctl init DIR` creates a repository",
             "nothing to check in {}: {why}",
