@@ -17,11 +17,11 @@ const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndat
 #[test]
 fn load_restrictor_refuses_files_outside_the_root_unless_disabled() {
     let t = tempfile::tempdir().expect("tempdir");
-    write(t.path(), "shared/cm.yaml", CM);
+    write(t.path(), "common/cm.yaml", CM);
     write(
         t.path(),
         "app/kustomization.yaml",
-        "resources: [../shared/cm.yaml]\n",
+        "resources: [../common/cm.yaml]\n",
     );
     let app = t.path().join("app");
     let err = build_dir(&app, &Options::default()).expect_err("restricted");

@@ -18,17 +18,7 @@ fn octet() -> u8 {
 }
 
 fn homelabctl(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_homelabctl"))
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env("NO_COLOR", "1")
-        .env_remove("HOMELAB_CONFIG")
-        .env_remove("SOPS_AGE_KEY")
-        .env_remove("SOPS_AGE_KEY_FILE")
-        .env_remove("SOPS_AGE_KEY_CMD")
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("HOMELAB_PROXMOX_TOKEN_SECRET")
+    let mut child = crate::isolated(dir, args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -107,18 +107,7 @@ impl Site {
 
     /// homelabctl in the repository, with only the repository's own age identity.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_homelabctl"));
-        cmd.args(args)
-            .current_dir(self.path())
-            .env("HOME", self.path())
-            .env("NO_COLOR", "1")
-            .env_remove("HOMELAB_CONFIG")
-            .env_remove("SOPS_AGE_KEY")
-            .env_remove("SOPS_AGE_KEY_FILE")
-            .env_remove("SOPS_AGE_KEY_CMD")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("HOMELAB_PROXMOX_TOKEN_SECRET");
-        cmd
+        crate::isolated(self.path(), args)
     }
 
     /// Runs a short command to completion; panics with its output unless it succeeds.

@@ -36,3 +36,20 @@ pub fn workspace_root() -> PathBuf {
 pub fn testdata() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
+
+/// The binary run in `dir` as a user with no key, config or token of their own in the environment: `HOME` is
+/// `dir`, and every variable that would point homelabctl elsewhere is removed.
+pub fn isolated(dir: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_homelabctl"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .env_remove("HOMELAB_CONFIG")
+        .env_remove("SOPS_AGE_KEY")
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env_remove("SOPS_AGE_KEY_CMD")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("HOMELAB_PROXMOX_TOKEN_SECRET");
+    cmd
+}
