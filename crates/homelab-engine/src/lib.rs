@@ -13,6 +13,7 @@ pub mod events;
 pub mod flow;
 pub mod journal;
 pub mod lock;
+pub mod placement;
 pub mod plan;
 pub mod ports;
 pub mod talos_render;

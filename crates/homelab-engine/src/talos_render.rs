@@ -65,6 +65,25 @@ pub fn machine_config_input(
     })
 }
 
+/// The node's extra disks as `UserVolumeConfig` documents after the rest: each disk's serial is its volume
+/// name (the Proxmox adapter sets `serial=` on the drive to match).
+fn with_user_volumes(
+    rendered: machine_config::RenderedConfig,
+    node: &Node,
+) -> machine_config::RenderedConfig {
+    if node.extra_disks.is_empty() {
+        return rendered;
+    }
+    let mut documents = rendered.documents().to_vec();
+    documents.extend(node.extra_disks.iter().map(|d| {
+        machine_config::user_volume::document(&machine_config::user_volume::UserVolume {
+            name: d.name.clone(),
+            serial: d.name.clone(),
+        })
+    }));
+    machine_config::RenderedConfig::from_documents(documents)
+}
+
 impl ConfigRenderer for TalosRenderer {
     fn render(
         &self,
@@ -74,6 +93,7 @@ impl ConfigRenderer for TalosRenderer {
     ) -> Result<RenderedNode, String> {
         let input = machine_config_input(config, node, installer_image, &self.base_dir)?;
         let rendered = machine_config::render(&input, &self.bundle).map_err(|e| e.to_string())?;
+        let rendered = with_user_volumes(rendered, node);
         let yaml = rendered.to_yaml().map_err(|e| e.to_string())?;
         let redacted = rendered.redacted().to_yaml().map_err(|e| e.to_string())?;
         Ok(RenderedNode {

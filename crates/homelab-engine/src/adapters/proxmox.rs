@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 
 use homelab_proxmox::{
-    Bios, Cdrom, Client, Disk, DownloadRequest, EfiDisk, Error, ErrorKind, Nic, TpmState, VmConfig,
-    VmSpec, WaitOptions,
+    Bios, Cdrom, Client, CloudInit, Disk, DownloadRequest, EfiDisk, Error, ErrorKind, Nic,
+    TpmState, VmConfig, VmSpec, WaitOptions,
 };
 
 use crate::ports::{
@@ -42,8 +42,64 @@ pub(crate) fn port_error(e: Error) -> PortError {
     PortError::new(kind, e.to_string())
 }
 
+/// The drive slot of the cloud-init drive: the ISO sits on `ide2`, so the NoCloud volume takes `ide0`
+/// (Talos finds it by its `cidata` label, whatever the slot).
+pub const CLOUDINIT_SLOT: &str = "ide0";
+
+/// The cloud-init drive of a VM with a static address: `ipconfig0` (`ip=CIDR,gw=IP`, the `pve-qm-ipconfig`
+/// format), `nameserver` and `searchdomain`, on the system disk's storage.
+fn cloudinit(w: &VmWanted) -> Option<CloudInit> {
+    let s = w.static_address.as_ref()?;
+    Some(CloudInit {
+        slot: CLOUDINIT_SLOT.into(),
+        storage: w.disk_storage.clone(),
+        ipconfig: vec![(0, format!("ip={},gw={}", s.cidr, s.gateway))],
+        nameservers: s.nameservers.iter().map(ToString::to_string).collect(),
+        searchdomain: s.search_domain.clone(),
+    })
+}
+
 /// The create request for a Talos VM.
 pub fn vm_spec(w: &VmWanted) -> VmSpec {
+    let mut disks = vec![Disk {
+        slot: "scsi0".into(),
+        storage: w.disk_storage.clone(),
+        size_gib: u32::try_from(w.disk_gib).unwrap_or(u32::MAX),
+        options: vec![
+            ("discard".into(), "on".into()),
+            ("iothread".into(), "1".into()),
+            ("ssd".into(), "1".into()),
+        ],
+    }];
+    // `serial=` (drive format `urlencoded`, at most 60 characters) is what Talos' user volume selects the
+    // disk by: the volume name, which validation keeps to `[a-z0-9-]`, at most 34 characters.
+    disks.extend(w.extra_disks.iter().enumerate().map(|(i, d)| Disk {
+        slot: format!("scsi{}", i + 1),
+        storage: d.storage.clone(),
+        size_gib: u32::try_from(d.size_gib).unwrap_or(u32::MAX),
+        options: vec![
+            ("discard".into(), "on".into()),
+            ("iothread".into(), "1".into()),
+            ("serial".into(), d.serial.clone()),
+            ("ssd".into(), "1".into()),
+        ],
+    }));
+    let mut nics = vec![Nic {
+        index: 0,
+        model: "virtio".into(),
+        mac: Some(w.mac.clone()),
+        bridge: w.bridge.clone(),
+        vlan: w.vlan,
+        firewall: false,
+    }];
+    nics.extend(w.extra_nics.iter().enumerate().map(|(i, n)| Nic {
+        index: u8::try_from(i + 1).unwrap_or(u8::MAX),
+        model: "virtio".into(),
+        mac: n.mac.clone(),
+        bridge: n.bridge.clone(),
+        vlan: n.vlan,
+        firewall: false,
+    }));
     VmSpec {
         vmid: w.vm_id,
         name: w.name.clone(),
@@ -56,16 +112,7 @@ pub fn vm_spec(w: &VmWanted) -> VmSpec {
         bios: Bios::Ovmf,
         ostype: "l26".into(),
         scsihw: "virtio-scsi-single".into(),
-        disks: vec![Disk {
-            slot: "scsi0".into(),
-            storage: w.disk_storage.clone(),
-            size_gib: u32::try_from(w.disk_gib).unwrap_or(u32::MAX),
-            options: vec![
-                ("discard".into(), "on".into()),
-                ("iothread".into(), "1".into()),
-                ("ssd".into(), "1".into()),
-            ],
-        }],
+        disks,
         // No pre-enrolled keys in either mode: `pre-enrolled-keys=1` turns Secure Boot on with Microsoft's
         // keys, and the firmware then refuses every Talos ISO (none is Microsoft-signed). Setup mode lets the
         // SecureBoot ISO enrol Sidero's keys, and boots the plain ISO as ordinary UEFI.
@@ -78,18 +125,12 @@ pub fn vm_spec(w: &VmWanted) -> VmSpec {
             storage: w.disk_storage.clone(),
             version: "v2.0".into(),
         }),
-        nics: vec![Nic {
-            index: 0,
-            model: "virtio".into(),
-            mac: Some(w.mac.clone()),
-            bridge: w.bridge.clone(),
-            vlan: w.vlan,
-            firewall: false,
-        }],
+        nics,
         cdrom: Some(Cdrom {
             slot: "ide2".into(),
             volid: w.iso_volume.clone(),
         }),
+        cloudinit: cloudinit(w),
         boot_order: vec!["scsi0".into(), "ide2".into()],
         agent: true,
         onboot: Some(true),
@@ -208,6 +249,11 @@ impl Hypervisor for Proxmox {
             .await
             .map_err(port_error)?;
         Ok(())
+    }
+
+    async fn storage_shared(&self, node: &str, storage: &str) -> PortResult<bool> {
+        let storages = self.client.storages(node, None).await.map_err(port_error)?;
+        Ok(storages.iter().any(|s| s.storage == storage && s.shared))
     }
 
     async fn delete_iso(&self, node: &str, storage: &str, file: &str) -> PortResult<()> {
