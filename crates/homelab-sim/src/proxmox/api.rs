@@ -1022,25 +1022,28 @@ async fn boot(shared: &Arc<Shared>, vmid: u32, task: &str) -> Result<(), String>
         let iso = vm
             .config
             .iter()
-            .find(|(k, v)| is_drive_slot(k) && v.contains("media=cdrom") && first_part(v) != "none")
+            // The boot medium, not the cloud-init drive (a CD-ROM too, but nothing boots from it).
+            .find(|(k, v)| {
+                is_drive_slot(k)
+                    && v.contains("media=cdrom")
+                    && first_part(v) != "none"
+                    && !first_part(v).contains("cloudinit")
+            })
             .map(|(_, v)| first_part(v).to_string());
         // QEMU starts either way; whether anything boots is the firmware's call (Secure Boot).
-        let signer = iso.as_deref().and_then(|volid| {
+        let medium = iso.as_deref().and_then(|volid| {
             let (store, name) = volid.split_once(':')?;
-            let data = w
-                .storage(&vm.node, store)?
-                .volumes
-                .get(name)?
-                .data
-                .clone()?;
-            super::firmware::signer(&data)
+            w.storage(&vm.node, store)?.volumes.get(name)?.data.clone()
         });
+        let signer = medium
+            .as_deref()
+            .and_then(|data| super::firmware::signer(data));
         let mut firmware = vm.firmware.clone();
         let refused = firmware.boot(signer.as_deref()).err();
         let mac = vm.mac();
         // A guest that never boots never asks DHCP for an address (nor reads its cloud-init drive).
         let address = match refused {
-            None => w.boot_address(vmid),
+            None => w.boot_address(vmid, medium.as_deref().map(Vec::as_slice)),
             Some(_) => None,
         };
         if let Some(vm) = w.vms.get_mut(&vmid) {

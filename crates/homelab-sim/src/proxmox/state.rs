@@ -346,11 +346,14 @@ impl World {
         }
     }
 
-    /// The address `vm` comes up on at boot: its cloud-init address, else a DHCP lease when the network has
-    /// a DHCP server, else none (a guest without either never gets an address).
-    pub fn boot_address(&mut self, vmid: u32) -> Option<Ipv4Addr> {
+    /// The address `vm` comes up on at boot from `medium` (the bytes in its CD-ROM drive): its cloud-init
+    /// address when the guest reads the drive, else a DHCP lease when the network has a DHCP server, else
+    /// none (a guest without either never gets an address).
+    pub fn boot_address(&mut self, vmid: u32, medium: Option<&[u8]>) -> Option<Ipv4Addr> {
         let vm = self.vms.get(&vmid)?;
-        if let Some(ip) = vm.cloudinit_address() {
+        if let Some(ip) = vm.cloudinit_address()
+            && super::guest::reads_cloudinit(medium)
+        {
             return Some(ip);
         }
         let mac = vm.mac()?;

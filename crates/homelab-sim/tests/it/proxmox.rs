@@ -315,8 +315,23 @@ async fn without_dhcp_only_a_cloudinit_drive_gives_an_address() {
     )
     .await;
     assert_eq!(static_vm.status(), 200);
+    // A metal ISO never reads the cloud-init drive (only Talos' nocloud platform does).
+    let mut metal = vec![0u8; 64 * 1024];
+    homelab_sim::proxmox::mark_platform(&mut metal, "metal");
+    assert!(sim.put_volume("local", "iso/metal-amd64.iso", "iso", metal));
+    let metal_vm = create(
+        &sim,
+        "pve",
+        &format!(
+            "vmid=163&{}&ide2=local%3Aiso%2Fmetal-amd64.iso%2Cmedia%3Dcdrom&ide0=local-lvm%3Acloudinit\
+             &ipconfig0=ip%3D127.0.31.6%2F24%2Cgw%3D127.0.31.1&start=1",
+            net.replace("{n}", "3")
+        ),
+    )
+    .await;
+    assert_eq!(metal_vm.status(), 200);
     let mut addresses = std::collections::BTreeMap::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("in time")
@@ -328,6 +343,10 @@ async fn without_dhcp_only_a_cloudinit_drive_gives_an_address() {
         "no DHCP server, no cloud-init: no address"
     );
     assert_eq!(addresses[&162], Some(Ipv4Addr::new(127, 0, 31, 5)));
+    assert_eq!(
+        addresses[&163], None,
+        "a metal ISO ignores the cloud-init drive"
+    );
     let vm = sim.vm(162).expect("vm");
     assert_eq!(
         vm.config.get("ide0").map(String::as_str),
