@@ -1307,6 +1307,8 @@ pub fn vm_change(
             fields.push(change);
         }
     }
+    // Cloud-init address, extra disks and NICs: in-place updates (see `hardware`).
+    fields.extend(crate::hardware::changes(wanted, live));
     if !live.running {
         fields.push(FieldChange::new(
             "running",

@@ -11,6 +11,7 @@ pub mod desired;
 pub mod etcd;
 pub mod events;
 pub mod flow;
+pub mod hardware;
 pub mod journal;
 pub mod lock;
 pub mod placement;

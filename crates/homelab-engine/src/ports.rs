@@ -146,6 +146,13 @@ pub struct VmLive {
     /// A hypervisor lock on the VM (a create still running): its config is not final and says nothing
     /// about drift until the lock clears.
     pub lock: Option<VmLock>,
+    /// The static address on its cloud-init drive, in [`crate::hardware::static_address_text`]'s form;
+    /// `None` without a cloud-init drive.
+    pub static_address: Option<String>,
+    /// Extra data disks that carry a serial number: `(serial, "storage:SIZEG")`.
+    pub extra_disks: Vec<(String, String)>,
+    /// Extra NICs by index from `net1` (`None` for a gap), in [`crate::hardware::nic_text`]'s form.
+    pub extra_nics: Vec<Option<String>>,
 }
 
 /// A lock on a VM and the task holding it.

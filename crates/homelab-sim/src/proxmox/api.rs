@@ -688,7 +688,6 @@ fn build_config(
     task: &str,
 ) -> BTreeMap<String, String> {
     let mut config = BTreeMap::new();
-    let mut disk_no = 0;
     let node = w
         .vms
         .get(&vmid)
@@ -701,44 +700,8 @@ fn build_config(
             continue;
         }
         let mut value = value.clone();
-        if is_drive_slot(key)
-            && let Some((store, "cloudinit")) = first_part(&value).split_once(':')
-        {
-            value = cloudinit_drive(w, &node, vmid, store, &value, task);
-        } else if is_drive_slot(key)
-            && !value.contains("media=cdrom")
-            && let Some((store, gib)) = new_volume(&value)
-        {
-            let name = format!("vm-{vmid}-disk-{disk_no}");
-            disk_no += 1;
-            let small = key.starts_with("efidisk") || key.starts_with("tpmstate");
-            let (size_bytes, size_text) = if small {
-                (4u64 << 20, "4M".to_string())
-            } else {
-                ((gib * (1u64 << 30) as f64) as u64, format!("{gib}G"))
-            };
-            let rest: Vec<&str> = value.split(',').skip(1).collect();
-            let mut new = format!("{store}:{name}");
-            for r in rest {
-                new.push(',');
-                new.push_str(r);
-            }
-            new.push_str(&format!(",size={size_text}"));
-            value = new;
-            if let Some(s) = w.storage_mut(&node, &store) {
-                s.volumes.insert(
-                    name.clone(),
-                    Volume {
-                        content: "images".into(),
-                        size: size_bytes,
-                        format: "raw".into(),
-                        ctime: now_epoch(),
-                        vmid: Some(vmid),
-                        data: None,
-                    },
-                );
-            }
-            w.task_log(task, format!("  Logical volume \"{name}\" created."));
+        if is_drive_slot(key) {
+            value = allocate_drive(w, &node, vmid, key, &value, task);
         }
         if key.starts_with("net") {
             value = normalise_nic(&value, vmid);
@@ -778,6 +741,61 @@ fn build_config(
         format!("creation-qemu=10.0.2,ctime={}", now_epoch()),
     );
     config
+}
+
+/// `create_disks` for one drive option: a new volume `STORE:SIZE_GIB` is allocated as the storage's next
+/// free `vm-N-disk-M` (`find_free_diskname`), `STORE:cloudinit` as the cloud-init volume; anything else (an
+/// existing volume, an ISO, `none`) stays as given.
+fn allocate_drive(
+    w: &mut World,
+    node: &str,
+    vmid: u32,
+    key: &str,
+    value: &str,
+    task: &str,
+) -> String {
+    if let Some((store, "cloudinit")) = first_part(value).split_once(':') {
+        return cloudinit_drive(w, node, vmid, store, value, task);
+    }
+    let Some((store, gib)) = new_volume(value).filter(|_| !value.contains("media=cdrom")) else {
+        return value.to_string();
+    };
+    let taken = |n: u32| {
+        w.storage(node, &store)
+            .is_some_and(|s| s.volumes.contains_key(&format!("vm-{vmid}-disk-{n}")))
+    };
+    let mut n = 0;
+    while taken(n) {
+        n += 1;
+    }
+    let name = format!("vm-{vmid}-disk-{n}");
+    let small = key.starts_with("efidisk") || key.starts_with("tpmstate");
+    let (size_bytes, size_text) = if small {
+        (4u64 << 20, "4M".to_string())
+    } else {
+        ((gib * (1u64 << 30) as f64) as u64, format!("{gib}G"))
+    };
+    let mut new = format!("{store}:{name}");
+    for r in value.split(',').skip(1) {
+        new.push(',');
+        new.push_str(r);
+    }
+    new.push_str(&format!(",size={size_text}"));
+    if let Some(s) = w.storage_mut(node, &store) {
+        s.volumes.insert(
+            name.clone(),
+            Volume {
+                content: "images".into(),
+                size: size_bytes,
+                format: "raw".into(),
+                ctime: now_epoch(),
+                vmid: Some(vmid),
+                data: None,
+            },
+        );
+    }
+    w.task_log(task, format!("  Logical volume \"{name}\" created."));
+    new
 }
 
 /// `create_disks` for `STORE:cloudinit`: a 4 MiB `vm-N-cloudinit` volume (qcow2 on a file-based storage,
@@ -933,6 +951,7 @@ fn update_config(
     for d in &deletes {
         vm.config.remove(d);
     }
+    let mut pending = Vec::new();
     for (k, v) in params {
         if matches!(
             k.as_str(),
@@ -940,17 +959,33 @@ fn update_config(
         ) {
             continue;
         }
+        pending.push((k.clone(), v.clone()));
+    }
+    // `update_vm_api` allocates new volumes (`create_disks`) as it writes them.
+    let node = w
+        .vms
+        .get(&vmid)
+        .map_or_else(|| w.node.clone(), |vm| vm.node.clone());
+    let task = if as_task {
+        Some(w.new_task_on(&node, "qmconfig", &vmid.to_string(), &caller.full()))
+    } else {
+        None
+    };
+    for (k, v) in pending {
         let v = if k.starts_with("net") {
-            normalise_nic(v, vmid)
+            normalise_nic(&v, vmid)
+        } else if is_drive_slot(&k) {
+            allocate_drive(&mut w, &node, vmid, &k, &v, task.as_deref().unwrap_or(""))
         } else {
-            v.clone()
+            v
         };
-        vm.config.insert(k.clone(), v);
+        if let Some(vm) = w.vms.get_mut(&vmid) {
+            vm.config.insert(k, v);
+        }
     }
-    if !as_task {
+    let Some(upid) = task else {
         return Ok(Reply::data(Value::Null));
-    }
-    let upid = w.new_task("qmconfig", &vmid.to_string(), &caller.full());
+    };
     w.finish_task(&upid, Ok(0));
     Ok(Reply::data(json!(upid)))
 }

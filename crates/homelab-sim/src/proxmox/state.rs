@@ -283,12 +283,6 @@ impl World {
         }
     }
 
-    /// Registers a new running task on the API's own node and returns its UPID.
-    pub fn new_task(&mut self, kind: &str, id: &str, user: &str) -> String {
-        let node = self.node.clone();
-        self.new_task_on(&node, kind, id, user)
-    }
-
     /// Registers a new running task on `node` (its UPID names it) and returns its UPID.
     pub fn new_task_on(&mut self, node: &str, kind: &str, id: &str, user: &str) -> String {
         self.next_pid += 1;

@@ -235,6 +235,58 @@ fn a_shared_iso_storage_gets_one_download_for_every_host() {
     );
     assert_eq!(lab.proxmox.vm(191).expect("VM").node, "pve2");
     assert_eq!(lab.proxmox.vm(192).expect("VM").node, "pve3");
+
+    // A data disk and a tagged NIC added to the running worker: planned and made in place, no new VM.
+    let grown = format!(
+        "{}{}",
+        node(
+            "talos-cp-01",
+            "controlplane",
+            191,
+            101,
+            subnet,
+            "    proxmox_node: pve2
+",
+            ""
+        ),
+        node(
+            "talos-wk-01",
+            "worker",
+            192,
+            111,
+            subnet,
+            "    proxmox_node: pve3
+    disks:
+      - {name: data, size: 10GiB}
+    nics:
+      - {vlan: 40}
+",
+            ""
+        )
+    );
+    std::fs::write(dir.join("homelab.yaml"), config(&lab, "isos", &grown)).expect("homelab.yaml");
+    let plan = homelabctl(dir, &["plan", "--detailed-exitcode"], None);
+    let text = said(&plan);
+    assert_eq!(plan.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("disk.data") && text.contains("nic1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("0 to create, 2 to update, 0 to replace"),
+        "{text}"
+    );
+    ok(dir, &["apply", "--yes"], None);
+    let vm = lab.proxmox.vm(192).expect("VM");
+    let scsi1 = vm.config.get("scsi1").cloned().unwrap_or_default();
+    assert!(
+        scsi1.starts_with("local-lvm:vm-192-disk-") && scsi1.contains("serial=data"),
+        "{scsi1}"
+    );
+    let net1 = vm.config.get("net1").cloned().unwrap_or_default();
+    assert!(net1.ends_with(",tag=40"), "{net1}");
+    assert_eq!(lab.proxmox.task_count("qmcreate"), 2, "no VM was made anew");
+    assert_no_change(dir);
 }
 
 #[test]
