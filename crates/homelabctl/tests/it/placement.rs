@@ -1,8 +1,8 @@
 //! VM placement and addressing through the real binary against the in-process lab: a node with a static
 //! address on a cloud-init drive installs and becomes Ready on a network with no DHCP server at all (and its
 //! VLAN tag, extra disk and extra NIC reach the VM config); control planes spread over three Proxmox hosts get
-//! the ISO once per host storage (once in all for a shared storage); `validate` warns when two control planes
-//! share a host.
+//! the ISO once per host storage (once in all for a shared storage), and a disk and a NIC added later are
+//! made in place; `validate` warns when two control planes share a host; `doctor` checks every host named.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -317,6 +317,50 @@ fn validate_warns_when_two_control_planes_share_a_proxmox_host() {
     );
     assert!(
         text.contains("losing that host loses etcd quorum"),
+        "{text}"
+    );
+}
+
+#[test]
+fn doctor_checks_every_proxmox_host_named() {
+    let rt = runtime();
+    let mut opts = homelab_sim::proxmox::SimOptions::fast();
+    opts.token_id = "homelabctl@pve!provision".into();
+    opts.other_nodes = vec!["pve2".into()];
+    let sim = rt
+        .block_on(homelab_sim::proxmox::ProxmoxSim::start(opts))
+        .expect("sim");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let o = octet();
+    let mut nodes = String::new();
+    for (n, host) in [(1u8, "pve"), (2, "pve2"), (3, "pve3")] {
+        nodes.push_str(&format!(
+            "  - name: talos-cp-0{n}\n    vm_id: {}\n    proxmox_node: {host}\n    network:\n      \
+             mac: \"BC:24:11:CA:FE:0{n}\"\n      address: 127.{o}.185.{}/24\n      gateway: 127.{o}.185.1\n",
+            100 + u32::from(n),
+            100 + n
+        ));
+    }
+    let yaml = format!(
+        "proxmox:\n  endpoint: {}\n  token_id: \"homelabctl@pve!provision\"\n  tls:\n    fingerprint: \"{}\"\n\
+         nodes:\n{nodes}",
+        sim.endpoint(),
+        sim.fingerprint()
+    );
+    std::fs::write(dir.join("homelab.yaml"), yaml).expect("homelab.yaml");
+    let out = crate::isolated(dir, &["doctor"])
+        .env("HOMELAB_PROXMOX_TOKEN_SECRET", sim.token_secret())
+        .output()
+        .expect("doctor runs");
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    // pve2 exists: its node, ISO storage and VM storage are checked; pve3 is named but not in the cluster.
+    assert!(text.contains("node pve2"), "{text}");
+    assert!(text.contains("iso storage local on pve2"), "{text}");
+    assert!(text.contains("privileges /nodes/pve2"), "{text}");
+    assert!(
+        text.contains("no node 'pve3' in this cluster (nodes: pve, pve2)"),
         "{text}"
     );
 }
