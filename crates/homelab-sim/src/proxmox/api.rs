@@ -138,6 +138,7 @@ pub(crate) async fn handle(
         }
         "GET /nodes/{node}/network" => Ok(network(&shared.world(), params)),
         "GET /nodes/{node}/storage" => Ok(storage_list(&shared.world(), params)),
+        "GET /storage" => Ok(storage_config(&shared.world(), params)),
         "GET /nodes/{node}/storage/{storage}/content" => storage_content(&shared.world(), params),
         "POST /nodes/{node}/storage/{storage}/download-url" => {
             download::start(shared, params, caller)
@@ -223,6 +224,49 @@ fn storage_list(w: &World, params: &BTreeMap<String, String>) -> Reply {
                 "active": 1, "enabled": 1, "shared": u8::from(s.shared), "total": s.total, "used": used,
                 "avail": s.total.saturating_sub(used), "used_fraction": used as f64 / s.total as f64
             })
+        })
+        .collect();
+    Reply::data(Value::Array(items))
+}
+
+/// `GET /storage`: the cluster's storage definitions (`storage.cfg`), once each however many nodes have
+/// their own copy, with `shared` and `nodes` as configured; only those the token may audit.
+fn storage_config(w: &World, params: &BTreeMap<String, String>) -> Reply {
+    let only_type = params.get("type");
+    // `api_storage_config` puts the digest of the whole storage.cfg on every entry.
+    let cfg_digest = digest(
+        &w.storages
+            .values()
+            .map(|s| (s.id.clone(), s.kind.clone()))
+            .collect(),
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    let items: Vec<Value> = w
+        .storages
+        .values()
+        .filter(|s| seen.insert(s.id.clone()))
+        .filter(|s| only_type.is_none_or(|t| &s.kind == t))
+        .filter(|s| {
+            let privs = w.acl.effective(&format!("/storage/{}", s.id));
+            privs.contains("Datastore.Audit") || privs.contains("Datastore.AllocateSpace")
+        })
+        .map(|s| {
+            let mut v = json!({
+                "storage": s.id, "type": s.kind,
+                "content": s.content.iter().cloned().collect::<Vec<_>>().join(","),
+                "digest": cfg_digest,
+            });
+            if !s.path.is_empty() {
+                v["path"] = json!(s.path);
+            }
+            // A network storage is shared by its type; `shared` is written only for a local type marked so.
+            if s.shared && !matches!(s.kind.as_str(), "nfs" | "cifs" | "cephfs" | "rbd" | "pbs") {
+                v["shared"] = json!(1);
+            }
+            if !s.nodes.is_empty() {
+                v["nodes"] = json!(s.nodes.join(","));
+            }
+            v
         })
         .collect();
     Reply::data(Value::Array(items))

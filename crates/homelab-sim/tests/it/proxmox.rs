@@ -401,6 +401,15 @@ async fn a_cluster_of_three_nodes_keeps_vms_and_local_storage_per_node() {
         .collect();
     assert!(shared.contains(&("isos".into(), 1)), "{shared:?}");
     assert!(shared.contains(&("local".into(), 0)), "{shared:?}");
+    // `GET /storage` lists each definition once, the NFS one shared by its type.
+    let config: Value = get("/storage".into()).await.json().await.expect("json");
+    let ids: Vec<&str> = config["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["storage"].as_str())
+        .collect();
+    assert_eq!(ids, ["isos", "local", "local-lvm"]);
     // A VM made on pve2 lives there: pve does not know it, and pve2's local-lvm holds its disk.
     let made = create(
         &sim,
