@@ -1183,17 +1183,23 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             self.finished(&resource, "destroy", since);
         }
         if remove_iso {
+            // Every copy: one per host that ran a node, or the one on a shared storage.
             let image = self.image_facts().await?;
-            if image.present {
-                let wanted = ImageWanted::from_config(self.config);
+            let targets = self.port(
+                "image",
+                crate::placement::iso_targets(self.config, self.hypervisor).await,
+            )?;
+            for target in targets.iter().filter(|t| !image.missing.contains(t)) {
                 self.port(
                     "image",
                     self.hypervisor
-                        .delete_iso(&wanted.proxmox_node, &wanted.storage, &image.file)
+                        .delete_iso(&target.proxmox_node, &target.storage, &image.file)
                         .await,
                 )?;
-                self.events
-                    .info("image", format!("removed {}", image.volume));
+                self.events.info(
+                    "image",
+                    format!("removed {} on {}", image.volume, target.proxmox_node),
+                );
             }
         }
         let mut journal = Journal::load(&self.state_dir);

@@ -193,6 +193,19 @@ fn control_planes_on_three_hosts_get_the_iso_once_per_host_storage() {
         );
     }
     assert_no_change(dir);
+
+    // destroy --remove-iso removes every VM and every host's copy of the ISO.
+    ok(dir, &["destroy", "--yes", "--remove-iso"], None);
+    for (vmid, host) in [(181, "pve"), (182, "pve2"), (183, "pve3")] {
+        assert!(lab.proxmox.vm(vmid).is_none(), "VM {vmid} is gone");
+        let isos: Vec<String> = lab
+            .proxmox
+            .volumes_on(host, "local")
+            .into_keys()
+            .filter(|k| k.starts_with("iso/"))
+            .collect();
+        assert!(isos.is_empty(), "{host} still has {isos:?}");
+    }
 }
 
 #[test]
