@@ -13,6 +13,7 @@
 //! assert_eq!(again.cluster.id.expose(), bundle.cluster.id.expose());
 //! ```
 
+pub mod configpatcher;
 pub mod factory;
 pub mod kubeconfig;
 pub mod machine_config;

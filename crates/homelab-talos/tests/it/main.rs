@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod clientconfig;
+mod configpatcher;
 mod factory;
 mod machine_config;
 mod props;
