@@ -127,6 +127,21 @@ impl Config {
         Ok(Config { documents: out })
     }
 
+    /// A config from documents as JSON values (e.g. what homelabctl renders); no origins.
+    pub fn from_json(documents: &[serde_json::Value], source: &str) -> Result<Config, PatchError> {
+        let reg = Registry::v1_12();
+        let documents = documents
+            .iter()
+            .map(|d| decode_document(reg, Node::from_json(d), source))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Config { documents })
+    }
+
+    /// Each document as written out, as JSON values (field order kept).
+    pub fn to_json(&self) -> Vec<serde_json::Value> {
+        self.normalized().iter().map(Node::to_json).collect()
+    }
+
     /// Apply patches in order (Talos' `configpatcher.Apply`).
     pub fn apply(mut self, patches: &[Patch], json: JsonTarget) -> Result<Config, PatchError> {
         let reg = Registry::v1_12();
@@ -219,6 +234,12 @@ impl Patch {
     pub fn load(text: &str, source: &str) -> Result<Patch, PatchError> {
         let src: Arc<str> = Arc::from(source);
         let docs = parse(text, &src)?;
+        Self::from_nodes(docs, source)
+    }
+
+    /// A patch from parsed documents (e.g. one written inline in another file, lines already set).
+    pub fn from_nodes(docs: Vec<Node>, source: &str) -> Result<Patch, PatchError> {
+        let src: Arc<str> = Arc::from(source);
         let non_null: Vec<&Node> = docs.iter().filter(|d| !d.is_null()).collect();
         if let [one] = non_null.as_slice()
             && let Value::Seq(ops) = &one.value

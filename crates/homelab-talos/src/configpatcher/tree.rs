@@ -75,6 +75,48 @@ impl Node {
         matches!(self.value, Value::Null)
     }
 
+    /// A node from a JSON value (numbers and booleans keep their type).
+    pub fn from_json(v: &serde_json::Value) -> Node {
+        use serde_json::Value as J;
+        Node::new(match v {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Scalar(b.to_string(), Tag::Bool),
+            J::Number(n) if n.is_f64() => Value::Scalar(n.to_string(), Tag::Float),
+            J::Number(n) => Value::Scalar(n.to_string(), Tag::Int),
+            J::String(s) => Value::Scalar(s.clone(), Tag::Str),
+            J::Array(a) => Value::Seq(a.iter().map(Node::from_json).collect()),
+            J::Object(m) => Value::Map(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Node::from_json(v)))
+                    .collect(),
+            ),
+        })
+    }
+
+    /// The node as a JSON value.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Scalar(s, Tag::Bool) => J::Bool(s.eq_ignore_ascii_case("true")),
+            Value::Scalar(s, Tag::Int) => {
+                let plain: String = s.chars().filter(|&c| c != '_').collect();
+                parse_int(&plain)
+                    .map(J::from)
+                    .or_else(|| parse_uint(&plain).map(J::from))
+                    .unwrap_or_else(|| J::String(s.clone()))
+            }
+            Value::Scalar(s, Tag::Float) => s
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| J::String(s.clone()), J::Number),
+            Value::Scalar(s, Tag::Str) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+        }
+    }
+
     /// The value under `key` of a mapping.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {

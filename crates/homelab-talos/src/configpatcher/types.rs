@@ -245,7 +245,11 @@ impl Registry {
         if self.scalars.contains(&qualified) {
             return Ty::Opaque;
         }
-        if self.structs.contains_key(&qualified) {
+        if let Some(fields) = self.structs.get(&qualified) {
+            // No yaml-tagged field: a wrapper around a text-marshalled type (netip.Addr, url.URL, …).
+            if fields.is_empty() {
+                return Ty::Opaque;
+            }
             return Ty::Struct(qualified);
         }
         if let Some(alias) = self.aliases.get(&qualified) {
