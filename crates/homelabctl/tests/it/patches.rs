@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::lab_sim::{start_sim, text};
+use crate::lab_sim::{kept_demo, start_sim, text};
 use crate::{homelabctl, workspace_root};
 
 fn example(dir: &Path, extra_cluster: &str, extra_node: &str) -> std::path::PathBuf {
@@ -80,18 +80,7 @@ fn a_patch_that_breaks_the_schema_fails_validate_with_its_file_and_line() {
 
 #[test]
 fn a_node_patch_shows_in_plan_and_reaches_the_node() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = dir.path().join("homelab");
-    let demo = homelabctl()
-        .args(["demo", "--subnet", "61", "--keep"])
-        .arg(&repo)
-        .timeout(std::time::Duration::from_secs(240))
-        .output()
-        .expect("demo runs");
-    assert!(demo.status.success(), "{}", text(&demo));
-    let state = std::fs::canonicalize(&repo)
-        .expect("repo")
-        .join(".homelab/sim");
+    let (_dir, repo, state, _) = kept_demo("61");
     let (_sim, _rest) = start_sim(&state);
     let config = repo.join("homelab.yaml");
     let yaml = std::fs::read_to_string(&config).expect("read");
