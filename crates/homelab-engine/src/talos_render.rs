@@ -246,7 +246,7 @@ pub fn validate_patches(config: &Config, base_dir: &Path) -> Vec<(usize, PatchFa
                     location: None,
                 })?;
                 input.patches = patches;
-                let rendered = machine_config::render(&input, &bundle).map_err(|e| {
+                let rendered = machine_config::render_unchecked(&input, &bundle).map_err(|e| {
                     let location = match &e {
                         ConfigError::Patch(PatchError::Patch(configpatcher::PatchError::At {
                             source_name,
@@ -260,7 +260,13 @@ pub fn validate_patches(config: &Config, base_dir: &Path) -> Vec<(usize, PatchFa
                         location,
                     }
                 })?;
-                check_patched_at(&node.name, &rendered, &config.image.talos_version.with_v())
+                check_patched_at(&node.name, &rendered, &config.image.talos_version.with_v())?;
+                machine_config::rules::check_documents(rendered.documents()).map_err(|e| {
+                    PatchFailure {
+                        message: format!("node {}: after the patches: {e}", node.name),
+                        location: None,
+                    }
+                })
             });
         if let Err(failure) = result {
             out.push((i, failure));
@@ -277,10 +283,13 @@ impl ConfigRenderer for TalosRenderer {
         installer_image: &str,
     ) -> Result<RenderedNode, String> {
         let input = machine_config_input(config, node, installer_image, &self.base_dir)?;
-        let rendered = machine_config::render(&input, &self.bundle).map_err(|e| e.to_string())?;
+        let rendered =
+            machine_config::render_unchecked(&input, &self.bundle).map_err(|e| e.to_string())?;
         if !input.patches.is_empty() {
+            // The schema first: its errors can name the patch line, the rules' cannot.
             check_patched(&node.name, &rendered, &config.image.talos_version.with_v())?;
         }
+        machine_config::rules::check_documents(rendered.documents()).map_err(|e| e.to_string())?;
         let yaml = rendered.to_yaml().map_err(|e| e.to_string())?;
         let redacted = rendered.redacted().to_yaml().map_err(|e| e.to_string())?;
         Ok(RenderedNode {

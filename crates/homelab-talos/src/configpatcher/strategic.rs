@@ -485,13 +485,13 @@ pub fn merge(
                 }
                 return Ok(());
             }
+            let created = is_nil(left.as_ref());
             let l = left.get_or_insert_with(|| Node::new(Value::Map(Vec::new())));
             if l.is_null() {
                 l.value = Value::Map(Vec::new());
             }
-            if let Some(r) = right
-                && l.origin.is_none()
-            {
+            // A struct the patch brings into being was written by the patch; an existing one was not.
+            if created && let Some(r) = right {
                 l.origin = r.origin.clone();
             }
             for f in reg.fields(name) {

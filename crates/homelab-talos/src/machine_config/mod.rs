@@ -286,6 +286,17 @@ pub fn render(
     input: &MachineConfigInput,
     bundle: &SecretsBundle,
 ) -> Result<RenderedConfig, ConfigError> {
+    let rendered = render_unchecked(input, bundle)?;
+    rules::check_documents(&rendered.documents)?;
+    Ok(rendered)
+}
+
+/// [`render`] without the Talos rule checks on the patched result, for callers that check the schema first
+/// (a schema error can name the patch line; a rule error cannot) and then call [`rules::check_documents`].
+pub fn render_unchecked(
+    input: &MachineConfigInput,
+    bundle: &SecretsBundle,
+) -> Result<RenderedConfig, ConfigError> {
     rules::check_input(input)?;
     let mut documents = documents::generate(input, bundle)?;
     let mut patched = None;
@@ -299,6 +310,5 @@ pub fn render(
         documents = config.to_json();
         patched = Some(config);
     }
-    rules::check_documents(&documents)?;
     Ok(RenderedConfig { documents, patched })
 }

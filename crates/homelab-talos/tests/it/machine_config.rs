@@ -283,13 +283,32 @@ fn legacy_hostname_fields_conflict_with_hostname_config() {
 }
 
 #[test]
-fn a_patch_with_an_unknown_key_fails_the_schema() {
+fn a_patch_with_an_unknown_key_is_refused_at_its_line_and_a_bad_value_is_traced_to_its_patch() {
+    // Talos loads patches strictly: an unknown key fails when the patch is read.
+    let err = Patch::parse("machine:\n  instal:\n    disk: /dev/vda\n", "typo.yaml").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("typo.yaml:2: unknown field `instal`"),
+        "{err}"
+    );
+    // A value only the schema refuses: the rendered config remembers which patch line wrote it.
     let mut i = input(Role::ControlPlane, Encryption::None);
-    i.patches
-        .push(Patch::parse("machine:\n  instal:\n    disk: /dev/vda\n", "typo.yaml").unwrap());
+    i.patches.push(
+        Patch::parse(
+            "cluster:\n  network:\n    cni:\n      name: bogus\n",
+            "cni.yaml",
+        )
+        .unwrap(),
+    );
     let config = render(&i, generated_bundle()).unwrap();
     let err = schema().validate(config.documents()).unwrap_err();
-    assert!(err.to_string().contains("instal"), "{err}");
+    assert!(
+        err.to_string().contains("/cluster/network/cni/name"),
+        "{err}"
+    );
+    let origin = config.patch_origin(0, "/cluster/network/cni/name").unwrap();
+    assert_eq!(origin.to_string(), "cni.yaml:4");
+    assert!(config.patch_origin(0, "/machine/type").is_none());
 }
 
 #[test]
