@@ -15,6 +15,7 @@
 
 pub mod configpatcher;
 pub mod factory;
+pub mod import;
 pub mod kubeconfig;
 pub mod machine_config;
 pub mod pem;

@@ -314,7 +314,7 @@ fn check_base64_32(value: &Secret, field: &'static str, url: bool) -> Result<(),
 }
 
 /// A YAML error message may quote the offending line; keep only the part before any quoted input.
-fn redact_parse_error(message: &str) -> String {
+pub(crate) fn redact_parse_error(message: &str) -> String {
     message
         .lines()
         .next()

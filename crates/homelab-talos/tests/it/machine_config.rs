@@ -23,7 +23,7 @@ fn ip(s: &str) -> IpAddr {
 const INSTALLER: &str = "factory.talos.dev/nocloud-installer-secureboot/\
     ce4c980550dd2ab1b17bbf2b08801c7eb59418eafe8f279833297925d67c7515:v1.12.4";
 
-fn input(role: Role, encryption: Encryption) -> MachineConfigInput {
+pub fn input(role: Role, encryption: Encryption) -> MachineConfigInput {
     let mut cluster = ClusterInput::new("homelab", "https://192.168.20.100:6443", "1.35.0");
     cluster.allow_scheduling_on_control_planes = role == Role::ControlPlane;
     MachineConfigInput {

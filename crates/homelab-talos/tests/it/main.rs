@@ -4,6 +4,7 @@
 mod clientconfig;
 mod configpatcher;
 mod factory;
+mod import;
 mod machine_config;
 mod props;
 mod secrets;
