@@ -36,8 +36,13 @@ pub fn node_patches<'a>(
     c.patches.iter().chain(role).chain(&node.patches)
 }
 
-/// Load one patch entry: a file relative to `base_dir` (named as written in homelab.yaml) or inline.
-pub fn load_patch(source: &PatchSource, base_dir: &Path) -> Result<Patch, String> {
+/// Load one patch entry: a file relative to `base_dir` (named as written in homelab.yaml) or inline, with
+/// the config types of Talos `talos_version`.
+pub fn load_patch(
+    source: &PatchSource,
+    base_dir: &Path,
+    talos_version: &str,
+) -> Result<Patch, String> {
     match source {
         PatchSource::File(rel) => {
             let text =
@@ -47,12 +52,17 @@ pub fn load_patch(source: &PatchSource, base_dir: &Path) -> Result<Patch, String
                         rel.display()
                     )
                 })?);
-            Patch::parse(&text, &rel.display().to_string()).map_err(|e| e.to_string())
+            Patch::parse_for(&text, &rel.display().to_string(), talos_version)
+                .map_err(|e| e.to_string())
         }
         PatchSource::Inline(tree) => {
             let src: Arc<str> = Arc::from(homelab_config::FILE_NAME);
-            Patch::from_tree(inline_node(tree, &src), homelab_config::FILE_NAME)
-                .map_err(|e| e.to_string())
+            Patch::from_tree(
+                inline_node(tree, &src),
+                homelab_config::FILE_NAME,
+                talos_version,
+            )
+            .map_err(|e| e.to_string())
         }
     }
 }
@@ -87,8 +97,12 @@ fn inline_node(tree: &PatchTree, src: &Arc<str>) -> configpatcher::Node {
 }
 
 /// [`load_patch`] with the file and line of a failure.
-fn load_patch_at(source: &PatchSource, base_dir: &Path) -> Result<Patch, PatchFailure> {
-    load_patch(source, base_dir).map_err(|message| {
+fn load_patch_at(
+    source: &PatchSource,
+    base_dir: &Path,
+    talos_version: &str,
+) -> Result<Patch, PatchFailure> {
+    load_patch(source, base_dir, talos_version).map_err(|message| {
         let location = match source {
             PatchSource::Inline(tree) => Some((homelab_config::FILE_NAME.to_string(), tree.line)),
             PatchSource::File(rel) => Some((rel.display().to_string(), 0)),
@@ -142,7 +156,7 @@ pub fn machine_config_input(
         },
     };
     let patches = node_patches(config, node)
-        .map(|p| load_patch(p, base_dir))
+        .map(|p| load_patch(p, base_dir, &config.image.talos_version.with_v()))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(MachineConfigInput {
         cluster,
@@ -229,7 +243,7 @@ pub fn validate_patches(config: &Config, base_dir: &Path) -> Vec<(usize, PatchFa
             continue;
         }
         let result = node_patches(config, node)
-            .map(|p| load_patch_at(p, base_dir))
+            .map(|p| load_patch_at(p, base_dir, &config.image.talos_version.with_v()))
             .collect::<Result<Vec<_>, _>>()
             .and_then(|patches| {
                 let mut input = machine_config_input(

@@ -16,7 +16,8 @@ pub mod types;
 use std::sync::Arc;
 
 pub use tree::{Node, Origin, Tag, Value};
-use types::{LEGACY, Registry, Ty};
+pub use types::Registry;
+use types::{LEGACY, Ty};
 
 /// Why a config or patch could not be loaded or applied. Messages name the source and line, not values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,10 +84,11 @@ impl Document {
     }
 }
 
-/// A machine configuration: its documents in order.
+/// A machine configuration: its documents in order, and the type table of its Talos release.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub documents: Vec<Document>,
+    pub registry: &'static Registry,
 }
 
 /// A loaded patch.
@@ -108,9 +110,18 @@ pub enum JsonTarget {
 }
 
 impl Config {
-    /// Load a config as Talos' `configloader` does (unknown fields and duplicate documents are refused).
+    /// Load a config as Talos 1.12's `configloader` does (unknown fields and duplicate documents are
+    /// refused).
     pub fn load(text: &str, source: &str) -> Result<Config, PatchError> {
-        let reg = Registry::v1_12();
+        Self::load_for(text, source, Registry::v1_12())
+    }
+
+    /// [`Config::load`] with the types of another Talos release (see [`Registry::for_talos`]).
+    pub fn load_for(
+        text: &str,
+        source: &str,
+        reg: &'static Registry,
+    ) -> Result<Config, PatchError> {
         let src: Arc<str> = Arc::from(source);
         let docs = parse(text, &src)?;
         let mut out = Vec::new();
@@ -124,17 +135,26 @@ impl Config {
             return Err(PatchError::Other(format!("{source}: config not found")));
         }
         check_duplicates(reg, &out, source)?;
-        Ok(Config { documents: out })
+        Ok(Config {
+            documents: out,
+            registry: reg,
+        })
     }
 
     /// A config from documents as JSON values (e.g. what homelabctl renders); no origins.
-    pub fn from_json(documents: &[serde_json::Value], source: &str) -> Result<Config, PatchError> {
-        let reg = Registry::v1_12();
+    pub fn from_json(
+        documents: &[serde_json::Value],
+        source: &str,
+        reg: &'static Registry,
+    ) -> Result<Config, PatchError> {
         let documents = documents
             .iter()
             .map(|d| decode_document(reg, Node::from_json(d), source))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Config { documents })
+        Ok(Config {
+            documents,
+            registry: reg,
+        })
     }
 
     /// Each document as written out, as JSON values (field order kept).
@@ -144,7 +164,7 @@ impl Config {
 
     /// Apply patches in order (Talos' `configpatcher.Apply`).
     pub fn apply(mut self, patches: &[Patch], json: JsonTarget) -> Result<Config, PatchError> {
-        let reg = Registry::v1_12();
+        let reg = self.registry;
         for patch in patches {
             match patch {
                 Patch::Strategic(items) => strategic::apply(reg, &mut self.documents, items)?,
@@ -181,7 +201,7 @@ impl Config {
 
     /// The config as talosctl writes it (`---` between documents).
     pub fn to_yaml(&self) -> String {
-        let reg = Registry::v1_12();
+        let reg = self.registry;
         let mut out = String::new();
         for (i, doc) in self.documents.iter().enumerate() {
             if i > 0 {
@@ -195,7 +215,7 @@ impl Config {
 
     /// Each document as written out (field order and zero values as talosctl has them).
     pub fn normalized(&self) -> Vec<Node> {
-        let reg = Registry::v1_12();
+        let reg = self.registry;
         self.documents
             .iter()
             .map(|d| encode::normalize(reg, Some(&d.node), &Ty::Struct(d.type_name.clone())))
@@ -232,13 +252,22 @@ impl Patch {
     /// Load a patch (Talos' `LoadPatch`): a list of `{op, path, …}` is a JSON patch, anything else a strategic
     /// merge patch (which may hold several documents and `$patch: delete`).
     pub fn load(text: &str, source: &str) -> Result<Patch, PatchError> {
+        Self::load_for(text, source, Registry::v1_12())
+    }
+
+    /// [`Patch::load`] with the types of another Talos release.
+    pub fn load_for(text: &str, source: &str, reg: &'static Registry) -> Result<Patch, PatchError> {
         let src: Arc<str> = Arc::from(source);
         let docs = parse(text, &src)?;
-        Self::from_nodes(docs, source)
+        Self::from_nodes(docs, source, reg)
     }
 
     /// A patch from parsed documents (e.g. one written inline in another file, lines already set).
-    pub fn from_nodes(docs: Vec<Node>, source: &str) -> Result<Patch, PatchError> {
+    pub fn from_nodes(
+        docs: Vec<Node>,
+        source: &str,
+        reg: &'static Registry,
+    ) -> Result<Patch, PatchError> {
         let src: Arc<str> = Arc::from(source);
         let non_null: Vec<&Node> = docs.iter().filter(|d| !d.is_null()).collect();
         if let [one] = non_null.as_slice()
@@ -258,7 +287,6 @@ impl Patch {
                 ops: ops.clone(),
             });
         }
-        let reg = Registry::v1_12();
         let items = strategic::load(reg, docs, source)?;
         if items.is_empty() {
             return Err(PatchError::Other(format!("{source}: config not found")));

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 const TABLE_V1_12_4: &str = include_str!("../../data/talos-types-v1.12.4.txt");
+const TABLE_V1_13_9: &str = include_str!("../../data/talos-types-v1.13.9.txt");
 
 /// How a list type with its own `Merge` method in Talos matches items (anything else appends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +67,7 @@ pub struct DocType {
 
 /// The type table of one Talos release.
 pub struct Registry {
+    release: String,
     structs: HashMap<String, Vec<RawField>>,
     aliases: HashMap<String, String>,
     mergers: HashSet<String>,
@@ -81,6 +83,19 @@ struct RawField {
     expr: String,
 }
 
+// Tables are compared by identity: there is one per release.
+impl PartialEq for Registry {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Registry({})", self.release)
+    }
+}
+
 /// The legacy `v1alpha1` document's type.
 pub const LEGACY: &str = "v1alpha1.Config";
 
@@ -88,11 +103,32 @@ impl Registry {
     /// The table of Talos 1.12.4 (the release the configpatcher cases come from).
     pub fn v1_12() -> &'static Registry {
         static REG: OnceLock<Registry> = OnceLock::new();
-        REG.get_or_init(|| Registry::parse(TABLE_V1_12_4))
+        REG.get_or_init(|| Registry::parse(TABLE_V1_12_4, "v1.12.4"))
     }
 
-    fn parse(text: &str) -> Registry {
+    /// The table of Talos 1.13.9.
+    pub fn v1_13() -> &'static Registry {
+        static REG: OnceLock<Registry> = OnceLock::new();
+        REG.get_or_init(|| Registry::parse(TABLE_V1_13_9, "v1.13.9"))
+    }
+
+    /// The table for a Talos release (`v1.13.2`, `1.12.4`): its minor version's, 1.12's for anything else.
+    pub fn for_talos(version: &str) -> &'static Registry {
+        let mut parts = version.trim_start_matches('v').split('.');
+        match (parts.next(), parts.next()) {
+            (Some("1"), Some("13")) => Self::v1_13(),
+            _ => Self::v1_12(),
+        }
+    }
+
+    /// The release the table was read from.
+    pub fn release(&self) -> &str {
+        &self.release
+    }
+
+    fn parse(text: &str, release: &str) -> Registry {
         let mut reg = Registry {
+            release: release.to_string(),
             structs: HashMap::new(),
             aliases: HashMap::new(),
             mergers: HashSet::new(),
@@ -292,5 +328,16 @@ mod tests {
         let link = reg.doc_type("v1alpha1", "LinkConfig").unwrap();
         assert!(reg.is_named(&link.type_name));
         assert_eq!(reg.fields(&link.type_name)[0].name, "apiVersion");
+        assert_eq!(Registry::for_talos("v1.13.9").release(), "v1.13.9");
+        assert!(
+            Registry::for_talos("1.13.0")
+                .doc_type("v1alpha1", "BlackholeRouteConfig")
+                .is_some()
+        );
+        assert!(
+            Registry::for_talos("v1.12.4")
+                .doc_type("v1alpha1", "BlackholeRouteConfig")
+                .is_none()
+        );
     }
 }

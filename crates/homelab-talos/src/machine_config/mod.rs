@@ -302,7 +302,10 @@ pub fn render_unchecked(
     let mut patched = None;
     if !input.patches.is_empty() {
         use crate::configpatcher::{Config, JsonTarget};
-        let config = Config::from_json(&documents, "rendered config").map_err(PatchError::from)?;
+        // The types of the release the patches were read for (they are all read for the node's release).
+        let registry = input.patches[0].registry;
+        let config =
+            Config::from_json(&documents, "rendered config", registry).map_err(PatchError::from)?;
         let patches: Vec<_> = input.patches.iter().map(|p| p.patch.clone()).collect();
         let config = config
             .apply(&patches, JsonTarget::Legacy)

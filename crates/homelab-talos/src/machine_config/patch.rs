@@ -26,11 +26,12 @@ pub enum PatchError {
     Patch(#[from] configpatcher::PatchError),
 }
 
-/// A patch and where it came from.
+/// A patch, where it came from, and the Talos release whose types it was read with.
 #[derive(Clone, PartialEq)]
 pub struct Patch {
     pub source: String,
     pub patch: configpatcher::Patch,
+    pub registry: &'static configpatcher::Registry,
 }
 
 impl std::fmt::Debug for Patch {
@@ -51,19 +52,32 @@ impl Patch {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Parse patch text; `source` names it in errors.
+    /// Parse patch text (Talos 1.12 types); `source` names it in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, PatchError> {
+        Self::parse_for(text, source, "v1.12.4")
+    }
+
+    /// Parse patch text with the config types of Talos `talos_version`.
+    pub fn parse_for(text: &str, source: &str, talos_version: &str) -> Result<Self, PatchError> {
+        let registry = configpatcher::Registry::for_talos(talos_version);
         Ok(Self {
             source: source.to_string(),
-            patch: configpatcher::Patch::load(text, source)?,
+            patch: configpatcher::Patch::load_for(text, source, registry)?,
+            registry,
         })
     }
 
     /// A patch from an already parsed tree (an inline patch, with its lines in `source`).
-    pub fn from_tree(root: configpatcher::Node, source: &str) -> Result<Self, PatchError> {
+    pub fn from_tree(
+        root: configpatcher::Node,
+        source: &str,
+        talos_version: &str,
+    ) -> Result<Self, PatchError> {
+        let registry = configpatcher::Registry::for_talos(talos_version);
         Ok(Self {
             source: source.to_string(),
-            patch: configpatcher::Patch::from_nodes(vec![root], source)?,
+            patch: configpatcher::Patch::from_nodes(vec![root], source, registry)?,
+            registry,
         })
     }
 }

@@ -185,3 +185,17 @@ proptest! {
         prop_assert_eq!(again.to_yaml(), before);
     }
 }
+
+#[test]
+fn patches_are_read_with_the_types_of_the_nodes_talos_release() {
+    use homelab_talos::machine_config::Patch as NodePatch;
+    // BlackholeRouteConfig exists from Talos 1.13 on.
+    let text = "apiVersion: v1alpha1\nkind: BlackholeRouteConfig\nname: 10.99.0.0/16\n";
+    assert!(NodePatch::parse_for(text, "b.yaml", "v1.13.9").is_ok());
+    let err = NodePatch::parse_for(text, "b.yaml", "v1.12.4").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown document kind v1alpha1/BlackholeRouteConfig"),
+        "{err}"
+    );
+}
