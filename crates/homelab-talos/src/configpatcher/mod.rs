@@ -428,7 +428,11 @@ fn check(
             Value::Map(_) => Ok(()),
             _ => Err(wrong("a mapping")),
         },
-        Ty::Str | Ty::Duration | Ty::Bytes => match &mut node.value {
+        Ty::Duration => match &node.value {
+            Value::Scalar(s, _) if encode::parse_go_duration(s).is_some() => Ok(()),
+            _ => Err(wrong("a duration such as 30s, 1m30s or 2h")),
+        },
+        Ty::Str | Ty::Bytes => match &mut node.value {
             // go-yaml decodes any scalar into a string field as its text.
             Value::Scalar(_, tag) => {
                 *tag = Tag::Str;
