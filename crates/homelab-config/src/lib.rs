@@ -18,6 +18,7 @@ pub mod format;
 pub mod hardware;
 pub mod model;
 pub mod net;
+pub mod patches;
 mod read;
 pub mod schema;
 mod suggest;

@@ -38,6 +38,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "allow_scheduling_on_control_planes",
     "vip",
     "patches",
+    "role_patches",
     "bootstrap_timeout",
 ];
 pub const NODE_KEYS: &[&str] = &[
@@ -54,6 +55,7 @@ pub const NODE_KEYS: &[&str] = &[
     "maintenance_address",
     "disks",
     "nics",
+    "patches",
 ];
 pub const DISK_KEYS: &[&str] = &["size", "storage"];
 pub const NETWORK_KEYS: &[&str] = &[
@@ -601,13 +603,12 @@ fn read_cluster(
     let allow_scheduling_on_control_planes = opt_node(r, &m, "allow_scheduling_on_control_planes")
         .and_then(|(n, p)| r.boolean(n, &p))
         .unwrap_or(single_node);
-    let patches = opt_node(r, &m, "patches")
-        .and_then(|(n, p)| {
-            r.list_of(n, &p, "talos/patches/extra.yaml", |r, item, path| {
-                r.string(item, path).map(PathBuf::from)
-            })
-        })
-        .unwrap_or_default();
+    let patches = patch_list(r, &m, "patches");
+    let role_map = sub(r, &m, "role_patches", crate::patches::ROLE_PATCH_KEYS);
+    let role_patches = crate::patches::RolePatches {
+        controlplane: patch_list(r, &role_map, "controlplane"),
+        worker: patch_list(r, &role_map, "worker"),
+    };
     let bootstrap_timeout_secs =
         opt_node(r, &m, "bootstrap_timeout").and_then(|(n, p)| r.integer(n, &p, 30, 86_400));
     Cluster {
@@ -619,6 +620,7 @@ fn read_cluster(
         allow_scheduling_on_control_planes,
         vip,
         patches,
+        role_patches,
         bootstrap_timeout_secs,
     }
 }
@@ -677,6 +679,7 @@ fn read_node(r: &mut Reader, node: &Node, path: &str, default_proxmox_node: &str
     let addressing = read_addressing(r, &m, path);
     let extra_disks = read_extra_disks(r, &m, &disk.storage);
     let extra_nics = read_extra_nics(r, &m, &network.bridge);
+    let patches = patch_list(r, &m, "patches");
     NodeConfig {
         name,
         role,
@@ -692,6 +695,7 @@ fn read_node(r: &mut Reader, node: &Node, path: &str, default_proxmox_node: &str
         addressing,
         extra_disks,
         extra_nics,
+        patches,
     }
 }
 
@@ -778,6 +782,26 @@ fn read_extra_nics(r: &mut Reader, m: &Option<Map<'_>>, default_bridge: &str) ->
         },
     )
     .unwrap_or_default()
+}
+
+/// A `patches:` list (see [`crate::patches`]).
+fn patch_list(r: &mut Reader, m: &Option<Map<'_>>, key: &str) -> Vec<crate::patches::PatchSource> {
+    opt_node(r, m, key)
+        .and_then(|(n, p)| {
+            r.list_of(
+                n,
+                &p,
+                "talos/patches/extra.yaml",
+                |r, item, path| match crate::patches::entry(item) {
+                    Ok(source) => Some(source),
+                    Err(hint) => {
+                        r.type_error(item, path, "a patch", hint);
+                        None
+                    }
+                },
+            )
+        })
+        .unwrap_or_default()
 }
 
 fn read_network(r: &mut Reader, node_map: &Option<Map<'_>>, node_path: &str) -> NodeNetwork {
