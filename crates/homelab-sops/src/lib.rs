@@ -22,7 +22,6 @@
 //! # Ok(()) }
 //! ```
 
-mod atomic;
 mod cipher;
 mod config;
 mod crypt;
@@ -35,7 +34,6 @@ mod store;
 mod time;
 mod value;
 
-pub use atomic::write as write_atomically;
 pub use config::{CreationRule, SopsConfig};
 pub use crypt::CryptRule;
 pub use edit::{
