@@ -21,7 +21,6 @@ pub mod flux;
 mod locate;
 pub mod repo;
 pub mod schema;
-pub mod sops;
 
 pub use check::{
     CheckOptions, Checker, ConfigCheck, Context, FluxCheck, KustomizeCheck, PlaintextSecretCheck,
