@@ -14,6 +14,7 @@ mod lab_sim;
 mod outputs;
 mod proxmox;
 mod scan;
+mod snapshots;
 mod sops;
 mod sops_edit_signals;
 mod talos;
