@@ -61,12 +61,21 @@ impl TalosSchema {
         Ok(Self { validators })
     }
 
+    /// The validator of a document of `kind` (`v1alpha1` for the legacy document).
+    fn validator(&self, kind: &str) -> Option<&jsonschema::Validator> {
+        if kind == "v1alpha1" {
+            Some(self.validators.v1alpha1())
+        } else {
+            self.validators.kind(kind)
+        }
+    }
+
     /// Every schema error as `(document index, JSON pointer in it, message)`, at most `limit`.
     pub fn errors(&self, documents: &[Value], limit: usize) -> Vec<(usize, String, String)> {
         let mut out = Vec::new();
         for (i, doc) in documents.iter().enumerate() {
             let kind = super::patch::doc_kind(doc);
-            let Some(validator) = self.by_kind.get(kind) else {
+            let Some(validator) = self.validator(kind) else {
                 out.push((
                     i,
                     String::new(),
@@ -86,15 +95,12 @@ impl TalosSchema {
     pub fn validate(&self, documents: &[Value]) -> Result<(), SchemaError> {
         for (i, doc) in documents.iter().enumerate() {
             let kind = super::patch::doc_kind(doc).to_string();
-            let validator = if kind == "v1alpha1" {
-                Some(self.validators.v1alpha1())
-            } else {
-                self.validators.kind(&kind)
-            };
-            let validator = validator.ok_or_else(|| SchemaError::UnknownKind {
-                index: i + 1,
-                kind: kind.clone(),
-            })?;
+            let validator = self
+                .validator(&kind)
+                .ok_or_else(|| SchemaError::UnknownKind {
+                    index: i + 1,
+                    kind: kind.clone(),
+                })?;
             let errors: Vec<String> = validator
                 .iter_errors(doc)
                 .map(|e| format!("at `{}`: {}", e.instance_path(), e.masked()))
