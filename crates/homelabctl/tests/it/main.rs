@@ -15,6 +15,7 @@ mod outputs;
 mod patches;
 mod proxmox;
 mod scan;
+mod snapshots;
 mod sops;
 mod sops_edit_signals;
 mod talos;
