@@ -4,11 +4,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use homelab_tls::{Pin, PinVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -129,10 +129,7 @@ fn provider() -> Arc<CryptoProvider> {
 /// `pin` (or, without a pin, any server: Talos maintenance mode is unauthenticated by design).
 pub(crate) fn maintenance_config(pin: Option<Fingerprint>) -> Result<ClientConfig, ApidError> {
     let provider = provider();
-    let verifier = MaintenanceVerifier {
-        pin,
-        algorithms: provider.signature_verification_algorithms,
-    };
+    let verifier = PinVerifier::new(pin, provider.signature_verification_algorithms);
     let mut cfg = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(tls_setup)?
@@ -178,12 +175,6 @@ pub(crate) fn server_name(ip: std::net::IpAddr) -> ServerName<'static> {
     ServerName::IpAddress(ip.into())
 }
 
-#[derive(Debug)]
-struct MaintenanceVerifier {
-    pin: Option<Fingerprint>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
 /// Raised by the maintenance verifier when the server's key does not match the pin.
 #[derive(Debug)]
 struct PinMismatch {
@@ -203,53 +194,21 @@ impl fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
-impl ServerCertVerifier for MaintenanceVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(expected) = self.pin else {
-            return Ok(ServerCertVerified::assertion());
-        };
-        let actual = Fingerprint::of_certificate(end_entity).map_err(|_| {
+/// The server's public key must be the pinned one (Talos shows its fingerprint on the console).
+impl Pin for Fingerprint {
+    fn check(&self, leaf: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let actual = Fingerprint::of_certificate(leaf).map_err(|_| {
             rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
         })?;
-        if actual == expected {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch {
-                    expected,
-                    actual,
-                }))),
-            ))
+        if actual == *self {
+            return Ok(());
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch {
+                expected: *self,
+                actual,
+            }))),
+        ))
     }
 }
 

@@ -92,10 +92,13 @@ impl Journal {
     /// Writes the journal atomically.
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
-        let path = Self::path(state_dir);
-        let tmp = state_dir.join(format!(".journal.json.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).unwrap_or_default())?;
-        std::fs::rename(tmp, path)
+        let bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        homelab_fs::write(
+            &Self::path(state_dir),
+            &bytes,
+            homelab_fs::Mode::KeepOr(0o644),
+        )
+        .map_err(|e| std::io::Error::new(e.source.kind(), e))
     }
 }
 

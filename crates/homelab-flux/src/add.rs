@@ -2,12 +2,15 @@
 //! `infrastructure/kustomization.yaml`. All or nothing: on any failure the tree is left as it was.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::component::{Component, ComponentError};
 use crate::kustomization::{self, EditError};
 use crate::tree::INFRASTRUCTURE_DIR;
+
+/// Component files are plain manifests; the kustomization being replaced keeps its own permissions.
+const NEW_FILE: homelab_fs::Mode = homelab_fs::Mode::KeepOr(0o644);
 
 /// Why a component was not added.
 #[derive(Debug, thiserror::Error)]
@@ -53,60 +56,42 @@ pub fn add_component(tree_root: &Path, component: &Component) -> Result<Vec<Path
     // Stage the directory next to its final place, then move it in with one rename.
     let staging = infra.join(format!(".{}.tmp-{}", component.name, std::process::id()));
     let staged = component.files(&staging);
-    let write_staged = || -> Result<(), AddError> {
-        fs::create_dir(&staging).map_err(|source| AddError::Write {
-            path: staging.clone(),
-            source,
-        })?;
-        for f in &staged {
-            write_new(&f.path, f.contents.as_bytes()).map_err(|source| AddError::Write {
-                path: f.path.clone(),
+    let write_staged =
+        || -> Result<(), AddError> {
+            fs::create_dir(&staging).map_err(|source| AddError::Write {
+                path: staging.clone(),
                 source,
             })?;
-        }
-        fs::rename(&staging, &dir).map_err(|source| AddError::Write {
-            path: dir.clone(),
-            source,
-        })
-    };
+            for f in &staged {
+                let created = homelab_fs::write_new(&f.path, f.contents.as_bytes(), NEW_FILE)
+                    .map_err(|e| AddError::Write {
+                        path: f.path.clone(),
+                        source: e.source,
+                    })?;
+                if !created {
+                    return Err(AddError::Write {
+                        path: f.path.clone(),
+                        source: io::ErrorKind::AlreadyExists.into(),
+                    });
+                }
+            }
+            fs::rename(&staging, &dir).map_err(|source| AddError::Write {
+                path: dir.clone(),
+                source,
+            })
+        };
     if let Err(e) = write_staged() {
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
     }
-    if let Err(source) = replace_atomically(&list, edited.as_bytes()) {
+    if let Err(e) = homelab_fs::write(&list, edited.as_bytes(), NEW_FILE) {
         let _ = fs::remove_dir_all(&dir);
-        return Err(AddError::Write { path: list, source });
+        return Err(AddError::Write {
+            path: list,
+            source: e.source,
+        });
     }
     let mut written: Vec<PathBuf> = component.files(&dir).into_iter().map(|f| f.path).collect();
     written.push(list);
     Ok(written)
-}
-
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-/// Replaces `path` through a sibling temporary file and a rename, keeping the file's permissions.
-fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        write_new(&tmp, bytes)?;
-        if let Ok(meta) = fs::metadata(path) {
-            fs::set_permissions(&tmp, meta.permissions())?;
-        }
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }

@@ -9,7 +9,7 @@
 //! identity), `bootstrap::bootstrap` (Flux's install manifests pinned by SHA-256, then the sync objects),
 //! `reconcile` (the `reconcile.fluxcd.io/requestedAt` annotation) and `kustomization_status` (readiness).
 //!
-//! It never writes outside the paths it returns and never builds kustomizations (`homelab-gitops` does).
+//! It never writes outside the paths it returns and never builds kustomizations (`homelab-check` does).
 //!
 //! ```
 //! let source = "proxmox: {endpoint: 'https://pve.home:8006', token_id: 'homelabctl@pve!provision'}\n\

@@ -5,11 +5,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use homelab_tls::{Pin, PinVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -107,85 +106,34 @@ pub(crate) fn client_config(trust: &TlsTrust) -> Result<rustls::ClientConfig> {
         }
         TlsTrust::Fingerprint(pin) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinVerifier {
-                pin: Some(*pin),
-                provider,
-            }))
+            .with_custom_certificate_verifier(pinned(Some(*pin), &provider))
             .with_no_client_auth(),
         TlsTrust::Insecure => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinVerifier {
-                pin: None,
-                provider,
-            }))
+            .with_custom_certificate_verifier(pinned(None, &provider))
             .with_no_client_auth(),
     };
     Ok(config)
 }
 
-/// Accepts the leaf whose SHA-256 matches `pin` (or any leaf when `pin` is `None`), and still checks the
-/// handshake signatures so the peer must hold the certificate's key.
-#[derive(Debug)]
-struct PinVerifier {
-    pin: Option<Fingerprint>,
-    provider: Arc<CryptoProvider>,
+/// The certificate's SHA-256 must be the pinned one (hostname not checked, as in PVE's own clients).
+impl Pin for Fingerprint {
+    fn check(&self, leaf: &CertificateDer<'_>) -> std::result::Result<(), rustls::Error> {
+        let got = Fingerprint::of_der(leaf.as_ref());
+        if got == *self {
+            return Ok(());
+        }
+        Err(rustls::Error::General(format!(
+            "certificate fingerprint mismatch: the server presented {got}, the pin is {self}"
+        )))
+    }
 }
 
-impl ServerCertVerifier for PinVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let Some(pin) = self.pin else {
-            return Ok(ServerCertVerified::assertion());
-        };
-        let got = Fingerprint::of_der(end_entity.as_ref());
-        if got == pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "certificate fingerprint mismatch: the server presented {got}, the pin is {pin}"
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+fn pinned(pin: Option<Fingerprint>, provider: &CryptoProvider) -> Arc<PinVerifier<Fingerprint>> {
+    Arc::new(PinVerifier::new(
+        pin,
+        provider.signature_verification_algorithms,
+    ))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! A snapshot holds every Secret of the cluster, so it is encrypted to the recipients `.sops.yaml` gives
 //! the Talos secrets bundle: whoever can read the bundle can read the snapshots, nobody else.
 
+use homelab_fs::Mode;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -147,7 +148,7 @@ impl SnapshotWriter {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, e),
             )
         })?;
-        homelab_sops::write_atomically(&meta_file, &json, None)?;
+        homelab_fs::write(&meta_file, &json, Mode::KeepOr(0o644))?;
         Ok(Snapshot {
             path: self.path,
             meta,

@@ -1,12 +1,13 @@
 //! The Talos secrets bundle in `talos-secrets.enc.yaml`: read it, generate it exactly once (only when the
 //! caller knows no cluster exists yet), or import one from a backup. It is never regenerated silently.
 
+use homelab_fs::Mode;
 use homelab_sops::{Style, decrypt_file};
 use homelab_talos::secrets::SecretsBundle;
 use zeroize::Zeroizing;
 
 use crate::error::RepoError;
-use crate::files::{encrypt_for, write_new};
+use crate::files::encrypt_for;
 use crate::{Repo, TALOS_SECRETS_FILE};
 
 /// Where the bundle [`Repo::talos_bundle_or_create`] returned came from.
@@ -62,7 +63,7 @@ impl Repo {
         }
         let bundle = SecretsBundle::generate().map_err(RepoError::BundleGenerate)?;
         let bytes = self.encrypt_bundle(&bundle)?;
-        if write_new(&path, &bytes)? {
+        if homelab_fs::write_new(&path, &bytes, Mode::Private)? {
             return Ok((bundle, BundleSource::Created));
         }
         // Another run created it between our check and our write: theirs wins.
@@ -79,8 +80,8 @@ impl Repo {
         })?;
         let bytes = self.encrypt_bundle(&bundle)?;
         if force {
-            homelab_sops::write_atomically(&path, &bytes, None)?;
-        } else if !write_new(&path, &bytes)? {
+            homelab_fs::write(&path, &bytes, Mode::KeepOr(0o644))?;
+        } else if !homelab_fs::write_new(&path, &bytes, Mode::Private)? {
             return Err(RepoError::BundleExists { path });
         }
         Ok(bundle)

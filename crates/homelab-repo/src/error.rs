@@ -112,3 +112,10 @@ impl RepoError {
         }
     }
 }
+
+/// An atomic write that failed keeps its file and action ("replacing", "writing", …).
+impl From<homelab_fs::WriteError> for RepoError {
+    fn from(e: homelab_fs::WriteError) -> Self {
+        RepoError::io(e.path, e.action, e.source)
+    }
+}

@@ -1,7 +1,7 @@
-//! File plumbing shared by the secrets and outputs: encrypting through `.sops.yaml`, writing without clobbering,
+//! File plumbing shared by the secrets and outputs: encrypting through `.sops.yaml`,
 //! the canonical (sops-rendered) YAML form, and `.gitignore` entries.
 
-use std::io::Write as _;
+use homelab_fs::Mode;
 use std::path::Path;
 
 use homelab_sops::{
@@ -30,27 +30,6 @@ pub(crate) fn encrypt_for(
         &config.style,
         &name,
     )?)
-}
-
-/// Writes `bytes` to `path` only if nothing is there yet (atomically: a temp file renamed into place without
-/// replacing). Returns `false` when a file already exists.
-pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<bool, RepoError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".homelab-repo-")
-        .tempfile_in(dir)
-        .map_err(|e| RepoError::io(dir, "creating a temporary file in", e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| RepoError::io(tmp.path(), "writing", e))?;
-    match tmp.persist_noclobber(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(RepoError::io(path, "creating", e.error)),
-    }
 }
 
 /// `text` (YAML) as sops renders it after a round trip (`sops -d` of the encrypted file prints exactly this).
@@ -102,7 +81,7 @@ pub(crate) fn ensure_gitignored(
         text.push_str(m);
         text.push('\n');
     }
-    homelab_sops::write_atomically(&path, text.as_bytes(), None)?;
+    homelab_fs::write(&path, text.as_bytes(), Mode::KeepOr(0o644))?;
     Ok(missing)
 }
 
@@ -122,14 +101,5 @@ mod tests {
         assert!(again.is_empty());
         let text = std::fs::read_to_string(dir.path().join(".gitignore")).expect("read");
         assert!(text.starts_with("target\nkubeconfig\n#"));
-    }
-
-    #[test]
-    fn write_new_never_replaces_a_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("f");
-        assert!(write_new(&p, b"one").expect("first"));
-        assert!(!write_new(&p, b"two").expect("second"));
-        assert_eq!(std::fs::read(&p).expect("read"), b"one");
     }
 }

@@ -2,6 +2,7 @@
 //! homelab.yaml, reused while still current (same CA, endpoints and context, certificate not near expiry) so
 //! repeated exports leave git clean, exported SOPS-encrypted to `output/`, or decrypted to the root (0600).
 
+use homelab_fs::Mode;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -235,7 +236,7 @@ impl Repo {
                 _ => {
                     let created = !path.exists();
                     let bytes = encrypt_for(self.root(), &path, text.as_bytes())?;
-                    homelab_sops::write_atomically(&path, &bytes, None)?;
+                    homelab_fs::write(&path, &bytes, Mode::KeepOr(0o644))?;
                     if created {
                         Written::Created
                     } else {
@@ -275,11 +276,11 @@ impl Repo {
                     Written::Unchanged
                 }
                 Some(_) => {
-                    homelab_sops::write_atomically(&path, text.as_bytes(), Some(0o600))?;
+                    homelab_fs::write(&path, text.as_bytes(), Mode::Private)?;
                     Written::Updated
                 }
                 None => {
-                    homelab_sops::write_atomically(&path, text.as_bytes(), Some(0o600))?;
+                    homelab_fs::write(&path, text.as_bytes(), Mode::Private)?;
                     Written::Created
                 }
             };

@@ -1,12 +1,13 @@
 //! The Proxmox API token secret: read from `secrets.enc.yaml` (`proxmox.token_secret`) or the
 //! `HOMELAB_PROXMOX_TOKEN_SECRET` environment variable, and stored there encrypted without hand-editing.
 
+use homelab_fs::Mode;
 use homelab_sops::{Entry, Key, Map, Value, decrypt_file, render_plaintext};
 use secrecy::SecretString;
 use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::error::RepoError;
-use crate::files::{encrypt_for, write_new};
+use crate::files::encrypt_for;
 use crate::{Repo, SECRETS_FILE};
 
 /// Environment variable that overrides `secrets.enc.yaml`'s `proxmox.token_secret` (CI, one-off runs).
@@ -64,7 +65,7 @@ impl Repo {
             ));
             doc.zeroize();
             let bytes = encrypt_for(self.root(), &path, plain.as_bytes())?;
-            if write_new(&path, &bytes)? {
+            if homelab_fs::write_new(&path, &bytes, Mode::Private)? {
                 return Ok(());
             }
             // Someone created it meanwhile: fall through and update theirs.
@@ -84,7 +85,7 @@ impl Repo {
             })?;
             let plain = Zeroizing::new(render_plaintext(decrypted.format(), &docs, &style));
             let bytes = decrypted.reencrypt(plain.as_bytes(), &style)?;
-            homelab_sops::write_atomically(&path, &bytes, None)?;
+            homelab_fs::write(&path, &bytes, Mode::KeepOr(0o644))?;
             Ok(())
         })();
         docs.iter_mut().for_each(|d| d.zeroize());

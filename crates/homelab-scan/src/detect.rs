@@ -15,7 +15,7 @@ use crate::codec::{self, Passes};
 use crate::config::{Config, Rule};
 use crate::entropy;
 use crate::finding::{CommitInfo, Finding, Sensitive};
-use crate::sops;
+use homelab_sops::detect as sops;
 
 /// Inline comments that suppress a finding on their line.
 pub const ALLOW_MARKERS: [&str; 2] = ["gitleaks:allow", "homelabctl:allow"];

@@ -296,7 +296,7 @@ fn parse_commit(header: &[u8]) -> CommitInfo {
     let date = fields
         .next()
         .and_then(|t| t.trim().parse::<i64>().ok())
-        .map(rfc3339_utc)
+        .and_then(rfc3339_utc)
         .unwrap_or_default();
     let message = fields.next().unwrap_or_default().trim_end().to_owned();
     CommitInfo {
@@ -308,26 +308,12 @@ fn parse_commit(header: &[u8]) -> CommitInfo {
     }
 }
 
-/// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ` (`None` beyond the years 1–9999).
+fn rfc3339_utc(secs: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 #[cfg(test)]

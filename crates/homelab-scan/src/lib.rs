@@ -30,7 +30,6 @@ pub mod gitdiff;
 mod goregex;
 pub mod report;
 mod scan;
-mod sops;
 #[cfg(test)]
 mod testdata;
 
@@ -41,8 +40,8 @@ pub use detect::{ALLOW_MARKERS, Detector, Fragment, Options};
 pub use entropy::shannon as shannon_entropy;
 pub use finding::{CommitInfo, Finding, REDACTED, Sensitive};
 pub use goregex::{GoRegexError, translate as translate_go_regex};
+pub use homelab_sops::detect::is_sops_content;
 pub use scan::{ScanError, ScanOutcome, ScanRequest, Source, run as scan, tree_files};
-pub use sops::is_sops_content;
 
 /// Scans a repository's working tree with its own configuration (`.gitleaks.toml` if present, else the
 /// built-in rules) and `.gitleaksignore`; what `homelabctl check` runs.

@@ -12,7 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::detect::{Detector, Fragment, Options};
 use crate::finding::Finding;
 use crate::gitdiff::{self, FileDiff};
-use crate::sops;
+use homelab_sops::detect as sops;
 
 /// What to scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,8 @@
 
 use std::io::Read;
 
+mod talos_validator;
+
 /// One packed file: its `/`-separated name below `data/`, where its deflated bytes sit in the blob, and its
 /// inflated size.
 struct Entry {
@@ -100,6 +102,7 @@ pub fn crd(group: &str, kind: &str, version: &str) -> Result<Option<Vec<u8>>, Er
 /// Talos config schemas, one per Talos minor version.
 pub mod talos {
     use super::Error;
+    pub use crate::talos_validator::KindValidators;
 
     /// A Talos version as the schema files name it (`v1.12.4`).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -95,32 +95,14 @@ impl Default for SimFile {
     }
 }
 
-/// Writes `data` to `path` through a temporary file in the same directory, mode 0600 on Unix.
+/// Writes `data` to `path` atomically with mode 0600 (the simulator's files hold its token secret
+/// and key material), creating the directory first.
 pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("sim.json")
-    ));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
     }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    homelab_fs::write(path, data, homelab_fs::Mode::Private)
+        .map_err(|e| std::io::Error::new(e.source.kind(), e))
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use regex::Regex;
-
 use crate::crypt::CryptRule;
+use crate::detect::{PathRules, config_err, creation_rules};
 use crate::error::SopsError;
 use crate::store::Style;
 use crate::value::{Map, Value};
@@ -34,19 +33,15 @@ impl CreationRule {
     }
 }
 
-/// One `creation_rules` entry.
-#[derive(Debug, Clone)]
-struct ConfigRule {
-    path_regex: Option<Regex>,
-    rule: CreationRule,
-}
-
 /// A parsed `.sops.yaml`.
 #[derive(Debug, Clone)]
 pub struct SopsConfig {
     /// Where it was found.
     pub path: PathBuf,
-    rules: Vec<ConfigRule>,
+    /// Which rule applies to which file.
+    paths: PathRules,
+    /// What each creation rule encrypts to, in the order of `paths`.
+    rules: Vec<CreationRule>,
     /// `stores:` settings.
     pub style: Style,
 }
@@ -74,25 +69,12 @@ impl SopsConfig {
         let text = String::from_utf8(bytes).map_err(|_| config_err(path, "not UTF-8"))?;
         let docs = crate::store::yaml::read_documents(&text, &path.display().to_string())?;
         let doc = docs.into_iter().next().unwrap_or_default();
-        let mut rules = Vec::new();
-        if let Some(v) = doc.get("creation_rules") {
-            let Value::Seq(items) = v else {
-                return Err(config_err(path, "creation_rules is not a list"));
-            };
-            for (i, item) in items
-                .iter()
-                .filter(|v| !matches!(v, Value::Comment(_)))
-                .enumerate()
-            {
-                let Value::Map(m) = item else {
-                    return Err(config_err(
-                        path,
-                        &format!("creation rule {i} is not a mapping"),
-                    ));
-                };
-                rules.push(parse_rule(m, path, i)?);
-            }
-        }
+        let paths = PathRules::from_doc(&doc, path)?;
+        let rules = creation_rules(&doc, path)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| parse_rule(m, path, i))
+            .collect::<Result<_, _>>()?;
         let mut style = Style::default();
         if let Some(Value::Map(stores)) = doc.get("stores") {
             let indent = |name: &str| match stores.get(name) {
@@ -110,6 +92,7 @@ impl SopsConfig {
         }
         Ok(SopsConfig {
             path: path.to_path_buf(),
+            paths,
             rules,
             style,
         })
@@ -123,7 +106,7 @@ impl SopsConfig {
     /// Every age recipient any creation rule encrypts to, each once, in rule order.
     pub fn recipients(&self) -> Vec<String> {
         let mut all: Vec<String> = Vec::new();
-        for r in self.rules.iter().flat_map(|r| &r.rule.recipients) {
+        for r in self.rules.iter().flat_map(|r| &r.recipients) {
             if !all.contains(r) {
                 all.push(r.clone());
             }
@@ -140,22 +123,13 @@ impl SopsConfig {
             .map(Path::to_path_buf)
             .unwrap_or(abs.clone());
         let rel = rel.to_string_lossy().replace('\\', "/");
-        for r in &self.rules {
-            if r.path_regex.as_ref().is_none_or(|re| re.is_match(&rel)) {
-                return Ok(r.rule.clone());
-            }
+        if let Some(rule) = self.paths.first_match(&rel).and_then(|i| self.rules.get(i)) {
+            return Ok(rule.clone());
         }
         Err(SopsError::NoCreationRule {
             file: file.display().to_string(),
             config: self.path.clone(),
         })
-    }
-}
-
-fn config_err(path: &Path, m: &str) -> SopsError {
-    SopsError::Config {
-        path: path.to_path_buf(),
-        message: m.to_string(),
     }
 }
 
@@ -191,22 +165,8 @@ fn age_list(v: &Value, path: &Path) -> Result<Vec<String>, SopsError> {
     Ok(out)
 }
 
-fn parse_rule(m: &Map, path: &Path, i: usize) -> Result<ConfigRule, SopsError> {
-    let path_regex = match m.get("path_regex") {
-        Some(Value::Str(r)) => Some(Regex::new(r).map_err(|e| {
-            config_err(
-                path,
-                &format!("creation rule {i}: invalid path_regex {r:?}: {e}"),
-            )
-        })?),
-        Some(Value::Null) | None => None,
-        Some(_) => {
-            return Err(config_err(
-                path,
-                &format!("creation rule {i}: path_regex is not a string"),
-            ));
-        }
-    };
+/// The encryption settings of one creation rule (its `path_regex` is [`PathRules`]' business).
+fn parse_rule(m: &Map, path: &Path, i: usize) -> Result<CreationRule, SopsError> {
     let mut rule = CreationRule::default();
     if let Some(v) = m.get("age") {
         rule.recipients = age_list(v, path)?;
@@ -245,7 +205,7 @@ fn parse_rule(m: &Map, path: &Path, i: usize) -> Result<ConfigRule, SopsError> {
         }
     }
     rule.mac_only_encrypted = matches!(m.get("mac_only_encrypted"), Some(Value::Bool(true)));
-    Ok(ConfigRule { path_regex, rule })
+    Ok(rule)
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! is overwritten and its directory removed however the flow ends: saved, unchanged, editor failure, error,
 //! or a signal the caller turned into an error.
 
-use std::io::Write;
 use std::path::Path;
 
 use zeroize::Zeroizing;
@@ -56,7 +55,7 @@ pub fn edit_file(
         }
         match decrypted.reencrypt(&edited, style) {
             Ok(out) => {
-                crate::atomic::write(path, &out, None)?;
+                homelab_fs::write(path, &out, homelab_fs::Mode::KeepOr(0o644))?;
                 return Ok(EditOutcome::Saved);
             }
             Err(
@@ -123,18 +122,14 @@ impl Drop for PlaintextCopy {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SopsError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+    if homelab_fs::write_new(path, bytes, homelab_fs::Mode::Private)? {
+        return Ok(());
     }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| SopsError::io(path, "creating", e))?;
-    f.write_all(bytes)
-        .map_err(|e| SopsError::io(path, "writing", e))
+    Err(SopsError::io(
+        path,
+        "creating",
+        std::io::ErrorKind::AlreadyExists.into(),
+    ))
 }
 
 /// Runs `$EDITOR` (split like a shell command line, no shell) on `path`, falling back to `vim`, `nano`, `vi`

@@ -201,3 +201,14 @@ impl SopsError {
         }
     }
 }
+
+/// An atomic write that failed keeps its file and action ("replacing", "writing", …).
+impl From<homelab_fs::WriteError> for SopsError {
+    fn from(e: homelab_fs::WriteError) -> Self {
+        SopsError::Io {
+            path: e.path,
+            action: e.action,
+            source: e.source,
+        }
+    }
+}

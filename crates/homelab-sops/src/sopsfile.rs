@@ -205,7 +205,11 @@ pub fn encrypt_file(path: &Path, plaintext: &[u8], config_start: &Path) -> Resul
         &config.style,
         &name,
     )?;
-    crate::atomic::write(path, &out, None)
+    Ok(homelab_fs::write(
+        path,
+        &out,
+        homelab_fs::Mode::KeepOr(0o644),
+    )?)
 }
 
 /// Decrypts and verifies a file in memory.

@@ -47,11 +47,12 @@ impl Cursor<'_> {
 }
 
 fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok());
+    match (month, i32::try_from(year)) {
+        (Some(m), Ok(y)) => u32::from(m.length(y)),
+        _ => 0,
     }
 }
 
@@ -225,29 +226,14 @@ fn format_stamp(st: &Stamp) -> String {
 
 /// The current time as sops writes `lastmodified`: UTC, second precision.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let now = time::OffsetDateTime::now_utc();
     format_stamp(&Stamp {
-        year,
-        month,
-        day,
-        hour: (rem / 3600) as u32,
-        minute: (rem % 3600 / 60) as u32,
-        second: (rem % 60) as u32,
+        year: i64::from(now.year()),
+        month: u32::from(u8::from(now.month())),
+        day: u32::from(now.day()),
+        hour: u32::from(now.hour()),
+        minute: u32::from(now.minute()),
+        second: u32::from(now.second()),
         nanos: 0,
         offset: 0,
     })

@@ -2,7 +2,6 @@
 //! commit-msg: the Conventional Commits check) into the directory git really uses (`core.hooksPath`
 //! honoured), idempotently, and never over a hook someone else wrote without being told to.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -194,23 +193,14 @@ fn install_one(
         make_executable(&path).map_err(io(&path))?;
         return Ok(Installed::Unchanged(path));
     }
-    write_atomically(&path, &content).map_err(io(&path))?;
+    // Git runs hooks only when they are executable.
+    homelab_fs::write(&path, content.as_bytes(), homelab_fs::Mode::Exact(0o755))
+        .map_err(|e| io(&path)(e.source))?;
     Ok(outcome.unwrap_or(if existed {
         Installed::Updated(path)
     } else {
         Installed::Created(path)
     }))
-}
-
-fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("homelabctl-tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(content.as_bytes())?;
-        f.sync_all()?;
-    }
-    make_executable(&tmp)?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(unix)]

@@ -6,7 +6,6 @@ mod out;
 mod cli;
 mod commands;
 mod failure;
-mod fsx;
 mod render;
 
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 
 use homelab_config::{Diagnostic, Severity};
 
-use super::workspace_root;
+use super::{fixture, workspace_root};
 
 const E: Severity = Severity::Error;
 const W: Severity = Severity::Warning;
@@ -292,8 +292,7 @@ fn every_invalid_fixture_reports_exactly_its_mistakes_with_positions() {
 
 #[test]
 fn did_you_mean_is_offered_for_misspelt_keys() {
-    let dir = workspace_root().join("crates/homelab-config/tests/fixtures/invalid");
-    let source = std::fs::read_to_string(dir.join("unknown-node-key.yaml")).unwrap_or_default();
+    let source = fixture("crates/homelab-config/tests/fixtures/invalid/unknown-node-key.yaml");
     let diagnostics = homelab_config::diagnostics(&source, None);
     assert_eq!(
         diagnostics[0].hint.as_deref(),

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 
-use super::workspace_root;
+use super::fixture;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
@@ -19,7 +19,7 @@ proptest! {
 
     #[test]
     fn validate_never_panics_on_mutated_example(cut in 0usize..2000, insert in "[ :\\-\\[\\]{}#&*!|>'\"%@`a-z0-9\n]{0,6}") {
-        let example = std::fs::read_to_string(workspace_root().join("examples/m710q/homelab.yaml")).unwrap_or_default();
+        let example = fixture("examples/m710q/homelab.yaml");
         let mut cut = cut.min(example.len());
         while !example.is_char_boundary(cut) { cut -= 1; }
         let mutated = format!("{}{}{}", &example[..cut], insert, &example[cut..]);
@@ -32,7 +32,7 @@ proptest! {
 
     #[test]
     fn fmt_never_panics_and_is_idempotent(cut in 0usize..2000, insert in "[ :\\-\\[\\]{}#a-z0-9\n]{0,6}") {
-        let example = std::fs::read_to_string(workspace_root().join("examples/m710q/homelab.yaml")).unwrap_or_default();
+        let example = fixture("examples/m710q/homelab.yaml");
         let mut cut = cut.min(example.len());
         while !example.is_char_boundary(cut) { cut -= 1; }
         let mutated = format!("{}{}{}", &example[..cut], insert, &example[cut..]);

@@ -3,7 +3,7 @@
 use homelab_config::template::{InitValues, homelab_yaml};
 use homelab_config::{Encryption, PatchSource, PatchValue, Platform, Role};
 
-use super::workspace_root;
+use super::{fixture, workspace_root};
 
 #[test]
 fn m710q_example_is_the_reference_deployment_and_valid() {
@@ -135,7 +135,7 @@ fn example_validates_against_the_json_schema() {
     let schema = homelab_config::schema::json_schema();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     for example in EXAMPLES {
-        let text = std::fs::read_to_string(workspace_root().join(example)).unwrap_or_default();
+        let text = fixture(example);
         let value = yaml_to_json(&text);
         let errors: Vec<String> = validator
             .iter_errors(&value)

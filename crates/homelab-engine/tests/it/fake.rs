@@ -38,6 +38,8 @@ pub struct World {
     pub mutations: u32,
     /// Fail every mutating call once this many have succeeded (a simulated kill).
     pub crash_after: Option<u32>,
+    /// Mutating calls refused by `crash_after` (tests check that a "killed" run was in fact cut).
+    pub kills: u32,
     pub agent_silent: bool,
     pub calls: u32,
 }
@@ -74,6 +76,7 @@ impl Fake {
         let mut w = self.world.lock().expect("lock");
         w.calls += 1;
         if w.crash_after.is_some_and(|n| w.mutations >= n) {
+            w.kills += 1;
             return Err(PortError::permanent("simulated kill"));
         }
         w.mutations += 1;

@@ -110,11 +110,32 @@ async fn apply_from_nothing_converges_and_a_second_plan_has_no_changes() {
 
 #[tokio::test]
 async fn killed_at_every_step_boundary_the_next_apply_converges_to_one_vm_and_one_bootstrap() {
-    for kill_after in 0..12 {
+    // Kill at every boundary between two mutating calls of an uncut apply (7 today). A fixed range
+    // would let later "kills" land after the run's end and test nothing, so each run below must
+    // also prove it was cut.
+    let uncut = Harness::new();
+    uncut.engine().converge(false).await.expect("uncut apply");
+    let total = uncut.fake.world.lock().expect("lock").mutations;
+    assert!(total > 1, "an uncut apply makes {total} mutating calls");
+    for kill_after in 0..total {
         let h = Harness::new();
         h.fake.world.lock().expect("lock").crash_after = Some(kill_after);
         let first = h.engine().converge(false).await;
-        h.fake.world.lock().expect("lock").crash_after = None;
+        let (done, kills) = {
+            let mut world = h.fake.world.lock().expect("lock");
+            world.crash_after = None;
+            (world.mutations, world.kills)
+        };
+        // The run was cut: it failed, a mutating call was refused, and only `kill_after` went through.
+        assert!(
+            first.is_err(),
+            "kill at {kill_after}: the first apply was not cut"
+        );
+        assert!(kills > 0, "kill at {kill_after}: no call was refused");
+        assert_eq!(
+            done, kill_after,
+            "kill at {kill_after}: mutations before the cut"
+        );
         h.engine().converge(false).await.unwrap_or_else(|e| {
             panic!(
                 "resume after kill at {kill_after} (first: {:?}): {e}",

@@ -2,10 +2,10 @@
 //! validator do: each document against its kind in the official JSON Schema, unknown keys
 //! reported as "unknown keys found during decoding".
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use homelab_schemas::talos::KindValidators;
 use serde_json::{Map, Value};
 
 /// The Talos version whose config schema the simulator enforces by default: the newest embedded patch of
@@ -14,14 +14,13 @@ pub const DEFAULT_TALOS_VERSION: &str = "v1.12.4";
 
 /// The official Talos config schema, compiled per document kind.
 pub struct ConfigSchema {
-    by_kind: HashMap<String, jsonschema::Validator>,
-    v1alpha1: jsonschema::Validator,
+    validators: KindValidators,
 }
 
 impl std::fmt::Debug for ConfigSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConfigSchema")
-            .field("kinds", &self.by_kind.len())
+            .field("kinds", &self.validators.kinds())
             .finish()
     }
 }
@@ -89,32 +88,8 @@ impl ConfigSchema {
             reason,
         };
         let schema: Value = serde_json::from_slice(bytes).map_err(|e| fail(e.to_string()))?;
-        let defs = schema
-            .get("$defs")
-            .and_then(Value::as_object)
-            .ok_or_else(|| fail("no $defs".into()))?;
-        let compile = |def: &str| -> Result<jsonschema::Validator, SchemaError> {
-            let root = serde_json::json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "$ref": format!("#/$defs/{def}"),
-                "$defs": defs,
-            });
-            jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft202012)
-                .build(&root)
-                .map_err(|e| fail(format!("{def}: {e}")))
-        };
-        let mut by_kind = HashMap::new();
-        for (name, def) in defs {
-            let kinds = def
-                .pointer("/properties/kind/enum")
-                .and_then(Value::as_array);
-            for kind in kinds.into_iter().flatten().filter_map(Value::as_str) {
-                by_kind.insert(kind.to_owned(), compile(name)?);
-            }
-        }
-        let v1alpha1 = compile("v1alpha1.Config")?;
-        Ok(Self { by_kind, v1alpha1 })
+        let validators = KindValidators::compile(&schema).map_err(fail)?;
+        Ok(Self { validators })
     }
 
     /// Decodes and validates a multi-document config. The error text follows Talos.
@@ -138,7 +113,7 @@ impl ConfigSchema {
                 ));
             };
             if let Some(kind) = obj.get("kind").and_then(Value::as_str) {
-                let validator = self.by_kind.get(kind).ok_or_else(|| {
+                let validator = self.validators.kind(kind).ok_or_else(|| {
                     format!("failed to parse config: unknown document kind {kind:?}")
                 })?;
                 check(validator, &doc)?;
@@ -152,7 +127,7 @@ impl ConfigSchema {
                 for path in DEPRECATED_V1ALPHA1 {
                     remove_path(&mut stripped, path);
                 }
-                check(&self.v1alpha1, &stripped)?;
+                check(self.validators.v1alpha1(), &stripped)?;
                 v1alpha1 = Some(doc);
             } else {
                 return Err(format!(

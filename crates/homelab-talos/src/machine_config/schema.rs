@@ -2,10 +2,10 @@
 //! (`config.schema.v1.12.4.json`), one document at a time as Talos decodes them: each document is checked
 //! against the definition of its own kind, so errors point at the offending field.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::{Value, json};
+use homelab_schemas::talos::KindValidators;
+use serde_json::Value;
 
 /// Why a document failed the schema (or the schema could not be loaded). Values are never quoted.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum SchemaError {
 
 /// A compiled Talos config schema: one validator per document kind.
 pub struct TalosSchema {
-    by_kind: BTreeMap<String, jsonschema::Validator>,
+    validators: KindValidators,
 }
 
 impl TalosSchema {
@@ -54,49 +54,20 @@ impl TalosSchema {
 
     /// Compile a schema value (the whole Talos config schema with its `oneOf` over document kinds).
     pub fn from_value(schema: &Value) -> Result<Self, SchemaError> {
-        let load = |reason: String| SchemaError::Load {
+        let validators = KindValidators::compile(schema).map_err(|reason| SchemaError::Load {
             path: "(schema)".into(),
             reason,
-        };
-        let defs = schema
-            .get("$defs")
-            .ok_or_else(|| load("no `$defs`".into()))?;
-        let branches = schema
-            .get("oneOf")
-            .and_then(Value::as_array)
-            .ok_or_else(|| load("no top-level `oneOf`".into()))?;
-        let mut by_kind = BTreeMap::new();
-        for branch in branches {
-            let Some(reference) = branch.get("$ref").and_then(Value::as_str) else {
-                continue;
-            };
-            let def_name = reference.trim_start_matches("#/$defs/");
-            let def = defs
-                .get(def_name)
-                .ok_or_else(|| load(format!("missing definition {def_name}")))?;
-            let kind = match def
-                .pointer("/properties/kind/enum/0")
-                .and_then(Value::as_str)
-            {
-                Some(kind) => kind.to_string(),
-                None if def_name == "v1alpha1.Config" => "v1alpha1".to_string(),
-                None => continue,
-            };
-            let single = json!({
-                "$schema": schema.get("$schema").cloned().unwrap_or(Value::Null),
-                "$defs": defs,
-                "$ref": reference,
-            });
-            let validator = jsonschema::options()
-                .should_validate_formats(false)
-                .build(&single)
-                .map_err(|e| load(format!("{def_name}: {}", e.masked())))?;
-            by_kind.insert(kind, validator);
+        })?;
+        Ok(Self { validators })
+    }
+
+    /// The validator of a document of `kind` (`v1alpha1` for the legacy document).
+    fn validator(&self, kind: &str) -> Option<&jsonschema::Validator> {
+        if kind == "v1alpha1" {
+            Some(self.validators.v1alpha1())
+        } else {
+            self.validators.kind(kind)
         }
-        if !by_kind.contains_key("v1alpha1") {
-            return Err(load("no v1alpha1.Config definition".into()));
-        }
-        Ok(Self { by_kind })
     }
 
     /// Every schema error as `(document index, JSON pointer in it, message)`, at most `limit`.
@@ -104,7 +75,7 @@ impl TalosSchema {
         let mut out = Vec::new();
         for (i, doc) in documents.iter().enumerate() {
             let kind = super::patch::doc_kind(doc);
-            let Some(validator) = self.by_kind.get(kind) else {
+            let Some(validator) = self.validator(kind) else {
                 out.push((
                     i,
                     String::new(),
@@ -125,8 +96,7 @@ impl TalosSchema {
         for (i, doc) in documents.iter().enumerate() {
             let kind = super::patch::doc_kind(doc).to_string();
             let validator = self
-                .by_kind
-                .get(&kind)
+                .validator(&kind)
                 .ok_or_else(|| SchemaError::UnknownKind {
                     index: i + 1,
                     kind: kind.clone(),

@@ -39,10 +39,10 @@ impl From<Restrictor> for homelab_kustomize::LoadRestrictor {
 }
 
 fn build_flux(args: &BuildArgs, name: &str) -> miette::Result<String> {
-    let repo = homelab_gitops::Repo::open(&args.dir)
+    let repo = homelab_check::Repo::open(&args.dir)
         .into_diagnostic()
         .wrap_err(format!("reading {}", args.dir.display()))?;
-    let all = homelab_gitops::flux::discover(&repo);
+    let all = homelab_check::flux::discover(&repo);
     let (ns, n) = name
         .split_once('/')
         .map_or((None, name), |(a, b)| (Some(a), b));
@@ -77,7 +77,7 @@ fn build_flux(args: &BuildArgs, name: &str) -> miette::Result<String> {
             ));
         }
     };
-    let b = homelab_gitops::flux::build(&repo, fk)
+    let b = homelab_check::flux::build(&repo, fk)
         .map_err(failure)
         .wrap_err(format!(
             "building Flux Kustomization {}/{} ({}:{})",

@@ -4,7 +4,7 @@ use crate::ExitStatus;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use homelab_gitops::{
+use homelab_check::{
     CheckOptions, Format, MissingSchema, SchemaOptions, default_checkers, default_locations, render,
 };
 use miette::{IntoDiagnostic, WrapErr};
@@ -72,7 +72,7 @@ pub fn run(global: &super::Global, args: CheckArgs) -> miette::Result<ExitStatus
     };
     let mut checkers = default_checkers();
     checkers.push(Box::new(super::check_secrets::SecretScan));
-    let report = homelab_gitops::run(&args.dir, &opts, &checkers, args.fast)
+    let report = homelab_check::run(&args.dir, &opts, &checkers, args.fast)
         .into_diagnostic()
         .wrap_err(format!("reading the repository at {}", args.dir.display()))?;
     let format = match global.format {

@@ -1,7 +1,7 @@
 //! The secret scan as one of `homelabctl check`'s checkers: homelab-scan over the files `check` lists, its findings
 //! reported in check's terms (file, line, rule) with the secret never shown.
 
-use homelab_gitops::{Checker, Context, Finding, Report};
+use homelab_check::{Checker, Context, Finding, Report};
 
 /// `check`'s `secret-scan` checker (full runs only: the pre-commit hook scans the staged content itself).
 pub struct SecretScan;

@@ -2,11 +2,11 @@
 
 use crate::ExitStatus;
 
+use homelab_fs::Mode;
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::Global;
 use crate::cli::FmtArgs;
-use crate::fsx;
 
 pub fn run(global: &Global, args: &FmtArgs) -> miette::Result<ExitStatus> {
     let path = args.file.as_ref().unwrap_or(&global.config);
@@ -31,10 +31,7 @@ pub fn run(global: &Global, args: &FmtArgs) -> miette::Result<ExitStatus> {
         );
         return Ok(ExitStatus::Failure);
     }
-    let mode = std::fs::metadata(path)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-        .unwrap_or(0o644);
-    fsx::write_atomic(path, formatted.as_bytes(), mode)
+    homelab_fs::write(path, formatted.as_bytes(), Mode::KeepOr(0o644))
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot write {}", path.display()))?;
     outln!("formatted {}", path.display())?;

@@ -6,11 +6,11 @@ use std::str::FromStr;
 
 use age::secrecy::ExposeSecret;
 use homelab_config::template::{self, InitValues};
+use homelab_fs::Mode;
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::Global;
 use crate::cli::InitArgs;
-use crate::fsx;
 
 /// The repository-local age identity (gitignored), as in the original system; named where the identity
 /// lookup (`homelab_sops::Identities::discover`) reads it.
@@ -68,7 +68,7 @@ pub fn write_repository(
         if let Some(parent) = file.path.parent() {
             std::fs::create_dir_all(parent).into_diagnostic()?;
         }
-        fsx::write_atomic(&file.path, &file.contents, file.mode)
+        homelab_fs::write(&file.path, &file.contents, Mode::Exact(file.mode))
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot write {}", file.path.display()))?;
         outln!("created {}", file.path.display())?;

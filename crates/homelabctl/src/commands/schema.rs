@@ -2,15 +2,17 @@
 
 use crate::ExitStatus;
 
+use homelab_fs::Mode;
 use miette::IntoDiagnostic;
 
 use crate::cli::SchemaArgs;
-use crate::fsx;
 
 pub fn run(args: &SchemaArgs) -> miette::Result<ExitStatus> {
     let text = schema_text();
     match &args.write {
-        Some(path) => fsx::write_atomic(path, text.as_bytes(), 0o644).into_diagnostic()?,
+        Some(path) => {
+            homelab_fs::write(path, text.as_bytes(), Mode::Exact(0o644)).into_diagnostic()?
+        }
         None => outln!("{text}")?,
     }
     Ok(ExitStatus::Success)

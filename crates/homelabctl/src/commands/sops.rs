@@ -5,10 +5,11 @@ use std::io::{BufRead as _, IsTerminal as _};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use homelab_fs::Mode;
 use homelab_sops::{
     CreationRule, EditOutcome, EditSession, Format, Identities, SopsConfig, SopsError, Style,
     decrypt_file, edit_file, editor_candidates, editor_failed, editor_unstartable,
-    encrypt_with_style, no_editor, write_atomically,
+    encrypt_with_style, no_editor,
 };
 use miette::{IntoDiagnostic as _, miette};
 
@@ -76,6 +77,11 @@ pub enum SopsCommand {
 
 fn report(e: SopsError) -> miette::Report {
     crate::failure::failure(e)
+}
+
+/// Writes `bytes` to `path` atomically, reporting a failure like any other SOPS file error.
+fn write_file(path: &Path, bytes: &[u8], mode: Mode) -> miette::Result<()> {
+    homelab_fs::write(path, bytes, mode).map_err(|e| report(e.into()))
 }
 
 /// The homelab repository root: the directory of the homelab configuration (where `.age-key.txt` lives).
@@ -153,8 +159,8 @@ fn encrypt(
     let out =
         encrypt_with_style(&plaintext, format, &rule, &style(&config), &name).map_err(report)?;
     match (in_place, output) {
-        (true, _) => write_atomically(file, &out, None).map_err(report)?,
-        (false, Some(o)) => write_atomically(o, &out, None).map_err(report)?,
+        (true, _) => write_file(file, &out, Mode::KeepOr(0o644))?,
+        (false, Some(o)) => write_file(o, &out, Mode::KeepOr(0o644))?,
         (false, None) => crate::out::bytes(&out)?,
     }
     Ok(ExitStatus::Success)
@@ -175,7 +181,7 @@ fn decrypt(
         None => decrypted.plaintext(&style),
     };
     match output {
-        Some(o) => write_atomically(o, &plain, Some(0o600)).map_err(report)?,
+        Some(o) => write_file(o, &plain, Mode::Private)?,
         None => crate::out::bytes(&plain)?,
     }
     Ok(ExitStatus::Success)
@@ -413,7 +419,7 @@ fn updatekeys(global: &Global, file: &Path, yes: bool) -> miette::Result<ExitSta
             return Ok(ExitStatus::Failure);
         }
     }
-    write_atomically(file, &out, None).map_err(report)?;
+    write_file(file, &out, Mode::KeepOr(0o644))?;
     eprintln!("{}: keys updated", file.display());
     Ok(ExitStatus::Success)
 }

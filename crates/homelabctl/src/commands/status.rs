@@ -149,4 +149,39 @@ mod tests {
             "not reconciled yet"
         );
     }
+
+    fn row(component: &str, name: &str, healthy: bool, detail: &str) -> StatusRow {
+        StatusRow {
+            component: component.into(),
+            name: name.into(),
+            healthy,
+            detail: detail.into(),
+        }
+    }
+
+    /// The status table and its JSON as users read them (a change of layout shows as a snapshot diff).
+    #[test]
+    fn status_output_in_text_and_json() {
+        let rows = vec![
+            row("vm", "talos-cp-01", true, "running (id 100, 8192 MiB)"),
+            row("vm", "talos-w-01", false, "absent (id 110)"),
+            row("talos", "talos-cp-01", true, "v1.12.4 on 192.168.20.100"),
+            row("services", "talos-cp-01", false, "etcd Running (unhealthy)"),
+            row("etcd", "members", true, "1 member: talos-cp-01"),
+            row(
+                "kubernetes",
+                "api",
+                true,
+                "https://192.168.20.100:6443 ready",
+            ),
+            kustomization_row(&ks(Some(true), false)),
+            kustomization_row(&ks(Some(false), false)),
+            kustomization_row(&ks(None, true)),
+        ];
+        insta::assert_snapshot!("status_text", table(&rows));
+        insta::assert_snapshot!(
+            "status_json",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+    }
 }

@@ -21,7 +21,7 @@ fn build_prints_exactly_what_kubectl_kustomize_prints() {
 
 #[test]
 fn build_flux_applies_post_build_substitution() {
-    let repo = workspace_root().join("crates/homelab-gitops/tests/fixtures/repo");
+    let repo = workspace_root().join("crates/homelab-check/tests/fixtures/repo");
     let out = homelabctl()
         .arg("build")
         .arg(&repo)
@@ -65,7 +65,7 @@ fn check_exits_one_with_findings_grouped_by_file() {
     );
     let ok = homelabctl()
         .args(["check", "--dir"])
-        .arg(workspace_root().join("crates/homelab-gitops/tests/fixtures/repo"))
+        .arg(workspace_root().join("crates/homelab-check/tests/fixtures/repo"))
         .args(["--format", "json"])
         .output()
         .unwrap();

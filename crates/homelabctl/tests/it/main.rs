@@ -16,6 +16,7 @@ mod patches;
 mod placement;
 mod proxmox;
 mod scan;
+mod snapshots;
 mod sops;
 mod sops_edit_signals;
 mod talos;

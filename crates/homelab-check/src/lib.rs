@@ -8,7 +8,7 @@
 //! secrets (that checker comes from `homelab-scan` and plugs in through [`Checker`]).
 //!
 //! ```no_run
-//! use homelab_gitops::{CheckOptions, Format, default_checkers, render, run};
+//! use homelab_check::{CheckOptions, Format, default_checkers, render, run};
 //! let report = run(std::path::Path::new("."), &CheckOptions::default(), &default_checkers(), false)?;
 //! print!("{}", render(&report, Format::Text));
 //! # Ok::<(), std::io::Error>(())
@@ -21,7 +21,6 @@ pub mod flux;
 mod locate;
 pub mod repo;
 pub mod schema;
-pub mod sops;
 
 pub use check::{
     CheckOptions, Checker, ConfigCheck, Context, FluxCheck, KustomizeCheck, PlaintextSecretCheck,

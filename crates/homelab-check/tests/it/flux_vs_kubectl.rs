@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use homelab_gitops::{Repo, flux};
+use homelab_check::{Repo, flux};
 
 #[test]
 fn flux_builds_without_post_build_match_kubectl_on_the_written_kustomization() {

@@ -32,6 +32,6 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// The schemas built into the binary, nothing else.
-pub fn schema_options() -> homelab_gitops::SchemaOptions {
-    homelab_gitops::SchemaOptions::default()
+pub fn schema_options() -> homelab_check::SchemaOptions {
+    homelab_check::SchemaOptions::default()
 }

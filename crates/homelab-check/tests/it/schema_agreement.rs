@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use homelab_gitops::{Validator, Verdict};
+use homelab_check::{Validator, Verdict};
 use homelab_kustomize::yaml::parse_value;
 
 const CASES: &[&str] = &[

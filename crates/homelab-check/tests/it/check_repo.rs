@@ -1,6 +1,6 @@
 //! `check` on a Flux repository: clean when clean; each kind of problem reported at its file and line.
 
-use homelab_gitops::{CheckOptions, Format, Severity, default_checkers, render, run};
+use homelab_check::{CheckOptions, Format, Severity, default_checkers, render, run};
 
 fn opts() -> CheckOptions {
     CheckOptions {

@@ -9,7 +9,7 @@ use crate::finding::{Finding, Report, SchemaSummary, Severity};
 use crate::flux;
 use crate::repo::Repo;
 use crate::schema::{MissingSchema, SchemaOptions, Validator, Verdict};
-use crate::sops;
+use homelab_sops::detect::{PathRules, is_sops_content};
 
 /// Settings of one `check` run.
 #[derive(Debug, Clone, Default)]
@@ -133,21 +133,21 @@ impl Checker for SopsCheck {
         let Ok(text) = std::fs::read_to_string(cx.repo.root.join(".sops.yaml")) else {
             return;
         };
-        let rules = match sops::creation_rule_regexes(&text) {
+        let rules = match PathRules::parse(&text, std::path::Path::new(".sops.yaml")) {
             Ok(r) => r,
             Err(e) => {
                 report
                     .findings
-                    .push(Finding::error(self.id(), ".sops.yaml", 0, e));
+                    .push(Finding::error(self.id(), ".sops.yaml", 0, e.to_string()));
                 return;
             }
         };
         for f in &cx.repo.files {
-            if f.rel == ".sops.yaml" || !rules.iter().any(|r| r.is_match(&f.rel)) {
+            if f.rel == ".sops.yaml" || !rules.covers(&f.rel) {
                 continue;
             }
             let encrypted = std::fs::read(&f.abs)
-                .map(|b| sops::is_encrypted(&String::from_utf8_lossy(&b)))
+                .map(|b| is_sops_content(&b))
                 .unwrap_or(false);
             if !encrypted {
                 report.findings.push(
