@@ -15,6 +15,7 @@
 
 pub mod diagnostic;
 pub mod format;
+pub mod hardware;
 pub mod model;
 pub mod net;
 pub mod patches;

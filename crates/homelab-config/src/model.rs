@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::hardware::{Addressing, ExtraDisk, ExtraNic};
 use crate::net::{Cidr, Mac};
 pub use crate::patches::{PatchSource, PatchTree, PatchValue, RolePatches};
 use crate::version::Version;
@@ -162,6 +163,12 @@ pub struct Node {
     pub encryption: Encryption,
     /// Where to reach the node in maintenance mode when the guest agent cannot tell (talos#11651).
     pub maintenance_address: Option<IpAddr>,
+    /// DHCP reservation (default) or a static address through a cloud-init drive.
+    pub addressing: Addressing,
+    /// Data disks beyond the system disk (`scsi1`…), each a Talos user volume.
+    pub extra_disks: Vec<ExtraDisk>,
+    /// NICs beyond the first (`net1`…).
+    pub extra_nics: Vec<ExtraNic>,
     /// This node's own patches, applied last.
     pub patches: Vec<PatchSource>,
 }

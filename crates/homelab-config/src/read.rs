@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::diagnostic::{Diagnostic, Span};
+use crate::hardware::{Addressing, EXTRA_DISK_KEYS, EXTRA_NIC_KEYS, ExtraDisk, ExtraNic};
 use crate::model::{
     Cluster, Config, Disk, Encryption, Gitops, Image, Nfs, Node as NodeConfig, NodeNetwork,
     Platform, Proxmox, Repository, Role, Tls, defaults,
@@ -52,10 +53,21 @@ pub const NODE_KEYS: &[&str] = &[
     "install_disk",
     "encryption",
     "maintenance_address",
+    "disks",
+    "nics",
     "patches",
 ];
 pub const DISK_KEYS: &[&str] = &["size", "storage"];
-pub const NETWORK_KEYS: &[&str] = &["bridge", "vlan", "mac", "address", "gateway", "nameservers"];
+pub const NETWORK_KEYS: &[&str] = &[
+    "bridge",
+    "vlan",
+    "mac",
+    "address",
+    "gateway",
+    "nameservers",
+    "dhcp",
+    "search_domain",
+];
 pub const GITOPS_KEYS: &[&str] = &["path", "repository", "nfs"];
 pub const REPOSITORY_KEYS: &[&str] = &["url", "branch"];
 pub const NFS_KEYS: &[&str] = &["server", "export"];
@@ -664,6 +676,9 @@ fn read_node(r: &mut Reader, node: &Node, path: &str, default_proxmox_node: &str
         })
         .unwrap_or(Encryption::Tpm);
     let maintenance_address = opt_node(r, &m, "maintenance_address").and_then(|(n, p)| r.ip(n, &p));
+    let addressing = read_addressing(r, &m, path);
+    let extra_disks = read_extra_disks(r, &m, &disk.storage);
+    let extra_nics = read_extra_nics(r, &m, &network.bridge);
     let patches = patch_list(r, &m, "patches");
     NodeConfig {
         name,
@@ -677,8 +692,96 @@ fn read_node(r: &mut Reader, node: &Node, path: &str, default_proxmox_node: &str
         install_disk,
         encryption,
         maintenance_address,
+        addressing,
+        extra_disks,
+        extra_nics,
         patches,
     }
+}
+
+/// `network.dhcp` and `network.search_domain` (read apart from the rest of the network: their own struct).
+fn read_addressing(r: &mut Reader, node_map: &Option<Map<'_>>, node_path: &str) -> Addressing {
+    let Some(nm) = node_map.as_ref() else {
+        return Addressing::default();
+    };
+    let Some(net) = nm
+        .entries
+        .iter()
+        .find(|(k, _)| k.as_scalar() == Some("network"))
+        .map(|(_, v)| v)
+    else {
+        return Addressing::default();
+    };
+    let Value::Mapping(entries) = &net.value else {
+        return Addressing::default();
+    };
+    let m = Some(Map {
+        path: format!("{node_path}.network"),
+        span: net.span,
+        entries,
+        known: NETWORK_KEYS,
+    });
+    let dhcp = opt_node(r, &m, "dhcp")
+        .and_then(|(n, p)| r.boolean(n, &p))
+        .unwrap_or(true);
+    let search_domain = opt_string(r, &m, "search_domain");
+    Addressing {
+        dhcp,
+        search_domain,
+    }
+}
+
+/// `nodes[].disks`: extra data disks, on the system disk's storage unless they say otherwise.
+fn read_extra_disks(r: &mut Reader, m: &Option<Map<'_>>, default_storage: &str) -> Vec<ExtraDisk> {
+    let Some((node, path)) = opt_node(r, m, "disks") else {
+        return Vec::new();
+    };
+    r.list_of(
+        node,
+        &path,
+        "{name: data, size: 100GiB}",
+        |r, item, item_path| {
+            let dm = r.map(item, item_path, EXTRA_DISK_KEYS);
+            let name = req_string(r, &dm, "name", "data");
+            let size_gib = dm
+                .as_ref()
+                .and_then(|mm| r.required(mm, "size", "100GiB"))
+                .and_then(|n| r.size_mib(n, &format!("{item_path}.size"), "GiB", 1024))
+                .map(|mib| mib.div_ceil(1024))?;
+            let storage =
+                opt_string(r, &dm, "storage").unwrap_or_else(|| default_storage.to_string());
+            Some(ExtraDisk {
+                name,
+                size_gib,
+                storage,
+            })
+        },
+    )
+    .unwrap_or_default()
+}
+
+/// `nodes[].nics`: extra NICs, on the first NIC's bridge unless they say otherwise.
+fn read_extra_nics(r: &mut Reader, m: &Option<Map<'_>>, default_bridge: &str) -> Vec<ExtraNic> {
+    let Some((node, path)) = opt_node(r, m, "nics") else {
+        return Vec::new();
+    };
+    r.list_of(
+        node,
+        &path,
+        "{bridge: vmbr1, vlan: 30}",
+        |r, item, item_path| {
+            let nm = r.map(item, item_path, EXTRA_NIC_KEYS);
+            let bridge = opt_string(r, &nm, "bridge").unwrap_or_else(|| default_bridge.to_string());
+            let vlan = opt_node(r, &nm, "vlan")
+                .and_then(|(n, p)| r.integer(n, &p, 1, 4094))
+                .and_then(|n| u16::try_from(n).ok());
+            let mac = opt_node(r, &nm, "mac").and_then(|(n, p)| {
+                r.parsed::<Mac>(n, &p, "write six hex octets, e.g. BC:24:11:CA:FE:11")
+            });
+            Some(ExtraNic { bridge, vlan, mac })
+        },
+    )
+    .unwrap_or_default()
 }
 
 /// A `patches:` list (see [`crate::patches`]).

@@ -112,11 +112,23 @@ pub fn json_schema() -> Value {
             "network": object("The node's NIC and static address.", &["mac", "address", "gateway"], json!({
                 "bridge": string("Proxmox bridge (default vmbr0)."),
                 "vlan": {"type": "integer", "minimum": 1, "maximum": 4094, "description": "VLAN tag."},
-                "mac": mac,
+                "mac": mac.clone(),
                 "address": cidr("Static address with prefix, e.g. 192.168.20.100/24."),
                 "gateway": ip("Default gateway inside the node's subnet."),
-                "nameservers": {"type": "array", "items": {"type": "string"}, "description": "DNS servers (default: the gateway)."}
+                "nameservers": {"type": "array", "items": {"type": "string"}, "description": "DNS servers (default: the gateway)."},
+                "dhcp": {"type": "boolean", "description": "true (default): a DHCP reservation for the MAC gives the address. false: a cloud-init (NoCloud) drive carries the static address, gateway and nameservers (needs image.platform nocloud)."},
+                "search_domain": string("DNS search domain written to the cloud-init drive (with dhcp: false).")
             })),
+            "disks": {"type": "array", "description": "Extra data disks (scsi1, scsi2, …), each formatted and mounted by Talos at /var/mnt/NAME (a UserVolumeConfig).", "items": object("An extra data disk.", &["name", "size"], json!({
+                "name": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,32}[a-z0-9])?$", "description": "User volume name; mounted at /var/mnt/NAME."},
+                "size": size("Disk size, e.g. 100GiB; a bare number is GiB."),
+                "storage": string("Proxmox storage with content type images (default: the system disk's).")
+            }))},
+            "nics": {"type": "array", "description": "Extra NICs (net1, net2, …).", "items": object("An extra NIC.", &[], json!({
+                "bridge": string("Proxmox bridge (default: the first NIC's)."),
+                "vlan": {"type": "integer", "minimum": 1, "maximum": 4094, "description": "VLAN tag."},
+                "mac": mac.clone()
+            }))},
             "install_disk": string("Disk Talos installs to (default /dev/sda)."),
             "encryption": {"enum": ["tpm", "none"], "description": "STATE/EPHEMERAL encryption: LUKS2 sealed by the TPM, or none (default tpm)."},
             "maintenance_address": ip("Address of the node in maintenance mode if the guest agent cannot report it."),
@@ -202,6 +214,14 @@ mod tests {
         assert_eq!(
             keys(&node["properties"]["network"]),
             sorted(read::NETWORK_KEYS)
+        );
+        assert_eq!(
+            keys(&node["properties"]["disks"]["items"]),
+            sorted(crate::hardware::EXTRA_DISK_KEYS)
+        );
+        assert_eq!(
+            keys(&node["properties"]["nics"]["items"]),
+            sorted(crate::hardware::EXTRA_NIC_KEYS)
         );
         assert_eq!(keys(&s["properties"]["gitops"]), sorted(read::GITOPS_KEYS));
         assert_eq!(

@@ -76,6 +76,14 @@ pub fn validate(
     check_nodes(&mut c, config);
     check_cluster(&mut c, config, base_dir);
     check_gitops(&mut c, config);
+    for (path, is_error, message, hint) in crate::hardware::findings(config) {
+        let d = if is_error {
+            Diagnostic::error(path, message)
+        } else {
+            Diagnostic::warning(path, message)
+        };
+        c.report(d.with_hint(hint));
+    }
     c.out
 }
 

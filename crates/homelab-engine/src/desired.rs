@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use homelab_config::{Config, Node, Role};
 use zeroize::Zeroizing;
 
-use crate::ports::VmWanted;
+use crate::ports::{DiskWanted, NicWanted, StaticAddress, VmWanted};
 
 /// Talos apid's port, in maintenance mode and installed.
 pub const APID_PORT: u16 = 50000;
@@ -66,7 +66,36 @@ pub fn vm_wanted(config: &Config, node: &Node, iso_volume: &str) -> VmWanted {
             "homelabctl".into(),
             format!("cluster-{}", config.cluster.name),
         ],
+        static_address: static_address(node),
+        extra_disks: node
+            .extra_disks
+            .iter()
+            .map(|d| DiskWanted {
+                storage: d.storage.clone(),
+                size_gib: d.size_gib,
+                serial: d.name.clone(),
+            })
+            .collect(),
+        extra_nics: node
+            .extra_nics
+            .iter()
+            .map(|n| NicWanted {
+                bridge: n.bridge.clone(),
+                vlan: n.vlan,
+                mac: n.mac.as_ref().map(|m| m.to_string()),
+            })
+            .collect(),
     }
+}
+
+/// The cloud-init network config of a node without DHCP: its address, gateway and nameservers.
+pub fn static_address(node: &Node) -> Option<StaticAddress> {
+    node.addressing.is_static().then(|| StaticAddress {
+        cidr: node.network.address.to_string(),
+        gateway: node.network.gateway,
+        nameservers: node.network.nameservers.clone(),
+        search_domain: node.addressing.search_domain.clone(),
+    })
 }
 
 /// Where a node answers once installed: its static address.
@@ -107,8 +136,12 @@ pub trait ConfigRenderer: Send + Sync {
     ) -> Result<RenderedNode, String>;
 }
 
-/// The address a fresh node is reached at in maintenance mode when the guest agent cannot say.
+/// The address a fresh node is reached at in maintenance mode when the guest agent cannot say. A node
+/// with a static address on its cloud-init drive comes up on exactly that address.
 pub fn maintenance_fallback(node: &Node) -> IpAddr {
+    if node.addressing.is_static() {
+        return node.network.address.address;
+    }
     node.maintenance_address
         .unwrap_or(node.network.address.address)
 }

@@ -142,6 +142,8 @@ struct ImageFacts {
     file: String,
     volume: String,
     present: bool,
+    /// The ISO copies not there yet (one per host, or one for a shared storage).
+    missing: Vec<crate::placement::IsoTarget>,
 }
 
 impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T, K> {
@@ -236,17 +238,30 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             })
             .await?;
         let file = desired::iso_file_name(self.config, &schematic);
-        let present = self
-            .retried("image", "list ISO storage", || {
-                self.hypervisor
-                    .iso_exists(&wanted.proxmox_node, &wanted.storage, &file)
+        // Every host that boots a node needs the ISO on its own storage, unless that storage is shared.
+        let targets = self
+            .retried("image", "look up the ISO storage of each host", || {
+                crate::placement::iso_targets(self.config, self.hypervisor)
             })
             .await?;
+        let mut missing = Vec::new();
+        for target in targets {
+            let there = self
+                .retried("image", "list ISO storage", || {
+                    self.hypervisor
+                        .iso_exists(&target.proxmox_node, &target.storage, &file)
+                })
+                .await?;
+            if !there {
+                missing.push(target);
+            }
+        }
         Ok(ImageFacts {
             volume: format!("{}:iso/{file}", wanted.storage),
             schematic,
             file,
-            present,
+            present: missing.is_empty(),
+            missing,
         })
     }
 
@@ -281,6 +296,14 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 None,
                 Some(self.factory.iso_url(&image.schematic)),
             ));
+            let hosts: Vec<&str> = image
+                .missing
+                .iter()
+                .map(|t| t.proxmox_node.as_str())
+                .collect();
+            change
+                .fields
+                .push(FieldChange::new("hosts", None, Some(hosts.join(", "))));
         }
         plan.changes.push(change);
         let mut installed_nodes = Vec::new();
@@ -517,31 +540,38 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             return Ok(image);
         }
         let since = self.started("image", "download");
-        let wanted = ImageWanted::from_config(self.config);
         let url = self.factory.iso_url(&image.schematic);
-        self.events
-            .info("image", format!("downloading {url} into {}", image.volume));
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        self.retried("image", "download the ISO", || async {
-            // A retried download first checks whether an earlier attempt already finished (the first
-            // attempt follows the listing above that found no ISO).
-            let retried = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
-            if retried
-                && self
-                    .hypervisor
-                    .iso_exists(&wanted.proxmox_node, &wanted.storage, &image.file)
-                    .await?
-            {
-                return Ok(());
-            }
-            self.hypervisor
-                .download_iso(&wanted.proxmox_node, &wanted.storage, &image.file, &url)
-                .await
-        })
-        .await?;
+        for wanted in &image.missing {
+            self.events.info(
+                "image",
+                format!(
+                    "downloading {url} into {} on {}",
+                    image.volume, wanted.proxmox_node
+                ),
+            );
+            let attempts = std::sync::atomic::AtomicU32::new(0);
+            self.retried("image", "download the ISO", || async {
+                // A retried download first checks whether an earlier attempt already finished (the first
+                // attempt follows the listing above that found no ISO).
+                let retried = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
+                if retried
+                    && self
+                        .hypervisor
+                        .iso_exists(&wanted.proxmox_node, &wanted.storage, &image.file)
+                        .await?
+                {
+                    return Ok(());
+                }
+                self.hypervisor
+                    .download_iso(&wanted.proxmox_node, &wanted.storage, &image.file, &url)
+                    .await
+            })
+            .await?;
+        }
         self.finished("image", "download", since);
         Ok(ImageFacts {
             present: true,
+            missing: Vec::new(),
             ..image
         })
     }
@@ -789,7 +819,12 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         config: &[u8],
     ) -> Result<SocketAddr, EngineError> {
         let predicted = SocketAddr::new(desired::maintenance_fallback(node), desired::APID_PORT);
-        let source = if node.maintenance_address.is_some() {
+        // A static address on the cloud-init drive is where maintenance mode comes up: no DHCP lease to
+        // wait for, and no guest agent needed to learn it.
+        let cloudinit = node.addressing.is_static();
+        let source = if cloudinit {
+            "the static address on its cloud-init drive"
+        } else if node.maintenance_address.is_some() {
             "maintenance_address in homelab.yaml"
         } else {
             "the static address (DHCP reservation)"
@@ -811,7 +846,10 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                         Ok(()) => return Ok(Some((predicted, source))),
                         Err(e) => e.message,
                     };
-                    let agent = match self
+                    let agent = if cloudinit {
+                        "not asked (the address comes from the cloud-init drive)".to_string()
+                    } else {
+                        match self
                         .hypervisor
                         .guest_ipv4(&node.proxmox_node, node.vm_id, &mac)
                         .await
@@ -826,6 +864,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                         Ok(Some(ip)) => format!("reports {ip} too"),
                         Ok(None) => "reports no address yet".to_string(),
                         Err(e) => e.message,
+                        }
                     };
                     if let Ok(Some(_)) = self.talos.installed_version(at).await {
                         return Ok(Some((at, "an earlier run (the node answers installed)")));
@@ -839,11 +878,19 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         let (used, from) = r.map_err(|e| EngineError::Refused {
             resource: resource.to_string(),
             message: e.message,
-            hint: format!(
-                "check the VM's console: it should show Talos in maintenance mode; if its DHCP address is not \
-                 {}, reserve it for {mac} or set nodes[].maintenance_address",
-                predicted.ip()
-            ),
+            hint: if cloudinit {
+                format!(
+                    "check the VM's console: Talos in maintenance mode should show {} from its cloud-init \
+                     drive (only the nocloud image reads it)",
+                    predicted.ip()
+                )
+            } else {
+                format!(
+                    "check the VM's console: it should show Talos in maintenance mode; if its DHCP address is \
+                     not {}, reserve it for {mac} or set nodes[].maintenance_address",
+                    predicted.ip()
+                )
+            },
         })?;
         self.events.info(
             resource,
@@ -1136,17 +1183,23 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             self.finished(&resource, "destroy", since);
         }
         if remove_iso {
+            // Every copy: one per host that ran a node, or the one on a shared storage.
             let image = self.image_facts().await?;
-            if image.present {
-                let wanted = ImageWanted::from_config(self.config);
+            let targets = self.port(
+                "image",
+                crate::placement::iso_targets(self.config, self.hypervisor).await,
+            )?;
+            for target in targets.iter().filter(|t| !image.missing.contains(t)) {
                 self.port(
                     "image",
                     self.hypervisor
-                        .delete_iso(&wanted.proxmox_node, &wanted.storage, &image.file)
+                        .delete_iso(&target.proxmox_node, &target.storage, &image.file)
                         .await,
                 )?;
-                self.events
-                    .info("image", format!("removed {}", image.volume));
+                self.events.info(
+                    "image",
+                    format!("removed {} on {}", image.volume, target.proxmox_node),
+                );
             }
         }
         let mut journal = Journal::load(&self.state_dir);
@@ -1260,6 +1313,8 @@ pub fn vm_change(
             fields.push(change);
         }
     }
+    // Cloud-init address, extra disks and NICs: in-place updates (see `hardware`).
+    fields.extend(crate::hardware::changes(wanted, live));
     if !live.running {
         fields.push(FieldChange::new(
             "running",

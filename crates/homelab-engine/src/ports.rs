@@ -90,6 +90,40 @@ pub struct VmWanted {
     pub iso_volume: String,
     pub tpm: bool,
     pub tags: Vec<String>,
+    /// A static address on a cloud-init drive, instead of a DHCP lease.
+    pub static_address: Option<StaticAddress>,
+    /// Data disks after the system disk, in slot order.
+    pub extra_disks: Vec<DiskWanted>,
+    /// NICs after the first, in slot order.
+    pub extra_nics: Vec<NicWanted>,
+}
+
+/// What a cloud-init (NoCloud) drive tells the guest about its first NIC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaticAddress {
+    /// `192.168.20.100/24`.
+    pub cidr: String,
+    pub gateway: IpAddr,
+    pub nameservers: Vec<IpAddr>,
+    pub search_domain: Option<String>,
+}
+
+/// An extra data disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskWanted {
+    pub storage: String,
+    pub size_gib: u64,
+    /// The serial number the guest sees (the Talos user volume's name, which selects the disk by it).
+    pub serial: String,
+}
+
+/// An extra NIC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NicWanted {
+    pub bridge: String,
+    pub vlan: Option<u16>,
+    /// Upper-case colon form; `None` lets the hypervisor pick one.
+    pub mac: Option<String>,
 }
 
 /// A VM as the hypervisor reports it.
@@ -112,6 +146,13 @@ pub struct VmLive {
     /// A hypervisor lock on the VM (a create still running): its config is not final and says nothing
     /// about drift until the lock clears.
     pub lock: Option<VmLock>,
+    /// The static address on its cloud-init drive, in [`crate::hardware::static_address_text`]'s form;
+    /// `None` without a cloud-init drive.
+    pub static_address: Option<String>,
+    /// Extra data disks that carry a serial number: `(serial, "storage:SIZEG")`.
+    pub extra_disks: Vec<(String, String)>,
+    /// Extra NICs by index from `net1` (`None` for a gap), in [`crate::hardware::nic_text`]'s form.
+    pub extra_nics: Vec<Option<String>>,
 }
 
 /// A lock on a VM and the task holding it.
@@ -144,6 +185,15 @@ pub trait Hypervisor: Send + Sync {
         storage: &str,
         file: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Whether `storage` is shared by every host (one copy of a file serves them all). The default says no:
+    /// a hypervisor without shared storage keeps a copy per host.
+    fn storage_shared(
+        &self,
+        _node: &str,
+        _storage: &str,
+    ) -> impl Future<Output = PortResult<bool>> + Send {
+        async { Ok(false) }
+    }
     /// The VM as it is now, with its lock (and the task holding it) when it is locked.
     fn vm(&self, node: &str, vm_id: u32)
     -> impl Future<Output = PortResult<Option<VmLive>>> + Send;

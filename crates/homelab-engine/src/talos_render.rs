@@ -166,6 +166,25 @@ pub fn machine_config_input(
     })
 }
 
+/// The node's extra disks as `UserVolumeConfig` documents after the rest: each disk's serial is its volume
+/// name (the Proxmox adapter sets `serial=` on the drive to match).
+fn with_user_volumes(
+    rendered: machine_config::RenderedConfig,
+    node: &Node,
+) -> machine_config::RenderedConfig {
+    if node.extra_disks.is_empty() {
+        return rendered;
+    }
+    let mut documents = rendered.documents().to_vec();
+    documents.extend(node.extra_disks.iter().map(|d| {
+        machine_config::user_volume::document(&machine_config::user_volume::UserVolume {
+            name: d.name.clone(),
+            serial: d.name.clone(),
+        })
+    }));
+    machine_config::RenderedConfig::from_documents(documents)
+}
+
 /// A node whose patches fail: the message, and the patch file and line when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchFailure {
@@ -304,6 +323,7 @@ impl ConfigRenderer for TalosRenderer {
             check_patched(&node.name, &rendered, &config.image.talos_version.with_v())?;
         }
         machine_config::rules::check_documents(rendered.documents()).map_err(|e| e.to_string())?;
+        let rendered = with_user_volumes(rendered, node);
         let yaml = rendered.to_yaml().map_err(|e| e.to_string())?;
         let redacted = rendered.redacted().to_yaml().map_err(|e| e.to_string())?;
         Ok(RenderedNode {

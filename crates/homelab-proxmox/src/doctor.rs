@@ -142,6 +142,10 @@ pub fn required_privileges(major: u32, input: &DoctorInput) -> Vec<(String, Vec<
         vec!["Datastore.AllocateTemplate", "Datastore.Audit"],
     );
     add(format!("/nodes/{}", input.node), vec!["Sys.AccessNetwork"]);
+    // Every host that runs a VM downloads the ISO to its own storage (unless that storage is shared).
+    for vm in &input.vms {
+        add(format!("/nodes/{}", vm.node), vec!["Sys.AccessNetwork"]);
+    }
     if !input.vms.is_empty() {
         add(VM_GRANT_PATH.to_string(), vm_privileges(major));
     }
@@ -380,11 +384,24 @@ pub async fn run(client: &Client, input: &DoctorInput) -> DoctorReport {
 
     checks.push(iso_delete_check(client, &input.iso_storage).await);
 
-    if node_ok.contains(&input.node.as_str()) {
-        match client.storages(&input.node, None).await {
-            Ok(stores) => checks.push(iso_check(&stores, &input.iso_storage)),
+    // The ISO storage of every host that boots a VM: each host boots from its own copy.
+    let mut iso_hosts: Vec<&str> = vec![input.node.as_str()];
+    for vm in &input.vms {
+        if !iso_hosts.contains(&vm.node.as_str()) {
+            iso_hosts.push(vm.node.as_str());
+        }
+    }
+    for host in iso_hosts.into_iter().filter(|h| node_ok.contains(h)) {
+        match client.storages(host, None).await {
+            Ok(stores) => {
+                let mut check = iso_check(&stores, &input.iso_storage);
+                if host != input.node {
+                    check.name = format!("{} on {host}", check.name);
+                }
+                checks.push(check);
+            }
             Err(e) => checks.push(Check::fail(
-                "iso storage",
+                format!("iso storage on {host}"),
                 e.to_string(),
                 "grant Datastore.Audit on the storage",
             )),

@@ -49,4 +49,4 @@ pub use types::{
     StorageInfo, StorageVolume, TaskListEntry, TaskLogLine, TaskStatus, Version, VmConfig,
     VmListEntry, VmStatus, ipv4_for_mac,
 };
-pub use vmspec::{Bios, Cdrom, Disk, EfiDisk, Nic, TpmState, VmSpec};
+pub use vmspec::{Bios, Cdrom, CloudInit, Disk, EfiDisk, Nic, TpmState, VmSpec};

@@ -64,6 +64,22 @@ pub struct Cdrom {
     pub volid: String,
 }
 
+/// A cloud-init drive and what it carries (`ide0=STORAGE:cloudinit`, `ipconfigN`, `nameserver`,
+/// `searchdomain`): PVE writes a NoCloud image (`cidata`) from these at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudInit {
+    /// The drive slot, e.g. `ide0` (one the CD-ROM does not use).
+    pub slot: String,
+    /// Storage for the small `vm-N-cloudinit` volume (content type `images`).
+    pub storage: String,
+    /// `ipconfigN` values by NIC index: `ip=192.168.20.100/24,gw=192.168.20.1`.
+    pub ipconfig: Vec<(u8, String)>,
+    /// DNS servers (`nameserver`, space separated as PVE stores them).
+    pub nameservers: Vec<String>,
+    /// DNS search domain (`searchdomain`).
+    pub searchdomain: Option<String>,
+}
+
 /// Everything the create call needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmSpec {
@@ -88,6 +104,9 @@ pub struct VmSpec {
     pub tpmstate: Option<TpmState>,
     pub nics: Vec<Nic>,
     pub cdrom: Option<Cdrom>,
+    /// A cloud-init drive with a static network config.
+    #[serde(default)]
+    pub cloudinit: Option<CloudInit>,
     /// Boot devices in order, e.g. `["scsi0", "ide2"]`.
     pub boot_order: Vec<String>,
     /// Enable the QEMU guest agent.
@@ -152,6 +171,18 @@ impl VmSpec {
         }
         if let Some(cd) = &self.cdrom {
             put(&cd.slot, format!("{},media=cdrom", cd.volid));
+        }
+        if let Some(ci) = &self.cloudinit {
+            put(&ci.slot, format!("{}:cloudinit", ci.storage));
+            for (index, value) in &ci.ipconfig {
+                put(&format!("ipconfig{index}"), value.clone());
+            }
+            if !ci.nameservers.is_empty() {
+                put("nameserver", ci.nameservers.join(" "));
+            }
+            if let Some(domain) = &ci.searchdomain {
+                put("searchdomain", domain.clone());
+            }
         }
         for n in &self.nics {
             let mut v = match &n.mac {
@@ -249,6 +280,7 @@ mod tests {
                 slot: "ide2".into(),
                 volid: "local:iso/talos.iso".into(),
             }),
+            cloudinit: None,
             boot_order: vec!["scsi0".into(), "ide2".into()],
             agent: true,
             onboot: Some(true),
@@ -281,6 +313,34 @@ mod tests {
         assert_eq!(get("scsihw"), Some("virtio-scsi-single"));
         assert_eq!(get("tags"), Some("k8s;talos"));
         assert_eq!(get("scsi0"), Some("local-lvm:64,discard=on,ssd=1"));
+    }
+
+    #[test]
+    fn a_cloudinit_drive_carries_the_static_network_config() {
+        let mut spec = reference();
+        spec.cloudinit = Some(CloudInit {
+            slot: "ide0".into(),
+            storage: "local-lvm".into(),
+            ipconfig: vec![(0, "ip=192.168.20.100/24,gw=192.168.20.1".into())],
+            nameservers: vec!["192.168.20.1".into(), "1.1.1.1".into()],
+            searchdomain: Some("home.arpa".into()),
+        });
+        let params = spec.to_create_params();
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("ide0"), Some("local-lvm:cloudinit"));
+        assert_eq!(
+            get("ipconfig0"),
+            Some("ip=192.168.20.100/24,gw=192.168.20.1")
+        );
+        assert_eq!(get("nameserver"), Some("192.168.20.1 1.1.1.1"));
+        assert_eq!(get("searchdomain"), Some("home.arpa"));
+        // The cloud-init drive is no boot device.
+        assert_eq!(get("boot"), Some("order=scsi0;ide2"));
     }
 
     #[test]

@@ -375,6 +375,10 @@ fn iso_bytes(id: &str, version: &str, file: &str, size: usize) -> Vec<u8> {
     if file.contains("-secureboot") {
         crate::proxmox::sign_medium(&mut out, crate::proxmox::SIDERO_SIGNER);
     }
+    // Which platform the guest runs (only nocloud reads a cloud-init drive).
+    if let Some((platform, _)) = file.split_once('-') {
+        crate::proxmox::mark_platform(&mut out, platform);
+    }
     out
 }
 

@@ -84,6 +84,7 @@ const CASES: &[(&str, &[Expected])] = &[
         "duplicate-node-name",
         &[
             (W, 11, 3, "several control planes"),
+            (W, 25, 5, "share the Proxmox host `pve`"),
             (E, 25, 11, "node name `talos-cp-01` is used twice"),
         ],
     ),
@@ -91,6 +92,7 @@ const CASES: &[(&str, &[Expected])] = &[
         "duplicate-vm-id",
         &[
             (W, 11, 3, "several control planes"),
+            (W, 25, 5, "share the Proxmox host `pve`"),
             (E, 26, 12, "VM id 100 is used twice"),
         ],
     ),
@@ -98,6 +100,7 @@ const CASES: &[(&str, &[Expected])] = &[
         "duplicate-mac",
         &[
             (W, 11, 3, "several control planes"),
+            (W, 25, 5, "share the Proxmox host `pve`"),
             (E, 28, 12, "MAC BC:24:11:CA:FE:01 is used twice"),
         ],
     ),
@@ -105,6 +108,7 @@ const CASES: &[(&str, &[Expected])] = &[
         "duplicate-address",
         &[
             (W, 11, 3, "several control planes"),
+            (W, 25, 5, "share the Proxmox host `pve`"),
             (E, 29, 16, "address 192.168.20.100 is used twice"),
         ],
     ),
@@ -143,6 +147,7 @@ const CASES: &[(&str, &[Expected])] = &[
                 3,
                 "2 control planes: an even number adds no etcd fault tolerance",
             ),
+            (W, 25, 5, "share the Proxmox host `pve`"),
         ],
     ),
     (

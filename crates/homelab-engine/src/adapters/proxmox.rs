@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 
 use homelab_proxmox::{
-    Bios, Cdrom, Client, Disk, DownloadRequest, EfiDisk, Error, ErrorKind, Nic, TpmState, VmConfig,
-    VmSpec, WaitOptions,
+    Bios, Cdrom, Client, CloudInit, Disk, DownloadRequest, EfiDisk, Error, ErrorKind, Nic,
+    TpmState, VmConfig, VmSpec, WaitOptions,
 };
 
 use crate::ports::{
@@ -42,8 +42,64 @@ pub(crate) fn port_error(e: Error) -> PortError {
     PortError::new(kind, e.to_string())
 }
 
+/// The drive slot of the cloud-init drive: the ISO sits on `ide2`, so the NoCloud volume takes `ide0`
+/// (Talos finds it by its `cidata` label, whatever the slot).
+pub const CLOUDINIT_SLOT: &str = "ide0";
+
+/// The cloud-init drive of a VM with a static address: `ipconfig0` (`ip=CIDR,gw=IP`, the `pve-qm-ipconfig`
+/// format), `nameserver` and `searchdomain`, on the system disk's storage.
+fn cloudinit(w: &VmWanted) -> Option<CloudInit> {
+    let s = w.static_address.as_ref()?;
+    Some(CloudInit {
+        slot: CLOUDINIT_SLOT.into(),
+        storage: w.disk_storage.clone(),
+        ipconfig: vec![(0, format!("ip={},gw={}", s.cidr, s.gateway))],
+        nameservers: s.nameservers.iter().map(ToString::to_string).collect(),
+        searchdomain: s.search_domain.clone(),
+    })
+}
+
 /// The create request for a Talos VM.
 pub fn vm_spec(w: &VmWanted) -> VmSpec {
+    let mut disks = vec![Disk {
+        slot: "scsi0".into(),
+        storage: w.disk_storage.clone(),
+        size_gib: u32::try_from(w.disk_gib).unwrap_or(u32::MAX),
+        options: vec![
+            ("discard".into(), "on".into()),
+            ("iothread".into(), "1".into()),
+            ("ssd".into(), "1".into()),
+        ],
+    }];
+    // `serial=` (drive format `urlencoded`, at most 60 characters) is what Talos' user volume selects the
+    // disk by: the volume name, which validation keeps to `[a-z0-9-]`, at most 34 characters.
+    disks.extend(w.extra_disks.iter().enumerate().map(|(i, d)| Disk {
+        slot: format!("scsi{}", i + 1),
+        storage: d.storage.clone(),
+        size_gib: u32::try_from(d.size_gib).unwrap_or(u32::MAX),
+        options: vec![
+            ("discard".into(), "on".into()),
+            ("iothread".into(), "1".into()),
+            ("serial".into(), d.serial.clone()),
+            ("ssd".into(), "1".into()),
+        ],
+    }));
+    let mut nics = vec![Nic {
+        index: 0,
+        model: "virtio".into(),
+        mac: Some(w.mac.clone()),
+        bridge: w.bridge.clone(),
+        vlan: w.vlan,
+        firewall: false,
+    }];
+    nics.extend(w.extra_nics.iter().enumerate().map(|(i, n)| Nic {
+        index: u8::try_from(i + 1).unwrap_or(u8::MAX),
+        model: "virtio".into(),
+        mac: n.mac.clone(),
+        bridge: n.bridge.clone(),
+        vlan: n.vlan,
+        firewall: false,
+    }));
     VmSpec {
         vmid: w.vm_id,
         name: w.name.clone(),
@@ -56,16 +112,7 @@ pub fn vm_spec(w: &VmWanted) -> VmSpec {
         bios: Bios::Ovmf,
         ostype: "l26".into(),
         scsihw: "virtio-scsi-single".into(),
-        disks: vec![Disk {
-            slot: "scsi0".into(),
-            storage: w.disk_storage.clone(),
-            size_gib: u32::try_from(w.disk_gib).unwrap_or(u32::MAX),
-            options: vec![
-                ("discard".into(), "on".into()),
-                ("iothread".into(), "1".into()),
-                ("ssd".into(), "1".into()),
-            ],
-        }],
+        disks,
         // No pre-enrolled keys in either mode: `pre-enrolled-keys=1` turns Secure Boot on with Microsoft's
         // keys, and the firmware then refuses every Talos ISO (none is Microsoft-signed). Setup mode lets the
         // SecureBoot ISO enrol Sidero's keys, and boots the plain ISO as ordinary UEFI.
@@ -78,18 +125,12 @@ pub fn vm_spec(w: &VmWanted) -> VmSpec {
             storage: w.disk_storage.clone(),
             version: "v2.0".into(),
         }),
-        nics: vec![Nic {
-            index: 0,
-            model: "virtio".into(),
-            mac: Some(w.mac.clone()),
-            bridge: w.bridge.clone(),
-            vlan: w.vlan,
-            firewall: false,
-        }],
+        nics,
         cdrom: Some(Cdrom {
             slot: "ide2".into(),
             volid: w.iso_volume.clone(),
         }),
+        cloudinit: cloudinit(w),
         boot_order: vec!["scsi0".into(), "ide2".into()],
         agent: true,
         onboot: Some(true),
@@ -133,15 +174,7 @@ fn size_gib(size: &str) -> Option<u64> {
 /// Reads the VM config Proxmox reports into [`VmLive`].
 pub fn vm_live(config: &VmConfig, running: bool) -> VmLive {
     let net = config.get("net0").unwrap_or_default();
-    let mac = options(&net)
-        .into_iter()
-        .find(|(k, _)| {
-            matches!(
-                k.as_str(),
-                "virtio" | "e1000" | "vmxnet3" | "rtl8139" | "macaddr"
-            )
-        })
-        .map(|(_, v)| v.to_ascii_uppercase());
+    let mac = nic_mac(&net);
     let efidisk = config.get("efidisk0").map(|e| {
         (
             option(&e, "efitype").unwrap_or_else(|| "2m".into()),
@@ -175,7 +208,86 @@ pub fn vm_live(config: &VmConfig, running: bool) -> VmLive {
         tpm_version: config.get("tpmstate0").and_then(|t| option(&t, "version")),
         running,
         lock: None,
+        static_address: live_static_address(config),
+        extra_disks: live_extra_disks(config),
+        extra_nics: live_extra_nics(config),
     }
+}
+
+/// The volume of a drive option (`local-lvm:vm-100-cloudinit,media=cdrom` → `local-lvm:vm-100-cloudinit`).
+fn volume_of(property: &str) -> &str {
+    property.split(',').next().unwrap_or("")
+}
+
+/// The drive slot holding a cloud-init volume, if any (`drive_is_cloudinit`: a volume named
+/// `vm-N-cloudinit`, with or without a format suffix).
+fn cloudinit_slot(config: &VmConfig) -> Option<String> {
+    ["ide0", "ide1", "ide2", "ide3", "sata0", "sata1", "scsi30"]
+        .into_iter()
+        .find(|slot| {
+            config
+                .get(slot)
+                .is_some_and(|v| volume_of(&v).contains("cloudinit"))
+        })
+        .map(str::to_string)
+}
+
+/// The static address a cloud-init drive carries, in `hardware::static_address_text`'s form.
+fn live_static_address(config: &VmConfig) -> Option<String> {
+    cloudinit_slot(config)?;
+    let ipconfig = config.get("ipconfig0")?;
+    let ip = option(&ipconfig, "ip")?;
+    let gw = option(&ipconfig, "gw").unwrap_or_default();
+    let dns: Vec<String> = config
+        .get("nameserver")
+        .map(|n| n.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut text = format!("{ip} gw={gw} dns={}", dns.join(","));
+    if let Some(domain) = config.get("searchdomain") {
+        text.push_str(&format!(" search={domain}"));
+    }
+    Some(text)
+}
+
+/// Extra disks (`scsi1`…`scsi30`) that carry a serial number: `(serial, "storage:SIZEG")`.
+fn live_extra_disks(config: &VmConfig) -> Vec<(String, String)> {
+    (1..=30)
+        .filter_map(|i| config.get(&format!("scsi{i}")))
+        .filter_map(|d| {
+            let serial = option(&d, "serial")?;
+            let storage = volume_of(&d).split(':').next()?.to_string();
+            let gib = option(&d, "size").and_then(|s| size_gib(&s))?;
+            Some((serial, format!("{storage}:{gib}G")))
+        })
+        .collect()
+}
+
+/// Extra NICs from `net1` up to the last one present, in `hardware::nic_text`'s form.
+fn live_extra_nics(config: &VmConfig) -> Vec<Option<String>> {
+    let nics: Vec<Option<String>> = (1..32)
+        .map(|i| {
+            let net = config.get(&format!("net{i}"))?;
+            let mac = nic_mac(&net);
+            let bridge = option(&net, "bridge").unwrap_or_default();
+            let tag = option(&net, "tag").and_then(|t| t.parse().ok());
+            Some(crate::hardware::nic_text(&bridge, tag, mac.as_deref()))
+        })
+        .collect();
+    let last = nics.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+    nics.into_iter().take(last).collect()
+}
+
+/// The MAC of a NIC property string (`virtio=BC:…` or `macaddr=…`), upper case.
+fn nic_mac(net: &str) -> Option<String> {
+    options(net)
+        .into_iter()
+        .find(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "virtio" | "e1000" | "vmxnet3" | "rtl8139" | "macaddr"
+            )
+        })
+        .map(|(_, v)| v.to_ascii_uppercase())
 }
 
 impl Hypervisor for Proxmox {
@@ -208,6 +320,11 @@ impl Hypervisor for Proxmox {
             .await
             .map_err(port_error)?;
         Ok(())
+    }
+
+    async fn storage_shared(&self, node: &str, storage: &str) -> PortResult<bool> {
+        let storages = self.client.storages(node, None).await.map_err(port_error)?;
+        Ok(storages.iter().any(|s| s.storage == storage && s.shared))
     }
 
     async fn delete_iso(&self, node: &str, storage: &str, file: &str) -> PortResult<()> {
@@ -272,18 +389,50 @@ impl Hypervisor for Proxmox {
     async fn update_vm(&self, wanted: &VmWanted, fields: &[String]) -> PortResult<()> {
         let spec = vm_spec(wanted);
         let all = spec.to_create_params();
-        let wanted_keys: Vec<&str> = fields
+        // A cloud-init drive is attached once: setting the slot again would allocate a second volume.
+        let has_cloudinit = if fields.iter().any(|f| f == "static_address") {
+            let config = self
+                .client
+                .vm_config(&wanted.proxmox_node, wanted.vm_id)
+                .await
+                .map_err(port_error)?;
+            cloudinit_slot(&config).is_some()
+        } else {
+            false
+        };
+        let disk_slot = |serial: &str| {
+            spec.disks
+                .iter()
+                .find(|d| d.options.iter().any(|(k, v)| k == "serial" && v == serial))
+                .map(|d| d.slot.clone())
+        };
+        let wanted_keys: Vec<String> = fields
             .iter()
             .flat_map(|f| match f.as_str() {
-                "cores" => vec!["cores"],
-                "memory" => vec!["memory"],
-                "mac" | "bridge" | "vlan" => vec!["net0"],
-                _ => vec![],
+                "cores" => vec!["cores".to_string()],
+                "memory" => vec!["memory".to_string()],
+                "mac" | "bridge" | "vlan" => vec!["net0".to_string()],
+                "static_address" => {
+                    let mut keys: Vec<String> = ["ipconfig0", "nameserver", "searchdomain"]
+                        .map(str::to_string)
+                        .to_vec();
+                    if !has_cloudinit {
+                        keys.push(CLOUDINIT_SLOT.to_string());
+                    }
+                    keys
+                }
+                other => match other.strip_prefix("disk.") {
+                    Some(serial) => disk_slot(serial).into_iter().collect(),
+                    None => other
+                        .strip_prefix("nic")
+                        .map(|n| vec![format!("net{n}")])
+                        .unwrap_or_default(),
+                },
             })
             .collect();
         let params: Vec<(String, String)> = all
             .into_iter()
-            .filter(|(k, _)| wanted_keys.contains(&k.as_str()))
+            .filter(|(k, _)| wanted_keys.contains(k))
             .collect();
         if params.is_empty() {
             return Ok(());

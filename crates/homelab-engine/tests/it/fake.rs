@@ -151,6 +151,7 @@ impl Hypervisor for Fake {
                     tpm_version: Some("v2.0".into()),
                     running: false,
                     lock: None,
+                    ..VmLive::default()
                 },
                 agent_polls: 0,
             },

@@ -111,6 +111,7 @@ pub fn reference_vm(vmid: u32, iso: &str) -> VmSpec {
             slot: "ide2".into(),
             volid: iso.into(),
         }),
+        cloudinit: None,
         boot_order: vec!["scsi0".into(), "ide2".into()],
         agent: true,
         onboot: Some(true),

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::download;
-use super::formats::{is_unicast_mac, parse_boolean};
+use super::formats::{is_drive_slot, is_unicast_mac, parse_boolean};
 use super::state::{Shared, Volume, World, now_epoch, work};
 use super::{VmBootEvent, tasks_api};
 
@@ -102,6 +102,18 @@ pub(crate) async fn handle(
     params: &BTreeMap<String, String>,
     caller: &Caller,
 ) -> ApiResult {
+    // A VM lives on one node: asked for on another, PVE finds no config file there.
+    if key.contains("/qemu/{vmid}")
+        && let Some(node) = params.get("node")
+    {
+        let w = shared.world();
+        let vmid = vmid_of(params);
+        if w.vms.get(&vmid).is_some_and(|vm| &vm.node != node) {
+            return Err(ApiError::die(format!(
+                "Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"
+            )));
+        }
+    }
     match key {
         "GET /version" => {
             let w = shared.world();
@@ -111,14 +123,22 @@ pub(crate) async fn handle(
         }
         "GET /nodes" => {
             let w = shared.world();
-            Ok(Reply::data(json!([{
-                "node": w.node, "status": "online", "type": "node", "id": format!("node/{}", w.node),
-                "ssl_fingerprint": w.fingerprint, "maxcpu": 8, "cpu": 0.03, "maxmem": 34359738368u64,
-                "mem": 4294967296u64, "uptime": 86400, "level": ""
-            }])))
+            let nodes: Vec<Value> = w
+                .nodes
+                .iter()
+                .map(|node| {
+                    json!({
+                        "node": node, "status": "online", "type": "node", "id": format!("node/{node}"),
+                        "ssl_fingerprint": w.fingerprint, "maxcpu": 8, "cpu": 0.03,
+                        "maxmem": 34359738368u64, "mem": 4294967296u64, "uptime": 86400, "level": ""
+                    })
+                })
+                .collect();
+            Ok(Reply::data(Value::Array(nodes)))
         }
         "GET /nodes/{node}/network" => Ok(network(&shared.world(), params)),
         "GET /nodes/{node}/storage" => Ok(storage_list(&shared.world(), params)),
+        "GET /storage" => Ok(storage_config(&shared.world(), params)),
         "GET /nodes/{node}/storage/{storage}/content" => storage_content(&shared.world(), params),
         "POST /nodes/{node}/storage/{storage}/download-url" => {
             download::start(shared, params, caller)
@@ -127,7 +147,7 @@ pub(crate) async fn handle(
             delete_volume(shared, params, caller)
         }
         "GET /cluster/nextid" => nextid(&shared.world(), params),
-        "GET /nodes/{node}/qemu" => Ok(vm_list(&shared.world())),
+        "GET /nodes/{node}/qemu" => Ok(vm_list(&shared.world(), p(params, "node"))),
         "POST /nodes/{node}/qemu" => create_vm(shared, params, caller),
         "GET /nodes/{node}/qemu/{vmid}/config" => vm_config(shared, params),
         "PUT /nodes/{node}/qemu/{vmid}/config" => update_config(shared, params, caller, false),
@@ -190,8 +210,7 @@ fn storage_list(w: &World, params: &BTreeMap<String, String>) -> Reply {
     let content = params.get("content");
     let only = params.get("storage");
     let items: Vec<Value> = w
-        .storages
-        .values()
+        .storages_on(p(params, "node"))
         .filter(|s| content.is_none_or(|c| s.content.contains(c)))
         .filter(|s| only.is_none_or(|o| &s.id == o))
         .filter(|s| {
@@ -202,9 +221,52 @@ fn storage_list(w: &World, params: &BTreeMap<String, String>) -> Reply {
             let used = s.used();
             json!({
                 "storage": s.id, "type": s.kind, "content": s.content.iter().cloned().collect::<Vec<_>>().join(","),
-                "active": 1, "enabled": 1, "shared": 0, "total": s.total, "used": used,
+                "active": 1, "enabled": 1, "shared": u8::from(s.shared), "total": s.total, "used": used,
                 "avail": s.total.saturating_sub(used), "used_fraction": used as f64 / s.total as f64
             })
+        })
+        .collect();
+    Reply::data(Value::Array(items))
+}
+
+/// `GET /storage`: the cluster's storage definitions (`storage.cfg`), once each however many nodes have
+/// their own copy, with `shared` and `nodes` as configured; only those the token may audit.
+fn storage_config(w: &World, params: &BTreeMap<String, String>) -> Reply {
+    let only_type = params.get("type");
+    // `api_storage_config` puts the digest of the whole storage.cfg on every entry.
+    let cfg_digest = digest(
+        &w.storages
+            .values()
+            .map(|s| (s.id.clone(), s.kind.clone()))
+            .collect(),
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    let items: Vec<Value> = w
+        .storages
+        .values()
+        .filter(|s| seen.insert(s.id.clone()))
+        .filter(|s| only_type.is_none_or(|t| &s.kind == t))
+        .filter(|s| {
+            let privs = w.acl.effective(&format!("/storage/{}", s.id));
+            privs.contains("Datastore.Audit") || privs.contains("Datastore.AllocateSpace")
+        })
+        .map(|s| {
+            let mut v = json!({
+                "storage": s.id, "type": s.kind,
+                "content": s.content.iter().cloned().collect::<Vec<_>>().join(","),
+                "digest": cfg_digest,
+            });
+            if !s.path.is_empty() {
+                v["path"] = json!(s.path);
+            }
+            // A network storage is shared by its type; `shared` is written only for a local type marked so.
+            if s.shared && !matches!(s.kind.as_str(), "nfs" | "cifs" | "cephfs" | "rbd" | "pbs") {
+                v["shared"] = json!(1);
+            }
+            if !s.nodes.is_empty() {
+                v["nodes"] = json!(s.nodes.join(","));
+            }
+            v
         })
         .collect();
     Reply::data(Value::Array(items))
@@ -213,8 +275,7 @@ fn storage_list(w: &World, params: &BTreeMap<String, String>) -> Reply {
 fn storage_content(w: &World, params: &BTreeMap<String, String>) -> ApiResult {
     let id = p(params, "storage");
     let s = w
-        .storages
-        .get(id)
+        .storage(p(params, "node"), id)
         .ok_or_else(|| ApiError::die(format!("storage '{id}' does not exist")))?;
     let content = params.get("content");
     let vmid: Option<u32> = params.get("vmid").and_then(|v| v.parse().ok());
@@ -253,23 +314,27 @@ fn delete_volume(
         .strip_prefix(&format!("{id}:"))
         .unwrap_or(volume)
         .to_string();
-    let storage = w
-        .storages
-        .get(&id)
+    let node = p(params, "node").to_string();
+    let key = w
+        .storage_key(&node, &id)
         .ok_or_else(|| ApiError::die(format!("storage '{id}' does not exist")))?;
-    if !storage.volumes.contains_key(&name) {
+    if !w
+        .storages
+        .get(&key)
+        .is_some_and(|s| s.volumes.contains_key(&name))
+    {
         return Err(ApiError::die(format!(
             "volume '{id}:{name}' does not exist"
         )));
     }
-    let upid = w.new_task("imgdel", &name, &caller.full());
+    let upid = w.new_task_on(&node, "imgdel", &name, &caller.full());
     let shared2 = shared.clone();
     let task = upid.clone();
     drop(w);
     tokio::spawn(async move {
         work(shared2.timing.task_duration / 2).await;
         let mut w = shared2.world();
-        if let Some(s) = w.storages.get_mut(&id) {
+        if let Some(s) = w.storages.get_mut(&key) {
             s.volumes.remove(&name);
         }
         w.task_log(&task, format!("Removed volume '{id}:{name}'"));
@@ -294,10 +359,11 @@ fn nextid(w: &World, params: &BTreeMap<String, String>) -> ApiResult {
     Ok(Reply::data(json!(id)))
 }
 
-fn vm_list(w: &World) -> Reply {
+fn vm_list(w: &World, node: &str) -> Reply {
     let items: Vec<Value> = w
         .vms
         .values()
+        .filter(|vm| vm.node == node)
         .filter(|vm| w.acl.effective(&format!("/vms/{}", vm.vmid)).contains("VM.Audit"))
         .map(|vm| {
             let mut v = json!({"vmid": vm.vmid, "status": if vm.running { "running" } else { "stopped" },
@@ -375,17 +441,10 @@ fn new_volume(value: &str) -> Option<(String, f64)> {
     Some((store.to_string(), gib))
 }
 
-fn is_drive_key(key: &str) -> bool {
-    let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
-    matches!(
-        base,
-        "scsi" | "virtio" | "sata" | "ide" | "efidisk" | "tpmstate"
-    )
-}
-
 /// Option-level permissions and storage/bridge checks shared by create and config updates.
 fn check_options(w: &World, vmid: u32, params: &BTreeMap<String, String>) -> Result<(), ApiError> {
     let vm_path = format!("/vms/{vmid}");
+    let node = p(params, "node");
     for (key, value) in params {
         match option_privilege(key, value) {
             None => {}
@@ -413,15 +472,17 @@ fn check_options(w: &World, vmid: u32, params: &BTreeMap<String, String>) -> Res
                 .require(&path, &["SDN.Use".to_string()], false)
                 .map_err(ApiError::perm)?;
         }
-        if is_drive_key(key) {
+        if is_drive_slot(key) {
             let file = first_part(value);
-            if file == "none" || file == "cdrom" || file.starts_with('/') {
+            // `create_disks` allocates a cloud-init drive without the storage checks of a disk.
+            let cloudinit =
+                file == "cloudinit" || file.split_once(':').is_some_and(|(_, v)| v == "cloudinit");
+            if file == "none" || file == "cdrom" || file.starts_with('/') || cloudinit {
                 continue;
             }
             if let Some((store, _)) = new_volume(value).filter(|_| !value.contains("media=cdrom")) {
                 let s = w
-                    .storages
-                    .get(&store)
+                    .storage(node, &store)
                     .ok_or_else(|| ApiError::die(format!("storage '{store}' does not exist")))?;
                 w.acl
                     .require(
@@ -437,7 +498,7 @@ fn check_options(w: &World, vmid: u32, params: &BTreeMap<String, String>) -> Res
                     ));
                 }
             } else if let Some((store, _)) = file.split_once(':') {
-                if !w.storages.contains_key(store) {
+                if w.storage(node, store).is_none() {
                     return Err(ApiError::die(format!("storage '{store}' does not exist")));
                 }
                 w.acl
@@ -483,12 +544,13 @@ fn create_vm(
         return Err(ApiError::perm("Permission check failed"));
     }
     check_options(&w, vmid, params)?;
-    if w.vms.contains_key(&vmid) {
+    if let Some(existing) = w.vms.get(&vmid) {
         return Err(ApiError::die(format!(
             "unable to create VM {vmid} - VM {vmid} already exists on node '{}'",
-            w.node
+            existing.node
         )));
     }
+    let node = p(params, "node").to_string();
     w.next_pid += 1;
     let pid = w.next_pid;
     // `create_and_lock_config` runs in the API call: the config holds only `lock: create` until the worker
@@ -497,6 +559,7 @@ fn create_vm(
         vmid,
         super::state::Vm {
             vmid,
+            node: node.clone(),
             config: BTreeMap::new(),
             running: false,
             lock: Some("create".into()),
@@ -508,7 +571,7 @@ fn create_vm(
             boot_refused: None,
         },
     );
-    let upid = w.new_task("qmcreate", &vmid.to_string(), &caller.full());
+    let upid = w.new_task_on(&node, "qmcreate", &vmid.to_string(), &caller.full());
     let injected = w.faults.take_task_failure("qmcreate");
     let slow = w.faults.slowdown("qmcreate");
     drop(w);
@@ -669,7 +732,10 @@ fn build_config(
     task: &str,
 ) -> BTreeMap<String, String> {
     let mut config = BTreeMap::new();
-    let mut disk_no = 0;
+    let node = w
+        .vms
+        .get(&vmid)
+        .map_or_else(|| w.node.clone(), |vm| vm.node.clone());
     for (key, value) in params {
         if matches!(
             key.as_str(),
@@ -678,40 +744,8 @@ fn build_config(
             continue;
         }
         let mut value = value.clone();
-        if is_drive_key(key)
-            && !value.contains("media=cdrom")
-            && let Some((store, gib)) = new_volume(&value)
-        {
-            let name = format!("vm-{vmid}-disk-{disk_no}");
-            disk_no += 1;
-            let small = key.starts_with("efidisk") || key.starts_with("tpmstate");
-            let (size_bytes, size_text) = if small {
-                (4u64 << 20, "4M".to_string())
-            } else {
-                ((gib * (1u64 << 30) as f64) as u64, format!("{gib}G"))
-            };
-            let rest: Vec<&str> = value.split(',').skip(1).collect();
-            let mut new = format!("{store}:{name}");
-            for r in rest {
-                new.push(',');
-                new.push_str(r);
-            }
-            new.push_str(&format!(",size={size_text}"));
-            value = new;
-            if let Some(s) = w.storages.get_mut(&store) {
-                s.volumes.insert(
-                    name.clone(),
-                    Volume {
-                        content: "images".into(),
-                        size: size_bytes,
-                        format: "raw".into(),
-                        ctime: now_epoch(),
-                        vmid: Some(vmid),
-                        data: None,
-                    },
-                );
-            }
-            w.task_log(task, format!("  Logical volume \"{name}\" created."));
+        if is_drive_slot(key) {
+            value = allocate_drive(w, &node, vmid, key, &value, task);
         }
         if key.starts_with("net") {
             value = normalise_nic(&value, vmid);
@@ -731,7 +765,7 @@ fn build_config(
     config.entry("boot".into()).or_insert_with(|| {
         let devs: Vec<&String> = params
             .keys()
-            .filter(|k| is_drive_key(k) && !k.starts_with("efidisk") && !k.starts_with("tpmstate"))
+            .filter(|k| is_drive_slot(k) && !k.starts_with("efidisk") && !k.starts_with("tpmstate"))
             .collect();
         format!(
             "order={}",
@@ -751,6 +785,104 @@ fn build_config(
         format!("creation-qemu=10.0.2,ctime={}", now_epoch()),
     );
     config
+}
+
+/// `create_disks` for one drive option: a new volume `STORE:SIZE_GIB` is allocated as the storage's next
+/// free `vm-N-disk-M` (`find_free_diskname`), `STORE:cloudinit` as the cloud-init volume; anything else (an
+/// existing volume, an ISO, `none`) stays as given.
+fn allocate_drive(
+    w: &mut World,
+    node: &str,
+    vmid: u32,
+    key: &str,
+    value: &str,
+    task: &str,
+) -> String {
+    if let Some((store, "cloudinit")) = first_part(value).split_once(':') {
+        return cloudinit_drive(w, node, vmid, store, value, task);
+    }
+    let Some((store, gib)) = new_volume(value).filter(|_| !value.contains("media=cdrom")) else {
+        return value.to_string();
+    };
+    let taken = |n: u32| {
+        w.storage(node, &store)
+            .is_some_and(|s| s.volumes.contains_key(&format!("vm-{vmid}-disk-{n}")))
+    };
+    let mut n = 0;
+    while taken(n) {
+        n += 1;
+    }
+    let name = format!("vm-{vmid}-disk-{n}");
+    let small = key.starts_with("efidisk") || key.starts_with("tpmstate");
+    let (size_bytes, size_text) = if small {
+        (4u64 << 20, "4M".to_string())
+    } else {
+        ((gib * (1u64 << 30) as f64) as u64, format!("{gib}G"))
+    };
+    let mut new = format!("{store}:{name}");
+    for r in value.split(',').skip(1) {
+        new.push(',');
+        new.push_str(r);
+    }
+    new.push_str(&format!(",size={size_text}"));
+    if let Some(s) = w.storage_mut(node, &store) {
+        s.volumes.insert(
+            name.clone(),
+            Volume {
+                content: "images".into(),
+                size: size_bytes,
+                format: "raw".into(),
+                ctime: now_epoch(),
+                vmid: Some(vmid),
+                data: None,
+            },
+        );
+    }
+    w.task_log(task, format!("  Logical volume \"{name}\" created."));
+    new
+}
+
+/// `create_disks` for `STORE:cloudinit`: a 4 MiB `vm-N-cloudinit` volume (qcow2 on a file-based storage,
+/// raw on a block one), attached as a CD-ROM; the NoCloud image itself is written at start.
+fn cloudinit_drive(
+    w: &mut World,
+    node: &str,
+    vmid: u32,
+    store: &str,
+    value: &str,
+    task: &str,
+) -> String {
+    let file_based = w.storage(node, store).is_some_and(|s| s.file_based);
+    let (name, format) = if file_based {
+        (format!("vm-{vmid}-cloudinit.qcow2"), "qcow2")
+    } else {
+        (format!("vm-{vmid}-cloudinit"), "raw")
+    };
+    if let Some(s) = w.storage_mut(node, store) {
+        s.volumes.insert(
+            name.clone(),
+            Volume {
+                content: "images".into(),
+                size: 4 << 20,
+                format: format.into(),
+                ctime: now_epoch(),
+                vmid: Some(vmid),
+                data: None,
+            },
+        );
+    }
+    let mut out = format!("{store}:{name}");
+    for part in value
+        .split(',')
+        .skip(1)
+        .filter(|p| !p.starts_with("media="))
+    {
+        out.push(',');
+        out.push_str(part);
+    }
+    out.push_str(",media=cdrom");
+    w.task_log(task, format!("ide: successfully created disk '{out}'"));
+    out
 }
 
 /// `virtio=MAC,bridge=…` with a generated `BC:24:11` MAC when none was given (as PVE does).
@@ -863,6 +995,7 @@ fn update_config(
     for d in &deletes {
         vm.config.remove(d);
     }
+    let mut pending = Vec::new();
     for (k, v) in params {
         if matches!(
             k.as_str(),
@@ -870,17 +1003,33 @@ fn update_config(
         ) {
             continue;
         }
+        pending.push((k.clone(), v.clone()));
+    }
+    // `update_vm_api` allocates new volumes (`create_disks`) as it writes them.
+    let node = w
+        .vms
+        .get(&vmid)
+        .map_or_else(|| w.node.clone(), |vm| vm.node.clone());
+    let task = if as_task {
+        Some(w.new_task_on(&node, "qmconfig", &vmid.to_string(), &caller.full()))
+    } else {
+        None
+    };
+    for (k, v) in pending {
         let v = if k.starts_with("net") {
-            normalise_nic(v, vmid)
+            normalise_nic(&v, vmid)
+        } else if is_drive_slot(&k) {
+            allocate_drive(&mut w, &node, vmid, &k, &v, task.as_deref().unwrap_or(""))
         } else {
-            v.clone()
+            v
         };
-        vm.config.insert(k.clone(), v);
+        if let Some(vm) = w.vms.get_mut(&vmid) {
+            vm.config.insert(k, v);
+        }
     }
-    if !as_task {
+    let Some(upid) = task else {
         return Ok(Reply::data(Value::Null));
-    }
-    let upid = w.new_task("qmconfig", &vmid.to_string(), &caller.full());
+    };
     w.finish_task(&upid, Ok(0));
     Ok(Reply::data(json!(upid)))
 }
@@ -937,12 +1086,11 @@ async fn boot(shared: &Arc<Shared>, vmid: u32, task: &str) -> Result<(), String>
             {
                 return Err(format!("bridge '{bridge}' does not exist"));
             }
-            if is_drive_key(k) {
+            if is_drive_slot(k) {
                 let file = first_part(v);
                 if let Some((store, name)) = file.split_once(':') {
                     let exists = w
-                        .storages
-                        .get(store)
+                        .storage(&vm.node, store)
                         .is_some_and(|s| s.volumes.contains_key(name));
                     if !exists {
                         return Err(format!("volume '{file}' does not exist"));
@@ -953,21 +1101,29 @@ async fn boot(shared: &Arc<Shared>, vmid: u32, task: &str) -> Result<(), String>
         let iso = vm
             .config
             .iter()
-            .find(|(k, v)| is_drive_key(k) && v.contains("media=cdrom") && first_part(v) != "none")
+            // The boot medium, not the cloud-init drive (a CD-ROM too, but nothing boots from it).
+            .find(|(k, v)| {
+                is_drive_slot(k)
+                    && v.contains("media=cdrom")
+                    && first_part(v) != "none"
+                    && !first_part(v).contains("cloudinit")
+            })
             .map(|(_, v)| first_part(v).to_string());
         // QEMU starts either way; whether anything boots is the firmware's call (Secure Boot).
-        let signer = iso.as_deref().and_then(|volid| {
+        let medium = iso.as_deref().and_then(|volid| {
             let (store, name) = volid.split_once(':')?;
-            let data = w.storages.get(store)?.volumes.get(name)?.data.clone()?;
-            super::firmware::signer(&data)
+            w.storage(&vm.node, store)?.volumes.get(name)?.data.clone()
         });
+        let signer = medium
+            .as_deref()
+            .and_then(|data| super::firmware::signer(data));
         let mut firmware = vm.firmware.clone();
         let refused = firmware.boot(signer.as_deref()).err();
         let mac = vm.mac();
-        // A guest that never boots never asks DHCP for an address.
-        let address = match (&mac, &refused) {
-            (Some(m), None) => Some(w.lease(vmid, m)),
-            _ => None,
+        // A guest that never boots never asks DHCP for an address (nor reads its cloud-init drive).
+        let address = match refused {
+            None => w.boot_address(vmid, medium.as_deref().map(Vec::as_slice)),
+            Some(_) => None,
         };
         if let Some(vm) = w.vms.get_mut(&vmid) {
             vm.running = true;
@@ -981,7 +1137,7 @@ async fn boot(shared: &Arc<Shared>, vmid: u32, task: &str) -> Result<(), String>
             return Ok(());
         }
         let event = VmBootEvent {
-            node: w.node.clone(),
+            node: vm.node.clone(),
             vmid,
             name: vm.config.get("name").cloned(),
             mac,
@@ -1005,7 +1161,12 @@ fn start_vm(shared: &Arc<Shared>, params: &BTreeMap<String, String>, caller: &Ca
         return Err(missing_config(&w, vmid));
     }
     // No lock check here: `vm_start` runs in the worker, under the config flock (qemu-server).
-    let upid = w.new_task("qmstart", &vmid.to_string(), &caller.full());
+    let upid = w.new_task_on(
+        p(params, "node"),
+        "qmstart",
+        &vmid.to_string(),
+        &caller.full(),
+    );
     let injected = w.faults.take_task_failure("qmstart");
     let slow = w.faults.slowdown("qmstart");
     drop(w);
@@ -1037,7 +1198,7 @@ fn stop_vm(
     if !w.vms.contains_key(&vmid) {
         return Err(missing_config(&w, vmid));
     }
-    let upid = w.new_task(kind, &vmid.to_string(), &caller.full());
+    let upid = w.new_task_on(p(params, "node"), kind, &vmid.to_string(), &caller.full());
     let injected = w.faults.take_task_failure(kind);
     let slow = w.faults.slowdown(kind);
     drop(w);
@@ -1089,7 +1250,12 @@ fn delete_vm(
             "VM {vmid} is running - destroy failed"
         )));
     }
-    let upid = w.new_task("qmdestroy", &vmid.to_string(), &caller.full());
+    let upid = w.new_task_on(
+        p(params, "node"),
+        "qmdestroy",
+        &vmid.to_string(),
+        &caller.full(),
+    );
     let injected = w.faults.take_task_failure("qmdestroy");
     drop(w);
     let shared2 = shared.clone();

@@ -88,9 +88,14 @@ pub(crate) fn start(
         _ => {}
     }
     let mut w = shared.world();
+    let node = get("node");
+    // The storage as the node sees it: a shared one is the same everywhere, a local one is the node's own.
+    let key = w
+        .storage_key(&node, &storage_id)
+        .ok_or_else(|| ApiError::die(format!("storage '{storage_id}' does not exist")))?;
     let storage = w
         .storages
-        .get(&storage_id)
+        .get(&key)
         .ok_or_else(|| ApiError::die(format!("storage '{storage_id}' does not exist")))?;
     if !storage.file_based {
         return Err(ApiError::die(format!(
@@ -110,7 +115,13 @@ pub(crate) fn start(
     };
     let path = format!("{}/{dir}/{filename}", storage.path);
     let volname = format!("{content}/{filename}");
-    let upid = w.new_task("download", &filename, &caller.full());
+    let counted = if storage.shared {
+        storage_id.clone()
+    } else {
+        format!("{node}/{storage_id}")
+    };
+    let upid = w.new_task_on(&node, "download", &filename, &caller.full());
+    w.downloads.push(counted);
     let injected = w.faults.take_task_failure("download");
     drop(w);
     let shared2 = shared.clone();
@@ -119,7 +130,7 @@ pub(crate) fn start(
         let result = run(
             &shared2,
             &task,
-            &storage_id,
+            &key,
             &volname,
             &path,
             &url,

@@ -78,6 +78,28 @@ pub(crate) fn check_named(format: &str, value: &str) -> Result<(), String> {
         }),
         "pve-qm-boot" => check_boot(value),
         "pve-vm-cpu-conf" => check_cpu(value),
+        "pve-qm-ipconfig" => check_ipconfig(value),
+        "ipv4" => ok_if(value.parse::<std::net::Ipv4Addr>().is_ok(), || {
+            "value does not look like a valid IPv4 address".into()
+        }),
+        "ipv6" => ok_if(value.parse::<std::net::Ipv6Addr>().is_ok(), || {
+            "value does not look like a valid IPv6 address".into()
+        }),
+        "pve-ipv4-config" => ok_if(matches!(value, "dhcp" | "manual") || is_cidr_v4(value), || {
+            "value does not look like a valid ipv4 network configuration".into()
+        }),
+        "pve-ipv6-config" => ok_if(
+            matches!(value, "auto" | "dhcp" | "manual") || is_cidr_v6(value),
+            || "value does not look like a valid ipv6 network configuration".into(),
+        ),
+        "address-list" => {
+            for addr in value.split([',', ';', ' ']).filter(|s| !s.is_empty()) {
+                if addr.parse::<std::net::IpAddr>().is_err() {
+                    return Err(format!("value does not look like a valid address: {addr}"));
+                }
+            }
+            Ok(())
+        }
         // Other registered formats (hostpci, smbios1, cicustom, …) are not modelled: accepted as given.
         _ => Ok(()),
     }
@@ -90,6 +112,15 @@ pub(crate) const CONTENT_TYPES: &[&str] = &[
 
 fn ok_if(ok: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(msg()) }
+}
+
+/// Whether a config key is a drive slot (`scsi0`, `ide2`, `efidisk0`, …).
+pub(crate) fn is_drive_slot(key: &str) -> bool {
+    let base = key.trim_end_matches(|c: char| c.is_ascii_digit());
+    matches!(
+        base,
+        "scsi" | "virtio" | "sata" | "ide" | "efidisk" | "tpmstate"
+    )
 }
 
 pub(crate) fn is_unicast_mac(value: &str) -> bool {
@@ -142,18 +173,52 @@ fn check_cpu(value: &str) -> Result<(), String> {
         "phys-bits": {"type": "string", "optional": 1},
         "reported-model": {"type": "string", "optional": 1}
     });
-    let schema: BTreeMap<String, Value> = v
+    check_against("cpu", value, &v)
+}
+
+/// Parses `value` as a property string of the inline `format` and checks every key, as PVE's
+/// `check_format` does for a registered format given as a hash; errors are keyed `name.key`.
+fn check_against(name: &str, value: &str, format: &Value) -> Result<(), String> {
+    let schema: BTreeMap<String, Value> = format
         .as_object()
         .map(|m| m.clone().into_iter().collect())
         .unwrap_or_default();
-    let parsed = parse_property_string(value, &schema).map_err(|e| e.render_inline("cpu"))?;
+    let parsed = parse_property_string(value, &schema).map_err(|e| e.render_inline(name))?;
     let mut errors = BTreeMap::new();
-    super::schema::check_object("cpu", &schema, &parsed, &mut errors);
+    super::schema::check_object(name, &schema, &parsed, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(PropError::Fields(errors).render_inline("cpu"))
+        Err(PropError::Fields(errors).render_inline(name))
     }
+}
+
+/// `pve_verify_cidrv4`: an IPv4 address with a prefix length from 8 to 32.
+fn is_cidr_v4(value: &str) -> bool {
+    value.split_once('/').is_some_and(|(ip, len)| {
+        ip.parse::<std::net::Ipv4Addr>().is_ok()
+            && len.parse::<u8>().is_ok_and(|n| (8..=32).contains(&n))
+    })
+}
+
+/// `pve_verify_cidrv6`: an IPv6 address with a prefix length from 8 to 128.
+fn is_cidr_v6(value: &str) -> bool {
+    value.split_once('/').is_some_and(|(ip, len)| {
+        ip.parse::<std::net::Ipv6Addr>().is_ok()
+            && len.parse::<u8>().is_ok_and(|n| (8..=128).contains(&n))
+    })
+}
+
+/// `pve-qm-ipconfig` (qemu-server `PVE::QemuServer::Network`): `ip=CIDR|dhcp,gw=IPv4,ip6=…,gw6=…`, each
+/// gateway requiring its address.
+fn check_ipconfig(value: &str) -> Result<(), String> {
+    let v = serde_json::json!({
+        "ip": {"type": "string", "format": "pve-ipv4-config", "optional": 1, "default": "dhcp"},
+        "gw": {"type": "string", "format": "ipv4", "optional": 1, "requires": "ip"},
+        "ip6": {"type": "string", "format": "pve-ipv6-config", "optional": 1, "default": "dhcp"},
+        "gw6": {"type": "string", "format": "ipv6", "optional": 1, "requires": "ip6"}
+    });
+    check_against("ipconfig", value, &v)
 }
 
 /// Why a property string failed.

@@ -1,4 +1,5 @@
-//! The Proxmox VE simulator: one node behind an HTTPS API on loopback, checked against the official API schema
+//! The Proxmox VE simulator: one node (or a cluster of several, see [`SimOptions::other_nodes`]) behind an
+//! HTTPS API on loopback, checked against the official API schema
 //! of PVE 8.4 or 9.1. Start it in-process with [`ProxmoxSim::start`]; it hands out the endpoint, an API token
 //! and the certificate fingerprint, and lets tests and other simulators watch VMs boot.
 //!
@@ -18,6 +19,7 @@ mod download;
 mod faults;
 mod firmware;
 mod formats;
+mod guest;
 mod schema;
 mod server;
 mod snapshot;
@@ -33,6 +35,7 @@ use std::time::Duration;
 pub use acl::{Acl, AclEntry, all_privileges};
 pub use faults::{EndpointFault, FaultKind, Faults};
 pub use firmware::{SIDERO as SIDERO_SIGNER, SecureBoot, sign as sign_medium};
+pub use guest::mark_platform;
 pub use schema::{PveVersion, Schema};
 pub use snapshot::{ProxmoxSnapshot, VmSnapshot, VolumeSnapshot};
 pub use state::{AgentGate, DhcpHook, Iface, Storage, Volume};
@@ -93,7 +96,14 @@ pub struct SimOptions {
     pub bind: Ipv4Addr,
     /// 0 = an ephemeral port.
     pub port: u16,
+    /// The node that serves the API.
     pub node: String,
+    /// More nodes of the same cluster (reached through the first, as pveproxy forwards). Each gets its own
+    /// copy of every storage that is not `shared`.
+    pub other_nodes: Vec<String>,
+    /// Whether the VMs' network has a DHCP server. Without one a VM comes up with an address only from its
+    /// cloud-init drive (`ipconfig0`); a guest with neither never gets one.
+    pub dhcp_server: bool,
     /// `USER@REALM!TOKENID`.
     pub token_id: String,
     /// `None` = a random UUID.
@@ -131,6 +141,8 @@ impl Default for SimOptions {
             bind: Ipv4Addr::LOCALHOST,
             port: 0,
             node: "pve".into(),
+            other_nodes: Vec::new(),
+            dhcp_server: true,
             token_id: "homelab@pve!homelabctl".into(),
             token_secret: None,
             storages: vec![
@@ -200,6 +212,8 @@ pub struct VmBootEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmView {
     pub vmid: u32,
+    /// The node it lives on.
+    pub node: String,
     pub running: bool,
     pub lock: Option<String>,
     pub config: BTreeMap<String, String>,
@@ -298,15 +312,21 @@ impl ProxmoxSim {
         let addr = listener
             .local_addr()
             .map_err(|source| SimError::Bind { addr, source })?;
+        let mut nodes = vec![opts.node.clone()];
+        nodes.extend(
+            opts.other_nodes
+                .iter()
+                .filter(|n| **n != opts.node)
+                .cloned(),
+        );
         let mut world = World {
             version: opts.version,
             node: opts.node.clone(),
+            storages: World::storage_instances(&opts.node, &nodes, &opts.storages),
+            nodes,
+            downloads: Vec::new(),
+            dhcp_server: opts.dhcp_server,
             fingerprint: cert.fingerprint.clone(),
-            storages: opts
-                .storages
-                .iter()
-                .map(|s| (s.id.clone(), s.clone()))
-                .collect(),
             interfaces: opts.interfaces.clone(),
             vms: BTreeMap::new(),
             tasks: BTreeMap::new(),
@@ -385,6 +405,30 @@ impl ProxmoxSim {
 
     pub fn node(&self) -> String {
         self.shared.world().node.clone()
+    }
+
+    /// Every node of the simulated cluster, the API's own first.
+    pub fn nodes(&self) -> Vec<String> {
+        self.shared.world().nodes.clone()
+    }
+
+    /// How many `download-url` tasks were started per storage instance: `node/storage` for a node's own
+    /// storage, `storage` alone for a shared one.
+    pub fn downloads_per_storage(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for key in &self.shared.world().downloads {
+            *out.entry(key.clone()).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// The volumes of storage `storage` as `node` sees it.
+    pub fn volumes_on(&self, node: &str, storage: &str) -> BTreeMap<String, Volume> {
+        self.shared
+            .world()
+            .storage(node, storage)
+            .map(|s| s.volumes.clone())
+            .unwrap_or_default()
     }
 
     pub fn version(&self) -> PveVersion {
@@ -475,6 +519,7 @@ impl ProxmoxSim {
     pub fn vm(&self, vmid: u32) -> Option<VmView> {
         self.shared.world().vms.get(&vmid).map(|vm| VmView {
             vmid: vm.vmid,
+            node: vm.node.clone(),
             running: vm.running,
             lock: vm.lock.clone(),
             config: vm.config.clone(),

@@ -290,6 +290,16 @@ pub(crate) fn check_object(
         if !truthy_key(s, "optional") && !values.contains_key(k) {
             errors.insert(format!("{prefix}.{k}"), MISSING.to_string());
         }
+        // JSONSchema.pm's `requires` holds inside property strings too (`ipconfig0: gw=…` without `ip`).
+        if values.contains_key(k)
+            && let Some(req) = s.get("requires").and_then(Value::as_str)
+            && !values.contains_key(req)
+        {
+            errors.insert(
+                format!("{prefix}.{req}"),
+                format!("missing property - '{prefix}.{k}' requires this property"),
+            );
+        }
     }
 }
 

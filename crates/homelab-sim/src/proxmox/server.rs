@@ -332,8 +332,8 @@ async fn respond(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dr
         params.insert(k.clone(), v.clone());
     }
     if let Some(node) = uri_params.get("node") {
-        let known = shared.world().node.clone();
-        if *node != known {
+        let known = shared.world().nodes.contains(node);
+        if !known {
             return Ok(error_response(&ApiError::die(format!(
                 "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
             ))));

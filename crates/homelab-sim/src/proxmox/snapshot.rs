@@ -35,6 +35,9 @@ pub struct ProxmoxSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmSnapshot {
     pub vmid: u32,
+    /// The node it lives on (absent in snapshots of a one-node simulator: the API's node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     pub config: BTreeMap<String, String>,
     pub running: bool,
     pub address: Option<Ipv4Addr>,
@@ -103,6 +106,7 @@ impl World {
                 .values()
                 .map(|vm| VmSnapshot {
                     vmid: vm.vmid,
+                    node: (vm.node != self.node).then(|| vm.node.clone()),
                     config: vm.config.clone(),
                     running: vm.running,
                     address: vm.address,
@@ -144,6 +148,7 @@ impl World {
                 vm.vmid,
                 Vm {
                     vmid: vm.vmid,
+                    node: vm.node.clone().unwrap_or_else(|| self.node.clone()),
                     config: vm.config.clone(),
                     running: vm.running,
                     lock: None,

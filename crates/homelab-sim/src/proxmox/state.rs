@@ -1,5 +1,6 @@
-//! The simulated node's state: storages and volumes, network interfaces, VMs (config, lock, power state,
-//! DHCP lease), UPID tasks with their logs, and the shared handle the server and the tasks work on.
+//! The simulated cluster's state: its nodes, storages (shared ones once, local ones per node) and volumes,
+//! network interfaces, VMs (node, config, lock, power state, address), UPID tasks with their logs, and the
+//! shared handle the server and the tasks work on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -24,6 +25,10 @@ pub struct Storage {
     pub path: String,
     pub total: u64,
     pub volumes: BTreeMap<String, Volume>,
+    /// `shared` in `storage.cfg`: one storage every node sees (NFS, Ceph), instead of one per node.
+    pub shared: bool,
+    /// `nodes` in `storage.cfg`: the nodes it is enabled on; empty means all.
+    pub nodes: Vec<String>,
 }
 
 impl Storage {
@@ -37,7 +42,29 @@ impl Storage {
             path: path.into(),
             total: 100 << 30,
             volumes: BTreeMap::new(),
+            shared: false,
+            nodes: Vec::new(),
         }
+    }
+
+    /// A shared NFS storage (one copy for every node).
+    pub fn nfs(id: &str, content: &[&str]) -> Self {
+        Storage {
+            kind: "nfs".into(),
+            shared: true,
+            ..Storage::dir(id, &format!("/mnt/pve/{id}"), content)
+        }
+    }
+
+    /// Restricted to `nodes` (`storage.cfg`'s `nodes`).
+    pub fn on_nodes(mut self, nodes: &[&str]) -> Self {
+        self.nodes = nodes.iter().map(|n| n.to_string()).collect();
+        self
+    }
+
+    /// Whether the storage is enabled on `node`.
+    pub fn enabled_on(&self, node: &str) -> bool {
+        self.nodes.is_empty() || self.nodes.iter().any(|n| n == node)
     }
 
     /// A block storage (like `local-lvm`, LVM-thin).
@@ -50,6 +77,8 @@ impl Storage {
             path: String::new(),
             total: 400 << 30,
             volumes: BTreeMap::new(),
+            shared: false,
+            nodes: Vec::new(),
         }
     }
 
@@ -83,12 +112,14 @@ pub struct Iface {
 #[derive(Debug, Clone)]
 pub struct Vm {
     pub vmid: u32,
+    /// The cluster node it lives on.
+    pub node: String,
     pub config: BTreeMap<String, String>,
     pub running: bool,
     pub lock: Option<String>,
     pub started_at: Option<Instant>,
     pub pid: u32,
-    /// The DHCP address handed to the first NIC at its last boot.
+    /// The address of the first NIC at its last boot: from its cloud-init drive, else from DHCP.
     pub address: Option<Ipv4Addr>,
     /// A task holds the config file's flock (`/var/lock/qemu-server/lock-N.conf`), as qmcreate does while it
     /// allocates the disks and every power task does while it works.
@@ -106,6 +137,23 @@ impl Vm {
         net0.split(',').find_map(|part| {
             let (k, v) = part.split_once('=')?;
             (k == "macaddr" || super::formats::is_unicast_mac(v)).then(|| v.to_ascii_lowercase())
+        })
+    }
+
+    /// The static IPv4 address its cloud-init drive gives `net0` (`ipconfig0: ip=A.B.C.D/N`), when the VM
+    /// has a cloud-init drive at all: what Talos' nocloud platform configures instead of asking DHCP.
+    pub fn cloudinit_address(&self) -> Option<Ipv4Addr> {
+        let has_drive = self.config.iter().any(|(k, v)| {
+            super::formats::is_drive_slot(k)
+                && v.split(',').next().is_some_and(|f| f.contains("cloudinit"))
+        });
+        if !has_drive {
+            return None;
+        }
+        let ipconfig = self.config.get("ipconfig0")?;
+        ipconfig.split(',').find_map(|part| {
+            let ip = part.strip_prefix("ip=")?;
+            ip.split_once('/')?.0.parse().ok()
         })
     }
 
@@ -149,7 +197,14 @@ pub type BootHook = Arc<dyn Fn(&VmBootEvent) + Send + Sync>;
 /// Everything mutable.
 pub(crate) struct World {
     pub version: PveVersion,
+    /// The node the API is served from (the first of `nodes`).
     pub node: String,
+    /// Every node of the cluster.
+    pub nodes: Vec<String>,
+    /// `download-url` tasks started, as `node/storage` (for tests that count downloads per storage).
+    pub downloads: Vec<String>,
+    /// Whether the network has a DHCP server at all; without one only a cloud-init address comes up.
+    pub dhcp_server: bool,
     pub fingerprint: String,
     pub storages: BTreeMap<String, Storage>,
     pub interfaces: Vec<Iface>,
@@ -228,17 +283,15 @@ impl World {
         }
     }
 
-    /// Registers a new running task and returns its UPID.
-    pub fn new_task(&mut self, kind: &str, id: &str, user: &str) -> String {
+    /// Registers a new running task on `node` (its UPID names it) and returns its UPID.
+    pub fn new_task_on(&mut self, node: &str, kind: &str, id: &str, user: &str) -> String {
         self.next_pid += 1;
         let pid = self.next_pid;
         let pstart = 0x05E3_0000 + u64::from(pid);
         let starttime = now_epoch();
         self.changed();
-        let upid = format!(
-            "UPID:{}:{pid:08X}:{pstart:08X}:{starttime:08X}:{kind}:{id}:{user}:",
-            self.node
-        );
+        let upid =
+            format!("UPID:{node}:{pid:08X}:{pstart:08X}:{starttime:08X}:{kind}:{id}:{user}:");
         self.tasks.insert(
             upid.clone(),
             Task {
@@ -287,6 +340,20 @@ impl World {
         }
     }
 
+    /// The address `vm` comes up on at boot from `medium` (the bytes in its CD-ROM drive): its cloud-init
+    /// address when the guest reads the drive, else a DHCP lease when the network has a DHCP server, else
+    /// none (a guest without either never gets an address).
+    pub fn boot_address(&mut self, vmid: u32, medium: Option<&[u8]>) -> Option<Ipv4Addr> {
+        let vm = self.vms.get(&vmid)?;
+        if let Some(ip) = vm.cloudinit_address()
+            && super::guest::reads_cloudinit(medium)
+        {
+            return Some(ip);
+        }
+        let mac = vm.mac()?;
+        self.dhcp_server.then(|| self.lease(vmid, &mac))
+    }
+
     /// The next lease for a MAC: the DHCP hook's answer, or 127.0.20.100, .101, … (stable per MAC).
     pub fn lease(&mut self, vmid: u32, mac: &str) -> Ipv4Addr {
         if let Some(hook) = &self.dhcp {
@@ -309,7 +376,72 @@ impl World {
     }
 
     pub fn config_path(&self, vmid: u32) -> String {
-        format!("nodes/{}/qemu-server/{vmid}.conf", self.node)
+        let node = self
+            .vms
+            .get(&vmid)
+            .map_or(self.node.as_str(), |vm| vm.node.as_str());
+        format!("nodes/{node}/qemu-server/{vmid}.conf")
+    }
+
+    /// Where storage `id` as seen from `node` lives in [`World::storages`]: a shared storage and the API
+    /// node's own storages under their id, another node's local storage under `node/id`. `None` when the
+    /// storage is not defined or not enabled on that node.
+    pub fn storage_key(&self, node: &str, id: &str) -> Option<String> {
+        if let Some(s) = self.storages.get(id)
+            && (s.shared || node == self.node)
+        {
+            return s.enabled_on(node).then(|| id.to_string());
+        }
+        let key = format!("{node}/{id}");
+        self.storages.contains_key(&key).then_some(key)
+    }
+
+    /// Storage `id` as `node` sees it.
+    pub fn storage(&self, node: &str, id: &str) -> Option<&Storage> {
+        self.storages.get(&self.storage_key(node, id)?)
+    }
+
+    /// Storage `id` as `node` sees it, to change.
+    pub fn storage_mut(&mut self, node: &str, id: &str) -> Option<&mut Storage> {
+        let key = self.storage_key(node, id)?;
+        self.storages.get_mut(&key)
+    }
+
+    /// The storages `node` sees.
+    pub fn storages_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Storage> + 'a {
+        self.storages.iter().filter_map(move |(key, s)| {
+            let visible = if s.shared || key.as_str() == s.id {
+                (s.shared || node == self.node) && s.enabled_on(node)
+            } else {
+                key.as_str() == format!("{node}/{}", s.id)
+            };
+            visible.then_some(s)
+        })
+    }
+
+    /// The storage instances of the cluster from its storage definitions: a shared one once, a local one
+    /// per node it is enabled on.
+    pub fn storage_instances(
+        first: &str,
+        nodes: &[String],
+        defs: &[Storage],
+    ) -> BTreeMap<String, Storage> {
+        let mut out = BTreeMap::new();
+        for def in defs {
+            if def.shared {
+                out.insert(def.id.clone(), def.clone());
+                continue;
+            }
+            for node in nodes.iter().filter(|n| def.enabled_on(n)) {
+                let key = if node == first {
+                    def.id.clone()
+                } else {
+                    format!("{node}/{}", def.id)
+                };
+                out.insert(key, def.clone());
+            }
+        }
+        out
     }
 }
 

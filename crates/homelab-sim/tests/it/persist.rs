@@ -169,6 +169,7 @@ async fn a_running_vm_whose_boot_was_not_saved_gets_a_fresh_node_on_restore() {
     let address = ip("127.0.48.200");
     state.proxmox.vms.push(homelab_sim::proxmox::VmSnapshot {
         vmid: 100,
+        node: None,
         config: [(
             "net0".to_string(),
             "virtio=BC:24:11:00:00:30,bridge=vmbr0".to_string(),

@@ -243,3 +243,194 @@ async fn pveproxy_closes_the_connection_after_errors_and_passes_on_proxy_pseudo_
     assert_eq!(missing.headers()["connection"], "close");
     assert_eq!(sim.connection_closes().0, 3);
 }
+
+/// `POST /nodes/{node}/qemu` with `body`, waiting for the boot of VM `vmid` when `start=1`.
+async fn create(sim: &ProxmoxSim, node: &str, body: &str) -> reqwest::Response {
+    http(sim)
+        .post(format!("{}/api2/json/nodes/{node}/qemu", sim.endpoint()))
+        .header("Authorization", auth(sim))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send")
+}
+
+#[tokio::test]
+async fn ipconfig_and_nameserver_are_checked_as_pve_checks_them() {
+    let sim = ProxmoxSim::start(SimOptions::fast()).await.expect("start");
+    // A prefix below 8, a gateway that is no IPv4 address, a gateway without an address, a bad nameserver.
+    let resp = create(
+        &sim,
+        "pve",
+        "vmid=160&ipconfig0=ip%3D10.0.0.5%2F7&ipconfig1=ip%3D10.0.0.5%2F24%2Cgw%3Drouter\
+         &ipconfig2=gw%3D10.0.0.1&nameserver=1.1.1.1%20dns.home",
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.expect("json");
+    let errors = &body["errors"];
+    assert_eq!(
+        errors["ipconfig0"],
+        "invalid format - format error\nipconfig.ip: value does not look like a valid ipv4 network configuration\n"
+    );
+    assert_eq!(
+        errors["ipconfig1"],
+        "invalid format - format error\nipconfig.gw: value does not look like a valid IPv4 address\n"
+    );
+    assert_eq!(
+        errors["ipconfig2"],
+        "invalid format - format error\nipconfig.ip: missing property - 'ipconfig.gw' requires this property\n"
+    );
+    assert_eq!(
+        errors["nameserver"],
+        "invalid format - value does not look like a valid address: dns.home"
+    );
+}
+
+#[tokio::test]
+async fn without_dhcp_only_a_cloudinit_drive_gives_an_address() {
+    let sim = ProxmoxSim::start(SimOptions {
+        dhcp_server: false,
+        ..SimOptions::fast()
+    })
+    .await
+    .expect("start");
+    let mut rx = sim.subscribe();
+    let net = "net0=virtio%3DBC%3A24%3A11%3ACA%3AFE%3A0{n}%2Cbridge%3Dvmbr0";
+    let plain = create(
+        &sim,
+        "pve",
+        &format!("vmid=161&{}&start=1", net.replace("{n}", "1")),
+    )
+    .await;
+    assert_eq!(plain.status(), 200);
+    let static_vm = create(
+        &sim,
+        "pve",
+        &format!(
+            "vmid=162&{}&ide0=local-lvm%3Acloudinit&ipconfig0=ip%3D127.0.31.5%2F24%2Cgw%3D127.0.31.1&start=1",
+            net.replace("{n}", "2")
+        ),
+    )
+    .await;
+    assert_eq!(static_vm.status(), 200);
+    // A metal ISO never reads the cloud-init drive (only Talos' nocloud platform does).
+    let mut metal = vec![0u8; 64 * 1024];
+    homelab_sim::proxmox::mark_platform(&mut metal, "metal");
+    assert!(sim.put_volume("local", "iso/metal-amd64.iso", "iso", metal));
+    let metal_vm = create(
+        &sim,
+        "pve",
+        &format!(
+            "vmid=163&{}&ide2=local%3Aiso%2Fmetal-amd64.iso%2Cmedia%3Dcdrom&ide0=local-lvm%3Acloudinit\
+             &ipconfig0=ip%3D127.0.31.6%2F24%2Cgw%3D127.0.31.1&start=1",
+            net.replace("{n}", "3")
+        ),
+    )
+    .await;
+    assert_eq!(metal_vm.status(), 200);
+    let mut addresses = std::collections::BTreeMap::new();
+    for _ in 0..3 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("in time")
+            .expect("event");
+        addresses.insert(ev.vmid, ev.address);
+    }
+    assert_eq!(
+        addresses[&161], None,
+        "no DHCP server, no cloud-init: no address"
+    );
+    assert_eq!(addresses[&162], Some(Ipv4Addr::new(127, 0, 31, 5)));
+    assert_eq!(
+        addresses[&163], None,
+        "a metal ISO ignores the cloud-init drive"
+    );
+    let vm = sim.vm(162).expect("vm");
+    assert_eq!(
+        vm.config.get("ide0").map(String::as_str),
+        Some("local-lvm:vm-162-cloudinit,media=cdrom")
+    );
+    assert!(sim.volumes("local-lvm").contains_key("vm-162-cloudinit"));
+}
+
+#[tokio::test]
+async fn a_cluster_of_three_nodes_keeps_vms_and_local_storage_per_node() {
+    let mut opts = SimOptions::fast();
+    opts.other_nodes = vec!["pve2".into(), "pve3".into()];
+    opts.storages
+        .push(homelab_sim::proxmox::Storage::nfs("isos", &["iso"]));
+    let sim = ProxmoxSim::start(opts).await.expect("start");
+    let c = http(&sim);
+    let get = |path: String| {
+        let c = c.clone();
+        let auth = auth(&sim);
+        let url = format!("{}/api2/json{path}", sim.endpoint());
+        async move {
+            c.get(url)
+                .header("Authorization", auth)
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    let nodes: Value = get("/nodes".into()).await.json().await.expect("json");
+    let names: Vec<&str> = nodes["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|n| n["node"].as_str())
+        .collect();
+    assert_eq!(names, ["pve", "pve2", "pve3"]);
+    let storages: Value = get("/nodes/pve2/storage".into())
+        .await
+        .json()
+        .await
+        .expect("json");
+    let shared: Vec<(String, i64)> = storages["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| {
+            (
+                s["storage"].as_str().unwrap_or_default().to_string(),
+                s["shared"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert!(shared.contains(&("isos".into(), 1)), "{shared:?}");
+    assert!(shared.contains(&("local".into(), 0)), "{shared:?}");
+    // `GET /storage` lists each definition once, the NFS one shared by its type.
+    let config: Value = get("/storage".into()).await.json().await.expect("json");
+    let ids: Vec<&str> = config["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["storage"].as_str())
+        .collect();
+    assert_eq!(ids, ["isos", "local", "local-lvm"]);
+    // A VM made on pve2 lives there: pve does not know it, and pve2's local-lvm holds its disk.
+    let made = create(
+        &sim,
+        "pve2",
+        "vmid=170&scsi0=local-lvm%3A4&net0=virtio%2Cbridge%3Dvmbr0",
+    )
+    .await;
+    assert_eq!(made.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.vm(170).expect("vm").node, "pve2");
+    let elsewhere = get("/nodes/pve/qemu/170/config".into()).await;
+    assert_eq!(elsewhere.status(), 500);
+    assert_eq!(
+        get("/nodes/pve2/qemu/170/config".into()).await.status(),
+        200
+    );
+    assert!(
+        sim.volumes_on("pve2", "local-lvm")
+            .contains_key("vm-170-disk-0")
+    );
+    assert!(sim.volumes_on("pve", "local-lvm").is_empty());
+    // An unknown node is a failed host name lookup, as on PVE.
+    assert_eq!(get("/nodes/pve9/qemu".into()).await.status(), 500);
+}

@@ -12,6 +12,7 @@ pub mod patch;
 pub mod redact;
 pub mod rules;
 pub mod schema;
+pub mod user_volume;
 
 use std::net::IpAddr;
 

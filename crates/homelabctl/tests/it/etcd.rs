@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use crate::workspace_root;
 
 /// The second address octet of this test process (the same test of another worktree runs elsewhere).
-fn octet() -> u8 {
+pub(crate) fn octet() -> u8 {
     (std::process::id() % 250) as u8 + 1
 }
 
-fn homelabctl(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn homelabctl(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = crate::isolated(dir, args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -35,7 +35,7 @@ fn homelabctl(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("homelabctl runs")
 }
 
-fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+pub(crate) fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
     let out = homelabctl(dir, args, stdin);
     assert!(
         out.status.success(),

@@ -13,6 +13,7 @@ mod kill_apply;
 mod lab_sim;
 mod outputs;
 mod patches;
+mod placement;
 mod proxmox;
 mod scan;
 mod snapshots;
