@@ -256,6 +256,16 @@ pub trait TalosApi: Send + Sync {
     ) -> impl Future<Output = PortResult<Vec<ServiceHealth>>> + Send;
     /// Wipes STATE and EPHEMERAL and returns the node to maintenance mode.
     fn reset(&self, at: SocketAddr) -> impl Future<Output = PortResult<()>> + Send;
+    /// Asks the installed node to upgrade to `image` and reboot (never forced: Talos checks etcd first).
+    /// The answer only means the node accepted; the outcome is the version it answers with afterwards.
+    fn upgrade(&self, at: SocketAddr, image: &str) -> impl Future<Output = PortResult<()>> + Send {
+        let _ = (at, image);
+        async {
+            Err(PortError::permanent(
+                "this Talos adapter cannot upgrade nodes",
+            ))
+        }
+    }
 }
 
 /// Kubernetes health as `status` and `apply` need it.

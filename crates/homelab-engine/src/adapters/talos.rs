@@ -268,4 +268,12 @@ impl TalosApi for Talos {
         self.connections().remove(&at);
         r.map_err(port_error)
     }
+
+    async fn upgrade(&self, at: SocketAddr, image: &str) -> PortResult<()> {
+        let mut client = self.installed(at).await?;
+        let r = client.upgrade(image).await;
+        // The node reboots: this run's connection to it ends either way.
+        self.connections().remove(&at);
+        r.map(|_| ()).map_err(port_error)
+    }
 }

@@ -1,5 +1,6 @@
-//! A plan for people: one block per resource with its action symbol, the changed fields (drift and forced
-//! replacement marked), the redacted document diff, a loud notice for data-destroying changes, a summary.
+//! A plan for people: one block per step with its action symbol, the changed fields (drift and forced
+//! replacement marked), the redacted document diff, a loud notice for data-destroying changes, a summary
+//! (upgrades in place counted apart, as they reboot nodes one at a time).
 
 use homelab_engine::plan::{Action, Plan};
 
@@ -15,6 +16,7 @@ fn action_color(action: Action) -> &'static str {
     match action {
         Action::Create => "32",
         Action::Update | Action::Wait => "33",
+        Action::Upgrade => "36",
         Action::Replace | Action::Delete => "1;31",
         Action::NoChange => "2",
     }
@@ -24,13 +26,23 @@ pub fn text(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
     for change in &plan.changes {
         let symbol = paint(color, action_color(change.action), change.action.symbol());
-        out.push_str(&format!(
-            "{symbol:>3} {} — {}\n",
-            change.address,
-            change.action.verb()
-        ));
-        if let Some(reason) = &change.reason {
-            out.push_str(&format!("      {reason}\n"));
+        match (&change.reason, change.action) {
+            // An upgrade says on its line what it goes from and to, and that it reboots.
+            (Some(reason), Action::Upgrade) => out.push_str(&format!(
+                "{symbol:>3} {} — {} ({reason})\n",
+                change.address,
+                change.action.verb()
+            )),
+            (reason, _) => {
+                out.push_str(&format!(
+                    "{symbol:>3} {} — {}\n",
+                    change.address,
+                    change.action.verb()
+                ));
+                if let Some(reason) = reason {
+                    out.push_str(&format!("      {reason}\n"));
+                }
+            }
         }
         for f in &change.fields {
             let before = f.before.as_deref().unwrap_or("(none)");
@@ -81,7 +93,14 @@ pub fn text(plan: &Plan, color: bool) -> String {
         .filter(|c| c.action == Action::Wait)
         .count();
     if plan.has_changes() {
+        let upgrades = plan.upgrades();
+        let update = update - upgrades;
         out.push_str(&format!("\nPlan: {create} to create, {update} to update, {replace} to replace, {delete} to delete"));
+        if upgrades > 0 {
+            out.push_str(&format!(
+                "; {upgrades} node(s) to upgrade in place, one at a time"
+            ));
+        }
         if locked > 0 {
             out.push_str(&format!(
                 "; {locked} locked by a running task (apply waits for it, then compares)"
@@ -110,6 +129,7 @@ mod tests {
             .push(FieldChange::new("cores", Some("1".into()), Some("4".into())).drifted());
         let plan = Plan {
             changes: vec![vm, ResourceChange::new("image", Action::NoChange)],
+            origin: None,
         };
         let text = text(&plan, false);
         assert!(text.contains("-/+ vm.cp — replace"), "{text}");
