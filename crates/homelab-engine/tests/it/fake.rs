@@ -40,6 +40,16 @@ pub struct World {
     pub crash_after: Option<u32>,
     pub agent_silent: bool,
     pub calls: u32,
+    /// The Talos version installed nodes answer with (v1.12.4 when unset).
+    pub running_version: Option<String>,
+}
+
+impl World {
+    fn running(&self) -> String {
+        self.running_version
+            .clone()
+            .unwrap_or_else(|| "v1.12.4".into())
+    }
 }
 
 pub struct Fake {
@@ -260,13 +270,13 @@ impl TalosApi for Fake {
                 world
                     .talos
                     .insert(vm, TalosState::Installed { config: vec![] });
-                Ok(Some("v1.12.4".into()))
+                Ok(Some(world.running()))
             }
             TalosState::Installing(n) => {
                 world.talos.insert(vm, TalosState::Installing(n + 1));
                 Err(PortError::transient("connection refused"))
             }
-            TalosState::Installed { .. } => Ok(Some("v1.12.4".into())),
+            TalosState::Installed { .. } => Ok(Some(world.running())),
             _ => Ok(None),
         }
     }

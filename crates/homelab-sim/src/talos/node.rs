@@ -850,6 +850,14 @@ impl Inner {
         }
         let fresh = {
             let mut st = self.lock();
+            // A node installing from maintenance mode runs what its installer image installs (as Talos
+            // does: the ISO only boots the installer); an installed node keeps its version until an Upgrade.
+            if st.installed.is_none()
+                && let Some(version) = config.install_version.clone()
+                && super::day2::parse_version(&version).is_some()
+            {
+                st.talos_version = version;
+            }
             let kept = st.installed.as_mut().map(|i| {
                 i.stop_kube();
                 (i.bootstrapped, i.etcd_member, i.etcd.take(), i.addr)

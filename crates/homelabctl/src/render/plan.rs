@@ -141,4 +141,134 @@ mod tests {
         assert!(text.contains("DESTROYED"));
         assert!(text.contains("Plan: 0 to create, 0 to update, 1 to replace, 0 to delete."));
     }
+
+    fn step(
+        address: &str,
+        action: Action,
+        fields: &[(&str, Option<&str>, &str)],
+    ) -> ResourceChange {
+        let mut step = ResourceChange::new(address, action);
+        for (field, before, after) in fields {
+            step.fields.push(FieldChange::new(
+                *field,
+                before.map(str::to_string),
+                Some((*after).to_string()),
+            ));
+        }
+        step
+    }
+
+    fn unchanged(addresses: &[&str]) -> Vec<ResourceChange> {
+        addresses
+            .iter()
+            .map(|a| ResourceChange::new(*a, Action::NoChange))
+            .collect()
+    }
+
+    fn plan(changes: Vec<ResourceChange>) -> Plan {
+        Plan {
+            changes,
+            origin: None,
+        }
+    }
+
+    const IMAGE: &str = "factory.talos.dev/nocloud-installer-secureboot/376567988ad3";
+
+    #[test]
+    fn snapshot_create_from_nothing() {
+        let plan = plan(vec![
+            step(
+                "image",
+                Action::Create,
+                &[
+                    (
+                        "iso",
+                        None,
+                        "local:iso/talos-v1.12.4-nocloud-amd64-secureboot-376567988ad3.iso",
+                    ),
+                    (
+                        "url",
+                        None,
+                        "https://factory.talos.dev/image/376567988ad3/v1.12.4/nocloud-amd64-secureboot.iso",
+                    ),
+                ],
+            ),
+            step(
+                "vm.talos-cp-01",
+                Action::Create,
+                &[
+                    ("name", None, "talos-cp-01"),
+                    ("cores", None, "4"),
+                    ("memory", None, "16384"),
+                ],
+            ),
+            ResourceChange::new("machine_config.talos-cp-01", Action::Create)
+                .because("apply in maintenance mode, then Talos installs and reboots"),
+            ResourceChange::new("bootstrap", Action::Create)
+                .because("bootstrap etcd on talos-cp-01"),
+            ResourceChange::new("kubernetes", Action::Create)
+                .because("wait for the API server and every node to be Ready"),
+        ]);
+        insta::assert_snapshot!(text(&plan, false));
+    }
+
+    #[test]
+    fn snapshot_update_in_place_with_drift_and_a_config_diff() {
+        let mut vm = step(
+            "vm.talos-cp-01",
+            Action::Update,
+            &[("memory", Some("2048"), "16384")],
+        )
+        .because("changed outside homelabctl (drift)");
+        vm.fields[0] = vm.fields[0].clone().drifted();
+        let mut config = ResourceChange::new("machine_config.talos-cp-01", Action::Update)
+            .because("the rendered config changed (secrets redacted)");
+        config.document_diff = Some("-     - 10.244.0.0/16\n+     - 10.245.0.0/16\n".into());
+        let mut changes = vec![ResourceChange::new("image", Action::NoChange), vm, config];
+        changes.extend(unchanged(&["bootstrap", "kubernetes"]));
+        insta::assert_snapshot!(text(&plan(changes), false));
+    }
+
+    #[test]
+    fn snapshot_talos_upgrade_in_place_one_node_at_a_time() {
+        let mut changes = unchanged(&[
+            "image",
+            "vm.talos-cp-01",
+            "vm.talos-worker-01",
+            "machine_config.talos-cp-01",
+            "machine_config.talos-worker-01",
+            "bootstrap",
+            "kubernetes",
+        ]);
+        for node in ["talos-cp-01", "talos-worker-01"] {
+            let mut up = step(
+                &format!("talos_upgrade.{node}"),
+                Action::Upgrade,
+                &[
+                    ("talos_version", Some("v1.12.11"), "v1.13.9"),
+                    (
+                        "installer_image",
+                        Some(&format!("{IMAGE}:v1.12.11")),
+                        &format!("{IMAGE}:v1.13.9"),
+                    ),
+                ],
+            )
+            .because("v1.12.11 → v1.13.9, reboots one node at a time");
+            up.disruption = homelab_engine::plan::Disruption::RebootOneAtATime;
+            changes.push(up);
+        }
+        insta::assert_snapshot!(text(&plan(changes), false));
+    }
+
+    #[test]
+    fn snapshot_no_change() {
+        let plan = plan(unchanged(&[
+            "image",
+            "vm.talos-cp-01",
+            "machine_config.talos-cp-01",
+            "bootstrap",
+            "kubernetes",
+        ]));
+        insta::assert_snapshot!(text(&plan, false));
+    }
 }

@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use crate::workspace_root;
 
 /// The second address octet of this test process (the same test of another worktree runs elsewhere).
-fn octet() -> u8 {
+pub(crate) fn octet() -> u8 {
     (std::process::id() % 250) as u8 + 1
 }
 
-fn homelabctl(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn homelabctl(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = crate::isolated(dir, args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -35,7 +35,7 @@ fn homelabctl(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("homelabctl runs")
 }
 
-fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+pub(crate) fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
     let out = homelabctl(dir, args, stdin);
     assert!(
         out.status.success(),
@@ -50,9 +50,15 @@ fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
 
 /// examples/ha/homelab.yaml pointed at the lab, its 192.168.20.0/24 moved to 127.<octet>.<subnet>.0/24.
 fn ha_example(lab: &Lab, subnet: u8) -> String {
+    example("ha", lab, subnet)
+}
+
+/// examples/<name>/homelab.yaml pointed at the lab, its 192.168.20.0/24 moved to 127.<octet>.<subnet>.0/24.
+pub(crate) fn example(name: &str, lab: &Lab, subnet: u8) -> String {
     let info = lab.info();
-    let text = std::fs::read_to_string(workspace_root().join("examples/ha/homelab.yaml"))
-        .expect("the HA example");
+    let text =
+        std::fs::read_to_string(workspace_root().join(format!("examples/{name}/homelab.yaml")))
+            .expect("the example");
     text.replace("https://192.168.20.10:8006", &info.proxmox_endpoint)
         .replace(
             "  token_id: \"homelabctl@pve!provision\"\n",

@@ -17,6 +17,7 @@ mod scan;
 mod sops;
 mod sops_edit_signals;
 mod talos;
+mod upgrade;
 
 use std::path::PathBuf;
 
