@@ -4,6 +4,7 @@
 //! control planes down, etcd keeps three members), the same roll SIGKILLed at every step boundary, a
 //! rollback on the second control plane, a path Talos refuses, and a saved plan gone stale.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::net::Ipv4Addr;
 use std::os::unix::process::ExitStatusExt as _;
@@ -103,14 +104,13 @@ impl Site {
         );
     }
 
-    /// Talos API calls served so far, summed over the nodes.
-    fn apid_calls(&self) -> u64 {
+    /// Talos API calls served so far per method, summed over the nodes.
+    fn apid_calls(&self) -> BTreeMap<String, u64> {
         self.lab()
             .request_counts()
-            .iter()
+            .into_iter()
             .filter(|(k, _)| k.starts_with("apid "))
-            .map(|(_, n)| n)
-            .sum()
+            .collect()
     }
 }
 
@@ -162,7 +162,7 @@ fn a_talos_version_change_upgrades_the_node_in_place_and_leaves_nothing_to_plan(
     assert!(said.contains("etcd snapshot written to backups/"), "{said}");
     eprintln!(
         "single-node upgrade: {} Talos API calls (plan and apply), {took:?}",
-        site.apid_calls() - calls
+        calls_since(&calls, &site.apid_calls())
     );
     assert_eq!(site.versions(&[100]), ["v1.12.11"]);
     assert_eq!(site.upgrades(&[100]), [1]);
@@ -199,8 +199,8 @@ fn the_ha_example_rolls_to_1_13_control_planes_first_one_at_a_time_after_a_snaps
     let said = text(&apply);
     assert!(apply.status.success(), "{said}");
     eprintln!(
-        "HA roll of 4 nodes: {} Talos API calls, wall time {took:?}",
-        site.apid_calls() - calls
+        "HA roll of 4 nodes: {} Talos API calls (plan and apply), wall time {took:?}",
+        calls_since(&calls, &site.apid_calls())
     );
     assert_eq!(site.versions(&HA), ["v1.13.9"; 4]);
     assert_eq!(site.upgrades(&HA), [1; 4]);
@@ -375,4 +375,21 @@ fn a_rollback_on_the_second_control_plane_stops_the_roll_naming_it_and_a_saved_p
         "{}",
         text(&other)
     );
+}
+
+/// The calls made since `before`, per method, and their sum (for the closing note's figures).
+fn calls_since(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> String {
+    let mut total = 0;
+    let mut per: Vec<String> = Vec::new();
+    for (method, n) in after {
+        let d = n - before.get(method).copied().unwrap_or(0);
+        if d > 0 {
+            total += d;
+            per.push(format!(
+                "{}={d}",
+                method.trim_start_matches("apid /machine.MachineService/")
+            ));
+        }
+    }
+    format!("{total} ({})", per.join(", "))
 }
