@@ -16,5 +16,6 @@ pub mod lock;
 pub mod plan;
 pub mod ports;
 pub mod talos_render;
+pub mod versions;
 pub mod wait;
 pub mod wiring;
