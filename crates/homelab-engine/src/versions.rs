@@ -85,14 +85,15 @@ pub enum VersionRefusal {
     )]
     UnknownTalos { to: Version, known: String },
     #[error(
-        "Talos v{to} cannot be installed over v{from}: its installer upgrades only from v{oldest} or newer; \
-         upgrade to the newest v{via_minor} release first (set image.talos_version to it, apply), then to v{to}"
+        "Talos v{to} cannot be installed over v{from}: its installer upgrades only from v{} or newer; \
+         upgrade to the newest v{}.{} release first (set image.talos_version to it, apply), then to v{to}",
+        show(*.oldest), .oldest.0, .oldest.1
     )]
     TalosTooOld {
         from: Version,
         to: Version,
-        oldest: String,
-        via_minor: String,
+        /// The oldest host version the target's installer accepts.
+        oldest: (u64, u64, u64),
     },
     #[error(
         "Talos v{from} → v{to} is a downgrade, which homelabctl does not do; set image.talos_version back \
@@ -100,15 +101,14 @@ pub enum VersionRefusal {
     )]
     TalosDowngrade { from: Version, to: Version },
     #[error(
-        "Kubernetes {kubernetes} does not run on Talos v{talos} (it runs {min} up to the last 1.{max_minor} patch); \
-         {hint}"
+        "Kubernetes {kubernetes} does not run on Talos v{talos} (it runs {} up to the last 1.{} patch); {}",
+        show(.rules.kubernetes_min), .rules.kubernetes_max_exclusive.1, outside_hint(kubernetes, .rules)
     )]
     KubernetesOutsideTalos {
         kubernetes: Version,
         talos: Version,
-        min: String,
-        max_minor: u64,
-        hint: String,
+        /// The rules of that Talos release (its Kubernetes range).
+        rules: &'static TalosRules,
     },
     #[error(
         "Kubernetes {from} → {to} is a downgrade, which Kubernetes does not support; set \
@@ -147,12 +147,10 @@ pub fn talos_upgrade_path(from: &Version, to: &Version) -> Result<(), VersionRef
         });
     }
     if triple(from) < rules.upgrade_from {
-        let (major, minor, _) = rules.upgrade_from;
         return Err(VersionRefusal::TalosTooOld {
             from: from.clone(),
             to: to.clone(),
-            oldest: show(rules.upgrade_from),
-            via_minor: format!("{major}.{minor}"),
+            oldest: rules.upgrade_from,
         });
     }
     Ok(())
@@ -170,25 +168,27 @@ pub fn kubernetes_supported(kubernetes: &Version, talos: &Version) -> Result<(),
     if k >= rules.kubernetes_min && k < rules.kubernetes_max_exclusive {
         return Ok(());
     }
-    let max_minor = rules.kubernetes_max_exclusive.1;
-    let hint = if k < rules.kubernetes_min {
+    Err(VersionRefusal::KubernetesOutsideTalos {
+        kubernetes: kubernetes.clone(),
+        talos: talos.clone(),
+        rules,
+    })
+}
+
+/// What to do about a Kubernetes version outside a Talos release's range.
+fn outside_hint(kubernetes: &Version, rules: &TalosRules) -> String {
+    let (min, max_minor) = (rules.kubernetes_min, rules.kubernetes_max_exclusive.1);
+    if triple(kubernetes) < min {
         format!(
             "upgrade Kubernetes to at least {} before this Talos",
-            show(rules.kubernetes_min)
+            show(min)
         )
     } else {
         format!(
             "upgrade Talos to a release that runs Kubernetes 1.{}, or keep cluster.kubernetes_version at a 1.{max_minor} release",
             kubernetes.minor
         )
-    };
-    Err(VersionRefusal::KubernetesOutsideTalos {
-        kubernetes: kubernetes.clone(),
-        talos: talos.clone(),
-        min: show(rules.kubernetes_min),
-        max_minor,
-        hint,
-    })
+    }
 }
 
 /// What a Kubernetes version change amounts to.
