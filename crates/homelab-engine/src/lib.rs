@@ -12,6 +12,7 @@ pub mod etcd;
 pub mod events;
 pub mod flow;
 pub mod journal;
+pub mod kubernetes_upgrade;
 pub mod lock;
 pub mod plan;
 pub mod ports;
