@@ -445,8 +445,7 @@ impl<T: TalosApi, K: KubeApi, R: StagedRenderer> Run<'_, T, K, R> {
             .map_err(self.step_error(node, component, "applying the machine config"))
     }
 
-    /// One static-pod step on one control plane: skipped when its mirror pod runs the target and is Ready;
-    /// patched unless the mirror pod already names the target image; then waited for until it runs it.
+    /// One static-pod step on one control plane: its mirror pod must run the target image and be Ready.
     async fn static_pod(
         &self,
         node: &UpgradeNode,
@@ -454,7 +453,6 @@ impl<T: TalosApi, K: KubeApi, R: StagedRenderer> Run<'_, T, K, R> {
         upgraded: &[Component],
         report: &mut UpgradeReport,
     ) -> Result<(), KubernetesUpgradeError> {
-        let to = &self.upgrade.to;
         let observe = || async {
             let pods = self
                 .kube
@@ -466,43 +464,73 @@ impl<T: TalosApi, K: KubeApi, R: StagedRenderer> Run<'_, T, K, R> {
                     .map(|p| (p.image, p.ready)),
             )
         };
+        let check = Check {
+            reading: "its static pod",
+            waiting: format!("{} to run {}", component.name(), self.upgrade.to),
+            timeout: self.upgrade.timeouts.static_pod,
+            at_target: |image: &str| image_is(image, &self.upgrade.to),
+        };
+        self.roll(node, component, upgraded, &check, observe, report)
+            .await
+    }
+
+    /// One step: observe; skip when the component runs the target and is Ready; patch unless what runs
+    /// already names the target (patched by a run that was killed before it was Ready); wait until it runs
+    /// the target and is Ready. `observe` yields `(version or image, ready)`, `None` while absent.
+    async fn roll<F, Fut>(
+        &self,
+        node: &UpgradeNode,
+        component: Component,
+        upgraded: &[Component],
+        check: &Check<impl Fn(&str) -> bool>,
+        observe: F,
+        report: &mut UpgradeReport,
+    ) -> Result<(), KubernetesUpgradeError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = PortResult<Option<(String, bool)>>>,
+    {
         let now = wait::retry(
             self.events,
             &resource(&node.name),
-            "reading the static pods",
+            check.reading,
             4,
             self.upgrade.timeouts.poll / 4,
-            observe,
+            &observe,
         )
         .await
-        .map_err(self.step_error(node, component, "reading its static pod"))?;
-        if let Some((image, true)) = &now
-            && image_is(image, to)
-        {
+        .map_err(self.step_error(node, component, check.reading))?;
+        let named = now
+            .as_ref()
+            .is_some_and(|(what, _)| (check.at_target)(what));
+        if named && now.as_ref().is_some_and(|(_, ready)| *ready) {
             self.already(node, component, report);
             return Ok(());
         }
         let since = self.started(node, component);
-        // Patched before a kill, not Ready yet: waiting is all that is left.
-        if !now.as_ref().is_some_and(|(image, _)| image_is(image, to)) {
+        if !named {
             self.patch(node, component, upgraded).await?;
             report.patched.push((node.name.clone(), component));
         }
         wait::until(
             self.events,
             &resource(&node.name),
-            &format!("{} to run {to}", component.name()),
-            self.upgrade.timeouts.static_pod,
+            &check.waiting,
+            check.timeout,
             self.upgrade.timeouts.poll,
             || async {
                 Ok(observe()
                     .await?
-                    .filter(|(image, ready)| *ready && image_is(image, to))
+                    .filter(|(what, ready)| *ready && (check.at_target)(what))
                     .map(|_| ()))
             },
         )
         .await
-        .map_err(self.step_error(node, component, "waiting for the static pod"))?;
+        .map_err(self.step_error(
+            node,
+            component,
+            "waiting for it to run the new version",
+        ))?;
         self.finished(node, component, since);
         Ok(())
     }
@@ -549,7 +577,6 @@ impl<T: TalosApi, K: KubeApi, R: StagedRenderer> Run<'_, T, K, R> {
         node: &UpgradeNode,
         report: &mut UpgradeReport,
     ) -> Result<(), KubernetesUpgradeError> {
-        let to = &self.upgrade.to;
         let observe = || async {
             let nodes = self.kube.nodes(self.upgrade.kubeconfig).await?;
             PortResult::Ok(
@@ -559,46 +586,36 @@ impl<T: TalosApi, K: KubeApi, R: StagedRenderer> Run<'_, T, K, R> {
                     .map(|n| (n.kubelet_version, n.ready)),
             )
         };
-        let now = wait::retry(
-            self.events,
-            &resource(&node.name),
-            "reading the nodes",
-            4,
-            self.upgrade.timeouts.poll / 4,
+        let check = Check {
+            reading: "its Node",
+            waiting: format!(
+                "the Node to report kubelet {} and be Ready",
+                self.upgrade.to
+            ),
+            timeout: self.upgrade.timeouts.kubelet,
+            at_target: |version: &str| is(version, &self.upgrade.to),
+        };
+        self.roll(
+            node,
+            Component::Kubelet,
+            &Component::ALL,
+            &check,
             observe,
+            report,
         )
         .await
-        .map_err(self.step_error(node, Component::Kubelet, "reading its Node"))?;
-        if let Some((version, true)) = &now
-            && is(version, to)
-        {
-            self.already(node, Component::Kubelet, report);
-            return Ok(());
-        }
-        let since = self.started(node, Component::Kubelet);
-        if !now.as_ref().is_some_and(|(version, _)| is(version, to)) {
-            self.patch(node, Component::Kubelet, &Component::ALL)
-                .await?;
-            report.patched.push((node.name.clone(), Component::Kubelet));
-        }
-        wait::until(
-            self.events,
-            &resource(&node.name),
-            &format!("the Node to report kubelet {to} and be Ready"),
-            self.upgrade.timeouts.kubelet,
-            self.upgrade.timeouts.poll,
-            || async {
-                Ok(observe()
-                    .await?
-                    .filter(|(version, ready)| *ready && is(version, to))
-                    .map(|_| ()))
-            },
-        )
-        .await
-        .map_err(self.step_error(node, Component::Kubelet, "waiting for the Node"))?;
-        self.finished(node, Component::Kubelet, since);
-        Ok(())
     }
+}
+
+/// How one step reads and waits for its component.
+struct Check<P> {
+    /// What is read (`its static pod`), for errors.
+    reading: &'static str,
+    /// What is waited for, for the Waiting events.
+    waiting: String,
+    timeout: Duration,
+    /// Whether a reported image or version is the target.
+    at_target: P,
 }
 
 #[cfg(test)]
