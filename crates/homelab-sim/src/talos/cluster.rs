@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use super::node::Inner;
@@ -51,6 +51,8 @@ struct Cluster {
     /// Control planes down (powered off or rebooting) now, and the most ever down at once.
     control_planes_down: BTreeSet<String>,
     max_control_planes_down: usize,
+    /// What the control planes' static pods run, and who restarts them now.
+    static_pods: super::kubernetes::StaticPods,
 }
 
 /// How a worker reached trustd for its apid certificate (Talos' `k8s.Endpoint` sources).
@@ -82,15 +84,20 @@ pub(crate) struct VipWinner {
     pub(crate) os_ca_pem: String,
 }
 
+/// What the simulated clusters of one lab share, keyed by their OS CA certificate. The lab owns
+/// one and hands it to every node it makes ([`super::NodeOptions::clusters`]); nodes of
+/// different labs (or of a test that makes its own) never see each other's etcd or VIP.
 #[derive(Default)]
-pub(crate) struct Registry {
+pub struct ClusterRegistry {
     clusters: Mutex<HashMap<String, Cluster>>,
 }
 
-/// The process-wide registry (clusters never collide: they are keyed by their CA certificate).
-pub(crate) fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Registry::default)
+impl std::fmt::Debug for ClusterRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterRegistry")
+            .field("clusters", &self.lock().len())
+            .finish()
+    }
 }
 
 /// The etcd member id of a node: stable per name, as etcd keeps a member's id across its restarts.
@@ -178,7 +185,7 @@ impl Cluster {
     }
 }
 
-impl Registry {
+impl ClusterRegistry {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Cluster>> {
         self.clusters
             .lock()
@@ -195,6 +202,15 @@ impl Registry {
             name,
             os_ca_pem: os_ca_pem.to_owned(),
         })
+    }
+
+    /// Reads or changes the static pods' state of a cluster.
+    pub(crate) fn static_pods<R>(
+        &self,
+        os_ca_pem: &str,
+        f: impl FnOnce(&mut super::kubernetes::StaticPods) -> R,
+    ) -> R {
+        self.with(os_ca_pem, |c| f(&mut c.static_pods))
     }
 
     /// A control plane published the OS CA key (what trustd serves to workers).

@@ -4,9 +4,25 @@
 //! `v1alpha1_validation.go`: the kubelet image on every node, kube-apiserver, kube-controller-manager and
 //! kube-scheduler on control planes, each checked with `compatibility.ValidateKubernetesImageTag`).
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::config::MachineType;
+
+/// Per cluster: what each control plane's static pods run, and who restarts them (kept in the lab's
+/// cluster registry).
+#[derive(Debug, Default)]
+pub(crate) struct StaticPods {
+    /// (node, pod) → the image it runs
+    pub(crate) running: HashMap<(String, &'static str), String>,
+    /// control planes with a static pod restarting now, with how many of their pods are
+    pub(crate) restarting: HashMap<String, usize>,
+    /// the most control planes restarting static pods at the same moment
+    pub(crate) max_restarting: usize,
+    /// restarts per node since the lab started
+    pub(crate) restarts: HashMap<String, u32>,
+}
 
 /// The images an applied config names (full references, as written).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

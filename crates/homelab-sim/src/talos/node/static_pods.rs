@@ -6,41 +6,14 @@
 //! for). The simulator counts how many control planes were restarting static pods at the same moment,
 //! so tests can assert that an upgrade rolled them one at a time.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use super::{Inner, NodeSim, node_name};
 use crate::kube::KubeSim;
-use crate::talos::cluster::registry;
 use crate::talos::config::MachineType;
-use crate::talos::kubernetes::{ConfigImages, STATIC_PODS};
-
-/// Per cluster (keyed by its OS CA): what each control plane's static pods run, and who restarts.
-#[derive(Default)]
-struct ClusterPods {
-    /// (node, pod) → the image it runs
-    running: HashMap<(String, &'static str), String>,
-    /// control planes with a static pod restarting now, with how many of their pods are
-    restarting: HashMap<String, usize>,
-    /// the most control planes restarting static pods at the same moment
-    max_restarting: usize,
-    /// restarts per node since the simulator started
-    restarts: HashMap<String, u32>,
-}
-
-fn clusters() -> MutexGuard<'static, HashMap<String, ClusterPods>> {
-    static CLUSTERS: OnceLock<Mutex<HashMap<String, ClusterPods>>> = OnceLock::new();
-    CLUSTERS
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn with<R>(ca: &str, f: impl FnOnce(&mut ClusterPods) -> R) -> R {
-    f(clusters().entry(ca.to_owned()).or_default())
-}
+use crate::talos::kubernetes::{ConfigImages, STATIC_PODS, StaticPods};
 
 /// What the hooks need of a control plane, read under its lock.
 struct View {
@@ -129,14 +102,14 @@ fn publish_proxy(kube: &KubeSim, images: &ConfigImages) {
 /// images, Ready.
 pub(super) fn started(node: &Inner) {
     let Some(v) = view(node) else { return };
-    let Some(kube) = registry().live_kube(&v.ca) else {
+    let Some(kube) = node.opts.clusters.live_kube(&v.ca) else {
         return;
     };
     for pod in STATIC_PODS {
         let Some(image) = v.images.static_pod(pod) else {
             continue;
         };
-        with(&v.ca, |c| {
+        node.opts.clusters.static_pods(&v.ca, |c: &mut StaticPods| {
             c.running.insert((v.name.clone(), pod), image.to_owned());
         });
         put(&kube, ("", "v1", "pods"), mirror_pod(pod, &v, image, true));
@@ -147,7 +120,7 @@ pub(super) fn started(node: &Inner) {
 /// A config applied without a reboot: every static pod whose image changed restarts on the new one.
 pub(super) fn reconfigured(node: &Arc<Inner>) {
     let Some(v) = view(node) else { return };
-    let Some(kube) = registry().live_kube(&v.ca) else {
+    let Some(kube) = node.opts.clusters.live_kube(&v.ca) else {
         return;
     };
     publish_proxy(&kube, &v.images);
@@ -155,12 +128,14 @@ pub(super) fn reconfigured(node: &Arc<Inner>) {
         .into_iter()
         .filter_map(|pod| {
             let image = v.images.static_pod(pod)?;
-            let running = with(&v.ca, |c| c.running.get(&(v.name.clone(), pod)).cloned());
+            let running = node.opts.clusters.static_pods(&v.ca, |c: &mut StaticPods| {
+                c.running.get(&(v.name.clone(), pod)).cloned()
+            });
             (running.as_deref() != Some(image)).then(|| (pod, image.to_owned()))
         })
         .collect();
     for (pod, image) in changed {
-        with(&v.ca, |c| {
+        node.opts.clusters.static_pods(&v.ca, |c: &mut StaticPods| {
             *c.restarting.entry(v.name.clone()).or_default() += 1;
             c.max_restarting = c.max_restarting.max(c.restarting.len());
             *c.restarts.entry(v.name.clone()).or_default() += 1;
@@ -207,7 +182,7 @@ fn finish_restart(node: &Inner, kube: &KubeSim, v: &View, pod: &'static str, ima
         }
         up && current.as_deref() == Some(image)
     };
-    with(&v.ca, |c| {
+    node.opts.clusters.static_pods(&v.ca, |c: &mut StaticPods| {
         if let Some(n) = c.restarting.get_mut(&v.name) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -228,7 +203,12 @@ impl NodeSim {
     /// moment (a rolling Kubernetes upgrade keeps it at 1).
     pub fn cluster_max_static_pod_restarts(&self) -> usize {
         self.os_ca_pem()
-            .map(|ca| with(&ca, |c| c.max_restarting))
+            .map(|ca| {
+                self.inner
+                    .opts
+                    .clusters
+                    .static_pods(&ca, |c| c.max_restarting)
+            })
             .unwrap_or_default()
     }
 
@@ -239,7 +219,11 @@ impl NodeSim {
             st.installed.as_ref().map(node_name)
         };
         match (self.os_ca_pem(), name) {
-            (Some(ca), Some(name)) => with(&ca, |c| c.restarts.get(&name).copied().unwrap_or(0)),
+            (Some(ca), Some(name)) => self
+                .inner
+                .opts
+                .clusters
+                .static_pods(&ca, |c| c.restarts.get(&name).copied().unwrap_or(0)),
             _ => 0,
         }
     }
@@ -253,7 +237,7 @@ impl NodeSim {
         let (Some(ca), Some(name)) = (self.os_ca_pem(), name) else {
             return Vec::new();
         };
-        with(&ca, |c| {
+        self.inner.opts.clusters.static_pods(&ca, |c| {
             STATIC_PODS
                 .into_iter()
                 .filter_map(|pod| {
