@@ -319,6 +319,24 @@ fn image_is(image: &str, to: &Version) -> bool {
         .is_some_and(|v| (v.major, v.minor, v.patch) == (to.major, to.minor, to.patch))
 }
 
+/// The oldest Kubernetes version any component runs (every Node's kubelet, every control plane's static
+/// pods): the `from` of an upgrade, also of one resumed after a kill. `None` when nothing reports one.
+pub async fn oldest_running(kube: &impl KubeApi, kubeconfig: &[u8]) -> PortResult<Option<Version>> {
+    let mut versions: Vec<Version> = kube
+        .nodes(kubeconfig)
+        .await?
+        .into_iter()
+        .filter_map(|n| n.kubelet_version.parse().ok())
+        .collect();
+    for component in Component::STATIC_PODS {
+        let pods = kube.static_pods(kubeconfig, component.name()).await?;
+        versions.extend(pods.iter().filter_map(|p| image_version(&p.image)));
+    }
+    Ok(versions
+        .into_iter()
+        .min_by_key(|v| (v.major, v.minor, v.patch)))
+}
+
 /// Runs the upgrade. Each step emits StepStarted/StepFinished on `kubernetes.<node>` with the component
 /// and the target in the action; a step found done emits an Info.
 pub async fn upgrade_kubernetes(

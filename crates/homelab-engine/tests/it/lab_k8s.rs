@@ -13,7 +13,8 @@ use homelab_engine::desired::{ImageWanted, installed_address};
 use homelab_engine::events::{Event, EventSink};
 use homelab_engine::kubernetes_upgrade::{
     Component, KubernetesUpgrade, KubernetesUpgradeError, StagedRenderer, StagedVersions,
-    TalosStagedRenderer, UpgradeNode, UpgradeReport, UpgradeTimeouts, upgrade_kubernetes,
+    TalosStagedRenderer, UpgradeNode, UpgradeReport, UpgradeTimeouts, oldest_running,
+    upgrade_kubernetes,
 };
 use homelab_engine::ports::{ImageFactory, KubeApi};
 use homelab_engine::versions::{Version, VersionRefusal};
@@ -213,6 +214,12 @@ async fn kubernetes_1_35_to_1_36_rolls_one_control_plane_at_a_time_and_1_37_is_r
         Some("v1.13.9".into())
     );
     let before = applies(&w);
+    assert_eq!(
+        oldest_running(&w.kube, &u.kubeconfig)
+            .await
+            .expect("observe"),
+        Some(v("1.35.0"))
+    );
 
     // A skipped minor is refused before anything is touched, naming the minor to go through.
     let skip = run(&w, &u, "1.37.0", &EventSink::discard())
@@ -231,6 +238,12 @@ async fn kubernetes_1_35_to_1_36_rolls_one_control_plane_at_a_time_and_1_37_is_r
         .await
         .unwrap_or_else(|e| panic!("upgrade: {e}\n{}", events_text(&w)));
     assert_on_1_36(&w, &u).await;
+    assert_eq!(
+        oldest_running(&w.kube, &u.kubeconfig)
+            .await
+            .expect("observe"),
+        Some(v("1.36.2"))
+    );
     assert!(report.already.is_empty(), "{report:?}");
     assert_eq!(report.patched.len(), 3 * 3 + 3 + 4, "{report:?}");
     assert_eq!(difference(&applies(&w), &before), one_upgrade_of_applies());
