@@ -262,6 +262,15 @@ impl TalosApi for Talos {
             .collect())
     }
 
+    async fn apply_no_reboot(&self, at: SocketAddr, config: &[u8]) -> PortResult<()> {
+        let mut client = self.installed(at).await?;
+        let r = client
+            .apply_configuration(config, ApplyMode::NoReboot, false)
+            .await;
+        self.checked(at, r).map_err(port_error)?;
+        Ok(())
+    }
+
     async fn reset(&self, at: SocketAddr) -> PortResult<()> {
         let mut client = self.installed(at).await?;
         let r = client.reset(&ResetOptions::default()).await;

@@ -330,6 +330,16 @@ impl TalosApi for Fake {
         world.bootstrapped = false;
         Ok(())
     }
+    async fn apply_no_reboot(&self, at: SocketAddr, config: &[u8]) -> PortResult<()> {
+        self.apply_installed(at, config).await
+    }
+}
+
+/// The in-memory world models no Kubernetes versions: the upgrade runs against the simulators.
+fn no_versions<T>() -> PortResult<T> {
+    Err(PortError::permanent(
+        "the in-memory world models no Kubernetes versions",
+    ))
 }
 
 impl KubeApi for Fake {
@@ -338,6 +348,18 @@ impl KubeApi for Fake {
     }
     async fn node_ready(&self, _: &[u8], _: &str) -> PortResult<bool> {
         Ok(self.read().bootstrapped)
+    }
+    async fn server_version(&self, _: &[u8]) -> PortResult<String> {
+        no_versions()
+    }
+    async fn nodes(&self, _: &[u8]) -> PortResult<Vec<NodeStatus>> {
+        no_versions()
+    }
+    async fn static_pods(&self, _: &[u8], _: &str) -> PortResult<Vec<StaticPod>> {
+        no_versions()
+    }
+    async fn daemonset_image(&self, _: &[u8], _: &str, _: &str) -> PortResult<Option<String>> {
+        no_versions()
     }
 }
 
