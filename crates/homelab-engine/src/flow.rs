@@ -166,6 +166,9 @@ pub(crate) struct Run<'s> {
     pub(crate) kubeconfig: Option<Zeroizing<Vec<u8>>>,
     /// Where the snapshot taken before the first upgrade went.
     pub(crate) snapshot: Option<String>,
+    /// The Kubernetes version the cluster runs while the plan's Kubernetes upgrade has not run yet: the
+    /// machine configs are rendered with it until then.
+    pub(crate) kubernetes_running: Option<crate::versions::Version>,
 }
 
 impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T, K> {
@@ -310,10 +313,21 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             };
             running.insert(node.name.clone(), installed);
         }
+        // The Kubernetes version the cluster runs: the machine configs keep it until the upgrade step.
+        let kubernetes = if running.values().any(Option::is_some) {
+            self.kubernetes_running().await
+        } else {
+            None
+        };
         for node in desired::config_order(self.config) {
             let installed = running.get(&node.name).cloned().flatten();
-            plan.changes
-                .push(self.plan_config(node, &image, installed.as_deref(), &journal)?);
+            plan.changes.push(self.plan_config(
+                node,
+                &image,
+                installed.as_deref(),
+                kubernetes.as_ref(),
+                &journal,
+            )?);
         }
         let installed_nodes: Vec<String> = running
             .iter()
@@ -324,9 +338,18 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             .extend(self.plan_cluster(&installed_nodes).await);
         for node in desired::config_order(self.config) {
             let installed = running.get(&node.name).cloned().flatten();
-            if let Some(change) = self.plan_upgrade(node, &image, installed.as_deref(), &journal)? {
+            if let Some(change) = self.plan_upgrade(
+                node,
+                &image,
+                installed.as_deref(),
+                kubernetes.as_ref(),
+                &journal,
+            )? {
                 plan.changes.push(change);
             }
+        }
+        if let Some(change) = self.plan_kubernetes_upgrade(kubernetes.as_ref())? {
+            plan.changes.push(change);
         }
         Ok(plan)
     }
@@ -346,6 +369,11 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             installing: BTreeMap::new(),
             kubeconfig: None,
             snapshot: None,
+            kubernetes_running: plan
+                .changes
+                .iter()
+                .find(|c| c.address == crate::steps::kubernetes_upgrade::ADDRESS)
+                .and_then(crate::steps::kubernetes_upgrade::planned_from),
         };
         for step in &plan.changes {
             let (kind, name) = step
@@ -370,6 +398,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 "etcd" => self.apply_etcd(&mut run).await?,
                 "kubernetes" => self.apply_kubernetes(&mut run).await?,
                 "talos_upgrade" => self.apply_upgrade(node()?, step, &mut run).await?,
+                "kubernetes_upgrade" => self.apply_kubernetes_upgrade(step, &mut run).await?,
                 _ => {
                     return Err(EngineError::Stale {
                         resource: step.address.clone(),

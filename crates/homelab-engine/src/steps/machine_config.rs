@@ -16,6 +16,7 @@ use crate::plan::{Action, ResourceChange, Step, line_diff};
 use crate::ports::{Hypervisor, ImageFactory, KubeApi, PortError, TalosApi};
 use crate::steps::image::ImageFacts;
 use crate::steps::talos_upgrade::running_image;
+use crate::versions::Version;
 
 /// A node whose config was applied in maintenance mode and that is installing (its step still open).
 pub(crate) struct Installing {
@@ -53,11 +54,13 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         node: &Node,
         image: &ImageFacts,
         installed: Option<&str>,
+        kubernetes: Option<&Version>,
         journal: &Journal,
     ) -> Result<Step, EngineError> {
-        let rendered = self.render(
+        let rendered = self.render_running(
             node,
             &self.config_image(node, &image.schematic, installed, journal),
+            kubernetes,
         )?;
         let applied = journal.machine_configs.get(&node.name);
         Ok(config_step(node, &rendered, installed, applied))
@@ -76,7 +79,13 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             None => self.image_facts().await?.schematic,
         };
         if let Some(i) = self
-            .ensure_config(node, planned, &schematic, &mut run.journal)
+            .ensure_config(
+                node,
+                planned,
+                &schematic,
+                run.kubernetes_running.as_ref(),
+                &mut run.journal,
+            )
             .await?
         {
             run.installing.insert(node.name.clone(), i);
@@ -91,13 +100,14 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         node: &Node,
         planned: &Step,
         schematic: &str,
+        kubernetes: Option<&Version>,
         journal: &mut Journal,
     ) -> Result<Option<Installing>, EngineError> {
         let resource = format!("machine_config.{}", node.name);
         let at = desired::installed_address(node);
         let installed = self.talos.installed_version(at).await.unwrap_or(None);
         let installer_image = self.config_image(node, schematic, installed.as_deref(), journal);
-        let rendered = self.render(node, &installer_image)?;
+        let rendered = self.render_running(node, &installer_image, kubernetes)?;
         let now = config_step(
             node,
             &rendered,

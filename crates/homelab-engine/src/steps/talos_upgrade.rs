@@ -24,6 +24,7 @@ use crate::journal::{self, AppliedConfig, Journal, UpgradeRequested};
 use crate::plan::{Action, Disruption, FieldChange, ResourceChange, Step};
 use crate::ports::{Hypervisor, ImageFactory, KubeApi, PortError, TalosApi};
 use crate::steps::image::ImageFacts;
+use crate::versions::{self, Version};
 
 /// The tag of an image reference (`…/installer-secureboot/<schematic>:v1.12.4` → `v1.12.4`).
 pub(crate) fn image_tag(image: &str) -> Option<&str> {
@@ -54,35 +55,6 @@ pub(crate) fn running_image(
     }
 }
 
-fn parse(version: &str) -> Option<(u32, u32, u32)> {
-    let mut parts = version.strip_prefix('v').unwrap_or(version).splitn(3, '.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    let patch = parts.next()?.split(['-', '+']).next()?.parse().ok()?;
-    Some((major, minor, patch))
-}
-
-/// Whether Talos upgrades `from` to `to` (pkg/machinery/compatibility: Talos 1.x installs over 1.(x-2).0
-/// or newer — 1.12 from ≥ 1.10, 1.13 from ≥ 1.11). The message says why not and what to do instead.
-pub fn upgrade_path(from: &str, to: &str) -> Result<(), String> {
-    let (Some(f), Some(t)) = (parse(from), parse(to)) else {
-        return Err(format!("cannot compare Talos versions {from} and {to}"));
-    };
-    if f.0 != t.0 {
-        return Err(format!(
-            "Talos does not upgrade across major versions ({from} → {to})"
-        ));
-    }
-    let oldest = t.1.saturating_sub(2);
-    if f.1 < oldest {
-        return Err(format!(
-            "Talos refuses to upgrade {from} to {to}: {}.{} installs only over {}.{oldest}.0 or newer",
-            t.0, t.1, t.0
-        ));
-    }
-    Ok(())
-}
-
 impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T, K> {
     /// The upgrade step's diff for `node`, which runs `installed`: an upgrade in place when it runs another
     /// version or schematic than homelab.yaml wants; none for a node not installed (it installs the
@@ -92,6 +64,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         node: &Node,
         image: &ImageFacts,
         installed: Option<&str>,
+        kubernetes: Option<&Version>,
         journal: &Journal,
     ) -> Result<Option<Step>, EngineError> {
         let Some(running) = installed else {
@@ -104,16 +77,25 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         }
         let to = self.config.image.talos_version.with_v();
         let resource = format!("talos_upgrade.{}", node.name);
+        let refused = |message: String| EngineError::Refused {
+            resource: resource.clone(),
+            message,
+            hint: format!(
+                "set image.talos_version to a release {running} can be upgraded to (one minor step at a \
+                 time, e.g. the newest patch of the next minor), apply, then go on to {to}"
+            ),
+        };
+        let target = &self.config.image.talos_version;
         if running != to {
-            upgrade_path(running, &to).map_err(|message| EngineError::Refused {
-                resource: resource.clone(),
-                message,
-                hint: format!(
-                    "set image.talos_version to a release {running} can be upgraded to (one minor step at \
-                     a time, e.g. the newest patch of the next minor), apply, then go on to {to}"
-                ),
-            })?;
+            let from: Version = running
+                .parse()
+                .map_err(|e| refused(format!("{} runs Talos {running:?}: {e}", node.name)))?;
+            versions::talos_upgrade_path(&from, target).map_err(|r| refused(r.to_string()))?;
         }
+        // The Kubernetes the cluster runs during the roll (its own upgrade comes after) must run on the
+        // target Talos.
+        let kubernetes = kubernetes.unwrap_or(&self.config.cluster.kubernetes_version);
+        versions::kubernetes_supported(kubernetes, target).map_err(|r| refused(r.to_string()))?;
         let reason = if running == to {
             format!("{running}, new schematic, reboots one node at a time")
         } else {
@@ -392,7 +374,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         if node.role == Role::Controlplane {
             self.etcd_gate(resource).await?;
         }
-        let rendered = self.render(node, image)?;
+        let rendered = self.render_running(node, image, run.kubernetes_running.as_ref())?;
         let digest = journal::digest(&rendered.config);
         if run
             .journal
@@ -435,17 +417,6 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn talos_refuses_more_than_two_minors_and_crossing_majors() {
-        assert!(upgrade_path("v1.12.11", "v1.13.9").is_ok());
-        assert!(upgrade_path("v1.11.6", "v1.13.9").is_ok());
-        assert!(upgrade_path("v1.10.3", "v1.12.4").is_ok());
-        let e = upgrade_path("v1.10.3", "v1.13.9").expect_err("refused");
-        assert!(e.contains("1.13 installs only over 1.11.0"), "{e}");
-        assert!(upgrade_path("v1.12.4", "v2.0.0").is_err());
-        assert!(upgrade_path("latest", "v1.12.4").is_err());
-    }
 
     #[test]
     fn the_running_image_keeps_the_recorded_schematic_for_its_version() {

@@ -303,7 +303,7 @@ async fn a_talos_upgrade_path_talos_refuses_is_refused_at_plan_time_before_anyth
     };
     let said = err.to_string();
     assert!(said.starts_with("talos_upgrade.talos-cp-01: "), "{said}");
-    assert!(said.contains("1.12 installs only over 1.10.0"), "{said}");
+    assert!(said.contains("upgrades only from v1.10.0"), "{said}");
     assert!(
         err.hint()
             .is_some_and(|h| h.contains("one minor step at a time"))

@@ -2,7 +2,8 @@
 //! v1.12.4 → v1.12.11 (an upgrade in place, one `qmcreate` in the lab's life, nothing left to plan), the HA
 //! example v1.12.11 → v1.13.9 (snapshot first, control planes one at a time then the worker, never two
 //! control planes down, etcd keeps three members), the same roll SIGKILLed at every step boundary, a
-//! rollback on the second control plane, a path Talos refuses, and a saved plan gone stale.
+//! rollback on the second control plane, a saved plan gone stale or made for another homelab.yaml, and a
+//! Kubernetes version change planned as one upgrade step (1.35.0 → 1.36.2 on v1.13.9).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -392,4 +393,46 @@ fn calls_since(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) ->
         }
     }
     format!("{total} ({})", per.join(", "))
+}
+
+#[test]
+fn a_kubernetes_version_change_plans_one_upgrade_step_applies_it_and_going_back_is_refused() {
+    let site = Site::new("ha", 45, "v1.13.9");
+    let dir = site.dir();
+    let path = dir.join("homelab.yaml");
+    let set = |from: &str, to: &str| {
+        let yaml = std::fs::read_to_string(&path).expect("homelab.yaml");
+        let changed = yaml.replace(
+            &format!("kubernetes_version: {from}"),
+            &format!("kubernetes_version: {to}"),
+        );
+        assert_ne!(yaml, changed, "homelab.yaml names {from}");
+        std::fs::write(&path, changed).expect("homelab.yaml");
+    };
+    set("1.35.0", "1.36.2");
+    let plan = ok(dir, &["plan"], None);
+    assert!(
+        plan.contains("kubernetes_upgrade — upgrade in place (1.35.0 → 1.36.2"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("machine_config.talos-cp-01 — update"),
+        "the images are the upgrade step's business: {plan}"
+    );
+    let apply = homelabctl(dir, &["apply", "--yes"], None);
+    assert!(apply.status.success(), "{}", text(&apply));
+    site.nothing_left_to_plan();
+    // 1.37 is outside Talos 1.13's range (homelab.yaml's validation says so); going back is refused by
+    // the plan's version rules, before anything is touched.
+    set("1.36.2", "1.37.0");
+    let outside = homelabctl(dir, &["plan"], None);
+    assert_eq!(outside.status.code(), Some(1), "{}", text(&outside));
+    set("1.37.0", "1.35.0");
+    let refused = homelabctl(dir, &["plan"], None);
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("kubernetes_upgrade") && said.contains("downgrade"),
+        "{said}"
+    );
 }
