@@ -134,6 +134,19 @@ pub trait ConfigRenderer: Send + Sync {
         node: &Node,
         installer_image: &str,
     ) -> Result<RenderedNode, String>;
+
+    /// The config of the node named `node` at a stage of a Kubernetes upgrade (the components not yet
+    /// upgraded keep the old version). Only the Talos-backed renderer knows how.
+    fn render_staged(
+        &self,
+        config: &Config,
+        node: &str,
+        installer_image: &str,
+        versions: &crate::kubernetes_upgrade::StagedVersions,
+    ) -> Result<Zeroizing<Vec<u8>>, String> {
+        let _ = (config, node, installer_image, versions);
+        Err("this renderer cannot render the stages of a Kubernetes upgrade".into())
+    }
 }
 
 /// The address a fresh node is reached at in maintenance mode when the guest agent cannot say. A node

@@ -14,6 +14,18 @@ pub struct AppliedConfig {
     pub sha256: String,
     /// The config with every secret masked, for diffs.
     pub redacted: String,
+    /// The installer image that config names (`machine.install.image`): the Talos version and schematic
+    /// the node was last installed or upgraded with, so a schematic change shows as an upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer_image: Option<String>,
+}
+
+/// An Upgrade a node acknowledged and whose outcome was not seen yet (the run may have been killed):
+/// a rerun waits for that outcome instead of asking the node to upgrade a second time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeRequested {
+    pub from: String,
+    pub image: String,
 }
 
 /// The VM settings homelabctl last applied, to tell drift (changed in Proxmox) from a changed homelab.yaml.
@@ -70,6 +82,9 @@ pub struct Journal {
     /// The last step a run completed, for "resuming after …" messages.
     #[serde(default)]
     pub last_step: Option<String>,
+    /// Upgrades requested and not yet seen through, per node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub upgrades: BTreeMap<String, UpgradeRequested>,
 }
 
 pub fn digest(bytes: &[u8]) -> String {
@@ -116,6 +131,7 @@ mod tests {
             AppliedConfig {
                 sha256: digest(b"x"),
                 redacted: "a: '***'\n".into(),
+                installer_image: None,
             },
         );
         j.save(dir.path()).expect("save");

@@ -1,15 +1,21 @@
-//! A plan: for each resource, what will happen (create, update in place, replace, nothing) and which fields
-//! differ between live state and homelab.yaml. Secret values never appear: sensitive fields carry a marker.
+//! A plan as data: the ordered steps apply executes, each with its resource, what happens to it (create,
+//! update in place, upgrade in place, replace, nothing), why, which fields differ between live state and
+//! homelab.yaml, how disruptive it is, and the facts observed at plan time it relies on (preconditions),
+//! which apply observes again just before acting. Secret values never appear: sensitive fields carry a
+//! marker, and a saved plan (`plan --out`) holds digests, never a secret.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What applying the plan does to one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     NoChange,
     Create,
     Update,
+    /// A new Talos version or schematic installed on the running node (MachineService.Upgrade), which
+    /// reboots it; its disks stay.
+    Upgrade,
     /// Destroy and create again; data on it is lost.
     Replace,
     Delete,
@@ -24,6 +30,7 @@ impl Action {
             Action::NoChange => " ",
             Action::Create => "+",
             Action::Update => "~",
+            Action::Upgrade => "↑",
             Action::Replace => "-/+",
             Action::Delete => "-",
             Action::Wait => "…",
@@ -35,6 +42,7 @@ impl Action {
             Action::NoChange => "no change",
             Action::Create => "create",
             Action::Update => "update in place",
+            Action::Upgrade => "upgrade in place",
             Action::Replace => "replace",
             Action::Delete => "delete",
             Action::Wait => "locked: wait, then compare",
@@ -42,8 +50,38 @@ impl Action {
     }
 }
 
+/// How much a step disturbs the running cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disruption {
+    /// Nothing running restarts.
+    #[default]
+    None,
+    /// The node reboots; apply takes nodes one at a time, health-gated.
+    RebootOneAtATime,
+    /// The VM is destroyed and created again: its data is lost.
+    Replace,
+}
+
+/// A fact observed at plan time that a step relies on (`talos_version` = `v1.12.4`, `vm_digest` = …).
+/// Apply observes it again just before acting and stops, naming the step, when it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Precondition {
+    pub fact: String,
+    pub value: String,
+}
+
+impl Precondition {
+    pub fn new(fact: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            fact: fact.into(),
+            value: value.into(),
+        }
+    }
+}
+
 /// One field that differs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub field: String,
     /// Live value; None when absent.
@@ -78,8 +116,8 @@ impl FieldChange {
     }
 }
 
-/// The planned change of one resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The planned change of one resource: one step of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceChange {
     /// `image`, `vm.talos-cp-01`, `machine_config.talos-cp-01`, `bootstrap`, `kubeconfig`.
     pub address: String,
@@ -89,7 +127,16 @@ pub struct ResourceChange {
     pub reason: Option<String>,
     /// A redacted unified diff of a document (machine config), when there is one.
     pub document_diff: Option<String>,
+    /// How much applying it disturbs the cluster.
+    #[serde(default)]
+    pub disruption: Disruption,
+    /// What was observed at plan time and must still hold when apply reaches this step.
+    #[serde(default)]
+    pub preconditions: Vec<Precondition>,
 }
+
+/// A step of the plan (the same thing, named for what apply does with it).
+pub type Step = ResourceChange;
 
 impl ResourceChange {
     pub fn new(address: impl Into<String>, action: Action) -> Self {
@@ -99,7 +146,39 @@ impl ResourceChange {
             fields: Vec::new(),
             reason: None,
             document_diff: None,
+            disruption: if action == Action::Replace {
+                Disruption::Replace
+            } else {
+                Disruption::None
+            },
+            preconditions: Vec::new(),
         }
+    }
+
+    /// Records a fact the step relies on.
+    pub fn requires(mut self, fact: &str, value: impl Into<String>) -> Self {
+        self.preconditions.push(Precondition::new(fact, value));
+        self
+    }
+
+    /// The first precondition of `self` (planned) that `now` (observed again) does not share, as
+    /// `fact: planned → now`.
+    pub fn changed_since(&self, now: &ResourceChange) -> Option<String> {
+        self.preconditions.iter().find_map(|p| {
+            let seen = now
+                .preconditions
+                .iter()
+                .find(|q| q.fact == p.fact)
+                .map(|q| q.value.as_str());
+            (seen != Some(p.value.as_str())).then(|| {
+                format!(
+                    "{} was {} when planned, is {} now",
+                    p.fact,
+                    p.value,
+                    seen.unwrap_or("unknown")
+                )
+            })
+        })
     }
 
     pub fn because(mut self, reason: impl Into<String>) -> Self {
@@ -113,10 +192,23 @@ impl ResourceChange {
     }
 }
 
-/// The whole plan, in apply order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// What a saved plan was made from: digests, so `apply FILE` can refuse a plan made for another
+/// homelab.yaml or another secrets bundle. Never the content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanOrigin {
+    /// SHA-256 of homelab.yaml's bytes.
+    pub homelab_yaml_sha256: String,
+    /// SHA-256 of the encrypted secrets file (`talos-secrets.enc.yaml`), `absent` before the first apply.
+    pub secrets_sha256: String,
+}
+
+/// The whole plan: its steps, in apply order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub changes: Vec<ResourceChange>,
+    /// Set when the plan is saved (`plan --out`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<PlanOrigin>,
 }
 
 impl Plan {
@@ -128,15 +220,23 @@ impl Plan {
         self.changes.iter().filter(|c| c.destroys_data())
     }
 
-    /// Counts per action: (create, update, replace, delete).
+    /// Counts per action: (create, update, replace, delete); an upgrade counts as an update in place.
     pub fn summary(&self) -> (usize, usize, usize, usize) {
         let count = |a| self.changes.iter().filter(|c| c.action == a).count();
         (
             count(Action::Create),
-            count(Action::Update),
+            count(Action::Update) + count(Action::Upgrade),
             count(Action::Replace),
             count(Action::Delete),
         )
+    }
+
+    /// The upgrades in place among the steps.
+    pub fn upgrades(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| c.action == Action::Upgrade)
+            .count()
     }
 }
 
@@ -228,6 +328,7 @@ mod tests {
                 ResourceChange::new("vm.a", Action::Replace),
                 ResourceChange::new("image", Action::NoChange),
             ],
+            origin: None,
         };
         assert!(plan.has_changes());
         assert_eq!(plan.summary(), (0, 0, 1, 0));

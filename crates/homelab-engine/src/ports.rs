@@ -306,6 +306,49 @@ pub trait TalosApi: Send + Sync {
     ) -> impl Future<Output = PortResult<Vec<ServiceHealth>>> + Send;
     /// Wipes STATE and EPHEMERAL and returns the node to maintenance mode.
     fn reset(&self, at: SocketAddr) -> impl Future<Output = PortResult<()>> + Send;
+    /// Asks the installed node to upgrade to `image` and reboot (never forced: Talos checks etcd first).
+    /// The answer only means the node accepted; the outcome is the version it answers with afterwards.
+    fn upgrade(&self, at: SocketAddr, image: &str) -> impl Future<Output = PortResult<()>> + Send {
+        let _ = (at, image);
+        async {
+            Err(PortError::permanent(
+                "this Talos adapter cannot upgrade nodes",
+            ))
+        }
+    }
+    /// Applies a config to an installed node without a reboot; Talos refuses it when a changed field
+    /// needs one (a Kubernetes image change never does: the kubelet and static pods restart).
+    fn apply_no_reboot(
+        &self,
+        at: SocketAddr,
+        config: &[u8],
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// A Node object as the Kubernetes API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub name: String,
+    /// The Ready condition is True.
+    pub ready: bool,
+    /// `status.nodeInfo.kubeletVersion`, e.g. `v1.36.2`.
+    pub kubelet_version: String,
+    /// The InternalIP address, when reported.
+    pub internal_ip: Option<IpAddr>,
+}
+
+/// One control plane's static pod (kube-apiserver, kube-controller-manager, kube-scheduler) as its
+/// mirror pod in `kube-system` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticPod {
+    /// The node it runs on (`spec.nodeName`).
+    pub node: String,
+    /// The node's address (`status.hostIP`), when reported.
+    pub host_ip: Option<IpAddr>,
+    /// The image of its container.
+    pub image: String,
+    /// The Ready condition is True.
+    pub ready: bool,
 }
 
 /// Kubernetes health as `status` and `apply` need it.
@@ -316,4 +359,22 @@ pub trait KubeApi: Send + Sync {
         kubeconfig: &[u8],
         node: &str,
     ) -> impl Future<Output = PortResult<bool>> + Send;
+    /// The API server's version (`/version` gitVersion, e.g. `v1.36.2`) of whichever server answers.
+    fn server_version(&self, kubeconfig: &[u8]) -> impl Future<Output = PortResult<String>> + Send;
+    /// Every Node object with its kubelet version and readiness.
+    fn nodes(&self, kubeconfig: &[u8]) -> impl Future<Output = PortResult<Vec<NodeStatus>>> + Send;
+    /// The static pods of `component` (`kube-apiserver`, …) on the control planes: the mirror pods in
+    /// `kube-system` labelled `k8s-app=<component>`.
+    fn static_pods(
+        &self,
+        kubeconfig: &[u8],
+        component: &str,
+    ) -> impl Future<Output = PortResult<Vec<StaticPod>>> + Send;
+    /// The image of the first container of a DaemonSet's pod template; `None` when it does not exist.
+    fn daemonset_image(
+        &self,
+        kubeconfig: &[u8],
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = PortResult<Option<String>>> + Send;
 }

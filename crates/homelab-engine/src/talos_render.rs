@@ -331,4 +331,20 @@ impl ConfigRenderer for TalosRenderer {
             redacted: redacted.to_string(),
         })
     }
+
+    fn render_staged(
+        &self,
+        config: &Config,
+        node: &str,
+        installer_image: &str,
+        versions: &crate::kubernetes_upgrade::StagedVersions,
+    ) -> Result<Zeroizing<Vec<u8>>, String> {
+        use crate::kubernetes_upgrade::{StagedRenderer, TalosStagedRenderer};
+        TalosStagedRenderer {
+            renderer: self,
+            config,
+            installer_image: installer_image.to_string(),
+        }
+        .render_staged(node, versions)
+    }
 }

@@ -162,7 +162,7 @@ impl KubeClient {
     }
 
     /// Sends a request and decodes a JSON answer; non-2xx answers become [`KubeError::Api`].
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -474,7 +474,7 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-fn conditions_of(obj: &Value) -> Vec<Condition> {
+pub(crate) fn conditions_of(obj: &Value) -> Vec<Condition> {
     obj["status"]["conditions"]
         .as_array()
         .into_iter()

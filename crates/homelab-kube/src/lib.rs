@@ -1,7 +1,8 @@
 //! The few Kubernetes API calls homelabctl needs, without kube-rs: read a kubeconfig (client
 //! certificate or token), check the API server's version and readiness, list nodes with their
 //! Ready condition, create or update a Secret idempotently, create-or-replace an arbitrary
-//! object, and read an object's status conditions.
+//! object, read an object's status conditions, and read the pods of a label selector and a
+//! DaemonSet's images (what a Kubernetes upgrade watches).
 //!
 //! TLS always verifies the server against the kubeconfig's CA (rustls with ring); an
 //! `insecure-skip-tls-verify` kubeconfig is refused. There are no watches, no exec credential
@@ -22,7 +23,9 @@
 mod client;
 mod error;
 mod kubeconfig;
+mod workloads;
 
 pub use client::{Applied, Condition, KubeClient, NodeInfo, SecretData, ServerVersion};
 pub use error::KubeError;
 pub use kubeconfig::{Credentials, Kubeconfig};
+pub use workloads::PodInfo;

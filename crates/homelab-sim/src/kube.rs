@@ -264,6 +264,32 @@ impl KubeSim {
         store.create(&t, object, false)
     }
 
+    /// Creates or replaces an object straight in the store, status included (what a kubelet writes for
+    /// its mirror pods, or a controller for its objects): `group` is `""` for core.
+    pub fn put(
+        &self,
+        (group, version, plural): (&str, &str, &str),
+        namespace: Option<&str>,
+        mut object: Value,
+    ) -> Result<Value, ApiError> {
+        let mut store = self.lock_store();
+        let t = store
+            .target(group, version, plural, namespace)
+            .ok_or_else(|| ApiError::new(404, "NotFound", format!("no type {plural}")))?;
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if store.get(&t, &name).is_err() {
+            return store.create(&t, object, false);
+        }
+        if let Some(meta) = object["metadata"].as_object_mut() {
+            meta.remove("resourceVersion");
+        }
+        store.update(&t, &name, object.clone(), false)?;
+        store.update(&t, &name, object, true)
+    }
+
     /// Deletes an object straight from the store (tests: a disaster a snapshot must undo).
     pub fn delete(
         &self,

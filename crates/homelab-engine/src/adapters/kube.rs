@@ -1,12 +1,14 @@
-//! [`KubeApi`] over the Kubernetes client: API readiness and a node's Ready condition, which is all the
-//! flow waits for. The client for the last kubeconfig is kept, so polls reuse one TLS connection.
+//! [`KubeApi`] over the Kubernetes client: API readiness, the nodes with their Ready condition and kubelet
+//! version, the API server's version, the control planes' static pods and a DaemonSet's image (what the
+//! flow and the Kubernetes upgrade wait for). The client for the last kubeconfig is kept, so polls reuse
+//! one TLS connection.
 
 use std::sync::Mutex;
 
 use homelab_kube::{KubeClient, KubeError};
 use zeroize::Zeroizing;
 
-use crate::ports::{ErrorKind, KubeApi, PortError, PortResult};
+use crate::ports::{ErrorKind, KubeApi, NodeStatus, PortError, PortResult, StaticPod};
 
 #[derive(Default)]
 pub struct Kube {
@@ -52,5 +54,58 @@ impl KubeApi for Kube {
     async fn node_ready(&self, kubeconfig: &[u8], node: &str) -> PortResult<bool> {
         let nodes = self.client(kubeconfig)?.nodes().await.map_err(port_error)?;
         Ok(nodes.iter().any(|n| n.name == node && n.ready))
+    }
+
+    async fn server_version(&self, kubeconfig: &[u8]) -> PortResult<String> {
+        let v = self
+            .client(kubeconfig)?
+            .version()
+            .await
+            .map_err(port_error)?;
+        Ok(v.git_version)
+    }
+
+    async fn nodes(&self, kubeconfig: &[u8]) -> PortResult<Vec<NodeStatus>> {
+        let nodes = self.client(kubeconfig)?.nodes().await.map_err(port_error)?;
+        Ok(nodes
+            .into_iter()
+            .map(|n| NodeStatus {
+                internal_ip: n.internal_ip.as_deref().and_then(|ip| ip.parse().ok()),
+                name: n.name,
+                ready: n.ready,
+                kubelet_version: n.kubelet_version,
+            })
+            .collect())
+    }
+
+    async fn static_pods(&self, kubeconfig: &[u8], component: &str) -> PortResult<Vec<StaticPod>> {
+        let pods = self
+            .client(kubeconfig)?
+            .pods("kube-system", &format!("k8s-app={component}"))
+            .await
+            .map_err(port_error)?;
+        Ok(pods
+            .into_iter()
+            .map(|p| StaticPod {
+                host_ip: p.host_ip.as_deref().and_then(|ip| ip.parse().ok()),
+                image: p.images.into_iter().next().unwrap_or_default(),
+                node: p.node_name,
+                ready: p.ready,
+            })
+            .collect())
+    }
+
+    async fn daemonset_image(
+        &self,
+        kubeconfig: &[u8],
+        namespace: &str,
+        name: &str,
+    ) -> PortResult<Option<String>> {
+        let images = self
+            .client(kubeconfig)?
+            .daemonset_images(namespace, name)
+            .await
+            .map_err(port_error)?;
+        Ok(images.and_then(|i| i.into_iter().next()))
     }
 }

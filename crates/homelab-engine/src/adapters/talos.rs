@@ -262,10 +262,27 @@ impl TalosApi for Talos {
             .collect())
     }
 
+    async fn apply_no_reboot(&self, at: SocketAddr, config: &[u8]) -> PortResult<()> {
+        let mut client = self.installed(at).await?;
+        let r = client
+            .apply_configuration(config, ApplyMode::NoReboot, false)
+            .await;
+        self.checked(at, r).map_err(port_error)?;
+        Ok(())
+    }
+
     async fn reset(&self, at: SocketAddr) -> PortResult<()> {
         let mut client = self.installed(at).await?;
         let r = client.reset(&ResetOptions::default()).await;
         self.connections().remove(&at);
         r.map_err(port_error)
+    }
+
+    async fn upgrade(&self, at: SocketAddr, image: &str) -> PortResult<()> {
+        let mut client = self.installed(at).await?;
+        let r = client.upgrade(image).await;
+        // The node reboots: this run's connection to it ends either way.
+        self.connections().remove(&at);
+        r.map(|_| ()).map_err(port_error)
     }
 }

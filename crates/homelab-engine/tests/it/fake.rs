@@ -42,6 +42,16 @@ pub struct World {
     pub kills: u32,
     pub agent_silent: bool,
     pub calls: u32,
+    /// The Talos version installed nodes answer with (v1.12.4 when unset).
+    pub running_version: Option<String>,
+}
+
+impl World {
+    fn running(&self) -> String {
+        self.running_version
+            .clone()
+            .unwrap_or_else(|| "v1.12.4".into())
+    }
 }
 
 pub struct Fake {
@@ -264,13 +274,13 @@ impl TalosApi for Fake {
                 world
                     .talos
                     .insert(vm, TalosState::Installed { config: vec![] });
-                Ok(Some("v1.12.4".into()))
+                Ok(Some(world.running()))
             }
             TalosState::Installing(n) => {
                 world.talos.insert(vm, TalosState::Installing(n + 1));
                 Err(PortError::transient("connection refused"))
             }
-            TalosState::Installed { .. } => Ok(Some("v1.12.4".into())),
+            TalosState::Installed { .. } => Ok(Some(world.running())),
             _ => Ok(None),
         }
     }
@@ -324,6 +334,16 @@ impl TalosApi for Fake {
         world.bootstrapped = false;
         Ok(())
     }
+    async fn apply_no_reboot(&self, at: SocketAddr, config: &[u8]) -> PortResult<()> {
+        self.apply_installed(at, config).await
+    }
+}
+
+/// The in-memory world models no Kubernetes versions: the upgrade runs against the simulators.
+fn no_versions<T>() -> PortResult<T> {
+    Err(PortError::permanent(
+        "the in-memory world models no Kubernetes versions",
+    ))
 }
 
 impl KubeApi for Fake {
@@ -332,6 +352,18 @@ impl KubeApi for Fake {
     }
     async fn node_ready(&self, _: &[u8], _: &str) -> PortResult<bool> {
         Ok(self.read().bootstrapped)
+    }
+    async fn server_version(&self, _: &[u8]) -> PortResult<String> {
+        no_versions()
+    }
+    async fn nodes(&self, _: &[u8]) -> PortResult<Vec<NodeStatus>> {
+        no_versions()
+    }
+    async fn static_pods(&self, _: &[u8], _: &str) -> PortResult<Vec<StaticPod>> {
+        no_versions()
+    }
+    async fn daemonset_image(&self, _: &[u8], _: &str, _: &str) -> PortResult<Option<String>> {
+        no_versions()
     }
 }
 

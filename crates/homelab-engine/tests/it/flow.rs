@@ -311,3 +311,31 @@ async fn converge_error(
 ) -> Option<homelab_engine::flow::EngineError> {
     h.engine().converge(allow_replace).await.err()
 }
+
+#[tokio::test]
+async fn a_talos_upgrade_path_talos_refuses_is_refused_at_plan_time_before_anything_is_touched() {
+    let h = Harness::new();
+    h.engine().converge(false).await.expect("converge");
+    // The node answers with a release 1.12 cannot be installed over (1.12 only from 1.10.0 on).
+    h.fake.world.lock().expect("lock").running_version = Some("v1.9.6".into());
+    let mutations = h.fake.world.lock().expect("lock").mutations;
+    let Err(err) = h.engine().plan().await else {
+        panic!("the plan must refuse the path");
+    };
+    let said = err.to_string();
+    assert!(said.starts_with("talos_upgrade.talos-cp-01: "), "{said}");
+    assert!(said.contains("upgrades only from v1.10.0"), "{said}");
+    assert!(
+        err.hint()
+            .is_some_and(|h| h.contains("one minor step at a time"))
+    );
+    let Err(again) = h.engine().converge(false).await else {
+        panic!("apply plans first and refuses too");
+    };
+    assert_eq!(again.to_string(), said);
+    assert_eq!(
+        h.fake.world.lock().expect("lock").mutations,
+        mutations,
+        "nothing touched"
+    );
+}

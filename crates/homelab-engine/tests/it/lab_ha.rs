@@ -75,7 +75,7 @@ fn cluster_yaml(lab: &Lab, subnet: u8, ha: bool) -> String {
     yaml
 }
 
-fn all_vm_ids() -> Vec<u32> {
+pub(super) fn all_vm_ids() -> Vec<u32> {
     CONTROL_PLANES
         .iter()
         .map(|(_, id)| *id)

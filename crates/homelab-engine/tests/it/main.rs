@@ -7,6 +7,7 @@ mod lab;
 mod lab_drift;
 mod lab_faults;
 mod lab_ha;
+mod lab_k8s;
 mod lab_proxmox;
 mod lab_restore;
 mod lab_talos;

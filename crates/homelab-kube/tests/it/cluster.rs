@@ -282,3 +282,69 @@ async fn a_server_from_another_ca_is_not_trusted() {
         Err(KubeError::Unreachable { .. })
     ));
 }
+
+#[tokio::test]
+async fn pods_by_label_selector_and_a_daemonsets_images() {
+    let env = env().await;
+    let client = env.client();
+    let pod = |name: &str, app: &str, node: &str, ready: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "kube-system", "labels": {"k8s-app": app, "tier": "control-plane"}},
+            "spec": {"nodeName": node, "containers": [{"name": app, "image": format!("registry.k8s.io/{app}:v1.36.0")}]},
+            "status": {"hostIP": "127.0.0.11", "conditions": [{"type": "Ready", "status": ready}]},
+        })
+    };
+    for (name, app, node, ready) in [
+        ("kube-apiserver-cp1", "kube-apiserver", "cp1", "True"),
+        ("kube-apiserver-cp2", "kube-apiserver", "cp2", "False"),
+        ("kube-scheduler-cp1", "kube-scheduler", "cp1", "True"),
+    ] {
+        env.sim
+            .put(
+                ("", "v1", "pods"),
+                Some("kube-system"),
+                pod(name, app, node, ready),
+            )
+            .unwrap_or_else(|e| panic!("pod: {e:?}"));
+    }
+    let mut pods = ok(
+        client
+            .pods("kube-system", "k8s-app=kube-apiserver,tier=control-plane")
+            .await,
+        "pods",
+    );
+    pods.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    assert_eq!(pods[0].node_name, "cp1");
+    assert!(pods[0].ready && !pods[1].ready);
+    assert_eq!(pods[0].images, ["registry.k8s.io/kube-apiserver:v1.36.0"]);
+    assert_eq!(pods[0].host_ip.as_deref(), Some("127.0.0.11"));
+
+    assert_eq!(
+        ok(
+            client.daemonset_images("kube-system", "kube-proxy").await,
+            "ds"
+        ),
+        None
+    );
+    env.sim
+        .put(
+            ("apps", "v1", "daemonsets"),
+            Some("kube-system"),
+            serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "DaemonSet",
+                "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+                "spec": {"selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
+                         "template": {"spec": {"containers": [{"name": "kube-proxy", "image": "registry.k8s.io/kube-proxy:v1.36.0"}]}}},
+            }),
+        )
+        .unwrap_or_else(|e| panic!("daemonset: {e:?}"));
+    assert_eq!(
+        ok(
+            client.daemonset_images("kube-system", "kube-proxy").await,
+            "ds"
+        ),
+        Some(vec!["registry.k8s.io/kube-proxy:v1.36.0".to_owned()])
+    );
+}

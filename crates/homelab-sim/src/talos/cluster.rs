@@ -51,6 +51,8 @@ struct Cluster {
     /// Control planes down (powered off or rebooting) now, and the most ever down at once.
     control_planes_down: BTreeSet<String>,
     max_control_planes_down: usize,
+    /// What the control planes' static pods run, and who restarts them now.
+    static_pods: super::kubernetes::StaticPods,
 }
 
 /// How a worker reached trustd for its apid certificate (Talos' `k8s.Endpoint` sources).
@@ -200,6 +202,15 @@ impl ClusterRegistry {
             name,
             os_ca_pem: os_ca_pem.to_owned(),
         })
+    }
+
+    /// Reads or changes the static pods' state of a cluster.
+    pub(crate) fn static_pods<R>(
+        &self,
+        os_ca_pem: &str,
+        f: impl FnOnce(&mut super::kubernetes::StaticPods) -> R,
+    ) -> R {
+        self.with(os_ca_pem, |c| f(&mut c.static_pods))
     }
 
     /// A control plane published the OS CA key (what trustd serves to workers).

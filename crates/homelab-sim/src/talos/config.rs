@@ -50,6 +50,8 @@ pub struct NodeConfig {
     pub apiserver_version: Option<String>,
     /// etcd's version: the tag of `cluster.etcd.image`, when the config names one
     pub etcd_version: Option<String>,
+    /// the Kubernetes and installer images the config names
+    pub images: super::kubernetes::ConfigImages,
     /// the raw applied config
     pub raw: Vec<u8>,
     /// `cluster.discovery.enabled` with the discovery service registry not disabled
@@ -235,6 +237,7 @@ impl NodeConfig {
             kubelet_version: image_tag(str_at(v, "/machine/kubelet/image")),
             apiserver_version: image_tag(str_at(v, "/cluster/apiServer/image")),
             etcd_version: image_tag(str_at(v, "/cluster/etcd/image")),
+            images: super::kubernetes::ConfigImages::from_v1alpha1(v),
             raw: raw.to_vec(),
             discovery: v
                 .pointer("/cluster/discovery/enabled")

@@ -37,7 +37,7 @@ pub(crate) fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
 }
 
 /// The version an installer image installs: its tag (`…/installer-secureboot/<schematic>:v1.12.11`).
-fn installer_version(image: &str) -> Option<String> {
+pub(crate) fn installer_version(image: &str) -> Option<String> {
     let tag = super::config::image_tag(Some(image))?;
     parse_version(&tag).map(|_| tag)
 }

@@ -7,6 +7,7 @@
 //! and a realistic profile in minutes.
 
 mod persist;
+mod static_pods;
 
 pub use persist::{EtcdVersion, NodeSnapshot};
 
@@ -26,6 +27,7 @@ use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
 
 use super::cluster::{ClusterRegistry, TrustdRoute, VipWinner};
 use super::config::{MachineType, NodeConfig};
+use super::day2::installer_version;
 use super::flap::{ApidFlapping, FlakyStream, Flapper};
 use super::schema::ConfigSchema;
 use super::service::ApidService;
@@ -83,6 +85,9 @@ pub struct NodeOptions {
     /// from power-on until apid listens (firmware, boot loader, kernel, machined: tens of seconds on
     /// real hardware)
     pub boot_delay: Duration,
+    /// how long a control-plane static pod takes to restart on a new image after a no-reboot apply
+    /// (the kubelet stops the old container, pulls and starts the new one, readiness passes)
+    pub static_pod_restart: Duration,
     /// what the nodes of one lab share per cluster (etcd membership, the VIP, trustd): nodes meant
     /// to form a cluster must share one ([`NodeOptions::new`] makes a fresh one)
     pub clusters: Arc<ClusterRegistry>,
@@ -111,6 +116,7 @@ impl NodeOptions {
             macs: Vec::new(),
             extensions: vec!["qemu-guest-agent".into()],
             boot_delay: Duration::ZERO,
+            static_pod_restart: Duration::from_millis(150),
             clusters: Arc::default(),
         }
     }
@@ -867,6 +873,17 @@ impl Inner {
                 (i.bootstrapped, i.etcd_member, i.etcd.take(), i.addr)
             });
             let fresh = kept.is_none();
+            // The installer writes its own release to disk: the installed node runs that one, not the
+            // release it booted into maintenance mode from.
+            if fresh
+                && let Some(version) = config
+                    .images
+                    .installer
+                    .as_deref()
+                    .and_then(installer_version)
+            {
+                st.talos_version = version;
+            }
             let (bootstrapped, etcd_member, etcd, addr) =
                 kept.unwrap_or((false, false, None, self.opts.maintenance_addr));
             st.installed = Some(Installed {
@@ -1097,6 +1114,7 @@ impl Inner {
                 .clusters
                 .api_up(&ca, &name, kube.addr(), candidate)
         };
+        static_pods::started(self);
         take_vip(&self.opts.clusters, winner);
         self.changed();
         Ok(())
@@ -1150,11 +1168,7 @@ impl Inner {
                 return;
             };
             let ca = inst.config.os_ca_pem.clone();
-            // The static pods and the kubelet restart on their new images without a reboot.
-            let version = self.apiserver_version(&inst.config);
-            for kube in inst.kube.iter().chain(inst.vip.iter()) {
-                kube.set_version(&version);
-            }
+            // The kubelet restarts on its new image without a reboot (the static pods: below).
             self.opts.clusters.kubelet_up(
                 &ca,
                 self.kube_node(inst, &st.talos_version),
@@ -1170,6 +1184,7 @@ impl Inner {
                 _ => None,
             }
         };
+        static_pods::reconfigured(self);
         take_vip(&self.opts.clusters, winner);
     }
 

@@ -2,6 +2,7 @@
 //! validator do: each document against its kind in the official JSON Schema, unknown keys
 //! reported as "unknown keys found during decoding".
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,11 +16,16 @@ pub const DEFAULT_TALOS_VERSION: &str = "v1.12.4";
 /// The official Talos config schema, compiled per document kind.
 pub struct ConfigSchema {
     validators: KindValidators,
+    /// Deprecated v1alpha1 subtrees this version's schema no longer lists but Talos still decodes.
+    hidden: Vec<&'static [&'static str]>,
+    /// which schema this is (`built-in v1.13.9`, or a file path)
+    source_name: String,
 }
 
 impl std::fmt::Debug for ConfigSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConfigSchema")
+            .field("source", &self.source_name)
             .field("kinds", &self.validators.kinds())
             .finish()
     }
@@ -61,6 +67,11 @@ const DEPRECATED_V1ALPHA1: &[&[&str]] = &[
     &["cluster", "apiServer", "disablePodSecurityPolicy"],
 ];
 
+/// Whole v1alpha1 subtrees Talos 1.13 hid from its schema (`docgen:nodoc`, deprecated for the
+/// multi-document configs) but still decodes: skipped only where the schema does not list them, so a
+/// 1.12 schema still checks their content.
+const HIDDEN_SINCE_1_13: &[&[&str]] = &[&["machine", "network"], &["machine", "env"]];
+
 impl ConfigSchema {
     /// The built-in (embedded) schema for Talos `talos_version`: the newest embedded patch of its minor.
     pub fn builtin(talos_version: &str) -> Result<Arc<Self>, SchemaError> {
@@ -70,6 +81,43 @@ impl ConfigSchema {
                 reason: e.to_string(),
             })?;
         Self::from_json(&bytes, &format!("built-in {version}")).map(Arc::new)
+    }
+
+    /// The built-in schema a node running Talos `running` validates with: that exact version's when it is
+    /// embedded, else the newest embedded patch of its minor; `None` when no schema of that minor is
+    /// embedded. Compiled once per process and version (nodes of every lab share them).
+    pub fn for_running(running: &str) -> Option<Arc<Self>> {
+        use std::sync::{Mutex, OnceLock};
+        static CACHE: OnceLock<Mutex<HashMap<String, Arc<ConfigSchema>>>> = OnceLock::new();
+        let exact = homelab_schemas::talos::versions()
+            .into_iter()
+            .find(|v| v.to_string() == format!("v{}", running.trim_start_matches('v')));
+        let version = match exact {
+            Some(v) => v,
+            None => homelab_schemas::talos::pick(running).ok()?,
+        };
+        let name = version.to_string();
+        let cache = CACHE.get_or_init(Mutex::default);
+        if let Some(found) = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&name)
+        {
+            return Some(found.clone());
+        }
+        // Compiled outside the lock: a few hundred milliseconds that other nodes need not wait for.
+        let bytes = homelab_schemas::get(&format!("talos/config.schema.{name}.json"))
+            .ok()
+            .flatten()?;
+        let compiled = Arc::new(Self::from_json(&bytes, &format!("built-in {name}")).ok()?);
+        Some(
+            cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(name)
+                .or_insert(compiled)
+                .clone(),
+        )
     }
 
     /// Loads and compiles a schema file.
@@ -89,7 +137,27 @@ impl ConfigSchema {
         };
         let schema: Value = serde_json::from_slice(bytes).map_err(|e| fail(e.to_string()))?;
         let validators = KindValidators::compile(&schema).map_err(fail)?;
-        Ok(Self { validators })
+        let machine_properties = schema
+            .pointer("/$defs/v1alpha1.MachineConfig/properties")
+            .and_then(Value::as_object);
+        let hidden = HIDDEN_SINCE_1_13
+            .iter()
+            .copied()
+            .filter(|path| {
+                path.last()
+                    .is_some_and(|key| machine_properties.is_none_or(|p| !p.contains_key(*key)))
+            })
+            .collect();
+        Ok(Self {
+            validators,
+            hidden,
+            source_name: source_name.to_owned(),
+        })
+    }
+
+    /// Which schema this is: `built-in v1.13.9`, or the file it was loaded from.
+    pub fn source_name(&self) -> &str {
+        &self.source_name
     }
 
     /// Decodes and validates a multi-document config. The error text follows Talos.
@@ -124,7 +192,7 @@ impl ConfigSchema {
                 }
                 check_persist(obj)?;
                 let mut stripped = doc.clone();
-                for path in DEPRECATED_V1ALPHA1 {
+                for path in DEPRECATED_V1ALPHA1.iter().chain(&self.hidden) {
                     remove_path(&mut stripped, path);
                 }
                 check(self.validators.v1alpha1(), &stripped)?;

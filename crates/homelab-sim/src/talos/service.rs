@@ -25,6 +25,7 @@ use homelab_apid::proto::machine::{
 use super::config::{MachineType, NodeConfig};
 use super::day2::{self, Call};
 use super::node::{Inner, node_name};
+use super::schema::ConfigSchema;
 use crate::pki::{self, KeyAlg, Leaf};
 
 const ADMIN: &[&str] = &["os:admin"];
@@ -127,13 +128,18 @@ impl ApidService {
         }
     }
 
+    /// Validates a config as the Talos the node runs does: against that version's schema (exact when
+    /// embedded, else the newest patch of its minor, else the node's own), then the Kubernetes images
+    /// against the versions that Talos runs.
     fn validate(&self, data: &[u8]) -> Result<NodeConfig, Status> {
-        let docs = self
-            .node
-            .schema
-            .validate(data)
+        let running = self.node.lock().talos_version.clone();
+        let schema =
+            ConfigSchema::for_running(&running).unwrap_or_else(|| self.node.schema.clone());
+        let docs = schema.validate(data).map_err(Status::invalid_argument)?;
+        let config = NodeConfig::from_documents(&docs, data).map_err(Status::invalid_argument)?;
+        super::kubernetes::check_versions(&config.images, config.machine_type, &running)
             .map_err(Status::invalid_argument)?;
-        NodeConfig::from_documents(&docs, data).map_err(Status::invalid_argument)
+        Ok(config)
     }
 }
 

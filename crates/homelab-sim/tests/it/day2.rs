@@ -269,10 +269,14 @@ async fn kubelet_and_api_server_versions_follow_the_applied_config_without_a_reb
     let cluster = Cluster::new();
     let n = node(&at(193, 1), |_| {}).await;
     let addr = ip(&at(193, 11));
-    let config = cluster.config("cp1", addr, "").replace(
-        "  clusterName: homelab\n",
-        "  clusterName: homelab\n  apiServer:\n    image: registry.k8s.io/kube-apiserver:v1.35.0\n",
-    );
+    // Installed from a v1.13.9 installer: Talos 1.13 runs Kubernetes 1.36 (1.12 would refuse it).
+    let config = cluster
+        .config("cp1", addr, "")
+        .replace(
+            "  clusterName: homelab\n",
+            "  clusterName: homelab\n  apiServer:\n    image: registry.k8s.io/kube-apiserver:v1.35.0\n",
+        )
+        .replace(":v1.12.4\n", ":v1.13.9\n");
     let at = install(&n, &config).await;
     let mut c = connect(at, &cluster.creds(&["os:admin"])).await;
     ok(c.bootstrap().await, "bootstrap");
@@ -296,5 +300,11 @@ async fn kubelet_and_api_server_versions_follow_the_applied_config_without_a_reb
         version(&n) == Some(json!("v1.36.1"))
     })
     .await;
-    assert_eq!(n.kube().map(|k| k.version()), Some("v1.36.1".into()));
+    // The API server's static pod restarts on its new image before it answers with the new version.
+    eventually("the API server reports v1.36.1", || {
+        n.kube().map(|k| k.version()) == Some("v1.36.1".into())
+    })
+    .await;
+    assert_eq!(n.talos_version(), "v1.13.9", "the installer's release runs");
+    assert_eq!(n.static_pod_restarts(), 1, "only kube-apiserver changed");
 }

@@ -4,6 +4,7 @@
 mod day2;
 mod factory;
 mod fixture;
+mod kubernetes;
 mod persist;
 mod proxmox;
 mod talos;

@@ -27,7 +27,8 @@ pub use rules::RuleError;
 /// The alias given to the node's NIC (selected by MAC) and used by `LinkConfig`.
 pub const LINK_ALIAS: &str = "net0";
 
-/// Kubernetes versions Talos 1.12 supports (`MinimumKubernetesVersion`..`MaximumKubernetesVersion`).
+/// Kubernetes versions Talos 1.12 supports (`MinimumKubernetesVersion`..`MaximumKubernetesVersion`); other
+/// releases' windows follow from the installer image's tag (see `rules::kubernetes_window`).
 pub const KUBERNETES_MIN: (u64, u64) = (1, 30);
 pub const KUBERNETES_MAX: (u64, u64) = (1, 35);
 

@@ -51,7 +51,7 @@ pub(super) fn check_input(input: &MachineConfigInput) -> Result<(), ConfigError>
         ));
     }
     check_endpoint(&c.endpoint)?;
-    check_kubernetes_version(&c.kubernetes_version)?;
+    check_kubernetes_version(&c.kubernetes_version, &input.installer_image)?;
     for (field, subnets) in [
         ("cluster.pod_subnets", &c.pod_subnets),
         ("cluster.service_subnets", &c.service_subnets),
@@ -149,7 +149,23 @@ fn check_endpoint(endpoint: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_kubernetes_version(version: &str) -> Result<(), ConfigError> {
+/// The Talos minor an installer image installs (its tag, `…:v1.13.9` → 13), and the Kubernetes minors that
+/// release runs (Talos' compatibility tables: each minor moves the six-minor window by one, 1.12 runs
+/// 1.30–1.35). An installer without a readable tag gets Talos 1.12's window.
+fn kubernetes_window(installer_image: &str) -> (u64, (u64, u64), (u64, u64)) {
+    let talos_minor = installer_image.rsplit_once(":v").and_then(|(_, tag)| {
+        let mut parts = tag.split('.');
+        let major: u64 = parts.next()?.parse().ok()?;
+        let minor: u64 = parts.next()?.parse().ok()?;
+        (major == 1 && minor >= 10).then_some(minor)
+    });
+    match talos_minor {
+        Some(minor) => (minor, (1, minor + 18), (1, minor + 23)),
+        None => (12, KUBERNETES_MIN, KUBERNETES_MAX),
+    }
+}
+
+fn check_kubernetes_version(version: &str, installer_image: &str) -> Result<(), ConfigError> {
     let v = version.strip_prefix('v').unwrap_or(version);
     let parts: Vec<Option<u64>> = v.split('.').map(|p| p.parse().ok()).collect();
     let bad = || {
@@ -161,12 +177,13 @@ fn check_kubernetes_version(version: &str) -> Result<(), ConfigError> {
     let [Some(major), Some(minor), Some(_patch)] = parts.as_slice() else {
         return Err(bad());
     };
-    if (*major, *minor) < KUBERNETES_MIN || (*major, *minor) > KUBERNETES_MAX {
+    let (talos_minor, min, max) = kubernetes_window(installer_image);
+    if (*major, *minor) < min || (*major, *minor) > max {
         return Err(input_error(
             "cluster.kubernetes_version",
             format!(
-                "Talos 1.12 supports Kubernetes {}.{}.0 to {}.{}.x, not {version}",
-                KUBERNETES_MIN.0, KUBERNETES_MIN.1, KUBERNETES_MAX.0, KUBERNETES_MAX.1
+                "Talos 1.{talos_minor} supports Kubernetes {}.{}.0 to {}.{}.x, not {version}",
+                min.0, min.1, max.0, max.1
             ),
         ));
     }

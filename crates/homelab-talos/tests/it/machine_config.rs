@@ -320,6 +320,13 @@ fn bad_inputs_get_clear_errors() {
             "supports Kubernetes 1.30.0 to 1.35.x",
         ),
         (
+            Box::new(|i| {
+                i.installer_image = i.installer_image.replace(":v1.12.4", ":v1.13.9");
+                i.cluster.kubernetes_version = "1.37.0".into();
+            }),
+            "Talos 1.13 supports Kubernetes 1.31.0 to 1.36.x, not 1.37.0",
+        ),
+        (
             Box::new(|i| i.installer_image = "ghcr.io/siderolabs/installer:v1.12.4".into()),
             "vanilla installer",
         ),
@@ -414,4 +421,17 @@ fn talos_test_documents_validate_against_the_schema() {
     }
     let bad = json!({"apiVersion": "v1alpha1", "kind": "LinkConfig", "name": "x", "unknown": 1});
     assert!(schema().validate(&[bad]).is_err());
+}
+
+#[test]
+fn talos_1_13_installer_renders_kubernetes_1_36() {
+    let mut i = input(Role::ControlPlane, Encryption::None);
+    i.installer_image = i.installer_image.replace(":v1.12.4", ":v1.13.9");
+    i.cluster.kubernetes_version = "1.36.2".into();
+    let config = render(&i, generated_bundle()).unwrap();
+    let v1alpha1 = config.document("v1alpha1", None).unwrap();
+    assert_eq!(
+        v1alpha1.pointer("/cluster/apiServer/image"),
+        Some(&serde_json::json!("registry.k8s.io/kube-apiserver:v1.36.2"))
+    );
 }

@@ -102,6 +102,48 @@ impl Site {
     }
 }
 
+/// Streams a snapshot from a healthy member of `config`'s cluster and writes it age-encrypted to `target`
+/// with its metadata beside it: `etcd snapshot`, and the snapshot every upgrade starts with.
+pub(crate) async fn write_snapshot(
+    repo: &Repo,
+    config: &homelab_config::Config,
+    talos: &Talos,
+    events: homelab_engine::events::EventSink,
+    target: SnapshotTarget<'_>,
+) -> miette::Result<Snapshot> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut writer = repo
+        .snapshot_writer(target, &config.cluster.name, now)
+        .map_err(|e| {
+            miette!(
+                help = "the snapshot is encrypted to the recipients .sops.yaml gives talos-secrets.enc.yaml",
+                "{e}"
+            )
+        })?;
+    let etcd = Etcd {
+        config,
+        credentials: &talos.credentials,
+        events,
+        timeout: Duration::ZERO,
+    };
+    let taken = etcd
+        .snapshot(&mut writer)
+        .await
+        .map_err(|e| miette!("etcd snapshot: {e}"))?;
+    writer
+        .finish(SnapshotMeta {
+            taken_at: String::new(),
+            cluster: config.cluster.name.clone(),
+            node: taken.node,
+            talos_version: taken.talos_version,
+            etcd_version: taken.etcd_version,
+            size: 0,
+            file: String::new(),
+            recipients: Vec::new(),
+        })
+        .map_err(|e| miette!("{e}"))
+}
+
 fn snapshot(
     global: &Global,
     output: Option<&std::path::Path>,
@@ -112,31 +154,13 @@ fn snapshot(
         Some(file) => SnapshotTarget::File(file),
         None => SnapshotTarget::Backups,
     };
-    let now = time::OffsetDateTime::now_utc();
-    let mut writer = site
-        .repo
-        .snapshot_writer(target, &site.config.cluster.name, now)
-        .map_err(|e| {
-            miette!(
-                help = "the snapshot is encrypted to the recipients .sops.yaml gives talos-secrets.enc.yaml",
-                "{e}"
-            )
-        })?;
-    let taken = provision::runtime()?
-        .block_on(site.etcd(global, Duration::ZERO).snapshot(&mut writer))
-        .map_err(|e| miette!("etcd snapshot: {e}"))?;
-    let snap = writer
-        .finish(SnapshotMeta {
-            taken_at: String::new(),
-            cluster: site.config.cluster.name.clone(),
-            node: taken.node,
-            talos_version: taken.talos_version,
-            etcd_version: taken.etcd_version,
-            size: 0,
-            file: String::new(),
-            recipients: Vec::new(),
-        })
-        .map_err(|e| miette!("{e}"))?;
+    let snap = provision::runtime()?.block_on(write_snapshot(
+        &site.repo,
+        &site.config,
+        &site.talos,
+        render::events::sink(global.output, render::stderr_color()),
+        target,
+    ))?;
     let pruned = match keep {
         Some(n) => site.repo.prune_snapshots(n).map_err(|e| miette!("{e}"))?,
         None => Vec::new(),
@@ -167,7 +191,7 @@ fn snapshot(
 }
 
 /// A path under the repository as the user would type it (`backups/…`, not `./backups/…`).
-fn shown(path: &std::path::Path) -> &std::path::Path {
+pub(crate) fn shown(path: &std::path::Path) -> &std::path::Path {
     path.strip_prefix(".").unwrap_or(path)
 }
 

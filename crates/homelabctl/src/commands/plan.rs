@@ -1,8 +1,12 @@
-//! `homelabctl plan`: what apply would do, per resource, with field diffs (secrets redacted).
+//! `homelabctl plan`: the steps apply would execute, per resource, with field diffs (secrets redacted),
+//! disruption and preconditions; `--out FILE` saves them (no secret in it) for `homelabctl apply FILE`.
 
 use crate::ExitStatus;
+use std::path::PathBuf;
 
 use clap::Args;
+use homelab_engine::plan::Plan;
+use miette::miette;
 
 use super::Global;
 use super::provision::{self, BundlePolicy, EngineFailure};
@@ -14,11 +18,15 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 2 when something would, 1 on errors (as terraform does).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Save the plan to FILE (JSON: steps, preconditions, digests of homelab.yaml and of the secrets file;
+    /// never a secret) for `homelabctl apply FILE`, which refuses it once it is stale.
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 pub fn run(global: &Global, args: &PlanArgs) -> miette::Result<ExitStatus> {
     let events = render::events::sink(global.output, render::stderr_color());
-    let plan = provision::runtime()?.block_on(async {
+    let mut plan = provision::runtime()?.block_on(async {
         let wired = provision::wire(global, BundlePolicy::ReadOnly, &events).await?;
         wired
             .engine(events.clone())
@@ -26,6 +34,10 @@ pub fn run(global: &Global, args: &PlanArgs) -> miette::Result<ExitStatus> {
             .await
             .map_err(|e| miette::Report::new(EngineFailure::of("plan", e)))
     })?;
+    if let Some(out) = &args.out {
+        plan.origin = Some(provision::plan_origin(&global.config)?);
+        save(&plan, out)?;
+    }
     match global.output {
         OutputFormat::Json => outln!(
             "{}",
@@ -33,9 +45,37 @@ pub fn run(global: &Global, args: &PlanArgs) -> miette::Result<ExitStatus> {
         )?,
         OutputFormat::Text => out!("{}", render::plan::text(&plan, render::stderr_color()))?,
     }
+    if let Some(out) = &args.out {
+        eprintln!(
+            "Saved the plan to {}: `homelabctl apply {}` executes exactly it, or refuses it once the homelab \
+             or homelab.yaml changed.",
+            out.display(),
+            out.display()
+        );
+    }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         ExitStatus::Changes
     } else {
         ExitStatus::Success
     })
+}
+
+/// Writes the plan as JSON (it holds digests and redacted diffs, never a secret), replacing FILE whole.
+fn save(plan: &Plan, out: &std::path::Path) -> miette::Result<()> {
+    let json = serde_json::to_vec_pretty(plan).map_err(|e| miette!("serializing the plan: {e}"))?;
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = dir.join(format!(".plan.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, out))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            miette!(
+                help = "choose a writable path for --out",
+                "cannot write the plan to {}: {e}",
+                out.display()
+            )
+        })
 }

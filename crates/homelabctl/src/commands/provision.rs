@@ -73,6 +73,25 @@ pub fn load_config(path: &Path) -> miette::Result<homelab_config::Config> {
     }
 }
 
+/// What a saved plan is made from: digests of homelab.yaml and of the encrypted secrets file (never
+/// their content), so `apply FILE` can refuse a plan made for another homelab.yaml.
+pub fn plan_origin(config_path: &Path) -> miette::Result<homelab_engine::plan::PlanOrigin> {
+    let yaml = std::fs::read(config_path).map_err(|e| {
+        miette!(
+            help = "run from the repository, or pass --config FILE",
+            "cannot read {}: {e}",
+            config_path.display()
+        )
+    })?;
+    let secrets = base_dir(config_path).join(homelab_repo::TALOS_SECRETS_FILE);
+    Ok(homelab_engine::plan::PlanOrigin {
+        homelab_yaml_sha256: homelab_engine::journal::digest(&yaml),
+        secrets_sha256: std::fs::read(&secrets)
+            .map(|b| homelab_engine::journal::digest(&b))
+            .unwrap_or_else(|_| "absent".into()),
+    })
+}
+
 /// The repository root: the directory of homelab.yaml.
 pub fn base_dir(config_path: &Path) -> PathBuf {
     match config_path.parent() {

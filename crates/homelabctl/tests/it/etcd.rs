@@ -50,9 +50,15 @@ pub(crate) fn ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
 
 /// examples/ha/homelab.yaml pointed at the lab, its 192.168.20.0/24 moved to 127.<octet>.<subnet>.0/24.
 fn ha_example(lab: &Lab, subnet: u8) -> String {
+    example("ha", lab, subnet)
+}
+
+/// examples/<name>/homelab.yaml pointed at the lab, its 192.168.20.0/24 moved to 127.<octet>.<subnet>.0/24.
+pub(crate) fn example(name: &str, lab: &Lab, subnet: u8) -> String {
     let info = lab.info();
-    let text = std::fs::read_to_string(workspace_root().join("examples/ha/homelab.yaml"))
-        .expect("the HA example");
+    let text =
+        std::fs::read_to_string(workspace_root().join(format!("examples/{name}/homelab.yaml")))
+            .expect("the example");
     text.replace("https://192.168.20.10:8006", &info.proxmox_endpoint)
         .replace(
             "  token_id: \"homelabctl@pve!provision\"\n",

@@ -20,6 +20,7 @@ mod snapshots;
 mod sops;
 mod sops_edit_signals;
 mod talos;
+mod upgrade;
 
 use std::path::PathBuf;
 
