@@ -203,8 +203,9 @@ async fn apply_converges_while_apid_flaps() {
     assert!(node.is_bootstrapped());
     assert_eq!(node.bootstrap_count(), 1, "etcd bootstrapped once");
     tokio::time::sleep(flapping.duration).await;
+    let plan = w.engine().plan().await.expect("plan");
     assert!(
-        !w.engine().plan().await.expect("plan").has_changes(),
-        "once apid is steady the plan is empty"
+        !plan.has_changes(),
+        "once apid is steady the plan is empty: {plan:?}"
     );
 }
