@@ -17,6 +17,7 @@ pub mod diagnostic;
 pub mod format;
 pub mod model;
 pub mod net;
+pub mod patches;
 mod read;
 pub mod schema;
 mod suggest;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::net::{Cidr, Mac};
+pub use crate::patches::{PatchSource, PatchTree, PatchValue, RolePatches};
 use crate::version::Version;
 
 /// A whole `homelab.yaml`.
@@ -113,8 +114,11 @@ pub struct Cluster {
     pub allow_scheduling_on_control_planes: bool,
     /// A shared virtual IP for several control planes (Talos Layer2 VIP).
     pub vip: Option<IpAddr>,
-    /// The user's own Talos config patches, applied last (paths relative to homelab.yaml).
-    pub patches: Vec<PathBuf>,
+    /// The user's own Talos config patches for every node, applied first of the user's patches
+    /// (files relative to homelab.yaml, or inline).
+    pub patches: Vec<PatchSource>,
+    /// Patches for the control planes or the workers, applied after `patches`.
+    pub role_patches: RolePatches,
     /// Seconds to keep asking Talos to bootstrap etcd while it waits for CRI and time sync
     /// (`None`: the engine's default).
     pub bootstrap_timeout_secs: Option<u64>,
@@ -158,6 +162,8 @@ pub struct Node {
     pub encryption: Encryption,
     /// Where to reach the node in maintenance mode when the guest agent cannot tell (talos#11651).
     pub maintenance_address: Option<IpAddr>,
+    /// This node's own patches, applied last.
+    pub patches: Vec<PatchSource>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -37,6 +37,7 @@ pub const CLUSTER_KEYS: &[&str] = &[
     "allow_scheduling_on_control_planes",
     "vip",
     "patches",
+    "role_patches",
     "bootstrap_timeout",
 ];
 pub const NODE_KEYS: &[&str] = &[
@@ -51,6 +52,7 @@ pub const NODE_KEYS: &[&str] = &[
     "install_disk",
     "encryption",
     "maintenance_address",
+    "patches",
 ];
 pub const DISK_KEYS: &[&str] = &["size", "storage"];
 pub const NETWORK_KEYS: &[&str] = &["bridge", "vlan", "mac", "address", "gateway", "nameservers"];
@@ -589,13 +591,12 @@ fn read_cluster(
     let allow_scheduling_on_control_planes = opt_node(r, &m, "allow_scheduling_on_control_planes")
         .and_then(|(n, p)| r.boolean(n, &p))
         .unwrap_or(single_node);
-    let patches = opt_node(r, &m, "patches")
-        .and_then(|(n, p)| {
-            r.list_of(n, &p, "talos/patches/extra.yaml", |r, item, path| {
-                r.string(item, path).map(PathBuf::from)
-            })
-        })
-        .unwrap_or_default();
+    let patches = patch_list(r, &m, "patches");
+    let role_map = sub(r, &m, "role_patches", crate::patches::ROLE_PATCH_KEYS);
+    let role_patches = crate::patches::RolePatches {
+        controlplane: patch_list(r, &role_map, "controlplane"),
+        worker: patch_list(r, &role_map, "worker"),
+    };
     let bootstrap_timeout_secs =
         opt_node(r, &m, "bootstrap_timeout").and_then(|(n, p)| r.integer(n, &p, 30, 86_400));
     Cluster {
@@ -607,6 +608,7 @@ fn read_cluster(
         allow_scheduling_on_control_planes,
         vip,
         patches,
+        role_patches,
         bootstrap_timeout_secs,
     }
 }
@@ -662,6 +664,7 @@ fn read_node(r: &mut Reader, node: &Node, path: &str, default_proxmox_node: &str
         })
         .unwrap_or(Encryption::Tpm);
     let maintenance_address = opt_node(r, &m, "maintenance_address").and_then(|(n, p)| r.ip(n, &p));
+    let patches = patch_list(r, &m, "patches");
     NodeConfig {
         name,
         role,
@@ -674,7 +677,28 @@ fn read_node(r: &mut Reader, node: &Node, path: &str, default_proxmox_node: &str
         install_disk,
         encryption,
         maintenance_address,
+        patches,
     }
+}
+
+/// A `patches:` list (see [`crate::patches`]).
+fn patch_list(r: &mut Reader, m: &Option<Map<'_>>, key: &str) -> Vec<crate::patches::PatchSource> {
+    opt_node(r, m, key)
+        .and_then(|(n, p)| {
+            r.list_of(
+                n,
+                &p,
+                "talos/patches/extra.yaml",
+                |r, item, path| match crate::patches::entry(item) {
+                    Ok(source) => Some(source),
+                    Err(hint) => {
+                        r.type_error(item, path, "a patch", hint);
+                        None
+                    }
+                },
+            )
+        })
+        .unwrap_or_default()
 }
 
 fn read_network(r: &mut Reader, node_map: &Option<Map<'_>>, node_path: &str) -> NodeNetwork {

@@ -33,6 +33,19 @@ fn size(description: &str) -> Value {
 }
 
 /// The schema as a JSON value.
+/// A list of Talos config patches: file paths, inline strategic merge patches or inline JSON6902 patches.
+fn patches(description: &str) -> Value {
+    json!({
+        "type": "array",
+        "description": format!("{description} Each entry is a patch file path relative to homelab.yaml, or the patch inline: a mapping is a strategic merge patch (Talos' rules, `$patch: delete` included), a list of {{op, path, value}} a JSON6902 patch (applied to the v1alpha1 document)."),
+        "items": {"oneOf": [
+            {"type": "string", "description": "Patch file (YAML or JSON), relative to homelab.yaml."},
+            {"type": "object", "description": "Inline strategic merge patch (one document)."},
+            {"type": "array", "items": {"type": "object", "required": ["op", "path"]}, "description": "Inline JSON6902 patch."}
+        ]}
+    })
+}
+
 pub fn json_schema() -> Value {
     let mac = json!({"type": "string", "pattern": "^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$", "description": "Fixed MAC address of the VM's NIC, e.g. BC:24:11:CA:FE:01 (must be unicast)."});
     let cidr = |d: &str| json!({"type": "string", "pattern": "^[0-9A-Fa-f:.]+/[0-9]{1,3}$", "description": d});
@@ -74,7 +87,11 @@ pub fn json_schema() -> Value {
             "service_subnets": {"type": "array", "items": cidr("Service subnet."), "description": "Default [10.96.0.0/12]."},
             "allow_scheduling_on_control_planes": {"type": "boolean", "description": "Run workloads on control planes (default true when there are no workers)."},
             "vip": ip("Shared virtual IP for several control planes."),
-            "patches": {"type": "array", "items": {"type": "string"}, "description": "Your own Talos config patch files (strategic merge or JSON patch), applied last."},
+            "patches": patches("Your own Talos config patches for every node, applied first of your patches (after rendering)."),
+            "role_patches": object("Talos config patches per role, applied after `cluster.patches`.", &[], json!({
+                "controlplane": patches("Patches for the control planes."),
+                "worker": patches("Patches for the workers.")
+            })),
             "bootstrap_timeout": {"type": "integer", "minimum": 30, "maximum": 86400, "description": "Seconds to keep asking Talos to bootstrap etcd while it waits for CRI and time sync (NTP) (default 600)."}
         }),
     );
@@ -102,7 +119,8 @@ pub fn json_schema() -> Value {
             })),
             "install_disk": string("Disk Talos installs to (default /dev/sda)."),
             "encryption": {"enum": ["tpm", "none"], "description": "STATE/EPHEMERAL encryption: LUKS2 sealed by the TPM, or none (default tpm)."},
-            "maintenance_address": ip("Address of the node in maintenance mode if the guest agent cannot report it.")
+            "maintenance_address": ip("Address of the node in maintenance mode if the guest agent cannot report it."),
+            "patches": patches("This node's own Talos config patches, applied last (after cluster and role patches).")
         }),
     );
     let gitops = object(

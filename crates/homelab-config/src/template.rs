@@ -98,7 +98,8 @@ cluster:
   kubernetes_version: 1.35.0
   pod_subnets: [10.244.0.0/16]
   service_subnets: [10.96.0.0/12]
-  # Your own Talos config patches (strategic merge or JSON patch), applied last.
+  # Your own Talos config patches (strategic merge or JSON6902; a file path or inline), applied after
+  # rendering in the order cluster.patches, cluster.role_patches (controlplane, worker), nodes[].patches.
   patches: []
 
 nodes:

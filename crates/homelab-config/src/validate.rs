@@ -565,15 +565,38 @@ fn check_cluster(c: &mut Checker<'_>, config: &Config, base_dir: Option<&Path>) 
         }
     }
     if let Some(dir) = base_dir {
-        for (i, patch) in cluster.patches.iter().enumerate() {
-            if !dir.join(patch).is_file() {
-                c.report(
-                    Diagnostic::error(
-                        format!("cluster.patches[{i}]"),
-                        format!("patch file `{}` does not exist", patch.display()),
-                    )
-                    .with_hint("paths are relative to homelab.yaml"),
-                );
+        let lists = [
+            ("cluster.patches".to_string(), &cluster.patches),
+            (
+                "cluster.role_patches.controlplane".to_string(),
+                &cluster.role_patches.controlplane,
+            ),
+            (
+                "cluster.role_patches.worker".to_string(),
+                &cluster.role_patches.worker,
+            ),
+        ]
+        .into_iter()
+        .chain(
+            config
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("nodes[{i}].patches"), &n.patches)),
+        );
+        for (path, list) in lists {
+            for (i, patch) in list.iter().enumerate() {
+                if let crate::PatchSource::File(file) = patch
+                    && !dir.join(file).is_file()
+                {
+                    c.report(
+                        Diagnostic::error(
+                            format!("{path}[{i}]"),
+                            format!("patch file `{}` does not exist", file.display()),
+                        )
+                        .with_hint("paths are relative to homelab.yaml"),
+                    );
+                }
             }
         }
     }

@@ -13,7 +13,9 @@
 //! assert_eq!(again.cluster.id.expose(), bundle.cluster.id.expose());
 //! ```
 
+pub mod configpatcher;
 pub mod factory;
+pub mod import;
 pub mod kubeconfig;
 pub mod machine_config;
 pub mod pem;

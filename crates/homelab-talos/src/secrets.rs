@@ -123,6 +123,40 @@ pub struct ServiceAccountKey {
 }
 
 impl SecretsBundle {
+    /// A bundle of fixed, well-formed placeholder values (no key material): for rendering a config only to
+    /// check its shape (e.g. the user's patches at `validate` time) without the real, encrypted bundle.
+    pub fn placeholder() -> Self {
+        let s = |v: &str| Secret::new(v.to_string());
+        let pair = || CertAndKey {
+            crt: "placeholder".into(),
+            key: s("placeholder"),
+        };
+        Self {
+            cluster: ClusterSecrets {
+                id: s("cGxhY2Vob2xkZXI="),
+                secret: s("cGxhY2Vob2xkZXI="),
+            },
+            secrets: Secrets {
+                bootstraptoken: s("abcdef.0123456789abcdef"),
+                secretboxencryptionsecret: Some(s("cGxhY2Vob2xkZXI=")),
+                aescbcencryptionsecret: None,
+            },
+            trustdinfo: TrustdInfo {
+                token: s("abcdef.0123456789abcdef"),
+            },
+            certs: Certs {
+                admin: None,
+                etcd: pair(),
+                k8s: pair(),
+                k8saggregator: pair(),
+                k8sserviceaccount: ServiceAccountKey {
+                    key: s("placeholder"),
+                },
+                os: pair(),
+            },
+        }
+    }
+
     /// Generate a new bundle the way `talosctl gen secrets` does for contract 1.12. RSA-4096 generation
     /// takes a few seconds.
     pub fn generate() -> Result<Self, SecretsError> {
@@ -280,7 +314,7 @@ fn check_base64_32(value: &Secret, field: &'static str, url: bool) -> Result<(),
 }
 
 /// A YAML error message may quote the offending line; keep only the part before any quoted input.
-fn redact_parse_error(message: &str) -> String {
+pub(crate) fn redact_parse_error(message: &str) -> String {
     message
         .lines()
         .next()

@@ -1,7 +1,7 @@
 //! The shipped example and `init`'s template validate, and carry the reference deployment's values.
 
 use homelab_config::template::{InitValues, homelab_yaml};
-use homelab_config::{Encryption, Platform, Role};
+use homelab_config::{Encryption, PatchSource, PatchValue, Platform, Role};
 
 use super::workspace_root;
 
@@ -161,5 +161,83 @@ fn example_and_init_template_are_already_formatted() {
     assert_eq!(
         homelab_config::format::format(&template).as_ref(),
         Ok(&template)
+    );
+}
+
+#[test]
+fn patches_read_at_cluster_role_and_node_level_from_files_or_inline() {
+    let example = std::fs::read_to_string(workspace_root().join("examples/ha/homelab.yaml"))
+        .expect("example");
+    let text = example
+        .replacen(
+            "cluster:\n",
+            "cluster:\n  patches: [talos/all.yaml]\n  role_patches:\n    worker:\n      - machine:\n          sysctls: {a: \"1\"}\n    controlplane: [talos/cp.yaml]\n",
+            1,
+        )
+        .replacen(
+            "    role: worker\n",
+            "    role: worker\n    patches:\n      - - op: add\n          path: /machine/certSANs/-\n          value: w.example\n",
+            1,
+        );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("talos")).expect("mkdir");
+    std::fs::write(dir.path().join("talos/all.yaml"), "machine: {}\n").expect("write");
+    let loaded = homelab_config::parse(&text, Some(dir.path()));
+    // talos/cp.yaml does not exist: named with its place in homelab.yaml.
+    let Err(homelab_config::LoadError::Invalid { diagnostics, .. }) = loaded else {
+        panic!("a missing patch file is an error")
+    };
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert_eq!(diagnostics[0].path, "cluster.role_patches.controlplane[0]");
+    assert!(diagnostics[0].message.contains("talos/cp.yaml"));
+
+    std::fs::write(dir.path().join("talos/cp.yaml"), "machine: {}\n").expect("write");
+    let c = homelab_config::parse(&text, Some(dir.path()))
+        .expect("valid")
+        .config;
+    assert_eq!(
+        c.cluster.patches,
+        [PatchSource::File("talos/all.yaml".into())]
+    );
+    assert_eq!(
+        c.cluster.role_patches.controlplane,
+        [PatchSource::File("talos/cp.yaml".into())]
+    );
+    let [PatchSource::Inline(worker)] = c.cluster.role_patches.worker.as_slice() else {
+        panic!("one inline worker patch")
+    };
+    let line = text
+        .lines()
+        .position(|l| l.trim() == "- machine:")
+        .expect("line")
+        + 1;
+    assert_eq!(worker.line, line);
+    assert!(matches!(worker.value, PatchValue::Map(_)));
+    let w = c
+        .nodes
+        .iter()
+        .find(|n| n.role == Role::Worker)
+        .expect("worker");
+    let [PatchSource::Inline(json)] = w.patches.as_slice() else {
+        panic!("one inline node patch")
+    };
+    assert!(matches!(json.value, PatchValue::Seq(_)));
+    assert!(
+        c.nodes
+            .iter()
+            .filter(|n| n.role == Role::Controlplane)
+            .all(|n| n.patches.is_empty())
+    );
+
+    // A patch entry that is neither a path nor a patch is refused where it is.
+    let bad = example.replacen("cluster:\n", "cluster:\n  patches: [\"\"]\n", 1);
+    let Err(homelab_config::LoadError::Invalid { diagnostics, .. }) =
+        homelab_config::parse(&bad, None)
+    else {
+        panic!("an empty entry is an error")
+    };
+    assert!(
+        diagnostics.iter().any(|d| d.path == "cluster.patches[0]"),
+        "{diagnostics:?}"
     );
 }

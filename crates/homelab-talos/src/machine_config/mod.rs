@@ -100,7 +100,7 @@ pub struct NodeInput {
 }
 
 /// Everything a node's machine configuration is made from (besides the secrets bundle).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MachineConfigInput {
     pub cluster: ClusterInput,
     pub node: NodeInput,
@@ -148,6 +148,8 @@ pub enum ConfigError {
 #[derive(Clone, PartialEq)]
 pub struct RenderedConfig {
     documents: Vec<Value>,
+    /// The patched config with the file and line of every node, when patches were applied.
+    patched: Option<crate::configpatcher::Config>,
 }
 
 impl std::fmt::Debug for RenderedConfig {
@@ -161,7 +163,20 @@ impl std::fmt::Debug for RenderedConfig {
 impl RenderedConfig {
     /// Wrap documents (e.g. parsed from a file) without checking them.
     pub fn from_documents(documents: Vec<Value>) -> Self {
-        Self { documents }
+        Self {
+            documents,
+            patched: None,
+        }
+    }
+
+    /// Where the field at `pointer` (a JSON pointer) of document `index` was written, when a patch wrote
+    /// it (or the nearest enclosing field a patch wrote): the patch file and line.
+    pub fn patch_origin(
+        &self,
+        index: usize,
+        pointer: &str,
+    ) -> Option<crate::configpatcher::Origin> {
+        self.patched.as_ref()?.origin_of(index, pointer).cloned()
     }
 
     /// Parse a multi-document YAML config.
@@ -192,6 +207,7 @@ impl RenderedConfig {
     pub fn redacted(&self) -> Self {
         Self {
             documents: self.documents.iter().map(redact::redact_document).collect(),
+            patched: None,
         }
     }
 
@@ -271,11 +287,32 @@ pub fn render(
     input: &MachineConfigInput,
     bundle: &SecretsBundle,
 ) -> Result<RenderedConfig, ConfigError> {
+    let rendered = render_unchecked(input, bundle)?;
+    rules::check_documents(&rendered.documents)?;
+    Ok(rendered)
+}
+
+/// [`render`] without the Talos rule checks on the patched result, for callers that check the schema first
+/// (a schema error can name the patch line; a rule error cannot) and then call [`rules::check_documents`].
+pub fn render_unchecked(
+    input: &MachineConfigInput,
+    bundle: &SecretsBundle,
+) -> Result<RenderedConfig, ConfigError> {
     rules::check_input(input)?;
     let mut documents = documents::generate(input, bundle)?;
-    for p in &input.patches {
-        documents = p.apply(documents)?;
+    let mut patched = None;
+    if !input.patches.is_empty() {
+        use crate::configpatcher::{Config, JsonTarget};
+        // The types of the release the patches were read for (they are all read for the node's release).
+        let registry = input.patches[0].registry;
+        let config =
+            Config::from_json(&documents, "rendered config", registry).map_err(PatchError::from)?;
+        let patches: Vec<_> = input.patches.iter().map(|p| p.patch.clone()).collect();
+        let config = config
+            .apply(&patches, JsonTarget::Legacy)
+            .map_err(PatchError::from)?;
+        documents = config.to_json();
+        patched = Some(config);
     }
-    rules::check_documents(&documents)?;
-    Ok(RenderedConfig { documents })
+    Ok(RenderedConfig { documents, patched })
 }

@@ -99,6 +99,27 @@ impl TalosSchema {
         Ok(Self { by_kind })
     }
 
+    /// Every schema error as `(document index, JSON pointer in it, message)`, at most `limit`.
+    pub fn errors(&self, documents: &[Value], limit: usize) -> Vec<(usize, String, String)> {
+        let mut out = Vec::new();
+        for (i, doc) in documents.iter().enumerate() {
+            let kind = super::patch::doc_kind(doc);
+            let Some(validator) = self.by_kind.get(kind) else {
+                out.push((
+                    i,
+                    String::new(),
+                    format!("kind `{kind}` is not a Talos document kind"),
+                ));
+                continue;
+            };
+            for e in validator.iter_errors(doc) {
+                out.push((i, e.instance_path().to_string(), e.masked().to_string()));
+            }
+        }
+        out.truncate(limit);
+        out
+    }
+
     /// Validate every document; the error lists where the first bad document breaks the schema.
     pub fn validate(&self, documents: &[Value]) -> Result<(), SchemaError> {
         for (i, doc) in documents.iter().enumerate() {

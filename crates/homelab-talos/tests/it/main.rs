@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod clientconfig;
+mod configpatcher;
 mod factory;
+mod import;
 mod machine_config;
 mod props;
 mod secrets;

@@ -1,5 +1,6 @@
 //! Property tests: the parsers of outside input never panic, and PEM encoding round-trips.
 
+use homelab_talos::configpatcher::{Config, JsonTarget};
 use homelab_talos::machine_config::{Patch, RenderedConfig};
 use homelab_talos::pem;
 use homelab_talos::secrets::SecretsBundle;
@@ -29,7 +30,8 @@ proptest! {
     #[test]
     fn patch_and_config_parsers_never_panic(text in "[a-z:\\-\\[\\]{}$/ \n0-9]{0,200}") {
         if let Ok(p) = Patch::parse(&text, "prop.yaml") {
-            let _ = p.apply(vec![serde_json::json!({"version": "v1alpha1", "machine": {}})]);
+            let base = Config::load("version: v1alpha1\nmachine: {}\n", "base.yaml").unwrap();
+            let _ = base.apply(&[p.patch], JsonTarget::Legacy);
         }
         let _ = RenderedConfig::from_yaml(&text);
     }

@@ -11,10 +11,14 @@ use crate::render;
 pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitStatus> {
     let file = global.config.display().to_string();
     let (source, diagnostics) = match homelab_config::load(&global.config) {
-        Ok(loaded) => (
-            std::fs::read_to_string(&global.config).unwrap_or_default(),
-            loaded.warnings,
-        ),
+        Ok(loaded) => {
+            let mut diagnostics = loaded.warnings;
+            diagnostics.extend(patch_diagnostics(&global.config, &loaded.config));
+            (
+                std::fs::read_to_string(&global.config).unwrap_or_default(),
+                diagnostics,
+            )
+        }
         Err(LoadError::Invalid {
             source_text,
             diagnostics,
@@ -52,4 +56,32 @@ pub fn run(global: &Global, args: &ValidateArgs) -> miette::Result<ExitStatus> {
     } else {
         ExitStatus::Success
     })
+}
+
+/// The user's Talos patches, applied to each node's rendered config and checked against the Talos schema
+/// (placeholder secrets: nothing secret is needed or shown).
+fn patch_diagnostics(
+    config_path: &std::path::Path,
+    config: &homelab_config::Config,
+) -> Vec<homelab_config::Diagnostic> {
+    let base = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    homelab_engine::talos_render::validate_patches(config, base)
+        .into_iter()
+        .map(|(i, failure)| {
+            let d = homelab_config::Diagnostic::error(format!("nodes[{i}]"), failure.message)
+                .with_hint(
+                    "patches apply in order: cluster.patches, cluster.role_patches, nodes[].patches",
+                );
+            // An inline patch's line is a homelab.yaml line: point the report there.
+            match failure.location {
+                Some((file, line)) if file == homelab_config::FILE_NAME && line > 0 => {
+                    d.at(Some(homelab_config::Span { line, column: 1 }))
+                }
+                _ => d,
+            }
+        })
+        .collect()
 }

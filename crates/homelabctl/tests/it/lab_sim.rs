@@ -66,12 +66,20 @@ pub(crate) fn text(out: &std::process::Output) -> String {
     )
 }
 
-#[test]
-fn a_kept_demo_repository_carries_on_against_the_restarted_simulator() {
+/// `demo --subnet SUBNET --keep DIR/homelab`: the temporary directory, the repository, the simulator's state
+/// directory and the demo's output.
+pub(crate) fn kept_demo(
+    subnet: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::process::Output,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = dir.path().join("homelab");
     let demo = homelabctl()
-        .args(["demo", "--subnet", "34", "--keep"])
+        .args(["demo", "--subnet", subnet, "--keep"])
         .arg(&repo)
         .timeout(std::time::Duration::from_secs(240))
         .output()
@@ -80,6 +88,12 @@ fn a_kept_demo_repository_carries_on_against_the_restarted_simulator() {
     let state = std::fs::canonicalize(&repo)
         .expect("repo")
         .join(".homelab/sim");
+    (dir, repo, state, demo)
+}
+
+#[test]
+fn a_kept_demo_repository_carries_on_against_the_restarted_simulator() {
+    let (_dir, repo, state, demo) = kept_demo("34");
     let restart = format!("homelabctl sim --state-dir {}", state.display());
     assert!(text(&demo).contains(&restart), "{}", text(&demo));
 

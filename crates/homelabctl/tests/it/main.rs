@@ -12,6 +12,7 @@ mod identity_lookup;
 mod kill_apply;
 mod lab_sim;
 mod outputs;
+mod patches;
 mod proxmox;
 mod scan;
 mod sops;
