@@ -309,7 +309,7 @@ fn parse_commit(header: &[u8]) -> CommitInfo {
 }
 
 /// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339_utc(secs: i64) -> String {
+pub(crate) fn rfc3339_utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
