@@ -11,7 +11,7 @@ mod node;
 mod schema;
 mod service;
 
-pub use cluster::TrustdRoute;
+pub use cluster::{ClusterRegistry, TrustdRoute};
 pub use config::{LinkAlias, MachineType, NodeConfig};
 pub use flap::ApidFlapping;
 pub use node::{EtcdVersion, NodeError, NodeOptions, NodePhase, NodeSim, NodeSnapshot};

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::state::LabState;
 use super::{LabError, TalosBehaviour};
 use crate::proxmox::{AgentGate, DhcpHook, ProxmoxSim, VmBootEvent};
-use crate::talos::{ApidFlapping, ConfigSchema, NodeOptions, NodePhase, NodeSim};
+use crate::talos::{ApidFlapping, ClusterRegistry, ConfigSchema, NodeOptions, NodePhase, NodeSim};
 
 /// The nodes by VM and the leases by MAC.
 pub(crate) struct Nodes {
@@ -28,6 +28,8 @@ pub(crate) struct Nodes {
     pub(crate) reservations: BTreeMap<String, Ipv4Addr>,
     /// Timings and quirks of the Talos nodes.
     pub(crate) talos: TalosBehaviour,
+    /// What the lab's Talos nodes share per cluster (etcd membership, the VIP, trustd).
+    pub(crate) clusters: Arc<ClusterRegistry>,
 }
 
 impl Nodes {
@@ -45,6 +47,7 @@ impl Nodes {
             apid_flapping: None,
             reservations: BTreeMap::new(),
             talos: TalosBehaviour::default(),
+            clusters: Arc::default(),
         }
     }
 }
@@ -79,6 +82,7 @@ fn node_options(addr: SocketAddr, mac: Option<&str>, n: &Nodes) -> NodeOptions {
     o.reboot_delay = n.reboot_delay;
     o.on_change = Some(n.changed.clone());
     o.apid_flapping = n.apid_flapping;
+    o.clusters = n.clusters.clone();
     o.macs = mac
         .map(|m| vec![m.to_ascii_lowercase()])
         .unwrap_or_default();

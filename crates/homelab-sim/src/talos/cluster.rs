@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use super::node::Inner;
@@ -82,15 +82,20 @@ pub(crate) struct VipWinner {
     pub(crate) os_ca_pem: String,
 }
 
+/// What the simulated clusters of one lab share, keyed by their OS CA certificate. The lab owns
+/// one and hands it to every node it makes ([`super::NodeOptions::clusters`]); nodes of
+/// different labs (or of a test that makes its own) never see each other's etcd or VIP.
 #[derive(Default)]
-pub(crate) struct Registry {
+pub struct ClusterRegistry {
     clusters: Mutex<HashMap<String, Cluster>>,
 }
 
-/// The process-wide registry (clusters never collide: they are keyed by their CA certificate).
-pub(crate) fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Registry::default)
+impl std::fmt::Debug for ClusterRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterRegistry")
+            .field("clusters", &self.lock().len())
+            .finish()
+    }
 }
 
 /// The etcd member id of a node: stable per name, as etcd keeps a member's id across its restarts.
@@ -178,7 +183,7 @@ impl Cluster {
     }
 }
 
-impl Registry {
+impl ClusterRegistry {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Cluster>> {
         self.clusters
             .lock()

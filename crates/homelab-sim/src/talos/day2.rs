@@ -13,9 +13,9 @@ use tonic::{Response, Status, Streaming};
 use homelab_apid::proto::common::{Data, Metadata};
 use homelab_apid::proto::machine;
 
-use super::cluster::{member_id, registry};
+use super::cluster::member_id;
 use super::config::MachineType;
-use super::node::{Inner, Installed, node_name};
+use super::node::{Inner, node_name};
 use crate::kube::{Store, StoreSnapshot};
 
 /// The first line of every snapshot the simulator streams.
@@ -143,7 +143,9 @@ impl Call<'_> {
                     "error validating etcd for upgrade: etcd is not running on this node",
                 ));
             }
-            registry()
+            self.node
+                .opts
+                .clusters
                 .etcd_healthy_for_upgrade(&ca)
                 .map_err(Status::failed_precondition)?;
         }
@@ -167,7 +169,7 @@ impl Call<'_> {
 
     pub(crate) fn snapshot(self) -> Result<Vec<Result<Data, Status>>, Status> {
         let (ca, _) = self.etcd_member()?;
-        let Some(kube) = registry().live_kube(&ca) else {
+        let Some(kube) = self.node.opts.clusters.live_kube(&ca) else {
             return Err(Status::unavailable("etcd is not serving (no quorum)"));
         };
         let bytes = encode_snapshot(&kube.data())
@@ -232,7 +234,7 @@ impl Call<'_> {
         self,
     ) -> Result<Response<machine::EtcdLeaveClusterResponse>, Status> {
         let (ca, _) = self.etcd_member()?;
-        if registry().members(&ca).len() <= 1 {
+        if self.node.opts.clusters.members(&ca).len() <= 1 {
             return Err(Status::failed_precondition(
                 "cannot leave the etcd cluster: this node is its only member",
             ));
@@ -242,8 +244,8 @@ impl Call<'_> {
             .lock()
             .installed
             .as_mut()
-            .and_then(Installed::wipe_etcd);
-        super::node::take_vip(winner);
+            .and_then(|i| i.wipe_etcd(&self.node.opts.clusters));
+        super::node::take_vip(&self.node.opts.clusters, winner);
         self.node.changed();
         Ok(Response::new(machine::EtcdLeaveClusterResponse {
             messages: vec![machine::EtcdLeaveCluster {
@@ -262,7 +264,7 @@ impl Call<'_> {
                 "this node is that member: use EtcdLeaveCluster on it instead",
             ));
         }
-        if registry().remove_member(&ca, id).is_none() {
+        if self.node.opts.clusters.remove_member(&ca, id).is_none() {
             return Err(Status::not_found(format!("etcd member {id:x} not found")));
         }
         Ok(Response::new(machine::EtcdRemoveMemberByIdResponse {
@@ -282,7 +284,10 @@ impl Call<'_> {
                 .map(|v| v.trim_start_matches('v').to_owned())
                 .unwrap_or_else(|| DEFAULT_ETCD.to_owned())
         };
-        let objects = registry()
+        let objects = self
+            .node
+            .opts
+            .clusters
             .live_kube(&ca)
             .map_or(0, |k| k.data().objects.len());
         let storage = match parse_version(&version) {
@@ -301,7 +306,12 @@ impl Call<'_> {
                     protocol_version: version,
                     db_size: size,
                     db_size_in_use: size,
-                    leader: registry().leader(&ca).map_or(0, |l| member_id(&l)),
+                    leader: self
+                        .node
+                        .opts
+                        .clusters
+                        .leader(&ca)
+                        .map_or(0, |l| member_id(&l)),
                     raft_index: 0,
                     raft_term: 0,
                     raft_applied_index: 0,

@@ -24,7 +24,7 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
 use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
 
-use super::cluster::{TrustdRoute, VipWinner, registry};
+use super::cluster::{ClusterRegistry, TrustdRoute, VipWinner};
 use super::config::{MachineType, NodeConfig};
 use super::flap::{ApidFlapping, FlakyStream, Flapper};
 use super::schema::ConfigSchema;
@@ -83,6 +83,9 @@ pub struct NodeOptions {
     /// from power-on until apid listens (firmware, boot loader, kernel, machined: tens of seconds on
     /// real hardware)
     pub boot_delay: Duration,
+    /// what the nodes of one lab share per cluster (etcd membership, the VIP, trustd): nodes meant
+    /// to form a cluster must share one ([`NodeOptions::new`] makes a fresh one)
+    pub clusters: Arc<ClusterRegistry>,
 }
 
 impl NodeOptions {
@@ -108,6 +111,7 @@ impl NodeOptions {
             macs: Vec::new(),
             extensions: vec!["qemu-guest-agent".into()],
             boot_delay: Duration::ZERO,
+            clusters: Arc::default(),
         }
     }
 }
@@ -206,25 +210,26 @@ impl Installed {
 
     /// etcd stops here and its data is gone (left the cluster, or EPHEMERAL wiped): the API server
     /// stops with it and the cluster no longer counts the node as a member.
-    pub(crate) fn wipe_etcd(&mut self) -> Option<VipWinner> {
+    pub(crate) fn wipe_etcd(&mut self, clusters: &ClusterRegistry) -> Option<VipWinner> {
         self.stop_kube();
         self.vip = None;
         self.etcd = None;
         self.etcd_member = false;
-        registry().etcd_wiped(&self.config.os_ca_pem, &self.name())
+        clusters.etcd_wiped(&self.config.os_ca_pem, &self.name())
     }
 
     /// Its listeners stop (power-off, reboot): the cluster sees the node and its etcd go down.
-    fn go_down(&mut self) -> Option<VipWinner> {
+    fn go_down(&mut self, clusters: &ClusterRegistry) -> Option<VipWinner> {
         self.stop_kube();
         self.vip = None;
-        registry().down(&self.config.os_ca_pem, &self.name())
+        clusters.down(&self.config.os_ca_pem, &self.name())
     }
 }
 
 /// Makes the winner of a VIP election take the address (in the background).
-pub(crate) fn take_vip(winner: Option<VipWinner>) {
+pub(crate) fn take_vip(clusters: &Arc<ClusterRegistry>, winner: Option<VipWinner>) {
     let Some(w) = winner else { return };
+    let clusters = clusters.clone();
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -234,7 +239,7 @@ pub(crate) fn take_vip(winner: Option<VipWinner>) {
             None => false,
         };
         if !taken {
-            registry().vip_failed(&w.os_ca_pem, &w.name);
+            clusters.vip_failed(&w.os_ca_pem, &w.name);
         }
     });
 }
@@ -365,9 +370,10 @@ impl NodeSim {
         let mut st = self.inner.lock();
         st.generation += 1;
         st.server = None;
-        let winner = st.installed.as_mut().and_then(Installed::go_down);
+        let clusters = &self.inner.opts.clusters;
+        let winner = st.installed.as_mut().and_then(|i| i.go_down(clusters));
         drop(st);
-        take_vip(winner);
+        take_vip(clusters, winner);
         self.inner.phase.send_replace(NodePhase::Off);
     }
 
@@ -504,7 +510,9 @@ impl NodeSim {
     pub fn cluster_etcd_members(&self) -> Vec<String> {
         let ca = self.os_ca_pem();
         ca.map(|ca| {
-            registry()
+            self.inner
+                .opts
+                .clusters
                 .members(&ca)
                 .into_iter()
                 .map(|(n, _)| n)
@@ -516,7 +524,7 @@ impl NodeSim {
     /// How many times etcd of this node's cluster was bootstrapped (more than once: split brain).
     pub fn cluster_etcd_bootstraps(&self) -> u32 {
         self.os_ca_pem()
-            .map(|ca| registry().bootstraps(&ca))
+            .map(|ca| self.inner.opts.clusters.bootstraps(&ca))
             .unwrap_or_default()
     }
 
@@ -531,7 +539,7 @@ impl NodeSim {
 
     /// The name of the node holding this node's cluster VIP (elected; it may still be taking it).
     pub fn cluster_vip_holder(&self) -> Option<String> {
-        registry().vip_holder(&self.os_ca_pem()?)
+        self.inner.opts.clusters.vip_holder(&self.os_ca_pem()?)
     }
 
     fn os_ca_pem(&self) -> Option<String> {
@@ -566,7 +574,7 @@ impl NodeSim {
     /// The most control planes of this node's cluster that were down (off or rebooting) at the same moment.
     pub fn cluster_max_control_planes_down(&self) -> usize {
         self.os_ca_pem()
-            .map(|ca| registry().max_control_planes_down(&ca))
+            .map(|ca| self.inner.opts.clusters.max_control_planes_down(&ca))
             .unwrap_or_default()
     }
 
@@ -686,7 +694,7 @@ impl Inner {
     /// Whether this worker reaches trustd now, and how (see [`TrustdRoute`]).
     fn trustd_route(&self, cfg: &NodeConfig) -> Option<TrustdRoute> {
         let host = url_host_port(&cfg.endpoint).map(|(h, _)| h);
-        registry().trustd_route(
+        self.opts.clusters.trustd_route(
             &cfg.os_ca_pem,
             host.as_deref(),
             self.opts.discovery && cfg.discovery,
@@ -788,7 +796,9 @@ impl Inner {
             let os_ca = match cfg.os_ca.as_ref() {
                 Some(ca) => ca,
                 None => {
-                    let key = registry()
+                    let key = self
+                        .opts
+                        .clusters
                         .os_ca_key(&cfg.os_ca_pem)
                         .ok_or(NodeError::Trustd)?;
                     trustd_ca = crate::pki::Ca::from_pem("machine.ca", &cfg.os_ca_pem, &key)?;
@@ -811,19 +821,19 @@ impl Inner {
             let tls = os_ca.server_config_requiring_clients(&server_cert, &[b"h2"])?;
             inst.addr = addr;
             let ca = cfg.os_ca_pem.clone();
-            registry().kubelet_up(
+            self.opts.clusters.kubelet_up(
                 &ca,
                 self.kube_node(inst, &talos_version),
                 self.kubelet_endpoint(cfg),
             );
             let control_plane = cfg.machine_type == MachineType::ControlPlane;
             if control_plane {
-                registry().trustd_up(&ca, &inst.name(), addr.ip());
+                self.opts.clusters.trustd_up(&ca, &inst.name(), addr.ip());
             }
             inst.etcd_member = control_plane && inst.etcd_member;
             let etcd = inst.etcd_member;
             if etcd {
-                registry().member_up(&ca, &inst.name(), addr.ip());
+                self.opts.clusters.member_up(&ca, &inst.name(), addr.ip());
             }
             st.generation += 1;
             let service = ApidService::installed(self.clone(), st.generation);
@@ -846,7 +856,9 @@ impl Inner {
     /// installed node, the etcd data (STATE/EPHEMERAL) survives.
     pub(crate) fn install(self: &Arc<Self>, config: NodeConfig) {
         if let Some(ca) = config.os_ca.as_ref() {
-            registry().record_os_ca_key(&config.os_ca_pem, ca.key_pem());
+            self.opts
+                .clusters
+                .record_os_ca_key(&config.os_ca_pem, ca.key_pem());
         }
         let fresh = {
             let mut st = self.lock();
@@ -895,19 +907,20 @@ impl Inner {
                 st.installed.as_mut().and_then(|inst| {
                     inst.bootstrapped = false;
                     inst.recovery = None;
-                    inst.wipe_etcd()
+                    inst.wipe_etcd(&self.opts.clusters)
                 })
             } else {
-                let winner = st
-                    .installed
-                    .as_ref()
-                    .and_then(|inst| registry().leave(&inst.config.os_ca_pem, &inst.name()));
+                let winner = st.installed.as_ref().and_then(|inst| {
+                    self.opts
+                        .clusters
+                        .leave(&inst.config.os_ca_pem, &inst.name())
+                });
                 st.installed = None;
                 st.staged = None;
                 winner
             }
         };
-        take_vip(winner);
+        take_vip(&self.opts.clusters, winner);
         self.changed();
         if reboot {
             self.reboot();
@@ -963,9 +976,11 @@ impl Inner {
                 let mut st = this.lock();
                 st.generation += 1;
                 st.server = None;
-                st.installed.as_mut().and_then(Installed::go_down)
+                st.installed
+                    .as_mut()
+                    .and_then(|i| i.go_down(&this.opts.clusters))
             };
-            take_vip(winner);
+            take_vip(&this.opts.clusters, winner);
             this.phase.send_replace(NodePhase::Off);
             tokio::time::sleep(off_for).await;
             {
@@ -1057,7 +1072,7 @@ impl Inner {
         let running = if fresh {
             None
         } else {
-            registry().live_kube(&ca)
+            self.opts.clusters.live_kube(&ca)
         };
         let kube = match running {
             // The cluster's etcd runs: this member serves its (newer) content.
@@ -1066,7 +1081,7 @@ impl Inner {
             None => {
                 let kube =
                     KubeSim::start_counted(opts, data.as_ref(), self.requests.clone()).await?;
-                registry().kube_started(&ca, &kube);
+                self.opts.clusters.kube_started(&ca, &kube);
                 kube
             }
         };
@@ -1078,9 +1093,11 @@ impl Inner {
             inst.kube = Some(kube.clone());
             inst.etcd = None;
             let candidate = inst.config.vip.map(|_| Arc::downgrade(self));
-            registry().api_up(&ca, &name, kube.addr(), candidate)
+            self.opts
+                .clusters
+                .api_up(&ca, &name, kube.addr(), candidate)
         };
-        take_vip(winner);
+        take_vip(&self.opts.clusters, winner);
         self.changed();
         Ok(())
     }
@@ -1116,7 +1133,9 @@ impl Inner {
         else {
             return false;
         };
-        registry().vip_taken(&won.os_ca_pem, &won.name, vip.addr());
+        self.opts
+            .clusters
+            .vip_taken(&won.os_ca_pem, &won.name, vip.addr());
         inst.vip = Some(vip);
         true
     }
@@ -1136,19 +1155,22 @@ impl Inner {
             for kube in inst.kube.iter().chain(inst.vip.iter()) {
                 kube.set_version(&version);
             }
-            registry().kubelet_up(
+            self.opts.clusters.kubelet_up(
                 &ca,
                 self.kube_node(inst, &st.talos_version),
                 self.kubelet_endpoint(&inst.config),
             );
             match (inst.config.vip, inst.kube.as_ref()) {
-                (Some(_), Some(kube)) if inst.etcd_member => {
-                    registry().api_up(&ca, &inst.name(), kube.addr(), Some(Arc::downgrade(self)))
-                }
+                (Some(_), Some(kube)) if inst.etcd_member => self.opts.clusters.api_up(
+                    &ca,
+                    &inst.name(),
+                    kube.addr(),
+                    Some(Arc::downgrade(self)),
+                ),
                 _ => None,
             }
         };
-        take_vip(winner);
+        take_vip(&self.opts.clusters, winner);
     }
 
     /// A control plane that was not bootstrapped joins etcd once the cluster's members answer
@@ -1173,8 +1195,8 @@ impl Inner {
                         return;
                     };
                     let ca = inst.config.os_ca_pem.clone();
-                    if registry().can_join(&ca, endpoint.as_ref()) {
-                        registry().add_member(
+                    if this.opts.clusters.can_join(&ca, endpoint.as_ref()) {
+                        this.opts.clusters.add_member(
                             &ca,
                             &inst.name(),
                             inst.addr.ip(),

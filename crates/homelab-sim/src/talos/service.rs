@@ -22,7 +22,6 @@ use homelab_apid::proto::machine::{
     self, apply_configuration_request::Mode, machine_service_server::MachineService,
 };
 
-use super::cluster::registry;
 use super::config::{MachineType, NodeConfig};
 use super::day2::{self, Call};
 use super::node::{Inner, node_name};
@@ -273,7 +272,11 @@ impl MachineService for ApidService {
             // it is a split brain (counted by the cluster registry).
             inst.bootstrapped = true;
             inst.etcd_member = true;
-            registry().bootstrap(&inst.config.os_ca_pem, &node_name(inst), inst.addr.ip());
+            self.node.opts.clusters.bootstrap(
+                &inst.config.os_ca_pem,
+                &node_name(inst),
+                inst.addr.ip(),
+            );
             st.bootstraps += 1;
         }
         self.node
@@ -301,7 +304,7 @@ impl MachineService for ApidService {
         };
         // Talos asks etcd through the control planes' addresses with WithRequireLeader: before
         // etcd runs (no bootstrap yet) the call waits for a leader until its context ends.
-        if !registry().has_quorum(&ca) {
+        if !self.node.opts.clusters.has_quorum(&ca) {
             self.node
                 .counters
                 .etcd_list_blocked
@@ -310,7 +313,10 @@ impl MachineService for ApidService {
             tokio::time::sleep(wait.min(self.node.opts.etcd_wait_cap)).await;
             return Err(Status::deadline_exceeded("context deadline exceeded"));
         }
-        let members = registry()
+        let members = self
+            .node
+            .opts
+            .clusters
             .member_list(&ca)
             .into_iter()
             .map(|m| machine::EtcdMember {

@@ -29,7 +29,7 @@ async fn three_control_planes(net: u8) -> (Cluster, Vec<NodeSim>, Vec<SocketAddr
     let mut nodes = Vec::new();
     let mut apid = Vec::new();
     for i in 0..3 {
-        let n = ha_node(&at(net, 200 + i)).await;
+        let n = ha_node(&cluster, &at(net, 200 + i)).await;
         let cfg = ha_config(
             &cluster,
             &format!("cp{}", i + 1),

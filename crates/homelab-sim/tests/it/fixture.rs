@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use homelab_apid::{ApidClient, ClientCredentials};
 use homelab_sim::pki::{Ca, KeyAlg, Leaf};
-use homelab_sim::talos::{ConfigSchema, NodeOptions, NodeSim};
+use homelab_sim::talos::{ClusterRegistry, ConfigSchema, NodeOptions, NodeSim};
 
 pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
@@ -24,6 +24,8 @@ pub fn schema() -> Arc<ConfigSchema> {
 pub struct Cluster {
     pub os_ca: Ca,
     pub k8s_ca: Ca,
+    /// What the cluster's nodes share (a lab owns one; here the test does).
+    pub clusters: Arc<ClusterRegistry>,
 }
 
 pub fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
@@ -38,7 +40,22 @@ impl Cluster {
         Self {
             os_ca: ok(Ca::generate("talos", KeyAlg::Ed25519), "OS CA"),
             k8s_ca: ok(Ca::generate("kubernetes", KeyAlg::P256), "cluster CA"),
+            clusters: Arc::default(),
         }
+    }
+
+    /// Starts a node of this cluster (see [`node`]).
+    pub async fn node(
+        &self,
+        maintenance_ip: &str,
+        tweak: impl FnOnce(&mut NodeOptions),
+    ) -> NodeSim {
+        let clusters = self.clusters.clone();
+        node(maintenance_ip, |o| {
+            o.clusters = clusters;
+            tweak(o);
+        })
+        .await
     }
 
     /// A control-plane machine config with a static LinkConfig address.

@@ -375,9 +375,9 @@ async fn a_worker_gets_its_certificate_from_the_control_plane_and_joins_ready() 
         !worker_cfg.contains("    key: "),
         "worker config must carry no CA keys"
     );
-    let cp = node("127.0.21.14", |_| {}).await;
+    let cp = cluster.node("127.0.21.14", |_| {}).await;
     let cp_addr = install(&cp, &cluster.config("cp14", ip("127.0.22.14"), "")).await;
-    let worker = node("127.0.21.114", |_| {}).await;
+    let worker = cluster.node("127.0.21.114", |_| {}).await;
     let worker_addr = install(&worker, &worker_cfg).await;
     let mut w = ok(
         ApidClient::connect(worker_addr, &cluster.creds(&["os:admin"])).await,
@@ -429,7 +429,7 @@ async fn a_worker_gets_its_certificate_from_the_control_plane_and_joins_ready() 
 #[tokio::test]
 async fn a_worker_comes_up_only_once_trustd_answers_through_its_endpoint() {
     let cluster = Cluster::new();
-    let worker = node("127.0.21.115", |_| {}).await;
+    let worker = cluster.node("127.0.21.115", |_| {}).await;
     let cfg = cluster.worker_config("w15", ip("127.0.22.115"), ip("127.0.22.15"));
     apply_in_maintenance(&worker, &cfg).await;
     let early = worker.wait_installed(Duration::from_millis(300)).await;
@@ -438,7 +438,7 @@ async fn a_worker_comes_up_only_once_trustd_answers_through_its_endpoint() {
         "no control plane, no certificate: {early:?}"
     );
     assert!(worker.trustd_unreachable() > 0);
-    let cp = node("127.0.21.15", |_| {}).await;
+    let cp = cluster.node("127.0.21.15", |_| {}).await;
     install(&cp, &cluster.config("cp15", ip("127.0.22.15"), "")).await;
     assert!(
         worker.wait_installed(WAIT).await.is_ok(),
@@ -529,9 +529,13 @@ async fn a_link_alias_that_matches_no_nic_leaves_the_installed_node_without_netw
                 "---\napiVersion: v1alpha1\nkind: LinkAliasConfig\nname: net0\nselector:\n  match: mac(link.permanent_addr) == \"{mac}\"\n"
             )
     };
-    let good = node("127.0.21.18", |o| o.macs = vec!["bc:24:11:ca:fe:18".into()]).await;
+    let good = cluster
+        .node("127.0.21.18", |o| o.macs = vec!["bc:24:11:ca:fe:18".into()])
+        .await;
     install(&good, &alias("bc:24:11:ca:fe:18")).await;
-    let bad = node("127.0.21.19", |o| o.macs = vec!["bc:24:11:ca:fe:19".into()]).await;
+    let bad = cluster
+        .node("127.0.21.19", |o| o.macs = vec!["bc:24:11:ca:fe:19".into()])
+        .await;
     apply_in_maintenance(&bad, &alias("bc:24:11:00:00:00")).await;
     let phase = bad.wait_installed(WAIT).await;
     assert!(
@@ -544,7 +548,7 @@ async fn a_link_alias_that_matches_no_nic_leaves_the_installed_node_without_netw
 async fn with_discovery_a_worker_finds_trustd_without_its_endpoint() {
     let cluster = Cluster::new();
     let discovery = "  clusterName: homelab\n  discovery:\n    enabled: true\n";
-    let cp = node("127.0.21.20", |_| {}).await;
+    let cp = cluster.node("127.0.21.20", |_| {}).await;
     install(
         &cp,
         &cluster
@@ -556,12 +560,12 @@ async fn with_discovery_a_worker_finds_trustd_without_its_endpoint() {
     let cfg = cluster
         .worker_config("w20", ip("127.0.22.120"), ip("127.0.22.99"))
         .replace("  clusterName: homelab\n", discovery);
-    let worker = node("127.0.21.120", |o| o.discovery = true).await;
+    let worker = cluster.node("127.0.21.120", |o| o.discovery = true).await;
     apply_in_maintenance(&worker, &cfg).await;
     assert!(worker.wait_installed(WAIT).await.is_ok());
     assert_eq!(worker.trustd_route(), Some(TrustdRoute::Discovery));
     // Without the service (blocked, or the simulator's default) the same worker waits.
-    let blocked = node("127.0.21.121", |_| {}).await;
+    let blocked = cluster.node("127.0.21.121", |_| {}).await;
     apply_in_maintenance(&blocked, &cfg.replace("w20", "w21")).await;
     assert!(
         blocked

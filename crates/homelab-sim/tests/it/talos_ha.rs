@@ -9,7 +9,7 @@ use homelab_apid::{ApidClient, Bootstrapped};
 use homelab_sim::talos::{NodeSim, TrustdRoute};
 use tonic::Code;
 
-use crate::fixture::{Cluster, WAIT, apply_in_maintenance, install, ip, node, ok};
+use crate::fixture::{Cluster, WAIT, apply_in_maintenance, install, ip, ok};
 
 /// `127.<octet>.<net>.<host>`: the second octet differs per test process, so the same test run
 /// at the same time by another worktree's gate lands on other loopback addresses.
@@ -36,9 +36,9 @@ pub(crate) fn ha_config(
     )
 }
 
-pub(crate) async fn ha_node(maintenance: &str) -> NodeSim {
+pub(crate) async fn ha_node(cluster: &Cluster, maintenance: &str) -> NodeSim {
     // The API servers listen on the endpoint's port, as on real nodes.
-    node(maintenance, |o| o.kube_port = None).await
+    cluster.node(maintenance, |o| o.kube_port = None).await
 }
 
 pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -63,7 +63,7 @@ async fn control_planes_join_etcd_through_the_vip_which_moves_when_its_holder_go
     let mut nodes = Vec::new();
     let mut apid = Vec::new();
     for (i, (name, addr)) in names.iter().zip(addrs).enumerate() {
-        let n = ha_node(&at(182, i + 1)).await;
+        let n = ha_node(&cluster, &at(182, i + 1)).await;
         let cfg = ha_config(&cluster, name, ip(addr), vip, *name == "w1");
         if *name == "w1" {
             apply_in_maintenance(&n, &cfg).await;
@@ -191,8 +191,8 @@ async fn control_planes_join_etcd_through_the_vip_which_moves_when_its_holder_go
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_on_a_control_plane_that_has_not_joined_is_counted_as_a_second_etcd() {
     let cluster = Cluster::new();
-    let cp1 = ha_node(&at(189, 1)).await;
-    let cp2 = ha_node(&at(189, 2)).await;
+    let cp1 = ha_node(&cluster, &at(189, 1)).await;
+    let cp2 = ha_node(&cluster, &at(189, 2)).await;
     let a1 = install(&cp1, &cluster.config("cp1", ip(&at(188, 11)), "")).await;
     // cp2's endpoint names an address nobody serves: it can never find etcd to join.
     let lonely = cluster.config("cp2", ip(&at(188, 12)), "").replace(
@@ -217,9 +217,9 @@ async fn a_bootstrap_on_a_control_plane_that_has_not_joined_is_counted_as_a_seco
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_registers_only_through_an_endpoint_that_answers() {
     let cluster = Cluster::new();
-    let cp = ha_node(&at(189, 3)).await;
-    let good = ha_node(&at(189, 4)).await;
-    let lost = ha_node(&at(189, 5)).await;
+    let cp = ha_node(&cluster, &at(189, 3)).await;
+    let good = ha_node(&cluster, &at(189, 4)).await;
+    let lost = ha_node(&cluster, &at(189, 5)).await;
     let a = install(&cp, &cluster.config("cp3", ip(&at(188, 13)), "")).await;
     install(
         &good,

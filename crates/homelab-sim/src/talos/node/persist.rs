@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{Installed, NodeError, NodeOptions, NodeSim};
 use crate::kube::StoreSnapshot;
-use crate::talos::cluster::registry;
 use crate::talos::config::NodeConfig;
 use crate::talos::schema::ConfigSchema;
 
@@ -92,7 +91,8 @@ impl NodeSim {
             )));
         }
         if let Some(ca) = config.os_ca.as_ref() {
-            registry().record_os_ca_key(&config.os_ca_pem, ca.key_pem());
+            opts.clusters
+                .record_os_ca_key(&config.os_ca_pem, ca.key_pem());
         }
         let node = Self::new(opts, schema)?;
         let mut st = node.inner.lock();
