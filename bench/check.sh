@@ -12,6 +12,8 @@
 #   checkout; PEERS=0 times homelabctl only (no kubectl/kubernetes-validate needed). CHECK_ARGS is passed
 #   to `check` (e.g. to time an older binary that needed --schema-dir).
 set -euo pipefail
+# A relative HOMELABCTL names a file from where the script was started: make it absolute before the cd.
+if [ -n "${HOMELABCTL:-}" ]; then HOMELABCTL=$(realpath "$HOMELABCTL"); fi
 cd "$(dirname "$0")/.."
 APPS=${1:-160}
 read -r -a CHECK_EXTRA <<< "${CHECK_ARGS:-}"
@@ -157,7 +159,7 @@ if [ -n "${HOMELABCTL:-}" ]; then
   BIN=$HOMELABCTL
 else
   cargo build -q --release -p homelabctl
-  BIN=${CARGO_TARGET_DIR:-target}/release/homelabctl
+  BIN=$(realpath "${CARGO_TARGET_DIR:-target}/release/homelabctl")
 fi
 
 now() { date +%s.%N; }

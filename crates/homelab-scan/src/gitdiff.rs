@@ -309,7 +309,7 @@ fn parse_commit(header: &[u8]) -> CommitInfo {
 }
 
 /// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ` (`None` beyond the years 1–9999).
-fn rfc3339_utc(secs: i64) -> Option<String> {
+pub(crate) fn rfc3339_utc(secs: i64) -> Option<String> {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()?
         .format(&time::format_description::well_known::Rfc3339)

@@ -28,6 +28,7 @@ mod entropy;
 mod finding;
 pub mod gitdiff;
 mod goregex;
+mod history;
 pub mod report;
 mod scan;
 #[cfg(test)]

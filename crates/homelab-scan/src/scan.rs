@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use crate::baseline::{Baseline, BaselineError};
 use crate::config::{Config, ConfigError};
 use crate::detect::{Detector, Fragment, Options};
-use crate::finding::Finding;
-use crate::gitdiff::{self, FileDiff};
+use crate::finding::{CommitInfo, Finding};
+use crate::gitdiff::{self, FileDiff, Hunk};
+use crate::history;
 use homelab_sops::detect as sops;
 
 /// What to scan.
@@ -85,6 +86,8 @@ pub enum ScanError {
         args: String,
         message: String,
     },
+    #[error("cannot read the git history of {root}: {message}")]
+    History { root: PathBuf, message: String },
 }
 
 impl ScanError {
@@ -98,7 +101,7 @@ impl ScanError {
                 "a baseline holds one fingerprint per line (file:rule:line or commit:file:rule:line)"
             }
             ScanError::Io { .. } => "check that the path exists and is readable",
-            ScanError::Git { .. } => {
+            ScanError::Git { .. } | ScanError::History { .. } => {
                 "history and staged scans need a git repository and the `git` command; use --no-git for a plain directory"
             }
         }
@@ -160,7 +163,7 @@ pub fn run_listed(req: &ScanRequest, listed: Option<&[String]>) -> Result<ScanOu
             let files = walk(root)?;
             scan_files(&detector, root, &files, threads)
         }
-        Source::History => scan_diff(&detector, root, history_runs(root, threads)?, threads)?,
+        Source::History => scan_history(&detector, root, threads)?,
         Source::Staged => {
             let args = [
                 "diff",
@@ -390,61 +393,38 @@ struct GitRun {
     stdin: Option<Vec<u8>>,
 }
 
-/// Below this many commits one `git log` is as fast as several.
-const COMMITS_PER_EXTRA_PROCESS: usize = 400;
-
-/// The `git log` processes that together produce what gitleaks reads from
-/// `git log -p -U0 --full-history --all --diff-filter=tuxdb`: every commit reachable from any ref, diffed
-/// against its first parent (merges show no diff), added lines only. Large histories are split into
-/// contiguous runs of commits given to `git log --no-walk --stdin`, one process per core, so the diffing
-/// itself runs in parallel.
-fn history_runs(root: &Path, threads: usize) -> Result<Vec<GitRun>, ScanError> {
-    let log = |extra: &[&str]| -> Vec<String> {
-        [
-            "log",
-            "-p",
-            "-U0",
-            "--full-history",
-            "--diff-filter=tuxdb",
-            "--no-color",
-            "--no-ext-diff",
-            gitdiff::LOG_FORMAT,
-        ]
-        .iter()
-        .chain(extra)
-        .map(|a| (*a).to_owned())
-        .collect()
+/// Scans the added lines of every commit, read from the object database (see [`history`]).
+fn scan_history(
+    detector: &Detector,
+    root: &Path,
+    threads: usize,
+) -> Result<(Vec<Finding>, usize), ScanError> {
+    let results = Mutex::new(Vec::<((usize, usize), Finding)>::new());
+    let scan = |index: usize, path: &str, hunks: &[Hunk], commit: &Arc<CommitInfo>| {
+        let mut local = Vec::new();
+        scan_hunks(detector, (index, 0), path, hunks, Some(commit), &mut local);
+        if !local.is_empty()
+            && let Ok(mut r) = results.lock()
+        {
+            r.append(&mut local);
+        }
     };
-    let jobs = threads.clamp(1, 4);
-    if jobs == 1 {
-        return Ok(vec![GitRun {
-            args: log(&["--all"]),
-            stdin: None,
-        }]);
-    }
-    let list = git(root, &["rev-list", "--all"])?;
-    let commits: Vec<&[u8]> = list
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
-    if commits.len() < COMMITS_PER_EXTRA_PROCESS {
-        return Ok(vec![GitRun {
-            args: log(&["--all"]),
-            stdin: None,
-        }]);
-    }
-    let per = commits.len().div_ceil(jobs);
-    Ok(commits
-        .chunks(per)
-        .map(|chunk| {
-            let mut input = chunk.join(&b'\n');
-            input.push(b'\n');
-            GitRun {
-                args: log(&["--no-walk=unsorted", "--stdin"]),
-                stdin: Some(input),
-            }
-        })
-        .collect())
+    let commits =
+        history::for_each_change(root, threads, &scan).map_err(|e| ScanError::History {
+            root: root.to_owned(),
+            message: e.0,
+        })?;
+    let mut tagged = results.into_inner().unwrap_or_default();
+    tagged.sort_by(|(sa, a), (sb, b)| {
+        (sa, &a.file, a.start_line, &a.rule_id, a.start_column).cmp(&(
+            sb,
+            &b.file,
+            b.start_line,
+            &b.rule_id,
+            b.start_column,
+        ))
+    });
+    Ok((tagged.into_iter().map(|(_, f)| f).collect(), commits))
 }
 
 /// Runs the git processes and scans the added lines of their diff output as it streams.
@@ -587,15 +567,34 @@ fn scan_file_diff(
     file: &FileDiff,
     out: &mut Vec<((usize, usize), Finding)>,
 ) {
-    if detector.options().sops_aware && file.hunks.iter().any(|h| sops::is_sops_content(&h.added)) {
+    scan_hunks(
+        detector,
+        seq,
+        &file.path,
+        &file.hunks,
+        file.commit.as_ref(),
+        out,
+    );
+}
+
+/// Scans one file's added lines (its hunks) in one commit, unless they are SOPS-encrypted content.
+fn scan_hunks(
+    detector: &Detector,
+    seq: (usize, usize),
+    path: &str,
+    hunks: &[Hunk],
+    commit: Option<&Arc<CommitInfo>>,
+    out: &mut Vec<((usize, usize), Finding)>,
+) {
+    if detector.options().sops_aware && hunks.iter().any(|h| sops::is_sops_content(&h.added)) {
         return;
     }
-    for hunk in &file.hunks {
+    for hunk in hunks {
         let frag = Fragment {
             raw: &hunk.added,
-            path: &file.path,
+            path,
             start_line: hunk.start,
-            commit: file.commit.as_ref(),
+            commit,
         };
         out.extend(detector.detect(&frag).into_iter().map(|f| (seq, f)));
     }

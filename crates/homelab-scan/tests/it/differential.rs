@@ -137,7 +137,7 @@ fn directory_findings_equal_gitleaks_dir() {
     assert_eq!(mine, theirs);
 }
 
-/// A history long enough to be split over several `git log` processes, with a side branch and a merge.
+/// A history long enough to be shared out between several threads, with a side branch and a merge.
 fn long_history(commits: usize) -> Repo {
     use std::io::Write;
     let repo = Repo::new();
@@ -192,7 +192,7 @@ fn long_history(commits: usize) -> Repo {
 }
 
 #[test]
-fn a_long_history_split_over_processes_equals_gitleaks_and_one_process() {
+fn a_long_history_scanned_on_several_threads_equals_gitleaks_and_one_thread() {
     let repo = long_history(900);
     let theirs = gitleaks(&repo, "git");
     let parallel = ours(&repo, Source::History);

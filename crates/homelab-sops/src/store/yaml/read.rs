@@ -3,7 +3,8 @@
 //! head/line/foot comments) places them: in document order, a line comment before the entry it trails.
 //! Aliases are expanded under go-yaml's limit (sops refuses the same files with the same message).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 
 use homelab_goyaml::alias::{AliasGuard, EXCESSIVE_ALIASING};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
@@ -28,6 +29,9 @@ enum Kind {
         map: Map,
         pending: Option<Key>,
         key_line: usize,
+        /// Hashes of the keys so far: the duplicate-key check is a lookup, not a scan of the map (a
+        /// 4,000-key map made that check quadratic and a large part of reading a big file).
+        key_hashes: HashSet<u64>,
     },
     Seq {
         items: Vec<Value>,
@@ -198,6 +202,13 @@ fn scan_comments(chars: &[char], spans: &[(usize, usize)]) -> Vec<Comment> {
     out
 }
 
+fn hash_key(key: &str) -> u64 {
+    thread_local! {
+        static STATE: RandomState = RandomState::new();
+    }
+    STATE.with(|s| s.hash_one(key))
+}
+
 struct Builder<'f> {
     file: &'f str,
     chars: Vec<char>,
@@ -295,6 +306,7 @@ impl Builder<'_> {
                             map: Map::default(),
                             pending: None,
                             key_line: 0,
+                            key_hashes: HashSet::new(),
                         }
                     } else {
                         Kind::Seq { items: Vec::new() }
@@ -408,11 +420,19 @@ impl Builder<'_> {
             };
         };
         match &mut frame.kind {
-            Kind::Map { map, pending, .. } => {
+            Kind::Map {
+                map,
+                pending,
+                key_hashes,
+                ..
+            } => {
                 let Some(key) = pending.take() else {
                     return Err(parse_error(file, line, col, "value without a key"));
                 };
-                if map.items().any(|(k, _)| k == key.text) {
+                // A hash seen before is confirmed by comparing the keys themselves.
+                if !key_hashes.insert(hash_key(&key.text))
+                    && map.items().any(|(k, _)| k == key.text)
+                {
                     return Err(parse_error(
                         file,
                         line,
@@ -496,6 +516,7 @@ impl Builder<'_> {
                     map,
                     pending,
                     key_line,
+                    ..
                 } => {
                     if pending.is_some() && *key_line == c.line {
                         map.entries.push(Entry::Comment(c.text.clone()));
