@@ -90,14 +90,58 @@ impl Serialize for Version {
 pub const MINIMUM_TALOS: Version = Version::new(1, 12, 0);
 
 /// The Kubernetes minor versions a Talos minor release supports (Talos `constants.go`:
-/// `MinimumKubernetesVersion`/`MaximumKubernetesVersion`; six minors, ending with the one it ships).
+/// `MinimumKubernetesVersion`/`MaximumKubernetesVersion`; six minors, ending with the one it ships), from
+/// [`TALOS_RULES`]; `None` for a Talos minor homelabctl does not know.
 pub fn supported_kubernetes_minors(talos: &Version) -> Option<(u64, u64)> {
-    // Talos 1.12 ships Kubernetes 1.35 and supports 1.30–1.35; each Talos minor moves the window by one.
-    if talos.major != 1 || talos.minor < 12 {
-        return None;
-    }
-    let newest = 35 + (talos.minor - 12);
-    Some((newest - 5, newest))
+    talos_rules(talos).map(|r| (r.kubernetes_min.1, r.kubernetes_max_exclusive.1))
+}
+
+/// What Talos allows for one minor release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TalosRules {
+    /// `(major, minor)` of the release.
+    pub minor: (u64, u64),
+    /// The oldest running version the installer of this release upgrades.
+    pub upgrade_from: (u64, u64, u64),
+    /// The oldest Kubernetes this release runs.
+    pub kubernetes_min: (u64, u64, u64),
+    /// The first Kubernetes version this release no longer runs (exclusive, `1.N.99` in Talos).
+    pub kubernetes_max_exclusive: (u64, u64, u64),
+}
+
+/// The Talos releases homelabctl knows the rules of, oldest first.
+pub const TALOS_RULES: &[TalosRules] = &[
+    TalosRules {
+        minor: (1, 10),
+        upgrade_from: (1, 8, 0),
+        kubernetes_min: (1, 28, 0),
+        kubernetes_max_exclusive: (1, 33, 99),
+    },
+    TalosRules {
+        minor: (1, 11),
+        upgrade_from: (1, 9, 0),
+        kubernetes_min: (1, 29, 0),
+        kubernetes_max_exclusive: (1, 34, 99),
+    },
+    TalosRules {
+        minor: (1, 12),
+        upgrade_from: (1, 10, 0),
+        kubernetes_min: (1, 30, 0),
+        kubernetes_max_exclusive: (1, 35, 99),
+    },
+    TalosRules {
+        minor: (1, 13),
+        upgrade_from: (1, 11, 0),
+        kubernetes_min: (1, 31, 0),
+        kubernetes_max_exclusive: (1, 36, 99),
+    },
+];
+
+/// The rules of the Talos release `talos` belongs to, if homelabctl knows them.
+pub fn talos_rules(talos: &Version) -> Option<&'static TalosRules> {
+    TALOS_RULES
+        .iter()
+        .find(|r| r.minor == (talos.major, talos.minor))
 }
 
 /// The Kubernetes version a Talos release installs by default.
@@ -132,6 +176,10 @@ mod tests {
             default_kubernetes_for(&Version::new(1, 12, 4)),
             Version::new(1, 35, 0)
         );
-        assert_eq!(supported_kubernetes_minors(&Version::new(1, 11, 0)), None);
+        assert_eq!(
+            supported_kubernetes_minors(&Version::new(1, 13, 9)),
+            Some((31, 36))
+        );
+        assert_eq!(supported_kubernetes_minors(&Version::new(1, 14, 0)), None);
     }
 }

@@ -10,55 +10,7 @@
 
 use std::fmt;
 
-pub use homelab_config::version::Version;
-
-/// What Talos allows for one minor release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TalosRules {
-    /// `(major, minor)` of the release.
-    pub minor: (u64, u64),
-    /// The oldest running version the installer of this release upgrades.
-    pub upgrade_from: (u64, u64, u64),
-    /// The oldest Kubernetes this release runs.
-    pub kubernetes_min: (u64, u64, u64),
-    /// The first Kubernetes version this release no longer runs (exclusive, `1.N.99` in Talos).
-    pub kubernetes_max_exclusive: (u64, u64, u64),
-}
-
-/// The Talos releases homelabctl knows the rules of, oldest first.
-pub const TALOS_RULES: &[TalosRules] = &[
-    TalosRules {
-        minor: (1, 10),
-        upgrade_from: (1, 8, 0),
-        kubernetes_min: (1, 28, 0),
-        kubernetes_max_exclusive: (1, 33, 99),
-    },
-    TalosRules {
-        minor: (1, 11),
-        upgrade_from: (1, 9, 0),
-        kubernetes_min: (1, 29, 0),
-        kubernetes_max_exclusive: (1, 34, 99),
-    },
-    TalosRules {
-        minor: (1, 12),
-        upgrade_from: (1, 10, 0),
-        kubernetes_min: (1, 30, 0),
-        kubernetes_max_exclusive: (1, 35, 99),
-    },
-    TalosRules {
-        minor: (1, 13),
-        upgrade_from: (1, 11, 0),
-        kubernetes_min: (1, 31, 0),
-        kubernetes_max_exclusive: (1, 36, 99),
-    },
-];
-
-/// The rules of the Talos release `talos` belongs to, if homelabctl knows them.
-pub fn talos_rules(talos: &Version) -> Option<&'static TalosRules> {
-    TALOS_RULES
-        .iter()
-        .find(|r| r.minor == (talos.major, talos.minor))
-}
+pub use homelab_config::version::{TALOS_RULES, TalosRules, Version, talos_rules};
 
 fn triple(v: &Version) -> (u64, u64, u64) {
     (v.major, v.minor, v.patch)
