@@ -1,5 +1,5 @@
-//! libyaml's scalar analysis as go-yaml has it: which characters are printable, line breaks and blanks, and
-//! which output styles can carry a given string.
+//! libyaml's scalar analysis as go-yaml has it: which characters are printable, line breaks and blanks,
+//! which output styles can carry a given string, the style go-yaml picks for it, and its double-quoted form.
 
 /// libyaml's `is_printable` as go-yaml has it (astral-plane characters count as not printable).
 pub fn is_printable(c: char) -> bool {
@@ -168,6 +168,82 @@ pub fn analyze(value: &str) -> Analysis {
         a.block_plain = false;
     }
     a
+}
+
+/// The style go-yaml writes a string scalar in.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Style {
+    Plain,
+    Single,
+    Double,
+    Literal,
+}
+
+/// go-yaml's encoder style (`stringv`) followed by the emitter's `select_scalar_style`. `resolves_as_string`
+/// says whether the string, written plain, would read back as that same string (the caller's resolver:
+/// not a bool, number, null or timestamp).
+pub fn choose_style(s: &str, is_key: bool, resolves_as_string: bool) -> Style {
+    let mut style = if s.contains('\n') {
+        Style::Literal
+    } else if resolves_as_string {
+        Style::Plain
+    } else {
+        Style::Double
+    };
+    let a = analyze(s);
+    if is_key && a.multiline {
+        style = Style::Double;
+    }
+    if style == Style::Plain && (!a.block_plain || (s.is_empty() && is_key)) {
+        style = Style::Single;
+    }
+    if style == Style::Single && !a.single {
+        style = Style::Double;
+    }
+    if style == Style::Literal && (!a.block || is_key) {
+        style = Style::Double;
+    }
+    style
+}
+
+/// libyaml's double-quoted writer, without line folding (go-yaml v3 as sops and talosctl use it never wraps).
+pub fn write_double_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
+            out.push('\\');
+            match c {
+                '\0' => out.push('0'),
+                '\u{7}' => out.push('a'),
+                '\u{8}' => out.push('b'),
+                '\t' => out.push('t'),
+                '\n' => out.push('n'),
+                '\u{b}' => out.push('v'),
+                '\u{c}' => out.push('f'),
+                '\r' => out.push('r'),
+                '\u{1b}' => out.push('e'),
+                '"' => out.push('"'),
+                '\\' => out.push('\\'),
+                '\u{85}' => out.push('N'),
+                '\u{a0}' => out.push('_'),
+                '\u{2028}' => out.push('L'),
+                '\u{2029}' => out.push('P'),
+                _ => {
+                    let u = c as u32;
+                    if u <= 0xFF {
+                        out.push_str(&format!("x{u:02X}"));
+                    } else if u <= 0xFFFF {
+                        out.push_str(&format!("u{u:04X}"));
+                    } else {
+                        out.push_str(&format!("U{u:08X}"));
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('"');
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use homelab_goyaml::scalar::{analyze, is_break, is_printable};
+use homelab_goyaml::scalar::{Style, choose_style, write_double_quoted};
 
 use super::tree::plain_is_string;
 use super::types::{Registry, Ty};
@@ -395,14 +395,14 @@ impl Writer {
     }
 
     fn string(&mut self, s: &str, block_ind: usize, hint: usize, is_key: bool) {
-        match choose_style(s, is_key) {
+        match choose_style(s, is_key, plain_is_string(s)) {
             Style::Plain => self.out.push_str(s),
             Style::Single => {
                 self.out.push('\'');
                 self.out.push_str(&s.replace('\'', "''"));
                 self.out.push('\'');
             }
-            Style::Double => double_quoted(&mut self.out, s),
+            Style::Double => write_double_quoted(&mut self.out, s),
             Style::Literal => self.literal(s, block_ind, hint),
         }
     }
@@ -433,78 +433,6 @@ impl Writer {
             }
         }
     }
-}
-
-#[derive(PartialEq, Clone, Copy)]
-enum Style {
-    Plain,
-    Single,
-    Double,
-    Literal,
-}
-
-/// go-yaml's `stringv` style followed by the emitter's `select_scalar_style`.
-fn choose_style(s: &str, is_key: bool) -> Style {
-    let mut style = if s.contains('\n') {
-        Style::Literal
-    } else if plain_is_string(s) {
-        Style::Plain
-    } else {
-        Style::Double
-    };
-    let a = analyze(s);
-    if is_key && a.multiline {
-        style = Style::Double;
-    }
-    if style == Style::Plain && (!a.block_plain || (s.is_empty() && is_key)) {
-        style = Style::Single;
-    }
-    if style == Style::Single && !a.single {
-        style = Style::Double;
-    }
-    if style == Style::Literal && (!a.block || is_key) {
-        style = Style::Double;
-    }
-    style
-}
-
-fn double_quoted(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
-            out.push('\\');
-            match c {
-                '\0' => out.push('0'),
-                '\u{7}' => out.push('a'),
-                '\u{8}' => out.push('b'),
-                '\t' => out.push('t'),
-                '\n' => out.push('n'),
-                '\u{b}' => out.push('v'),
-                '\u{c}' => out.push('f'),
-                '\r' => out.push('r'),
-                '\u{1b}' => out.push('e'),
-                '"' => out.push('"'),
-                '\\' => out.push('\\'),
-                '\u{85}' => out.push('N'),
-                '\u{a0}' => out.push('_'),
-                '\u{2028}' => out.push('L'),
-                '\u{2029}' => out.push('P'),
-                _ => {
-                    let u = c as u32;
-                    if u <= 0xFF {
-                        out.push_str(&format!("x{u:02X}"));
-                    } else if u <= 0xFFFF {
-                        out.push_str(&format!("u{u:04X}"));
-                    } else {
-                        out.push_str(&format!("U{u:08X}"));
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! default), go-yaml's indentation steps inside sequences, its scalar style choice (plain, single-, double-quoted,
 //! literal) and escapes, and comments written as their own lines before the entry they precede.
 
-use homelab_goyaml::scalar::{analyze, is_break, is_printable};
+use homelab_goyaml::scalar::{Style, choose_style, write_double_quoted};
 
 use crate::value::{Entry, Key, Map, Value, go_yaml_float};
 
@@ -155,7 +155,7 @@ impl Writer {
             self.out.push_str("!!merge <<");
             return;
         }
-        match choose_style(s, is_key) {
+        match choose_style(s, is_key, plain_is_string(s)) {
             Style::Plain => self.out.push_str(s),
             Style::Single => {
                 self.out.push('\'');
@@ -202,79 +202,6 @@ impl Writer {
 /// go-yaml writes a key as `key:` only when it is one line and at most 128 bytes long.
 fn is_simple_key(s: &str) -> bool {
     !s.contains('\n') && s.len() <= 128
-}
-
-#[derive(Debug, PartialEq, Clone, Copy)]
-enum Style {
-    Plain,
-    Single,
-    Double,
-    Literal,
-}
-
-/// go-yaml's encoder style (`stringv`) followed by the emitter's `select_scalar_style`.
-fn choose_style(s: &str, is_key: bool) -> Style {
-    let mut style = if s.contains('\n') {
-        Style::Literal
-    } else if plain_is_string(s) {
-        Style::Plain
-    } else {
-        Style::Double
-    };
-    let a = analyze(s);
-    if is_key && a.multiline {
-        style = Style::Double;
-    }
-    if style == Style::Plain && (!a.block_plain || (s.is_empty() && is_key)) {
-        style = Style::Single;
-    }
-    if style == Style::Single && !a.single {
-        style = Style::Double;
-    }
-    if style == Style::Literal && (!a.block || is_key) {
-        style = Style::Double;
-    }
-    style
-}
-
-/// libyaml's double-quoted writer (without line folding: go-yaml v3 as sops uses it never wraps).
-fn write_double_quoted(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
-            out.push('\\');
-            match c {
-                '\0' => out.push('0'),
-                '\u{7}' => out.push('a'),
-                '\u{8}' => out.push('b'),
-                '\t' => out.push('t'),
-                '\n' => out.push('n'),
-                '\u{b}' => out.push('v'),
-                '\u{c}' => out.push('f'),
-                '\r' => out.push('r'),
-                '\u{1b}' => out.push('e'),
-                '"' => out.push('"'),
-                '\\' => out.push('\\'),
-                '\u{85}' => out.push('N'),
-                '\u{a0}' => out.push('_'),
-                '\u{2028}' => out.push('L'),
-                '\u{2029}' => out.push('P'),
-                _ => {
-                    let u = c as u32;
-                    if u <= 0xFF {
-                        out.push_str(&format!("x{u:02X}"));
-                    } else if u <= 0xFFFF {
-                        out.push_str(&format!("u{u:04X}"));
-                    } else {
-                        out.push_str(&format!("U{u:08X}"));
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
