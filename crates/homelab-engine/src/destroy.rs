@@ -41,20 +41,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                     format!("Talos reset failed ({}); removing the VM anyway", e.message),
                 );
             }
-            if live.running {
-                self.port(
-                    &resource,
-                    self.hypervisor
-                        .stop_vm(&node.proxmox_node, node.vm_id)
-                        .await,
-                )?;
-            }
-            self.port(
-                &resource,
-                self.hypervisor
-                    .delete_vm(&node.proxmox_node, node.vm_id)
-                    .await,
-            )?;
+            self.remove_vm(&resource, node, live.running).await?;
             self.finished(&resource, "destroy", since);
         }
         if remove_iso {

@@ -23,6 +23,29 @@ pub(crate) fn vm_digest(live: Option<&VmLive>) -> String {
 }
 
 impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T, K> {
+    /// Stops (when `running`) and deletes `node`'s VM: a replace and a destroy end a VM the same way.
+    pub(crate) async fn remove_vm(
+        &self,
+        resource: &str,
+        node: &Node,
+        running: bool,
+    ) -> Result<(), EngineError> {
+        if running {
+            self.port(
+                resource,
+                self.hypervisor
+                    .stop_vm(&node.proxmox_node, node.vm_id)
+                    .await,
+            )?;
+        }
+        self.port(
+            resource,
+            self.hypervisor
+                .delete_vm(&node.proxmox_node, node.vm_id)
+                .await,
+        )
+    }
+
     /// The VM step's diff for `node`, with the VM as observed (for the machine-config step).
     pub(crate) async fn plan_vm(
         &self,
@@ -112,18 +135,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             }
             Action::Replace => {
                 let since = self.started(&resource, "replace");
-                self.port(
-                    &resource,
-                    self.hypervisor
-                        .stop_vm(&node.proxmox_node, node.vm_id)
-                        .await,
-                )?;
-                self.port(
-                    &resource,
-                    self.hypervisor
-                        .delete_vm(&node.proxmox_node, node.vm_id)
-                        .await,
-                )?;
+                self.remove_vm(&resource, node, true).await?;
                 journal.machine_configs.remove(&node.name);
                 self.create_vm(&resource, &wanted).await?;
                 self.finished(&resource, "replace", since);
