@@ -76,8 +76,37 @@ fn delete_marker() -> Value {
     json!({"$patch": "delete"})
 }
 
-/// The patches that make `rendered` equal to `running` (both as parsed multi-document configs).
+/// `value` without empty lists, empty maps and nulls: Talos writes a config it patched without them (Go's
+/// `omitempty`) and reads their absence as the same thing, so they are no difference.
+fn normalized(value: &Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::Array(items) if items.is_empty() => None,
+        Value::Array(items) => Some(Value::Array(
+            items
+                .iter()
+                .map(|i| normalized(i).unwrap_or(Value::Null))
+                .collect(),
+        )),
+        Value::Object(map) => {
+            let kept: Map<String, Value> = map
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), normalized(v)?)))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+fn normalized_all(documents: &[Value]) -> Vec<Value> {
+    documents.iter().filter_map(normalized).collect()
+}
+
+/// The patches that make `rendered` equal to `running` (both as parsed multi-document configs); empty
+/// lists, maps and nulls count as absent.
 pub fn config_diff(rendered: &[Value], running: &[Value]) -> ConfigDiff {
+    let (rendered, running) = (&normalized_all(rendered), &normalized_all(running));
     let mut diff = ConfigDiff::default();
     for have in running {
         let id = identity(have);
@@ -185,8 +214,10 @@ fn diff_maps(
     }
 }
 
-/// Whether two multi-document configs hold the same documents (in any order).
+/// Whether two multi-document configs hold the same documents (in any order; empty lists, maps and nulls
+/// count as absent).
 pub fn same_documents(a: &[Value], b: &[Value]) -> bool {
+    let (a, b) = (normalized_all(a), normalized_all(b));
     a.len() == b.len()
         && a.iter().all(|d| {
             let id = identity(d);
@@ -264,6 +295,16 @@ mod tests {
             d.fields
         );
         assert!(!d.holds_secrets());
+    }
+
+    #[test]
+    fn empty_lists_and_maps_are_no_difference() {
+        let running = RENDER.replace(
+            "cluster:\n",
+            "cluster:\n    extraManifests: []\n    inlineManifests: []\n    proxy: {}\n",
+        );
+        assert!(config_diff(&docs(RENDER), &docs(&running)).is_empty());
+        assert!(same_documents(&docs(RENDER), &docs(&running)));
     }
 
     #[test]
