@@ -1,7 +1,8 @@
 //! `homelabctl import` against a kept demo's simulated homelab: the imported homelab.yaml validates and plans
 //! no change (never a VM replacement); a config change applied by hand through apid comes back as a patch and
 //! still plans no change; an existing homelab.yaml is never overwritten; an unreachable node is named with
-//! what to do.
+//! what to do. And the HA example (three control planes behind a VIP, a worker), read partly over apid and
+//! partly from a file, with a change applied by hand to every control plane kept as one role patch.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -10,6 +11,7 @@ use base64::Engine as _;
 use homelab_apid::{ApidClient, ApplyMode, ClientCredentials};
 use homelab_talos::talosconfig::Talosconfig;
 
+use crate::etcd::{example, octet};
 use crate::homelabctl;
 use crate::lab_sim::{kept_demo, start_sim, text};
 
@@ -42,12 +44,19 @@ fn sim_json(state: &Path) -> Sim {
 }
 
 fn import(sim: &Sim, dir: &Path, talosconfig: &Path, node: &str) -> Output {
+    let talosconfig = talosconfig.display().to_string();
+    import_with(
+        sim,
+        dir,
+        &["--from-talosconfig", &talosconfig, "--node", node],
+    )
+}
+
+fn import_with(sim: &Sim, dir: &Path, sources: &[&str]) -> Output {
     homelabctl()
         .arg("import")
         .arg(dir)
-        .arg("--from-talosconfig")
-        .arg(talosconfig)
-        .args(["--node", node])
+        .args(sources)
         .args(["--proxmox-endpoint", &sim.endpoint])
         .args(["--proxmox-token-id", &sim.token_id])
         .args(["--proxmox-fingerprint", &sim.fingerprint])
@@ -93,8 +102,8 @@ fn assert_plans_no_change(config: &Path) {
     assert!(actions.iter().all(|a| *a == "no_change"), "{actions:?}");
 }
 
-/// Applies `edit` of the node's running config through apid, as an operator with talosctl would.
-fn hand_apply(talosconfig: &Path, at: &str, edit: impl Fn(&str) -> String) {
+/// A mutual-TLS apid client for `at` with the talosconfig's credentials, on a runtime of its own.
+fn talos<T>(talosconfig: &Path, at: &str, f: impl AsyncFnOnce(&mut ApidClient) -> T) -> T {
     let config =
         Talosconfig::from_yaml(&std::fs::read_to_string(talosconfig).expect("talosconfig"))
             .expect("parse");
@@ -111,17 +120,27 @@ fn hand_apply(talosconfig: &Path, at: &str, edit: impl Fn(&str) -> String) {
         let mut client = ApidClient::connect(at.parse().expect("addr"), &creds)
             .await
             .expect("connect");
-        let running = client.running_machine_config().await.expect("read");
-        let edited = edit(std::str::from_utf8(&running).expect("utf-8"));
-        assert_ne!(
-            edited.as_bytes(),
-            &running[..],
-            "the edit changes the config"
-        );
-        client
-            .apply_configuration(edited.as_bytes(), ApplyMode::NoReboot, false)
+        f(&mut client).await
+    })
+}
+
+/// The machine config the node at `at` runs.
+fn running(talosconfig: &Path, at: &str) -> String {
+    talos(talosconfig, at, async |c| {
+        let bytes = c.running_machine_config().await.expect("read");
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    })
+}
+
+/// Applies `edit` of the node's running config through apid, as an operator with talosctl would.
+fn hand_apply(talosconfig: &Path, at: &str, edit: impl Fn(&str) -> String) {
+    let before = running(talosconfig, at);
+    let edited = edit(&before);
+    assert_ne!(edited, before, "the edit changes the config");
+    talos(talosconfig, at, async |c| {
+        c.apply_configuration(edited.as_bytes(), ApplyMode::NoReboot, false)
             .await
-            .expect("apply");
+            .expect("apply")
     });
 }
 
@@ -212,4 +231,76 @@ fn an_imported_demo_plans_no_change_and_keeps_a_hand_applied_change_as_a_patch()
     );
     assert!(err.contains("--from-config"), "{err}");
     assert!(!third.join("homelab.yaml").exists());
+}
+
+#[test]
+fn the_ha_example_imports_with_its_vip_worker_and_a_control_plane_role_patch() {
+    let subnet = 197;
+    let (_runtime, lab) = crate::etcd::fast_lab(subnet);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let made = tmp.path().join("made");
+    std::fs::create_dir_all(&made).expect("dir");
+    crate::etcd::ok(&made, &["init", "."], None);
+    std::fs::write(made.join("homelab.yaml"), example("ha", &lab, subnet)).expect("homelab.yaml");
+    let info = lab.info();
+    let secret = format!("{}\n", info.token_secret);
+    crate::etcd::ok(&made, &["secrets", "set-proxmox-token"], Some(&secret));
+    crate::etcd::ok(&made, &["apply", "--yes"], None);
+    let talosconfig = tmp.path().join("talosconfig");
+    let tc = crate::etcd::ok(&made, &["output", "talosconfig"], None);
+    std::fs::write(&talosconfig, tc).expect("talosconfig");
+
+    let net = format!("127.{}.{subnet}", octet());
+    let cps: Vec<String> = [111, 112, 113]
+        .iter()
+        .map(|h| format!("{net}.{h}"))
+        .collect();
+    for cp in &cps {
+        hand_apply(&talosconfig, &format!("{cp}:50000"), |c| {
+            c.replacen(
+                "machine:\n",
+                "machine:\n    sysctls:\n        net.core.somaxconn: \"4096\"\n",
+                1,
+            )
+        });
+    }
+    // The worker is given as a file (what `talosctl get mc -o yaml` or worker.yaml holds).
+    let worker = tmp.path().join("worker.yaml");
+    std::fs::write(&worker, running(&talosconfig, &format!("{net}.121:50000"))).expect("worker");
+
+    let sim = Sim {
+        endpoint: info.proxmox_endpoint.clone(),
+        token_id: info.token_id.clone(),
+        token_secret: info.token_secret.clone(),
+        fingerprint: info.fingerprint.clone(),
+        factory: info.factory_url.clone(),
+    };
+    let dir = tmp.path().join("imported");
+    let talosconfig = talosconfig.display().to_string();
+    let worker = worker.display().to_string();
+    let mut sources = vec!["--from-talosconfig", talosconfig.as_str()];
+    for cp in &cps {
+        sources.extend(["--node", cp.as_str()]);
+    }
+    sources.extend(["--from-config", worker.as_str()]);
+    let out = import_with(&sim, &dir, &sources);
+    assert!(out.status.success(), "{}", text(&out));
+    let config = dir.join("homelab.yaml");
+    let yaml = std::fs::read_to_string(&config).expect("homelab.yaml");
+    for expected in [
+        format!("vip: \"{net}.110\""),
+        "name: \"homelab-ha\"".to_string(),
+        "allow_scheduling_on_control_planes: false".to_string(),
+        "controlplane: [\"patches/controlplane.yaml\"]".to_string(),
+        "role: worker\n    vm_id: 121\n    cores: 4\n    memory: 16GiB".to_string(),
+    ] {
+        assert!(yaml.contains(&expected), "{expected} in:\n{yaml}");
+    }
+    let patch = std::fs::read_to_string(dir.join("patches/controlplane.yaml")).expect("patch");
+    assert!(patch.contains("net.core.somaxconn: \"4096\""), "{patch}");
+    assert!(!dir.join("patches/talos-worker-01.yaml").exists());
+    // The cluster must not need the original repository: its token and bundle are in the new one.
+    let validate = run(&config, &["validate"]);
+    assert_eq!(validate.status.code(), Some(0), "{}", text(&validate));
+    assert_plans_no_change(&config);
 }
