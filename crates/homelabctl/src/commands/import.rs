@@ -97,6 +97,8 @@ pub struct ImportArgs {
 struct Source {
     /// `node 127.0.0.1:50000` or the file name.
     label: String,
+    /// The address it was read from (`--node`), when read over apid.
+    address: Option<std::net::IpAddr>,
     config: Zeroizing<String>,
     documents: Vec<Value>,
     facts: NodeFacts,
@@ -145,13 +147,13 @@ pub fn run(_global: &Global, args: &ImportArgs) -> miette::Result<ExitStatus> {
                 .into_diagnostic()
                 .wrap_err_with(|| format!("cannot read {}", file.display()))?,
         );
-        sources.push(source(file.display().to_string(), text)?);
+        sources.push(source(file.display().to_string(), None, text)?);
     }
     if let Some(talosconfig) = &args.from_talosconfig {
         let creds = credentials(talosconfig)?;
         for node in &args.nodes {
-            let text = runtime.block_on(running_config(node, &creds))?;
-            sources.push(source(format!("node {node}"), text)?);
+            let (at, text) = runtime.block_on(running_config(node, &creds))?;
+            sources.push(source(format!("node {node}"), Some(at.ip()), text)?);
         }
     }
     let proxmox = ProxmoxSide {
@@ -161,12 +163,18 @@ pub fn run(_global: &Global, args: &ImportArgs) -> miette::Result<ExitStatus> {
         fingerprint: args.proxmox_fingerprint.clone(),
         insecure: args.proxmox_insecure,
     };
-    let vms = runtime.block_on(list_vms(&proxmox, &token))?;
+    // The guest agent is asked only when a config selects its NIC otherwise than by MAC.
+    let by_agent = sources.iter().any(|s| s.facts.mac.is_none());
+    let vms = runtime.block_on(list_vms(&proxmox, &token, by_agent))?;
     adopt(args, proxmox, &sources, &vms, &token)
 }
 
 /// Parses one running config.
-fn source(label: String, config: Zeroizing<String>) -> miette::Result<Source> {
+fn source(
+    label: String,
+    address: Option<std::net::IpAddr>,
+    config: Zeroizing<String>,
+) -> miette::Result<Source> {
     let facts = facts::node_facts(&config).map_err(|e| {
         miette!(
             help = "pass a Talos machine config (the multi-document YAML a node runs)",
@@ -179,6 +187,7 @@ fn source(label: String, config: Zeroizing<String>) -> miette::Result<Source> {
         .to_vec();
     Ok(Source {
         label,
+        address,
         config,
         documents,
         facts,
@@ -213,11 +222,11 @@ fn credentials(path: &Path) -> miette::Result<ClientCredentials> {
     ClientCredentials::from_pem(&ca, &crt, &key).map_err(|e| bad(e.to_string()))
 }
 
-/// The machine config `node` runs, over apid.
+/// The machine config `node` runs, over apid, and the address it was read from.
 async fn running_config(
     node: &str,
     creds: &ClientCredentials,
-) -> miette::Result<Zeroizing<String>> {
+) -> miette::Result<(SocketAddr, Zeroizing<String>)> {
     let at: SocketAddr = node
         .parse()
         .or_else(|_| {
@@ -245,11 +254,12 @@ async fn running_config(
     let bytes = client.running_machine_config().await.map_err(unreachable)?;
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| miette!("node {node}: its machine config is not UTF-8 text"))?;
-    Ok(Zeroizing::new(text))
+    Ok((at, Zeroizing::new(text)))
 }
 
-/// Every VM of every Proxmox host, with its config as the engine reads it.
-async fn list_vms(proxmox: &ProxmoxSide, token: &str) -> miette::Result<Vec<VmFound>> {
+/// Every VM of every Proxmox host, with its config as the engine reads it (and, with `agent`, the addresses
+/// a running VM's guest agent reports; a VM without an answering agent reports none).
+async fn list_vms(proxmox: &ProxmoxSide, token: &str, agent: bool) -> miette::Result<Vec<VmFound>> {
     let token = ApiToken::new(
         proxmox.token_id.clone(),
         SecretString::from(token.to_string()),
@@ -279,9 +289,28 @@ async fn list_vms(proxmox: &ProxmoxSide, token: &str) -> miette::Result<Vec<VmFo
                 continue;
             };
             let config = client.vm_config(&host.node, vm_id).await.map_err(failed)?;
-            let live =
-                homelab_engine::adapters::proxmox::vm_live(&config, entry.status == "running");
+            let running = entry.status == "running";
+            let live = homelab_engine::adapters::proxmox::vm_live(&config, running);
+            let agent_addresses = if agent && running {
+                client
+                    .agent_network_interfaces(&host.node, vm_id)
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    // Not the loopback interface (its all-zero MAC), whose 127.0.0.1 every guest has.
+                    .filter(|i| {
+                        i.hardware_address
+                            .as_deref()
+                            .is_some_and(|m| m.chars().any(|c| c.is_ascii_hexdigit() && c != '0'))
+                    })
+                    .flat_map(|i| &i.ip_addresses)
+                    .filter_map(|a| a.ip_address.parse().ok())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             out.push(VmFound {
+                agent_addresses,
                 host: host.node.clone(),
                 vm_id,
                 live,
@@ -387,21 +416,34 @@ fn adopt(
         })?;
     let mut nodes = Vec::new();
     for s in sources {
-        let mac = s.facts.mac.as_deref().ok_or_else(|| {
-            miette!(
-                help = "its config selects no NIC by MAC (LinkAliasConfig `mac(link.permanent_addr) == …` or \
-                        deviceSelector.hardwareAddr), so its VM cannot be found; add one and apply it first",
-                "{}: no MAC in the machine config",
-                s.label
-            )
-        })?;
-        let vm = map::vm_by_mac(vms, mac).ok_or_else(|| {
-            miette!(
-                help = "check that the VM runs on this Proxmox cluster and that the token may read it (VM.Audit)",
-                "{}: no VM in Proxmox has net0 with MAC {mac}",
-                s.label
-            )
-        })?;
+        let vm = match s.facts.mac.as_deref() {
+            Some(mac) => map::vm_by_mac(vms, mac).ok_or_else(|| {
+                miette!(
+                    help = "check that the VM runs on this Proxmox cluster and that the token may read it (VM.Audit)",
+                    "{}: no VM in Proxmox has net0 with MAC {mac}",
+                    s.label
+                )
+            })?,
+            None => {
+                // No MAC in the config (a NIC selected by name): the guest agent's address finds the VM.
+                let address = s.facts.address.map(|(ip, _)| ip).or(s.address);
+                let found = address.and_then(|ip| map::vm_by_address(vms, ip));
+                let vm = found.ok_or_else(|| {
+                    miette!(
+                        help = "its config selects no NIC by MAC and no VM's guest agent reports its address; \
+                                start the qemu-guest-agent extension, or select the NIC by MAC in its config",
+                        "{}: cannot find its VM in Proxmox",
+                        s.label
+                    )
+                })?;
+                notes.push(format!(
+                    "{}: its config selects no NIC by MAC; VM {} was found by the address its guest agent reports, \
+                     and homelab.yaml's NIC selector (by MAC) is kept out by a patch",
+                    s.label, vm.vm_id
+                ));
+                vm
+            }
+        };
         let node = DraftNode {
             facts: s.facts.clone(),
             vm: vm.clone(),

@@ -2,6 +2,7 @@
 //! turned into a homelab.yaml, with a note for everything that could not be expressed. Pure: no I/O.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use homelab_engine::ports::VmLive;
 use homelab_talos::import::facts::{InstallerImage, NodeFacts};
@@ -26,6 +27,8 @@ pub struct VmFound {
     pub vm_id: u32,
     pub live: VmLive,
     pub disk_storage: Option<String>,
+    /// The addresses the guest agent reports (read only when a node's config names no MAC).
+    pub agent_addresses: Vec<IpAddr>,
 }
 
 /// The storage of a Proxmox volume (`local-lvm:vm-100-disk-0,size=64G` → `local-lvm`).
@@ -43,6 +46,11 @@ pub fn vm_by_mac<'a>(vms: &'a [VmFound], mac: &str) -> Option<&'a VmFound> {
             .as_deref()
             .is_some_and(|m| m.eq_ignore_ascii_case(mac))
     })
+}
+
+/// The VM whose guest agent reports `address` (for a config that selects its NIC by name, not MAC).
+pub fn vm_by_address(vms: &[VmFound], address: IpAddr) -> Option<&VmFound> {
+    vms.iter().find(|v| v.agent_addresses.contains(&address))
 }
 
 /// One node of the draft, with the patches it gets.
@@ -363,6 +371,7 @@ mod tests {
                 ..VmLive::default()
             },
             disk_storage: Some("ssd".into()),
+            agent_addresses: vec!["10.0.0.11".parse().expect("ip")],
         }
     }
 
@@ -395,6 +404,9 @@ mod tests {
         let mac = facts().mac.expect("mac");
         assert_eq!(vm_by_mac(&vms, &mac).map(|v| v.vm_id), Some(101));
         assert!(vm_by_mac(&vms, "BC:24:11:00:00:09").is_none());
+        let ip = "10.0.0.11".parse().expect("ip");
+        assert_eq!(vm_by_address(&vms, ip).map(|v| v.vm_id), Some(100));
+        assert!(vm_by_address(&vms, "10.0.0.12".parse().expect("ip")).is_none());
         assert_eq!(
             volume_storage("ssd:vm-101-disk-1,size=40G").as_deref(),
             Some("ssd")
