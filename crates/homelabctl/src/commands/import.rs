@@ -537,13 +537,26 @@ fn adopt(
         .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
     encryption(dir, &args.age_recipients)?;
     let repo = homelab_repo::Repo::open(&dir.join(homelab_config::FILE_NAME)).map_err(failure)?;
-    let bundle_yaml = bundle.to_yaml().map_err(failure)?;
-    repo.import_talos_bundle(&bundle_yaml, false)
-        .map_err(failure)?;
-    outln!(
-        "wrote {} (the cluster's secrets bundle, encrypted)",
-        repo.path(homelab_repo::TALOS_SECRETS_FILE).display()
-    )?;
+    // A bundle an interrupted import wrote is kept when it is this cluster's; another one is never replaced.
+    match repo.talos_bundle().map_err(failure)? {
+        Some(existing) if existing == bundle => {}
+        Some(_) => {
+            return Err(miette!(
+                help = "import into an empty directory; that bundle belongs to another cluster",
+                "{} holds another cluster's secrets bundle",
+                repo.path(homelab_repo::TALOS_SECRETS_FILE).display()
+            ));
+        }
+        None => {
+            let bundle_yaml = bundle.to_yaml().map_err(failure)?;
+            repo.import_talos_bundle(&bundle_yaml, false)
+                .map_err(failure)?;
+            outln!(
+                "wrote {} (the cluster's secrets bundle, encrypted)",
+                repo.path(homelab_repo::TALOS_SECRETS_FILE).display()
+            )?;
+        }
+    }
     if !repo.path(homelab_repo::SECRETS_FILE).exists() {
         repo.set_proxmox_token_secret(token).map_err(failure)?;
         outln!(
@@ -577,7 +590,8 @@ fn adopt(
             std::fs::create_dir_all(dir.join("patches")).into_diagnostic()?;
             let written = homelab_fs::write_new(&path, text.as_bytes(), Mode::Exact(0o644))
                 .map_err(failure)?;
-            if !written {
+            // The same patch an interrupted import wrote is fine; anything else there is not ours.
+            if !written && std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
                 return Err(miette!(
                     help = "import into an empty directory; homelab.yaml was not written",
                     "{} exists: import never overwrites it",

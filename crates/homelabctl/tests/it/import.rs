@@ -219,6 +219,11 @@ fn an_imported_demo_plans_no_change_and_keeps_a_hand_applied_change_as_a_patch()
     let report = std::fs::read_to_string(second.join("import-report.md")).expect("report");
     assert!(report.contains("/machine/sysctls"), "{report}");
     assert_plans_no_change(&config);
+    // An import stopped before homelab.yaml was written runs again over its own bundle and patches.
+    std::fs::remove_file(&config).expect("remove");
+    let out = import(&sim, &second, &talosconfig, node);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&config).expect("again"), yaml);
 
     // 4. A node that does not answer is named, with what to do.
     let third = dir.path().join("unreachable");
