@@ -8,6 +8,13 @@ use serde_json::{Map, Value, json};
 
 use crate::manifest::metadata;
 
+/// The API version of Flux's `Kustomization` (kustomize-controller), as written, listed and patched here.
+pub const KUSTOMIZATION_API_VERSION: &str = "kustomize.toolkit.fluxcd.io/v1";
+/// The kind of Flux's `Kustomization` (the same word as kustomize's file kind, another API group).
+pub const KUSTOMIZATION_KIND: &str = "Kustomization";
+/// The API version of Flux's sources (GitRepository, OCIRepository, HelmRepository).
+pub const SOURCE_API_VERSION: &str = "source.toolkit.fluxcd.io/v1";
+
 /// The namespace Flux runs in and its sync objects live in.
 pub const NAMESPACE: &str = "flux-system";
 /// The name of the source and of the root Kustomization, as `flux bootstrap` names them.
@@ -86,7 +93,7 @@ impl Source {
             }
         }
         json!({
-            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "apiVersion": SOURCE_API_VERSION,
             "kind": self.kind,
             "metadata": metadata(SYNC_NAME, Some(NAMESPACE)),
             "spec": spec,
@@ -148,8 +155,8 @@ impl FluxKustomization<'_> {
             );
         }
         json!({
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-            "kind": "Kustomization",
+            "apiVersion": KUSTOMIZATION_API_VERSION,
+            "kind": KUSTOMIZATION_KIND,
             "metadata": metadata(self.name, Some(NAMESPACE)),
             "spec": spec,
         })
