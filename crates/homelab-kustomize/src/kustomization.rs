@@ -37,7 +37,7 @@ pub struct LabelEntry {
     pub fields: Vec<crate::fieldspec::FieldSpec>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageEntry {
     pub name: String,
     pub new_name: Option<String>,
