@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::yaml::{Map, Value, parse_value};
 
+/// The API version of a kustomization file (what `kustomize create` and `flux bootstrap` write).
+pub const API_VERSION: &str = "kustomize.config.k8s.io/v1beta1";
+/// The kind of a kustomization file.
+pub const KIND: &str = "Kustomization";
+
 /// File names kustomize recognises, in its lookup order.
 pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
