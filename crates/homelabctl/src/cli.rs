@@ -148,6 +148,10 @@ pub enum Command {
     /// The repository's secrets.enc.yaml: `set-proxmox-token` stores the Proxmox API token secret read from
     /// standard input, encrypted.
     Secrets(crate::commands::secrets::SecretsArgs),
+    /// Adopt a running cluster: read each node's machine config over apid (or from files), the secrets bundle
+    /// and the VMs in Proxmox by MAC; write homelab.yaml, the bundle encrypted, patches for what homelab.yaml
+    /// cannot say, and import-report.md. Never overwrites a homelab.yaml.
+    Import(crate::commands::import::ImportArgs),
 }
 
 #[derive(Debug, Args)]

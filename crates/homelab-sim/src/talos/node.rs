@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
+use homelab_apid::proto::cosi::resource::state_server::StateServer;
 use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
 
 use super::cluster::{ClusterRegistry, TrustdRoute, VipWinner};
@@ -1328,6 +1329,7 @@ fn serve(
                 requests.record(&format!("apid {}", req.uri().path()));
                 tracing::Span::none()
             })
+            .add_service(StateServer::new(super::cosi::StateService(service.clone())))
             .add_service(MachineServiceServer::new(service))
             .serve_with_incoming(ReceiverStream::new(rx))
             .await;

@@ -13,6 +13,7 @@ pub mod flux;
 pub mod flux_tree;
 mod fmt;
 pub mod hooks;
+pub mod import;
 mod init;
 pub mod output;
 pub mod plan;
@@ -72,6 +73,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Sim(args) => sim::run(&global, &args),
         Command::Output(args) => output::run(&global, &args),
         Command::Secrets(args) => secrets::run(&global, &args),
+        Command::Import(args) => import::run(&global, &args),
     }
 }
 
