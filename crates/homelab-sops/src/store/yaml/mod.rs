@@ -11,4 +11,4 @@ mod resolve;
 mod write;
 
 pub use read::read_documents;
-pub use write::write_documents;
+pub use write::{write_documents, write_documents_with_metadata};
