@@ -53,7 +53,7 @@ pub fn analyze(value: &str) -> Analysis {
     // text for a 1 MB file). ASCII text, nearly all of it, is walked as bytes without UTF-8 decoding; the
     // loop body is the same for both, so the two cannot disagree.
     if value.is_ascii() {
-        scan(value.bytes().map(char::from), &mut f, true);
+        scan_ascii(value.as_bytes(), &mut f);
     } else {
         scan(value.chars(), &mut f, true);
     }
@@ -81,91 +81,143 @@ fn is_inert(c: char) -> bool {
     c.is_ascii_graphic() && !matches!(c, ',' | '?' | '[' | ']' | '{' | '}' | ':' | '#')
 }
 
+/// The state carried from one character to the next.
+struct Walker {
+    prev_space: bool,
+    prev_break: bool,
+    preceded_by_ws: bool,
+    first: bool,
+}
+
+impl Walker {
+    fn new() -> Walker {
+        Walker {
+            prev_space: false,
+            prev_break: false,
+            preceded_by_ws: true,
+            first: true,
+        }
+    }
+
+    /// After an [`is_inert`] character that is not the first.
+    fn inert(&mut self) {
+        self.prev_space = false;
+        self.prev_break = false;
+        self.preceded_by_ws = false;
+    }
+}
+
+/// One character `c`, followed by `next`.
+fn step(c: char, next: Option<char>, w: &mut Walker, f: &mut Scan) {
+    let last = next.is_none();
+    let followed_by_ws = next.is_none_or(is_blank);
+    if w.first {
+        match c {
+            '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%'
+            | '@' | '`' => {
+                f.flow_ind = true;
+                f.block_ind = true;
+            }
+            '?' | ':' => {
+                f.flow_ind = true;
+                if followed_by_ws {
+                    f.block_ind = true;
+                }
+            }
+            '-' if followed_by_ws => {
+                f.flow_ind = true;
+                f.block_ind = true;
+            }
+            _ => {}
+        }
+    } else {
+        match c {
+            ',' | '?' | '[' | ']' | '{' | '}' => f.flow_ind = true,
+            ':' => {
+                f.flow_ind = true;
+                if followed_by_ws {
+                    f.block_ind = true;
+                }
+            }
+            '#' if w.preceded_by_ws => {
+                f.flow_ind = true;
+                f.block_ind = true;
+            }
+            _ => {}
+        }
+    }
+    if !is_printable(c) {
+        f.special = true;
+    }
+    if c == ' ' {
+        if w.first {
+            f.leading_space = true;
+        }
+        if last {
+            f.trailing_space = true;
+        }
+        if w.prev_break {
+            f.break_space = true;
+        }
+        w.prev_space = true;
+        w.prev_break = false;
+    } else if is_break(c) {
+        f.line_breaks = true;
+        if w.first {
+            f.leading_break = true;
+        }
+        if last {
+            f.trailing_break = true;
+        }
+        if w.prev_space {
+            f.space_break = true;
+        }
+        w.prev_space = false;
+        w.prev_break = true;
+    } else {
+        w.prev_space = false;
+        w.prev_break = false;
+    }
+    w.preceded_by_ws = is_blank(c) || is_break(c);
+    w.first = false;
+}
+
 /// `skip_inert` takes the shortcut for [`is_inert`] characters; the tests compare it with the full path.
 fn scan(chars: impl Iterator<Item = char>, f: &mut Scan, skip_inert: bool) {
-    let (mut prev_space, mut prev_break) = (false, false);
-    let mut preceded_by_ws = true;
+    let mut w = Walker::new();
     let mut chars = chars.peekable();
-    let mut first = true;
     while let Some(c) = chars.next() {
-        if skip_inert && !first && is_inert(c) {
-            prev_space = false;
-            prev_break = false;
-            preceded_by_ws = false;
+        if skip_inert && !w.first && is_inert(c) {
+            w.inert();
             continue;
         }
-        let next = chars.peek().copied();
-        let last = next.is_none();
-        let followed_by_ws = next.is_none_or(is_blank);
-        if first {
-            match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
-                | '%' | '@' | '`' => {
-                    f.flow_ind = true;
-                    f.block_ind = true;
-                }
-                '?' | ':' => {
-                    f.flow_ind = true;
-                    if followed_by_ws {
-                        f.block_ind = true;
-                    }
-                }
-                '-' if followed_by_ws => {
-                    f.flow_ind = true;
-                    f.block_ind = true;
-                }
-                _ => {}
-            }
-        } else {
-            match c {
-                ',' | '?' | '[' | ']' | '{' | '}' => f.flow_ind = true,
-                ':' => {
-                    f.flow_ind = true;
-                    if followed_by_ws {
-                        f.block_ind = true;
-                    }
-                }
-                '#' if preceded_by_ws => {
-                    f.flow_ind = true;
-                    f.block_ind = true;
-                }
-                _ => {}
+        step(c, chars.peek().copied(), &mut w, f);
+    }
+}
+
+/// [`scan`] for ASCII text: runs of inert bytes are skipped in a tight loop, the rest take the full step.
+fn scan_ascii(b: &[u8], f: &mut Scan) {
+    let mut w = Walker::new();
+    let mut i = 0;
+    while i < b.len() {
+        if i > 0 {
+            let run = b[i..]
+                .iter()
+                .position(|&c| !is_inert(char::from(c)))
+                .unwrap_or(b.len() - i);
+            if run > 0 {
+                w.inert();
+                i += run;
+                continue;
             }
         }
-        if !is_printable(c) {
-            f.special = true;
-        }
-        if c == ' ' {
-            if first {
-                f.leading_space = true;
-            }
-            if last {
-                f.trailing_space = true;
-            }
-            if prev_break {
-                f.break_space = true;
-            }
-            prev_space = true;
-            prev_break = false;
-        } else if is_break(c) {
-            f.line_breaks = true;
-            if first {
-                f.leading_break = true;
-            }
-            if last {
-                f.trailing_break = true;
-            }
-            if prev_space {
-                f.space_break = true;
-            }
-            prev_space = false;
-            prev_break = true;
-        } else {
-            prev_space = false;
-            prev_break = false;
-        }
-        preceded_by_ws = is_blank(c) || is_break(c);
-        first = false;
+        step(
+            char::from(b[i]),
+            b.get(i + 1).map(|&n| char::from(n)),
+            &mut w,
+            f,
+        );
+        i += 1;
     }
 }
 
@@ -334,7 +386,7 @@ mod tests {
             scan(s.chars(), &mut full, false);
             let mut fast = Scan::default();
             if s.is_ascii() {
-                scan(s.bytes().map(char::from), &mut fast, true);
+                scan_ascii(s.as_bytes(), &mut fast);
             } else {
                 scan(s.chars(), &mut fast, true);
             }
