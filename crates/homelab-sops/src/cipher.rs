@@ -106,9 +106,12 @@ impl Cipher {
         &self.keyed.insert(keyed).aes
     }
 
-    /// The IV for a value: the one it had when decrypted if unchanged, else a fresh random one.
-    fn iv_for(&mut self, stash_key: &[u8; 32]) -> Result<Vec<u8>, String> {
-        if let Some(iv) = self.stash.get(stash_key) {
+    /// The IV for a value: the one it had when decrypted if unchanged, else a fresh random one. The
+    /// stash key is only computed when there is a stash (a fresh encryption has none).
+    fn iv_for(&mut self, plain: &[u8], aad: &str, kind: &str) -> Result<Vec<u8>, String> {
+        if !self.stash.is_empty()
+            && let Some(iv) = self.stash.get(&stash_key(plain, aad, kind))
+        {
             return Ok(iv.clone());
         }
         let rng = match &mut self.rng {
@@ -147,8 +150,8 @@ impl Cipher {
         if plain.is_empty() && matches!(value, Value::Str(_) | Value::Comment(_)) {
             return Ok(String::new());
         }
-        let iv = self.iv_for(&stash_key(&plain, aad, kind))?;
-        Ok(encrypt_raw(self.aes(key), &plain, &iv, aad, kind))
+        let iv = self.iv_for(&plain, aad, kind)?;
+        Ok(encrypt_raw(self.aes(key), plain, &iv, aad, kind))
     }
 }
 
@@ -180,8 +183,14 @@ impl Cipher {
         if plain.is_empty() {
             return Ok(String::new());
         }
-        let iv = self.iv_for(&stash_key(plain, aad, "str"))?;
-        Ok(encrypt_raw(self.aes(key), plain, &iv, aad, "str"))
+        let iv = self.iv_for(plain, aad, "str")?;
+        Ok(encrypt_raw(
+            self.aes(key),
+            Zeroizing::new(plain.to_vec()),
+            &iv,
+            aad,
+            "str",
+        ))
     }
 
     fn decrypt_raw(
@@ -220,8 +229,14 @@ impl Cipher {
     }
 }
 
-fn encrypt_raw(aes: &SopsAes, plain: &[u8], iv: &[u8], aad: &str, kind: &str) -> String {
-    let mut data = Zeroizing::new(plain.to_vec());
+/// Encrypts `data` (the plaintext, encrypted in place) into sops's value text.
+fn encrypt_raw(
+    aes: &SopsAes,
+    mut data: Zeroizing<Vec<u8>>,
+    iv: &[u8],
+    aad: &str,
+    kind: &str,
+) -> String {
     // Encryption with a valid 32-byte key and nonce cannot fail for inputs below GCM's size limit
     // (64 GiB); the in-place form returns the tag apart, so no ciphertext+tag buffer is split again.
     let tag = aes
@@ -370,12 +385,24 @@ mod tests {
             let enc = c.encrypt(&v, &key, "k:").expect("encrypt");
             assert_eq!(c.decrypt(&enc, &key, "k:"), Ok(v));
         }
-        let not_utf8 = encrypt_raw(c.aes(&key), &[0xff, 0xfe], &[9; 32], "k:", "str");
+        let not_utf8 = encrypt_raw(
+            c.aes(&key),
+            Zeroizing::new(vec![0xff, 0xfe]),
+            &[9; 32],
+            "k:",
+            "str",
+        );
         assert_eq!(
             c.decrypt(&not_utf8, &key, "k:"),
             Err(DecryptFailure::BadType("str".into()))
         );
-        let not_int = encrypt_raw(c.aes(&key), b"x1", &[9; 32], "k:", "int");
+        let not_int = encrypt_raw(
+            c.aes(&key),
+            Zeroizing::new(b"x1".to_vec()),
+            &[9; 32],
+            "k:",
+            "int",
+        );
         assert_eq!(
             c.decrypt(&not_int, &key, "k:"),
             Err(DecryptFailure::BadType("int".into()))
