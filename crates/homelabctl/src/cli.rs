@@ -112,9 +112,11 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Talos secrets bundle and machine configuration.
     Talos(crate::commands::talos::TalosArgs),
-    /// Change the Flux tree: add an infrastructure component following the tree's pattern.
-    Gitops(crate::commands::gitops::GitopsArgs),
-    /// Operate Flux without the flux CLI: sops-key, bootstrap, reconcile.
+    /// The old name of `flux add-component` (hidden; kept so scripts keep working).
+    #[command(hide = true)]
+    Gitops(crate::commands::flux_tree::GitopsArgs),
+    /// Operate Flux without the flux CLI: sops-key, bootstrap, reconcile, and add-component (a new
+    /// infrastructure component in the Flux tree, following the tree's pattern).
     Flux(crate::commands::flux::FluxArgs),
     /// SOPS files encrypted to age keys: encrypt, decrypt, edit, updatekeys (compatible with the sops CLI).
     Sops(crate::commands::sops::SopsArgs),

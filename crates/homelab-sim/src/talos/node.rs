@@ -57,8 +57,9 @@ pub struct NodeOptions {
     pub upgrade_delay: Duration,
     /// fault injection: apid flaps (refuses and drops connections) for a while after the node is created
     pub apid_flapping: Option<ApidFlapping>,
-    /// poked whenever what the node keeps on disk changes (config, bootstrap, etcd), for savers
-    pub on_change: Option<Arc<tokio::sync::Notify>>,
+    /// called whenever what the node keeps on disk changes (config, bootstrap, etcd), for savers;
+    /// always with no lock of the node held, before the call that made the change answers
+    pub on_change: Option<crate::change::ChangeHook>,
     /// how long the installer runs after a maintenance-mode apply (no listener meanwhile; Talos
     /// pulls the installer image, partitions and writes the disk: minutes on real hardware)
     pub install_delay: Duration,
@@ -619,8 +620,8 @@ impl Inner {
 
     /// Tells the saver, if any, that what the node keeps on disk changed.
     pub(crate) fn changed(&self) {
-        if let Some(notify) = &self.opts.on_change {
-            notify.notify_one();
+        if let Some(hook) = &self.opts.on_change {
+            hook.fire();
         }
     }
 

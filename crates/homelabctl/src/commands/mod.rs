@@ -10,8 +10,8 @@ pub mod destroy;
 pub mod doctor;
 pub mod etcd;
 pub mod flux;
+pub mod flux_tree;
 mod fmt;
-pub mod gitops;
 pub mod hooks;
 mod init;
 pub mod output;
@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(&global, args),
-        Command::Gitops(args) => gitops::run(&global, &args),
+        Command::Gitops(args) => flux_tree::run(&global, &args),
         Command::Flux(args) => flux::run(&global, &args),
         Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
