@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::value::{Value, go_float_plain};
 
@@ -32,24 +32,27 @@ pub enum DecryptFailure {
 }
 
 /// An encrypted value split into its parts.
-struct EncParts {
-    data: Vec<u8>,
+struct EncParts<'t> {
+    /// The ciphertext, decrypted in place (it becomes the plaintext buffer).
+    data: Zeroizing<Vec<u8>>,
     iv: Vec<u8>,
     tag: Vec<u8>,
-    kind: String,
+    kind: &'t str,
 }
 
-fn parse_enc(text: &str) -> Option<EncParts> {
+fn parse_enc(text: &str) -> Option<EncParts<'_>> {
     let inner = text.strip_prefix("ENC[AES256_GCM,data:")?;
     let inner = inner.strip_suffix(']')?;
-    let (data, rest) = inner.split_once(",iv:")?;
-    let (iv, rest) = rest.split_once(",tag:")?;
-    let (tag, kind) = rest.split_once(",type:")?;
+    // Base64 has no comma, so each part ends at the next one (a stray comma fails the decode either way).
+    let (data, rest) = inner.split_once(',')?;
+    let (iv, rest) = rest.strip_prefix("iv:")?.split_once(',')?;
+    let (tag, rest) = rest.strip_prefix("tag:")?.split_once(',')?;
+    let kind = rest.strip_prefix("type:")?;
     Some(EncParts {
-        data: B64.decode(data).ok()?,
+        data: Zeroizing::new(B64.decode(data).ok()?),
         iv: B64.decode(iv).ok()?,
         tag: B64.decode(tag).ok()?,
-        kind: kind.to_string(),
+        kind,
     })
 }
 
@@ -103,9 +106,12 @@ impl Cipher {
         &self.keyed.insert(keyed).aes
     }
 
-    /// The IV for a value: the one it had when decrypted if unchanged, else a fresh random one.
-    fn iv_for(&mut self, stash_key: &[u8; 32]) -> Result<Vec<u8>, String> {
-        if let Some(iv) = self.stash.get(stash_key) {
+    /// The IV for a value: the one it had when decrypted if unchanged, else a fresh random one. The
+    /// stash key is only computed when there is a stash (a fresh encryption has none).
+    fn iv_for(&mut self, plain: &[u8], aad: &str, kind: &str) -> Result<Vec<u8>, String> {
+        if !self.stash.is_empty()
+            && let Some(iv) = self.stash.get(&stash_key(plain, aad, kind))
+        {
             return Ok(iv.clone());
         }
         let rng = match &mut self.rng {
@@ -131,12 +137,11 @@ impl Cipher {
         if text.is_empty() {
             return Ok(Value::Str(String::new()));
         }
-        let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
-        let plain = self.decrypt_raw(&parts, key, aad)?;
-        let value = typed_value(&parts.kind, &plain)?;
+        let mut parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
+        let plain = self.decrypt_raw(&mut parts, key, aad)?;
         self.stash
-            .insert(stash_key(&plain, aad, &parts.kind), parts.iv);
-        Ok(value)
+            .insert(stash_key(&plain, aad, parts.kind), parts.iv);
+        typed_value(parts.kind, plain)
     }
 
     /// Encrypts a leaf value (`Comment` gives `type:comment`). Empty strings and comments stay empty.
@@ -145,8 +150,8 @@ impl Cipher {
         if plain.is_empty() && matches!(value, Value::Str(_) | Value::Comment(_)) {
             return Ok(String::new());
         }
-        let iv = self.iv_for(&stash_key(&plain, aad, kind))?;
-        Ok(encrypt_raw(self.aes(key), &plain, &iv, aad, kind))
+        let iv = self.iv_for(&plain, aad, kind)?;
+        Ok(encrypt_raw(self.aes(key), plain, &iv, aad, kind))
     }
 }
 
@@ -161,11 +166,11 @@ impl Cipher {
         if text.is_empty() {
             return Ok((Zeroizing::new(Vec::new()), "str".into()));
         }
-        let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
-        let plain = self.decrypt_raw(&parts, key, aad)?;
+        let mut parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
+        let plain = self.decrypt_raw(&mut parts, key, aad)?;
         self.stash
-            .insert(stash_key(&plain, aad, &parts.kind), parts.iv);
-        Ok((plain, parts.kind))
+            .insert(stash_key(&plain, aad, parts.kind), parts.iv);
+        Ok((plain, parts.kind.to_string()))
     }
 
     /// Encrypts raw bytes as `type:str` (the binary store). Empty input stays empty.
@@ -178,13 +183,19 @@ impl Cipher {
         if plain.is_empty() {
             return Ok(String::new());
         }
-        let iv = self.iv_for(&stash_key(plain, aad, "str"))?;
-        Ok(encrypt_raw(self.aes(key), plain, &iv, aad, "str"))
+        let iv = self.iv_for(plain, aad, "str")?;
+        Ok(encrypt_raw(
+            self.aes(key),
+            Zeroizing::new(plain.to_vec()),
+            &iv,
+            aad,
+            "str",
+        ))
     }
 
     fn decrypt_raw(
         &mut self,
-        parts: &EncParts,
+        parts: &mut EncParts,
         key: &[u8; 32],
         aad: &str,
     ) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
@@ -193,7 +204,7 @@ impl Cipher {
         };
         // sops accepts any nonce length on decrypt (it uses len(iv)); we support the standard 32 and
         // GCM's 12.
-        let mut plain = Zeroizing::new(parts.data.clone());
+        let mut plain = Zeroizing::new(std::mem::take(&mut *parts.data));
         let ok = match parts.iv.len() {
             32 => self.aes(key).decrypt_in_place_detached(
                 Nonce::<U32>::from_slice(&parts.iv),
@@ -203,7 +214,7 @@ impl Cipher {
             ),
             12 => {
                 let payload = Payload {
-                    msg: &[parts.data.as_slice(), &tag].concat(),
+                    msg: &[plain.as_slice(), &tag].concat(),
                     aad: aad.as_bytes(),
                 };
                 aes_gcm::Aes256Gcm::new_from_slice(key)
@@ -218,8 +229,14 @@ impl Cipher {
     }
 }
 
-fn encrypt_raw(aes: &SopsAes, plain: &[u8], iv: &[u8], aad: &str, kind: &str) -> String {
-    let mut data = Zeroizing::new(plain.to_vec());
+/// Encrypts `data` (the plaintext, encrypted in place) into sops's value text.
+fn encrypt_raw(
+    aes: &SopsAes,
+    mut data: Zeroizing<Vec<u8>>,
+    iv: &[u8],
+    aad: &str,
+    kind: &str,
+) -> String {
     // Encryption with a valid 32-byte key and nonce cannot fail for inputs below GCM's size limit
     // (64 GiB); the in-place form returns the tag apart, so no ciphertext+tag buffer is split again.
     let tag = aes
@@ -260,27 +277,30 @@ pub fn plaintext_of(value: &Value) -> Result<(Zeroizing<Vec<u8>>, &'static str),
     })
 }
 
-/// Parses decrypted bytes as the declared sops type.
-fn typed_value(kind: &str, plain: &[u8]) -> Result<Value, DecryptFailure> {
-    let text = std::str::from_utf8(plain).map_err(|_| DecryptFailure::BadType(kind.to_string()));
+/// Parses decrypted bytes as the declared sops type; text types take the buffer over without a copy.
+fn typed_value(kind: &str, mut plain: Zeroizing<Vec<u8>>) -> Result<Value, DecryptFailure> {
+    let bad = || DecryptFailure::BadType(kind.to_string());
+    if matches!(kind, "str" | "comment" | "bytes") {
+        let text = String::from_utf8(std::mem::take(&mut *plain)).map_err(|e| {
+            // The bytes are plaintext: wipe them before reporting.
+            e.into_bytes().zeroize();
+            bad()
+        })?;
+        return Ok(if kind == "comment" {
+            Value::Comment(text)
+        } else {
+            Value::Str(text)
+        });
+    }
+    let text = std::str::from_utf8(&plain).map_err(|_| bad());
     match kind {
-        "str" => Ok(Value::Str(text?.to_string())),
-        "comment" => Ok(Value::Comment(text?.to_string())),
-        "int" => text?
-            .parse::<i64>()
-            .map(Value::Int)
-            .map_err(|_| DecryptFailure::BadType(kind.into())),
-        "float" => parse_go_float(text?)
-            .map(Value::Float)
-            .ok_or(DecryptFailure::BadType(kind.into())),
-        "bool" => parse_go_bool(text?)
-            .map(Value::Bool)
-            .ok_or(DecryptFailure::BadType(kind.into())),
+        "int" => text?.parse::<i64>().map(Value::Int).map_err(|_| bad()),
+        "float" => parse_go_float(text?).map(Value::Float).ok_or_else(bad),
+        "bool" => parse_go_bool(text?).map(Value::Bool).ok_or_else(bad),
         "time" => crate::time::parse_rfc3339(text?)
             .map(Value::Time)
-            .ok_or(DecryptFailure::BadType(kind.into())),
-        "bytes" => Ok(Value::Str(text?.to_string())),
-        _ => Err(DecryptFailure::BadType(kind.to_string())),
+            .ok_or_else(bad),
+        _ => Err(bad()),
     }
 }
 
@@ -347,6 +367,53 @@ mod tests {
             c.encrypt(&Value::Str(String::new()), &[0; 32], "k:")
                 .expect("encrypt"),
             ""
+        );
+    }
+
+    #[test]
+    fn every_type_round_trips_and_bad_text_is_a_type_error() {
+        let key = [3u8; 32];
+        let mut c = Cipher::new();
+        for v in [
+            Value::Str("héllo".into()),
+            Value::Comment(" note".into()),
+            Value::Int(-7),
+            Value::Float(2.5),
+            Value::Bool(false),
+            Value::Time("2024-01-02T03:04:05Z".into()),
+        ] {
+            let enc = c.encrypt(&v, &key, "k:").expect("encrypt");
+            assert_eq!(c.decrypt(&enc, &key, "k:"), Ok(v));
+        }
+        let not_utf8 = encrypt_raw(
+            c.aes(&key),
+            Zeroizing::new(vec![0xff, 0xfe]),
+            &[9; 32],
+            "k:",
+            "str",
+        );
+        assert_eq!(
+            c.decrypt(&not_utf8, &key, "k:"),
+            Err(DecryptFailure::BadType("str".into()))
+        );
+        let not_int = encrypt_raw(
+            c.aes(&key),
+            Zeroizing::new(b"x1".to_vec()),
+            &[9; 32],
+            "k:",
+            "int",
+        );
+        assert_eq!(
+            c.decrypt(&not_int, &key, "k:"),
+            Err(DecryptFailure::BadType("int".into()))
+        );
+        assert_eq!(
+            c.decrypt(
+                "ENC[AES256_GCM,data:AA==,tag:AA==,iv:AA==,type:str]",
+                &key,
+                "k:"
+            ),
+            Err(DecryptFailure::NotEncrypted)
         );
     }
 }

@@ -136,6 +136,11 @@ fn aad(path: &[String]) -> String {
     s
 }
 
+/// The AAD kept by [`Walk`]; at the root it is `aad(&[])`, `":"` (a comment before the first key).
+fn aad_or_root(aad: &str) -> &str {
+    if aad.is_empty() { ":" } else { aad }
+}
+
 /// `sha256("sops")`, fed first into the MAC when `mac_only_encrypted` is set.
 fn mac_only_encrypted_init() -> [u8; 32] {
     sha2::Sha256::digest(b"sops").into()
@@ -149,6 +154,8 @@ struct Walk<'a> {
     hash: Sha512,
     decrypting: bool,
     file: &'a str,
+    /// `aad(path)` for the current path, kept as the walk goes down and up rather than joined per value.
+    aad: String,
 }
 
 impl Walk<'_> {
@@ -170,6 +177,7 @@ impl Walk<'_> {
             hash,
             decrypting,
             file,
+            aad: String::new(),
         }
     }
 
@@ -192,10 +200,14 @@ impl Walk<'_> {
                 }
                 Entry::Item(k, v) => {
                     path.push(k.text.clone());
+                    let aad_len = self.aad.len();
+                    self.aad.push_str(&k.text);
+                    self.aad.push(':');
                     let depth = comments.len();
                     comments.append(&mut preceding);
                     self.value(v, path, comments)?;
                     comments.truncate(depth);
+                    self.aad.truncate(aad_len);
                     path.pop();
                 }
             }
@@ -215,13 +227,19 @@ impl Walk<'_> {
         }
         if self.decrypting {
             // A comment that does not decrypt was written in clear text (older sops): keep it, like sops does.
-            return Ok(match self.cipher.decrypt(text, self.key, &aad(path)) {
-                Ok(Value::Comment(c)) | Ok(Value::Str(c)) => Some(c),
-                _ => None,
-            });
+            return Ok(
+                match self.cipher.decrypt(text, self.key, aad_or_root(&self.aad)) {
+                    Ok(Value::Comment(c)) | Ok(Value::Str(c)) => Some(c),
+                    _ => None,
+                },
+            );
         }
         self.cipher
-            .encrypt(&Value::Comment(text.to_string()), self.key, &aad(path))
+            .encrypt(
+                &Value::Comment(text.to_string()),
+                self.key,
+                aad_or_root(&self.aad),
+            )
             .map(Some)
             .map_err(|m| SopsError::Crypto {
                 file: self.file.to_string(),
@@ -275,7 +293,7 @@ impl Walk<'_> {
                             ),
                         });
                     };
-                    let plain = match self.cipher.decrypt(text, self.key, &aad(path)) {
+                    let plain = match self.cipher.decrypt(text, self.key, aad_or_root(&self.aad)) {
                         Ok(p) => p,
                         Err(DecryptFailure::Authentication) => {
                             return Err(SopsError::MacMismatch {
@@ -317,7 +335,7 @@ impl Walk<'_> {
                 if !self.decrypting && encrypted {
                     let enc = self
                         .cipher
-                        .encrypt(leaf, self.key, &aad(path))
+                        .encrypt(leaf, self.key, aad_or_root(&self.aad))
                         .map_err(|m| SopsError::Crypto {
                             file: self.file.to_string(),
                             message: m,
@@ -330,8 +348,14 @@ impl Walk<'_> {
     }
 
     fn feed(&mut self, v: &Value) {
-        if let Ok((bytes, _)) = plaintext_of(v) {
-            self.hash.update(&bytes[..]);
+        match v {
+            // Text is hashed where it lies (the same bytes `plaintext_of` would copy out).
+            Value::Str(s) | Value::Time(s) | Value::Comment(s) => self.hash.update(s.as_bytes()),
+            _ => {
+                if let Ok((bytes, _)) = plaintext_of(v) {
+                    self.hash.update(&bytes[..]);
+                }
+            }
         }
     }
 

@@ -170,17 +170,7 @@ fn take_sops(doc: &mut Map, file: &str) -> Result<Map, SopsError> {
 /// Writes encrypted documents with the metadata appended the way each store does it.
 pub fn write_encrypted(format: Format, docs: &[Map], meta: &Map, style: &Style) -> String {
     match format {
-        Format::Yaml => {
-            let docs: Vec<Map> = docs
-                .iter()
-                .map(|d| {
-                    let mut d = d.clone();
-                    d.push("sops", Value::Map(meta.clone()));
-                    d
-                })
-                .collect();
-            yaml::write_documents(&docs, style.yaml_indent)
-        }
+        Format::Yaml => yaml::write_documents_with_metadata(docs, meta, style.yaml_indent),
         Format::Json | Format::Binary => {
             let mut d = docs.first().cloned().unwrap_or_default();
             d.push("sops", Value::Map(meta.clone()));

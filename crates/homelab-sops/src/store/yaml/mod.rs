@@ -6,9 +6,10 @@
 //! recovered from the source text between those spans, and the writer is purpose-built to emit exactly what
 //! go-yaml v3 emits for the trees sops produces (block style only, never wrapped lines).
 
+mod fast;
 mod read;
 mod resolve;
 mod write;
 
 pub use read::read_documents;
-pub use write::write_documents;
+pub use write::{write_documents, write_documents_with_metadata};

@@ -2,7 +2,10 @@
 //! comments are recovered from the source text between those spans and placed the way sops (through go-yaml's
 //! head/line/foot comments) places them: in document order, a line comment before the entry it trails.
 //! Aliases are expanded under go-yaml's limit (sops refuses the same files with the same message).
+//! The events come from [`super::fast`] when the file stays inside the block subset sops writes, else from
+//! saphyr; both feed the same tree builder, so the two paths differ only in speed.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
@@ -15,14 +18,61 @@ use crate::value::{Entry, Key, Map, Value};
 use super::resolve::{resolve_plain, resolve_tagged};
 
 /// A comment found in the source.
-struct Comment {
-    idx: usize,
-    line: usize,
-    col: usize,
+pub(super) struct Comment {
+    /// Where it starts, as an offset that orders it among the events' (chars for saphyr, bytes for the
+    /// fast scanner: only the order matters).
+    pub idx: usize,
+    pub line: usize,
+    pub col: usize,
     /// Whether something other than whitespace precedes it on its line.
-    trailing: bool,
-    text: String,
+    pub trailing: bool,
+    pub text: String,
 }
+
+/// Where an event starts: 1-based line, 0-based column in characters, and an offset ordered like
+/// [`Comment::idx`].
+#[derive(Clone, Copy)]
+pub(super) struct Pos {
+    pub line: usize,
+    pub col: usize,
+    pub idx: usize,
+}
+
+/// A scalar's tag, as far as typing it goes.
+pub(super) enum Tagged {
+    None,
+    /// A core-schema tag (`!!int`, `tag:yaml.org,2002:str`): its suffix.
+    Core(String),
+    /// Any other tag.
+    Other,
+}
+
+/// One parse event, independent of the parser that produced it.
+pub(super) enum Ev<'a> {
+    DocStart,
+    DocEnd,
+    StreamEnd,
+    Scalar {
+        text: Cow<'a, str>,
+        plain: bool,
+        anchor: usize,
+        tag: Tagged,
+    },
+    MapStart {
+        anchor: usize,
+        flow: bool,
+    },
+    SeqStart {
+        anchor: usize,
+        flow: bool,
+    },
+    MapEnd,
+    SeqEnd,
+    Alias(usize),
+}
+
+/// A stream's events and the comments between them.
+pub(super) type Scanned<'a> = (Vec<(Ev<'a>, Pos)>, Vec<Comment>);
 
 enum Kind {
     Map {
@@ -52,6 +102,38 @@ struct Frame {
 
 /// Parses a YAML stream into documents (each must be a mapping or empty).
 pub fn read_documents(text: &str, file: &str) -> Result<Vec<Map>, SopsError> {
+    read_documents_via(text, file, true)
+}
+
+/// [`read_documents`], with the fast scanner allowed or not (the tests compare the two).
+pub(super) fn read_documents_via(
+    text: &str,
+    file: &str,
+    allow_fast: bool,
+) -> Result<Vec<Map>, SopsError> {
+    let fast = if allow_fast {
+        super::fast::scan(text)
+    } else {
+        None
+    };
+    let (events, comments) = match fast {
+        Some(scanned) => scanned,
+        None => saphyr_events(text, file)?,
+    };
+    Builder {
+        file,
+        comments,
+        next: 0,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        docs: Vec::new(),
+        root: None,
+    }
+    .run(events)
+}
+
+/// saphyr's events for any YAML, with go-yaml's alias limit applied and comments recovered from the text.
+fn saphyr_events<'a>(text: &'a str, file: &str) -> Result<Scanned<'a>, SopsError> {
     let events = collect_events(text, file)?;
     let chars: Vec<char> = text.chars().collect();
     let mut spans: Vec<(usize, usize)> = Vec::new();
@@ -61,17 +143,41 @@ pub fn read_documents(text: &str, file: &str) -> Result<Vec<Map>, SopsError> {
         }
     }
     let comments = scan_comments(&chars, &spans);
-    Builder {
-        file,
-        chars,
-        comments,
-        next: 0,
-        stack: Vec::new(),
-        anchors: HashMap::new(),
-        docs: Vec::new(),
-        root: None,
+    let mut guard = AliasGuard::new();
+    let mut out = Vec::with_capacity(events.len());
+    for (ev, span) in events {
+        let pos = Pos {
+            line: span.start.line(),
+            col: span.start.col(),
+            idx: span.start.index(),
+        };
+        guard
+            .observe(&ev, &span)
+            .map_err(|_| parse_error(file, pos.line, pos.col, EXCESSIVE_ALIASING))?;
+        let flow = matches!(chars.get(pos.idx), Some('[' | '{'));
+        let ev = match ev {
+            Event::StreamStart | Event::Nothing => continue,
+            Event::DocumentStart(_) => Ev::DocStart,
+            Event::DocumentEnd => Ev::DocEnd,
+            Event::StreamEnd => Ev::StreamEnd,
+            Event::Scalar(text, style, anchor, tag) => Ev::Scalar {
+                text,
+                plain: matches!(style, ScalarStyle::Plain),
+                anchor,
+                tag: match tag.as_deref() {
+                    None => Tagged::None,
+                    Some(t) => tag_suffix(t).map_or(Tagged::Other, |s| Tagged::Core(s.to_string())),
+                },
+            },
+            Event::MappingStart(anchor, _) => Ev::MapStart { anchor, flow },
+            Event::SequenceStart(anchor, _) => Ev::SeqStart { anchor, flow },
+            Event::MappingEnd => Ev::MapEnd,
+            Event::SequenceEnd => Ev::SeqEnd,
+            Event::Alias(id) => Ev::Alias(id),
+        };
+        out.push((ev, pos));
     }
-    .run(&events)
+    Ok((out, comments))
 }
 
 fn parse_error(file: &str, line: usize, col: usize, message: impl Into<String>) -> SopsError {
@@ -211,7 +317,6 @@ fn hash_key(key: &str) -> u64 {
 
 struct Builder<'f> {
     file: &'f str,
-    chars: Vec<char>,
     comments: Vec<Comment>,
     next: usize,
     stack: Vec<Frame>,
@@ -229,21 +334,15 @@ fn tag_suffix(tag: &saphyr_parser::Tag) -> Option<&str> {
 }
 
 impl Builder<'_> {
-    fn run(mut self, events: &[(Event, Span)]) -> Result<Vec<Map>, SopsError> {
-        let mut guard = AliasGuard::new();
-        for (ev, span) in events {
-            let (line, col, idx) = (span.start.line(), span.start.col(), span.start.index());
-            guard
-                .observe(ev, span)
-                .map_err(|_| parse_error(self.file, line, col, EXCESSIVE_ALIASING))?;
+    fn run(mut self, events: Vec<(Ev<'_>, Pos)>) -> Result<Vec<Map>, SopsError> {
+        for (ev, Pos { line, col, idx }) in events {
             match ev {
-                Event::StreamStart | Event::Nothing => {}
-                Event::DocumentStart(_) => {
+                Ev::DocStart => {
                     self.root = Some(Map::default());
                     self.drain(idx);
                 }
-                Event::DocumentEnd | Event::StreamEnd => {
-                    self.drain(if matches!(ev, Event::StreamEnd) {
+                Ev::DocEnd | Ev::StreamEnd => {
+                    self.drain(if matches!(ev, Ev::StreamEnd) {
                         usize::MAX
                     } else {
                         idx
@@ -252,18 +351,22 @@ impl Builder<'_> {
                         self.docs.push(root);
                     }
                 }
-                Event::Scalar(text, style, anchor, tag) => {
+                Ev::Scalar {
+                    text,
+                    plain,
+                    anchor,
+                    tag,
+                } => {
                     self.drain(idx);
-                    let plain = matches!(style, ScalarStyle::Plain);
-                    let value = match tag.as_deref().and_then(tag_suffix) {
-                        Some(suffix) => resolve_tagged(suffix, text, plain),
-                        None if plain && tag.is_none() => resolve_plain(text),
-                        None if plain => resolve_tagged("", text, true),
-                        None => Ok(Value::Str(text.to_string())),
+                    let value = match &tag {
+                        Tagged::Core(suffix) => resolve_tagged(suffix, &text, plain),
+                        Tagged::None if plain => resolve_plain(&text),
+                        Tagged::Other if plain => resolve_tagged("", &text, true),
+                        _ => Ok(Value::Str(text.to_string())),
                     }
                     .map_err(|m| parse_error(self.file, line, col, m))?;
-                    if *anchor > 0 {
-                        self.anchors.insert(*anchor, value.clone());
+                    if anchor > 0 {
+                        self.anchors.insert(anchor, value.clone());
                     }
                     if let Some(Frame {
                         kind:
@@ -278,7 +381,7 @@ impl Builder<'_> {
                     {
                         let scalar = (!matches!(value, Value::Str(_))).then(|| Box::new(value));
                         *pending = Some(Key {
-                            text: text.to_string(),
+                            text: text.into_owned(),
                             scalar,
                         });
                         *key_line = line;
@@ -287,7 +390,7 @@ impl Builder<'_> {
                     }
                     self.add_value(value, line, col)?;
                 }
-                Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                Ev::MapStart { anchor, flow } | Ev::SeqStart { anchor, flow } => {
                     if let Some(Frame {
                         kind: Kind::Map { pending: None, .. },
                         ..
@@ -300,8 +403,7 @@ impl Builder<'_> {
                             "complex (non-scalar) mapping keys are not supported",
                         ));
                     }
-                    let flow = matches!(self.chars.get(idx), Some('[' | '{'));
-                    let kind = if matches!(ev, Event::MappingStart(..)) {
+                    let kind = if matches!(ev, Ev::MapStart { .. }) {
                         Kind::Map {
                             map: Map::default(),
                             pending: None,
@@ -320,7 +422,7 @@ impl Builder<'_> {
                         kind,
                         indent: col,
                         flow,
-                        anchor: *anchor,
+                        anchor,
                         after: Vec::new(),
                         item_line: 0,
                         item_idx: None,
@@ -333,7 +435,7 @@ impl Builder<'_> {
                         self.drain(idx);
                     }
                 }
-                Event::MappingEnd | Event::SequenceEnd => {
+                Ev::MapEnd | Ev::SeqEnd => {
                     self.drain(idx);
                     let Some(frame) = self.stack.pop() else {
                         continue;
@@ -354,9 +456,9 @@ impl Builder<'_> {
                     }
                     self.add_value(value, line, col)?;
                 }
-                Event::Alias(id) => {
+                Ev::Alias(id) => {
                     self.drain(idx);
-                    let value = self.anchors.get(id).cloned().ok_or_else(|| {
+                    let value = self.anchors.get(&id).cloned().ok_or_else(|| {
                         parse_error(self.file, line, col, "alias to an unknown anchor")
                     })?;
                     if let Some(Frame {

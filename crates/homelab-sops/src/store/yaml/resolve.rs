@@ -18,19 +18,25 @@ pub fn resolve_plain(s: &str) -> Result<Value, ResolveError> {
 
 /// Whether go-yaml would read `s`, written as a plain scalar, back as the same string.
 pub fn plain_is_string(s: &str) -> bool {
-    matches!(resolve(s, true), Ok(Value::Str(_))) && !is_old_bool(s) && !is_base60_float(s)
+    matches!(resolve_non_string(s, true), Ok(None)) && !is_old_bool(s) && !is_base60_float(s)
 }
 
 fn resolve(s: &str, timestamps: bool) -> Result<Value, ResolveError> {
+    Ok(resolve_non_string(s, timestamps)?.unwrap_or_else(|| Value::Str(s.to_string())))
+}
+
+/// The typed value of `s` when it is not a string (`None` for a string): the writer asks this of every
+/// value it writes, so the string case costs no copy.
+fn resolve_non_string(s: &str, timestamps: bool) -> Result<Option<Value>, ResolveError> {
     match s {
-        "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
-        "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
-        "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
-        ".nan" | ".NaN" | ".NAN" => return Ok(Value::Float(f64::NAN)),
+        "true" | "True" | "TRUE" => return Ok(Some(Value::Bool(true))),
+        "false" | "False" | "FALSE" => return Ok(Some(Value::Bool(false))),
+        "" | "~" | "null" | "Null" | "NULL" => return Ok(Some(Value::Null)),
+        ".nan" | ".NaN" | ".NAN" => return Ok(Some(Value::Float(f64::NAN))),
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Ok(Value::Float(f64::INFINITY));
+            return Ok(Some(Value::Float(f64::INFINITY)));
         }
-        "-.inf" | "-.Inf" | "-.INF" => return Ok(Value::Float(f64::NEG_INFINITY)),
+        "-.inf" | "-.Inf" | "-.INF" => return Ok(Some(Value::Float(f64::NEG_INFINITY))),
         _ => {}
     }
     let first = s.as_bytes()[0];
@@ -39,16 +45,16 @@ fn resolve(s: &str, timestamps: bool) -> Result<Value, ResolveError> {
             if is_yaml_style_float(s)
                 && let Ok(f) = s.parse::<f64>()
             {
-                return Ok(Value::Float(f));
+                return Ok(Some(Value::Float(f)));
             }
         }
         b'0'..=b'9' | b'+' | b'-' => {
             if timestamps && let Some(t) = crate::time::parse_yaml_timestamp(s) {
-                return Ok(Value::Time(t));
+                return Ok(Some(Value::Time(t)));
             }
             let plain: String = s.chars().filter(|&c| c != '_').collect();
             match (parse_int(&plain), parse_uint(&plain)) {
-                (Some(i), _) => return Ok(Value::Int(i)),
+                (Some(i), _) => return Ok(Some(Value::Int(i))),
                 (None, Some(_)) => {
                     return Err(format!(
                         "the integer {s} does not fit in a signed 64-bit integer, which sops cannot store (quote it to keep it as a string)"
@@ -59,12 +65,12 @@ fn resolve(s: &str, timestamps: bool) -> Result<Value, ResolveError> {
             if is_yaml_style_float(&plain)
                 && let Ok(f) = plain.parse::<f64>()
             {
-                return Ok(Value::Float(f));
+                return Ok(Some(Value::Float(f)));
             }
         }
         _ => {}
     }
-    Ok(Value::Str(s.to_string()))
+    Ok(None)
 }
 
 /// The value of a scalar with an explicit core tag (`!!str`, `!!int`, `!!binary`, …).

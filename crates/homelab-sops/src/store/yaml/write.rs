@@ -10,6 +10,17 @@ use super::resolve::plain_is_string;
 
 /// Writes documents separated by `---`.
 pub fn write_documents(docs: &[Map], indent: usize) -> String {
+    write_all(docs, None, indent)
+}
+
+/// Writes documents separated by `---`, each ending with a `sops:` entry holding `meta` (how sops stores its
+/// metadata in every document), without copying the documents to append it.
+pub fn write_documents_with_metadata(docs: &[Map], meta: &Map, indent: usize) -> String {
+    let extra = Entry::Item(Key::new("sops"), Value::Map(meta.clone()));
+    write_all(docs, Some(&extra), indent)
+}
+
+fn write_all(docs: &[Map], extra: Option<&Entry>, indent: usize) -> String {
     let mut w = Writer {
         out: String::new(),
         best: indent.max(2),
@@ -18,10 +29,10 @@ pub fn write_documents(docs: &[Map], indent: usize) -> String {
         if i > 0 {
             w.out.push_str("---\n");
         }
-        if doc.entries.is_empty() {
+        if doc.entries.is_empty() && extra.is_none() {
             w.out.push_str("{}\n");
         } else {
-            w.map(doc, 0, false);
+            w.entries(doc.entries.iter().chain(extra), 0, false);
         }
     }
     w.out
@@ -49,7 +60,16 @@ impl Writer {
     }
 
     fn map(&mut self, map: &Map, ind: usize, first_inline: bool) {
-        for (i, e) in map.entries.iter().enumerate() {
+        self.entries(map.entries.iter(), ind, first_inline);
+    }
+
+    fn entries<'e>(
+        &mut self,
+        entries: impl Iterator<Item = &'e Entry>,
+        ind: usize,
+        first_inline: bool,
+    ) {
+        for (i, e) in entries.enumerate() {
             if !(first_inline && i == 0) {
                 self.pad(ind);
             }
