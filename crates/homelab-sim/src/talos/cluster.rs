@@ -256,8 +256,9 @@ impl ClusterRegistry {
             if let Some(k) = c.kubelets.get_mut(name) {
                 k.node.ready = false;
                 let node = k.node.clone();
+                // The node lifecycle controller marks it NotReady; a deleted Node stays deleted.
                 if let Some(kube) = c.live_kube() {
-                    kube.upsert_node(node);
+                    kube.update_node_status(node);
                 }
             }
             c.serving.remove(name);
