@@ -315,6 +315,18 @@ async fn reset_returns_the_node_to_maintenance_mode() {
         "connect",
     );
     ok(client.bootstrap().await, "bootstrap");
+    // Talos refuses a volume that does not exist before anything happens.
+    let bogus = ResetOptions {
+        partitions: vec!["DATA".into()],
+        ..ResetOptions::default()
+    };
+    let refused = client.reset(&bogus).await.err().map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("failed to get volume status with label \"DATA\"")),
+        "{refused:?}"
+    );
     // A graceful reset of the only etcd member is answered, then fails as Talos' does: etcd
     // refuses to remove its last member, and the node runs on.
     ok(
