@@ -135,7 +135,7 @@ impl KubeClient {
         &self.server
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,

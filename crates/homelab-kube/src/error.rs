@@ -67,6 +67,57 @@ pub enum KubeError {
         /// what is wrong
         reason: String,
     },
+    /// A drain gave up: pods were still on the node when the timeout ran out.
+    #[error(
+        "draining node {node} timed out after {}s; still there: {}; let the workloads run elsewhere (another schedulable, Ready node with room) or relax the PodDisruptionBudget named, then run the removal again (it resumes the drain)",
+        timeout.as_secs(),
+        stuck_list(pods)
+    )]
+    DrainTimeout {
+        /// the node being drained
+        node: String,
+        /// how long the drain waited
+        timeout: std::time::Duration,
+        /// every pod still there, with why
+        pods: Vec<StuckPod>,
+    },
+    /// A drain refused to start: some pods would not come back anywhere once evicted.
+    #[error(
+        "cannot drain node {node}: {reason}: {}; nothing was evicted — delete those pods yourself (or run them under a Deployment, StatefulSet or DaemonSet) and retry",
+        pods.join(", ")
+    )]
+    DrainRefused {
+        /// the node being drained
+        node: String,
+        /// why (kubectl's words for the filter that refused them)
+        reason: String,
+        /// the pods refused, as `namespace/name`
+        pods: Vec<String>,
+    },
+}
+
+/// A pod a drain could not get off its node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckPod {
+    /// `namespace/name`
+    pub pod: String,
+    /// the PodDisruptionBudget that refused its eviction, as `namespace/name`, when known
+    pub budget: Option<String>,
+    /// the API server's last refusal, or where the pod stands (`evicted, still terminating`)
+    pub reason: String,
+}
+
+fn stuck_list(pods: &[StuckPod]) -> String {
+    pods.iter()
+        .map(|p| match &p.budget {
+            Some(b) => format!(
+                "{} (blocked by PodDisruptionBudget {b}: {})",
+                p.pod, p.reason
+            ),
+            None => format!("{} ({})", p.pod, p.reason),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl KubeError {

@@ -2,7 +2,8 @@
 //! certificate or token), check the API server's version and readiness, list nodes with their
 //! Ready condition, create or update a Secret idempotently, create-or-replace an arbitrary
 //! object, read an object's status conditions, and read the pods of a label selector and a
-//! DaemonSet's images (what a Kubernetes upgrade watches).
+//! DaemonSet's images (what a Kubernetes upgrade watches), and cordon, drain (Eviction honouring
+//! PodDisruptionBudgets) and Node deletion (what removing a node does).
 //!
 //! TLS always verifies the server against the kubeconfig's CA (rustls with ring); an
 //! `insecure-skip-tls-verify` kubeconfig is refused. There are no watches, no exec credential
@@ -21,11 +22,13 @@
 //! ```
 
 mod client;
+mod drain;
 mod error;
 mod kubeconfig;
 mod workloads;
 
 pub use client::{Applied, Condition, KubeClient, NodeInfo, SecretData, ServerVersion};
-pub use error::KubeError;
+pub use drain::{DrainOptions, DrainReport};
+pub use error::{KubeError, StuckPod};
 pub use kubeconfig::{Credentials, Kubeconfig};
 pub use workloads::PodInfo;

@@ -68,6 +68,9 @@ pub struct TalosBehaviour {
     pub agent_in_maintenance: bool,
     /// from a VM's power-on until Talos' apid listens
     pub boot_delay: Duration,
+    /// the cluster runs workloads a drain must respect: CoreDNS, and a `default/web` Deployment
+    /// of two replicas with a PodDisruptionBudget of `minAvailable: 1`, spread over the Nodes
+    pub workloads: bool,
 }
 
 impl Default for TalosBehaviour {
@@ -81,6 +84,7 @@ impl Default for TalosBehaviour {
             discovery: false,
             agent_in_maintenance: true,
             boot_delay: Duration::ZERO,
+            workloads: true,
         }
     }
 }
@@ -97,6 +101,7 @@ impl TalosBehaviour {
             discovery: false,
             agent_in_maintenance: false,
             boot_delay: Duration::from_secs(40),
+            workloads: true,
         }
     }
 
@@ -107,6 +112,7 @@ impl TalosBehaviour {
         o.learner_delay = self.learner_delay;
         o.discovery = self.discovery;
         o.boot_delay = self.boot_delay;
+        o.workloads = self.workloads;
     }
 }
 
@@ -370,6 +376,14 @@ impl Lab {
             fingerprint: self.proxmox.fingerprint().to_string(),
             factory_url: self.factory.url(),
         }
+    }
+
+    /// What went wrong so far in the lab's clusters (summed): moments etcd had no quorum, moments
+    /// the VIP had no holder while a control plane's API answered. Node removal and replacement
+    /// keep both at 0.
+    pub fn cluster_health(&self) -> crate::talos::ClusterHealth {
+        let clusters = nodes::lock(&self.nodes).clusters.clone();
+        clusters.total_health()
     }
 
     /// The simulated Talos node of a VM, once it has booted.

@@ -5,6 +5,10 @@
 //! through the control-plane endpoint, as learners first), where the Kubernetes API answers, the
 //! holder of the Layer 2 VIP (elected among etcd members while etcd has quorum), and the kubelets
 //! that register with the API once the endpoint in their config answers.
+//!
+//! It also records the cluster's health after every change it sees ([`ClusterHealth`]): each
+//! moment etcd lost quorum and each moment the VIP had no holder while a control plane's API
+//! answered, so tests of node removal and replacement can assert that neither happened.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +20,13 @@ use crate::kube::{KubeNode, KubeSim, WeakKubeSim};
 
 /// Who serves the API at the VIP in [`Cluster::serving`].
 const VIP: &str = "(vip)";
+
+/// etcd's `rpctypes` errors as a client prints them.
+pub(crate) const ETCD_NO_LEADER: &str = "etcdserver: no leader";
+pub(crate) const ETCD_MEMBER_NOT_FOUND: &str = "etcdserver: member not found";
+pub(crate) const ETCD_NOT_ENOUGH_STARTED: &str =
+    "etcdserver: re-configuration failed due to not enough started members";
+pub(crate) const ETCD_UNHEALTHY: &str = "etcdserver: unhealthy cluster";
 
 struct Kubelet {
     node: KubeNode,
@@ -53,6 +64,37 @@ struct Cluster {
     max_control_planes_down: usize,
     /// What the control planes' static pods run, and who restarts them now.
     static_pods: super::kubernetes::StaticPods,
+    /// Members removed from etcd whose data directory still names them: their etcd refuses to
+    /// start again ("the member has been permanently removed from the cluster").
+    removed: BTreeSet<String>,
+    /// Whether etcd had quorum once (before its bootstrap, no quorum is no loss).
+    had_quorum: bool,
+    /// The state at the last observation: without quorum, without a VIP holder.
+    without_quorum: bool,
+    without_vip: bool,
+    health: ClusterHealth,
+}
+
+/// What the lab saw go wrong in a cluster, counted at every change of etcd membership, member
+/// liveness (VM stop, reboot, reset, leave, removal, join) and of the VIP's holder.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterHealth {
+    /// Moments etcd went without quorum (fewer running voting members than `members/2+1`) after
+    /// it had quorum once; a loss lasting over several changes counts once.
+    pub quorum_losses: u32,
+    /// Moments the Layer 2 VIP had no holder while some control plane's API server answered
+    /// (clusters without a VIP never count).
+    pub vip_gaps: u32,
+}
+
+impl std::ops::Add for ClusterHealth {
+    type Output = Self;
+    fn add(self, other: Self) -> Self {
+        Self {
+            quorum_losses: self.quorum_losses + other.quorum_losses,
+            vip_gaps: self.vip_gaps + other.vip_gaps,
+        }
+    }
 }
 
 /// How a worker reached trustd for its apid certificate (Talos' `k8s.Endpoint` sources).
@@ -140,6 +182,57 @@ impl Cluster {
         !voters.is_empty() && up * 2 > voters.len()
     }
 
+    /// etcd's `mayRemoveMember`: no leader without quorum; a learner goes freely; the last voter
+    /// never (`IsReadyToRemoveVotingMember`: every voter here has started once, a member never
+    /// started is not modelled); a voter that is down goes freely; a running one only if the
+    /// running voters left still make a quorum.
+    fn remove_refusal(&mut self, name: &str) -> Option<&'static str> {
+        if !self.quorum() {
+            return Some(ETCD_NO_LEADER);
+        }
+        if !self.etcd.contains_key(name) {
+            return Some(ETCD_MEMBER_NOT_FOUND);
+        }
+        if self.learning(name).is_some() {
+            return None;
+        }
+        let names: Vec<String> = self.etcd.keys().cloned().collect();
+        let voters: Vec<String> = names
+            .into_iter()
+            .filter(|n| self.learning(n).is_none())
+            .collect();
+        if voters.len() <= 1 {
+            return Some(ETCD_NOT_ENOUGH_STARTED);
+        }
+        if !self.etcd_up.contains(name) {
+            return None;
+        }
+        let active = voters.iter().filter(|v| self.etcd_up.contains(*v)).count();
+        if active.saturating_sub(1) < 1 + (voters.len() - 1) / 2 {
+            return Some(ETCD_UNHEALTHY);
+        }
+        None
+    }
+
+    /// Records a moment without quorum or without a VIP holder, when this change began one.
+    fn observe(&mut self) {
+        let quorum = self.quorum();
+        self.had_quorum |= quorum;
+        let without_quorum = self.had_quorum && !quorum;
+        if without_quorum && !self.without_quorum {
+            self.health.quorum_losses += 1;
+        }
+        self.without_quorum = without_quorum;
+        // An API server answering is what a Ready control plane offers behind the VIP.
+        let api_answers = self.serving.keys().any(|k| k != VIP);
+        let without_vip =
+            !self.vip_candidates.is_empty() && api_answers && self.vip_holder.is_none();
+        if without_vip && !self.without_vip {
+            self.health.vip_gaps += 1;
+        }
+        self.without_vip = without_vip;
+    }
+
     fn served(&self, endpoint: &(String, u16)) -> bool {
         self.serving
             .values()
@@ -192,8 +285,30 @@ impl ClusterRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Reads or changes a cluster; every change is observed for [`ClusterHealth`].
     fn with<R>(&self, os_ca_pem: &str, f: impl FnOnce(&mut Cluster) -> R) -> R {
-        f(self.lock().entry(os_ca_pem.to_owned()).or_default())
+        let mut clusters = self.lock();
+        let cluster = clusters.entry(os_ca_pem.to_owned()).or_default();
+        let r = f(cluster);
+        cluster.observe();
+        r
+    }
+
+    /// What went wrong in the cluster of this OS CA so far.
+    pub(crate) fn health(&self, os_ca_pem: &str) -> ClusterHealth {
+        self.with(os_ca_pem, |c| c.health)
+    }
+
+    /// What went wrong so far, summed over every cluster of the lab.
+    pub fn total_health(&self) -> ClusterHealth {
+        let mut clusters = self.lock();
+        clusters
+            .values_mut()
+            .map(|c| {
+                c.observe();
+                c.health
+            })
+            .fold(ClusterHealth::default(), |a, b| a + b)
     }
 
     fn winner(os_ca_pem: &str, elected: Option<(String, Weak<Inner>)>) -> Option<VipWinner> {
@@ -256,8 +371,9 @@ impl ClusterRegistry {
             if let Some(k) = c.kubelets.get_mut(name) {
                 k.node.ready = false;
                 let node = k.node.clone();
+                // The node lifecycle controller marks it NotReady; a deleted Node stays deleted.
                 if let Some(kube) = c.live_kube() {
-                    kube.upsert_node(node);
+                    kube.update_node_status(node);
                 }
             }
             c.serving.remove(name);
@@ -273,39 +389,65 @@ impl ClusterRegistry {
         Self::winner(os_ca_pem, elected)
     }
 
-    /// A node was reset: it leaves etcd (a graceful reset does) and its Node object is deleted.
-    pub(crate) fn leave(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
+    /// A node was reset (its disk wiped): it goes down and its kubelet no longer runs. A graceful
+    /// reset left etcd first (`left_etcd`); otherwise the member stays, down, until someone removes
+    /// it. Talos never deletes the Node object: it stays, NotReady (deleting it is the operator's job).
+    pub(crate) fn reset(&self, os_ca_pem: &str, name: &str, left_etcd: bool) -> Option<VipWinner> {
+        if left_etcd {
+            // Talos leaves etcd before it stops anything: the member is gone before it goes
+            // down, so two members of three never look like one running of three.
+            self.forget_member(os_ca_pem, name);
+        }
         let winner = self.down(os_ca_pem, name);
         self.with(os_ca_pem, |c| {
             c.kubelets.remove(name);
-            c.etcd.remove(name);
-            c.learners.remove(name);
             c.vip_candidates.remove(name);
-            if let Some(kube) = c.live_kube() {
-                kube.remove_node(name);
+        });
+        winner
+    }
+
+    /// The node's etcd data directory was wiped (EPHEMERAL reset, or it left etcd: `left_etcd`):
+    /// it is down; a member that did not leave stays one (down) until it is removed or rejoins.
+    /// Its Node object stays (the node keeps its config and comes back).
+    pub(crate) fn etcd_wiped(
+        &self,
+        os_ca_pem: &str,
+        name: &str,
+        left_etcd: bool,
+    ) -> Option<VipWinner> {
+        if left_etcd {
+            self.forget_member(os_ca_pem, name);
+        }
+        self.down(os_ca_pem, name)
+    }
+
+    fn forget_member(&self, os_ca_pem: &str, name: &str) {
+        self.with(os_ca_pem, |c| {
+            if c.etcd.contains_key(name) {
+                c.removed.insert(name.to_owned());
             }
-        });
-        winner
-    }
-
-    /// The node's etcd data directory was wiped (a reset of EPHEMERAL only): it is down and no
-    /// longer a member; its Node object stays (the node keeps its config and comes back).
-    pub(crate) fn etcd_wiped(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
-        let winner = self.down(os_ca_pem, name);
-        self.with(os_ca_pem, |c| {
             c.etcd.remove(name);
+            c.etcd_up.remove(name);
+            c.learners.remove(name);
         });
-        winner
     }
 
-    /// Removes the member with `id`; returns its name, `None` when no member has that id.
-    pub(crate) fn remove_member(&self, os_ca_pem: &str, id: u64) -> Option<String> {
+    /// Why etcd refuses a `MemberRemove` of `name` now (etcd's error text), as etcd's
+    /// `mayRemoveMember` with `--strict-reconfig-check` decides, or `None` when it allows it.
+    pub(crate) fn remove_refusal(&self, os_ca_pem: &str, name: &str) -> Option<&'static str> {
+        self.with(os_ca_pem, |c| c.remove_refusal(name))
+    }
+
+    /// The name of the member with `id`.
+    pub(crate) fn member_named(&self, os_ca_pem: &str, id: u64) -> Option<String> {
         self.with(os_ca_pem, |c| {
-            let name = c.etcd.keys().find(|n| member_id(n) == id)?.clone();
-            c.etcd.remove(&name);
-            c.etcd_up.remove(&name);
-            Some(name)
+            c.etcd.keys().find(|n| member_id(n) == id).cloned()
         })
+    }
+
+    /// Removes the member `name` (etcd's `MemberRemove`, once [`Self::remove_refusal`] allowed it).
+    pub(crate) fn remove_member(&self, os_ca_pem: &str, name: &str) {
+        self.forget_member(os_ca_pem, name);
     }
 
     /// Whether `name` may be upgraded as Talos checks it: etcd has quorum and every member is up.
@@ -343,6 +485,7 @@ impl ClusterRegistry {
     pub(crate) fn bootstrap(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
         self.with(os_ca_pem, |c| {
             c.bootstraps += 1;
+            c.removed.clear();
             c.etcd = BTreeMap::from([(name.to_owned(), ip)]);
             c.etcd_up = BTreeSet::from([name.to_owned()]);
             c.learners.clear();
@@ -366,6 +509,7 @@ impl ClusterRegistry {
     /// leader). A member of the same name is replaced, as Talos does.
     pub(crate) fn add_member(&self, os_ca_pem: &str, name: &str, ip: IpAddr, learning: Duration) {
         self.with(os_ca_pem, |c| {
+            c.removed.remove(name);
             c.etcd.insert(name.to_owned(), ip);
             c.etcd_up.insert(name.to_owned());
             if learning.is_zero() {
@@ -378,12 +522,17 @@ impl ClusterRegistry {
     }
 
     /// A member's etcd runs again after a reboot; its data directory makes it a member (also
-    /// when this process learns of the cluster only now, from a restored node).
-    pub(crate) fn member_up(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
+    /// when this process learns of the cluster only now, from a restored node). `false` when the
+    /// member was removed meanwhile: its etcd does not start.
+    pub(crate) fn member_up(&self, os_ca_pem: &str, name: &str, ip: IpAddr) -> bool {
         self.with(os_ca_pem, |c| {
+            if c.removed.contains(name) {
+                return false;
+            }
             c.etcd.insert(name.to_owned(), ip);
             c.etcd_up.insert(name.to_owned());
-        });
+            true
+        })
     }
 
     /// The etcd members, by name (voters and learners).
@@ -519,5 +668,92 @@ impl ClusterRegistry {
     /// The node holding the VIP, by name.
     pub(crate) fn vip_holder(&self, os_ca_pem: &str) -> Option<String> {
         self.with(os_ca_pem, |c| c.vip_holder.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three_members() -> Cluster {
+        let mut c = Cluster::default();
+        for (i, name) in ["cp1", "cp2", "cp3"].into_iter().enumerate() {
+            c.etcd
+                .insert(name.into(), IpAddr::from([127, 0, 0, 11 + i as u8]));
+            c.etcd_up.insert(name.into());
+        }
+        c
+    }
+
+    #[test]
+    fn a_loss_of_quorum_counts_once_however_long_it_lasts() {
+        let mut c = Cluster::default();
+        c.observe();
+        assert_eq!(c.health, ClusterHealth::default(), "before bootstrap");
+        let mut c = three_members();
+        c.observe();
+        c.etcd_up.remove("cp2");
+        c.observe();
+        assert_eq!(c.health.quorum_losses, 0, "two of three");
+        c.etcd_up.remove("cp3");
+        c.observe();
+        c.observe();
+        assert_eq!(c.health.quorum_losses, 1);
+        // Removing a stopped member brings quorum back; losing it again counts again.
+        c.etcd.remove("cp3");
+        c.etcd.remove("cp2");
+        c.observe();
+        c.etcd_up.remove("cp1");
+        c.observe();
+        assert_eq!(c.health.quorum_losses, 2);
+    }
+
+    #[test]
+    fn etcd_refuses_removals_as_may_remove_member_does() {
+        let mut c = three_members();
+        assert_eq!(c.remove_refusal("cp3"), None, "all running");
+        c.etcd_up.remove("cp3");
+        assert_eq!(
+            c.remove_refusal("cp2"),
+            Some(ETCD_UNHEALTHY),
+            "would leave one of three"
+        );
+        assert_eq!(c.remove_refusal("cp3"), None, "a member that is down goes");
+        assert_eq!(c.remove_refusal("cp9"), Some(ETCD_MEMBER_NOT_FOUND));
+        c.etcd.remove("cp3");
+        assert_eq!(c.remove_refusal("cp2"), None, "two running: one may go");
+        c.etcd.remove("cp2");
+        assert_eq!(
+            c.remove_refusal("cp1"),
+            Some(ETCD_NOT_ENOUGH_STARTED),
+            "the last voter"
+        );
+        c.learners
+            .insert("cp4".into(), (Instant::now(), Duration::from_secs(3600)));
+        c.etcd.insert("cp4".into(), IpAddr::from([127, 0, 0, 14]));
+        assert_eq!(c.remove_refusal("cp4"), None, "a learner goes freely");
+        c.etcd_up.remove("cp1");
+        assert_eq!(c.remove_refusal("cp4"), Some(ETCD_NO_LEADER));
+    }
+
+    #[test]
+    fn the_vip_counts_as_missing_only_while_an_api_server_answers() {
+        let mut c = three_members();
+        c.vip_candidates.insert("cp1".into(), Weak::new());
+        c.observe();
+        assert_eq!(c.health.vip_gaps, 0, "no API server yet");
+        let api = SocketAddr::from(([127, 0, 0, 11], 6443));
+        c.serving.insert("cp1".into(), api);
+        c.observe();
+        assert_eq!(c.health.vip_gaps, 1);
+        c.vip_holder = Some("cp1".into());
+        c.observe();
+        c.vip_holder = None;
+        c.observe();
+        assert_eq!(c.health.vip_gaps, 2);
+        let mut plain = three_members();
+        plain.serving.insert("cp1".into(), api);
+        plain.observe();
+        assert_eq!(plain.health.vip_gaps, 0, "no VIP configured");
     }
 }

@@ -462,13 +462,14 @@ impl MachineService for ApidService {
     ) -> Result<Response<machine::ResetResponse>, Status> {
         let metadata = self.authorize("Reset", &request, ADMIN)?;
         let req = request.into_inner();
+        reset_input(&req)?;
         // Wiping only EPHEMERAL keeps the config (STATE): etcd's data is gone, the node stays installed.
         let keep_state = !req.system_partitions_to_wipe.is_empty()
             && !req
                 .system_partitions_to_wipe
                 .iter()
                 .any(|p| p.label == "STATE");
-        self.node.reset(req.reboot, keep_state);
+        self.node.reset(req.graceful, req.reboot, keep_state);
         Ok(Response::new(machine::ResetResponse {
             messages: vec![machine::Reset {
                 metadata,
@@ -573,7 +574,45 @@ impl ApidService {
 }
 
 /// Talos' `checkControlplane`: control-plane-only APIs answer Unimplemented on workers.
-fn control_plane_only(inst: &super::node::Installed, api: &str) -> Result<(), Status> {
+/// The system volumes a Reset may name (Talos looks each label up as a VolumeStatus).
+const SYSTEM_VOLUMES: [&str; 6] = ["EFI", "BIOS", "BOOT", "META", "STATE", "EPHEMERAL"];
+
+/// What Talos' Reset handler refuses before it starts the reset sequence (`v1alpha1_server.go`):
+/// wipe modes that contradict the lists given, user disks the machine does not have (the
+/// simulated VM has none), and system volumes that do not exist.
+fn reset_input(req: &machine::ResetRequest) -> Result<(), Status> {
+    use machine::reset_request::WipeMode;
+    let mode = WipeMode::try_from(req.mode).unwrap_or(WipeMode::All);
+    if let Some(disk) = req.user_disks_to_wipe.first() {
+        if mode == WipeMode::SystemDisk {
+            return Err(Status::unknown(
+                "reset failed: invalid input, wipe mode SYSTEM_DISK doesn't support UserDisksToWipe parameter",
+            ));
+        }
+        return Err(Status::unknown(format!(
+            "reset user disk failed: device {disk} wasn't found"
+        )));
+    }
+    if !req.system_partitions_to_wipe.is_empty() && mode == WipeMode::UserDisks {
+        return Err(Status::unknown(
+            "reset failed: invalid input, wipe mode USER_DISKS doesn't support SystemPartitionsToWipe parameter",
+        ));
+    }
+    if let Some(p) = req
+        .system_partitions_to_wipe
+        .iter()
+        .find(|p| !SYSTEM_VOLUMES.contains(&p.label.as_str()))
+    {
+        // Talos' suffix is COSI's NotFound error; the simulator words it plainly.
+        return Err(Status::unknown(format!(
+            "failed to get volume status with label {:?}: no such volume",
+            p.label
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn control_plane_only(inst: &super::node::Installed, api: &str) -> Result<(), Status> {
     if inst.config.machine_type == MachineType::ControlPlane {
         Ok(())
     } else {
