@@ -75,7 +75,7 @@ fn commits(repo: &gix::Repository) -> Result<Vec<ObjectId>, HistoryError> {
 }
 
 /// The commit metadata a finding carries (what `%H %an %ae %at %B` gives the `git log` path).
-fn commit_info(id: ObjectId, commit: &gix::Commit<'_>) -> CommitInfo {
+fn commit_info(id: ObjectId, commit: &gix::objs::CommitRef<'_>) -> CommitInfo {
     let (author, email, date) = match commit.author() {
         Ok(sig) => (
             sig.name.to_str_lossy().into_owned(),
@@ -89,11 +89,7 @@ fn commit_info(id: ObjectId, commit: &gix::Commit<'_>) -> CommitInfo {
         author,
         email,
         date,
-        message: commit
-            .message_raw_sloppy()
-            .to_str_lossy()
-            .trim_end()
-            .to_owned(),
+        message: commit.message.to_str_lossy().trim_end().to_owned(),
     }
 }
 
@@ -249,10 +245,7 @@ pub(crate) fn for_each_change(
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
-                let mut repo = shared.to_thread_local();
-                // Commits only (trees and blobs come through `objects`): each is read as a commit and as
-                // the next one's parent.
-                repo.object_cache_size_if_unset(4 << 20);
+                let repo = shared.to_thread_local();
                 let objects = Reader::new(&packs, &repo);
                 let result = (|| -> Result<(), HistoryError> {
                     let mut cache = repo
@@ -265,7 +258,7 @@ pub(crate) fn for_each_change(
                             return Ok(());
                         }
                         for (k, id) in ids.iter().enumerate().skip(start).take(CHUNK) {
-                            diff_commit(&repo, &objects, &mut cache, &mut state, *id, k, scan)?;
+                            diff_commit(&objects, &mut cache, &mut state, *id, k, scan)?;
                         }
                     }
                 })();
@@ -286,7 +279,6 @@ pub(crate) fn for_each_change(
 }
 
 fn diff_commit(
-    repo: &gix::Repository,
     objects: &Reader<'_>,
     cache: &mut gix::diff::blob::Platform,
     state: &mut gix::diff::tree::State,
@@ -294,23 +286,30 @@ fn diff_commit(
     index: usize,
     scan: &Scan<'_>,
 ) -> Result<(), HistoryError> {
-    let commit = repo
-        .find_commit(id)
+    // Commits come through `objects` too: each is read as a commit and again as the next one's parent.
+    let read_commit = |id: ObjectId| -> Result<Arc<[u8]>, HistoryError> {
+        match objects.object(&id) {
+            Ok(Some(o)) if o.kind == gix::objs::Kind::Commit => Ok(o.data),
+            Ok(_) => Err(fail(
+                "cannot read a commit",
+                format!("commit {id} not found"),
+            )),
+            Err(e) => Err(fail(&format!("cannot read commit {id}"), e)),
+        }
+    };
+    let data = read_commit(id)?;
+    let commit = gix::objs::CommitRef::from_bytes(&data, id.kind())
         .map_err(|e| fail(&format!("cannot read commit {id}"), e))?;
-    let parents: Vec<ObjectId> = commit.parent_ids().map(|p| p.detach()).collect();
+    let parents: Vec<ObjectId> = commit.parents().collect();
     if parents.len() > 1 {
         return Ok(());
     }
-    let tree = commit
-        .tree_id()
-        .map_err(|e| fail(&format!("cannot read commit {id}"), e))?
-        .detach();
+    let tree = commit.tree();
     let parent_tree = match parents.first() {
         Some(p) => Some(
-            repo.find_commit(*p)
-                .and_then(|c| c.tree_id())
-                .map_err(|e| fail(&format!("cannot read commit {p}"), e))?
-                .detach(),
+            gix::objs::CommitRefIter::from_bytes(&read_commit(*p)?, p.kind())
+                .tree_id()
+                .map_err(|e| fail(&format!("cannot read commit {p}"), e))?,
         ),
         None => None,
     };

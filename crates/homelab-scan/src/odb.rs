@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -39,39 +40,84 @@ pub(crate) struct Object {
     pub data: Arc<[u8]>,
 }
 
+/// FxHash: the keys (pack offsets, object ids) are already well spread, and SipHash showed in profiles.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Fx {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Two generations approximate least-recently-used eviction at O(1): lookups promote from the old generation,
 /// and when the young one fills, the old one is dropped and the young one takes its place.
-struct Cache {
-    young: HashMap<Slot, Object>,
-    old: HashMap<Slot, Object>,
+struct Cache<K> {
+    young: HashMap<K, Object, BuildHasherDefault<Fx>>,
+    old: HashMap<K, Object, BuildHasherDefault<Fx>>,
     young_bytes: usize,
     generation_bytes: usize,
 }
 
-impl Cache {
-    fn get(&mut self, slot: Slot) -> Option<Object> {
-        if let Some(o) = self.young.get(&slot) {
+impl<K: Hash + Eq + Copy> Cache<K> {
+    fn new(bytes: usize) -> Self {
+        Self {
+            young: HashMap::default(),
+            old: HashMap::default(),
+            young_bytes: 0,
+            generation_bytes: bytes / 2,
+        }
+    }
+
+    fn get(&mut self, key: K) -> Option<Object> {
+        if let Some(o) = self.young.get(&key) {
             return Some(o.clone());
         }
-        let o = self.old.remove(&slot)?;
-        self.insert(slot, o.clone());
+        let o = self.old.remove(&key)?;
+        self.insert(key, o.clone());
         Some(o)
     }
 
-    fn insert(&mut self, slot: Slot, object: Object) {
+    fn insert(&mut self, key: K, object: Object) {
         if self.young_bytes >= self.generation_bytes {
             self.old = std::mem::take(&mut self.young);
             self.young_bytes = 0;
         }
         self.young_bytes += object.data.len() + 64;
-        self.young.insert(slot, object);
+        self.young.insert(key, object);
     }
 }
 
 /// The packs of one repository and the shared cache; `Sync`, one per scan.
 pub(crate) struct Packs {
     bundles: Vec<Bundle>,
-    cache: Mutex<Cache>,
+    cache: Mutex<Cache<Slot>>,
 }
 
 /// Delta chains deeper than this are treated as corrupt (git's own limit is 4095; `git gc` writes 50).
@@ -95,12 +141,7 @@ impl Packs {
             .collect();
         Self {
             bundles,
-            cache: Mutex::new(Cache {
-                young: HashMap::new(),
-                old: HashMap::new(),
-                young_bytes: 0,
-                generation_bytes: cache_bytes / 2,
-            }),
+            cache: Mutex::new(Cache::new(cache_bytes)),
         }
     }
 
@@ -282,12 +323,18 @@ fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, &'static str> {
     Ok(out)
 }
 
-/// One thread's view: the shared packs, gix for objects in no pack, and this thread's inflate state.
+/// One thread's view: the shared packs, gix for objects in no pack, this thread's inflate state, and a small
+/// cache by object id in front of it all (each tree is read twice in a row: as one commit's tree and as the
+/// next one's parent tree; this spares the index search and the shared lock).
 pub(crate) struct Reader<'a> {
     packs: &'a Packs,
     repo: &'a gix::Repository,
     inflate: RefCell<gix::zlib::Inflate>,
+    recent: RefCell<Cache<ObjectId>>,
 }
+
+/// The per-thread cache by object id.
+const RECENT_BYTES: usize = 16 << 20;
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(packs: &'a Packs, repo: &'a gix::Repository) -> Self {
@@ -295,11 +342,28 @@ impl<'a> Reader<'a> {
             packs,
             repo,
             inflate: RefCell::new(gix::zlib::Inflate::default()),
+            recent: RefCell::new(Cache::new(RECENT_BYTES)),
         }
     }
 
     /// The object `id`, from a pack or else through gix; `None` when the repository lacks it.
     pub(crate) fn object(&self, id: &gix::oid) -> Result<Option<Object>, gix::Error> {
+        if let Some(o) = self
+            .recent
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut r| r.get(id.to_owned()))
+        {
+            return Ok(Some(o));
+        }
+        let found = self.lookup(id)?;
+        if let (Some(o), Ok(mut recent)) = (&found, self.recent.try_borrow_mut()) {
+            recent.insert(id.to_owned(), o.clone());
+        }
+        Ok(found)
+    }
+
+    fn lookup(&self, id: &gix::oid) -> Result<Option<Object>, gix::Error> {
         if let Some(slot) = self.packs.locate(id) {
             let mut inflate = self
                 .inflate
@@ -342,9 +406,6 @@ impl gix::objs::Find for Reader<'_> {
 
 impl gix::objs::FindHeader for Reader<'_> {
     fn try_header(&self, id: &gix::oid) -> Result<Option<gix::objs::Header>, gix::Error> {
-        if self.packs.locate(id).is_none() {
-            return self.repo.objects.try_header(id);
-        }
         Ok(self.object(id)?.map(|o| gix::objs::Header {
             kind: o.kind,
             size: o.data.len() as u64,
