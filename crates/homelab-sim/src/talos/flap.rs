@@ -1,11 +1,13 @@
-//! Fault injection for apid: flapping. For a while after the node is created, apid goes through regular
-//! outages, as when apid restarts while a node settles: a connection that arrives during one is closed at
-//! once, and every open connection is closed when one begins (idle or in the middle of a call).
+//! Fault injection for apid: flapping. For a while after the first client reaches the node, apid goes
+//! through regular outages, as when apid restarts while a node settles: a connection that arrives during one
+//! is closed at once, and every open connection is closed when one begins (idle or in the middle of a call).
+//! The clock starts at the first connection, not at the VM's boot, so how long the client took to get there
+//! (a loaded machine, a slow guest agent) never decides whether it meets the outages.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 /// A flapping apid: cycles of `up` (serving) then `down` (refusing and dropping), for `duration`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApidFlapping {
-    /// How long the flapping lasts, from the node's creation (its VM's first boot).
+    /// How long the flapping lasts, from the first connection apid receives.
     pub duration: Duration,
     /// How long apid serves in each cycle.
     pub up: Duration,
@@ -27,7 +29,7 @@ pub struct ApidFlapping {
 #[derive(Debug)]
 pub(crate) struct Flapper {
     plan: ApidFlapping,
-    since: Instant,
+    started: OnceLock<Instant>,
     drops: AtomicU64,
 }
 
@@ -35,16 +37,21 @@ impl Flapper {
     pub(crate) fn new(plan: ApidFlapping) -> Self {
         Self {
             plan,
-            since: Instant::now(),
+            started: OnceLock::new(),
             drops: AtomicU64::new(0),
         }
+    }
+
+    /// When the flapping began: the first time anyone asked, which is the first connection's accept.
+    fn since(&self) -> Instant {
+        *self.started.get_or_init(Instant::now)
     }
 
     fn cycle(&self) -> Duration {
         (self.plan.up + self.plan.down).max(Duration::from_millis(1))
     }
 
-    /// Outages begun by `t` (time since creation), counting only those that begin within the duration.
+    /// Outages begun by `t` (time since the first connection), counting only those that begin within the duration.
     fn outages_begun(&self, t: Duration) -> u128 {
         let last = t.min(self.plan.duration.saturating_sub(Duration::from_nanos(1)));
         match last.checked_sub(self.plan.up) {
@@ -53,7 +60,7 @@ impl Flapper {
         }
     }
 
-    /// When the first outage after `t` (time since creation) begins, if one still does.
+    /// When the first outage after `t` (time since the first connection) begins, if one still does.
     fn next_outage(&self, t: Duration) -> Option<Instant> {
         let k = match t.checked_sub(self.plan.up) {
             Some(after_first) => after_first.as_nanos() / self.cycle().as_nanos() + 1,
@@ -61,7 +68,7 @@ impl Flapper {
         };
         let start = self.plan.up.as_nanos() + k * self.cycle().as_nanos();
         let start = Duration::from_nanos(u64::try_from(start).ok()?);
-        (start < self.plan.duration).then(|| self.since + start)
+        (start < self.plan.duration).then(|| self.since() + start)
     }
 
     fn in_outage(&self, t: Duration) -> bool {
@@ -70,7 +77,7 @@ impl Flapper {
 
     /// Whether a new connection is refused now (counted as a drop when it is).
     pub(crate) fn refuses_now(&self) -> bool {
-        let refused = self.in_outage(self.since.elapsed());
+        let refused = self.in_outage(self.since().elapsed());
         if refused {
             self.drops.fetch_add(1, Ordering::Relaxed);
         }
@@ -79,8 +86,9 @@ impl Flapper {
 
     /// Whether a connection accepted at `opened` must be cut now.
     fn cuts(&self, opened: Instant) -> bool {
-        let now = self.since.elapsed();
-        let then = opened.saturating_duration_since(self.since);
+        let since = self.since();
+        let now = since.elapsed();
+        let then = opened.saturating_duration_since(since);
         self.in_outage(now) || self.outages_begun(now) > self.outages_begun(then)
     }
 
@@ -140,7 +148,7 @@ impl<T> FlakyStream<T> {
         };
         if self.outage.is_none() {
             let Some(at) =
-                flapper.next_outage(self.opened.saturating_duration_since(flapper.since))
+                flapper.next_outage(self.opened.saturating_duration_since(flapper.since()))
             else {
                 return Ok(());
             };
@@ -231,7 +239,7 @@ mod tests {
             4,
             "outages at 150, 400, 650, 900 ms"
         );
-        let at = |t: u64| f.next_outage(ms(t)).map(|i| (i - f.since).as_millis());
+        let at = |t: u64| f.next_outage(ms(t)).map(|i| (i - f.since()).as_millis());
         assert_eq!(at(0), Some(150));
         assert_eq!(at(150), Some(400), "the next one after an outage began");
         assert_eq!(at(399), Some(400));
