@@ -2,11 +2,13 @@
 # Secret-scan benchmark: `homelabctl scan --history` against `gitleaks git` on the same generated repository.
 #
 #   bench/scan.sh [COMMITS]        (default 30000; SCAN_REPO=DIR reuses a generated repository,
-#                                   HOMELABCTL=BIN an already-built binary, RUNS=N best of N)
+#                                   HOMELABCTL=BIN an already-built binary, RUNS=N best of N,
+#                                   SHAPE=homelab|grow the generated history's shape, default homelab)
 #
-# Generates a git history of COMMITS commits with bench/gen-history.py (YAML, env and code files that grow
-# and change, feature branches merged back, renames, deletions, binary files, secrets of several rule types
-# including base64-encoded ones), builds homelabctl in release mode, then times, best of RUNS (default 3):
+# Generates a git history of COMMITS commits with bench/gen-history.py (shape `homelab`: a GitOps repository
+# of ~1,000 small YAML files in deep trees, mostly one-line bot bumps; shape `grow`: ~120 files that grow to
+# tens of kB; both with feature branches merged back, renames, deletions, binary files, secrets of several
+# rule types including base64-encoded ones), builds homelabctl in release mode, then times, best of RUNS (default 3):
 # homelabctl with gitleaks' default configuration (same rules as the peer), homelabctl with its built-in
 # rules, and gitleaks 8.30.1 with its default configuration. Prints the finding counts, the difference of
 # the (rule, file, line, commit) finding sets, and the ratios gitleaks / homelabctl (wall clock and CPU
@@ -31,7 +33,7 @@ if [ -n "${SCAN_REPO:-}" ]; then # reuse a repository generated before (generati
 else
   echo "generating $COMMITS commits…" >&2
   git init -q -b main "$repo"
-  python3 "$root/bench/gen-history.py" "$COMMITS" | git -C "$repo" fast-import --quiet
+  python3 "$root/bench/gen-history.py" "$COMMITS" --shape "${SHAPE:-homelab}" | git -C "$repo" fast-import --quiet
   git -C "$repo" checkout -q main
   git -C "$repo" gc -q >/dev/null 2>&1 || true
 fi

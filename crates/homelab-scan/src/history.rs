@@ -3,10 +3,10 @@
 //! diffed against its first parent with git's default rename detection (merge commits show no diff, as in
 //! `git log -p`; a root commit is diffed against the empty tree). Each text change yields its added lines in
 //! `-U0` hunks with the hunk's first new line number; deleted, binary and type-changed files yield nothing,
-//! as in gitleaks' view. Commits are diffed on several threads, each with its own object cache, working on
-//! runs of neighbouring commits so the blobs one commit adds are still cached when the next one changes
-//! them. (A cache of diffs by blob pair was tried and dropped: on the 30,000-commit benchmark history no
-//! (old blob, new blob) pair occurs twice, so it only cost memory.)
+//! as in gitleaks' view. Commits are diffed on several threads that read trees and blobs through one shared
+//! cache of resolved pack objects ([`crate::odb`]), so a blob one commit adds is usually still cached when a
+//! neighbouring commit changes it. (A cache of diffs by blob pair was tried and dropped: on the 30,000-commit
+//! benchmark history no (old blob, new blob) pair occurs twice, so it only cost memory.)
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +20,7 @@ use gix::objs::tree::EntryKind;
 
 use crate::finding::CommitInfo;
 use crate::gitdiff::Hunk;
+use crate::odb::{Packs, Reader};
 
 /// What receives each changed file: its commit's index (newest first), path, added-line hunks and commit.
 pub(crate) type Scan<'a> = dyn Fn(usize, &str, &[Hunk], &Arc<CommitInfo>) + Sync + 'a;
@@ -74,7 +75,7 @@ fn commits(repo: &gix::Repository) -> Result<Vec<ObjectId>, HistoryError> {
 }
 
 /// The commit metadata a finding carries (what `%H %an %ae %at %B` gives the `git log` path).
-fn commit_info(id: ObjectId, commit: &gix::Commit<'_>) -> CommitInfo {
+fn commit_info(id: ObjectId, commit: &gix::objs::CommitRef<'_>) -> CommitInfo {
     let (author, email, date) = match commit.author() {
         Ok(sig) => (
             sig.name.to_str_lossy().into_owned(),
@@ -88,11 +89,7 @@ fn commit_info(id: ObjectId, commit: &gix::Commit<'_>) -> CommitInfo {
         author,
         email,
         date,
-        message: commit
-            .message_raw_sloppy()
-            .to_str_lossy()
-            .trim_end()
-            .to_owned(),
+        message: commit.message.to_str_lossy().trim_end().to_owned(),
     }
 }
 
@@ -142,32 +139,35 @@ fn is_file(mode: gix::objs::tree::EntryMode) -> bool {
 /// The files a commit changed relative to its first parent, in path order: what gitleaks' `git log -p`
 /// shows, minus deletions (`--diff-filter=tuxdb`).
 fn changed_files(
-    repo: &gix::Repository,
+    objects: &Reader<'_>,
     cache: &mut gix::diff::blob::Platform,
     state: &mut gix::diff::tree::State,
     parent_tree: Option<ObjectId>,
     tree: ObjectId,
 ) -> Result<Vec<Pending>, HistoryError> {
-    let old = match parent_tree {
-        Some(id) => repo
-            .find_tree(id)
-            .map_err(|e| fail("cannot read a tree", e))?,
-        None => repo.empty_tree(),
+    let read_tree = |id: ObjectId| -> Result<Arc<[u8]>, HistoryError> {
+        match objects.object(&id) {
+            Ok(Some(o)) if o.kind == gix::objs::Kind::Tree => Ok(o.data),
+            Ok(_) => Err(fail("cannot read a tree", format!("tree {id} not found"))),
+            Err(e) => Err(fail(&format!("cannot read tree {id}"), e)),
+        }
     };
-    let new = repo
-        .find_tree(tree)
-        .map_err(|e| fail("cannot read a tree", e))?;
+    let old: Arc<[u8]> = match parent_tree {
+        Some(id) => read_tree(id)?,
+        None => Arc::from(&[][..]),
+    };
+    let new = read_tree(tree)?;
     let mut out = Vec::new();
     let options = gix::diff::tree_with_rewrites::Options {
         location: Some(gix::diff::tree::recorder::Location::Path),
         rewrites: Some(gix::diff::Rewrites::default()),
     };
     gix::diff::tree_with_rewrites(
-        gix::objs::TreeRefIter::from_bytes(&old.data, old.id.kind()),
-        gix::objs::TreeRefIter::from_bytes(&new.data, new.id.kind()),
+        gix::objs::TreeRefIter::from_bytes(&old, tree.kind()),
+        gix::objs::TreeRefIter::from_bytes(&new, tree.kind()),
         cache,
         state,
-        &repo.objects,
+        objects,
         |change: ChangeRef<'_>| -> Result<std::ops::ControlFlow<()>, gix::Error> {
             let pending = match change.into_owned() {
                 Change::Addition {
@@ -221,6 +221,10 @@ fn changed_files(
     Ok(out)
 }
 
+/// Resolved trees and blobs kept for reuse by all threads: the whole history's working set on the benchmark
+/// histories (tens of MB), bounded for big repositories.
+const PACK_CACHE_BYTES: usize = 512 << 20;
+
 /// Reads the history of the repository at `root` and calls `scan` (from several threads) with each changed
 /// file's added lines. Returns the number of commits.
 pub(crate) fn for_each_change(
@@ -234,22 +238,15 @@ pub(crate) fn for_each_change(
     let mut repo = shared.to_thread_local();
     repo.object_cache_size_if_unset(8 << 20);
     let ids = commits(&repo)?;
+    let packs = Packs::open(shared.objects_dir(), repo.object_hash(), PACK_CACHE_BYTES);
     let next = AtomicUsize::new(0);
     let first_error: Mutex<Option<HistoryError>> = Mutex::new(None);
     const CHUNK: usize = 16;
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
-                let mut repo = shared.to_thread_local();
-                repo.object_cache_size_if_unset(8 << 20);
-                // Without a delta-base cache every blob read re-inflates its whole delta chain (zlib was
-                // three fifths of a history scan's time under perf); gix sets one up only with its
-                // `max-performance` feature, which this crate does not take.
-                repo.objects.set_pack_cache(|| {
-                    Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
-                        64 << 20,
-                    ))
-                });
+                let repo = shared.to_thread_local();
+                let objects = Reader::new(&packs, &repo);
                 let result = (|| -> Result<(), HistoryError> {
                     let mut cache = repo
                         .diff_resource_cache_for_tree_diff()
@@ -261,7 +258,7 @@ pub(crate) fn for_each_change(
                             return Ok(());
                         }
                         for (k, id) in ids.iter().enumerate().skip(start).take(CHUNK) {
-                            diff_commit(&repo, &mut cache, &mut state, *id, k, scan)?;
+                            diff_commit(&objects, &mut cache, &mut state, *id, k, scan)?;
                         }
                     }
                 })();
@@ -282,41 +279,48 @@ pub(crate) fn for_each_change(
 }
 
 fn diff_commit(
-    repo: &gix::Repository,
+    objects: &Reader<'_>,
     cache: &mut gix::diff::blob::Platform,
     state: &mut gix::diff::tree::State,
     id: ObjectId,
     index: usize,
     scan: &Scan<'_>,
 ) -> Result<(), HistoryError> {
-    let commit = repo
-        .find_commit(id)
+    // Commits come through `objects` too: each is read as a commit and again as the next one's parent.
+    let read_commit = |id: ObjectId| -> Result<Arc<[u8]>, HistoryError> {
+        match objects.object(&id) {
+            Ok(Some(o)) if o.kind == gix::objs::Kind::Commit => Ok(o.data),
+            Ok(_) => Err(fail(
+                "cannot read a commit",
+                format!("commit {id} not found"),
+            )),
+            Err(e) => Err(fail(&format!("cannot read commit {id}"), e)),
+        }
+    };
+    let data = read_commit(id)?;
+    let commit = gix::objs::CommitRef::from_bytes(&data, id.kind())
         .map_err(|e| fail(&format!("cannot read commit {id}"), e))?;
-    let parents: Vec<ObjectId> = commit.parent_ids().map(|p| p.detach()).collect();
+    let parents: Vec<ObjectId> = commit.parents().collect();
     if parents.len() > 1 {
         return Ok(());
     }
-    let tree = commit
-        .tree_id()
-        .map_err(|e| fail(&format!("cannot read commit {id}"), e))?
-        .detach();
+    let tree = commit.tree();
     let parent_tree = match parents.first() {
         Some(p) => Some(
-            repo.find_commit(*p)
-                .and_then(|c| c.tree_id())
-                .map_err(|e| fail(&format!("cannot read commit {p}"), e))?
-                .detach(),
+            gix::objs::CommitRefIter::from_bytes(&read_commit(*p)?, p.kind())
+                .tree_id()
+                .map_err(|e| fail(&format!("cannot read commit {p}"), e))?,
         ),
         None => None,
     };
     cache.clear_resource_cache_keep_allocation();
-    let files = changed_files(repo, cache, state, parent_tree, tree)?;
+    let files = changed_files(objects, cache, state, parent_tree, tree)?;
     if files.is_empty() {
         return Ok(());
     }
     let info = Arc::new(commit_info(id, &commit));
     for f in files {
-        let hunks = file_hunks(repo, f.old, f.new)?;
+        let hunks = file_hunks(objects, f.old, f.new)?;
         if hunks.is_empty() {
             continue;
         }
@@ -327,14 +331,14 @@ fn diff_commit(
 
 /// The added-line hunks of one file change; none for binary content (git prints "Binary files differ").
 fn file_hunks(
-    repo: &gix::Repository,
+    objects: &Reader<'_>,
     old: Option<ObjectId>,
     new: ObjectId,
 ) -> Result<Vec<Hunk>, HistoryError> {
-    let read = |id: ObjectId| {
-        repo.find_blob(id)
-            .map(|b| b.detach().data)
-            .map_err(|e| fail(&format!("cannot read blob {id}"), e))
+    let read = |id: ObjectId| match objects.object(&id) {
+        Ok(Some(o)) => Ok(o.data),
+        Ok(None) => Err(fail(&format!("cannot read blob {id}"), "not found")),
+        Err(e) => Err(fail(&format!("cannot read blob {id}"), e)),
     };
     if old == Some(new) {
         // A pure rename or a mode change: no line changed.
@@ -350,7 +354,7 @@ fn file_hunks(
         } else {
             vec![Hunk {
                 start: 1,
-                added: new_data,
+                added: new_data.to_vec(),
             }]
         }),
         Some(old) => {

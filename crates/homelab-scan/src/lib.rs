@@ -29,6 +29,7 @@ mod finding;
 pub mod gitdiff;
 mod goregex;
 mod history;
+mod odb;
 pub mod report;
 mod scan;
 #[cfg(test)]

@@ -191,6 +191,38 @@ fn long_history(commits: usize) -> Repo {
     repo
 }
 
+/// The history scan resolves pack deltas itself: a history repacked from scratch (git picks new delta bases,
+/// chains up to depth 50 in both directions) with loose commits on top must still read exactly as gitleaks
+/// (through git) reads it.
+#[test]
+fn a_repacked_history_with_loose_commits_on_top_equals_gitleaks() {
+    let repo = long_history(400);
+    repo.git(&[
+        "repack",
+        "-a",
+        "-d",
+        "-f",
+        "-q",
+        "--depth=50",
+        "--window=50",
+    ]);
+    let packs = std::fs::read_dir(repo.path().join(".git/objects/pack"))
+        .expect("pack dir")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .count();
+    assert_eq!(packs, 1, "the premise: the history is in one pack");
+    let mut body = std::fs::read_to_string(repo.path().join("dir0/file0.yaml")).expect("file0");
+    body.push_str(&format!("token = \"{}_{}\"\n", "ghp", "Q".repeat(36)));
+    repo.write("dir0/file0.yaml", &body);
+    repo.commit_all("loose: a token on top");
+    repo.write("dir1/new.yaml", "aws_key: AKIAQWERTYUIOPASDFGH\n");
+    repo.commit_all("loose: a new file");
+    let theirs = gitleaks(&repo, "git");
+    assert!(theirs.len() > 15, "{}", theirs.len());
+    assert_eq!(ours(&repo, Source::History), theirs);
+}
+
 #[test]
 fn a_long_history_scanned_on_several_threads_equals_gitleaks_and_one_thread() {
     let repo = long_history(900);
