@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-pub use store::{ApiError, Store, StoreSnapshot, StoredObject, Target};
+pub use store::{ApiError, KubeTiming, Store, StoreSnapshot, StoredObject, Target};
 pub use types::ResourceType;
 
 use crate::pki::Issued;
@@ -222,31 +222,23 @@ impl KubeSim {
         }
     }
 
+    /// How fast simulated pods terminate and start (the controllers' clock).
+    pub fn set_timing(&self, timing: KubeTiming) {
+        self.lock_store().set_timing(timing);
+    }
+
+    /// Updates the status of an existing Node object (a kubelet's heartbeat); `false` when the
+    /// Node does not exist: a registered kubelet whose Node was deleted does not recreate it
+    /// (upstream `registerWithAPIServer` returns once `registrationCompleted`; its status updates
+    /// then fail with "error getting node": only a kubelet restart registers again).
+    pub fn update_node_status(&self, node: KubeNode) -> bool {
+        self.lock_store().put_node_status(node_object(&node))
+    }
+
     /// Registers or updates a Node object.
     pub fn upsert_node(&self, node: KubeNode) {
-        let mut labels = json!({
-            "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-        });
-        if node.control_plane {
-            labels["node-role.kubernetes.io/control-plane"] = json!("");
-        }
-        let status = if node.ready { "True" } else { "False" };
-        let obj = json!({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": node.name, "labels": labels},
-            "spec": {},
-            "status": {
-                "conditions": [{"type": "Ready", "status": status, "reason": if node.ready { "KubeletReady" } else { "KubeletNotReady" },
-                                "message": if node.ready { "kubelet is posting ready status" } else { "container runtime network not ready" }}],
-                "addresses": [{"type": "InternalIP", "address": node.internal_ip.to_string()}, {"type": "Hostname", "address": node.name}],
-                "nodeInfo": {"kubeletVersion": node.kubelet_version, "osImage": node.os_image, "operatingSystem": "linux", "architecture": "amd64"},
-            },
-        });
-        self.app
-            .store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .put_node(obj);
+        let obj = node_object(&node);
+        self.lock_store().put_node(obj);
     }
 
     /// Creates an object straight in the store (tests: what a workload would have made): `group` is `""`
@@ -313,14 +305,33 @@ impl KubeSim {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value> {
-        let store = self
-            .app
-            .store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut store = self.lock_store();
+        store.reconcile();
         let t = store.target(group, version, plural, namespace)?;
         store.get(&t, name).ok()
     }
+}
+
+/// The Node object a kubelet registers.
+fn node_object(node: &KubeNode) -> Value {
+    let mut labels = json!({
+        "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+    });
+    if node.control_plane {
+        labels["node-role.kubernetes.io/control-plane"] = json!("");
+    }
+    let status = if node.ready { "True" } else { "False" };
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node.name, "labels": labels},
+        "spec": {},
+        "status": {
+            "conditions": [{"type": "Ready", "status": status, "reason": if node.ready { "KubeletReady" } else { "KubeletNotReady" },
+                            "message": if node.ready { "kubelet is posting ready status" } else { "container runtime network not ready" }}],
+            "addresses": [{"type": "InternalIP", "address": node.internal_ip.to_string()}, {"type": "Hostname", "address": node.name}],
+            "nodeInfo": {"kubeletVersion": node.kubelet_version, "osImage": node.os_image, "operatingSystem": "linux", "architecture": "amd64"},
+        },
+    })
 }
 
 /// A non-owning handle to the store of a [`KubeSim`].

@@ -348,6 +348,14 @@ impl Lab {
         }
     }
 
+    /// What went wrong so far in the lab's clusters (summed): moments etcd had no quorum, moments
+    /// the VIP had no holder while a control plane's API answered. Node removal and replacement
+    /// keep both at 0.
+    pub fn cluster_health(&self) -> crate::talos::ClusterHealth {
+        let clusters = nodes::lock(&self.nodes).clusters.clone();
+        clusters.total_health()
+    }
+
     /// The simulated Talos node of a VM, once it has booted.
     pub fn node(&self, vmid: u32) -> Option<NodeSim> {
         nodes::lock(&self.nodes).by_vm.get(&vmid).cloned()

@@ -12,7 +12,7 @@ mod node;
 mod schema;
 mod service;
 
-pub use cluster::{ClusterRegistry, TrustdRoute};
+pub use cluster::{ClusterHealth, ClusterRegistry, TrustdRoute};
 pub use config::{LinkAlias, MachineType, NodeConfig};
 pub use flap::ApidFlapping;
 pub use kubernetes::ConfigImages;

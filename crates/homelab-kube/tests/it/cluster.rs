@@ -10,7 +10,7 @@ use homelab_sim::pki::{Ca, KeyAlg, Leaf};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+pub(crate) fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
     match r {
         Ok(v) => v,
         Err(e) => panic!("{what}: {e}"),
@@ -21,12 +21,12 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
 }
 
-struct Env {
-    sim: KubeSim,
+pub(crate) struct Env {
+    pub(crate) sim: KubeSim,
     ca: Ca,
 }
 
-async fn env() -> Env {
+pub(crate) async fn env() -> Env {
     let ca = ok(Ca::generate("kubernetes", KeyAlg::P256), "CA");
     let leaf = Leaf {
         sans: vec!["127.0.0.1".into()],
@@ -72,7 +72,7 @@ impl Env {
         )
     }
 
-    fn client(&self) -> KubeClient {
+    pub(crate) fn client(&self) -> KubeClient {
         ok(
             KubeClient::from_kubeconfig_yaml(&self.kubeconfig(&self.ca, Some(&self.ca))),
             "client",

@@ -282,10 +282,30 @@ fn resource(
         [plural, name, sub] => (None, *plural, Some(*name), Some(*sub)),
         _ => return not_found(uri.path()),
     };
+    let mut store = app.store();
+    // The controllers catch up with the time passed before anyone sees the objects.
+    store.reconcile();
+    if group.is_empty() && plural == "pods" && sub == Some("eviction") {
+        let (Some(ns), Some(name)) = (namespace, name) else {
+            return not_found(uri.path());
+        };
+        if method != Method::POST {
+            return error(&ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!(
+                    "the server does not allow this method on the requested resource ({method})"
+                ),
+            ));
+        }
+        return match parse_body(headers, body).and_then(|b| store.evict(ns, name, &b)) {
+            Ok(v) => json_response(StatusCode::CREATED, &v),
+            Err(e) => error(&e),
+        };
+    }
     if sub.is_some_and(|s| s != "status") {
         return not_found(uri.path());
     }
-    let mut store = app.store();
     let Some(target) = store.target(group, version, plural, namespace) else {
         return not_found(uri.path());
     };
@@ -307,7 +327,20 @@ fn resource(
                 return error(&ApiError::new(405, "MethodNotAllowed", "watch is not supported by the simulator"));
             }
             let selector = query_param(uri, "labelSelector").map(percent_decode);
-            let list = store.list(&target, selector.as_deref());
+            let fields = query_param(uri, "fieldSelector").map(percent_decode);
+            if let Some(f) = fields.as_deref()
+                && let Some(bad) = f.split(',').filter(|r| !r.is_empty()).find(|r| {
+                    let field = r.split(['=', '!']).next().unwrap_or_default().trim();
+                    super::store::field_pointer(field).is_none()
+                })
+            {
+                return error(&ApiError::new(
+                    400,
+                    "BadRequest",
+                    format!("\"{bad}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\", \"spec.nodeName\", \"status.phase\" are supported by the simulator"),
+                ));
+            }
+            let list = store.list_selected(&target, selector.as_deref(), fields.as_deref());
             Ok((StatusCode::OK, if wants_table { table::table(&target.ty.kind, &list) } else { list }))
         }
         (&Method::GET, Some(name)) => store.get(&target, name).map(|obj| {

@@ -13,8 +13,10 @@ use time::format_description::well_known::Rfc3339;
 use super::types::{ResourceType, builtin_types};
 
 mod snapshot;
+mod workloads;
 
 pub use snapshot::{StoreSnapshot, StoredObject};
+pub use workloads::KubeTiming;
 
 /// A Kubernetes API error (rendered as a `Status` object).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +27,17 @@ pub struct ApiError {
     pub reason: &'static str,
     /// human-readable message
     pub message: String,
+    /// the `Status` details (causes, `retryAfterSeconds`), when the API server sends some
+    pub details: Option<Value>,
 }
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.code, self.reason, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 impl ApiError {
     pub(crate) fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
@@ -33,15 +45,20 @@ impl ApiError {
             code,
             reason,
             message: message.into(),
+            details: None,
         }
     }
 
     /// The `Status` object body.
     pub fn to_status(&self) -> Value {
-        json!({
+        let mut status = json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": self.message, "reason": self.reason, "code": self.code,
-        })
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
     }
 }
 
@@ -91,6 +108,8 @@ pub struct Store {
     revision: u64,
     /// Random per store (see [`Store::version`]).
     id: String,
+    /// What the workload controllers remember between requests.
+    runtime: workloads::Runtime,
 }
 
 impl Default for Store {
@@ -105,6 +124,7 @@ impl Default for Store {
                 rand::thread_rng().fill_bytes(&mut b);
                 hex::encode(b)
             },
+            runtime: workloads::Runtime::default(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let t = store.target("", "v1", "namespaces", None);
@@ -254,6 +274,17 @@ impl Store {
 
     /// Lists objects (all namespaces when the target has none), filtered by a label selector.
     pub fn list(&self, t: &Target, label_selector: Option<&str>) -> Value {
+        self.list_selected(t, label_selector, None)
+    }
+
+    /// [`Store::list`] with a field selector too (`spec.nodeName=NAME`, `metadata.name=NAME`,
+    /// `metadata.namespace=NS`, `status.phase=PHASE`, also with `!=`; other fields are refused).
+    pub fn list_selected(
+        &self,
+        t: &Target,
+        label_selector: Option<&str>,
+        field_selector: Option<&str>,
+    ) -> Value {
         let items: Vec<Value> = self
             .objects
             .iter()
@@ -264,6 +295,7 @@ impl Store {
             })
             .map(|(_, v)| v)
             .filter(|v| label_selector.is_none_or(|s| matches_selector(v, s)))
+            .filter(|v| field_selector.is_none_or(|s| matches_fields(v, s)))
             .cloned()
             .collect();
         json!({
@@ -546,6 +578,9 @@ impl Store {
         if t.ty.plural == "customresourcedefinitions" {
             self.reload_crd_types();
         }
+        if t.ty.group.is_empty() && t.ty.plural == "nodes" {
+            self.runtime.deleted_nodes.insert(name.to_owned());
+        }
         self.bump();
         Ok(removed)
     }
@@ -583,6 +618,19 @@ impl Store {
         self.types = types;
     }
 
+    /// Updates the status of an existing Node object (the kubelet's heartbeat); `false` when
+    /// the Node does not exist (a kubelet whose Node was deleted does not bring it back).
+    pub fn put_node_status(&mut self, node: Value) -> bool {
+        let name = node["metadata"]["name"].as_str().unwrap_or_default();
+        let exists = self
+            .target("", "v1", "nodes", None)
+            .is_some_and(|t| self.objects.contains_key(&t.key(name)));
+        if exists {
+            self.put_node(node);
+        }
+        exists
+    }
+
     /// Writes a Node object directly (the kubelet's job on a real cluster).
     pub fn put_node(&mut self, mut node: Value) {
         let Some(t) = self.target("", "v1", "nodes", None) else {
@@ -595,9 +643,14 @@ impl Store {
         let key = t.key(&name);
         match self.objects.get(&key).cloned() {
             Some(existing) => {
-                self.commit(&t, key, &existing, node);
+                // The kubelet only registers once; afterwards it patches status, so what others
+                // wrote (cordon's `spec.unschedulable`, taints, labels) stays.
+                let mut next = existing.clone();
+                next["status"] = node["status"].take();
+                self.commit(&t, key, &existing, next);
             }
             None => {
+                self.runtime.deleted_nodes.remove(&name);
                 node["metadata"]["resourceVersion"] = json!(self.bump());
                 node["metadata"]["uid"] = json!(uid(self.revision));
                 node["metadata"]["creationTimestamp"] = json!(rfc3339(now_secs()));
@@ -698,6 +751,40 @@ fn uid(n: u64) -> String {
         &x[16..20],
         &x[20..32]
     )
+}
+
+/// The fields a field selector may name, as JSON pointers into the object.
+pub(crate) fn field_pointer(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "spec.nodeName" => "/spec/nodeName",
+        "metadata.name" => "/metadata/name",
+        "metadata.namespace" => "/metadata/namespace",
+        "status.phase" => "/status/phase",
+        "spec.unschedulable" => "/spec/unschedulable",
+        _ => return None,
+    })
+}
+
+/// `a=b,c!=d` field selectors over [`field_pointer`]'s fields (a missing field reads as "").
+fn matches_fields(obj: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|s| !s.is_empty()).all(|req| {
+        let (field, want, negate) = match req.split_once("!=") {
+            Some((f, v)) => (f, v, true),
+            None => match req.split_once('=') {
+                Some((f, v)) => (f, v.trim_start_matches('='), false),
+                None => return false,
+            },
+        };
+        let Some(pointer) = field_pointer(field.trim()) else {
+            return false;
+        };
+        let have = match obj.pointer(pointer) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => b.to_string(),
+            _ => String::new(),
+        };
+        (have == want.trim()) != negate
+    })
 }
 
 /// `a=b,c!=d,e` equality-based label selectors.

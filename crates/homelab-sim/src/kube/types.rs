@@ -140,6 +140,15 @@ pub fn builtin_types() -> Vec<ResourceType> {
         b(
             "apps",
             "v1",
+            "replicasets",
+            "ReplicaSet",
+            true,
+            true,
+            &["rs"],
+        ),
+        b(
+            "apps",
+            "v1",
             "statefulsets",
             "StatefulSet",
             true,

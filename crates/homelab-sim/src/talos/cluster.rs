@@ -5,6 +5,10 @@
 //! through the control-plane endpoint, as learners first), where the Kubernetes API answers, the
 //! holder of the Layer 2 VIP (elected among etcd members while etcd has quorum), and the kubelets
 //! that register with the API once the endpoint in their config answers.
+//!
+//! It also records the cluster's health after every change it sees ([`ClusterHealth`]): each
+//! moment etcd lost quorum and each moment the VIP had no holder while a control plane's API
+//! answered, so tests of node removal and replacement can assert that neither happened.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -53,6 +57,34 @@ struct Cluster {
     max_control_planes_down: usize,
     /// What the control planes' static pods run, and who restarts them now.
     static_pods: super::kubernetes::StaticPods,
+    /// Whether etcd had quorum once (before its bootstrap, no quorum is no loss).
+    had_quorum: bool,
+    /// The state at the last observation: without quorum, without a VIP holder.
+    without_quorum: bool,
+    without_vip: bool,
+    health: ClusterHealth,
+}
+
+/// What the lab saw go wrong in a cluster, counted at every change of etcd membership, member
+/// liveness (VM stop, reboot, reset, leave, removal, join) and of the VIP's holder.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterHealth {
+    /// Moments etcd went without quorum (fewer running voting members than `members/2+1`) after
+    /// it had quorum once; a loss lasting over several changes counts once.
+    pub quorum_losses: u32,
+    /// Moments the Layer 2 VIP had no holder while some control plane's API server answered
+    /// (clusters without a VIP never count).
+    pub vip_gaps: u32,
+}
+
+impl std::ops::Add for ClusterHealth {
+    type Output = Self;
+    fn add(self, other: Self) -> Self {
+        Self {
+            quorum_losses: self.quorum_losses + other.quorum_losses,
+            vip_gaps: self.vip_gaps + other.vip_gaps,
+        }
+    }
 }
 
 /// How a worker reached trustd for its apid certificate (Talos' `k8s.Endpoint` sources).
@@ -140,6 +172,25 @@ impl Cluster {
         !voters.is_empty() && up * 2 > voters.len()
     }
 
+    /// Records a moment without quorum or without a VIP holder, when this change began one.
+    fn observe(&mut self) {
+        let quorum = self.quorum();
+        self.had_quorum |= quorum;
+        let without_quorum = self.had_quorum && !quorum;
+        if without_quorum && !self.without_quorum {
+            self.health.quorum_losses += 1;
+        }
+        self.without_quorum = without_quorum;
+        // An API server answering is what a Ready control plane offers behind the VIP.
+        let api_answers = self.serving.keys().any(|k| k != VIP);
+        let without_vip =
+            !self.vip_candidates.is_empty() && api_answers && self.vip_holder.is_none();
+        if without_vip && !self.without_vip {
+            self.health.vip_gaps += 1;
+        }
+        self.without_vip = without_vip;
+    }
+
     fn served(&self, endpoint: &(String, u16)) -> bool {
         self.serving
             .values()
@@ -192,8 +243,30 @@ impl ClusterRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Reads or changes a cluster; every change is observed for [`ClusterHealth`].
     fn with<R>(&self, os_ca_pem: &str, f: impl FnOnce(&mut Cluster) -> R) -> R {
-        f(self.lock().entry(os_ca_pem.to_owned()).or_default())
+        let mut clusters = self.lock();
+        let cluster = clusters.entry(os_ca_pem.to_owned()).or_default();
+        let r = f(cluster);
+        cluster.observe();
+        r
+    }
+
+    /// What went wrong in the cluster of this OS CA so far.
+    pub(crate) fn health(&self, os_ca_pem: &str) -> ClusterHealth {
+        self.with(os_ca_pem, |c| c.health)
+    }
+
+    /// What went wrong so far, summed over every cluster of the lab.
+    pub fn total_health(&self) -> ClusterHealth {
+        let mut clusters = self.lock();
+        clusters
+            .values_mut()
+            .map(|c| {
+                c.observe();
+                c.health
+            })
+            .fold(ClusterHealth::default(), |a, b| a + b)
     }
 
     fn winner(os_ca_pem: &str, elected: Option<(String, Weak<Inner>)>) -> Option<VipWinner> {
@@ -256,8 +329,9 @@ impl ClusterRegistry {
             if let Some(k) = c.kubelets.get_mut(name) {
                 k.node.ready = false;
                 let node = k.node.clone();
+                // The node lifecycle controller marks it NotReady; a deleted Node stays deleted.
                 if let Some(kube) = c.live_kube() {
-                    kube.upsert_node(node);
+                    kube.update_node_status(node);
                 }
             }
             c.serving.remove(name);
@@ -275,11 +349,15 @@ impl ClusterRegistry {
 
     /// A node was reset: it leaves etcd (a graceful reset does) and its Node object is deleted.
     pub(crate) fn leave(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
+        // Talos leaves etcd before it stops anything: the member is gone before it goes down,
+        // so two members of three never look like one running of three.
+        self.with(os_ca_pem, |c| {
+            c.etcd.remove(name);
+            c.learners.remove(name);
+        });
         let winner = self.down(os_ca_pem, name);
         self.with(os_ca_pem, |c| {
             c.kubelets.remove(name);
-            c.etcd.remove(name);
-            c.learners.remove(name);
             c.vip_candidates.remove(name);
             if let Some(kube) = c.live_kube() {
                 kube.remove_node(name);
@@ -291,11 +369,12 @@ impl ClusterRegistry {
     /// The node's etcd data directory was wiped (a reset of EPHEMERAL only): it is down and no
     /// longer a member; its Node object stays (the node keeps its config and comes back).
     pub(crate) fn etcd_wiped(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
-        let winner = self.down(os_ca_pem, name);
+        // The membership goes first (Talos' leave removes the member, then stops etcd).
         self.with(os_ca_pem, |c| {
             c.etcd.remove(name);
+            c.learners.remove(name);
         });
-        winner
+        self.down(os_ca_pem, name)
     }
 
     /// Removes the member with `id`; returns its name, `None` when no member has that id.
@@ -519,5 +598,64 @@ impl ClusterRegistry {
     /// The node holding the VIP, by name.
     pub(crate) fn vip_holder(&self, os_ca_pem: &str) -> Option<String> {
         self.with(os_ca_pem, |c| c.vip_holder.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three_members() -> Cluster {
+        let mut c = Cluster::default();
+        for (i, name) in ["cp1", "cp2", "cp3"].into_iter().enumerate() {
+            c.etcd
+                .insert(name.into(), IpAddr::from([127, 0, 0, 11 + i as u8]));
+            c.etcd_up.insert(name.into());
+        }
+        c
+    }
+
+    #[test]
+    fn a_loss_of_quorum_counts_once_however_long_it_lasts() {
+        let mut c = Cluster::default();
+        c.observe();
+        assert_eq!(c.health, ClusterHealth::default(), "before bootstrap");
+        let mut c = three_members();
+        c.observe();
+        c.etcd_up.remove("cp2");
+        c.observe();
+        assert_eq!(c.health.quorum_losses, 0, "two of three");
+        c.etcd_up.remove("cp3");
+        c.observe();
+        c.observe();
+        assert_eq!(c.health.quorum_losses, 1);
+        // Removing a stopped member brings quorum back; losing it again counts again.
+        c.etcd.remove("cp3");
+        c.etcd.remove("cp2");
+        c.observe();
+        c.etcd_up.remove("cp1");
+        c.observe();
+        assert_eq!(c.health.quorum_losses, 2);
+    }
+
+    #[test]
+    fn the_vip_counts_as_missing_only_while_an_api_server_answers() {
+        let mut c = three_members();
+        c.vip_candidates.insert("cp1".into(), Weak::new());
+        c.observe();
+        assert_eq!(c.health.vip_gaps, 0, "no API server yet");
+        let api = SocketAddr::from(([127, 0, 0, 11], 6443));
+        c.serving.insert("cp1".into(), api);
+        c.observe();
+        assert_eq!(c.health.vip_gaps, 1);
+        c.vip_holder = Some("cp1".into());
+        c.observe();
+        c.vip_holder = None;
+        c.observe();
+        assert_eq!(c.health.vip_gaps, 2);
+        let mut plain = three_members();
+        plain.serving.insert("cp1".into(), api);
+        plain.observe();
+        assert_eq!(plain.health.vip_gaps, 0, "no VIP configured");
     }
 }

@@ -584,6 +584,14 @@ impl NodeSim {
             .unwrap_or_default()
     }
 
+    /// What went wrong in this node's cluster so far: moments without etcd quorum, moments the VIP
+    /// had no holder while a control plane's API answered.
+    pub fn cluster_health(&self) -> super::ClusterHealth {
+        self.os_ca_pem()
+            .map(|ca| self.inner.opts.clusters.health(&ca))
+            .unwrap_or_default()
+    }
+
     /// The last applied machine config (raw bytes), if installed.
     pub fn applied_config(&self) -> Option<Vec<u8>> {
         self.inner

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use homelab_apid::{ApidClient, ApplyMode, Bootstrapped, ClientCredentials, ResetOptions};
-use homelab_sim::talos::{NodePhase, NodeSim};
+use homelab_sim::talos::{ClusterHealth, NodePhase, NodeSim};
 use serde_json::json;
 use tonic::Code;
 use tonic::codegen::tokio_stream;
@@ -238,16 +238,21 @@ async fn members_leave_or_are_removed_but_the_last_one_stays() {
     let mut cp3 = connect(apid[2], &admin).await;
     ok(cp3.etcd_leave_cluster().await, "leave");
     assert!(!nodes[2].is_etcd_member());
+    // One member of three leaving keeps quorum throughout.
+    assert_eq!(nodes[0].cluster_health(), ClusterHealth::default());
     let mut cp1 = connect(apid[0], &admin).await;
     let members = ok(cp1.etcd_member_list().await, "members");
     let names: Vec<_> = members.iter().map(|m| m.hostname.as_str()).collect();
     assert_eq!(names, ["cp1", "cp2"]);
 
     nodes[1].power_off();
+    // One of two members running is no quorum, until the stopped one is removed.
+    assert_eq!(nodes[0].cluster_health().quorum_losses, 1);
     let Some(cp2) = members.iter().find(|m| m.hostname == "cp2") else {
         panic!("cp2 is a member")
     };
     ok(cp1.etcd_remove_member_by_id(cp2.id).await, "remove cp2");
+    assert_eq!(nodes[0].cluster_health().quorum_losses, 1, "counted once");
     let left = ok(cp1.etcd_member_list().await, "members");
     assert_eq!(left.len(), 1);
     assert_eq!(
@@ -262,6 +267,30 @@ async fn members_leave_or_are_removed_but_the_last_one_stays() {
         Some(Code::FailedPrecondition),
         "the last member cannot leave"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_two_of_three_control_planes_is_recorded_as_a_moment_without_quorum() {
+    let (_cluster, nodes, _apid) = three_control_planes(194).await;
+    assert_eq!(nodes[0].cluster_health(), ClusterHealth::default());
+    // The VIP holder stops first: another member takes the VIP at once, quorum stays.
+    eventually("a node holds the VIP", || {
+        nodes.iter().any(NodeSim::holds_vip)
+    })
+    .await;
+    let (Some(first), Some(holder)) = (
+        nodes.iter().position(NodeSim::holds_vip),
+        nodes[0].cluster_vip_holder(),
+    ) else {
+        panic!("nobody holds the VIP")
+    };
+    nodes[first].power_off();
+    let survivor = &nodes[(first + 1) % 3];
+    assert_eq!(survivor.cluster_health(), ClusterHealth::default());
+    assert!(survivor.cluster_vip_holder().is_some_and(|h| h != holder));
+    nodes[(first + 2) % 3].power_off();
+    let health = survivor.cluster_health();
+    assert_eq!(health.quorum_losses, 1, "{health:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

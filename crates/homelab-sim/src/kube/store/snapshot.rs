@@ -74,6 +74,7 @@ impl Store {
             objects,
             revision: snap.revision,
             id: snap.id.clone(),
+            runtime: super::workloads::Runtime::default(),
         };
         store.reload_crd_types();
         store
