@@ -222,11 +222,18 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 break;
             }
         }
-        let voters: Vec<String> = members
-            .iter()
-            .filter(|m| !m.learner && !m.name.is_empty())
-            .map(|m| m.name.clone())
-            .collect();
+        // No member answered the list (etcd has no quorum, or every control plane is down): every control
+        // plane we know of is taken for a voting member, so those that do not answer count against the
+        // quorum rather than making a removal look safe.
+        let voters: Vec<String> = if members.is_empty() {
+            peers.iter().map(|(n, _)| n.clone()).collect()
+        } else {
+            members
+                .iter()
+                .filter(|m| !m.learner && !m.name.is_empty())
+                .map(|m| m.name.clone())
+                .collect()
+        };
         let mut live = BTreeSet::new();
         for voter in &voters {
             if let Some((_, at)) = peers.iter().find(|(n, _)| n == voter)
@@ -236,7 +243,11 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             }
         }
         EtcdView {
-            members: members.into_iter().map(|m| m.name).collect(),
+            members: if members.is_empty() {
+                voters.clone()
+            } else {
+                members.into_iter().map(|m| m.name).collect()
+            },
             voters,
             live,
         }
@@ -402,19 +413,16 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         peers: &[(String, SocketAddr)],
     ) -> Result<(), EngineError> {
         let live = self.retiree_vm(resource, g).await?;
-        if live.is_some() {
-            let now = ResourceChange::new(resource, planned.action)
-                .requires("vm_digest", vm_digest(live.as_ref()));
-            if let Some(what) = planned
-                .preconditions
-                .iter()
-                .any(|p| p.fact == "vm_digest")
-                .then(|| planned.changed_since(&now))
-                .flatten()
-            {
+        // Only the VM is compared with the plan: etcd's quorum is checked afresh below (an earlier removal in
+        // the same plan changed the membership the plan saw, and that is what was planned).
+        if live.is_some()
+            && let Some(p) = planned.preconditions.iter().find(|p| p.fact == "vm_digest")
+        {
+            let now = vm_digest(live.as_ref());
+            if p.value != now {
                 return Err(EngineError::Stale {
                     resource: resource.to_string(),
-                    message: what,
+                    message: format!("vm_digest was {} when planned, is {now} now", p.value),
                 });
             }
         }

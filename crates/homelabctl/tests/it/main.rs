@@ -11,6 +11,7 @@ mod hooks;
 mod identity_lookup;
 mod kill_apply;
 mod lab_sim;
+mod lifecycle;
 mod outputs;
 mod patches;
 mod placement;
