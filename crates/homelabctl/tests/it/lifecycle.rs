@@ -1,9 +1,11 @@
 //! Removing and replacing nodes through the real binary against the in-process lab (issue 16 §1): the HA
 //! example loses its worker (drained past a PodDisruptionBudget, reset, Node and VM gone), then a control
-//! plane (etcd keeps two members, no moment without quorum), a further removal is refused without
-//! `--allow-remove` and one leaving etcd without quorum is refused with it; `replace talos-cp-02` builds one
-//! new VM with the cluster healthy throughout, also when SIGKILLed at every step boundary; `destroy` leaves
-//! a VM homelabctl did not create alone.
+//! plane that is already down (its etcd member removed through a healthy one; two members left, no moment
+//! without quorum); a further removal is refused without `--allow-remove`, and once another control plane
+//! is stopped a replacement is refused naming it and a removal leaving etcd without quorum is refused even
+//! with the flag. `replace talos-cp-02` (EtcdLeaveCluster path) builds one new VM with the cluster healthy
+//! throughout, also when SIGKILLed at every step boundary; `destroy` leaves a VM homelabctl did not create
+//! alone.
 
 use std::time::Duration;
 
@@ -162,6 +164,7 @@ fn the_ha_example_loses_its_worker_then_a_control_plane_and_refuses_what_would_b
         "its Node is gone"
     );
     assert!(said.contains("drained: evicted default/web-"), "{said}");
+    assert!(said.contains("remove.talos-worker-01: reset"), "{said}");
     let after = all_web_pods_ready(&kube);
     assert!(
         after.iter().all(|(n, _)| n != "talos-worker-01"),
@@ -170,15 +173,24 @@ fn the_ha_example_loses_its_worker_then_a_control_plane_and_refuses_what_would_b
     assert!(evictions(&kube) >= 1, "through the Eviction API");
     site.nothing_left_to_plan();
 
-    // A control plane leaves: etcd keeps two members, and nothing lost quorum on the way.
+    // A control plane that is already down leaves: its etcd member is removed through a healthy one
+    // (EtcdRemoveMemberByID), etcd keeps two members, and nothing lost quorum on the way.
+    stop_vm(&site, 113);
     drop_node(&site, "talos-cp-03");
     let plan = ok(dir, &["plan"], None);
     assert!(
-        plan.contains("leave etcd")
-            && plan.contains("what remains (2 control planes) tolerates no further failure"),
+        plan.contains(
+            "remove its etcd member through a healthy control plane (it does not answer)"
+        ) && plan.contains("what remains (2 control planes) tolerates no further failure"),
         "{plan}"
     );
-    ok(dir, &["apply", "--yes", "--allow-remove"], None);
+    let removed = homelabctl(dir, &["apply", "--yes", "--allow-remove"], None);
+    let said = text(&removed);
+    assert!(removed.status.success(), "{said}");
+    assert!(
+        said.contains("etcd member talos-cp-03 removed through talos-cp-01"),
+        "{said}"
+    );
     assert_eq!(etcd_members(lab), ["talos-cp-01", "talos-cp-02"]);
     assert!(lab.proxmox.vm(113).is_none(), "its VM is gone");
     assert!(!has_node_object(&kube, "talos-cp-03"));
@@ -186,6 +198,8 @@ fn the_ha_example_loses_its_worker_then_a_control_plane_and_refuses_what_would_b
     site.nothing_left_to_plan();
 
     // Another removal is refused without the flag, naming the node.
+    let path = dir.join("homelab.yaml");
+    let two = std::fs::read_to_string(&path).expect("homelab.yaml");
     drop_node(&site, "talos-cp-02");
     let refused = homelabctl(dir, &["apply", "--yes"], None);
     let said = text(&refused);
@@ -194,15 +208,21 @@ fn the_ha_example_loses_its_worker_then_a_control_plane_and_refuses_what_would_b
         said.contains("talos-cp-02") && said.contains("--allow-remove"),
         "{said}"
     );
-    // With cp-01 stopped behind homelabctl's back, removing cp-02 would leave etcd no member up: refused
-    // even with the flag, before anything is done (cp-01 is not even started).
-    site.runtime.block_on(async {
-        let info = lab.info();
-        site.proxmox()
-            .ensure_stopped(&info.proxmox_node, 111, &Default::default())
-            .await
-            .expect("cp-01 stopped through the PVE API");
-    });
+    assert!(lab.proxmox.vm(112).is_some_and(|v| v.running));
+
+    // cp-01 stopped behind homelabctl's back: replacing cp-02 is refused, naming cp-01, and removing it
+    // would leave etcd no member up: refused even with the flag, before anything is done (cp-01 is not
+    // even started).
+    std::fs::write(&path, &two).expect("homelab.yaml");
+    stop_vm(&site, 111);
+    let refused = homelabctl(dir, &["replace", "talos-cp-02", "--yes"], None);
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("talos-cp-01 is not a healthy voting member"),
+        "{said}"
+    );
+    drop_node(&site, "talos-cp-02");
     let plan = ok(dir, &["plan"], None);
     assert!(
         plan.contains("REFUSED: etcd would lose its quorum"),
@@ -217,7 +237,22 @@ fn the_ha_example_loses_its_worker_then_a_control_plane_and_refuses_what_would_b
     );
     assert!(lab.proxmox.vm(112).is_some_and(|v| v.running));
     assert!(lab.proxmox.vm(111).is_some_and(|v| !v.running));
-    assert_eq!(etcd_members(lab), ["talos-cp-01", "talos-cp-02"]);
+    assert_eq!(
+        lab.proxmox.task_count("qmdestroy"),
+        2,
+        "only the two removed"
+    );
+}
+
+/// Stops VM `vmid` through the PVE API, as someone outside homelabctl would.
+fn stop_vm(site: &Site, vmid: u32) {
+    site.runtime.block_on(async {
+        let info = site.lab().info();
+        site.proxmox()
+            .ensure_stopped(&info.proxmox_node, vmid, &Default::default())
+            .await
+            .expect("stopped through the PVE API");
+    });
 }
 
 #[test]
