@@ -222,6 +222,12 @@ impl KubeSim {
         }
     }
 
+    /// A graceful Talos reset's own drain of its Node: cordoned, its evictable pods evicted once
+    /// (PodDisruptionBudgets honoured); returns the pods whose eviction was refused.
+    pub fn talos_drain(&self, node: &str) -> Vec<String> {
+        self.lock_store().talos_drain(node)
+    }
+
     /// How fast simulated pods terminate and start (the controllers' clock).
     pub fn set_timing(&self, timing: KubeTiming) {
         self.lock_store().set_timing(timing);

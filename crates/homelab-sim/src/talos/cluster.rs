@@ -21,6 +21,13 @@ use crate::kube::{KubeNode, KubeSim, WeakKubeSim};
 /// Who serves the API at the VIP in [`Cluster::serving`].
 const VIP: &str = "(vip)";
 
+/// etcd's `rpctypes` errors as a client prints them.
+pub(crate) const ETCD_NO_LEADER: &str = "etcdserver: no leader";
+pub(crate) const ETCD_MEMBER_NOT_FOUND: &str = "etcdserver: member not found";
+pub(crate) const ETCD_NOT_ENOUGH_STARTED: &str =
+    "etcdserver: re-configuration failed due to not enough started members";
+pub(crate) const ETCD_UNHEALTHY: &str = "etcdserver: unhealthy cluster";
+
 struct Kubelet {
     node: KubeNode,
     /// The API endpoint the kubelet dials (`cluster.controlPlane.endpoint`); `None` registers with
@@ -57,6 +64,9 @@ struct Cluster {
     max_control_planes_down: usize,
     /// What the control planes' static pods run, and who restarts them now.
     static_pods: super::kubernetes::StaticPods,
+    /// Members removed from etcd whose data directory still names them: their etcd refuses to
+    /// start again ("the member has been permanently removed from the cluster").
+    removed: BTreeSet<String>,
     /// Whether etcd had quorum once (before its bootstrap, no quorum is no loss).
     had_quorum: bool,
     /// The state at the last observation: without quorum, without a VIP holder.
@@ -170,6 +180,38 @@ impl Cluster {
             .collect();
         let up = voters.iter().filter(|n| self.etcd_up.contains(*n)).count();
         !voters.is_empty() && up * 2 > voters.len()
+    }
+
+    /// etcd's `mayRemoveMember`: no leader without quorum; a learner goes freely; the last voter
+    /// never (`IsReadyToRemoveVotingMember`: every voter here has started once, a member never
+    /// started is not modelled); a voter that is down goes freely; a running one only if the
+    /// running voters left still make a quorum.
+    fn remove_refusal(&mut self, name: &str) -> Option<&'static str> {
+        if !self.quorum() {
+            return Some(ETCD_NO_LEADER);
+        }
+        if !self.etcd.contains_key(name) {
+            return Some(ETCD_MEMBER_NOT_FOUND);
+        }
+        if self.learning(name).is_some() {
+            return None;
+        }
+        let names: Vec<String> = self.etcd.keys().cloned().collect();
+        let voters: Vec<String> = names
+            .into_iter()
+            .filter(|n| self.learning(n).is_none())
+            .collect();
+        if voters.len() <= 1 {
+            return Some(ETCD_NOT_ENOUGH_STARTED);
+        }
+        if !self.etcd_up.contains(name) {
+            return None;
+        }
+        let active = voters.iter().filter(|v| self.etcd_up.contains(*v)).count();
+        if active.saturating_sub(1) < 1 + (voters.len() - 1) / 2 {
+            return Some(ETCD_UNHEALTHY);
+        }
+        None
     }
 
     /// Records a moment without quorum or without a VIP holder, when this change began one.
@@ -347,44 +389,65 @@ impl ClusterRegistry {
         Self::winner(os_ca_pem, elected)
     }
 
-    /// A node was reset: it leaves etcd (a graceful reset does) and its Node object is deleted.
-    pub(crate) fn leave(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
-        // Talos leaves etcd before it stops anything: the member is gone before it goes down,
-        // so two members of three never look like one running of three.
-        self.with(os_ca_pem, |c| {
-            c.etcd.remove(name);
-            c.learners.remove(name);
-        });
+    /// A node was reset (its disk wiped): it goes down and its kubelet no longer runs. A graceful
+    /// reset left etcd first (`left_etcd`); otherwise the member stays, down, until someone removes
+    /// it. Talos never deletes the Node object: it stays, NotReady (deleting it is the operator's job).
+    pub(crate) fn reset(&self, os_ca_pem: &str, name: &str, left_etcd: bool) -> Option<VipWinner> {
+        if left_etcd {
+            // Talos leaves etcd before it stops anything: the member is gone before it goes
+            // down, so two members of three never look like one running of three.
+            self.forget_member(os_ca_pem, name);
+        }
         let winner = self.down(os_ca_pem, name);
         self.with(os_ca_pem, |c| {
             c.kubelets.remove(name);
             c.vip_candidates.remove(name);
-            if let Some(kube) = c.live_kube() {
-                kube.remove_node(name);
-            }
         });
         winner
     }
 
-    /// The node's etcd data directory was wiped (a reset of EPHEMERAL only): it is down and no
-    /// longer a member; its Node object stays (the node keeps its config and comes back).
-    pub(crate) fn etcd_wiped(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
-        // The membership goes first (Talos' leave removes the member, then stops etcd).
-        self.with(os_ca_pem, |c| {
-            c.etcd.remove(name);
-            c.learners.remove(name);
-        });
+    /// The node's etcd data directory was wiped (EPHEMERAL reset, or it left etcd: `left_etcd`):
+    /// it is down; a member that did not leave stays one (down) until it is removed or rejoins.
+    /// Its Node object stays (the node keeps its config and comes back).
+    pub(crate) fn etcd_wiped(
+        &self,
+        os_ca_pem: &str,
+        name: &str,
+        left_etcd: bool,
+    ) -> Option<VipWinner> {
+        if left_etcd {
+            self.forget_member(os_ca_pem, name);
+        }
         self.down(os_ca_pem, name)
     }
 
-    /// Removes the member with `id`; returns its name, `None` when no member has that id.
-    pub(crate) fn remove_member(&self, os_ca_pem: &str, id: u64) -> Option<String> {
+    fn forget_member(&self, os_ca_pem: &str, name: &str) {
         self.with(os_ca_pem, |c| {
-            let name = c.etcd.keys().find(|n| member_id(n) == id)?.clone();
-            c.etcd.remove(&name);
-            c.etcd_up.remove(&name);
-            Some(name)
+            if c.etcd.contains_key(name) {
+                c.removed.insert(name.to_owned());
+            }
+            c.etcd.remove(name);
+            c.etcd_up.remove(name);
+            c.learners.remove(name);
+        });
+    }
+
+    /// Why etcd refuses a `MemberRemove` of `name` now (etcd's error text), as etcd's
+    /// `mayRemoveMember` with `--strict-reconfig-check` decides, or `None` when it allows it.
+    pub(crate) fn remove_refusal(&self, os_ca_pem: &str, name: &str) -> Option<&'static str> {
+        self.with(os_ca_pem, |c| c.remove_refusal(name))
+    }
+
+    /// The name of the member with `id`.
+    pub(crate) fn member_named(&self, os_ca_pem: &str, id: u64) -> Option<String> {
+        self.with(os_ca_pem, |c| {
+            c.etcd.keys().find(|n| member_id(n) == id).cloned()
         })
+    }
+
+    /// Removes the member `name` (etcd's `MemberRemove`, once [`Self::remove_refusal`] allowed it).
+    pub(crate) fn remove_member(&self, os_ca_pem: &str, name: &str) {
+        self.forget_member(os_ca_pem, name);
     }
 
     /// Whether `name` may be upgraded as Talos checks it: etcd has quorum and every member is up.
@@ -422,6 +485,7 @@ impl ClusterRegistry {
     pub(crate) fn bootstrap(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
         self.with(os_ca_pem, |c| {
             c.bootstraps += 1;
+            c.removed.clear();
             c.etcd = BTreeMap::from([(name.to_owned(), ip)]);
             c.etcd_up = BTreeSet::from([name.to_owned()]);
             c.learners.clear();
@@ -445,6 +509,7 @@ impl ClusterRegistry {
     /// leader). A member of the same name is replaced, as Talos does.
     pub(crate) fn add_member(&self, os_ca_pem: &str, name: &str, ip: IpAddr, learning: Duration) {
         self.with(os_ca_pem, |c| {
+            c.removed.remove(name);
             c.etcd.insert(name.to_owned(), ip);
             c.etcd_up.insert(name.to_owned());
             if learning.is_zero() {
@@ -457,12 +522,17 @@ impl ClusterRegistry {
     }
 
     /// A member's etcd runs again after a reboot; its data directory makes it a member (also
-    /// when this process learns of the cluster only now, from a restored node).
-    pub(crate) fn member_up(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
+    /// when this process learns of the cluster only now, from a restored node). `false` when the
+    /// member was removed meanwhile: its etcd does not start.
+    pub(crate) fn member_up(&self, os_ca_pem: &str, name: &str, ip: IpAddr) -> bool {
         self.with(os_ca_pem, |c| {
+            if c.removed.contains(name) {
+                return false;
+            }
             c.etcd.insert(name.to_owned(), ip);
             c.etcd_up.insert(name.to_owned());
-        });
+            true
+        })
     }
 
     /// The etcd members, by name (voters and learners).

@@ -13,7 +13,7 @@ use tonic::{Response, Status, Streaming};
 use homelab_apid::proto::common::{Data, Metadata};
 use homelab_apid::proto::machine;
 
-use super::cluster::member_id;
+use super::cluster::{ETCD_MEMBER_NOT_FOUND, ETCD_NO_LEADER, member_id};
 use super::config::MachineType;
 use super::node::{Inner, node_name};
 use crate::kube::{Store, StoreSnapshot};
@@ -230,21 +230,46 @@ impl Call<'_> {
         }))
     }
 
+    /// The node's OS CA and name, when it is a control plane (Talos' `CheckControlplane`).
+    fn control_plane(&self, api: &str) -> Result<(String, String, bool), Status> {
+        let st = self.node.lock();
+        let Some(inst) = st.installed.as_ref() else {
+            return Err(Status::unavailable("the node is rebooting"));
+        };
+        super::service::control_plane_only(inst, api)?;
+        Ok((
+            inst.config.os_ca_pem.clone(),
+            node_name(inst),
+            inst.etcd_member,
+        ))
+    }
+
+    /// `EtcdLeaveCluster` as Talos answers it: control planes only; the local member's id (Talos
+    /// waits up to 3 minutes for it: the simulator answers at once); etcd's `MemberRemove` of it
+    /// (refused without a leader, for the last member, and while removing it would break the
+    /// active quorum: Talos retries that last one for 5 minutes first); then etcd stops and its
+    /// data is wiped. The node's API server stops with it.
     pub(crate) fn leave_cluster(
         self,
     ) -> Result<Response<machine::EtcdLeaveClusterResponse>, Status> {
-        let (ca, _) = self.etcd_member()?;
-        if self.node.opts.clusters.members(&ca).len() <= 1 {
-            return Err(Status::failed_precondition(
-                "cannot leave the etcd cluster: this node is its only member",
+        let (ca, name, etcd_member) = self.control_plane("etcd leave")?;
+        if !etcd_member {
+            return Err(Status::unknown(
+                "failed to leave cluster: failed to get local etcd member ID: context deadline exceeded",
             ));
+        }
+        if let Some(refusal) = self.node.opts.clusters.remove_refusal(&ca, &name) {
+            return Err(Status::unknown(format!(
+                "failed to leave cluster: failed to remove member {}: {refusal}",
+                member_id(&name)
+            )));
         }
         let winner = self
             .node
             .lock()
             .installed
             .as_mut()
-            .and_then(|i| i.wipe_etcd(&self.node.opts.clusters));
+            .and_then(|i| i.wipe_etcd(&self.node.opts.clusters, true));
         super::node::take_vip(&self.node.opts.clusters, winner);
         self.node.changed();
         Ok(Response::new(machine::EtcdLeaveClusterResponse {
@@ -254,18 +279,44 @@ impl Call<'_> {
         }))
     }
 
+    /// `EtcdRemoveMemberByID` as Talos answers it: control planes only (any of them: Talos' etcd
+    /// client dials every control plane, not only the local etcd); NotFound for an unknown id;
+    /// etcd's `MemberRemove` refusals otherwise. Removing the node's own member is allowed, as
+    /// etcd allows it: its etcd stops. (A running member removed from elsewhere keeps serving in
+    /// the simulator until it reboots; real etcd shuts itself down at once.)
     pub(crate) fn remove_member(
         self,
         id: u64,
     ) -> Result<Response<machine::EtcdRemoveMemberByIdResponse>, Status> {
-        let (ca, name) = self.etcd_member()?;
-        if member_id(&name) == id {
-            return Err(Status::failed_precondition(
-                "this node is that member: use EtcdLeaveCluster on it instead",
-            ));
+        let (ca, own, _) = self.control_plane("etcd remove member")?;
+        let clusters = &self.node.opts.clusters;
+        let Some(name) = clusters.member_named(&ca, id) else {
+            // Without a leader etcd cannot even say the member is unknown.
+            if !clusters.has_quorum(&ca) {
+                return Err(Status::unknown(format!(
+                    "failed to remove member: failed to remove member {id}: {ETCD_NO_LEADER}"
+                )));
+            }
+            return Err(Status::not_found(format!(
+                "failed to remove member {id}: {ETCD_MEMBER_NOT_FOUND}"
+            )));
+        };
+        if let Some(refusal) = clusters.remove_refusal(&ca, &name) {
+            return Err(Status::unknown(format!(
+                "failed to remove member: failed to remove member {id}: {refusal}"
+            )));
         }
-        if self.node.opts.clusters.remove_member(&ca, id).is_none() {
-            return Err(Status::not_found(format!("etcd member {id:x} not found")));
+        if name == own {
+            let winner = self
+                .node
+                .lock()
+                .installed
+                .as_mut()
+                .and_then(|i| i.wipe_etcd(clusters, true));
+            super::node::take_vip(clusters, winner);
+            self.node.changed();
+        } else {
+            clusters.remove_member(&ca, &name);
         }
         Ok(Response::new(machine::EtcdRemoveMemberByIdResponse {
             messages: vec![machine::EtcdRemoveMemberById {

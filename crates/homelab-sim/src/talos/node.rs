@@ -25,7 +25,7 @@ use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
 use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
 
-use super::cluster::{ClusterRegistry, TrustdRoute, VipWinner};
+use super::cluster::{ClusterRegistry, TrustdRoute, VipWinner, member_id};
 use super::config::{MachineType, NodeConfig};
 use super::day2::installer_version;
 use super::flap::{ApidFlapping, FlakyStream, Flapper};
@@ -214,14 +214,18 @@ impl Installed {
         }
     }
 
-    /// etcd stops here and its data is gone (left the cluster, or EPHEMERAL wiped): the API server
-    /// stops with it and the cluster no longer counts the node as a member.
-    pub(crate) fn wipe_etcd(&mut self, clusters: &ClusterRegistry) -> Option<VipWinner> {
+    /// etcd stops here and its data is gone (it left the cluster: `left_etcd`, or EPHEMERAL was
+    /// wiped): the API server stops with it. A member that did not leave stays one, down.
+    pub(crate) fn wipe_etcd(
+        &mut self,
+        clusters: &ClusterRegistry,
+        left_etcd: bool,
+    ) -> Option<VipWinner> {
         self.stop_kube();
         self.vip = None;
         self.etcd = None;
         self.etcd_member = false;
-        clusters.etcd_wiped(&self.config.os_ca_pem, &self.name())
+        clusters.etcd_wiped(&self.config.os_ca_pem, &self.name(), left_etcd)
     }
 
     /// Its listeners stop (power-off, reboot): the cluster sees the node and its etcd go down.
@@ -265,6 +269,8 @@ pub(crate) struct State {
     pub(crate) rollbacks: u32,
     /// Fault injection: the next upgrade does not come up and the node boots the old version.
     pub(crate) rollback_next_upgrade: bool,
+    /// Why reset sequences failed after the Reset call was answered (Talos logs them).
+    pub(crate) reset_failures: Vec<String>,
     server: Option<Listener>,
     maintenance_bound: Option<SocketAddr>,
 }
@@ -334,6 +340,7 @@ impl NodeSim {
             upgrades: 0,
             rollbacks: 0,
             rollback_next_upgrade: false,
+            reset_failures: Vec::new(),
             server: None,
             maintenance_bound: None,
         };
@@ -592,6 +599,12 @@ impl NodeSim {
             .unwrap_or_default()
     }
 
+    /// Why this node's reset sequences failed after Talos had answered the Reset call (what
+    /// Talos logs: "reset failed: failed to leave cluster: …"); the node then runs on unchanged.
+    pub fn reset_failures(&self) -> Vec<String> {
+        self.inner.lock().reset_failures.clone()
+    }
+
     /// The last applied machine config (raw bytes), if installed.
     pub fn applied_config(&self) -> Option<Vec<u8>> {
         self.inner
@@ -846,16 +859,20 @@ impl Inner {
             }
             inst.etcd_member = control_plane && inst.etcd_member;
             let etcd = inst.etcd_member;
-            if etcd {
-                self.opts.clusters.member_up(&ca, &inst.name(), addr.ip());
+            // A member removed while the node was away: its etcd exits at once, again and again
+            // ("the member has been permanently removed"); it neither serves nor joins.
+            let removed = etcd && !self.opts.clusters.member_up(&ca, &inst.name(), addr.ip());
+            if removed {
+                tracing::warn!(node = %inst.name(), "etcd: this member was removed from the cluster; etcd does not start");
+                inst.etcd_member = false;
             }
             st.generation += 1;
             let service = ApidService::installed(self.clone(), st.generation);
             st.server = Some(self.serve(listener, tls, service));
-            match (control_plane, etcd) {
-                (true, true) => Some(None),
-                (true, false) => Some(Some(st.generation)),
-                (false, _) => None,
+            match (control_plane, etcd, removed) {
+                (true, true, false) => Some(None),
+                (true, false, _) => Some(Some(st.generation)),
+                (true, true, true) | (false, _, _) => None,
             }
         };
         match restart_kube {
@@ -922,30 +939,64 @@ impl Inner {
         );
     }
 
-    /// Wipes the installed state and reboots into maintenance mode (or stays off). With `keep_state`
-    /// (only EPHEMERAL wiped) the config survives: etcd's data is gone, and the node comes back installed
-    /// with etcd waiting to join or be bootstrapped (the first step of Talos' etcd disaster recovery).
-    pub(crate) fn reset(self: &Arc<Self>, reboot: bool, keep_state: bool) {
+    /// Talos' reset sequence, run after the Reset call was answered. A graceful reset first
+    /// drains its own Node (cordon, evictions honouring PodDisruptionBudgets, tried once here), then
+    /// on a control plane leaves etcd as `EtcdLeaveCluster` does: when etcd refuses (the last
+    /// member, or a running member whose removal would break the active quorum), the sequence fails
+    /// and the node runs on unchanged ([`NodeSim::reset_failures`] says why). A reset that is not
+    /// graceful leaves the etcd member behind, down, for someone to remove. Then the disk is wiped
+    /// and the node reboots into maintenance mode (or stays off). With `keep_state` (only
+    /// EPHEMERAL wiped) the config survives: etcd's data is gone, and the node comes back installed
+    /// with etcd waiting to join or be bootstrapped (the first step of Talos' etcd disaster
+    /// recovery). Talos never deletes the Node object: it stays, NotReady.
+    pub(crate) fn reset(self: &Arc<Self>, graceful: bool, reboot: bool, keep_state: bool) {
+        let clusters = &self.opts.clusters;
+        let member = {
+            let st = self.lock();
+            st.installed
+                .as_ref()
+                .map(|i| (i.config.os_ca_pem.clone(), i.name(), i.etcd_member))
+        };
+        let mut left_etcd = false;
+        if graceful && let Some((ca, name, etcd_member)) = &member {
+            if let Some(kube) = clusters.live_kube(ca) {
+                let refused = kube.talos_drain(name);
+                if !refused.is_empty() {
+                    tracing::debug!(?refused, "reset: evictions refused, going on as Talos does");
+                }
+            }
+            if *etcd_member {
+                if let Some(refusal) = clusters.remove_refusal(ca, name) {
+                    let why = format!(
+                        "reset failed: failed to leave cluster: failed to remove member {}: {refusal}",
+                        member_id(name)
+                    );
+                    tracing::warn!(node = %name, "{why}");
+                    self.lock().reset_failures.push(why);
+                    return;
+                }
+                left_etcd = true;
+            }
+        }
         let winner = {
             let mut st = self.lock();
             if keep_state && st.installed.is_some() {
                 st.installed.as_mut().and_then(|inst| {
                     inst.bootstrapped = false;
                     inst.recovery = None;
-                    inst.wipe_etcd(&self.opts.clusters)
+                    inst.wipe_etcd(clusters, left_etcd)
                 })
             } else {
-                let winner = st.installed.as_ref().and_then(|inst| {
-                    self.opts
-                        .clusters
-                        .leave(&inst.config.os_ca_pem, &inst.name())
+                let winner = st.installed.as_mut().and_then(|inst| {
+                    inst.stop_kube();
+                    clusters.reset(&inst.config.os_ca_pem, &inst.name(), left_etcd)
                 });
                 st.installed = None;
                 st.staged = None;
                 winner
             }
         };
-        take_vip(&self.opts.clusters, winner);
+        take_vip(clusters, winner);
         self.changed();
         if reboot {
             self.reboot();

@@ -459,7 +459,7 @@ impl MachineService for ApidService {
                 .system_partitions_to_wipe
                 .iter()
                 .any(|p| p.label == "STATE");
-        self.node.reset(req.reboot, keep_state);
+        self.node.reset(req.graceful, req.reboot, keep_state);
         Ok(Response::new(machine::ResetResponse {
             messages: vec![machine::Reset {
                 metadata,
@@ -564,7 +564,7 @@ impl ApidService {
 }
 
 /// Talos' `checkControlplane`: control-plane-only APIs answer Unimplemented on workers.
-fn control_plane_only(inst: &super::node::Installed, api: &str) -> Result<(), Status> {
+pub(crate) fn control_plane_only(inst: &super::node::Installed, api: &str) -> Result<(), Status> {
     if inst.config.machine_type == MachineType::ControlPlane {
         Ok(())
     } else {

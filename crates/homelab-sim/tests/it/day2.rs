@@ -231,42 +231,114 @@ async fn a_snapshot_brings_deleted_objects_back_after_etcd_is_wiped_and_recovere
     assert_eq!(status.protocol_version, "3.6.7");
 }
 
+/// The code and message of a refused call.
+fn refusal<T>(r: Result<T, homelab_apid::ApidError>) -> (Option<Code>, String) {
+    match r {
+        Ok(_) => panic!("the call was not refused"),
+        Err(e) => (e.code(), e.to_string()),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_leave_or_are_removed_but_the_last_one_stays() {
+async fn members_leave_or_are_removed_as_etcd_allows_but_the_last_one_stays() {
     let (cluster, nodes, apid) = three_control_planes(192).await;
     let admin = cluster.creds(&["os:admin"]);
-    let mut cp3 = connect(apid[2], &admin).await;
-    ok(cp3.etcd_leave_cluster().await, "leave");
-    assert!(!nodes[2].is_etcd_member());
-    // One member of three leaving keeps quorum throughout.
+    let mut cp1 = connect(apid[0], &admin).await;
+    let mut cp2 = connect(apid[1], &admin).await;
+    let members = ok(cp1.etcd_member_list().await, "members");
+    let id = |name: &str| {
+        members
+            .iter()
+            .find(|m| m.hostname == name)
+            .map(|m| m.id)
+            .unwrap_or_else(|| panic!("{name} is a member"))
+    };
+    let (cp1_id, cp3_id) = (id("cp1"), id("cp3"));
+
+    // With cp3 down, a running member may not leave: two of three running, one would be left.
+    nodes[2].power_off();
+    let (code, text) = refusal(cp2.etcd_leave_cluster().await);
+    assert_eq!(code, Some(Code::Unknown), "{text}");
+    assert!(
+        text.contains("failed to leave cluster: failed to remove member")
+            && text.contains("etcdserver: unhealthy cluster"),
+        "{text}"
+    );
+    // The member that is down may go.
+    ok(cp1.etcd_remove_member_by_id(cp3_id).await, "remove cp3");
+    let (code, text) = refusal(cp1.etcd_remove_member_by_id(cp3_id).await);
+    assert_eq!(code, Some(Code::NotFound), "{text}");
+    assert!(text.contains("etcdserver: member not found"), "{text}");
+    // Two running members: one may leave.
+    ok(cp2.etcd_leave_cluster().await, "cp2 leaves");
+    assert!(!nodes[1].is_etcd_member());
+    let names: Vec<String> = ok(cp1.etcd_member_list().await, "members")
+        .into_iter()
+        .map(|m| m.hostname)
+        .collect();
+    assert_eq!(names, ["cp1"]);
+    // The last member stays, however it is asked to go.
+    let (code, text) = refusal(cp1.etcd_leave_cluster().await);
+    assert_eq!(code, Some(Code::Unknown), "{text}");
+    assert!(
+        text.contains("re-configuration failed due to not enough started members"),
+        "{text}"
+    );
+    let (_, text) = refusal(cp1.etcd_remove_member_by_id(cp1_id).await);
+    assert!(text.contains("not enough started members"), "{text}");
+    // Quorum held throughout.
     assert_eq!(nodes[0].cluster_health(), ClusterHealth::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_reset_of_a_control_plane_leaves_etcd_and_keeps_quorum() {
+    let (cluster, nodes, apid) = three_control_planes(195).await;
+    let admin = cluster.creds(&["os:admin"]);
     let mut cp1 = connect(apid[0], &admin).await;
     let members = ok(cp1.etcd_member_list().await, "members");
-    let names: Vec<_> = members.iter().map(|m| m.hostname.as_str()).collect();
-    assert_eq!(names, ["cp1", "cp2"]);
-
-    nodes[1].power_off();
-    // One of two members running is no quorum, until the stopped one is removed.
-    assert_eq!(nodes[0].cluster_health().quorum_losses, 1);
-    let Some(cp2) = members.iter().find(|m| m.hostname == "cp2") else {
+    let Some(cp2_id) = members.iter().find(|m| m.hostname == "cp2").map(|m| m.id) else {
         panic!("cp2 is a member")
     };
-    ok(cp1.etcd_remove_member_by_id(cp2.id).await, "remove cp2");
-    assert_eq!(nodes[0].cluster_health().quorum_losses, 1, "counted once");
-    let left = ok(cp1.etcd_member_list().await, "members");
-    assert_eq!(left.len(), 1);
-    assert_eq!(
-        cp1.etcd_remove_member_by_id(cp2.id)
+    ok(
+        connect(apid[2], &admin)
             .await
-            .err()
-            .and_then(|e| e.code()),
-        Some(Code::NotFound)
+            .reset(&ResetOptions::default())
+            .await,
+        "reset cp3",
     );
+    assert!(nodes[2].reset_failures().is_empty());
+    let Ok(_) = nodes[2].wait_maintenance(WAIT).await else {
+        panic!("cp3 not back in maintenance: {:?}", nodes[2].phase())
+    };
+    assert_eq!(nodes[0].cluster_etcd_members(), ["cp1", "cp2"]);
+    assert_eq!(nodes[0].cluster_health(), ClusterHealth::default());
+    // Its Node object stays (NotReady, cordoned): deleting it is the operator's job.
+    let Some(kube) = nodes[0].kube() else {
+        panic!("no API")
+    };
+    let cp3 = kube.get("", "v1", "nodes", None, "cp3");
     assert_eq!(
-        cp1.etcd_leave_cluster().await.err().and_then(|e| e.code()),
-        Some(Code::FailedPrecondition),
-        "the last member cannot leave"
+        cp3.map(|n| n["spec"]["unschedulable"].clone()),
+        Some(json!(true))
     );
+
+    // A reset that is not graceful leaves its member behind, down.
+    let hard = ResetOptions {
+        graceful: false,
+        ..ResetOptions::default()
+    };
+    ok(
+        connect(apid[1], &admin).await.reset(&hard).await,
+        "reset cp2",
+    );
+    assert!(nodes[1].wait_maintenance(WAIT).await.is_ok());
+    assert_eq!(nodes[0].cluster_etcd_members(), ["cp1", "cp2"]);
+    // One of two running: quorum is lost until the dead member is removed, which etcd cannot
+    // do without a leader.
+    assert_eq!(nodes[0].cluster_health().quorum_losses, 1);
+    let (code, text) = refusal(cp1.etcd_remove_member_by_id(cp2_id).await);
+    assert_eq!(code, Some(Code::Unknown), "{text}");
+    assert!(text.contains("etcdserver: no leader"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

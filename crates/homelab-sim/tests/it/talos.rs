@@ -315,7 +315,26 @@ async fn reset_returns_the_node_to_maintenance_mode() {
         "connect",
     );
     ok(client.bootstrap().await, "bootstrap");
-    ok(client.reset(&ResetOptions::default()).await, "reset");
+    // A graceful reset of the only etcd member is answered, then fails as Talos' does: etcd
+    // refuses to remove its last member, and the node runs on.
+    ok(
+        client.reset(&ResetOptions::default()).await,
+        "graceful reset",
+    );
+    let failures = node.reset_failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].contains("failed to leave cluster: failed to remove member",)
+            && failures[0].contains("not enough started members"),
+        "{failures:?}"
+    );
+    assert!(node.is_etcd_member());
+    // A single-node cluster is reset without leaving etcd (`talosctl reset --graceful=false`).
+    let hard = ResetOptions {
+        graceful: false,
+        ..ResetOptions::default()
+    };
+    ok(client.reset(&hard).await, "reset");
     let Ok(maint) = node.wait_maintenance(WAIT).await else {
         panic!("not back in maintenance: {:?}", node.phase())
     };
@@ -418,11 +437,29 @@ async fn a_worker_gets_its_certificate_from_the_control_plane_and_joins_ready() 
             .map(|n| n["status"]["conditions"][0]["status"].clone());
         assert_eq!(ready, Some(serde_json::json!("True")), "{name}: {node:?}");
     }
+    // Only control planes answer etcd membership calls.
+    let leave = w.etcd_leave_cluster().await.err();
+    assert_eq!(
+        leave.as_ref().and_then(|e| e.code()),
+        Some(Code::Unimplemented)
+    );
+    assert!(
+        leave.is_some_and(|e| e
+            .to_string()
+            .contains("etcd leave is only available on control plane nodes")),
+        "the error says why"
+    );
     ok(w.reset(&ResetOptions::default()).await, "reset worker");
     assert!(worker.wait_maintenance(WAIT).await.is_ok());
-    assert!(
-        kube.get("", "v1", "nodes", None, "w14").is_none(),
-        "a reset worker leaves the cluster"
+    // Talos cordons its own Node on a graceful reset and never deletes it: it stays, NotReady.
+    let node = kube.get("", "v1", "nodes", None, "w14");
+    let Some(node) = node else {
+        panic!("the Node object of a reset worker stays")
+    };
+    assert_eq!(node["spec"]["unschedulable"], serde_json::json!(true));
+    assert_eq!(
+        node["status"]["conditions"][0]["status"],
+        serde_json::json!("False")
     );
 }
 

@@ -607,6 +607,50 @@ impl Store {
         Ok(success)
     }
 
+    /// What a graceful Talos reset does to its own Node before it stops the pods
+    /// (`CordonAndDrainNode`): cordon it, then evict every pod there that is not a mirror pod,
+    /// not unmanaged and not a DaemonSet's. Talos retries a refused eviction every 5 s for up to
+    /// 5 minutes and then goes on regardless; the simulator tries once and goes on at once.
+    /// Returns the pods whose eviction was refused, as "ns/name".
+    pub(crate) fn talos_drain(&mut self, node: &str) -> Vec<String> {
+        self.reconcile();
+        let node_key = (
+            String::new(),
+            "nodes".to_owned(),
+            String::new(),
+            node.to_owned(),
+        );
+        if let Some(obj) = self.objects.get(&node_key).cloned()
+            && obj["spec"]["unschedulable"].as_bool() != Some(true)
+        {
+            let mut next = obj;
+            next["spec"]["unschedulable"] = json!(true);
+            self.controller_write(node_key, next);
+        }
+        let mut refused = Vec::new();
+        for ((_, _, ns, name), pod) in self.of("", "pods") {
+            let owner = pod["metadata"]["ownerReferences"]
+                .as_array()
+                .and_then(|refs| {
+                    refs.iter()
+                        .find(|r| r["controller"].as_bool() == Some(true))
+                });
+            let skip = pod["spec"]["nodeName"] != node
+                || is_mirror(&pod)
+                || owner.is_none_or(|r| r["kind"] == "DaemonSet");
+            if skip {
+                continue;
+            }
+            let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction",
+                                  "metadata": {"name": name, "namespace": ns},
+                                  "deleteOptions": {"gracePeriodSeconds": 60}});
+            if self.evict(&ns, &name, &eviction).is_err() {
+                refused.push(format!("{ns}/{name}"));
+            }
+        }
+        refused
+    }
+
     /// Deletes a pod gracefully: an unbound pod goes at once, a bound one is marked deleting and
     /// goes when its grace period ends (the kubelet stops its containers meanwhile).
     fn delete_pod(&mut self, key: &Key, mut pod: Value, grace: Option<u64>) {
