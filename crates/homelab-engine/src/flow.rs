@@ -431,13 +431,22 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         run.journal.last_step = plan.changes.last().map(|c| c.address.clone());
         // A node homelab.yaml dropped with nothing left of it needed no removal step: forget it.
         let config = self.config;
-        run.journal.nodes.retain(|name, _| {
-            config.nodes.iter().any(|n| &n.name == name)
-                || plan
-                    .changes
-                    .iter()
-                    .any(|c| c.address == format!("remove.{name}"))
-        });
+        let forgotten: Vec<String> = run
+            .journal
+            .nodes
+            .keys()
+            .filter(|name| {
+                !config.nodes.iter().any(|n| &n.name == *name)
+                    && !plan
+                        .changes
+                        .iter()
+                        .any(|c| c.address == format!("remove.{name}"))
+            })
+            .cloned()
+            .collect();
+        for name in &forgotten {
+            run.journal.forget(name);
+        }
         // The whole plan ran: a replacement whose new node was built is finished.
         run.journal
             .replacing

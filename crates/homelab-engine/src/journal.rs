@@ -127,6 +127,15 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 impl Journal {
+    /// Forgets node `name` entirely (it was removed, or nothing was left of it).
+    pub fn forget(&mut self, name: &str) {
+        self.nodes.remove(name);
+        self.vms.remove(name);
+        self.machine_configs.remove(name);
+        self.upgrades.remove(name);
+        self.replacing.remove(name);
+    }
+
     pub fn path(state_dir: &Path) -> PathBuf {
         state_dir.join("journal.json")
     }

@@ -281,6 +281,19 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             .filter(|(name, _)| !self.config.nodes.iter().any(|n| &n.name == *name))
             .map(|(name, record)| Retiree::from_record(name, record))
             .collect();
+        // A journal written before homelabctl recorded where nodes live knows the VM only by name.
+        for name in journal.vms.keys().filter(|n| {
+            !journal.nodes.contains_key(*n) && !self.config.nodes.iter().any(|c| &c.name == *n)
+        }) {
+            self.events.warn(
+                &format!("remove.{name}"),
+                format!(
+                    "homelab.yaml no longer names {name}, but the journal (older than node removal) does not \
+                     say where its VM lives, so it is not removed: put it back in homelab.yaml, run \
+                     `homelabctl apply` once, then drop it again"
+                ),
+            );
+        }
         if gone.is_empty() {
             return Ok(Vec::new());
         }
@@ -395,10 +408,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         let g = Retiree::from_record(name, &record);
         let peers = self.etcd_peers(&run.journal);
         self.retire_checked(&resource, &g, planned, &peers).await?;
-        run.journal.nodes.remove(name);
-        run.journal.vms.remove(name);
-        run.journal.machine_configs.remove(name);
-        run.journal.upgrades.remove(name);
+        run.journal.forget(name);
         let _ = run.journal.save(&self.state_dir);
         Ok(())
     }

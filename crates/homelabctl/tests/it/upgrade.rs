@@ -277,7 +277,7 @@ fn the_ha_roll_sigkilled_at_every_step_boundary_finishes_on_the_next_run_upgradi
     let dir = site.dir();
     site.want_version("v1.12.11", "v1.13.9");
     for (resource, event) in roll_boundaries() {
-        kill_at(dir, &["apply", "--yes"], |v| {
+        let _ = kill_at(dir, &["apply", "--yes"], |v| {
             v["event"] == event && v["resource"] == resource.as_str()
         });
         eprintln!(
@@ -369,8 +369,8 @@ fn a_rollback_on_the_second_control_plane_stops_the_roll_naming_it_and_a_saved_p
 }
 
 /// Runs homelabctl with `args` (JSON events on stdout) in `dir` and SIGKILLs it at the first event `at`
-/// matches; fails unless the run got there and died of the signal.
-pub(crate) fn kill_at(dir: &Path, args: &[&str], at: impl Fn(&Value) -> bool) {
+/// matches, returning that event; fails unless the run got there and died of the signal.
+pub(crate) fn kill_at(dir: &Path, args: &[&str], at: impl Fn(&Value) -> bool) -> Value {
     let mut child = crate::isolated(dir, &[&["--format", "json"], args].concat())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -391,11 +391,13 @@ pub(crate) fn kill_at(dir: &Path, args: &[&str], at: impl Fn(&Value) -> bool) {
         }
     }
     let status = child.wait().expect("wait");
-    assert!(
-        killed.is_some() && status.signal() == Some(9),
-        "homelabctl {} reached the event and was killed there ({status}; event {killed:?})",
-        args.join(" ")
-    );
+    match killed {
+        Some(event) if status.signal() == Some(9) => event,
+        _ => panic!(
+            "homelabctl {} reached the event and was killed there ({status}; event {killed:?})",
+            args.join(" ")
+        ),
+    }
 }
 
 /// The calls made since `before`, per method, and their sum (for the closing note's figures).
