@@ -466,7 +466,11 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             .filter(|(n, _)| n != &g.name)
             .cloned()
             .collect();
-        if g.control_plane && self.etcd_view(&others).await.members.contains(&g.name) {
+        // Asked of the others first (a member that left stops its etcd), then of the node itself; when no
+        // one answers the node counts as a member still, so it is never skipped on a passing failure.
+        let mut asked = others.clone();
+        asked.extend(peers.iter().filter(|(n, _)| n == &g.name).cloned());
+        if g.control_plane && self.etcd_view(&asked).await.members.contains(&g.name) {
             if self.answers_installed(g.at).await {
                 let since = self.started(resource, "etcd leave");
                 self.retried(resource, "leave etcd", || self.talos.etcd_leave(g.at))
