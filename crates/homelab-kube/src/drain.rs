@@ -71,8 +71,10 @@ fn controller_of(pod: &Value) -> Option<&Value> {
         .find(|r| r["controller"].as_bool() == Some(true))
 }
 
+/// kubectl's `daemonSetFilter` compares the owner's kind only (any API group named
+/// `DaemonSet` counts), then looks the DaemonSet up in apps/v1.
 fn is_daemonset_ref(r: &Value) -> bool {
-    r["kind"] == "DaemonSet" && r["apiVersion"] == "apps/v1"
+    r["kind"] == "DaemonSet"
 }
 
 /// kubectl's filter chain for `--ignore-daemonsets --delete-emptydir-data` without `--force`, in
@@ -447,14 +449,10 @@ mod tests {
             verdict(&pod(None, json!({}), "Failed"), None),
             Verdict::Evict
         );
-        // A DaemonSet of another API version is not the apps/v1 DaemonSet kubectl skips.
-        assert_eq!(
-            verdict(
-                &pod(Some(("example.com/v1", "DaemonSet")), json!({}), "Running"),
-                None
-            ),
-            Verdict::Evict
-        );
+        // kubectl compares the kind only: another group's DaemonSet is skipped too.
+        assert!(is_daemonset_ref(
+            &json!({"apiVersion": "example.com/v1", "kind": "DaemonSet"})
+        ));
     }
 
     #[test]

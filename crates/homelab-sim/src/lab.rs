@@ -67,6 +67,9 @@ pub struct TalosBehaviour {
     pub agent_in_maintenance: bool,
     /// from a VM's power-on until Talos' apid listens
     pub boot_delay: Duration,
+    /// the cluster runs workloads a drain must respect: CoreDNS, and a `default/web` Deployment
+    /// of two replicas with a PodDisruptionBudget of `minAvailable: 1`, spread over the Nodes
+    pub workloads: bool,
 }
 
 impl Default for TalosBehaviour {
@@ -80,6 +83,7 @@ impl Default for TalosBehaviour {
             discovery: false,
             agent_in_maintenance: true,
             boot_delay: Duration::ZERO,
+            workloads: true,
         }
     }
 }
@@ -96,6 +100,7 @@ impl TalosBehaviour {
             discovery: false,
             agent_in_maintenance: false,
             boot_delay: Duration::from_secs(40),
+            workloads: true,
         }
     }
 
@@ -106,6 +111,7 @@ impl TalosBehaviour {
         o.learner_delay = self.learner_delay;
         o.discovery = self.discovery;
         o.boot_delay = self.boot_delay;
+        o.workloads = self.workloads;
     }
 }
 

@@ -709,6 +709,34 @@ mod tests {
     }
 
     #[test]
+    fn etcd_refuses_removals_as_may_remove_member_does() {
+        let mut c = three_members();
+        assert_eq!(c.remove_refusal("cp3"), None, "all running");
+        c.etcd_up.remove("cp3");
+        assert_eq!(
+            c.remove_refusal("cp2"),
+            Some(ETCD_UNHEALTHY),
+            "would leave one of three"
+        );
+        assert_eq!(c.remove_refusal("cp3"), None, "a member that is down goes");
+        assert_eq!(c.remove_refusal("cp9"), Some(ETCD_MEMBER_NOT_FOUND));
+        c.etcd.remove("cp3");
+        assert_eq!(c.remove_refusal("cp2"), None, "two running: one may go");
+        c.etcd.remove("cp2");
+        assert_eq!(
+            c.remove_refusal("cp1"),
+            Some(ETCD_NOT_ENOUGH_STARTED),
+            "the last voter"
+        );
+        c.learners
+            .insert("cp4".into(), (Instant::now(), Duration::from_secs(3600)));
+        c.etcd.insert("cp4".into(), IpAddr::from([127, 0, 0, 14]));
+        assert_eq!(c.remove_refusal("cp4"), None, "a learner goes freely");
+        c.etcd_up.remove("cp1");
+        assert_eq!(c.remove_refusal("cp4"), Some(ETCD_NO_LEADER));
+    }
+
+    #[test]
     fn the_vip_counts_as_missing_only_while_an_api_server_answers() {
         let mut c = three_members();
         c.vip_candidates.insert("cp1".into(), Weak::new());

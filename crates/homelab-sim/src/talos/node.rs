@@ -8,6 +8,7 @@
 
 mod persist;
 mod static_pods;
+mod workloads;
 
 pub use persist::{EtcdVersion, NodeSnapshot};
 
@@ -91,6 +92,10 @@ pub struct NodeOptions {
     /// what the nodes of one lab share per cluster (etcd membership, the VIP, trustd): nodes meant
     /// to form a cluster must share one ([`NodeOptions::new`] makes a fresh one)
     pub clusters: Arc<ClusterRegistry>,
+    /// the cluster runs workloads: CoreDNS and a `default/web` Deployment with a
+    /// PodDisruptionBudget (see `talos/node/workloads.rs`), created when a control plane's API
+    /// server starts; off by default
+    pub workloads: bool,
 }
 
 impl NodeOptions {
@@ -118,6 +123,7 @@ impl NodeOptions {
             boot_delay: Duration::ZERO,
             static_pod_restart: Duration::from_millis(150),
             clusters: Arc::default(),
+            workloads: false,
         }
     }
 }
@@ -1174,6 +1180,9 @@ impl Inner {
                 .api_up(&ca, &name, kube.addr(), candidate)
         };
         static_pods::started(self);
+        if self.opts.workloads {
+            workloads::publish(&kube);
+        }
         take_vip(&self.opts.clusters, winner);
         self.changed();
         Ok(())

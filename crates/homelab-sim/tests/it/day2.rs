@@ -291,6 +291,31 @@ async fn members_leave_or_are_removed_as_etcd_allows_but_the_last_one_stays() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_member_of_three_leaving_keeps_quorum_and_the_vip() {
+    let (cluster, nodes, apid) = three_control_planes(196).await;
+    let admin = cluster.creds(&["os:admin"]);
+    // The VIP holder leaves: another member takes the VIP, etcd keeps its quorum.
+    eventually("a node holds the VIP", || {
+        nodes.iter().any(NodeSim::holds_vip)
+    })
+    .await;
+    let Some(holder) = nodes.iter().position(NodeSim::holds_vip) else {
+        panic!("nobody holds the VIP")
+    };
+    ok(
+        connect(apid[holder], &admin)
+            .await
+            .etcd_leave_cluster()
+            .await,
+        "leave",
+    );
+    let other = &nodes[(holder + 1) % 3];
+    assert_eq!(other.cluster_etcd_members().len(), 2);
+    assert!(!nodes[holder].holds_vip());
+    assert_eq!(other.cluster_health(), ClusterHealth::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_reset_of_a_control_plane_leaves_etcd_and_keeps_quorum() {
     let (cluster, nodes, apid) = three_control_planes(195).await;
     let admin = cluster.creds(&["os:admin"]);

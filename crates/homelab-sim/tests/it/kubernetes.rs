@@ -188,3 +188,45 @@ async fn static_pods_restart_on_their_new_images_after_a_no_reboot_apply() {
     assert_eq!(n.static_pod_restarts(), 1, "kube-proxy is no static pod");
     assert_eq!(n.cluster_max_static_pod_restarts(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_workloads_runs_coredns_and_a_web_deployment_under_a_disruption_budget() {
+    let cluster = Cluster::new();
+    let n = cluster.node(&at(198, 1), |o| o.workloads = true).await;
+    let cfg = cluster.config("cp1", ip(&at(198, 11)), "");
+    let mut c = installed(&cluster, &n, &cfg).await;
+    ok(c.bootstrap().await, "bootstrap");
+    let get = |group: &str, plural: &str, ns: &str, name: &str| {
+        n.kube()
+            .and_then(|k| k.get(group, "v1", plural, Some(ns), name))
+    };
+    let available = |ns: &str, name: &str| {
+        get("apps", "deployments", ns, name).and_then(|d| d["status"]["availableReplicas"].as_i64())
+    };
+    eventually("web and coredns available", || {
+        available("default", "web") == Some(2) && available("kube-system", "coredns") == Some(2)
+    })
+    .await;
+    eventually("the budget allows one disruption", || {
+        get("policy", "poddisruptionbudgets", "default", "web")
+            .is_some_and(|p| p["status"]["disruptionsAllowed"] == 1)
+    })
+    .await;
+    let Some(kube) = n.kube() else {
+        panic!("no API")
+    };
+    let data = kube.data();
+    let web: Vec<&str> = data
+        .objects
+        .iter()
+        .filter(|o| o.plural == "pods" && o.namespace == "default")
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(web.len(), 2, "{web:?}");
+    // Named as a Deployment's pods are: NAME-TEMPLATEHASH-SUFFIX.
+    assert!(
+        web.iter()
+            .all(|p| p.starts_with("web-") && p.split('-').count() == 3),
+        "{web:?}"
+    );
+}

@@ -1,14 +1,16 @@
 //! The controllers a drain meets, run lazily on every request (the store has no clock of its own):
 //! pod termination after the grace period (scaled down), pod garbage collection for Nodes that no
-//! longer exist, the ReplicaSet controller (a replacement for every pod being deleted), the
+//! longer exist, the Deployment controller (one ReplicaSet per Deployment, its replicas and status),
+//! the ReplicaSet controller (a replacement for every pod being deleted), the
 //! DaemonSet controller (one pod per Node, cordoned or not), the scheduler (spreads a workload's
 //! pods over Ready, schedulable Nodes whose taints they tolerate), the kubelet starting a scheduled
 //! pod (Ready after a delay), the disruption controller's PodDisruptionBudget status, and the
 //! `pods/eviction` subresource as kube-apiserver's `EvictionREST` answers it.
 //!
 //! Not modelled: the pod GC's 40 s quarantine (the pods of a deleted Node go at once), the node lifecycle
-//! controller (pods on a NotReady Node stay Ready), Deployments creating ReplicaSets (a workload
-//! brings its ReplicaSet), and plain `DELETE` of a pod honouring its grace period (only evictions do).
+//! controller (pods on a NotReady Node stay Ready), a Deployment's rollout when its template changes
+//! (its one ReplicaSet keeps the first template), and plain `DELETE` of a pod honouring its grace
+//! period (only evictions do).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -135,6 +137,32 @@ fn scaled(value: &Value, total: i64, round_up: bool) -> Option<i64> {
     })
 }
 
+/// `n` as `len` characters of [bcdfghjklmnpqrstvwxz2456789], the alphabet of generated name
+/// suffixes and pod-template hashes upstream (`rand.SafeEncodeString`).
+fn safe_suffix(n: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..len)
+        .map(|_| {
+            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+            x /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// A stable hash of a pod template (the `pod-template-hash` label of a Deployment's ReplicaSet).
+fn template_hash(template: &Value) -> String {
+    // FNV-1a over the template's JSON: stable across runs, unlike std's hasher.
+    let hash = template
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    safe_suffix(hash, 10)
+}
+
 /// Whether a pod tolerates a node's taint (`effect` NoSchedule/NoExecute only matter here).
 fn tolerates(pod: &Value, taint: &Value) -> bool {
     pod["spec"]["tolerations"]
@@ -214,17 +242,7 @@ impl Store {
         let name = loop {
             let rev = self.bump();
             let n: u64 = rev.parse().unwrap_or_default();
-            // Pod name suffixes are five characters of [bcdfghjklmnpqrstvwxz2456789] upstream.
-            const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-            let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let suffix: String = (0..5)
-                .map(|_| {
-                    let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
-                    x /= ALPHABET.len() as u64;
-                    c
-                })
-                .collect();
-            let name = format!("{prefix}-{suffix}");
+            let name = format!("{prefix}-{}", safe_suffix(n, 5));
             if !self.objects.contains_key(&pod_key(ns, &name)) {
                 break name;
             }
@@ -238,6 +256,16 @@ impl Store {
         self.objects.insert(pod_key(ns, &name), pod);
     }
 
+    /// Creates an object as a controller does (server-owned metadata filled in).
+    fn controller_insert(&mut self, key: Key, mut obj: Value) {
+        let rev = self.bump();
+        let meta = &mut obj["metadata"];
+        meta["uid"] = json!(super::uid(self.revision));
+        meta["creationTimestamp"] = json!(rfc3339(now_secs()));
+        meta["resourceVersion"] = json!(rev);
+        self.objects.insert(key, obj);
+    }
+
     /// Runs every controller once, as much as the time since the last request allows.
     pub(crate) fn reconcile(&mut self) {
         let now = Instant::now();
@@ -247,6 +275,7 @@ impl Store {
             .map(|(k, v)| (k.3, v))
             .collect();
         self.collect_pods(now, &nodes);
+        self.deployments();
         self.replicasets();
         self.daemonsets(&nodes);
         self.schedule(now, &nodes);
@@ -280,6 +309,61 @@ impl Store {
             if now >= ends {
                 self.controller_remove(&key);
             }
+        }
+    }
+
+    /// Every Deployment owns one ReplicaSet (`NAME-HASH`, its pods labelled with the hash) of its
+    /// replicas, and reports the ReplicaSet's readiness as its status.
+    fn deployments(&mut self) {
+        let sets = self.of("apps", "replicasets");
+        for (key, deploy) in self.of("apps", "deployments") {
+            let uid = deploy["metadata"]["uid"].as_str().unwrap_or_default();
+            let want = deploy["spec"]["replicas"].as_i64().unwrap_or(1);
+            let owned = sets
+                .iter()
+                .find(|(k, rs)| k.2 == key.2 && controller_uid(rs) == Some(uid));
+            let (ready, available) = match owned {
+                Some((rs_key, rs)) => {
+                    if rs["spec"]["replicas"].as_i64() != Some(want) {
+                        let mut next = rs.clone();
+                        next["spec"]["replicas"] = json!(want);
+                        self.controller_write(rs_key.clone(), next);
+                    }
+                    (
+                        rs["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                        rs["status"]["availableReplicas"].as_i64().unwrap_or(0),
+                    )
+                }
+                None => {
+                    let hash = template_hash(&deploy["spec"]["template"]);
+                    let mut template = deploy["spec"]["template"].clone();
+                    template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+                    let mut selector = deploy["spec"]["selector"].clone();
+                    selector["matchLabels"]["pod-template-hash"] = json!(hash);
+                    let name = format!("{}-{hash}", key.3);
+                    let rs = json!({
+                        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                        "metadata": {"name": name, "namespace": key.2, "labels": template["metadata"]["labels"],
+                                     "ownerReferences": owner_ref("Deployment", &deploy), "generation": 1},
+                        "spec": {"replicas": want, "selector": selector, "template": template},
+                    });
+                    self.controller_insert(
+                        ("apps".into(), "replicasets".into(), key.2.clone(), name),
+                        rs,
+                    );
+                    (0, 0)
+                }
+            };
+            let mut next = deploy.clone();
+            next["status"] = json!({
+                "observedGeneration": deploy["metadata"]["generation"],
+                "replicas": want, "updatedReplicas": want,
+                "readyReplicas": ready, "availableReplicas": available,
+                "unavailableReplicas": (want - available).max(0),
+                "conditions": [{"type": "Available", "status": if available >= want { "True" } else { "False" },
+                                "reason": if available >= want { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" }}],
+            });
+            self.controller_write(key, next);
         }
     }
 
