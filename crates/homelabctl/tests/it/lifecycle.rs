@@ -37,13 +37,14 @@ fn kube(lab: &Lab) -> KubeSim {
         .expect("the cluster's API server")
 }
 
-/// A ReplicaSet `web` of four pods with a PodDisruptionBudget of three: a drain evicts one pod at a time,
-/// each once its replacement is Ready elsewhere.
+/// A ReplicaSet `shop` of four pods with a PodDisruptionBudget of three (besides the lab's own `web`
+/// Deployment and its budget): a drain evicts one pod at a time, each once its replacement is Ready
+/// elsewhere.
 fn budgeted_workload(kube: &KubeSim) {
-    let labels = json!({"app": "web"});
+    let labels = json!({"app": "shop"});
     let rs = json!({
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": {"name": "web", "namespace": "default"},
+        "metadata": {"name": "shop", "namespace": "default"},
         "spec": {"replicas": 4, "selector": {"matchLabels": labels},
                  "template": {"metadata": {"labels": labels},
                               "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
@@ -52,7 +53,7 @@ fn budgeted_workload(kube: &KubeSim) {
         .expect("replicaset");
     let pdb = json!({
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": {"name": "web", "namespace": "default"},
+        "metadata": {"name": "shop", "namespace": "default"},
         "spec": {"minAvailable": 3, "selector": {"matchLabels": labels}},
     });
     kube.create(
@@ -63,14 +64,14 @@ fn budgeted_workload(kube: &KubeSim) {
     .expect("pdb");
 }
 
-/// The `web` pods as (node, ready), not counting those being deleted.
-fn web_pods(kube: &KubeSim) -> Vec<(String, bool)> {
+/// The pods labelled `app=APP` as (node, ready), not counting those being deleted.
+fn pods_of(kube: &KubeSim, app: &str) -> Vec<(String, bool)> {
     // A read runs the simulator's controllers first.
     let _ = kube.get("", "v1", "namespaces", None, "default");
     kube.data()
         .objects
         .into_iter()
-        .filter(|o| o.plural == "pods" && o.object["metadata"]["labels"]["app"] == "web")
+        .filter(|o| o.plural == "pods" && o.object["metadata"]["labels"]["app"] == app)
         .filter(|o| !o.object["metadata"]["deletionTimestamp"].is_string())
         .map(|o| {
             let node = o.object["spec"]["nodeName"]
@@ -87,15 +88,19 @@ fn web_pods(kube: &KubeSim) -> Vec<(String, bool)> {
         .collect()
 }
 
-fn all_web_pods_ready(kube: &KubeSim) -> Vec<(String, bool)> {
+/// The `count` pods of `app`, once all are scheduled and Ready.
+fn ready_pods(kube: &KubeSim, app: &str, count: usize) -> Vec<(String, bool)> {
     for _ in 0..400 {
-        let pods = web_pods(kube);
-        if pods.len() == 4 && pods.iter().all(|(n, r)| *r && !n.is_empty()) {
+        let pods = pods_of(kube, app);
+        if pods.len() == count && pods.iter().all(|(n, r)| *r && !n.is_empty()) {
             return pods;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    panic!("the web pods never were all Ready: {:?}", web_pods(kube));
+    panic!(
+        "the {app} pods never were all Ready: {:?}",
+        pods_of(kube, app)
+    );
 }
 
 fn evictions(kube: &KubeSim) -> u64 {
@@ -124,7 +129,9 @@ fn the_ha_example_loses_its_worker_then_a_control_plane_and_refuses_what_would_b
     let lab = site.lab();
     let kube = kube(lab);
     budgeted_workload(&kube);
-    let before = all_web_pods_ready(&kube);
+    let before = ready_pods(&kube, "shop", 4);
+    // The lab's own `web` Deployment (two pods, a budget of one) is spread over the nodes as well.
+    ready_pods(&kube, "web", 2);
     assert!(
         before.iter().any(|(n, _)| n == "talos-worker-01"),
         "some pod runs on the worker: {before:?}"
@@ -163,13 +170,15 @@ fn the_ha_example_loses_its_worker_then_a_control_plane_and_refuses_what_would_b
         !has_node_object(&kube, "talos-worker-01"),
         "its Node is gone"
     );
-    assert!(said.contains("drained: evicted default/web-"), "{said}");
+    assert!(said.contains("drained: evicted default/shop-"), "{said}");
     assert!(said.contains("remove.talos-worker-01: reset"), "{said}");
-    let after = all_web_pods_ready(&kube);
-    assert!(
-        after.iter().all(|(n, _)| n != "talos-worker-01"),
-        "the budgeted workload moved: {after:?}"
-    );
+    for (app, count) in [("shop", 4), ("web", 2)] {
+        let after = ready_pods(&kube, app, count);
+        assert!(
+            after.iter().all(|(n, _)| n != "talos-worker-01"),
+            "the budgeted {app} moved: {after:?}"
+        );
+    }
     assert!(evictions(&kube) >= 1, "through the Eviction API");
     site.nothing_left_to_plan();
 
