@@ -26,7 +26,7 @@ pub const APID_PORT: u16 = 50000;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-const MAX_MESSAGE: usize = 32 << 20;
+pub(crate) const MAX_MESSAGE: usize = 32 << 20;
 const MAX_KUBECONFIG_ARCHIVE: usize = 4 << 20;
 
 /// How `ApplyConfiguration` should take effect (Talos `ApplyConfigurationRequest.Mode`).
@@ -174,6 +174,8 @@ impl Default for ResetOptions {
 pub struct ApidClient {
     endpoint: SocketAddr,
     pub(crate) inner: MachineServiceClient<Channel>,
+    /// The same connection, for the services beside `MachineService` (COSI `State`).
+    pub(crate) channel: Channel,
     node: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
@@ -216,12 +218,13 @@ impl ApidClient {
             .connect_with_connector(connector)
             .await
             .map_err(|e| ApidError::from_transport(endpoint, &e))?;
-        let inner = MachineServiceClient::new(channel)
+        let inner = MachineServiceClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         Ok(Self {
             endpoint,
             inner,
+            channel,
             node: None,
         })
     }

@@ -1,7 +1,7 @@
 //! Client for the Talos apid gRPC API (`machine.MachineService`), the way homelabctl drives a
 //! node: apply the machine configuration while the node sits in maintenance mode, then talk
 //! mutual TLS with the talosconfig credentials to bootstrap etcd, fetch the kubeconfig, list
-//! services and etcd members, upgrade the node, snapshot and recover etcd, or reset the node.
+//! services and etcd members, read COSI resources (the running machine config), upgrade the node, snapshot and recover etcd, or reset the node.
 //!
 //! The protobuf definitions in `proto/` are the subset homelabctl uses of the official Talos
 //! v1.12.4 `api/machine/machine.proto` and `api/common/common.proto` (same field numbers), compiled by `build.rs` with protox (no `protoc`). The `server` feature also generates the
@@ -30,6 +30,7 @@
 
 mod archive;
 mod client;
+mod cosi;
 mod error;
 mod etcd;
 pub mod proto;
@@ -39,6 +40,10 @@ mod upgrade;
 pub use client::{
     APID_PORT, ApidClient, ApplyMode, ApplyOutcome, BootstrapRetry, Bootstrapped, EtcdMember,
     NodeVersion, ResetOptions, Service,
+};
+pub use cosi::{
+    CONFIG_NAMESPACE, MACHINE_CONFIG_ACTIVE_ID, MACHINE_CONFIG_TYPE, Resource,
+    machine_config_bytes, machine_config_proto_spec,
 };
 pub use error::ApidError;
 pub use etcd::{EtcdStatus, SnapshotStream};

@@ -3,7 +3,8 @@
 //! object (Kubernetes 1.35 local-strict and CRD schemas, kubeconform-style locations), and repository policy
 //! (`.sops.yaml` coverage, no plaintext Secret under `kubernetes/`, a valid `homelab.yaml`).
 //!
-//! The kustomize build itself lives in `homelab-kustomize`. This crate never prints: the binary renders a
+//! The kustomize build itself lives in `homelab-kustomize`, what a Flux Kustomization is and how
+//! kustomize-controller builds one in `homelab-kustomize-controller`. This crate never prints: the binary renders a
 //! [`Report`] with [`render`]. It does not decrypt SOPS files (the check is structural) nor scan for leaked
 //! secrets (that checker comes from `homelab-scan` and plugs in through [`Checker`]).
 //!
@@ -15,7 +16,6 @@
 //! ```
 
 mod check;
-pub mod envsubst;
 mod finding;
 pub mod flux;
 mod locate;

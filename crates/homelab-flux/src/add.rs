@@ -1,4 +1,4 @@
-//! `gitops add-component`: a new component directory under `infrastructure/`, registered in
+//! `flux add-component`: a new component directory under `infrastructure/`, registered in
 //! `infrastructure/kustomization.yaml`. All or nothing: on any failure the tree is left as it was.
 
 use std::fs;

@@ -120,7 +120,7 @@ impl Component {
         spec.insert("interval".into(), json!(REPOSITORY_INTERVAL));
         spec.insert("url".into(), json!(self.repo_url));
         json!({
-            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "apiVersion": crate::sync::SOURCE_API_VERSION,
             "kind": "HelmRepository",
             "metadata": metadata(&self.name, Some(&self.name)),
             "spec": spec,

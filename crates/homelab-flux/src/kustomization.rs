@@ -5,14 +5,14 @@ use serde_json::{Value, json};
 
 use crate::manifest;
 
-/// The file name kustomize looks for in a directory.
-pub const FILE_NAME: &str = "kustomization.yaml";
+/// The file name kustomize looks for first in a directory (the one written here).
+pub const FILE_NAME: &str = homelab_kustomize::kustomization::FILE_NAMES[0];
 
 /// A kustomization listing `resources` in order.
 pub(crate) fn render(resources: &[&str]) -> String {
     manifest::render(&[json!({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
+        "apiVersion": homelab_kustomize::kustomization::API_VERSION,
+        "kind": homelab_kustomize::kustomization::KIND,
         "resources": resources,
     })])
 }

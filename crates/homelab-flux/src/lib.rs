@@ -9,7 +9,8 @@
 //! identity), `bootstrap::bootstrap` (Flux's install manifests pinned by SHA-256, then the sync objects),
 //! `reconcile` (the `reconcile.fluxcd.io/requestedAt` annotation) and `kustomization_status` (readiness).
 //!
-//! It never writes outside the paths it returns and never builds kustomizations (`homelab-check` does).
+//! It never writes outside the paths it returns and never builds kustomizations (`homelab-kustomize-controller`
+//! does; the Flux Kustomizations it writes are that crate's `Spec`).
 //!
 //! ```
 //! let source = "proxmox: {endpoint: 'https://pve.home:8006', token_id: 'homelabctl@pve!provision'}\n\

@@ -33,8 +33,8 @@ pub async fn reconcile<C: Cluster>(
     with_source: bool,
 ) -> Result<Vec<ObjectRef>, ReconcileError> {
     let ks = ObjectRef::new(
-        "kustomize.toolkit.fluxcd.io/v1",
-        "Kustomization",
+        crate::sync::KUSTOMIZATION_API_VERSION,
+        crate::sync::KUSTOMIZATION_KIND,
         Some(NAMESPACE),
         name,
     );
@@ -50,7 +50,7 @@ pub async fn reconcile<C: Cluster>(
             return Err(ReconcileError::NoSource(name.to_string()));
         };
         let source_ref = ObjectRef::new(
-            field("apiVersion").unwrap_or("source.toolkit.fluxcd.io/v1"),
+            field("apiVersion").unwrap_or(crate::sync::SOURCE_API_VERSION),
             kind,
             Some(field("namespace").unwrap_or(NAMESPACE)),
             source_name,

@@ -26,8 +26,8 @@ pub async fn kustomization_status<C: Cluster>(
 ) -> Result<Vec<KustomizationStatus>, ClusterError> {
     let items = cluster
         .list(
-            "kustomize.toolkit.fluxcd.io/v1",
-            "Kustomization",
+            crate::sync::KUSTOMIZATION_API_VERSION,
+            crate::sync::KUSTOMIZATION_KIND,
             Some(NAMESPACE),
         )
         .await?;

@@ -8,6 +8,14 @@ use serde_json::{Map, Value, json};
 
 use crate::manifest::metadata;
 
+/// The API version of Flux's `Kustomization`, as written, listed and patched here (owned by
+/// `homelab-kustomize-controller`).
+pub use homelab_kustomize_controller::API_VERSION as KUSTOMIZATION_API_VERSION;
+/// The kind of Flux's `Kustomization`.
+pub use homelab_kustomize_controller::KIND as KUSTOMIZATION_KIND;
+/// The API version of Flux's sources (GitRepository, OCIRepository, HelmRepository).
+pub const SOURCE_API_VERSION: &str = "source.toolkit.fluxcd.io/v1";
+
 /// The namespace Flux runs in and its sync objects live in.
 pub const NAMESPACE: &str = "flux-system";
 /// The name of the source and of the root Kustomization, as `flux bootstrap` names them.
@@ -86,7 +94,7 @@ impl Source {
             }
         }
         json!({
-            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "apiVersion": SOURCE_API_VERSION,
             "kind": self.kind,
             "metadata": metadata(SYNC_NAME, Some(NAMESPACE)),
             "spec": spec,
@@ -125,31 +133,29 @@ pub(crate) struct FluxKustomization<'a> {
 
 impl FluxKustomization<'_> {
     pub fn object(&self) -> Value {
-        let mut spec = Map::new();
-        spec.insert("interval".into(), json!(KUSTOMIZATION_INTERVAL));
-        if !self.depends_on.is_empty() {
-            let deps: Vec<Value> = self.depends_on.iter().map(|d| json!({"name": d})).collect();
-            spec.insert("dependsOn".into(), Value::Array(deps));
+        let spec = homelab_kustomize_controller::Spec {
+            interval: Some(KUSTOMIZATION_INTERVAL.into()),
+            depends_on: self.depends_on.iter().map(|d| d.to_string()).collect(),
+            path: Some(self.path.clone()),
+            prune: true,
+            wait: self.wait,
+            timeout: self.wait.then(|| "5m".into()),
+            source_ref: Some(homelab_kustomize_controller::SourceRef {
+                kind: self.source_kind.into(),
+                name: SYNC_NAME.into(),
+            }),
+            decryption: self
+                .decrypt
+                .then(|| homelab_kustomize_controller::Decryption {
+                    provider: "sops".into(),
+                    secret: Some(SOPS_SECRET.into()),
+                }),
+            ..Default::default()
         }
-        spec.insert("path".into(), json!(self.path));
-        spec.insert("prune".into(), json!(true));
-        if self.wait {
-            spec.insert("wait".into(), json!(true));
-            spec.insert("timeout".into(), json!("5m"));
-        }
-        spec.insert(
-            "sourceRef".into(),
-            json!({"kind": self.source_kind, "name": SYNC_NAME}),
-        );
-        if self.decrypt {
-            spec.insert(
-                "decryption".into(),
-                json!({"provider": "sops", "secretRef": {"name": SOPS_SECRET}}),
-            );
-        }
+        .to_json();
         json!({
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-            "kind": "Kustomization",
+            "apiVersion": KUSTOMIZATION_API_VERSION,
+            "kind": KUSTOMIZATION_KIND,
             "metadata": metadata(self.name, Some(NAMESPACE)),
             "spec": spec,
         })

@@ -2,7 +2,9 @@
 //! the bytes go to a temporary file beside the target (same directory, so the rename cannot cross
 //! a file system), get their permissions before any byte is written, are synced, then renamed over
 //! (or, for [`write_new`], next to) the target, and the directory is synced so the rename survives
-//! a crash. A leaf crate on purpose: homelab-sops, homelab-repo, the simulator, the engine and the
+//! a crash. [`Staged`] is the same write for bytes that arrive as a stream (an encrypted backup): it is a
+//! [`std::io::Write`] whose content reaches the target only on [`Staged::commit`] or
+//! [`Staged::commit_new`], and nothing at all when it is dropped first. A leaf crate on purpose: homelab-sops, homelab-repo, the simulator, the engine and the
 //! binary all write files, and none of them may depend on another just for this.
 
 use std::io::Write as _;
@@ -44,20 +46,97 @@ impl WriteError {
 /// Replaces (or creates) `path` with `bytes` atomically: a reader sees the old content or the new,
 /// never a part. The parent directory must exist.
 pub fn write(path: &Path, bytes: &[u8], mode: Mode) -> Result<(), WriteError> {
-    let tmp = staged(path, bytes, mode)?;
-    tmp.persist(path)
-        .map_err(|e| WriteError::new(path, "replacing", e.error))?;
-    sync_dir(path)
+    let mut staged = Staged::create(path, mode)?;
+    staged.write_all_bytes(bytes)?;
+    staged.commit()
 }
 
 /// Creates `path` with `bytes` atomically only if nothing is there yet (the temporary file is
 /// linked into place without replacing). Returns `false`, writing nothing, when a file exists.
 pub fn write_new(path: &Path, bytes: &[u8], mode: Mode) -> Result<bool, WriteError> {
-    let tmp = staged(path, bytes, mode)?;
-    match tmp.persist_noclobber(path) {
-        Ok(_) => sync_dir(path).map(|()| true),
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(WriteError::new(path, "creating", e.error)),
+    let mut staged = Staged::create(path, mode)?;
+    staged.write_all_bytes(bytes)?;
+    staged.commit_new()
+}
+
+/// A file being written atomically, for content that is produced piece by piece: the bytes go to a
+/// temporary file beside the target, created with its final permissions before the first byte. The
+/// target changes only on [`Staged::commit`] (replace) or [`Staged::commit_new`] (create only);
+/// dropped uncommitted (an error half-way), the temporary file is removed and the target is untouched.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Starts writing `path` (its parent directory must exist).
+    pub fn create(path: &Path, mode: Mode) -> Result<Self, WriteError> {
+        let dir = parent(path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // tempfile creates the file 0600, so a secret is never readable by others, even for a moment.
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| WriteError::new(dir, "creating a temporary file in", e))?;
+        set_mode(path, tmp.as_file(), mode)
+            .map_err(|e| WriteError::new(tmp.path(), "setting permissions on", e))?;
+        Ok(Self {
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file this will become.
+    pub fn target(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_all_bytes(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
+        self.tmp
+            .write_all(bytes)
+            .map_err(|e| WriteError::new(self.tmp.path(), "writing", e))
+    }
+
+    fn synced(self) -> Result<(tempfile::NamedTempFile, PathBuf), WriteError> {
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| WriteError::new(self.tmp.path(), "syncing", e))?;
+        Ok((self.tmp, self.path))
+    }
+
+    /// Syncs what was written and replaces (or creates) the target with it.
+    pub fn commit(self) -> Result<(), WriteError> {
+        let (tmp, path) = self.synced()?;
+        tmp.persist(&path)
+            .map_err(|e| WriteError::new(&path, "replacing", e.error))?;
+        sync_dir(&path)
+    }
+
+    /// Syncs what was written and creates the target with it only if nothing is there yet; `false`,
+    /// changing nothing, when a file exists.
+    pub fn commit_new(self) -> Result<bool, WriteError> {
+        let (tmp, path) = self.synced()?;
+        match tmp.persist_noclobber(&path) {
+            Ok(_) => sync_dir(&path).map(|()| true),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(WriteError::new(&path, "creating", e.error)),
+        }
+    }
+}
+
+impl std::io::Write for Staged {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tmp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tmp.flush()
     }
 }
 
@@ -66,30 +145,6 @@ fn parent(path: &Path) -> &Path {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     }
-}
-
-/// The temporary file beside `path`, with its permissions set, `bytes` written and synced. Dropped
-/// on an error, it is removed.
-fn staged(path: &Path, bytes: &[u8], mode: Mode) -> Result<tempfile::NamedTempFile, WriteError> {
-    let dir = parent(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // tempfile creates the file 0600, so a secret is never readable by others, even for a moment.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| WriteError::new(dir, "creating a temporary file in", e))?;
-    set_mode(path, tmp.as_file(), mode)
-        .map_err(|e| WriteError::new(tmp.path(), "setting permissions on", e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| WriteError::new(tmp.path(), "writing", e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| WriteError::new(tmp.path(), "syncing", e))?;
-    Ok(tmp)
 }
 
 #[cfg(unix)]
@@ -178,6 +233,29 @@ mod tests {
             err.to_string().contains("creating a temporary file in"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_stream_reaches_the_target_only_when_committed() {
+        use std::io::Write as _;
+        let d = dir();
+        let p = d.path().join("backup.age");
+        let mut staged = Staged::create(&p, Mode::Private).expect("create");
+        staged.write_all(b"part one, ").expect("write");
+        assert!(!p.exists(), "nothing at the target before the commit");
+        staged.write_all(b"part two").expect("write");
+        assert!(staged.commit_new().expect("commit"));
+        assert_eq!(std::fs::read(&p).expect("read"), b"part one, part two");
+
+        let mut again = Staged::create(&p, Mode::Private).expect("create");
+        again.write_all(b"other").expect("write");
+        assert!(!again.commit_new().expect("commit"), "never over a file");
+        assert_eq!(std::fs::read(&p).expect("read"), b"part one, part two");
+
+        let mut dropped = Staged::create(&d.path().join("gone"), Mode::Private).expect("create");
+        dropped.write_all(b"half").expect("write");
+        drop(dropped);
+        assert_eq!(leftovers(d.path()), vec!["backup.age".to_string()]);
     }
 
     #[cfg(unix)]

@@ -209,41 +209,56 @@ pub fn choose_style(s: &str, is_key: bool, resolves_as_string: bool) -> Style {
 /// libyaml's double-quoted writer, without line folding (go-yaml v3 as sops and talosctl use it never wraps).
 pub fn write_double_quoted(out: &mut String, s: &str) {
     out.push('"');
+    let bom_first = s.starts_with('\u{FEFF}');
     for c in s.chars() {
-        if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
-            out.push('\\');
-            match c {
-                '\0' => out.push('0'),
-                '\u{7}' => out.push('a'),
-                '\u{8}' => out.push('b'),
-                '\t' => out.push('t'),
-                '\n' => out.push('n'),
-                '\u{b}' => out.push('v'),
-                '\u{c}' => out.push('f'),
-                '\r' => out.push('r'),
-                '\u{1b}' => out.push('e'),
-                '"' => out.push('"'),
-                '\\' => out.push('\\'),
-                '\u{85}' => out.push('N'),
-                '\u{a0}' => out.push('_'),
-                '\u{2028}' => out.push('L'),
-                '\u{2029}' => out.push('P'),
-                _ => {
-                    let u = c as u32;
-                    if u <= 0xFF {
-                        out.push_str(&format!("x{u:02X}"));
-                    } else if u <= 0xFFFF {
-                        out.push_str(&format!("u{u:04X}"));
-                    } else {
-                        out.push_str(&format!("U{u:08X}"));
-                    }
-                }
-            }
+        if needs_escape(c, bom_first) {
+            push_escape(out, c);
         } else {
             out.push(c);
         }
     }
     out.push('"');
+}
+
+/// Whether libyaml writes `c` as an escape inside a double-quoted scalar: not printable (a byte-order
+/// mark included), a line break, `"` or `\` — or any character at all of a scalar that starts with a
+/// byte-order mark (`bom_first`): go-yaml's `is_bom(value, i)` looks at the start of the value, not at
+/// `i`, so such a string is written escape by escape. Emitters that fold long lines write character by
+/// character with this and [`push_escape`].
+pub fn needs_escape(c: char, bom_first: bool) -> bool {
+    bom_first || !is_printable(c) || is_break(c) || c == '"' || c == '\\'
+}
+
+/// Appends libyaml's escape for `c` (`\n`, `\x07`, `\u2028`, …): always ASCII, one byte per column.
+pub fn push_escape(out: &mut String, c: char) {
+    out.push('\\');
+    match c {
+        '\0' => out.push('0'),
+        '\u{7}' => out.push('a'),
+        '\u{8}' => out.push('b'),
+        '\t' => out.push('t'),
+        '\n' => out.push('n'),
+        '\u{b}' => out.push('v'),
+        '\u{c}' => out.push('f'),
+        '\r' => out.push('r'),
+        '\u{1b}' => out.push('e'),
+        '"' => out.push('"'),
+        '\\' => out.push('\\'),
+        '\u{85}' => out.push('N'),
+        '\u{a0}' => out.push('_'),
+        '\u{2028}' => out.push('L'),
+        '\u{2029}' => out.push('P'),
+        _ => {
+            let u = c as u32;
+            if u <= 0xFF {
+                out.push_str(&format!("x{u:02X}"));
+            } else if u <= 0xFFFF {
+                out.push_str(&format!("u{u:04X}"));
+            } else {
+                out.push_str(&format!("U{u:08X}"));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -271,5 +286,18 @@ mod tests {
         );
         assert!(analyze("\u{2028}").multiline);
         assert!(!analyze("--- x").block_plain);
+    }
+
+    #[test]
+    fn double_quoted_escapes_like_libyaml() {
+        let quoted = |s: &str| {
+            let mut out = String::new();
+            write_double_quoted(&mut out, s);
+            out
+        };
+        assert_eq!(quoted("a\"b\\\n\u{7}\u{2028}"), r#""a\"b\\\n\a\L""#);
+        assert_eq!(quoted("x\u{FEFF}"), r#""x\uFEFF""#);
+        // go-yaml's is_bom checks the start of the value: every character of it is escaped.
+        assert_eq!(quoted("\u{FEFF}ab"), r#""\uFEFF\x61\x62""#);
     }
 }

@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::yaml::{Map, Value, parse_value};
 
+/// The API version of a kustomization file (what `kustomize create` and `flux bootstrap` write).
+pub const API_VERSION: &str = "kustomize.config.k8s.io/v1beta1";
+/// The kind of a kustomization file.
+pub const KIND: &str = "Kustomization";
+
 /// File names kustomize recognises, in its lookup order.
 pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
@@ -37,7 +42,7 @@ pub struct LabelEntry {
     pub fields: Vec<crate::fieldspec::FieldSpec>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageEntry {
     pub name: String,
     pub new_name: Option<String>,

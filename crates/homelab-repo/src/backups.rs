@@ -1,5 +1,6 @@
-//! etcd snapshots kept in the repository: written only age-encrypted (streamed through age into a
-//! temporary file that is renamed into place, so no plaintext byte ever reaches the disk), by default
+//! etcd snapshots kept in the repository: written only age-encrypted (streamed through age into
+//! `homelab_fs::Staged`, a temporary file that is moved into place on finish, so no plaintext byte ever
+//! reaches the disk and no half-written snapshot is ever seen), by default
 //! under `backups/` (gitignored), each with a metadata file beside it (time, cluster, versions; nothing
 //! secret); listed, pruned, and decrypted in memory for a restore.
 //!
@@ -65,7 +66,7 @@ pub enum SnapshotTarget<'a> {
 /// A snapshot being written: what is written to it is encrypted on the way to a temporary file in the
 /// target directory. [`SnapshotWriter::finish`] puts it in place; dropping it unfinished leaves nothing.
 pub struct SnapshotWriter {
-    age: age::stream::StreamWriter<tempfile::NamedTempFile>,
+    age: age::stream::StreamWriter<homelab_fs::Staged>,
     path: PathBuf,
     size: u64,
     recipients: Vec<String>,
@@ -123,15 +124,17 @@ impl SnapshotWriter {
     /// here.
     pub fn finish(self, mut meta: SnapshotMeta) -> Result<Snapshot, RepoError> {
         let io = |path: &Path, action, e| RepoError::io(path, action, e);
-        let tmp = self
+        let staged = self
             .age
             .finish()
             .map_err(|e| io(&self.path, "encrypting", e))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| io(tmp.path(), "writing", e))?;
-        tmp.persist_noclobber(&self.path)
-            .map_err(|e| io(&self.path, "creating", e.error))?;
+        if !staged.commit_new()? {
+            return Err(io(
+                &self.path,
+                "creating",
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file already exists"),
+            ));
+        }
         meta.taken_at = self.taken_at;
         meta.size = self.size;
         meta.file = self
@@ -225,14 +228,7 @@ impl Repo {
                 std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file already exists"),
             ));
         }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".homelab-snapshot-")
-            .tempfile_in(&dir)
-            .map_err(|e| RepoError::io(&dir, "creating a temporary file in", e))?;
+        let staged = homelab_fs::Staged::create(&path, Mode::Private)?;
         let encryptor =
             age::Encryptor::with_recipients(parsed.iter().map(|r| r as &dyn age::Recipient))
                 .map_err(|e| homelab_sops::SopsError::Crypto {
@@ -240,7 +236,7 @@ impl Repo {
                     message: e.to_string(),
                 })?;
         let age = encryptor
-            .wrap_output(tmp)
+            .wrap_output(staged)
             .map_err(|e| RepoError::io(&path, "encrypting", e))?;
         Ok(SnapshotWriter {
             age,

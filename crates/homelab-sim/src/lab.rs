@@ -20,6 +20,7 @@ use serde::Serialize;
 
 pub use state::{FactoryState, LAB_STATE_FILE, LabState, SavedNode, StateError};
 
+use crate::change::ChangeHook;
 use crate::factory::{FactoryError, FactoryOptions, FactorySim};
 use crate::proxmox::{ProxmoxSim, SimError, SimOptions};
 use crate::talos::{ApidFlapping, ConfigSchema, NodeError, NodeSim, SchemaError};
@@ -220,6 +221,8 @@ impl LabError {
 }
 
 /// A running lab. Dropping it stops everything (without a last save: see [`Lab::save`]).
+/// With a state directory a node's change is saved before its API answers; Proxmox and Kubernetes changes
+/// are saved by a background task moments later.
 pub struct Lab {
     pub proxmox: Arc<ProxmoxSim>,
     pub factory: FactorySim,
@@ -309,12 +312,33 @@ impl Lab {
                     _ = tokio::time::sleep(saver::SAVE_EVERY) => {}
                     _ = changed.notified() => {}
                 }
-                let state = state_of(&proxmox, &factory, &nodes);
-                if let Err(e) = background.save(&state, |vmid| etcd_of(&nodes, vmid)) {
+                let state = || state_of(&proxmox, &factory, &nodes);
+                if let Err(e) = background.save(state, |vmid| etcd_of(&nodes, vmid)) {
                     tracing::warn!(error = %e, "cannot save the lab state");
                 }
             }
         })));
+        // Write-through for the nodes: the Talos API answers a config apply, a bootstrap or a reset only
+        // once the change is on disk. Weak handles: the nodes hold this hook, the lab holds the nodes.
+        let (proxmox, factory, nodes) = (
+            Arc::downgrade(&self.proxmox),
+            self.factory.clone(),
+            Arc::downgrade(&self.nodes),
+        );
+        let through = saver.clone();
+        let hook = ChangeHook::new(move || {
+            let (Some(proxmox), Some(nodes)) = (proxmox.upgrade(), nodes.upgrade()) else {
+                return;
+            };
+            let state = || state_of(&proxmox, &factory, &nodes);
+            if let Err(e) = through.save(state, |vmid| etcd_of(&nodes, vmid)) {
+                tracing::warn!(error = %e, "cannot save the lab state");
+            }
+        });
+        let slot = nodes::lock(&self.nodes).write_through.clone();
+        *slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hook);
         self.saver = Some(saver);
         Ok(())
     }
@@ -334,7 +358,7 @@ impl Lab {
     }
 
     fn save_with(&self, saver: &Saver) -> Result<(), LabError> {
-        saver.save(&self.state(), |vmid| etcd_of(&self.nodes, vmid))?;
+        saver.save(|| self.state(), |vmid| etcd_of(&self.nodes, vmid))?;
         Ok(())
     }
 
@@ -392,7 +416,14 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         self.tasks.clear();
-        for node in nodes::lock(&self.nodes).by_vm.values() {
+        // Stopping saves nothing (see `Lab::save`): the nodes lose their write-through first, and are
+        // powered off outside the lock.
+        let slot = nodes::lock(&self.nodes).write_through.clone();
+        *slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        let all: Vec<NodeSim> = nodes::lock(&self.nodes).by_vm.values().cloned().collect();
+        for node in all {
             node.power_off();
         }
     }

@@ -2,6 +2,7 @@
 //! Talos Image Factory, each VM's Talos apid, and a minimal Kubernetes API. They are strict where the real
 //! services are strict, listen on loopback (127.0.0.0/8) only, and take faults from a deterministic seed.
 
+pub mod change;
 pub mod factory;
 pub mod kube;
 pub mod lab;

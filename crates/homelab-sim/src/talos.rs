@@ -1,10 +1,11 @@
 //! Talos side of the simulator: per VM an apid that starts in maintenance mode, validates the
 //! applied config against the official schema, "reboots" onto the static address with mutual
 //! TLS from the config's OS CA, and bootstraps a Kubernetes API simulator; then day 2: upgrades with
-//! A/B rollback, etcd snapshots and recovery, membership changes.
+//! A/B rollback, etcd snapshots and recovery, membership changes; the running machine config over COSI.
 
 mod cluster;
 mod config;
+mod cosi;
 mod day2;
 mod flap;
 mod kubernetes;

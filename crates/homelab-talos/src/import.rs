@@ -3,6 +3,12 @@
 //! (Talos' `secrets.NewBundleFromConfig`): the cluster CAs and service-account key, the cluster id and secret,
 //! the trustd token, the bootstrap token and the encryption secrets. The admin client certificate is not in a
 //! machine config; it is minted from the OS CA when a talosconfig is written.
+//!
+//! [`facts`] reads what homelab.yaml can say about a node from its running config; [`diff`] turns what a
+//! render still differs in from the running config into strategic merge patches.
+
+pub mod diff;
+pub mod facts;
 
 use serde_json::{Map, Value, json};
 

@@ -1,7 +1,6 @@
 //! Creating the operator's age identity file (the place is `homelab_sops::personal_key_file`, the one
 //! identity lookup): created once with mode 0600 and never overwritten.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -100,18 +99,17 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
 }
 
-/// Writes a file that must not exist yet, readable by its owner only.
+/// Writes a file that must not exist yet, readable by its owner only, whole or not at all (a crash
+/// half-way must not leave a truncated identity that the next run would take for the real one).
 fn write_new_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    match homelab_fs::write_new(path, content, homelab_fs::Mode::Private) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the file appeared meanwhile; run again to use it",
+        )),
+        Err(e) => Err(e.source),
     }
-    let mut f = options.open(path)?;
-    f.write_all(content)?;
-    f.sync_all()
 }
 
 #[cfg(test)]

@@ -118,9 +118,11 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Talos secrets bundle and machine configuration.
     Talos(crate::commands::talos::TalosArgs),
-    /// Change the Flux tree: add an infrastructure component following the tree's pattern.
-    Gitops(crate::commands::gitops::GitopsArgs),
-    /// Operate Flux without the flux CLI: sops-key, bootstrap, reconcile.
+    /// The old name of `flux add-component` (hidden; kept so scripts keep working).
+    #[command(hide = true)]
+    Gitops(crate::commands::flux_tree::GitopsArgs),
+    /// Operate Flux without the flux CLI: sops-key, bootstrap, reconcile, and add-component (a new
+    /// infrastructure component in the Flux tree, following the tree's pattern).
     Flux(crate::commands::flux::FluxArgs),
     /// SOPS files encrypted to age keys: encrypt, decrypt, edit, updatekeys (compatible with the sops CLI).
     Sops(crate::commands::sops::SopsArgs),
@@ -152,6 +154,10 @@ pub enum Command {
     /// The repository's secrets.enc.yaml: `set-proxmox-token` stores the Proxmox API token secret read from
     /// standard input, encrypted.
     Secrets(crate::commands::secrets::SecretsArgs),
+    /// Adopt a running cluster: read each node's machine config over apid (or from files), the secrets bundle
+    /// and the VMs in Proxmox by MAC; write homelab.yaml, the bundle encrypted, patches for what homelab.yaml
+    /// cannot say, and import-report.md. Never overwrites a homelab.yaml.
+    Import(crate::commands::import::ImportArgs),
 }
 
 #[derive(Debug, Args)]

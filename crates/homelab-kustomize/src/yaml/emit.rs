@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use homelab_goyaml::scalar::{analyze, is_break, is_printable};
+use homelab_goyaml::scalar::{Style, choose_style, is_break, needs_escape, push_escape};
 
 use super::resolve::v2_needs_quotes;
 use super::value::{Map, Value};
@@ -182,14 +182,6 @@ fn push_e(s: &mut String, digits: &str, exp: i32) {
     s.push_str(&a.to_string());
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Style {
-    Plain,
-    Single,
-    Double,
-    Literal,
-}
-
 struct Emitter {
     out: String,
     column: usize,
@@ -259,11 +251,11 @@ impl Emitter {
                     self.write_indent();
                     if k.chars().count() > 128 {
                         self.write_indicator("?", true, false, true);
-                        self.scalar(k, false, false);
+                        self.scalar(k, false);
                         self.write_indent();
                         self.write_indicator(":", true, false, true);
                     } else {
-                        self.scalar(k, false, true);
+                        self.scalar(k, true);
                         self.write_indicator(":", false, false, false);
                     }
                     self.node(val, true, false);
@@ -285,7 +277,7 @@ impl Emitter {
             Value::Bool(b) => self.raw_plain(if *b { "true" } else { "false" }),
             Value::Int(i) => self.raw_plain(&i.to_string()),
             Value::Float(f) => self.raw_plain(&format_float(*f)),
-            Value::Str(s) => self.scalar(s, true, simple_key),
+            Value::Str(s) => self.scalar(s, simple_key),
         }
     }
 
@@ -301,30 +293,10 @@ impl Emitter {
         self.indent = saved;
     }
 
-    /// A string scalar; `check_resolve`: quote when it would not read back as a string.
-    fn scalar(&mut self, s: &str, check_resolve: bool, simple_key: bool) {
-        let _ = check_resolve;
-        let can_plain = !v2_needs_quotes(s);
-        let mut style = if s.contains('\n') {
-            Style::Literal
-        } else if can_plain {
-            Style::Plain
-        } else {
-            Style::Double
-        };
-        let a = analyze(s);
-        if simple_key && a.multiline {
-            style = Style::Double;
-        }
-        if style == Style::Plain && (!a.block_plain || (s.is_empty() && simple_key)) {
-            style = Style::Single;
-        }
-        if style == Style::Single && !a.single {
-            style = Style::Double;
-        }
-        if style == Style::Literal && (!a.block || simple_key) {
-            style = Style::Double;
-        }
+    /// A string scalar, quoted when written plain it would not read back as this string (go-yaml v2's
+    /// resolver) and styled by go-yaml's rules (`homelab_goyaml::scalar::choose_style`).
+    fn scalar(&mut self, s: &str, simple_key: bool) {
+        let style = choose_style(s, simple_key, !v2_needs_quotes(s));
         let saved = self.indent;
         self.increase_indent(true, false);
         let allow_breaks = !simple_key;
@@ -416,48 +388,11 @@ impl Emitter {
         let chars: Vec<(usize, char)> = s.char_indices().collect();
         let mut spaces = false;
         for (idx, &(byte_i, c)) in chars.iter().enumerate() {
-            if !is_printable(c) || bom_first || is_break(c) || c == '"' || c == '\\' {
-                self.put('\\');
-                let v = c as u32;
-                let esc = match v {
-                    0x00 => Some('0'),
-                    0x07 => Some('a'),
-                    0x08 => Some('b'),
-                    0x09 => Some('t'),
-                    0x0A => Some('n'),
-                    0x0B => Some('v'),
-                    0x0C => Some('f'),
-                    0x0D => Some('r'),
-                    0x1B => Some('e'),
-                    0x22 => Some('"'),
-                    0x5C => Some('\\'),
-                    0x85 => Some('N'),
-                    0xA0 => Some('_'),
-                    0x2028 => Some('L'),
-                    0x2029 => Some('P'),
-                    _ => None,
-                };
-                match esc {
-                    Some(e) => self.put(e),
-                    None => {
-                        let (p, w) = if v <= 0xFF {
-                            ('x', 2)
-                        } else if v <= 0xFFFF {
-                            ('u', 4)
-                        } else {
-                            ('U', 8)
-                        };
-                        self.put(p);
-                        for k in (0..w).rev() {
-                            let d = (v >> (k * 4)) & 0xF;
-                            self.put(
-                                std::char::from_digit(d, 16)
-                                    .unwrap_or('0')
-                                    .to_ascii_uppercase(),
-                            );
-                        }
-                    }
-                }
+            if needs_escape(c, bom_first) {
+                // Escapes are ASCII: one column per byte.
+                let before = self.out.len();
+                push_escape(&mut self.out, c);
+                self.column += self.out.len() - before;
                 spaces = false;
             } else if c == ' ' {
                 if allow_breaks

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use super::state::LabState;
 use super::{LabError, TalosBehaviour};
+use crate::change::ChangeHook;
 use crate::proxmox::{AgentGate, DhcpHook, ProxmoxSim, VmBootEvent};
 use crate::talos::{ApidFlapping, ClusterRegistry, ConfigSchema, NodeOptions, NodePhase, NodeSim};
 
@@ -20,8 +21,12 @@ pub(crate) struct Nodes {
     pub(crate) leases: BTreeMap<String, Ipv4Addr>,
     pub(crate) dhcp_first: Ipv4Addr,
     pub(crate) reboot_delay: Duration,
-    /// Poked by the nodes and the Proxmox simulator when something worth saving changed.
+    /// Poked by the Proxmox simulator and "DHCP" when something worth saving changed (the lab's background
+    /// saver acts on it), and by the nodes while no write-through save is installed.
     pub(crate) changed: Arc<Notify>,
+    /// The save the nodes run before answering, once the lab keeps a state directory (see
+    /// `Lab::keep_state`); nodes created earlier (restored ones) reach it through this shared slot.
+    pub(crate) write_through: Arc<Mutex<Option<ChangeHook>>>,
     /// Fault injection for every node: apid flapping after its VM first boots.
     pub(crate) apid_flapping: Option<ApidFlapping>,
     /// DHCP reservations by lower-case MAC.
@@ -44,6 +49,7 @@ impl Nodes {
             dhcp_first,
             reboot_delay,
             changed: Arc::new(Notify::new()),
+            write_through: Arc::default(),
             apid_flapping: None,
             reservations: BTreeMap::new(),
             talos: TalosBehaviour::default(),
@@ -80,7 +86,17 @@ pub(crate) fn dhcp_hook(nodes: Arc<Mutex<Nodes>>) -> DhcpHook {
 fn node_options(addr: SocketAddr, mac: Option<&str>, n: &Nodes) -> NodeOptions {
     let mut o = NodeOptions::new(addr);
     o.reboot_delay = n.reboot_delay;
-    o.on_change = Some(n.changed.clone());
+    let (slot, notify) = (n.write_through.clone(), n.changed.clone());
+    o.on_change = Some(ChangeHook::new(move || {
+        let save = slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match save {
+            Some(save) => save.fire(),
+            None => notify.notify_one(),
+        }
+    }));
     o.apid_flapping = n.apid_flapping;
     o.clusters = n.clusters.clone();
     o.macs = mac
@@ -139,17 +155,22 @@ pub(crate) async fn watch_power(proxmox: Arc<ProxmoxSim>, nodes: Arc<Mutex<Nodes
             .into_iter()
             .map(|v| (v.vmid, v.running))
             .collect();
+        // Powered off outside the lock: a node that changes saves through the lab, which locks the nodes.
+        let mut off = Vec::new();
         lock(&nodes).by_vm.retain(|vmid, node| match vms.get(vmid) {
             Some(true) => true,
             Some(false) => {
-                node.power_off();
+                off.push(node.clone());
                 true
             }
             None => {
-                node.power_off();
+                off.push(node.clone());
                 false
             }
         });
+        for node in off {
+            node.power_off();
+        }
     }
 }
 

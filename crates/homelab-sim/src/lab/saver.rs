@@ -1,6 +1,7 @@
-//! Keeps a lab's state directory current: a background task saves as soon as a node or the Proxmox simulator
-//! says it changed, and looks for other changes (Kubernetes objects) every 50 ms; [`Saver::save`] does the same
-//! on demand (a clean stop). ISO bytes and etcd data are written only when they change, before the `lab.json`
+//! Keeps a lab's state directory current: a node saves through it before it answers the call that changed
+//! its disk (write-through: a lab killed right after has the change), a background task saves as soon as the
+//! Proxmox simulator says it changed and looks for other changes (Kubernetes objects) every 50 ms, and
+//! [`Saver::save`] does the same on demand (a clean stop). ISO bytes and etcd data are written only when they change, before the `lab.json`
 //! that names them.
 
 use std::collections::BTreeMap;
@@ -40,18 +41,21 @@ impl Saver {
         &self.dir
     }
 
-    /// Saves `state` unless it is what was saved last; `etcd(vmid)` gives a node's etcd objects when they
-    /// changed. `Ok(true)` when it wrote.
+    /// Saves the state `capture` returns unless it is what was saved last; `etcd(vmid)` gives a node's etcd
+    /// objects when they changed. `Ok(true)` when it wrote. The state is captured under the saver's lock, so
+    /// of two saves at once (the background task and a node's write-through) the later capture is written
+    /// last: an older state never lands over a newer one.
     pub(crate) fn save(
         &self,
-        state: &LabState,
+        capture: impl FnOnce() -> LabState,
         etcd: impl Fn(u32) -> Option<StoreSnapshot>,
     ) -> Result<bool, StateError> {
-        let bytes = state.to_bytes(&self.dir)?;
         let mut last = self
             .last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = capture();
+        let bytes = state.to_bytes(&self.dir)?;
         if last.lab_json == bytes {
             return Ok(false);
         }

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 
+use homelab_apid::proto::cosi::resource::state_server::StateServer;
 use homelab_apid::proto::machine::machine_service_server::MachineServiceServer;
 
 use super::cluster::{ClusterRegistry, TrustdRoute, VipWinner, member_id};
@@ -58,8 +59,9 @@ pub struct NodeOptions {
     pub upgrade_delay: Duration,
     /// fault injection: apid flaps (refuses and drops connections) for a while after the node is created
     pub apid_flapping: Option<ApidFlapping>,
-    /// poked whenever what the node keeps on disk changes (config, bootstrap, etcd), for savers
-    pub on_change: Option<Arc<tokio::sync::Notify>>,
+    /// called whenever what the node keeps on disk changes (config, bootstrap, etcd), for savers;
+    /// always with no lock of the node held, before the call that made the change answers
+    pub on_change: Option<crate::change::ChangeHook>,
     /// how long the installer runs after a maintenance-mode apply (no listener meanwhile; Talos
     /// pulls the installer image, partitions and writes the disk: minutes on real hardware)
     pub install_delay: Duration,
@@ -646,8 +648,8 @@ impl Inner {
 
     /// Tells the saver, if any, that what the node keeps on disk changed.
     pub(crate) fn changed(&self) {
-        if let Some(notify) = &self.opts.on_change {
-            notify.notify_one();
+        if let Some(hook) = &self.opts.on_change {
+            hook.fire();
         }
     }
 
@@ -1395,6 +1397,7 @@ fn serve(
                 requests.record(&format!("apid {}", req.uri().path()));
                 tracing::Span::none()
             })
+            .add_service(StateServer::new(super::cosi::StateService(service.clone())))
             .add_service(MachineServiceServer::new(service))
             .serve_with_incoming(ReceiverStream::new(rx))
             .await;

@@ -29,7 +29,7 @@ use super::schema::ConfigSchema;
 use crate::pki::{self, KeyAlg, Leaf};
 
 const ADMIN: &[&str] = &["os:admin"];
-const READER: &[&str] = &["os:admin", "os:operator", "os:reader"];
+pub(crate) const READER: &[&str] = &["os:admin", "os:operator", "os:reader"];
 const ETCD_READER: &[&str] = &["os:admin", "os:operator", "os:reader", "os:etcd:backup"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,8 +74,20 @@ impl ApidService {
         }
     }
 
+    /// The node this listener serves.
+    pub(crate) fn node(&self) -> &Arc<Inner> {
+        &self.node
+    }
+
+    /// The Talos roles in the caller's client certificate (its Organizations).
+    pub(crate) fn roles<T>(&self, req: &Request<T>) -> Vec<String> {
+        req.peer_certs()
+            .and_then(|c| c.first().map(|d| pki::organizations(d)))
+            .unwrap_or_default()
+    }
+
     /// Installed-mode gate: the caller's certificate must carry one of `allowed` roles.
-    fn authorize<T>(
+    pub(crate) fn authorize<T>(
         &self,
         method: &str,
         req: &Request<T>,
@@ -87,10 +99,7 @@ impl ApidService {
                 "method {method} not implemented"
             )));
         }
-        let roles = req
-            .peer_certs()
-            .and_then(|c| c.first().map(|d| pki::organizations(d)))
-            .unwrap_or_default();
+        let roles = self.roles(req);
         if !roles.iter().any(|r| allowed.contains(&r.as_str())) {
             return Err(Status::permission_denied("not authorized"));
         }

@@ -1,6 +1,7 @@
 //! Integration tests of the simulators, driven through the real clients (homelab-apid, kubectl) or raw HTTP.
 //! Loopback only: every address is in 127.0.0.0/8 with ephemeral ports.
 
+mod cosi;
 mod day2;
 mod factory;
 mod fixture;

@@ -1,5 +1,6 @@
 //! `homelabctl flux …`: load the age identity into the cluster, install Flux and its sync objects,
-//! request a reconciliation. The age key is never printed: only object names and actions are.
+//! request a reconciliation, and add a component to the Flux tree (`flux_tree`). The age key is never
+//! printed: only object names and actions are.
 
 use crate::ExitStatus;
 use crate::failure::failure;
@@ -12,7 +13,7 @@ use miette::{IntoDiagnostic as _, miette};
 
 use super::Global;
 
-/// Operate Flux in the cluster without the flux CLI.
+/// Operate Flux without the flux CLI: its tree in the repository and its objects in the cluster.
 #[derive(Debug, Args)]
 pub struct FluxArgs {
     /// The kubeconfig to use (default: `kubeconfig` beside homelab.yaml).
@@ -33,6 +34,11 @@ pub enum FluxCommand {
     Bootstrap(BootstrapArgs),
     /// Ask Flux to reconcile a Kustomization now (like `flux reconcile kustomization NAME`).
     Reconcile(ReconcileArgs),
+    /// Add an infrastructure component to the Flux tree: infrastructure/NAME/ with a namespace, a
+    /// HelmRepository and a HelmRelease pinned to one chart version, registered in
+    /// infrastructure/kustomization.yaml. Refuses, changing nothing, when NAME already exists or is
+    /// already listed. (Formerly `gitops add-component`, still accepted.)
+    AddComponent(super::flux_tree::AddComponentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +66,10 @@ pub struct ReconcileArgs {
 }
 
 pub fn run(global: &Global, args: &FluxArgs) -> miette::Result<ExitStatus> {
+    // Editing the tree needs neither the cluster nor a runtime.
+    if let FluxCommand::AddComponent(a) = &args.command {
+        return super::flux_tree::add_component(global, a);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,6 +79,7 @@ pub fn run(global: &Global, args: &FluxArgs) -> miette::Result<ExitStatus> {
             FluxCommand::SopsKey => sops_key(global, args).await,
             FluxCommand::Bootstrap(b) => run_bootstrap(global, args, b).await,
             FluxCommand::Reconcile(r) => reconcile(global, args, r).await,
+            FluxCommand::AddComponent(a) => super::flux_tree::add_component(global, a),
         }
     })
 }

@@ -130,7 +130,10 @@ fn scaffold(
 }
 
 /// The age recipients to encrypt to, and a newly generated identity file's text when one was made.
-fn recipients(dir: &Path, given: &[String]) -> miette::Result<(Vec<String>, Option<String>)> {
+pub(super) fn recipients(
+    dir: &Path,
+    given: &[String],
+) -> miette::Result<(Vec<String>, Option<String>)> {
     if !given.is_empty() {
         for key in given {
             age::x25519::Recipient::from_str(key).map_err(|e| {

@@ -10,9 +10,10 @@ pub mod destroy;
 pub mod doctor;
 pub mod etcd;
 pub mod flux;
+pub mod flux_tree;
 mod fmt;
-pub mod gitops;
 pub mod hooks;
+pub mod import;
 mod init;
 pub mod output;
 pub mod plan;
@@ -61,7 +62,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Fmt(args) => fmt::run(&global, &args),
         Command::Schema(args) => schema::run(&args),
         Command::Talos(args) => talos::run(&global, args),
-        Command::Gitops(args) => gitops::run(&global, &args),
+        Command::Gitops(args) => flux_tree::run(&global, &args),
         Command::Flux(args) => flux::run(&global, &args),
         Command::Sops(args) => sops::run(&global, args),
         Command::Build(args) => build::run(args),
@@ -74,6 +75,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Sim(args) => sim::run(&global, &args),
         Command::Output(args) => output::run(&global, &args),
         Command::Secrets(args) => secrets::run(&global, &args),
+        Command::Import(args) => import::run(&global, &args),
     }
 }
 

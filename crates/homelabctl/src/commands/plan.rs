@@ -63,19 +63,11 @@ pub fn run(global: &Global, args: &PlanArgs) -> miette::Result<ExitStatus> {
 /// Writes the plan as JSON (it holds digests and redacted diffs, never a secret), replacing FILE whole.
 fn save(plan: &Plan, out: &std::path::Path) -> miette::Result<()> {
     let json = serde_json::to_vec_pretty(plan).map_err(|e| miette!("serializing the plan: {e}"))?;
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(".plan.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, json)
-        .and_then(|()| std::fs::rename(&tmp, out))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            miette!(
-                help = "choose a writable path for --out",
-                "cannot write the plan to {}: {e}",
-                out.display()
-            )
-        })
+    homelab_fs::write(out, &json, homelab_fs::Mode::KeepOr(0o644)).map_err(|e| {
+        miette!(
+            help = "choose a writable path for --out",
+            "cannot write the plan to {}: {e}",
+            out.display()
+        )
+    })
 }

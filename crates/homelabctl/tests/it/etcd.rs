@@ -72,10 +72,10 @@ pub(crate) fn example(name: &str, lab: &Lab, subnet: u8) -> String {
         .replace("192.168.20.", &format!("127.{}.{subnet}.", octet()))
 }
 
-#[test]
-fn etcd_members_snapshot_and_restore_on_the_ha_example() {
+/// The in-process lab with fast timings on 127.<octet>.<subnet>.0/24, and the runtime that serves it (keep
+/// it alive as long as the lab).
+pub(crate) fn fast_lab(subnet: u8) -> (tokio::runtime::Runtime, Lab) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let subnet = 195;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -84,6 +84,13 @@ fn etcd_members_snapshot_and_restore_on_the_ha_example() {
     let mut options = LabOptions::fast(subnet);
     options.dhcp_first = Ipv4Addr::new(127, octet(), subnet, 200);
     let lab = runtime.block_on(Lab::start(options)).expect("lab");
+    (runtime, lab)
+}
+
+#[test]
+fn etcd_members_snapshot_and_restore_on_the_ha_example() {
+    let subnet = 195;
+    let (runtime, lab) = fast_lab(subnet);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     ok(dir, &["init", "."], None);

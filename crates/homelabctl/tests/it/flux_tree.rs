@@ -1,4 +1,5 @@
-//! `init` writes the Flux tree; `gitops add-component` extends it.
+//! `init` writes the Flux tree; `flux add-component` (formerly `gitops add-component`, still accepted)
+//! extends it.
 
 use predicates::prelude::*;
 
@@ -75,7 +76,7 @@ fn add_component_registers_a_new_directory_and_refuses_a_second_time() {
     let config = dir.path().join("homelab.yaml");
     let add = || {
         let mut cmd = homelabctl();
-        cmd.args(["gitops", "add-component", "cert-manager", "--repo-url"])
+        cmd.args(["flux", "add-component", "cert-manager", "--repo-url"])
             .arg("https://charts.jetstack.io")
             .args(["--version", "1.19.1", "--config"])
             .arg(&config);
@@ -98,6 +99,28 @@ fn add_component_registers_a_new_directory_and_refuses_a_second_time() {
     assert!(
         kustomize(&dir.path().join("kubernetes/infrastructure")).contains("chart: cert-manager")
     );
+}
+
+#[test]
+fn the_old_gitops_command_still_adds_a_component_but_is_not_listed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    homelabctl().arg("init").arg(dir.path()).assert().success();
+    homelabctl()
+        .args(["gitops", "add-component", "cert-manager", "--repo-url"])
+        .arg("https://charts.jetstack.io")
+        .args(["--version", "1.19.1", "--config"])
+        .arg(dir.path().join("homelab.yaml"))
+        .assert()
+        .success();
+    assert!(
+        dir.path()
+            .join("kubernetes/infrastructure/cert-manager/helmrelease.yaml")
+            .is_file()
+    );
+    let help = homelabctl().arg("--help").output().expect("help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(!help.contains("gitops"), "{help}");
+    assert!(help.contains("add-component"), "{help}");
 }
 
 #[test]

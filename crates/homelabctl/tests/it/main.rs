@@ -9,6 +9,7 @@ mod flux_tree;
 mod gitops;
 mod hooks;
 mod identity_lookup;
+mod import;
 mod kill_apply;
 mod lab_sim;
 mod lifecycle;

@@ -1,4 +1,6 @@
-//! `homelabctl gitops …`: change the Flux tree the way `init` made it.
+//! `homelabctl flux add-component`: change the Flux tree the way `init` made it (through `homelab-flux`,
+//! whose word the command shares). `homelabctl gitops add-component`, the old name, stays as a hidden alias
+//! so scripts keep working.
 
 use crate::ExitStatus;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use miette::miette;
 
 use super::Global;
 
-/// Change the Flux tree (kubernetes/ by default).
+/// The old `gitops` command: `gitops add-component` is `flux add-component`.
 #[derive(Debug, Args)]
 pub struct GitopsArgs {
     #[command(subcommand)]
@@ -47,7 +49,10 @@ pub fn run(global: &Global, args: &GitopsArgs) -> miette::Result<ExitStatus> {
     }
 }
 
-fn add_component(global: &Global, args: &AddComponentArgs) -> miette::Result<ExitStatus> {
+pub(crate) fn add_component(
+    global: &Global,
+    args: &AddComponentArgs,
+) -> miette::Result<ExitStatus> {
     let root = tree_root(&global.config)?;
     let component = Component {
         name: args.name.clone(),
