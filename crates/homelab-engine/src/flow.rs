@@ -152,6 +152,8 @@ pub trait Snapshotter: Send + Sync {
 pub struct ApplyOptions<'s> {
     /// Replacing VMs (losing their disks) is allowed.
     pub allow_replace: bool,
+    /// Removing nodes homelab.yaml no longer names (drain, reset, VM deleted) is allowed.
+    pub allow_remove: bool,
     /// Takes the snapshot an upgrade starts with; without one, an upgrade is refused.
     pub snapshot: Option<&'s dyn Snapshotter>,
 }
@@ -295,13 +297,27 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
     /// bootstrap, etcd membership, Kubernetes readiness, then the Talos upgrades one node at a time
     /// (control planes first).
     pub async fn plan(&self) -> Result<Plan, EngineError> {
-        let journal = Journal::load(&self.state_dir);
+        let mut journal = Journal::load(&self.state_dir);
         let image = self.image_facts().await?;
         let mut plan = Plan::default();
         plan.changes.push(self.image_change(&image));
+        // A node being replaced is retired first; every later step plans it as the fresh node it will be.
+        let mut retiring = Vec::new();
+        for node in &self.config.nodes {
+            if let Some(step) = self.plan_replace(node, &journal).await? {
+                plan.changes.push(step);
+                journal.machine_configs.remove(&node.name);
+                journal.upgrades.remove(&node.name);
+                retiring.push(node.name.clone());
+            }
+        }
         let mut running = BTreeMap::new();
         for node in &self.config.nodes {
-            let (change, live) = self.plan_vm(node, &image, &journal).await?;
+            let (change, live) = if retiring.contains(&node.name) {
+                (self.plan_fresh_vm(node, &image, &journal)?, None)
+            } else {
+                self.plan_vm(node, &image, &journal).await?
+            };
             plan.changes.push(change);
             let installed = match &live {
                 Some(l) if l.running => self
@@ -336,6 +352,8 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             .collect();
         plan.changes
             .extend(self.plan_cluster(&installed_nodes).await);
+        // Capacity that replaces them first: removals come once the new nodes are Ready.
+        plan.changes.extend(self.plan_removals(&journal).await?);
         for node in desired::config_order(self.config) {
             let installed = running.get(&node.name).cloned().flatten();
             if let Some(change) = self.plan_upgrade(
@@ -375,6 +393,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 .find(|c| c.address == crate::steps::kubernetes_upgrade::ADDRESS)
                 .and_then(crate::steps::kubernetes_upgrade::planned_from),
         };
+        self.refuse_removals(plan, &options)?;
         for step in &plan.changes {
             let (kind, name) = step
                 .address
@@ -399,6 +418,8 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 "kubernetes" => self.apply_kubernetes(&mut run).await?,
                 "talos_upgrade" => self.apply_upgrade(node()?, step, &mut run).await?,
                 "kubernetes_upgrade" => self.apply_kubernetes_upgrade(step, &mut run).await?,
+                "replace" => self.apply_replace(node()?, step, &mut run).await?,
+                "remove" => self.apply_remove(name, step, &mut run).await?,
                 _ => {
                     return Err(EngineError::Stale {
                         resource: step.address.clone(),
@@ -408,6 +429,28 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             }
         }
         run.journal.last_step = plan.changes.last().map(|c| c.address.clone());
+        // A node homelab.yaml dropped with nothing left of it needed no removal step: forget it.
+        let config = self.config;
+        let forgotten: Vec<String> = run
+            .journal
+            .nodes
+            .keys()
+            .filter(|name| {
+                !config.nodes.iter().any(|n| &n.name == *name)
+                    && !plan
+                        .changes
+                        .iter()
+                        .any(|c| c.address == format!("remove.{name}"))
+            })
+            .cloned()
+            .collect();
+        for name in &forgotten {
+            run.journal.forget(name);
+        }
+        // The whole plan ran: a replacement whose new node was built is finished.
+        run.journal
+            .replacing
+            .retain(|_, phase| *phase != crate::journal::ReplacePhase::Rebuilding);
         let _ = run.journal.save(&self.state_dir);
         let kubeconfig = match run.kubeconfig.take() {
             Some(k) => k,
@@ -424,6 +467,38 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         })
     }
 
+    /// Before acting on anything: a plan that removes nodes needs `allow_remove`, and none of its
+    /// removals may leave etcd without quorum (or remove the last control plane), flag or not.
+    fn refuse_removals(&self, plan: &Plan, options: &ApplyOptions<'_>) -> Result<(), EngineError> {
+        let removals: Vec<&crate::plan::Step> = plan
+            .changes
+            .iter()
+            .filter(|c| c.address.starts_with("remove.") && c.action == crate::plan::Action::Delete)
+            .collect();
+        if let Some(refused) = removals
+            .iter()
+            .find_map(|s| crate::steps::remove::planned_refusal(s))
+        {
+            return Err(refused);
+        }
+        if !removals.is_empty() && !options.allow_remove {
+            let names: Vec<&str> = removals
+                .iter()
+                .map(|s| s.address.trim_start_matches("remove."))
+                .collect();
+            return Err(EngineError::Refused {
+                resource: "remove".into(),
+                message: format!(
+                    "the plan removes node{} {} (drained, reset, VM deleted: its disk is lost); nothing was done",
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                ),
+                hint: "review the plan, then run `homelabctl apply --allow-remove`".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Plans, then applies that plan: what `apply --yes` does. Safe to run again after any interruption.
     pub async fn converge(&self, allow_replace: bool) -> Result<Converged, EngineError> {
         let plan = self.plan().await?;
@@ -431,6 +506,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             &plan,
             ApplyOptions {
                 allow_replace,
+                allow_remove: false,
                 snapshot: None,
             },
         )

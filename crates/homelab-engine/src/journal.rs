@@ -73,6 +73,35 @@ pub fn vm_record(wanted: &crate::ports::VmWanted) -> VmRecord {
     )
 }
 
+/// Where a node homelabctl created lives, so it can still be removed once homelab.yaml no longer names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub vm_id: u32,
+    pub proxmox_node: String,
+    /// Its static address (where apid answers once installed).
+    pub address: std::net::IpAddr,
+    pub control_plane: bool,
+}
+
+/// How far a replacement asked for with `homelabctl replace` got: the old node is being retired (drained,
+/// out of etcd, reset, its VM deleted), or it is gone and the normal flow builds the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplacePhase {
+    Retiring,
+    Rebuilding,
+}
+
+/// The record of where `node` lives.
+pub fn node_record(node: &homelab_config::Node) -> NodeRecord {
+    NodeRecord {
+        vm_id: node.vm_id,
+        proxmox_node: node.proxmox_node.clone(),
+        address: node.network.address.address,
+        control_plane: node.role == homelab_config::Role::Controlplane,
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
     #[serde(default)]
@@ -85,6 +114,12 @@ pub struct Journal {
     /// Upgrades requested and not yet seen through, per node.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub upgrades: BTreeMap<String, UpgradeRequested>,
+    /// The nodes homelabctl created, by name, with where they live.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nodes: BTreeMap<String, NodeRecord>,
+    /// Replacements asked for and not finished, per node: a rerun continues them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replacing: BTreeMap<String, ReplacePhase>,
 }
 
 pub fn digest(bytes: &[u8]) -> String {
@@ -92,6 +127,15 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 impl Journal {
+    /// Forgets node `name` entirely (it was removed, or nothing was left of it).
+    pub fn forget(&mut self, name: &str) {
+        self.nodes.remove(name);
+        self.vms.remove(name);
+        self.machine_configs.remove(name);
+        self.upgrades.remove(name);
+        self.replacing.remove(name);
+    }
+
     pub fn path(state_dir: &Path) -> PathBuf {
         state_dir.join("journal.json")
     }

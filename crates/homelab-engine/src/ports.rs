@@ -153,7 +153,12 @@ pub struct VmLive {
     pub extra_disks: Vec<(String, String)>,
     /// Extra NICs by index from `net1` (`None` for a gap), in [`crate::hardware::nic_text`]'s form.
     pub extra_nics: Vec<Option<String>>,
+    /// The hypervisor's tags on the VM (`homelabctl` marks a VM homelabctl created).
+    pub tags: Vec<String>,
 }
+
+/// The tag every VM homelabctl creates carries: with the journal, what says a VM is ours to delete.
+pub const OWNER_TAG: &str = "homelabctl";
 
 /// A lock on a VM and the task holding it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -316,6 +321,29 @@ pub trait TalosApi: Send + Sync {
             ))
         }
     }
+    /// Makes this control plane's etcd member leave the cluster (before it is reset and removed).
+    fn etcd_leave(&self, at: SocketAddr) -> impl Future<Output = PortResult<()>> + Send {
+        let _ = at;
+        async {
+            Err(PortError::permanent(
+                "this Talos adapter cannot make a member leave etcd",
+            ))
+        }
+    }
+    /// Removes the etcd member named `name` through the healthy member at `at` (for a control plane that is
+    /// already gone or does not answer). A member that is not there any more is fine.
+    fn etcd_remove_member(
+        &self,
+        at: SocketAddr,
+        name: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        let _ = (at, name);
+        async {
+            Err(PortError::permanent(
+                "this Talos adapter cannot remove etcd members",
+            ))
+        }
+    }
     /// Applies a config to an installed node without a reboot; Talos refuses it when a changed field
     /// needs one (a Kubernetes image change never does: the kubelet and static pods restart).
     fn apply_no_reboot(
@@ -351,7 +379,13 @@ pub struct StaticPod {
     pub ready: bool,
 }
 
-/// Kubernetes health as `status` and `apply` need it.
+/// What a drain did: the pods it evicted (`namespace/name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub evicted: Vec<String>,
+}
+
+/// Kubernetes health as `status` and `apply` need it, and the node removal's cordon, drain and delete.
 pub trait KubeApi: Send + Sync {
     fn api_ready(&self, kubeconfig: &[u8]) -> impl Future<Output = PortResult<bool>> + Send;
     fn node_ready(
@@ -377,4 +411,39 @@ pub trait KubeApi: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = PortResult<Option<String>>> + Send;
+    /// Marks the Node unschedulable.
+    fn cordon(&self, kubeconfig: &[u8], node: &str) -> impl Future<Output = PortResult<()>> + Send {
+        let _ = (kubeconfig, node);
+        async {
+            Err(PortError::permanent(
+                "this Kubernetes adapter cannot cordon",
+            ))
+        }
+    }
+    /// Evicts the node's pods through the Eviction API (PodDisruptionBudgets honoured; DaemonSet and mirror
+    /// pods stay), looking every `poll`, waiting up to `timeout` for them to be gone; a timeout names the
+    /// pods still there.
+    fn drain(
+        &self,
+        kubeconfig: &[u8],
+        node: &str,
+        timeout: std::time::Duration,
+        poll: std::time::Duration,
+    ) -> impl Future<Output = PortResult<Drained>> + Send {
+        let _ = (kubeconfig, node, timeout, poll);
+        async { Err(PortError::permanent("this Kubernetes adapter cannot drain")) }
+    }
+    /// Deletes the Node object; one that is gone already is fine.
+    fn delete_node(
+        &self,
+        kubeconfig: &[u8],
+        node: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        let _ = (kubeconfig, node);
+        async {
+            Err(PortError::permanent(
+                "this Kubernetes adapter cannot delete nodes",
+            ))
+        }
+    }
 }

@@ -85,6 +85,12 @@ pub enum Command {
     Apply(crate::commands::apply::ApplyArgs),
     /// Remove the cluster's VMs (optionally resetting Talos first and deleting the ISO).
     Destroy(crate::commands::destroy::DestroyArgs),
+    /// Replace one node: the old one leaves etcd (a control plane), is drained, reset and its VM deleted; a
+    /// new VM with the same name, VM id, MAC and address is created, installs and joins.
+    ///
+    /// Refused for a control plane unless every other one is healthy. Resumable: the replacement is recorded
+    /// first, so running `replace` (or `apply`) again after an interruption continues it.
+    Replace(crate::commands::replace::ReplaceArgs),
     /// Health of every VM, Talos node, etcd and Kubernetes, read live.
     Status(crate::commands::status::StatusArgs),
     /// etcd of the control planes: encrypted snapshots (`snapshot`, `snapshots`), `members`, and `restore`

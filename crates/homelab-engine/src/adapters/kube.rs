@@ -1,14 +1,14 @@
 //! [`KubeApi`] over the Kubernetes client: API readiness, the nodes with their Ready condition and kubelet
 //! version, the API server's version, the control planes' static pods and a DaemonSet's image (what the
-//! flow and the Kubernetes upgrade wait for). The client for the last kubeconfig is kept, so polls reuse
-//! one TLS connection.
+//! flow and the Kubernetes upgrade wait for), and a removed node's cordon, drain and Node delete. The client
+//! for the last kubeconfig is kept, so polls reuse one TLS connection.
 
 use std::sync::Mutex;
 
-use homelab_kube::{KubeClient, KubeError};
+use homelab_kube::{DrainOptions, KubeClient, KubeError};
 use zeroize::Zeroizing;
 
-use crate::ports::{ErrorKind, KubeApi, NodeStatus, PortError, PortResult, StaticPod};
+use crate::ports::{Drained, ErrorKind, KubeApi, NodeStatus, PortError, PortResult, StaticPod};
 
 #[derive(Default)]
 pub struct Kube {
@@ -16,6 +16,15 @@ pub struct Kube {
 }
 
 fn port_error(e: KubeError) -> PortError {
+    match &e {
+        // The drain waited its whole budget: running the removal again resumes it.
+        KubeError::DrainTimeout { .. } => return PortError::new(ErrorKind::Timeout, e.to_string()),
+        // Pods no controller would recreate: the operator decides.
+        KubeError::DrainRefused { .. } => {
+            return PortError::new(ErrorKind::Conflict, e.to_string());
+        }
+        _ => {}
+    }
     match e.status_code() {
         Some(401 | 403) => PortError::new(ErrorKind::Auth, e.to_string()),
         _ => PortError::transient(e.to_string()),
@@ -107,5 +116,38 @@ impl KubeApi for Kube {
             .await
             .map_err(port_error)?;
         Ok(images.and_then(|i| i.into_iter().next()))
+    }
+
+    async fn cordon(&self, kubeconfig: &[u8], node: &str) -> PortResult<()> {
+        self.client(kubeconfig)?
+            .cordon(node)
+            .await
+            .map(|_| ())
+            .map_err(port_error)
+    }
+
+    async fn drain(
+        &self,
+        kubeconfig: &[u8],
+        node: &str,
+        timeout: std::time::Duration,
+        poll: std::time::Duration,
+    ) -> PortResult<Drained> {
+        let report = self
+            .client(kubeconfig)?
+            .drain(node, &DrainOptions { timeout, poll })
+            .await
+            .map_err(port_error)?;
+        Ok(Drained {
+            evicted: report.evicted,
+        })
+    }
+
+    async fn delete_node(&self, kubeconfig: &[u8], node: &str) -> PortResult<()> {
+        self.client(kubeconfig)?
+            .delete_node(node)
+            .await
+            .map(|_| ())
+            .map_err(port_error)
     }
 }

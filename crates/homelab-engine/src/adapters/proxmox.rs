@@ -211,6 +211,16 @@ pub fn vm_live(config: &VmConfig, running: bool) -> VmLive {
         static_address: live_static_address(config),
         extra_disks: live_extra_disks(config),
         extra_nics: live_extra_nics(config),
+        // PVE stores tags `;`-separated and accepts `,` and spaces on input.
+        tags: config
+            .get("tags")
+            .map(|t| {
+                t.split([';', ',', ' '])
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -278,6 +278,29 @@ impl TalosApi for Talos {
         r.map_err(port_error)
     }
 
+    async fn etcd_leave(&self, at: SocketAddr) -> PortResult<()> {
+        let mut client = self.installed(at).await?;
+        let r = client.etcd_leave_cluster().await;
+        self.checked(at, r).map_err(port_error)
+    }
+
+    async fn etcd_remove_member(&self, at: SocketAddr, name: &str) -> PortResult<()> {
+        let mut client = self.installed(at).await?;
+        let r = client.etcd_member_list_within(self.etcd_deadline).await;
+        let members = self.checked(at, r).map_err(port_error)?;
+        // The id is looked up by name now: a member that rejoined since has a new one.
+        let Some(member) = members.into_iter().find(|m| m.hostname == name) else {
+            return Ok(());
+        };
+        let r = client.etcd_remove_member_by_id(member.id).await;
+        match self.checked(at, r) {
+            Ok(()) => Ok(()),
+            // Removed meanwhile (by an earlier, interrupted run): what was asked for holds.
+            Err(e) if e.code() == Some(Code::NotFound) => Ok(()),
+            Err(e) => Err(port_error(e)),
+        }
+    }
+
     async fn upgrade(&self, at: SocketAddr, image: &str) -> PortResult<()> {
         let mut client = self.installed(at).await?;
         let r = client.upgrade(image).await;

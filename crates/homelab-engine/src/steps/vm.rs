@@ -23,26 +23,21 @@ pub(crate) fn vm_digest(live: Option<&VmLive>) -> String {
 }
 
 impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T, K> {
-    /// Stops (when `running`) and deletes `node`'s VM: a replace and a destroy end a VM the same way.
+    /// Stops (when `running`) and deletes VM `vm_id` on `proxmox_node`: a replace, a removal and a destroy
+    /// end a VM the same way.
     pub(crate) async fn remove_vm(
         &self,
         resource: &str,
-        node: &Node,
+        proxmox_node: &str,
+        vm_id: u32,
         running: bool,
     ) -> Result<(), EngineError> {
         if running {
-            self.port(
-                resource,
-                self.hypervisor
-                    .stop_vm(&node.proxmox_node, node.vm_id)
-                    .await,
-            )?;
+            self.port(resource, self.hypervisor.stop_vm(proxmox_node, vm_id).await)?;
         }
         self.port(
             resource,
-            self.hypervisor
-                .delete_vm(&node.proxmox_node, node.vm_id)
-                .await,
+            self.hypervisor.delete_vm(proxmox_node, vm_id).await,
         )
     }
 
@@ -60,6 +55,17 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         )?;
         let change = planned_vm(&wanted, live.as_ref(), journal.vms.get(&node.name))?;
         Ok((change, live))
+    }
+
+    /// The VM step's diff for a node whose VM a replacement deletes first: a create.
+    pub(crate) fn plan_fresh_vm(
+        &self,
+        node: &Node,
+        image: &ImageFacts,
+        journal: &Journal,
+    ) -> Result<Step, EngineError> {
+        let wanted = desired::vm_wanted(self.config, node, &image.volume);
+        planned_vm(&wanted, None, journal.vms.get(&node.name))
     }
 
     /// The VM step. A VM locked by a running task is waited for first (the plan said so). Otherwise the
@@ -135,7 +141,8 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             }
             Action::Replace => {
                 let since = self.started(&resource, "replace");
-                self.remove_vm(&resource, node, true).await?;
+                self.remove_vm(&resource, &node.proxmox_node, node.vm_id, true)
+                    .await?;
                 journal.machine_configs.remove(&node.name);
                 self.create_vm(&resource, &wanted).await?;
                 self.finished(&resource, "replace", since);
@@ -168,6 +175,9 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         journal
             .vms
             .insert(node.name.clone(), journal::vm_record(&wanted));
+        journal
+            .nodes
+            .insert(node.name.clone(), journal::node_record(node));
         let _ = journal.save(&self.state_dir);
         // A VM made just now is stopped; otherwise the state read above still holds (an update does not
         // change the power state). Reading it again would only repeat the same two GETs.

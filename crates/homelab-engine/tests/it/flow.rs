@@ -37,7 +37,10 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        let config = config();
+        Self::with_config(config())
+    }
+
+    fn with_config(config: Config) -> Self {
         Self {
             fake: Fake::new(&config),
             config,
@@ -50,9 +53,14 @@ impl Harness {
     }
 
     fn engine(&self) -> Engine<'_, Fake, Fake, Fake, Fake> {
+        self.engine_for(&self.config)
+    }
+
+    /// An engine over the same world and journal for another homelab.yaml (nodes added or dropped).
+    fn engine_for<'a>(&'a self, config: &'a Config) -> Engine<'a, Fake, Fake, Fake, Fake> {
         let sink = self.events.clone();
         Engine {
-            config: &self.config,
+            config,
             hypervisor: &self.fake,
             factory: &self.fake,
             talos: &self.fake,
@@ -338,4 +346,61 @@ async fn a_talos_upgrade_path_talos_refuses_is_refused_at_plan_time_before_anyth
         mutations,
         "nothing touched"
     );
+}
+
+/// homelab.yaml with a control plane and the workers named (`talos-worker-01` is VM 121, `-02` VM 122).
+fn config_with_workers(workers: &[u8]) -> Config {
+    let mut source = "proxmox: {endpoint: 'https://127.0.0.1:8006', token_id: 'a@pve!b'}\n\
+                      nodes:\n  - name: talos-cp-01\n    vm_id: 100\n    network: {mac: 'BC:24:11:CA:FE:01', address: 127.0.20.100/24, gateway: 127.0.20.1}\n"
+        .to_string();
+    for w in workers {
+        source.push_str(&format!(
+            "  - name: talos-worker-0{w}\n    role: worker\n    vm_id: 12{w}\n    network: {{mac: 'BC:24:11:CA:FE:2{w}', address: 127.0.20.12{w}/24, gateway: 127.0.20.1}}\n"
+        ));
+    }
+    homelab_config::parse(&source, None).expect("valid").config
+}
+
+#[tokio::test]
+async fn a_dropped_worker_is_removed_after_its_replacement_is_built_and_only_with_allow_remove() {
+    // The world knows every address either homelab.yaml names.
+    let h = Harness::with_config(config_with_workers(&[1, 2]));
+    let before = config_with_workers(&[1]);
+    let after = config_with_workers(&[2]);
+    let converged = h.engine_for(&before).plan().await.expect("plan");
+    h.engine_for(&before)
+        .apply(&converged, Default::default())
+        .await
+        .expect("apply");
+    let plan = h.engine_for(&after).plan().await.expect("plan");
+    let order: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+    let at = |a: &str| order.iter().position(|o| *o == a).expect(a);
+    assert!(
+        at("vm.talos-worker-02") < at("kubernetes")
+            && at("kubernetes") < at("remove.talos-worker-01"),
+        "the new capacity first, the removal once it is Ready: {order:?}"
+    );
+    let removal = &plan.changes[at("remove.talos-worker-01")];
+    assert_eq!(removal.action, Action::Delete);
+    assert!(
+        removal.reason.as_deref().is_some_and(|r| r
+            .contains("remove node talos-worker-01 (worker, not in homelab.yaml)")
+            && r.contains("delete VM 121")),
+        "{removal:?}"
+    );
+    let mutations = h.fake.world.lock().expect("lock").mutations;
+    let Err(err) = h.engine_for(&after).apply(&plan, Default::default()).await else {
+        panic!("applied without allow_remove");
+    };
+    assert!(
+        err.to_string().contains("talos-worker-01"),
+        "names the node: {err}"
+    );
+    assert!(
+        err.hint().is_some_and(|h| h.contains("--allow-remove")),
+        "{err:?}"
+    );
+    let w = h.fake.world.lock().expect("lock");
+    assert_eq!(w.mutations, mutations, "refused before acting on anything");
+    assert!(w.vms.contains_key(&121) && !w.vms.contains_key(&122));
 }

@@ -34,13 +34,31 @@ pub struct ApplyArgs {
     /// Allow replacing VMs whose firmware, EFI vars or TPM state must change (destroys their data).
     #[arg(long)]
     pub allow_replace: bool,
+    /// Allow removing the nodes homelab.yaml no longer names: drained, reset, their VM deleted. A removal
+    /// that would leave etcd without quorum is refused even so.
+    #[arg(long)]
+    pub allow_remove: bool,
 }
 
 /// The snapshot an upgrade starts with: `homelabctl etcd snapshot` into backups/.
-struct RepoSnapshots<'a> {
+pub(super) struct RepoSnapshots<'a> {
     repo: Repo,
     wired: &'a Wired,
     events: EventSink,
+}
+
+impl<'a> RepoSnapshots<'a> {
+    pub(super) fn new(
+        global: &Global,
+        wired: &'a Wired,
+        events: EventSink,
+    ) -> miette::Result<Self> {
+        Ok(Self {
+            repo: Repo::open(&global.config).map_err(crate::failure::failure)?,
+            wired,
+            events,
+        })
+    }
 }
 
 impl Snapshotter for RepoSnapshots<'_> {
@@ -140,16 +158,13 @@ pub fn run(global: &Global, args: &ApplyArgs) -> miette::Result<ExitStatus> {
             eprintln!("Nothing was changed.");
             return Ok(ExitStatus::Failure);
         }
-        let snapshots = RepoSnapshots {
-            repo: Repo::open(&global.config).map_err(crate::failure::failure)?,
-            wired: &wired,
-            events: events.clone(),
-        };
+        let snapshots = RepoSnapshots::new(global, &wired, events.clone())?;
         let done = engine
             .apply(
                 &plan,
                 ApplyOptions {
                     allow_replace: args.allow_replace,
+                    allow_remove: args.allow_remove,
                     snapshot: Some(&snapshots),
                 },
             )

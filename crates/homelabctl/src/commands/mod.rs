@@ -18,6 +18,7 @@ mod init;
 pub mod output;
 pub mod plan;
 mod provision;
+pub mod replace;
 pub mod scan;
 mod schema;
 pub mod secrets;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitStatus> {
         Command::Plan(args) => plan::run(&global, &args),
         Command::Apply(args) => apply::run(&global, &args),
         Command::Destroy(args) => destroy::run(&global, &args),
+        Command::Replace(args) => replace::run(&global, &args),
         Command::Status(args) => status::run(&global, &args),
         Command::Etcd(args) => etcd::run(&global, &args),
         Command::Demo(args) => demo::run(&global, &args),

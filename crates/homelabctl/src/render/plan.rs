@@ -1,5 +1,6 @@
 //! A plan for people: one block per step with its action symbol, the changed fields (drift and forced
-//! replacement marked), the redacted document diff, a loud notice for data-destroying changes, a summary
+//! replacement marked), the redacted document diff, a loud notice for data-destroying changes (saying which
+//! flag apply needs: --allow-replace for a VM replacement, --allow-remove for a node removal), a summary
 //! (upgrades in place counted apart, as they reboot nodes one at a time).
 
 use homelab_engine::plan::{Action, Plan};
@@ -75,7 +76,42 @@ pub fn text(plan: &Plan, color: bool) -> String {
             }
         }
     }
-    let destructive: Vec<&str> = plan.destructive().map(|c| c.address.as_str()).collect();
+    // A VM replaced because its firmware must change needs --allow-replace; a node removal --allow-remove;
+    // a replacement asked for with `homelabctl replace` was consented to already.
+    let destructive: Vec<&str> = plan
+        .destructive()
+        .filter(|c| c.address.starts_with("vm."))
+        .map(|c| c.address.as_str())
+        .collect();
+    let removed: Vec<&str> = plan
+        .destructive()
+        .filter_map(|c| c.address.strip_prefix("remove."))
+        .collect();
+    let replaced: Vec<&str> = plan
+        .destructive()
+        .filter_map(|c| c.address.strip_prefix("replace."))
+        .collect();
+    if !removed.is_empty() {
+        out.push_str(&paint(
+            color,
+            "1;31",
+            &format!(
+                "\n!! {} will be REMOVED: drained, reset and {} deleted (disk and TPM state are lost).\n!! apply refuses this unless you pass --allow-remove.\n",
+                removed.join(", "),
+                if removed.len() == 1 { "its VM" } else { "their VMs" }
+            ),
+        ));
+    }
+    if !replaced.is_empty() {
+        out.push_str(&paint(
+            color,
+            "1;31",
+            &format!(
+                "\n!! {} will be REPLACED as `homelabctl replace` asked: its VM is deleted and created anew.\n",
+                replaced.join(", ")
+            ),
+        ));
+    }
     if !destructive.is_empty() {
         out.push_str(&paint(
             color,
@@ -257,6 +293,48 @@ mod tests {
             up.disruption = homelab_engine::plan::Disruption::RebootOneAtATime;
             changes.push(up);
         }
+        insta::assert_snapshot!(text(&plan(changes), false));
+    }
+
+    #[test]
+    fn snapshot_removal_of_a_worker_and_a_control_plane() {
+        let mut changes = unchanged(&[
+            "image",
+            "vm.talos-cp-01",
+            "vm.talos-cp-02",
+            "machine_config.talos-cp-01",
+            "machine_config.talos-cp-02",
+            "bootstrap",
+            "etcd",
+            "kubernetes",
+        ]);
+        let removal = |name: &str, vm_id: u32, fields: &[&str], reason: &str| {
+            let mut step =
+                ResourceChange::new(format!("remove.{name}"), Action::Delete).because(reason);
+            for f in fields {
+                let before = match *f {
+                    "vm" => format!("{vm_id} on pve, running"),
+                    _ => name.to_string(),
+                };
+                step.fields.push(FieldChange::new(*f, Some(before), None));
+            }
+            step
+        };
+        changes.push(removal(
+            "talos-worker-01",
+            121,
+            &["node", "vm"],
+            "remove node talos-worker-01 (worker, not in homelab.yaml): cordon and drain it (evictions honour \
+             PodDisruptionBudgets), delete its Node, then reset Talos (graceful), then delete VM 121",
+        ));
+        changes.push(removal(
+            "talos-cp-03",
+            113,
+            &["etcd_member", "node", "vm"],
+            "remove node talos-cp-03 (control plane, not in homelab.yaml): leave etcd, then cordon and drain \
+             it (evictions honour PodDisruptionBudgets), delete its Node, then reset Talos (graceful), then \
+             delete VM 113; what remains (2 control planes) tolerates no further failure",
+        ));
         insta::assert_snapshot!(text(&plan(changes), false));
     }
 

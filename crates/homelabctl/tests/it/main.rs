@@ -12,6 +12,7 @@ mod identity_lookup;
 mod import;
 mod kill_apply;
 mod lab_sim;
+mod lifecycle;
 mod outputs;
 mod patches;
 mod placement;

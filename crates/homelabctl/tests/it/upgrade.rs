@@ -19,8 +19,8 @@ use serde_json::Value;
 use crate::etcd::{example, homelabctl, octet, ok};
 
 /// A lab and a repository converged on one of the examples at a given Talos version.
-struct Site {
-    runtime: tokio::runtime::Runtime,
+pub(crate) struct Site {
+    pub(crate) runtime: tokio::runtime::Runtime,
     lab: Option<Lab>,
     tmp: tempfile::TempDir,
 }
@@ -33,7 +33,7 @@ impl Drop for Site {
 }
 
 impl Site {
-    fn new(name: &str, subnet: u8, talos_version: &str) -> Self {
+    pub(crate) fn new(name: &str, subnet: u8, talos_version: &str) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -61,12 +61,17 @@ impl Site {
         }
     }
 
-    fn lab(&self) -> &Lab {
+    pub(crate) fn lab(&self) -> &Lab {
         self.lab.as_ref().expect("lab")
     }
 
-    fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.tmp.path()
+    }
+
+    /// A Proxmox API client of the lab's (changes made outside homelabctl).
+    pub(crate) fn proxmox(&self) -> homelab_proxmox::Client {
+        proxmox_client(self.lab())
     }
 
     fn want_version(&self, from: &str, to: &str) {
@@ -95,7 +100,7 @@ impl Site {
     }
 
     /// The next plan has nothing to do (`plan --detailed-exitcode` exits 0).
-    fn nothing_left_to_plan(&self) {
+    pub(crate) fn nothing_left_to_plan(&self) {
         let again = homelabctl(self.dir(), &["plan", "--detailed-exitcode"], None);
         assert_eq!(
             again.status.code(),
@@ -115,7 +120,19 @@ impl Site {
     }
 }
 
-fn text(out: &std::process::Output) -> String {
+/// A Proxmox API client of `lab`'s, as the lab's token (changes made outside homelabctl).
+pub(crate) fn proxmox_client(lab: &Lab) -> homelab_proxmox::Client {
+    let info = lab.info();
+    let token =
+        homelab_proxmox::ApiToken::new(info.token_id, info.token_secret.into()).expect("token");
+    let mut opts = homelab_proxmox::ClientOptions::new(info.proxmox_endpoint, token);
+    opts.trust = homelab_proxmox::TlsTrust::Fingerprint(
+        homelab_proxmox::Fingerprint::parse(&info.fingerprint).expect("fingerprint"),
+    );
+    homelab_proxmox::Client::new(opts).expect("client")
+}
+
+pub(crate) fn text(out: &std::process::Output) -> String {
     format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -260,30 +277,9 @@ fn the_ha_roll_sigkilled_at_every_step_boundary_finishes_on_the_next_run_upgradi
     let dir = site.dir();
     site.want_version("v1.12.11", "v1.13.9");
     for (resource, event) in roll_boundaries() {
-        let mut child = crate::isolated(dir, &["--format", "json", "apply", "--yes"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn apply");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut killed = false;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("events");
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if v["event"] == event && v["resource"] == resource.as_str() {
-                child.kill().expect("SIGKILL");
-                killed = true;
-                break;
-            }
-        }
-        let status = child.wait().expect("wait");
-        assert!(
-            killed && status.signal() == Some(9),
-            "the run reached {event} {resource} and was killed there ({status})"
-        );
+        let _ = kill_at(dir, &["apply", "--yes"], |v| {
+            v["event"] == event && v["resource"] == resource.as_str()
+        });
         eprintln!(
             "killed at {event} {resource}: versions {:?}",
             site.versions(&HA)
@@ -342,13 +338,7 @@ fn a_rollback_on_the_second_control_plane_stops_the_roll_naming_it_and_a_saved_p
     // The worker's VM gets less memory behind homelabctl's back.
     site.runtime.block_on(async {
         let info = site.lab().info();
-        let token =
-            homelab_proxmox::ApiToken::new(info.token_id, info.token_secret.into()).expect("token");
-        let mut opts = homelab_proxmox::ClientOptions::new(info.proxmox_endpoint, token);
-        opts.trust = homelab_proxmox::TlsTrust::Fingerprint(
-            homelab_proxmox::Fingerprint::parse(&info.fingerprint).expect("fingerprint"),
-        );
-        let client = homelab_proxmox::Client::new(opts).expect("client");
+        let client = site.proxmox();
         let change = [("memory".to_string(), "2048".to_string())];
         client
             .set_vm_config(&info.proxmox_node, 121, &change, None)
@@ -376,6 +366,38 @@ fn a_rollback_on_the_second_control_plane_stops_the_roll_naming_it_and_a_saved_p
         "{}",
         text(&other)
     );
+}
+
+/// Runs homelabctl with `args` (JSON events on stdout) in `dir` and SIGKILLs it at the first event `at`
+/// matches, returning that event; fails unless the run got there and died of the signal.
+pub(crate) fn kill_at(dir: &Path, args: &[&str], at: impl Fn(&Value) -> bool) -> Value {
+    let mut child = crate::isolated(dir, &[&["--format", "json"], args].concat())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn homelabctl");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut killed = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("events");
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if at(&v) {
+            child.kill().expect("SIGKILL");
+            killed = Some(v);
+            break;
+        }
+    }
+    let status = child.wait().expect("wait");
+    match killed {
+        Some(event) if status.signal() == Some(9) => event,
+        _ => panic!(
+            "homelabctl {} reached the event and was killed there ({status}; event {killed:?})",
+            args.join(" ")
+        ),
+    }
 }
 
 /// The calls made since `before`, per method, and their sum (for the closing note's figures).
