@@ -75,16 +75,9 @@ pub(crate) fn example(name: &str, lab: &Lab, subnet: u8) -> String {
 /// The in-process lab with fast timings on 127.<octet>.<subnet>.0/24, and the runtime that serves it (keep
 /// it alive as long as the lab).
 pub(crate) fn fast_lab(subnet: u8) -> (tokio::runtime::Runtime, Lab) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let mut options = LabOptions::fast(subnet);
     options.dhcp_first = Ipv4Addr::new(127, octet(), subnet, 200);
-    let lab = runtime.block_on(Lab::start(options)).expect("lab");
-    (runtime, lab)
+    crate::start_lab(options)
 }
 
 #[test]

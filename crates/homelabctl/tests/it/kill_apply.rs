@@ -49,15 +49,7 @@ impl Site {
     /// Starts a lab on `127.0.<subnet>.0/24` and makes a repository for it with `init`, the token
     /// stored with `secrets set-proxmox-token`, and a Talos bundle imported with `talos secrets import`.
     pub(crate) fn new(subnet: u8) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let lab = runtime
-            .block_on(Lab::start(LabOptions::fast(subnet)))
-            .expect("lab starts");
+        let (runtime, lab) = crate::start_lab(LabOptions::fast(subnet));
         let dir = tempfile::tempdir().expect("tempdir");
         let site = Self {
             runtime,

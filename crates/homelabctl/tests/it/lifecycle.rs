@@ -380,15 +380,7 @@ fn a_replacement_sigkilled_at_every_step_boundary_is_continued_and_builds_one_vm
 
 #[test]
 fn destroy_leaves_a_vm_homelabctl_did_not_create_alone() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let lab = runtime
-        .block_on(Lab::start(LabOptions::fast(53)))
-        .expect("lab");
+    let (runtime, lab) = crate::start_lab(LabOptions::fast(53));
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     ok(dir, &["init", "."], None);

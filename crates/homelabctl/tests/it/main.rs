@@ -34,6 +34,28 @@ pub fn homelabctl() -> Command {
     cmd
 }
 
+/// A multi-threaded runtime for an in-process simulator lab (TLS provider installed); keep it alive as long
+/// as anything it serves.
+pub fn lab_runtime() -> tokio::runtime::Runtime {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The in-process lab started with `options`, and the runtime that serves it.
+pub fn start_lab(
+    options: homelab_sim::lab::LabOptions,
+) -> (tokio::runtime::Runtime, homelab_sim::lab::Lab) {
+    let runtime = lab_runtime();
+    let lab = runtime
+        .block_on(homelab_sim::lab::Lab::start(options))
+        .expect("lab starts");
+    (runtime, lab)
+}
+
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

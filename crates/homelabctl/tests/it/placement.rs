@@ -38,12 +38,7 @@ fn assert_no_change(dir: &Path) {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    crate::lab_runtime()
 }
 
 /// homelab.yaml for the lab: `nodes` is the YAML of the node list (indented by two).

@@ -34,15 +34,9 @@ impl Drop for Site {
 
 impl Site {
     pub(crate) fn new(name: &str, subnet: u8, talos_version: &str) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
         let mut options = LabOptions::fast(subnet);
         options.dhcp_first = Ipv4Addr::new(127, octet(), subnet, 200);
-        let lab = runtime.block_on(Lab::start(options)).expect("lab");
+        let (runtime, lab) = crate::start_lab(options);
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
         ok(dir, &["init", "."], None);
