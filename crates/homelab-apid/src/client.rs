@@ -28,6 +28,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) const MAX_MESSAGE: usize = 32 << 20;
 const MAX_KUBECONFIG_ARCHIVE: usize = 4 << 20;
+/// Where Linux exposes the ID of the current boot.
+pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
 /// How `ApplyConfiguration` should take effect (Talos `ApplyConfigurationRequest.Mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -403,6 +405,39 @@ impl ApidClient {
                 reason,
             }
         })
+    }
+
+    /// The kernel's boot ID (`/proc/sys/kernel/random/boot_id`, read through `Read`, which Talos allows
+    /// `os:admin` only): it changes with every boot, so comparing it before and after an action that
+    /// reboots tells that the reboot really happened, as `talosctl … --wait` does.
+    pub async fn boot_id(&mut self) -> Result<String, ApidError> {
+        const M: &str = "Read";
+        const MAX_BOOT_ID: usize = 4096;
+        let req = self.request(machine::ReadRequest {
+            path: BOOT_ID_PATH.into(),
+        });
+        let mut stream = self
+            .inner
+            .read(req)
+            .await
+            .map_err(|s| self.fail(M, &s))?
+            .into_inner();
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.message().await.map_err(|s| self.fail(M, &s))? {
+            check_metadata(M, chunk.metadata.as_ref(), self.node_name())?;
+            body.extend_from_slice(&chunk.bytes);
+            if body.len() > MAX_BOOT_ID {
+                break;
+            }
+        }
+        let id = String::from_utf8_lossy(&body).trim().to_owned();
+        if id.is_empty() || body.len() > MAX_BOOT_ID {
+            return Err(ApidError::EmptyResponse {
+                endpoint: self.endpoint,
+                method: M,
+            });
+        }
+        Ok(id)
     }
 
     /// The node's system services.

@@ -38,8 +38,8 @@ mod tls;
 mod upgrade;
 
 pub use client::{
-    APID_PORT, ApidClient, ApplyMode, ApplyOutcome, BootstrapRetry, Bootstrapped, EtcdMember,
-    NodeVersion, ResetOptions, Service,
+    APID_PORT, ApidClient, ApplyMode, ApplyOutcome, BOOT_ID_PATH, BootstrapRetry, Bootstrapped,
+    EtcdMember, NodeVersion, ResetOptions, Service,
 };
 pub use cosi::{
     CONFIG_NAMESPACE, MACHINE_CONFIG_ACTIVE_ID, MACHINE_CONFIG_TYPE, Resource,

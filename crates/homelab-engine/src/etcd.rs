@@ -174,22 +174,28 @@ impl Etcd<'_> {
     /// plane is a (voting) member.
     pub async fn restore(&self, snapshot: &[u8]) -> Result<(), EtcdError> {
         let nodes = self.control_planes()?;
-        // Every control plane must answer before anything is wiped.
-        let mut clients = Vec::new();
+        // Every control plane must answer before anything is wiped; its boot ID tells its reboot apart.
+        let mut booted = Vec::new();
         for node in &nodes {
-            clients.push(self.connect(node).await?);
+            let mut client = self.connect(node).await?;
+            let boot_id = client.boot_id().await.map_err(|e| fail(node, e))?;
+            booted.push((client, boot_id));
         }
         let wipe = ResetOptions {
             graceful: false,
             reboot: true,
             partitions: vec!["EPHEMERAL".into()],
         };
-        for (node, client) in nodes.iter().zip(clients.iter_mut()) {
+        for (node, (client, _)) in nodes.iter().zip(booted.iter_mut()) {
             self.events.info(
                 "etcd",
                 format!("{}: wiping etcd's data (EPHEMERAL)", node.name),
             );
             client.reset(&wipe).await.map_err(|e| fail(node, e))?;
+        }
+        // Talos answers Reset before its reset sequence runs: anything sent before the reboot is lost.
+        for (node, (_, before)) in nodes.iter().zip(&booted) {
+            self.await_new_boot(node, before).await?;
         }
         let first = nodes[0];
         self.events.info(
@@ -276,6 +282,37 @@ impl Etcd<'_> {
         Ok(())
     }
 
+    /// Waits until `node` answers with a boot ID other than `before`: its reset sequence ran and it booted
+    /// again (what `talosctl reset --wait` checks).
+    async fn await_new_boot(&self, node: &Node, before: &str) -> Result<(), EtcdError> {
+        self.events.info(
+            "etcd",
+            format!("{}: waiting for the reset to reboot it", node.name),
+        );
+        let start = Instant::now();
+        loop {
+            let seen = match self.connect(node).await {
+                Ok(mut c) => c.boot_id().await.map_err(|e| fail(node, e)),
+                Err(e) => Err(e),
+            };
+            let last = match seen {
+                Ok(id) if id != before => return Ok(()),
+                Ok(_) => "the boot before the reset, still running".to_string(),
+                Err(e) if transient(&e) => e.to_string(),
+                Err(e) => return Err(e),
+            };
+            if start.elapsed() >= self.timeout {
+                return Err(EtcdError::Timeout {
+                    node: node.name.clone(),
+                    what: "the reboot after the reset",
+                    timeout: self.timeout,
+                    last,
+                });
+            }
+            tokio::time::sleep(RETRY_EVERY).await;
+        }
+    }
+
     /// Runs `call` on `node` until it succeeds, reconnecting while the node reboots; returns the client.
     async fn retry(
         &self,
@@ -292,11 +329,7 @@ impl Etcd<'_> {
                 },
                 Err(e) => e,
             };
-            let again = match &attempt {
-                EtcdError::Node { source, .. } => retryable(source.as_ref()),
-                _ => false,
-            };
-            if !again {
+            if !transient(&attempt) {
                 return Err(attempt);
             }
             if start.elapsed() >= self.timeout {
@@ -318,6 +351,11 @@ fn fail(node: &Node, source: ApidError) -> EtcdError {
         at: desired::installed_address(node),
         source: Box::new(source),
     }
+}
+
+/// A failure that passes by itself: a node rebooting, or not ready for this step yet.
+fn transient(e: &EtcdError) -> bool {
+    matches!(e, EtcdError::Node { source, .. } if retryable(source))
 }
 
 /// A node rebooting, or not ready for this step yet.

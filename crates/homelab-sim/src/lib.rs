@@ -8,6 +8,7 @@ pub mod kube;
 pub mod lab;
 pub mod pki;
 pub mod proxmox;
+mod random;
 pub mod requests;
 pub mod sim_file;
 pub mod talos;

@@ -712,18 +712,6 @@ fn random_hex(seed: &str, len: usize) -> String {
     hex::encode(digest).chars().take(len).collect()
 }
 
-fn uuid_like(seed: &str) -> String {
-    let h = random_hex(seed, 32);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// The config PVE writes after `qmcreate`: allocated volumes, normalised NICs, generated ids.
 fn build_config(
     w: &mut World,
@@ -775,11 +763,8 @@ fn build_config(
                 .join(";")
         )
     });
-    config.insert(
-        "smbios1".into(),
-        format!("uuid={}", uuid_like(&format!("{vmid}smbios"))),
-    );
-    config.insert("vmgenid".into(), uuid_like(&format!("{vmid}vmgenid")));
+    config.insert("smbios1".into(), format!("uuid={}", crate::random::uuid()));
+    config.insert("vmgenid".into(), crate::random::uuid());
     config.insert(
         "meta".into(),
         format!("creation-qemu=10.0.2,ctime={}", now_epoch()),

@@ -258,21 +258,6 @@ impl std::fmt::Debug for ProxmoxSim {
     }
 }
 
-fn random_uuid() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut b);
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 impl ProxmoxSim {
     /// Binds, generates the certificates and serves until [`ProxmoxSim::shutdown`] (or drop).
     pub async fn start(opts: SimOptions) -> Result<ProxmoxSim, SimError> {
@@ -351,7 +336,10 @@ impl ProxmoxSim {
         if let Some(snap) = snap {
             world.restore(snap);
         }
-        let secret = opts.token_secret.clone().unwrap_or_else(random_uuid);
+        let secret = opts
+            .token_secret
+            .clone()
+            .unwrap_or_else(crate::random::uuid);
         let shared = Arc::new(Shared::new(
             world,
             schema,

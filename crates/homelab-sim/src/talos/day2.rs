@@ -191,6 +191,12 @@ impl Call<'_> {
     ) -> Result<Response<machine::EtcdRecoverResponse>, Status> {
         {
             let st = self.node.lock();
+            // The reset sequence unmounted EPHEMERAL, where the recovery snapshot is written.
+            if st.resetting {
+                return Err(Status::failed_precondition(
+                    "etcd service is not ready for recovery yet",
+                ));
+            }
             match st.installed.as_ref() {
                 Some(inst) if inst.config.machine_type != MachineType::ControlPlane => {
                     return Err(Status::failed_precondition(

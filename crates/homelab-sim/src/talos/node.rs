@@ -279,6 +279,10 @@ pub(crate) struct State {
     pub(crate) rollback_next_upgrade: bool,
     /// Why reset sequences failed after the Reset call was answered (Talos logs them).
     pub(crate) reset_failures: Vec<String>,
+    /// The kernel's boot ID (`/proc/sys/kernel/random/boot_id`): a new one with every boot.
+    pub(crate) boot_id: String,
+    /// A reset sequence runs (services and CRI stopped, EPHEMERAL unmounted) until the next boot.
+    pub(crate) resetting: bool,
     server: Option<Listener>,
     maintenance_bound: Option<SocketAddr>,
 }
@@ -349,6 +353,8 @@ impl NodeSim {
             rollbacks: 0,
             rollback_next_upgrade: false,
             reset_failures: Vec::new(),
+            boot_id: crate::random::uuid(),
+            resetting: false,
             server: None,
             maintenance_bound: None,
         };
@@ -693,6 +699,8 @@ impl Inner {
         let tls = self.maintenance_cert.server_config(&[b"h2"])?;
         let mut st = self.lock();
         st.generation += 1;
+        st.boot_id = crate::random::uuid();
+        st.resetting = false;
         st.maintenance_bound = Some(addr);
         let service = ApidService::maintenance(self.clone(), st.generation);
         st.server = Some(self.serve(listener, tls, service));
@@ -875,6 +883,8 @@ impl Inner {
                 inst.etcd_member = false;
             }
             st.generation += 1;
+            st.boot_id = crate::random::uuid();
+            st.resetting = false;
             let service = ApidService::installed(self.clone(), st.generation);
             st.server = Some(self.serve(listener, tls, service));
             match (control_plane, etcd, removed) {
@@ -988,6 +998,7 @@ impl Inner {
         }
         let winner = {
             let mut st = self.lock();
+            st.resetting = true;
             if keep_state && st.installed.is_some() {
                 st.installed.as_mut().and_then(|inst| {
                     inst.bootstrapped = false;

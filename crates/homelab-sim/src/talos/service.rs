@@ -152,7 +152,7 @@ impl ApidService {
     }
 }
 
-type KubeconfigStream = Pin<Box<dyn Stream<Item = Result<Data, Status>> + Send + 'static>>;
+type DataStream = Pin<Box<dyn Stream<Item = Result<Data, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl MachineService for ApidService {
@@ -242,6 +242,12 @@ impl MachineService for ApidService {
             let mut st = self.node.lock();
             if st.bootstrap_refusals < self.node.opts.bootstrap_not_ready {
                 st.bootstrap_refusals += 1;
+                return Err(Status::failed_precondition(
+                    "bootstrap is not available yet",
+                ));
+            }
+            // The reset sequence stopped CRI: IsBootstrapAllowed is false until the node booted again.
+            if st.resetting {
                 return Err(Status::failed_precondition(
                     "bootstrap is not available yet",
                 ));
@@ -355,8 +361,9 @@ impl MachineService for ApidService {
         }))
     }
 
-    type KubeconfigStream = KubeconfigStream;
-    type EtcdSnapshotStream = KubeconfigStream;
+    type KubeconfigStream = DataStream;
+    type EtcdSnapshotStream = DataStream;
+    type ReadStream = DataStream;
 
     async fn upgrade(
         &self,
@@ -406,6 +413,32 @@ impl MachineService for ApidService {
     ) -> Result<Response<machine::EtcdStatusResponse>, Status> {
         let metadata = self.authorize("EtcdStatus", &request, ETCD_READER)?;
         self.call(metadata).status()
+    }
+
+    /// Talos streams a regular file of the node's filesystem (`os:admin` only); the one file modelled is
+    /// the kernel's boot ID. A missing path is NotFound with `os.Stat`'s message, a directory is refused.
+    async fn read(
+        &self,
+        request: Request<machine::ReadRequest>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
+        let metadata = self.authorize("Read", &request, ADMIN)?;
+        let path = request.into_inner().path;
+        let bytes = match path.trim_end_matches('/') {
+            homelab_apid::BOOT_ID_PATH => format!("{}\n", self.node.lock().boot_id),
+            "" | "/proc" | "/proc/sys" | "/proc/sys/kernel" | "/proc/sys/kernel/random" => {
+                return Err(Status::unknown("path must be a regular file"));
+            }
+            _ => {
+                return Err(Status::not_found(format!(
+                    "stat {path}: no such file or directory"
+                )));
+            }
+        };
+        let message = Ok(Data {
+            metadata,
+            bytes: bytes.into_bytes(),
+        });
+        Ok(Response::new(Box::pin(tokio_stream::iter([message]))))
     }
 
     async fn kubeconfig(

@@ -647,3 +647,70 @@ async fn the_maintenance_listener_is_gone_while_talos_installs() {
     );
     assert!(node.wait_installed(WAIT).await.is_ok());
 }
+
+/// Talos answers Reset before its reset sequence runs: until the node booted again, the recovery upload
+/// and the bootstrap are refused (EPHEMERAL unmounted, CRI stopped), and only the boot ID tells the new
+/// boot from the old one.
+#[tokio::test]
+async fn a_reset_is_over_only_when_the_boot_id_changed() {
+    let cluster = Cluster::new();
+    let node = node("127.0.21.23", |o| o.reboot_delay = Duration::from_secs(2)).await;
+    let installed = install(&node, &cluster.config("cp23", ip("127.0.22.23"), "")).await;
+    let admin = cluster.creds(&["os:admin"]);
+    let mut client = ok(ApidClient::connect(installed, &admin).await, "connect");
+    ok(client.bootstrap().await, "bootstrap");
+    let before = ok(client.boot_id().await, "boot id");
+    assert_eq!(before.len(), 36, "{before}");
+    assert_eq!(ok(client.boot_id().await, "boot id again"), before);
+
+    // Read is os:admin only, and only regular files exist.
+    let mut reader = ok(
+        ApidClient::connect(installed, &cluster.creds(&["os:reader"])).await,
+        "connect as reader",
+    );
+    let denied = reader.boot_id().await.err();
+    assert_eq!(denied.and_then(|e| e.code()), Some(Code::PermissionDenied));
+
+    let wipe = ResetOptions {
+        graceful: false,
+        reboot: true,
+        partitions: vec!["EPHEMERAL".into()],
+    };
+    ok(client.reset(&wipe).await, "reset");
+    let upload = tonic::codegen::tokio_stream::iter([zeroize::Zeroizing::new(b"db".to_vec())]);
+    let refused = client.etcd_recover(upload).await.err();
+    assert_eq!(
+        refused.as_ref().and_then(|e| e.code()),
+        Some(Code::FailedPrecondition),
+        "{refused:?}"
+    );
+    let refused = client.bootstrap_recover(false).await.err();
+    assert_eq!(
+        refused.as_ref().and_then(|e| e.code()),
+        Some(Code::FailedPrecondition),
+        "{refused:?}"
+    );
+    assert_eq!(
+        ok(client.boot_id().await, "boot id while resetting"),
+        before
+    );
+
+    let start = std::time::Instant::now();
+    let after = loop {
+        assert!(start.elapsed() < WAIT, "the node never booted again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let NodePhase::Installed(at) = node.phase() else {
+            continue;
+        };
+        let Ok(mut c) = ApidClient::connect(at, &admin).await else {
+            continue;
+        };
+        if let Ok(id) = c.boot_id().await
+            && id != before
+        {
+            break id;
+        }
+    };
+    assert_ne!(after, before);
+    assert!(!node.is_etcd_member());
+}
