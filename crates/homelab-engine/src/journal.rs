@@ -26,6 +26,10 @@ pub struct AppliedConfig {
 pub struct UpgradeRequested {
     pub from: String,
     pub image: String,
+    /// The node's boot ID before it was asked: a different one means it rebooted (absent in journals
+    /// written before boot IDs were read, which then wait for the node to go away and come back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// The VM settings homelabctl last applied, to tell drift (changed in Proxmox) from a changed homelab.yaml.

@@ -180,7 +180,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             });
         }
         let since = self.started(resource, "upgrade");
-        let from = match requested {
+        let (from, boot_id) = match requested {
             Some(r) => {
                 self.events.info(
                     resource,
@@ -189,26 +189,30 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                         node.name
                     ),
                 );
-                r.from
+                (r.from, r.boot_id)
             }
             None => {
                 self.snapshot_first(resource, run).await?;
                 if node.role == Role::Controlplane {
                     self.etcd_gate(resource).await?;
                 }
+                let boot_id = self.current_boot(node, resource).await?;
                 self.request_upgrade(node, resource, &wanted, &to).await?;
                 run.journal.upgrades.insert(
                     node.name.clone(),
                     UpgradeRequested {
                         from: running.clone(),
                         image: wanted.clone(),
+                        boot_id: Some(boot_id.clone()),
                     },
                 );
                 let _ = run.journal.save(&self.state_dir);
-                running
+                (running, Some(boot_id))
             }
         };
-        let outcome = self.await_reboot(node, resource, &from, &to).await;
+        let outcome = self
+            .await_reboot(node, resource, &from, &to, boot_id.as_deref())
+            .await;
         // Seen through either way: a rerun decides afresh from the version the node answers with.
         run.journal.upgrades.remove(&node.name);
         let _ = run.journal.save(&self.state_dir);
@@ -310,14 +314,29 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         Ok(())
     }
 
-    /// Waits for the node to reboot into `to`. Answering with another version after it went away is a
-    /// rollback (Talos' A/B boot): an error naming the node.
+    /// The boot ID `node` runs now, read before it is asked to upgrade.
+    async fn current_boot(&self, node: &Node, resource: &str) -> Result<String, EngineError> {
+        let at = desired::installed_address(node);
+        self.awaited(
+            resource,
+            &format!("{} to tell its boot ID", node.name),
+            "the boot ID tells the reboot into the new version from the boot before it",
+            self.timeouts.kubernetes,
+            || async { self.talos.boot_id(at).await },
+        )
+        .await
+    }
+
+    /// Waits for the node to reboot into `to`: it answers with a boot ID other than `before` (or, for a
+    /// journal from before boot IDs, after it went away). Coming back on another version is a rollback
+    /// (Talos' A/B boot): an error naming the node.
     async fn await_reboot(
         &self,
         node: &Node,
         resource: &str,
         from: &str,
         to: &str,
+        before: Option<&str>,
     ) -> Result<(), EngineError> {
         let at = desired::installed_address(node);
         let went_away = AtomicBool::new(false);
@@ -328,13 +347,18 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 "Talos writes the new image to its other boot slot, then reboots",
                 self.timeouts.install,
                 || async {
+                    let rebooted = match before {
+                        Some(before) => match self.talos.boot_id(at).await? {
+                            Some(now) => now != before,
+                            None => return Err(PortError::transient("not answering: rebooting")),
+                        },
+                        None => went_away.load(Ordering::Relaxed),
+                    };
                     match self.talos.installed_version(at).await? {
-                        Some(v) if v == to && (from != to || went_away.load(Ordering::Relaxed)) => {
-                            Ok(Some(v))
-                        }
-                        Some(v) if went_away.load(Ordering::Relaxed) => Ok(Some(v)),
+                        Some(v) if rebooted => Ok(Some(v)),
+                        Some(v) if before.is_none() && v == to && from != to => Ok(Some(v)),
                         Some(v) => Err(PortError::transient(format!(
-                            "still answering with {v}: not rebooted yet"
+                            "still answering with {v} from the boot before the upgrade: not rebooted yet"
                         ))),
                         None => {
                             went_away.store(true, Ordering::Relaxed);

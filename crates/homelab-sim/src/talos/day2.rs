@@ -288,8 +288,8 @@ impl Call<'_> {
     /// `EtcdRemoveMemberByID` as Talos answers it: control planes only (any of them: Talos' etcd
     /// client dials every control plane, not only the local etcd); NotFound for an unknown id;
     /// etcd's `MemberRemove` refusals otherwise. Removing the node's own member is allowed, as
-    /// etcd allows it: its etcd stops. (A running member removed from elsewhere keeps serving in
-    /// the simulator until it reboots; real etcd shuts itself down at once.)
+    /// etcd allows it: its etcd stops. A running member removed from elsewhere shuts itself down at
+    /// once, as etcd does, and stays down across reboots.
     pub(crate) fn remove_member(
         self,
         id: u64,
@@ -321,8 +321,8 @@ impl Call<'_> {
                 .and_then(|i| i.wipe_etcd(clusters, true));
             super::node::take_vip(clusters, winner);
             self.node.changed();
-        } else {
-            clusters.remove_member(&ca, &name);
+        } else if let Some(node) = clusters.remove_member(&ca, &name).and_then(|n| n.upgrade()) {
+            node.etcd_removed();
         }
         Ok(Response::new(machine::EtcdRemoveMemberByIdResponse {
             messages: vec![machine::EtcdRemoveMemberById {

@@ -871,7 +871,9 @@ impl Inner {
             );
             let control_plane = cfg.machine_type == MachineType::ControlPlane;
             if control_plane {
-                self.opts.clusters.trustd_up(&ca, &inst.name(), addr.ip());
+                self.opts
+                    .clusters
+                    .trustd_up(&ca, &inst.name(), addr.ip(), Arc::downgrade(self));
             }
             inst.etcd_member = control_plane && inst.etcd_member;
             let etcd = inst.etcd_member;
@@ -1030,6 +1032,27 @@ impl Inner {
                 this.phase.send_replace(NodePhase::Off);
             });
         }
+    }
+
+    /// etcd removed this node's running member: etcd exits ("the member has been permanently removed
+    /// from the cluster") and Talos' restarts of it fail the same way, so the API server that talks to
+    /// it stops and a VIP held here moves. apid, trustd and the kubelet run on.
+    pub(crate) fn etcd_removed(self: &Arc<Self>) {
+        let winner = {
+            let mut st = self.lock();
+            let Some(inst) = st.installed.as_mut().filter(|i| i.etcd_member) else {
+                return;
+            };
+            tracing::warn!(node = %inst.name(), "etcd: the member has been permanently removed from the cluster");
+            inst.stop_kube();
+            inst.vip = None;
+            inst.etcd_member = false;
+            self.opts
+                .clusters
+                .etcd_stopped(&inst.config.os_ca_pem, &inst.name())
+        };
+        take_vip(&self.opts.clusters, winner);
+        self.changed();
     }
 
     /// Simulates a reboot: listeners go down after the response was sent, then come back.
