@@ -4,7 +4,8 @@
 //! without quorum); a further removal is refused without `--allow-remove`, and once another control plane
 //! is stopped a replacement is refused naming it and a removal leaving etcd without quorum is refused even
 //! with the flag. `replace talos-cp-02` (EtcdLeaveCluster path) builds one new VM with the cluster healthy
-//! throughout, also when SIGKILLed at every step boundary; `destroy` leaves a VM homelabctl did not create
+//! throughout, also when SIGKILLed at every step boundary; `replace talos-worker-01` drains the worker
+//! through the budgets and brings it back Ready; `destroy` leaves a VM homelabctl did not create
 //! alone.
 
 use std::time::Duration;
@@ -304,6 +305,73 @@ fn replacing_a_control_plane_builds_one_new_vm_and_keeps_the_cluster_healthy_thr
     );
     let status = ok(dir, &["status"], None);
     assert!(status.contains("talos-cp-02"), "{status}");
+    site.nothing_left_to_plan();
+}
+
+/// A worker is replaced the way a control plane is, minus etcd: drained through the budgets (its pods
+/// move to the control planes, which the lab's workloads tolerate), reset, its VM rebuilt with the same
+/// MAC, and its Node registered again and Ready; etcd and the VIP never notice.
+#[test]
+fn replacing_the_worker_drains_it_through_the_budgets_and_brings_it_back_ready() {
+    let site = Site::new("ha", 54, "v1.12.4");
+    let dir = site.dir();
+    let lab = site.lab();
+    let kube = kube(lab);
+    budgeted_workload(&kube);
+    let before = ready_pods(&kube, "shop", 4);
+    assert!(
+        before.iter().any(|(n, _)| n == "talos-worker-01"),
+        "some pod runs on the worker: {before:?}"
+    );
+    let created = lab.proxmox.task_count("qmcreate");
+    let evicted = evictions(&kube);
+
+    let replaced = homelabctl(dir, &["replace", "talos-worker-01", "--yes"], None);
+    let said = text(&replaced);
+    assert!(replaced.status.success(), "{said}");
+    assert!(said.contains("talos-worker-01 replaced"), "{said}");
+    assert!(said.contains("drained: evicted default/shop-"), "{said}");
+    assert!(
+        !said.contains("etcd leave") && !said.contains("etcd remove member"),
+        "a worker has no etcd member: {said}"
+    );
+    assert!(evictions(&kube) > evicted, "through the Eviction API");
+    assert_eq!(
+        lab.proxmox.task_count("qmcreate"),
+        created + 1,
+        "one new VM"
+    );
+    assert_eq!(
+        lab.proxmox.task_count("qmdestroy"),
+        1,
+        "the old one deleted"
+    );
+    let vm = lab.proxmox.vm(121).expect("a VM 121 again");
+    assert!(vm.running);
+    assert!(
+        vm.mac
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("BC:24:11:CA:FE:21")),
+        "the same MAC: {:?}",
+        vm.mac
+    );
+    assert!(
+        has_node_object(&kube, "talos-worker-01"),
+        "registered again"
+    );
+    let status = ok(dir, &["status"], None);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains("talos-worker-01") && l.contains("Ready")),
+        "{status}"
+    );
+    ready_pods(&kube, "shop", 4);
+    assert_eq!(
+        etcd_members(lab),
+        ["talos-cp-01", "talos-cp-02", "talos-cp-03"]
+    );
+    assert_eq!(lab.cluster_health(), ClusterHealth::default());
     site.nothing_left_to_plan();
 }
 
