@@ -20,8 +20,8 @@ pub struct AppliedConfig {
     pub installer_image: Option<String>,
 }
 
-/// An Upgrade a node acknowledged and whose outcome was not seen yet (the run may have been killed):
-/// a rerun waits for that outcome instead of asking the node to upgrade a second time.
+/// An Upgrade a node was about to be asked for, or acknowledged, whose outcome was not seen yet (the run
+/// may have been killed): a rerun waits for that outcome once the node rebooted instead of asking again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpgradeRequested {
     pub from: String,

@@ -6,13 +6,16 @@
 //! 2. before a control plane, etcd healthy with every control plane a voting member;
 //! 3. MachineService.Upgrade with the installer image of the target version and schematic, never `force`
 //!    (Talos checks etcd itself and refuses while it is unhealthy: that answer is waited out);
-//! 4. the node must reboot and answer with the new version: one that comes back on the old version rolled
-//!    back (Talos' A/B boot) and stops the roll with an error naming it, nothing else touched;
+//! 4. the node must reboot (its boot ID, read before step 3, changes) and answer with the new version: one
+//!    that comes back on the old version rolled back (Talos' A/B boot) and stops the roll with an error
+//!    naming it, nothing else touched;
 //! 5. a control plane votes in etcd again, the node's config is brought to the new installer image (no
 //!    reboot: `machine.install.image` only matters at the next install), and the node is Ready.
 //!
-//! A rerun after SIGKILL never asks a node twice: a node answering the target version is done, and an
-//! upgrade the node acknowledged is in the journal, so the rerun waits for its outcome instead.
+//! A rerun after SIGKILL never upgrades a node twice: a node answering the target version is done, and the
+//! upgrade is journaled (with the boot ID) before the node is asked, so the rerun waits for its outcome once
+//! the node rebooted, and asks again only while it still runs the boot it was asked in (Talos runs one
+//! upgrade sequence at a time: a request arriving while one prepares starts nothing).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -182,13 +185,31 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         let since = self.started(resource, "upgrade");
         let (from, boot_id) = match requested {
             Some(r) => {
-                self.events.info(
-                    resource,
-                    format!(
-                        "an earlier run asked {} to upgrade to {to}; waiting for that outcome instead of asking again",
-                        node.name
-                    ),
-                );
+                let now = match r.boot_id {
+                    Some(_) => Some(self.current_boot(node, resource).await?),
+                    None => None,
+                };
+                if r.boot_id.is_some() && now == r.boot_id && running == r.from {
+                    // The earlier run may have been cut off before the node took the request. Asking
+                    // again is safe: Talos runs one upgrade sequence at a time, so a second request
+                    // while the first prepares starts nothing.
+                    self.events.info(
+                        resource,
+                        format!(
+                            "an earlier run meant to upgrade {} to {to} and it has not rebooted since; asking again",
+                            node.name
+                        ),
+                    );
+                    self.request_upgrade(node, resource, &wanted, &to).await?;
+                } else {
+                    self.events.info(
+                        resource,
+                        format!(
+                            "an earlier run asked {} to upgrade to {to}; waiting for that outcome instead of asking again",
+                            node.name
+                        ),
+                    );
+                }
                 (r.from, r.boot_id)
             }
             None => {
@@ -197,7 +218,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                     self.etcd_gate(resource).await?;
                 }
                 let boot_id = self.current_boot(node, resource).await?;
-                self.request_upgrade(node, resource, &wanted, &to).await?;
+                // Journaled before asking: a run killed once the node took the request waits for it.
                 run.journal.upgrades.insert(
                     node.name.clone(),
                     UpgradeRequested {
@@ -207,6 +228,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                     },
                 );
                 let _ = run.journal.save(&self.state_dir);
+                self.request_upgrade(node, resource, &wanted, &to).await?;
                 (running, Some(boot_id))
             }
         };

@@ -149,15 +149,29 @@ impl Call<'_> {
                 .etcd_healthy_for_upgrade(&ca)
                 .map_err(Status::failed_precondition)?;
         }
-        self.node
-            .reboot_into(self.node.opts.upgrade_delay, move |st| {
-                if std::mem::take(&mut st.rollback_next_upgrade) {
-                    st.rollbacks += 1;
-                } else {
-                    st.talos_version = target;
-                    st.upgrades += 1;
-                }
-            });
+        // Talos acknowledges the request, then runs the upgrade sequence in the background; while
+        // another sequence runs that one is not started ("sequence not started: locked").
+        let locked = {
+            let mut st = self.node.lock();
+            std::mem::replace(&mut st.upgrading, true) || st.resetting
+        };
+        if locked {
+            self.node
+                .counters
+                .sequences_locked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("upgrade: sequence not started: locked");
+        } else {
+            self.node
+                .reboot_into(self.node.opts.upgrade_delay, move |st| {
+                    if std::mem::take(&mut st.rollback_next_upgrade) {
+                        st.rollbacks += 1;
+                    } else {
+                        st.talos_version = target;
+                        st.upgrades += 1;
+                    }
+                });
+        }
         Ok(Response::new(machine::UpgradeResponse {
             messages: vec![machine::Upgrade {
                 metadata: self.metadata,

@@ -283,6 +283,8 @@ pub(crate) struct State {
     pub(crate) boot_id: String,
     /// A reset sequence runs (services and CRI stopped, EPHEMERAL unmounted) until the next boot.
     pub(crate) resetting: bool,
+    /// An upgrade sequence runs (pulling the installer, writing the other boot slot) until the reboot.
+    pub(crate) upgrading: bool,
     server: Option<Listener>,
     maintenance_bound: Option<SocketAddr>,
 }
@@ -296,6 +298,9 @@ pub(crate) struct Counters {
     pub(crate) etcd_list_blocked: AtomicU64,
     /// Bootstrap calls refused because CRI was not up or the time not synced
     pub(crate) bootstrap_preconditions: AtomicU64,
+    /// Upgrade requests acknowledged while another sequence ran: Talos starts nothing for them
+    /// ("sequence not started: locked")
+    pub(crate) sequences_locked: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -355,6 +360,7 @@ impl NodeSim {
             reset_failures: Vec::new(),
             boot_id: crate::random::uuid(),
             resetting: false,
+            upgrading: false,
             server: None,
             maintenance_bound: None,
         };
@@ -587,6 +593,12 @@ impl NodeSim {
         self.inner.lock().upgrades
     }
 
+    /// Upgrade requests this node acknowledged while an upgrade or reset sequence already ran, which
+    /// therefore started nothing (Talos' sequence lock).
+    pub fn locked_sequence_count(&self) -> u64 {
+        self.inner.counters.sequences_locked.load(Ordering::Relaxed)
+    }
+
     /// How many upgrades of this node booted back into the old version.
     pub fn rollback_count(&self) -> u32 {
         self.inner.lock().rollbacks
@@ -701,6 +713,7 @@ impl Inner {
         st.generation += 1;
         st.boot_id = crate::random::uuid();
         st.resetting = false;
+        st.upgrading = false;
         st.maintenance_bound = Some(addr);
         let service = ApidService::maintenance(self.clone(), st.generation);
         st.server = Some(self.serve(listener, tls, service));
@@ -887,6 +900,7 @@ impl Inner {
             st.generation += 1;
             st.boot_id = crate::random::uuid();
             st.resetting = false;
+            st.upgrading = false;
             let service = ApidService::installed(self.clone(), st.generation);
             st.server = Some(self.serve(listener, tls, service));
             match (control_plane, etcd, removed) {

@@ -122,8 +122,16 @@ async fn an_upgrade_boots_the_new_version_only_with_healthy_etcd_and_a_rollback_
 
     let ack = ok(cp1.upgrade(&installer("v1.12.11")).await, "upgrade cp1");
     assert_eq!(ack.ack, "Upgrade request received");
+    // Asked again while the first prepares: acknowledged, but Talos' sequence lock starts nothing.
+    let again = ok(
+        cp1.upgrade(&installer("v1.12.11")).await,
+        "upgrade cp1 again",
+    );
+    assert_eq!(again.ack, "Upgrade request received");
     eventually("cp1 upgraded", || nodes[0].upgrade_count() == 1).await;
     wait_all_up(&nodes).await;
+    assert_eq!(nodes[0].upgrade_count(), 1, "one upgrade, one reboot");
+    assert_eq!(nodes[0].locked_sequence_count(), 1);
     assert_eq!(nodes[0].talos_version(), "v1.12.11");
     let mut cp1 = connect(apid_of(&nodes[0]), &admin).await;
     assert_eq!(ok(cp1.version().await, "version").tag, "v1.12.11");

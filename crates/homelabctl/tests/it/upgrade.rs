@@ -357,6 +357,29 @@ fn a_rollback_on_the_second_control_plane_stops_the_roll_naming_it_and_a_saved_p
     );
 }
 
+/// A run killed just as it asks a node to upgrade (the request may or may not have reached the node) is
+/// continued by the next: every node ends on the new version having upgraded exactly once, whether the
+/// rerun waited for the request it found journaled or asked again.
+#[test]
+fn a_run_killed_as_it_asks_for_an_upgrade_upgrades_that_node_once_on_the_next_run() {
+    let site = Site::new("ha", 48, "v1.12.11");
+    let dir = site.dir();
+    site.want_version("v1.12.11", "v1.13.9");
+    for name in ["talos-cp-01", "talos-cp-02"] {
+        kill_at(dir, &["apply", "--yes"], |v| {
+            v["event"] == "info"
+                && v["resource"] == format!("talos_upgrade.{name}").as_str()
+                && v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("to accept the upgrade"))
+        });
+    }
+    ok(dir, &["apply", "--yes"], None);
+    assert_eq!(site.versions(&HA), ["v1.13.9"; 4]);
+    assert_eq!(site.upgrades(&HA), [1; 4], "no node upgraded twice");
+    site.nothing_left_to_plan();
+}
+
 /// Runs apply, which fails naming cp-02's rollback; returns what it said.
 fn apply_stops_at_the_rollback_of_cp_02(dir: &Path) -> String {
     let apply = homelabctl(dir, &["apply", "--yes"], None);
