@@ -6,7 +6,8 @@
 //! with the flag. `replace talos-cp-02` (EtcdLeaveCluster path) builds one new VM with the cluster healthy
 //! throughout, also when SIGKILLed at every step boundary; `replace talos-worker-01` drains the worker
 //! through the budgets and brings it back Ready; a drain a budget holds stops at `--drain-timeout` and the
-//! next run finishes it; `destroy` leaves a VM homelabctl did not create
+//! next run finishes it; a control plane's removal SIGKILLed at every step boundary is continued by the
+//! next apply; `destroy` leaves a VM homelabctl did not create
 //! alone.
 
 use std::time::Duration;
@@ -509,6 +510,63 @@ fn a_replacement_sigkilled_at_every_step_boundary_is_continued_and_builds_one_vm
         ["talos-cp-01", "talos-cp-02", "talos-cp-03"]
     );
     assert_eq!(lab.cluster_health(), ClusterHealth::default());
+    site.nothing_left_to_plan();
+}
+
+/// A control plane's removal SIGKILLed at each of its step boundaries (the next run cut at the first
+/// boundary it has not passed yet) is continued by the next run: etcd keeps two members, never loses
+/// quorum, the Node and the VM go exactly once, and nothing is left to plan.
+#[test]
+fn a_removal_sigkilled_at_every_step_boundary_is_continued_by_the_next_apply() {
+    let site = Site::new("ha", 56, "v1.12.4");
+    let dir = site.dir();
+    let lab = site.lab();
+    let kube = kube(lab);
+    drop_node(&site, "talos-cp-03");
+    const R: &str = "remove.talos-cp-03";
+    let boundaries = [
+        ("retire", "step_started"),
+        ("etcd leave", "step_started"),
+        ("etcd leave", "step_finished"),
+        ("drain", "step_started"),
+        ("drain", "step_finished"),
+        ("delete node", "step_started"),
+        ("reset", "step_started"),
+        ("reset", "step_finished"),
+        ("delete vm", "step_started"),
+    ];
+    let is = |v: &Value, (action, event): &(&str, &str)| {
+        v["event"] == *event && v["resource"] == R && v["action"] == *action
+    };
+    let args = ["apply", "--yes", "--allow-remove"];
+    let mut next = 0;
+    let mut cuts = 0;
+    while next < boundaries.len() {
+        let hit = kill_at(dir, &args, |v| boundaries[next..].iter().any(|b| is(v, b)));
+        next += boundaries[next..]
+            .iter()
+            .position(|b| is(&hit, b))
+            .expect("a boundary")
+            + 1;
+        cuts += 1;
+        eprintln!("killed at {hit}; members {:?}", etcd_members(lab));
+    }
+    assert!(
+        cuts * 2 > boundaries.len(),
+        "most boundaries were cut at: {cuts} of {}",
+        boundaries.len()
+    );
+    let finished = homelabctl(dir, &args, None);
+    assert!(finished.status.success(), "{}", text(&finished));
+    assert!(lab.proxmox.vm(113).is_none(), "its VM is gone");
+    assert_eq!(lab.proxmox.task_count("qmdestroy"), 1, "deleted once");
+    assert!(!has_node_object(&kube, "talos-cp-03"));
+    assert_eq!(etcd_members(lab), ["talos-cp-01", "talos-cp-02"]);
+    assert_eq!(
+        lab.cluster_health(),
+        ClusterHealth::default(),
+        "no moment without quorum or without a VIP holder"
+    );
     site.nothing_left_to_plan();
 }
 
