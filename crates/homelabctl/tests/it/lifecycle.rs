@@ -442,6 +442,32 @@ fn replacing_the_worker_drains_it_through_the_budgets_and_brings_it_back_ready()
     site.nothing_left_to_plan();
 }
 
+/// Runs `args` again and again, SIGKILLing each run at the first of `boundaries` (resource, action, event)
+/// it has not passed yet, until every boundary was passed; most must have been cut at. A SIGKILL lands a
+/// moment after the event is read, so a run may get past the next boundary (an etcd leave is quick).
+fn cut_at_every_boundary(dir: &std::path::Path, args: &[&str], boundaries: &[(&str, &str, &str)]) {
+    let is = |v: &Value, (resource, action, event): &(&str, &str, &str)| {
+        v["event"] == *event && v["resource"] == *resource && v["action"] == *action
+    };
+    let mut next = 0;
+    let mut cuts = 0;
+    while next < boundaries.len() {
+        let hit = kill_at(dir, args, |v| boundaries[next..].iter().any(|b| is(v, b)));
+        next += boundaries[next..]
+            .iter()
+            .position(|b| is(&hit, b))
+            .expect("a boundary")
+            + 1;
+        cuts += 1;
+        eprintln!("killed at {hit}");
+    }
+    assert!(
+        cuts * 2 > boundaries.len(),
+        "most boundaries were cut at: {cuts} of {}",
+        boundaries.len()
+    );
+}
+
 /// The step boundaries of a control-plane replacement, in order: the old node retired part by part, then
 /// the new VM created, started and given its config.
 fn replace_boundaries() -> Vec<(&'static str, &'static str, &'static str)> {
@@ -469,33 +495,10 @@ fn a_replacement_sigkilled_at_every_step_boundary_is_continued_and_builds_one_vm
     let dir = site.dir();
     let lab = site.lab();
     let created = lab.proxmox.task_count("qmcreate");
-    // A SIGKILL lands a moment after the event is read: a run may get past the next boundary (an etcd
-    // leave is quick), so each run is cut at the first boundary not passed yet that it reaches.
-    let boundaries = replace_boundaries();
-    let is = |v: &Value, (resource, action, event): &(&str, &str, &str)| {
-        v["event"] == *event && v["resource"] == *resource && v["action"] == *action
-    };
-    let mut next = 0;
-    let mut cuts = 0;
-    while next < boundaries.len() {
-        let hit = kill_at(dir, &["replace", "talos-cp-02", "--yes"], |v| {
-            boundaries[next..].iter().any(|b| is(v, b))
-        });
-        next += boundaries[next..]
-            .iter()
-            .position(|b| is(&hit, b))
-            .expect("a boundary")
-            + 1;
-        cuts += 1;
-        eprintln!(
-            "killed at {hit}; VM 112 there: {}",
-            lab.proxmox.vm(112).is_some()
-        );
-    }
-    assert!(
-        cuts * 2 > boundaries.len(),
-        "most boundaries were cut at: {cuts} of {}",
-        boundaries.len()
+    cut_at_every_boundary(
+        dir,
+        &["replace", "talos-cp-02", "--yes"],
+        &replace_boundaries(),
     );
     // What is left of the replacement: the VM created anew, installed and joined.
     let finished = homelabctl(dir, &["replace", "talos-cp-02", "--yes"], None);
@@ -525,37 +528,18 @@ fn a_removal_sigkilled_at_every_step_boundary_is_continued_by_the_next_apply() {
     drop_node(&site, "talos-cp-03");
     const R: &str = "remove.talos-cp-03";
     let boundaries = [
-        ("retire", "step_started"),
-        ("etcd leave", "step_started"),
-        ("etcd leave", "step_finished"),
-        ("drain", "step_started"),
-        ("drain", "step_finished"),
-        ("delete node", "step_started"),
-        ("reset", "step_started"),
-        ("reset", "step_finished"),
-        ("delete vm", "step_started"),
+        (R, "retire", "step_started"),
+        (R, "etcd leave", "step_started"),
+        (R, "etcd leave", "step_finished"),
+        (R, "drain", "step_started"),
+        (R, "drain", "step_finished"),
+        (R, "delete node", "step_started"),
+        (R, "reset", "step_started"),
+        (R, "reset", "step_finished"),
+        (R, "delete vm", "step_started"),
     ];
-    let is = |v: &Value, (action, event): &(&str, &str)| {
-        v["event"] == *event && v["resource"] == R && v["action"] == *action
-    };
     let args = ["apply", "--yes", "--allow-remove"];
-    let mut next = 0;
-    let mut cuts = 0;
-    while next < boundaries.len() {
-        let hit = kill_at(dir, &args, |v| boundaries[next..].iter().any(|b| is(v, b)));
-        next += boundaries[next..]
-            .iter()
-            .position(|b| is(&hit, b))
-            .expect("a boundary")
-            + 1;
-        cuts += 1;
-        eprintln!("killed at {hit}; members {:?}", etcd_members(lab));
-    }
-    assert!(
-        cuts * 2 > boundaries.len(),
-        "most boundaries were cut at: {cuts} of {}",
-        boundaries.len()
-    );
+    cut_at_every_boundary(dir, &args, &boundaries);
     let finished = homelabctl(dir, &args, None);
     assert!(finished.status.success(), "{}", text(&finished));
     assert!(lab.proxmox.vm(113).is_none(), "its VM is gone");
