@@ -43,6 +43,9 @@ pub struct KubeNode {
     pub ready: bool,
     /// carries the control-plane role label
     pub control_plane: bool,
+    /// registers with the `node-role.kubernetes.io/control-plane:NoSchedule` taint (what Talos gives a
+    /// control plane unless `cluster.allowSchedulingOnControlPlanes` is true)
+    pub no_schedule_taint: bool,
     /// kubelet version
     pub kubelet_version: String,
     /// OS image string
@@ -327,10 +330,15 @@ fn node_object(node: &KubeNode) -> Value {
         labels["node-role.kubernetes.io/control-plane"] = json!("");
     }
     let status = if node.ready { "True" } else { "False" };
+    let spec = if node.no_schedule_taint {
+        json!({"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]})
+    } else {
+        json!({})
+    };
     json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node.name, "labels": labels},
-        "spec": {},
+        "spec": spec,
         "status": {
             "conditions": [{"type": "Ready", "status": status, "reason": if node.ready { "KubeletReady" } else { "KubeletNotReady" },
                             "message": if node.ready { "kubelet is posting ready status" } else { "container runtime network not ready" }}],

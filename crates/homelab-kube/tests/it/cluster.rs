@@ -94,6 +94,7 @@ async fn version_readiness_and_node_ready_condition() {
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
         ready: true,
         control_plane: true,
+        no_schedule_taint: true,
         kubelet_version: "v1.35.0".into(),
         os_image: "Talos (v1.12.4)".into(),
     });

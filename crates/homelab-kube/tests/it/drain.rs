@@ -16,6 +16,7 @@ fn node(name: &str, last: u8) -> KubeNode {
         internal_ip: std::net::IpAddr::from([127, 0, 21, last]),
         ready: true,
         control_plane: false,
+        no_schedule_taint: false,
         kubelet_version: "v1.35.0".into(),
         os_image: "Talos (v1.12.4)".into(),
     }

@@ -1,7 +1,8 @@
 //! Reads what the simulated node needs from an applied, schema-valid machine config: machine
 //! type, hostname, static address (LinkConfig or legacy v1alpha1 network), the OS and cluster
-//! CAs, the control-plane endpoint and cluster name, whether discovery is on, and the
-//! LinkAliasConfig the static address depends on. Enforces the Talos semantic rules it relies on.
+//! CAs, the control-plane endpoint and cluster name, whether discovery is on and control planes
+//! take workloads, and the LinkAliasConfig the static address depends on. Enforces the Talos
+//! semantic rules it relies on.
 
 use std::net::IpAddr;
 
@@ -56,6 +57,8 @@ pub struct NodeConfig {
     pub raw: Vec<u8>,
     /// `cluster.discovery.enabled` with the discovery service registry not disabled
     pub discovery: bool,
+    /// `cluster.allowSchedulingOnControlPlanes`: a control plane's Node is then not tainted
+    pub allow_scheduling_on_control_planes: bool,
     /// the link the static address is configured on (LinkConfig `name`)
     pub static_link: Option<String>,
     /// the first LinkAliasConfig, if any
@@ -246,6 +249,10 @@ impl NodeConfig {
                 && v.pointer("/cluster/discovery/registries/service/disabled")
                     .and_then(Value::as_bool)
                     != Some(true),
+            allow_scheduling_on_control_planes: v
+                .pointer("/cluster/allowSchedulingOnControlPlanes")
+                .and_then(Value::as_bool)
+                == Some(true),
             static_link,
             link_alias,
         })

@@ -1359,6 +1359,8 @@ impl Inner {
             internal_ip: inst.addr.ip(),
             ready: true,
             control_plane: inst.config.machine_type == MachineType::ControlPlane,
+            no_schedule_taint: inst.config.machine_type == MachineType::ControlPlane
+                && !inst.config.allow_scheduling_on_control_planes,
             kubelet_version: inst
                 .config
                 .kubelet_version

@@ -55,7 +55,12 @@ fn budgeted_workload_of(kube: &KubeSim, min_available: u32) {
         "metadata": {"name": "shop", "namespace": "default"},
         "spec": {"replicas": 4, "selector": {"matchLabels": labels},
                  "template": {"metadata": {"labels": labels},
-                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}],
+                                       // The HA example's control planes are tainted NoSchedule (no
+                                       // allow_scheduling_on_control_planes): without this, draining its
+                                       // only worker would leave the budget nowhere to go.
+                                       "tolerations": [{"key": "node-role.kubernetes.io/control-plane",
+                                                        "operator": "Exists", "effect": "NoSchedule"}]}}},
     });
     kube.create(("apps", "v1", "replicasets"), Some("default"), rs)
         .expect("replicaset");
@@ -392,6 +397,12 @@ fn replacing_the_worker_drains_it_through_the_budgets_and_brings_it_back_ready()
     );
     let created = lab.proxmox.task_count("qmcreate");
     let evicted = evictions(&kube);
+    let cp = kube.get("", "v1", "nodes", None, "talos-cp-01");
+    assert_eq!(
+        cp.map(|n| n["spec"]["taints"][0]["key"].clone()),
+        Some(json!("node-role.kubernetes.io/control-plane")),
+        "the HA example's control planes take no workloads that do not tolerate it"
+    );
 
     let replaced = homelabctl(dir, &["replace", "talos-worker-01", "--yes"], None);
     let said = text(&replaced);
