@@ -62,6 +62,9 @@ fn parse_enc(text: &str) -> Option<EncParts<'_>> {
 pub struct Cipher {
     /// IVs by digest of (type, path, plaintext): no plaintext is kept here.
     stash: HashMap<[u8; 32], Vec<u8>>,
+    /// Whether decrypting fills `stash`: only a cipher that will re-encrypt the file needs it, and the
+    /// digest per value is a measurable part of decrypting a large file.
+    stashing: bool,
     /// The expanded AES key and GHASH key of the last data key used. A file has one data key, and
     /// expanding it for each of its thousands of values used to dominate encrypt and decrypt.
     keyed: Option<Keyed>,
@@ -88,9 +91,18 @@ fn stash_key(plain: &[u8], aad: &str, kind: &str) -> [u8; 32] {
 }
 
 impl Cipher {
-    /// A cipher with an empty IV stash (fresh IVs for every value).
+    /// A cipher with an empty IV stash (fresh IVs for every value) that decrypts without filling it.
     pub fn new() -> Cipher {
         Cipher::default()
+    }
+
+    /// A cipher that remembers the IV of every value it decrypts, so re-encrypting an unchanged value
+    /// gives its old text again.
+    pub fn stashing() -> Cipher {
+        Cipher {
+            stashing: true,
+            ..Cipher::default()
+        }
     }
 
     /// The AES-GCM instance for `key`, set up once per data key.
@@ -139,8 +151,10 @@ impl Cipher {
         }
         let mut parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
         let plain = self.decrypt_raw(&mut parts, key, aad)?;
-        self.stash
-            .insert(stash_key(&plain, aad, parts.kind), parts.iv);
+        if self.stashing {
+            self.stash
+                .insert(stash_key(&plain, aad, parts.kind), parts.iv);
+        }
         typed_value(parts.kind, plain)
     }
 
@@ -168,8 +182,10 @@ impl Cipher {
         }
         let mut parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
         let plain = self.decrypt_raw(&mut parts, key, aad)?;
-        self.stash
-            .insert(stash_key(&plain, aad, parts.kind), parts.iv);
+        if self.stashing {
+            self.stash
+                .insert(stash_key(&plain, aad, parts.kind), parts.iv);
+        }
         Ok((plain, parts.kind.to_string()))
     }
 
@@ -343,7 +359,7 @@ mod tests {
     #[test]
     fn unchanged_value_reuses_iv_after_decrypt() {
         let key = [1u8; 32];
-        let mut c = Cipher::new();
+        let mut c = Cipher::stashing();
         let enc = Cipher::new()
             .encrypt(&Value::Str("s".into()), &key, "k:")
             .expect("encrypt");
@@ -355,6 +371,22 @@ mod tests {
         );
         assert_ne!(
             c.encrypt(&Value::Str("t".into()), &key, "k:")
+                .expect("encrypt"),
+            enc
+        );
+    }
+
+    #[test]
+    fn a_plain_decrypt_remembers_no_iv() {
+        let key = [1u8; 32];
+        let enc = Cipher::new()
+            .encrypt(&Value::Str("s".into()), &key, "k:")
+            .expect("encrypt");
+        let mut c = Cipher::new();
+        c.decrypt(&enc, &key, "k:").expect("decrypt");
+        assert!(c.stash.is_empty());
+        assert_ne!(
+            c.encrypt(&Value::Str("s".into()), &key, "k:")
                 .expect("encrypt"),
             enc
         );

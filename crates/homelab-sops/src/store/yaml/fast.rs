@@ -48,7 +48,17 @@ pub fn scan(text: &str) -> Option<Scanned<'_>> {
 /// No tab, carriage return, control character, BOM or Unicode line break (each changes how YAML reads the
 /// text or is refused by it, and the subset leaves those to saphyr).
 fn plain_characters(text: &str) -> bool {
-    if !text.bytes().all(|b| (b >= 0x20 && b != 0x7f) || b == b'\n') {
+    // A branch-free reduction per 32-byte chunk (the compiler vectorises it): this runs over every byte
+    // of the file, and an early-exit `all` was a twentieth of decrypting a large one.
+    let allowed = |b: u8| ((b >= 0x20) & (b != 0x7f)) | (b == b'\n');
+    let chunks = text.as_bytes().chunks_exact(32);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        if !chunk.iter().fold(true, |ok, &b| ok & allowed(b)) {
+            return false;
+        }
+    }
+    if !rest.iter().all(|&b| allowed(b)) {
         return false;
     }
     text.is_ascii()
