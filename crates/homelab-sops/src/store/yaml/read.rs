@@ -3,7 +3,10 @@
 //! head/line/foot comments) places them: in document order, a line comment before the entry it trails.
 //! Aliases are expanded under go-yaml's limit (sops refuses the same files with the same message).
 //! The events come from [`super::fast`] when the file stays inside the block subset sops writes, else from
-//! saphyr; both feed the same tree builder, so the two paths differ only in speed.
+//! saphyr; both feed the same tree builder, so the two paths differ only in speed. The fast scanner hands
+//! each event to the builder as it finds it (no event list is kept); when it gives up, or the builder
+//! refuses something, the whole text is read again through saphyr, whose answer (a parse error anywhere
+//! in the file comes first) is the one given.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -72,7 +75,7 @@ pub(super) enum Ev<'a> {
 }
 
 /// A stream's events and the comments between them.
-pub(super) type Scanned<'a> = (Vec<(Ev<'a>, Pos)>, Vec<Comment>);
+type Scanned<'a> = (Vec<(Ev<'a>, Pos)>, Vec<Comment>);
 
 enum Kind {
     Map {
@@ -111,25 +114,19 @@ pub(super) fn read_documents_via(
     file: &str,
     allow_fast: bool,
 ) -> Result<Vec<Map>, SopsError> {
-    let fast = if allow_fast {
-        super::fast::scan(text)
-    } else {
-        None
-    };
-    let (events, comments) = match fast {
-        Some(scanned) => scanned,
-        None => saphyr_events(text, file)?,
-    };
-    Builder {
-        file,
-        comments,
-        next: 0,
-        stack: Vec::new(),
-        anchors: HashMap::new(),
-        docs: Vec::new(),
-        root: None,
+    if allow_fast {
+        let mut builder = Builder::new(file);
+        if super::fast::scan(text, &mut builder).is_some() {
+            return Ok(builder.docs);
+        }
     }
-    .run(events)
+    let (events, comments) = saphyr_events(text, file)?;
+    let mut builder = Builder::new(file);
+    builder.comments = comments;
+    for (ev, pos) in events {
+        builder.event(ev, pos)?;
+    }
+    Ok(builder.docs)
 }
 
 /// saphyr's events for any YAML, with go-yaml's alias limit applied and comments recovered from the text.
@@ -315,9 +312,11 @@ fn hash_key(key: &str) -> u64 {
     STATE.with(|s| s.hash_one(key))
 }
 
-struct Builder<'f> {
+/// Builds documents from events, placing the comments that lie between them.
+pub(super) struct Builder<'f> {
     file: &'f str,
-    comments: Vec<Comment>,
+    /// Every comment found so far, in source order; those before an event are placed when it arrives.
+    pub comments: Vec<Comment>,
     next: usize,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Value>,
@@ -333,166 +332,178 @@ fn tag_suffix(tag: &saphyr_parser::Tag) -> Option<&str> {
     }
 }
 
-impl Builder<'_> {
-    fn run(mut self, events: Vec<(Ev<'_>, Pos)>) -> Result<Vec<Map>, SopsError> {
-        for (ev, Pos { line, col, idx }) in events {
-            match ev {
-                Ev::DocStart => {
-                    self.root = Some(Map::default());
-                    self.drain(idx);
-                }
-                Ev::DocEnd | Ev::StreamEnd => {
-                    self.drain(if matches!(ev, Ev::StreamEnd) {
-                        usize::MAX
-                    } else {
-                        idx
-                    });
-                    if let Some(root) = self.root.take() {
-                        self.docs.push(root);
-                    }
-                }
-                Ev::Scalar {
-                    text,
-                    plain,
-                    anchor,
-                    tag,
-                } => {
-                    self.drain(idx);
-                    let value = match &tag {
-                        Tagged::Core(suffix) => resolve_tagged(suffix, &text, plain),
-                        Tagged::None if plain => resolve_plain(&text),
-                        Tagged::Other if plain => resolve_tagged("", &text, true),
-                        _ => Ok(Value::Str(text.to_string())),
-                    }
-                    .map_err(|m| parse_error(self.file, line, col, m))?;
-                    if anchor > 0 {
-                        self.anchors.insert(anchor, value.clone());
-                    }
-                    if let Some(Frame {
-                        kind:
-                            Kind::Map {
-                                pending: pending @ None,
-                                key_line,
-                                ..
-                            },
-                        item_line,
-                        ..
-                    }) = self.stack.last_mut()
-                    {
-                        let scalar = (!matches!(value, Value::Str(_))).then(|| Box::new(value));
-                        *pending = Some(Key {
-                            text: text.into_owned(),
-                            scalar,
-                        });
-                        *key_line = line;
-                        *item_line = line;
-                        continue;
-                    }
-                    self.add_value(value, line, col)?;
-                }
-                Ev::MapStart { anchor, flow } | Ev::SeqStart { anchor, flow } => {
-                    if let Some(Frame {
-                        kind: Kind::Map { pending: None, .. },
-                        ..
-                    }) = self.stack.last()
-                    {
-                        return Err(parse_error(
-                            self.file,
-                            line,
-                            col,
-                            "complex (non-scalar) mapping keys are not supported",
-                        ));
-                    }
-                    let kind = if matches!(ev, Ev::MapStart { .. }) {
-                        Kind::Map {
-                            map: Map::default(),
-                            pending: None,
-                            key_line: 0,
-                            key_hashes: HashSet::new(),
-                        }
-                    } else {
-                        Kind::Seq { items: Vec::new() }
-                    };
-                    if let Some(parent) = self.stack.last_mut()
-                        && matches!(parent.kind, Kind::Seq { .. })
-                    {
-                        parent.item_line = line;
-                    }
-                    let frame = Frame {
-                        kind,
-                        indent: col,
-                        flow,
-                        anchor,
-                        after: Vec::new(),
-                        item_line: 0,
-                        item_idx: None,
-                    };
-                    if flow {
-                        self.drain(idx);
-                        self.stack.push(frame);
-                    } else {
-                        self.stack.push(frame);
-                        self.drain(idx);
-                    }
-                }
-                Ev::MapEnd | Ev::SeqEnd => {
-                    self.drain(idx);
-                    let Some(frame) = self.stack.pop() else {
-                        continue;
-                    };
-                    let value = match frame.kind {
-                        Kind::Map { mut map, .. } => {
-                            map.entries
-                                .extend(frame.after.into_iter().map(Entry::Comment));
-                            Value::Map(map)
-                        }
-                        Kind::Seq { mut items } => {
-                            items.extend(frame.after.into_iter().map(Value::Comment));
-                            Value::Seq(items)
-                        }
-                    };
-                    if frame.anchor > 0 {
-                        self.anchors.insert(frame.anchor, value.clone());
-                    }
-                    self.add_value(value, line, col)?;
-                }
-                Ev::Alias(id) => {
-                    self.drain(idx);
-                    let value = self.anchors.get(&id).cloned().ok_or_else(|| {
-                        parse_error(self.file, line, col, "alias to an unknown anchor")
-                    })?;
-                    if let Some(Frame {
-                        kind:
-                            Kind::Map {
-                                pending: pending @ None,
-                                key_line,
-                                ..
-                            },
-                        item_line,
-                        ..
-                    }) = self.stack.last_mut()
-                    {
-                        let text = match &value {
-                            Value::Str(s) => s.clone(),
-                            _ => {
-                                return Err(parse_error(
-                                    self.file,
-                                    line,
-                                    col,
-                                    "alias used as a mapping key is not supported",
-                                ));
-                            }
-                        };
-                        *pending = Some(Key::new(text));
-                        *key_line = line;
-                        *item_line = line;
-                        continue;
-                    }
-                    self.add_value(value, line, col)?;
+impl<'f> Builder<'f> {
+    pub(super) fn new(file: &'f str) -> Builder<'f> {
+        Builder {
+            file,
+            comments: Vec::new(),
+            next: 0,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            docs: Vec::new(),
+            root: None,
+        }
+    }
+
+    /// Takes the next event; every comment that starts before it must be in `comments` by now.
+    pub(super) fn event(&mut self, ev: Ev<'_>, pos: Pos) -> Result<(), SopsError> {
+        let Pos { line, col, idx } = pos;
+        match ev {
+            Ev::DocStart => {
+                self.root = Some(Map::default());
+                self.drain(idx);
+            }
+            Ev::DocEnd | Ev::StreamEnd => {
+                self.drain(if matches!(ev, Ev::StreamEnd) {
+                    usize::MAX
+                } else {
+                    idx
+                });
+                if let Some(root) = self.root.take() {
+                    self.docs.push(root);
                 }
             }
+            Ev::Scalar {
+                text,
+                plain,
+                anchor,
+                tag,
+            } => {
+                self.drain(idx);
+                let value = match &tag {
+                    Tagged::Core(suffix) => resolve_tagged(suffix, &text, plain),
+                    Tagged::None if plain => resolve_plain(&text),
+                    Tagged::Other if plain => resolve_tagged("", &text, true),
+                    _ => Ok(Value::Str(text.to_string())),
+                }
+                .map_err(|m| parse_error(self.file, line, col, m))?;
+                if anchor > 0 {
+                    self.anchors.insert(anchor, value.clone());
+                }
+                if let Some(Frame {
+                    kind:
+                        Kind::Map {
+                            pending: pending @ None,
+                            key_line,
+                            ..
+                        },
+                    item_line,
+                    ..
+                }) = self.stack.last_mut()
+                {
+                    let scalar = (!matches!(value, Value::Str(_))).then(|| Box::new(value));
+                    *pending = Some(Key {
+                        text: text.into_owned(),
+                        scalar,
+                    });
+                    *key_line = line;
+                    *item_line = line;
+                    return Ok(());
+                }
+                self.add_value(value, line, col)?;
+            }
+            Ev::MapStart { anchor, flow } | Ev::SeqStart { anchor, flow } => {
+                if let Some(Frame {
+                    kind: Kind::Map { pending: None, .. },
+                    ..
+                }) = self.stack.last()
+                {
+                    return Err(parse_error(
+                        self.file,
+                        line,
+                        col,
+                        "complex (non-scalar) mapping keys are not supported",
+                    ));
+                }
+                let kind = if matches!(ev, Ev::MapStart { .. }) {
+                    Kind::Map {
+                        map: Map::default(),
+                        pending: None,
+                        key_line: 0,
+                        key_hashes: HashSet::new(),
+                    }
+                } else {
+                    Kind::Seq { items: Vec::new() }
+                };
+                if let Some(parent) = self.stack.last_mut()
+                    && matches!(parent.kind, Kind::Seq { .. })
+                {
+                    parent.item_line = line;
+                }
+                let frame = Frame {
+                    kind,
+                    indent: col,
+                    flow,
+                    anchor,
+                    after: Vec::new(),
+                    item_line: 0,
+                    item_idx: None,
+                };
+                if flow {
+                    self.drain(idx);
+                    self.stack.push(frame);
+                } else {
+                    self.stack.push(frame);
+                    self.drain(idx);
+                }
+            }
+            Ev::MapEnd | Ev::SeqEnd => {
+                self.drain(idx);
+                let Some(frame) = self.stack.pop() else {
+                    return Ok(());
+                };
+                let value = match frame.kind {
+                    Kind::Map { mut map, .. } => {
+                        map.entries
+                            .extend(frame.after.into_iter().map(Entry::Comment));
+                        Value::Map(map)
+                    }
+                    Kind::Seq { mut items } => {
+                        items.extend(frame.after.into_iter().map(Value::Comment));
+                        Value::Seq(items)
+                    }
+                };
+                if frame.anchor > 0 {
+                    self.anchors.insert(frame.anchor, value.clone());
+                }
+                self.add_value(value, line, col)?;
+            }
+            Ev::Alias(id) => {
+                self.drain(idx);
+                let value = self.anchors.get(&id).cloned().ok_or_else(|| {
+                    parse_error(self.file, line, col, "alias to an unknown anchor")
+                })?;
+                if let Some(Frame {
+                    kind:
+                        Kind::Map {
+                            pending: pending @ None,
+                            key_line,
+                            ..
+                        },
+                    item_line,
+                    ..
+                }) = self.stack.last_mut()
+                {
+                    let text = match &value {
+                        Value::Str(s) => s.clone(),
+                        _ => {
+                            return Err(parse_error(
+                                self.file,
+                                line,
+                                col,
+                                "alias used as a mapping key is not supported",
+                            ));
+                        }
+                    };
+                    *pending = Some(Key::new(text));
+                    *key_line = line;
+                    *item_line = line;
+                    return Ok(());
+                }
+                self.add_value(value, line, col)?;
+            }
         }
-        Ok(self.docs)
+        Ok(())
     }
 
     fn add_value(&mut self, value: Value, line: usize, col: usize) -> Result<(), SopsError> {
