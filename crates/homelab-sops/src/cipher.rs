@@ -33,11 +33,41 @@ pub enum DecryptFailure {
 
 /// An encrypted value split into its parts.
 struct EncParts<'t> {
-    /// The ciphertext, decrypted in place (it becomes the plaintext buffer).
-    data: Zeroizing<Vec<u8>>,
-    iv: Vec<u8>,
-    tag: Vec<u8>,
+    /// The ciphertext (not secret), decrypted in place into the plaintext by [`Cipher::decrypt_raw`].
+    data: Vec<u8>,
+    iv: Field<48>,
+    tag: Field<24>,
     kind: &'t str,
+}
+
+/// A short base64 field (IV, tag) decoded on the stack: no allocation per value. Room for `N` bytes;
+/// `len` is `None` for a longer field, which no valid value has.
+struct Field<const N: usize> {
+    bytes: [u8; N],
+    len: Option<usize>,
+}
+
+impl<const N: usize> Field<N> {
+    /// `None` when `text` is not base64.
+    fn decode(text: &str) -> Option<Field<N>> {
+        let mut bytes = [0u8; N];
+        let len = match B64.decode_slice(text, &mut bytes) {
+            Ok(len) => Some(len),
+            Err(base64::DecodeSliceError::OutputSliceTooSmall) => None,
+            Err(base64::DecodeSliceError::DecodeError(_)) => return None,
+        };
+        Some(Field { bytes, len })
+    }
+
+    /// The decoded bytes when there are exactly `len` of them.
+    fn exactly(&self, len: usize) -> Option<&[u8]> {
+        (self.len == Some(len)).then(|| &self.bytes[..len])
+    }
+
+    /// The decoded bytes (none for a field too long to hold).
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len.unwrap_or(0)]
+    }
 }
 
 fn parse_enc(text: &str) -> Option<EncParts<'_>> {
@@ -49,9 +79,9 @@ fn parse_enc(text: &str) -> Option<EncParts<'_>> {
     let (tag, rest) = rest.strip_prefix("tag:")?.split_once(',')?;
     let kind = rest.strip_prefix("type:")?;
     Some(EncParts {
-        data: Zeroizing::new(B64.decode(data).ok()?),
-        iv: B64.decode(iv).ok()?,
-        tag: B64.decode(tag).ok()?,
+        data: B64.decode(data).ok()?,
+        iv: Field::decode(iv)?,
+        tag: Field::decode(tag)?,
         kind,
     })
 }
@@ -149,13 +179,14 @@ impl Cipher {
         if text.is_empty() {
             return Ok(Value::Str(String::new()));
         }
-        let mut parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
-        let plain = self.decrypt_raw(&mut parts, key, aad)?;
+        let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
+        let kind = parts.kind;
+        let (plain, iv) = self.decrypt_raw(parts, key, aad)?;
         if self.stashing {
             self.stash
-                .insert(stash_key(&plain, aad, parts.kind), parts.iv);
+                .insert(stash_key(&plain, aad, kind), iv.as_slice().to_vec());
         }
-        typed_value(parts.kind, plain)
+        typed_value(kind, plain)
     }
 
     /// Encrypts a leaf value (`Comment` gives `type:comment`). Empty strings and comments stay empty.
@@ -180,13 +211,15 @@ impl Cipher {
         if text.is_empty() {
             return Ok((Zeroizing::new(Vec::new()), "str".into()));
         }
-        let mut parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
-        let plain = self.decrypt_raw(&mut parts, key, aad)?;
+        let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
+        let kind = parts.kind;
+        let (plain, iv) = self.decrypt_raw(parts, key, aad)?;
+        let plain = Zeroizing::new(plain);
         if self.stashing {
             self.stash
-                .insert(stash_key(&plain, aad, parts.kind), parts.iv);
+                .insert(stash_key(&plain, aad, kind), iv.as_slice().to_vec());
         }
-        Ok((plain, parts.kind.to_string()))
+        Ok((plain, kind.to_string()))
     }
 
     /// Encrypts raw bytes as `type:str` (the binary store). Empty input stays empty.
@@ -209,39 +242,43 @@ impl Cipher {
         ))
     }
 
+    /// The plaintext of `parts` and its IV. The plaintext is returned bare, not zeroizing: the caller
+    /// moves it into the tree (zeroized with it) or wipes it, so a moved-out buffer is not wiped again.
     fn decrypt_raw(
         &mut self,
-        parts: &mut EncParts,
+        parts: EncParts,
         key: &[u8; 32],
         aad: &str,
-    ) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
-        let Ok(tag) = <[u8; 16]>::try_from(parts.tag.as_slice()) else {
-            return Err(DecryptFailure::Authentication);
-        };
+    ) -> Result<(Vec<u8>, Field<48>), DecryptFailure> {
+        let tag = parts
+            .tag
+            .exactly(16)
+            .ok_or(DecryptFailure::Authentication)?;
+        let mut data = parts.data;
         // sops accepts any nonce length on decrypt (it uses len(iv)); we support the standard 32 and
-        // GCM's 12.
-        let mut plain = Zeroizing::new(std::mem::take(&mut *parts.data));
-        let ok = match parts.iv.len() {
-            32 => self.aes(key).decrypt_in_place_detached(
-                Nonce::<U32>::from_slice(&parts.iv),
-                aad.as_bytes(),
-                &mut plain,
-                aes_gcm::Tag::from_slice(&tag),
-            ),
-            12 => {
-                let payload = Payload {
-                    msg: &[plain.as_slice(), &tag].concat(),
-                    aad: aad.as_bytes(),
-                };
-                aes_gcm::Aes256Gcm::new_from_slice(key)
-                    .map_err(|_| DecryptFailure::Authentication)?
-                    .decrypt(aes_gcm::Nonce::from_slice(&parts.iv), payload)
-                    .map(|p| plain = Zeroizing::new(p))
-            }
-            _ => return Err(DecryptFailure::Authentication),
+        // GCM's 12. Authentication is checked before anything is decrypted, so a failure leaves `data`
+        // ciphertext.
+        if let Some(iv) = parts.iv.exactly(32) {
+            self.aes(key)
+                .decrypt_in_place_detached(
+                    Nonce::<U32>::from_slice(iv),
+                    aad.as_bytes(),
+                    &mut data,
+                    aes_gcm::Tag::from_slice(tag),
+                )
+                .map_err(|_| DecryptFailure::Authentication)?;
+            return Ok((data, parts.iv));
+        }
+        let iv = parts.iv.exactly(12).ok_or(DecryptFailure::Authentication)?;
+        let payload = Payload {
+            msg: &[data.as_slice(), tag].concat(),
+            aad: aad.as_bytes(),
         };
-        ok.map(|()| plain)
-            .map_err(|_| DecryptFailure::Authentication)
+        let plain = aes_gcm::Aes256Gcm::new_from_slice(key)
+            .map_err(|_| DecryptFailure::Authentication)?
+            .decrypt(aes_gcm::Nonce::from_slice(iv), payload)
+            .map_err(|_| DecryptFailure::Authentication)?;
+        Ok((plain, parts.iv))
     }
 }
 
@@ -293,11 +330,12 @@ pub fn plaintext_of(value: &Value) -> Result<(Zeroizing<Vec<u8>>, &'static str),
     })
 }
 
-/// Parses decrypted bytes as the declared sops type; text types take the buffer over without a copy.
-fn typed_value(kind: &str, mut plain: Zeroizing<Vec<u8>>) -> Result<Value, DecryptFailure> {
+/// Parses decrypted bytes as the declared sops type; text types take the buffer over without a copy, the
+/// others wipe it.
+fn typed_value(kind: &str, plain: Vec<u8>) -> Result<Value, DecryptFailure> {
     let bad = || DecryptFailure::BadType(kind.to_string());
     if matches!(kind, "str" | "comment" | "bytes") {
-        let text = String::from_utf8(std::mem::take(&mut *plain)).map_err(|e| {
+        let text = String::from_utf8(plain).map_err(|e| {
             // The bytes are plaintext: wipe them before reporting.
             e.into_bytes().zeroize();
             bad()
@@ -308,6 +346,7 @@ fn typed_value(kind: &str, mut plain: Zeroizing<Vec<u8>>) -> Result<Value, Decry
             Value::Str(text)
         });
     }
+    let plain = Zeroizing::new(plain);
     let text = std::str::from_utf8(&plain).map_err(|_| bad());
     match kind {
         "int" => text?.parse::<i64>().map(Value::Int).map_err(|_| bad()),
@@ -389,6 +428,62 @@ mod tests {
             c.encrypt(&Value::Str("s".into()), &key, "k:")
                 .expect("encrypt"),
             enc
+        );
+    }
+
+    #[test]
+    fn an_iv_or_tag_of_the_wrong_length_fails_authentication() {
+        let key = [5u8; 32];
+        let mut c = Cipher::new();
+        let enc = c.encrypt(&Value::Int(7), &key, "k:").expect("encrypt");
+        let (head, rest) = enc.split_once(",iv:").expect("iv");
+        let (iv, rest) = rest.split_once(",tag:").expect("tag");
+        let (tag, tail) = rest.split_once(',').expect("type");
+        let with = |iv: &str, tag: &str| format!("{head},iv:{iv},tag:{tag},{tail}");
+        assert_eq!(c.decrypt(&with(iv, tag), &key, "k:"), Ok(Value::Int(7)));
+        for (iv, tag) in [
+            (B64.encode([1u8; 16]), tag.to_string()),
+            (B64.encode([1u8; 64]), tag.to_string()),
+            (iv.to_string(), B64.encode([1u8; 15])),
+            (iv.to_string(), B64.encode([1u8; 40])),
+        ] {
+            assert_eq!(
+                c.decrypt(&with(&iv, &tag), &key, "k:"),
+                Err(DecryptFailure::Authentication),
+                "iv {iv}, tag {tag}"
+            );
+        }
+        assert_eq!(
+            c.decrypt(&with("not base64!", tag), &key, "k:"),
+            Err(DecryptFailure::NotEncrypted)
+        );
+    }
+
+    #[test]
+    fn a_value_with_a_12_byte_iv_decrypts() {
+        use aes_gcm::aead::Aead;
+        let key = [6u8; 32];
+        let iv = [8u8; 12];
+        let sealed = aes_gcm::Aes256Gcm::new_from_slice(&key)
+            .expect("key")
+            .encrypt(
+                aes_gcm::Nonce::from_slice(&iv),
+                Payload {
+                    msg: b"hi",
+                    aad: b"k:",
+                },
+            )
+            .expect("encrypt");
+        let (data, tag) = sealed.split_at(sealed.len() - 16);
+        let text = format!(
+            "ENC[AES256_GCM,data:{},iv:{},tag:{},type:str]",
+            B64.encode(data),
+            B64.encode(iv),
+            B64.encode(tag)
+        );
+        assert_eq!(
+            Cipher::new().decrypt(&text, &key, "k:"),
+            Ok(Value::Str("hi".into()))
         );
     }
 
