@@ -63,11 +63,6 @@ impl<const N: usize> Field<N> {
     fn exactly(&self, len: usize) -> Option<&[u8]> {
         (self.len == Some(len)).then(|| &self.bytes[..len])
     }
-
-    /// The decoded bytes (none for a field too long to hold).
-    fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len.unwrap_or(0)]
-    }
 }
 
 fn parse_enc(text: &str) -> Option<EncParts<'_>> {
@@ -90,8 +85,9 @@ fn parse_enc(text: &str) -> Option<EncParts<'_>> {
 /// (same plaintext, same path) encrypts to the same text again.
 #[derive(Default)]
 pub struct Cipher {
-    /// IVs by digest of (type, path, plaintext): no plaintext is kept here.
-    stash: HashMap<[u8; 32], Vec<u8>>,
+    /// IVs by digest of (type, path, plaintext): no plaintext is kept here. Only 32-byte IVs (what sops
+    /// writes) are kept: a value that had a 12-byte one gets a fresh IV of the size we write.
+    stash: HashMap<[u8; 32], [u8; 32]>,
     /// Whether decrypting fills `stash`: only a cipher that will re-encrypt the file needs it, and the
     /// digest per value is a measurable part of decrypting a large file.
     stashing: bool,
@@ -101,6 +97,10 @@ pub struct Cipher {
     /// A ChaCha CSPRNG seeded once from the OS for fresh IVs: one `getrandom` call per file instead of
     /// one per value.
     rng: Option<StdRng>,
+    /// The buffer each value is encrypted in, reused so a value costs no allocation but its text. It
+    /// holds ciphertext between calls (the plaintext copied in is encrypted in place), and is wiped on
+    /// drop all the same.
+    scratch: Zeroizing<Vec<u8>>,
 }
 
 /// A data key and the AES-GCM instance (32-byte nonces, as sops uses) set up for it.
@@ -150,11 +150,11 @@ impl Cipher {
 
     /// The IV for a value: the one it had when decrypted if unchanged, else a fresh random one. The
     /// stash key is only computed when there is a stash (a fresh encryption has none).
-    fn iv_for(&mut self, plain: &[u8], aad: &str, kind: &str) -> Result<Vec<u8>, String> {
+    fn iv_for(&mut self, plain: &[u8], aad: &str, kind: &str) -> Result<[u8; 32], String> {
         if !self.stash.is_empty()
             && let Some(iv) = self.stash.get(&stash_key(plain, aad, kind))
         {
-            return Ok(iv.clone());
+            return Ok(*iv);
         }
         let rng = match &mut self.rng {
             Some(rng) => rng,
@@ -163,7 +163,7 @@ impl Cipher {
                     .map_err(|e| format!("random source failed: {e}"))?,
             ),
         };
-        let mut iv = vec![0u8; 32];
+        let mut iv = [0u8; 32];
         rng.try_fill_bytes(&mut iv)
             .map_err(|e| format!("random source failed: {e}"))?;
         Ok(iv)
@@ -182,21 +182,54 @@ impl Cipher {
         let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
         let kind = parts.kind;
         let (plain, iv) = self.decrypt_raw(parts, key, aad)?;
-        if self.stashing {
-            self.stash
-                .insert(stash_key(&plain, aad, kind), iv.as_slice().to_vec());
+        if self.stashing
+            && let Some(iv) = iv.exactly(32).and_then(|iv| <[u8; 32]>::try_from(iv).ok())
+        {
+            self.stash.insert(stash_key(&plain, aad, kind), iv);
         }
         typed_value(kind, plain)
     }
 
     /// Encrypts a leaf value (`Comment` gives `type:comment`). Empty strings and comments stay empty.
     pub fn encrypt(&mut self, value: &Value, key: &[u8; 32], aad: &str) -> Result<String, String> {
-        let (plain, kind) = plaintext_of(value)?;
+        // Text is encrypted from where it lies; the other types are formatted first.
+        let formatted;
+        let (plain, kind): (&[u8], &str) = match value {
+            Value::Str(s) => (s.as_bytes(), "str"),
+            Value::Comment(c) => (c.as_bytes(), "comment"),
+            Value::Time(t) => (t.as_bytes(), "time"),
+            _ => {
+                formatted = plaintext_of(value)?;
+                (&formatted.0, formatted.1)
+            }
+        };
         if plain.is_empty() && matches!(value, Value::Str(_) | Value::Comment(_)) {
             return Ok(String::new());
         }
-        let iv = self.iv_for(&plain, aad, kind)?;
-        Ok(encrypt_raw(self.aes(key), plain, &iv, aad, kind))
+        let iv = self.iv_for(plain, aad, kind)?;
+        Ok(self.seal(key, plain, &iv, aad, kind))
+    }
+
+    /// sops's text for `plain` encrypted with `key`, `iv` and `aad`.
+    fn seal(
+        &mut self,
+        key: &[u8; 32],
+        plain: &[u8],
+        iv: &[u8; 32],
+        aad: &str,
+        kind: &str,
+    ) -> String {
+        self.aes(key);
+        let Cipher {
+            keyed: Some(keyed),
+            scratch,
+            ..
+        } = self
+        else {
+            // `aes` has just set `keyed`.
+            return String::new();
+        };
+        encrypt_raw(&keyed.aes, scratch, plain, iv, aad, kind)
     }
 }
 
@@ -215,9 +248,10 @@ impl Cipher {
         let kind = parts.kind;
         let (plain, iv) = self.decrypt_raw(parts, key, aad)?;
         let plain = Zeroizing::new(plain);
-        if self.stashing {
-            self.stash
-                .insert(stash_key(&plain, aad, kind), iv.as_slice().to_vec());
+        if self.stashing
+            && let Some(iv) = iv.exactly(32).and_then(|iv| <[u8; 32]>::try_from(iv).ok())
+        {
+            self.stash.insert(stash_key(&plain, aad, kind), iv);
         }
         Ok((plain, kind.to_string()))
     }
@@ -233,13 +267,7 @@ impl Cipher {
             return Ok(String::new());
         }
         let iv = self.iv_for(plain, aad, "str")?;
-        Ok(encrypt_raw(
-            self.aes(key),
-            Zeroizing::new(plain.to_vec()),
-            &iv,
-            aad,
-            "str",
-        ))
+        Ok(self.seal(key, plain, &iv, aad, "str"))
     }
 
     /// The plaintext of `parts` and its IV. The plaintext is returned bare, not zeroizing: the caller
@@ -282,30 +310,45 @@ impl Cipher {
     }
 }
 
-/// Encrypts `data` (the plaintext, encrypted in place) into sops's value text.
+/// Encrypts `plain` (copied into `scratch` and encrypted there in place) into sops's value text.
 fn encrypt_raw(
     aes: &SopsAes,
-    mut data: Zeroizing<Vec<u8>>,
-    iv: &[u8],
+    scratch: &mut Vec<u8>,
+    plain: &[u8],
+    iv: &[u8; 32],
     aad: &str,
     kind: &str,
 ) -> String {
+    scratch.clear();
+    scratch.extend_from_slice(plain);
     // Encryption with a valid 32-byte key and nonce cannot fail for inputs below GCM's size limit
     // (64 GiB); the in-place form returns the tag apart, so no ciphertext+tag buffer is split again.
     let tag = aes
-        .encrypt_in_place_detached(Nonce::<U32>::from_slice(iv), aad.as_bytes(), &mut data)
+        .encrypt_in_place_detached(Nonce::<U32>::from_slice(iv), aad.as_bytes(), scratch)
         .unwrap_or_default();
-    let mut out = String::with_capacity(48 + (data.len() + iv.len() + 16) * 4 / 3 + kind.len());
-    out.push_str("ENC[AES256_GCM,data:");
-    B64.encode_string(&data[..], &mut out);
-    out.push_str(",iv:");
-    B64.encode_string(iv, &mut out);
-    out.push_str(",tag:");
-    B64.encode_string(tag, &mut out);
-    out.push_str(",type:");
-    out.push_str(kind);
-    out.push(']');
-    out
+    let b64 = |n: usize| n.div_ceil(3) * 4;
+    let mut out =
+        Vec::with_capacity(48 + b64(scratch.len()) + b64(iv.len()) + b64(tag.len()) + kind.len());
+    out.extend_from_slice(b"ENC[AES256_GCM,data:");
+    push_base64(&mut out, scratch);
+    out.extend_from_slice(b",iv:");
+    push_base64(&mut out, iv);
+    out.extend_from_slice(b",tag:");
+    push_base64(&mut out, &tag);
+    out.extend_from_slice(b",type:");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b']');
+    // Every byte pushed is ASCII (base64 and the literals), `kind` is text.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the base64 of `bytes` to `out`, encoding straight into its spare room (the string form of
+/// the encoder goes through a chunked writer, slower for short values).
+fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let written = B64.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + written);
 }
 
 /// The bytes sops encrypts (and feeds to the MAC) for a leaf, with its type name.
@@ -460,7 +503,7 @@ mod tests {
     }
 
     #[test]
-    fn a_value_with_a_12_byte_iv_decrypts() {
+    fn a_value_with_a_12_byte_iv_decrypts_and_reseals_with_a_fresh_32_byte_one() {
         use aes_gcm::aead::Aead;
         let key = [6u8; 32];
         let iv = [8u8; 12];
@@ -481,8 +524,14 @@ mod tests {
             B64.encode(iv),
             B64.encode(tag)
         );
+        let mut c = Cipher::stashing();
+        assert_eq!(c.decrypt(&text, &key, "k:"), Ok(Value::Str("hi".into())));
+        let resealed = c
+            .encrypt(&Value::Str("hi".into()), &key, "k:")
+            .expect("encrypt");
+        assert_ne!(resealed, text);
         assert_eq!(
-            Cipher::new().decrypt(&text, &key, "k:"),
+            c.decrypt(&resealed, &key, "k:"),
             Ok(Value::Str("hi".into()))
         );
     }
@@ -514,7 +563,8 @@ mod tests {
         }
         let not_utf8 = encrypt_raw(
             c.aes(&key),
-            Zeroizing::new(vec![0xff, 0xfe]),
+            &mut Vec::new(),
+            &[0xff, 0xfe],
             &[9; 32],
             "k:",
             "str",
@@ -523,13 +573,7 @@ mod tests {
             c.decrypt(&not_utf8, &key, "k:"),
             Err(DecryptFailure::BadType("str".into()))
         );
-        let not_int = encrypt_raw(
-            c.aes(&key),
-            Zeroizing::new(b"x1".to_vec()),
-            &[9; 32],
-            "k:",
-            "int",
-        );
+        let not_int = encrypt_raw(c.aes(&key), &mut Vec::new(), b"x1", &[9; 32], "k:", "int");
         assert_eq!(
             c.decrypt(&not_int, &key, "k:"),
             Err(DecryptFailure::BadType("int".into()))
