@@ -82,8 +82,10 @@ enum Kind {
         map: Map,
         pending: Option<Key>,
         key_line: usize,
-        /// Hashes of the keys so far: the duplicate-key check is a lookup, not a scan of the map (a
-        /// 4,000-key map made that check quadratic and a large part of reading a big file).
+        /// Hashes of the keys so far, once the map has [`SCAN_KEYS`] entries: the
+        /// duplicate-key check is then a lookup, not a scan of the map (a 4,000-key map made that check
+        /// quadratic and a large part of reading a big file). A small map is scanned: cheaper than
+        /// hashing, and most maps are small.
         key_hashes: HashSet<u64>,
     },
     Seq {
@@ -304,6 +306,9 @@ fn scan_comments(chars: &[char], spans: &[(usize, usize)]) -> Vec<Comment> {
     }
     out
 }
+
+/// Below this many entries, a map's duplicate-key check compares the keys themselves.
+const SCAN_KEYS: usize = 16;
 
 fn hash_key(key: &str) -> u64 {
     thread_local! {
@@ -542,10 +547,17 @@ impl<'f> Builder<'f> {
                 let Some(key) = pending.take() else {
                     return Err(parse_error(file, line, col, "value without a key"));
                 };
-                // A hash seen before is confirmed by comparing the keys themselves.
-                if !key_hashes.insert(hash_key(&key.text))
-                    && map.items().any(|(k, _)| k == key.text)
-                {
+                let seen = if map.entries.len() < SCAN_KEYS {
+                    map.items().any(|(k, _)| k == key.text)
+                } else {
+                    if key_hashes.is_empty() {
+                        key_hashes.extend(map.items().map(|(k, _)| hash_key(k)));
+                    }
+                    // A hash seen before is confirmed by comparing the keys themselves.
+                    !key_hashes.insert(hash_key(&key.text))
+                        && map.items().any(|(k, _)| k == key.text)
+                };
+                if seen {
                     return Err(parse_error(
                         file,
                         line,
@@ -655,5 +667,34 @@ impl<'f> Builder<'f> {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_documents_via;
+
+    #[test]
+    fn duplicate_keys_are_refused_in_small_and_large_maps_on_both_paths() {
+        let keys = |n: usize| (0..n).map(|i| format!("k{i}: {i}\n")).collect::<String>();
+        for fast in [true, false] {
+            for (text, duplicate) in [
+                ("a: 1\nb: 2\na: 3\n".to_string(), Some("a")),
+                (keys(40), None),
+                (format!("{}k3: x\n", keys(40)), Some("k3")),
+                (format!("{}k39: x\n", keys(40)), Some("k39")),
+                (format!("{}k0: x\n", keys(16)), Some("k0")),
+                (format!("top:\n{}", keys(30).replace("k", "    k")), None),
+            ] {
+                let got = read_documents_via(&text, "t.yaml", fast);
+                match duplicate {
+                    None => assert!(got.is_ok(), "{text}: {got:?}"),
+                    Some(k) => {
+                        let err = got.expect_err("a duplicate key").to_string();
+                        assert!(err.contains(&format!("duplicate key \"{k}\"")), "{err}");
+                    }
+                }
+            }
+        }
     }
 }
