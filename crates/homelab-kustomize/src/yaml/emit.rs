@@ -2,8 +2,7 @@
 //! natural order, 2-space indent, sequences not indented under maps, v2's quoting and 80-column folding.
 //! kustomize prints every resource this way (`sigs.k8s.io/yaml.JSONToYAML`).
 
-use std::cmp::Ordering;
-
+use homelab_goyaml::key_order;
 use homelab_goyaml::scalar::{Style, choose_style, is_break, needs_escape, push_escape};
 
 use super::resolve::v2_needs_quotes;
@@ -48,69 +47,10 @@ fn check_json(v: &Value) -> Result<(), EmitError> {
     }
 }
 
-/// go-yaml v2's map key order (`keyList.Less`): letters compare by code point, a non-letter sorts before a
-/// letter, digit runs compare numerically.
-pub fn key_less(a: &str, b: &str) -> Ordering {
-    let ar: Vec<char> = a.chars().collect();
-    let br: Vec<char> = b.chars().collect();
-    let mut i = 0;
-    while i < ar.len() && i < br.len() {
-        if ar[i] == br[i] {
-            i += 1;
-            continue;
-        }
-        let al = ar[i].is_alphabetic();
-        let bl = br[i].is_alphabetic();
-        if al && bl {
-            return ar[i].cmp(&br[i]);
-        }
-        if al || bl {
-            return if bl {
-                Ordering::Less
-            } else {
-                Ordering::Greater
-            };
-        }
-        let (mut an, mut bn): (i64, i64) = (0, 0);
-        if ar[i] == '0' || br[i] == '0' {
-            let mut j = i;
-            while j > 0 {
-                j -= 1;
-                if !ar[j].is_ascii_digit() {
-                    break;
-                }
-                if ar[j] != '0' {
-                    an = 1;
-                    bn = 1;
-                    break;
-                }
-            }
-        }
-        let mut ai = i;
-        while ai < ar.len() && ar[ai].is_ascii_digit() {
-            an = an.wrapping_mul(10).wrapping_add(ar[ai] as i64 - '0' as i64);
-            ai += 1;
-        }
-        let mut bi = i;
-        while bi < br.len() && br[bi].is_ascii_digit() {
-            bn = bn.wrapping_mul(10).wrapping_add(br[bi] as i64 - '0' as i64);
-            bi += 1;
-        }
-        if an != bn {
-            return an.cmp(&bn);
-        }
-        if ai != bi {
-            return ai.cmp(&bi);
-        }
-        return ar[i].cmp(&br[i]);
-    }
-    ar.len().cmp(&br.len())
-}
-
 /// Keys of a map in go-yaml v2 order.
 pub fn sorted_entries(m: &Map) -> Vec<(&String, &Value)> {
     let mut v: Vec<_> = m.iter().collect();
-    v.sort_by(|a, b| key_less(a.0, b.0));
+    v.sort_by(|a, b| key_order::v2(a.0, b.0));
     v
 }
 
@@ -473,13 +413,6 @@ impl Emitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_sort_naturally_with_non_letters_first() {
-        let mut keys = vec!["a10", "a9", "Zed", "_x", "N", "amp"];
-        keys.sort_by(|a, b| key_less(a, b));
-        assert_eq!(keys, vec!["_x", "N", "Zed", "a9", "a10", "amp"]);
-    }
 
     #[test]
     fn floats_format_like_go() {

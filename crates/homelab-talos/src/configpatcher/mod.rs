@@ -429,7 +429,7 @@ fn check(
             _ => Err(wrong("a mapping")),
         },
         Ty::Duration => match &node.value {
-            Value::Scalar(s, _) if encode::parse_go_duration(s).is_some() => Ok(()),
+            Value::Scalar(s, _) if homelab_goyaml::duration::parse(s).is_some() => Ok(()),
             _ => Err(wrong("a duration such as 30s, 1m30s or 2h")),
         },
         Ty::Str | Ty::Bytes => match &mut node.value {
