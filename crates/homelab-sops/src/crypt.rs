@@ -110,13 +110,23 @@ impl Rules {
         self.regex.as_ref().is_some_and(|r| r.is_match(s))
     }
 
-    /// sops's `shouldBeEncrypted`: decided on every key of the path and the comments preceding the value.
-    fn should_encrypt(&self, path: &[String], comments: &[String]) -> bool {
+    /// Whether a key rule (suffix or regex) picks out `key`; comment rules pick no key.
+    fn key_hit(&self, key: &str) -> bool {
         match &self.rule {
-            CryptRule::UnencryptedSuffix(s) => !path.iter().any(|k| k.ends_with(s.as_str())),
-            CryptRule::EncryptedSuffix(s) => path.iter().any(|k| k.ends_with(s.as_str())),
-            CryptRule::UnencryptedRegex(_) => !path.iter().any(|k| self.matches(k)),
-            CryptRule::EncryptedRegex(_) => path.iter().any(|k| self.matches(k)),
+            CryptRule::UnencryptedSuffix(s) | CryptRule::EncryptedSuffix(s) => {
+                key.ends_with(s.as_str())
+            }
+            CryptRule::UnencryptedRegex(_) | CryptRule::EncryptedRegex(_) => self.matches(key),
+            CryptRule::UnencryptedCommentRegex(_) | CryptRule::EncryptedCommentRegex(_) => false,
+        }
+    }
+
+    /// sops's `shouldBeEncrypted`: decided on every key of the path (`path_hits` of them are picked out
+    /// by [`Rules::key_hit`]) and the comments preceding the value.
+    fn should_encrypt(&self, path_hits: usize, comments: &[String]) -> bool {
+        match &self.rule {
+            CryptRule::UnencryptedSuffix(_) | CryptRule::UnencryptedRegex(_) => path_hits == 0,
+            CryptRule::EncryptedSuffix(_) | CryptRule::EncryptedRegex(_) => path_hits > 0,
             CryptRule::UnencryptedCommentRegex(_) => !comments.iter().any(|c| self.matches(c)),
             CryptRule::EncryptedCommentRegex(_) => comments.iter().any(|c| self.matches(c)),
         }
@@ -130,13 +140,7 @@ impl Rules {
     }
 }
 
-fn aad(path: &[String]) -> String {
-    let mut s = path.join(":");
-    s.push(':');
-    s
-}
-
-/// The AAD kept by [`Walk`]; at the root it is `aad(&[])`, `":"` (a comment before the first key).
+/// The AAD kept by [`Walk`]; at the root (a comment before the first key) sops's is `":"`.
 fn aad_or_root(aad: &str) -> &str {
     if aad.is_empty() { ":" } else { aad }
 }
@@ -154,8 +158,12 @@ struct Walk<'a> {
     hash: Sha512,
     decrypting: bool,
     file: &'a str,
-    /// `aad(path)` for the current path, kept as the walk goes down and up rather than joined per value.
+    /// The current key path joined with `:` after each key (sops's AAD), kept as the walk goes down and
+    /// up rather than joined per value.
     aad: String,
+    /// How many keys of the current path [`Rules::key_hit`] picks out: counted on the way down so no
+    /// key is copied into a path and no path is rescanned per value.
+    path_hits: usize,
 }
 
 impl Walk<'_> {
@@ -178,20 +186,16 @@ impl Walk<'_> {
             decrypting,
             file,
             aad: String::new(),
+            path_hits: 0,
         }
     }
 
-    fn map(
-        &mut self,
-        map: &mut Map,
-        path: &mut Vec<String>,
-        comments: &mut Vec<String>,
-    ) -> Result<(), SopsError> {
+    fn map(&mut self, map: &mut Map, comments: &mut Vec<String>) -> Result<(), SopsError> {
         let mut preceding: Vec<String> = Vec::new();
         for entry in map.entries.iter_mut() {
             match entry {
                 Entry::Comment(text) => {
-                    if let Some(new) = self.comment(text, path, comments)? {
+                    if let Some(new) = self.comment(text, comments)? {
                         *text = new;
                     }
                     if self.rules.comment_rule() {
@@ -199,16 +203,17 @@ impl Walk<'_> {
                     }
                 }
                 Entry::Item(k, v) => {
-                    path.push(k.text.clone());
+                    let hit = usize::from(self.rules.key_hit(&k.text));
+                    self.path_hits += hit;
                     let aad_len = self.aad.len();
                     self.aad.push_str(&k.text);
                     self.aad.push(':');
                     let depth = comments.len();
                     comments.append(&mut preceding);
-                    self.value(v, path, comments)?;
+                    self.value(v, comments)?;
                     comments.truncate(depth);
                     self.aad.truncate(aad_len);
-                    path.pop();
+                    self.path_hits -= hit;
                 }
             }
         }
@@ -216,13 +221,8 @@ impl Walk<'_> {
     }
 
     /// Returns the new text of a comment, or `None` to keep it.
-    fn comment(
-        &mut self,
-        text: &str,
-        path: &[String],
-        comments: &[String],
-    ) -> Result<Option<String>, SopsError> {
-        if self.rules.comment_rule() || !self.rules.should_encrypt(path, comments) {
+    fn comment(&mut self, text: &str, comments: &[String]) -> Result<Option<String>, SopsError> {
+        if self.rules.comment_rule() || !self.rules.should_encrypt(self.path_hits, comments) {
             return Ok(None);
         }
         if self.decrypting {
@@ -247,14 +247,9 @@ impl Walk<'_> {
             })
     }
 
-    fn value(
-        &mut self,
-        v: &mut Value,
-        path: &mut Vec<String>,
-        comments: &mut Vec<String>,
-    ) -> Result<(), SopsError> {
+    fn value(&mut self, v: &mut Value, comments: &mut Vec<String>) -> Result<(), SopsError> {
         match v {
-            Value::Map(m) => self.map(m, path, comments),
+            Value::Map(m) => self.map(m, comments),
             Value::Seq(items) => {
                 let mut preceding: Vec<String> = Vec::new();
                 for item in items.iter_mut() {
@@ -262,7 +257,7 @@ impl Walk<'_> {
                         if self.rules.comment_rule() {
                             preceding.push(text.clone());
                         }
-                        if let Some(new) = self.comment(text, path, comments)? {
+                        if let Some(new) = self.comment(text, comments)? {
                             // Encrypted comments in sequences are written as string items by sops.
                             *item = if self.decrypting {
                                 Value::Comment(new)
@@ -274,7 +269,7 @@ impl Walk<'_> {
                     }
                     let depth = comments.len();
                     comments.append(&mut preceding);
-                    self.value(item, path, comments)?;
+                    self.value(item, comments)?;
                     comments.truncate(depth);
                 }
                 Ok(())
@@ -282,14 +277,14 @@ impl Walk<'_> {
             Value::Null => Ok(()),
             Value::Comment(_) => Ok(()),
             leaf => {
-                let encrypted = self.rules.should_encrypt(path, comments);
+                let encrypted = self.rules.should_encrypt(self.path_hits, comments);
                 if self.decrypting && encrypted {
                     let Value::Str(text) = &*leaf else {
                         return Err(SopsError::MacMismatch {
                             file: self.file.to_string(),
                             detail: format!(
                                 "the value at `{}` should be encrypted but is not",
-                                aad(path)
+                                aad_or_root(&self.aad)
                             ),
                         });
                     };
@@ -300,7 +295,7 @@ impl Walk<'_> {
                                 file: self.file.to_string(),
                                 detail: format!(
                                     "the encrypted value at `{}` failed authentication",
-                                    aad(path)
+                                    aad_or_root(&self.aad)
                                 ),
                             });
                         }
@@ -309,7 +304,7 @@ impl Walk<'_> {
                                 file: self.file.to_string(),
                                 detail: format!(
                                     "the value at `{}` should be encrypted but is not",
-                                    aad(path)
+                                    aad_or_root(&self.aad)
                                 ),
                             });
                         }
@@ -318,7 +313,7 @@ impl Walk<'_> {
                                 file: self.file.to_string(),
                                 message: format!(
                                     "the value at `{}` does not decrypt to a valid {t}",
-                                    aad(path)
+                                    aad_or_root(&self.aad)
                                 ),
                             });
                         }
@@ -397,7 +392,7 @@ fn walk_documents(
 ) -> Result<String, SopsError> {
     let mut walk = Walk::new(rules, key, cipher, decrypt, file);
     for doc in docs.iter_mut() {
-        walk.map(doc, &mut Vec::new(), &mut Vec::new())?;
+        walk.map(doc, &mut Vec::new())?;
     }
     Ok(walk.finish())
 }

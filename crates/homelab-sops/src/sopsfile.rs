@@ -27,6 +27,10 @@ pub struct Decrypted {
     content: Content,
     metadata: Metadata,
     key: DataKey,
+    /// The encrypted file as read, until the first re-encryption builds its IV stash from it. A plain
+    /// decrypt never re-encrypts, so it does not pay for remembering an IV per value.
+    original: Option<Vec<u8>>,
+    /// The cipher re-encryption seals with: after the first one, it holds the original values' IVs.
     cipher: Cipher,
 }
 
@@ -219,7 +223,17 @@ pub fn decrypt(
     identities: &Identities,
     file: &str,
 ) -> Result<Decrypted, SopsError> {
-    let (mut docs, meta_map) = store::read_encrypted(format, bytes, file)?;
+    decrypt_owned(bytes.to_vec(), format, identities, file)
+}
+
+/// [`decrypt`] of bytes it may keep (for a later re-encryption) without copying them.
+fn decrypt_owned(
+    bytes: Vec<u8>,
+    format: Format,
+    identities: &Identities,
+    file: &str,
+) -> Result<Decrypted, SopsError> {
+    let (docs, meta_map) = store::read_encrypted(format, &bytes, file)?;
     let metadata = Metadata::from_map(&meta_map, file)?;
     if metadata.version.is_empty() {
         return Err(SopsError::metadata(file, "version is missing"));
@@ -240,7 +254,30 @@ pub fn decrypt(
     }
     let key = identities.unwrap_data_key(&metadata.age, file)?;
     let mut cipher = Cipher::new();
-    let (content, computed) = if format == Format::Binary {
+    let (content, computed) = open(format, docs, &metadata, &key, &mut cipher, file)?;
+    verify_mac(&metadata, &key, &mut cipher, &computed, file)?;
+    Ok(Decrypted {
+        format,
+        name: file.to_string(),
+        content,
+        metadata,
+        key,
+        original: Some(bytes),
+        cipher,
+    })
+}
+
+/// Decrypts the documents of an encrypted file (the data value of a binary one) with `cipher`, returning
+/// the content and the MAC computed over it.
+fn open(
+    format: Format,
+    mut docs: Vec<Map>,
+    metadata: &Metadata,
+    key: &DataKey,
+    cipher: &mut Cipher,
+    file: &str,
+) -> Result<(Content, String), SopsError> {
+    Ok(if format == Format::Binary {
         let data = docs
             .first()
             .and_then(|d| d.get("data"))
@@ -248,7 +285,7 @@ pub fn decrypt(
             .unwrap_or_default()
             .to_string();
         let (bytes, _) = cipher
-            .decrypt_bytes(&data, &key, "data:")
+            .decrypt_bytes(&data, key, "data:")
             .map_err(|e| match e {
                 DecryptFailure::NotEncrypted => {
                     SopsError::metadata(file, "`data` is not an encrypted value")
@@ -263,17 +300,8 @@ pub fn decrypt(
     } else {
         let rules = Rules::new(&metadata.effective_rule(), metadata.mac_only_encrypted)
             .map_err(|m| SopsError::metadata(file, m))?;
-        let mac = decrypt_documents(&mut docs, &rules, &key, &mut cipher, file)?;
+        let mac = decrypt_documents(&mut docs, &rules, key, cipher, file)?;
         (Content::Tree(docs), mac)
-    };
-    verify_mac(&metadata, &key, &mut cipher, &computed, file)?;
-    Ok(Decrypted {
-        format,
-        name: file.to_string(),
-        content,
-        metadata,
-        key,
-        cipher,
     })
 }
 
@@ -303,8 +331,8 @@ fn verify_mac(
 /// Reads and decrypts a file; the format comes from its name.
 pub fn decrypt_file(path: &Path, identities: &Identities) -> Result<Decrypted, SopsError> {
     let bytes = std::fs::read(path).map_err(|e| SopsError::io(path, "reading", e))?;
-    decrypt(
-        &bytes,
+    decrypt_owned(
+        bytes,
         Format::from_path(path),
         identities,
         &path.display().to_string(),
@@ -388,6 +416,9 @@ impl Decrypted {
     /// values so the encrypted file changes only where the plaintext did.
     pub fn reencrypt(&mut self, plaintext: &[u8], style: &Style) -> Result<Vec<u8>, SopsError> {
         let content = read_content(self.format, plaintext, &self.name)?;
+        if let Some(original) = self.original.take() {
+            self.cipher = self.iv_stash(&original)?;
+        }
         let mut metadata = self.metadata.clone();
         if self.format != Format::Binary && metadata.crypt.is_none() {
             metadata.crypt = Some(CryptRule::default());
@@ -401,6 +432,27 @@ impl Decrypted {
             style,
             &self.name,
         )
+    }
+
+    /// A cipher that knows the IV of every value of the `original` file, by decrypting it again (it was
+    /// verified when first decrypted): only re-encryption needs them.
+    fn iv_stash(&self, original: &[u8]) -> Result<Cipher, SopsError> {
+        let mut cipher = Cipher::stashing();
+        let (docs, _) = store::read_encrypted(self.format, original, &self.name)?;
+        let (content, _) = open(
+            self.format,
+            docs,
+            &self.metadata,
+            &self.key,
+            &mut cipher,
+            &self.name,
+        )?;
+        if let Content::Tree(mut docs) = content {
+            for d in docs.iter_mut() {
+                d.zeroize();
+            }
+        }
+        Ok(cipher)
     }
 
     /// Re-wraps the data key for `recipients` and returns the new file, or `None` when they are unchanged.

@@ -2,7 +2,8 @@
 //! mappings and sequences, plain and one-line quoted scalars, `|` literal blocks, full-line and trailing
 //! comments. It yields the same events, at the same lines and columns, as saphyr does for such text, so the
 //! tree builder cannot tell the two apart; on anything outside the subset it gives up (`None`) and the caller
-//! uses saphyr. Why: saphyr was half of decrypting a large file, and a line scanner for this subset is a
+//! uses saphyr. Events go to the builder as they are found, comments into its list before the events
+//! that follow them. Why: saphyr was half of decrypting a large file, and a line scanner for this subset is a
 //! small fraction of that.
 //!
 //! Outside the subset (and so read by saphyr): flow collections, anchors, aliases, tags, directives,
@@ -12,10 +13,11 @@
 
 use std::borrow::Cow;
 
-use super::read::{Comment, Ev, Pos, Scanned, Tagged};
+use super::read::{Builder, Comment, Ev, Pos, Tagged};
 
-/// Scans `text`, or `None` when it uses anything outside the subset.
-pub fn scan(text: &str) -> Option<Scanned<'_>> {
+/// Scans `text` into `out`, or `None` when it uses anything outside the subset or `out` refused an event
+/// (then `out` holds part of the text and is to be dropped).
+pub fn scan(text: &str, out: &mut Builder<'_>) -> Option<()> {
     if !text.ends_with('\n') || !plain_characters(text) {
         return None;
     }
@@ -25,30 +27,38 @@ pub fn scan(text: &str) -> Option<Scanned<'_>> {
         pos: 0,
         line: 1,
         peeked: None,
-        events: Vec::new(),
-        comments: Vec::new(),
+        out,
     };
     let first = s.peek()?;
     if first.indent != 0 || s.is_item(first.content()) {
         return None;
     }
     let at = s.pos_of(first.content(), first);
-    s.events.push((Ev::DocStart, at));
+    s.emit(Ev::DocStart, at)?;
     s.map(first.content(), first)?;
     if s.peek().is_some() {
         return None;
     }
     let end = s.end_pos();
-    s.events.push((Ev::MapEnd, end));
-    s.events.push((Ev::DocEnd, end));
-    s.events.push((Ev::StreamEnd, end));
-    Some((s.events, s.comments))
+    s.emit(Ev::MapEnd, end)?;
+    s.emit(Ev::DocEnd, end)?;
+    s.emit(Ev::StreamEnd, end)
 }
 
 /// No tab, carriage return, control character, BOM or Unicode line break (each changes how YAML reads the
 /// text or is refused by it, and the subset leaves those to saphyr).
 fn plain_characters(text: &str) -> bool {
-    if !text.bytes().all(|b| (b >= 0x20 && b != 0x7f) || b == b'\n') {
+    // A branch-free reduction per 32-byte chunk (the compiler vectorises it): this runs over every byte
+    // of the file, and an early-exit `all` was a twentieth of decrypting a large one.
+    let allowed = |b: u8| ((b >= 0x20) & (b != 0x7f)) | (b == b'\n');
+    let chunks = text.as_bytes().chunks_exact(32);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        if !chunk.iter().fold(true, |ok, &b| ok & allowed(b)) {
+            return false;
+        }
+    }
+    if !rest.iter().all(|&b| allowed(b)) {
         return false;
     }
     text.is_ascii()
@@ -75,7 +85,7 @@ impl Line {
     }
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, 's, 'f> {
     text: &'a str,
     b: &'a [u8],
     /// Start of the first line not yet looked at.
@@ -84,8 +94,7 @@ struct Scanner<'a> {
     line: usize,
     /// The content line found by [`Scanner::peek`] and not yet consumed.
     peeked: Option<Line>,
-    events: Vec<(Ev<'a>, Pos)>,
-    comments: Vec<Comment>,
+    out: &'s mut Builder<'f>,
 }
 
 /// Bytes that start a YAML indicator and so something outside the subset (or a different kind of node)
@@ -115,7 +124,12 @@ fn is_indicator(b: u8) -> bool {
     )
 }
 
-impl<'a> Scanner<'a> {
+impl<'a> Scanner<'a, '_, '_> {
+    /// Hands an event to the builder; `None` (give up) when it refuses it.
+    fn emit(&mut self, ev: Ev<'a>, at: Pos) -> Option<()> {
+        self.out.event(ev, at).ok()
+    }
+
     fn eol(&self, from: usize) -> usize {
         self.text[from..]
             .find('\n')
@@ -159,7 +173,7 @@ impl<'a> Scanner<'a> {
     /// Records a comment starting at byte `hash` of `line`.
     fn comment(&mut self, hash: usize, line: Line, trailing: bool) {
         let end = self.eol(hash);
-        self.comments.push(Comment {
+        self.out.comments.push(Comment {
             idx: hash,
             line: line.number,
             col: self.col(line.start, hash),
@@ -248,7 +262,7 @@ impl<'a> Scanner<'a> {
             ),
         };
         let start = self.pos_of(start, line);
-        self.events.push((ev, start));
+        self.emit(ev, start)?;
         let (mut at, mut line) = (at, line);
         loop {
             self.take();
@@ -275,7 +289,7 @@ impl<'a> Scanner<'a> {
         let end = self.eol(at);
         let colon = key_colon(&self.b[at..end])? + at;
         let key = self.text[at..colon].trim_end_matches(' ');
-        self.events.push((plain(key), self.pos_of(at, line)));
+        self.emit(plain(key), self.pos_of(at, line))?;
         let v = colon + 1 + count_spaces(&self.b[colon + 1..end]);
         if v < end && self.b[v] != b'#' {
             return self.inline_value(v, end, line, indent);
@@ -290,19 +304,19 @@ impl<'a> Scanner<'a> {
                 if self.is_item(next.content()) {
                     self.seq(next.content(), next, false)?;
                     let end = self.next_pos();
-                    self.events.push((Ev::SeqEnd, end));
+                    self.emit(Ev::SeqEnd, end)?;
                 } else {
                     self.map(next.content(), next)?;
                     let end = self.next_pos();
-                    self.events.push((Ev::MapEnd, end));
+                    self.emit(Ev::MapEnd, end)?;
                 }
             }
             Some(next) if next.indent == indent && self.is_item(next.content()) => {
                 self.seq(next.content(), next, true)?;
                 let end = self.next_pos();
-                self.events.push((Ev::SeqEnd, end));
+                self.emit(Ev::SeqEnd, end)?;
             }
-            _ => self.events.push((plain(""), colon_pos)),
+            _ => self.emit(plain(""), colon_pos)?,
         }
         Some(())
     }
@@ -339,7 +353,7 @@ impl<'a> Scanner<'a> {
             c if is_indicator(c) => return None,
             _ => self.plain_value(v, end)?,
         };
-        self.events.push((ev, at));
+        self.emit(ev, at)?;
         // After the scalar: spaces, then a comment or the line's end.
         let rest = after + count_spaces(&self.b[after..end]);
         if rest < end {
@@ -429,7 +443,7 @@ impl<'a> Scanner<'a> {
             }
             Chomp::Keep => out.extend(std::iter::repeat_n('\n', blanks)),
         }
-        self.events.push((quoted(Cow::Owned(out)), at));
+        self.emit(quoted(Cow::Owned(out)), at)?;
         Some(())
     }
 
@@ -455,7 +469,7 @@ impl<'a> Scanner<'a> {
         } else {
             Ev::MapEnd
         };
-        self.events.push((ev, close));
+        self.emit(ev, close)?;
         Some(())
     }
 }
@@ -541,7 +555,12 @@ mod tests {
     use proptest::prelude::*;
     use proptest::strategy::ValueTree;
 
-    use super::super::read::read_documents_via;
+    use super::super::read::{Builder, read_documents_via};
+
+    /// Whether the fast scanner reads `text` to the end.
+    fn takes_fast_path(text: &str) -> bool {
+        super::scan(text, &mut Builder::new("t.yaml")).is_some()
+    }
 
     /// Both paths' outcome, as text (a float NaN is not equal to itself).
     fn both(text: &str) -> (String, String) {
@@ -574,7 +593,7 @@ mod tests {
         for (name, text) in &files {
             let (a, b) = both(text);
             assert_eq!(a, b, "{name}");
-            fast += usize::from(super::scan(text).is_some());
+            fast += usize::from(takes_fast_path(text));
         }
         // The files sops wrote must take the fast path, or this test proves nothing about it.
         assert!(
@@ -587,7 +606,7 @@ mod tests {
     #[test]
     fn sops_shaped_text_takes_the_fast_path() {
         let text = "# head\na:\n    # in a\n    b: 1 # trail\n    c:\n        - x\n        - y: 2\n          z: 'it''s'\n        # end of c\n    # end of a\nhosts:\n- h1\n- - n\n  - m\ncert: |\n    line1\n\n    line2\n\nz: 0\n# tail\nd: \"q\"\ne:\nf: |-\n    x\ng: |+\n    y\n\n";
-        assert!(super::scan(text).is_some());
+        assert!(takes_fast_path(text));
         let (a, b) = both(text);
         assert_eq!(a, b);
     }
@@ -744,18 +763,24 @@ mod tests {
             ),
             2usize..5,
         );
-        let mut fast = 0;
+        let (mut fast, mut valid) = (0, 0);
         for _ in 0..400 {
             let (entries, step) = docs
                 .new_tree(&mut runner)
                 .expect("a generated document")
                 .current();
-            fast += usize::from(super::scan(&render(&entries, step)).is_some());
+            let text = render(&entries, step);
+            // A document the builder refuses (a duplicate key) is read again by saphyr for its error.
+            if read_documents_via(&text, "t.yaml", false).is_err() {
+                continue;
+            }
+            valid += 1;
+            fast += usize::from(takes_fast_path(&text));
         }
-        // About a quarter do: each out-of-subset scalar sends its whole document to saphyr.
+        // About two in five do (75 of 188): each out-of-subset scalar sends its whole document to saphyr.
         assert!(
-            fast >= 80,
-            "only {fast} of 400 generated documents took the fast path"
+            fast * 3 >= valid,
+            "only {fast} of {valid} valid generated documents took the fast path"
         );
     }
 }

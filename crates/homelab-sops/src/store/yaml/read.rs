@@ -3,7 +3,10 @@
 //! head/line/foot comments) places them: in document order, a line comment before the entry it trails.
 //! Aliases are expanded under go-yaml's limit (sops refuses the same files with the same message).
 //! The events come from [`super::fast`] when the file stays inside the block subset sops writes, else from
-//! saphyr; both feed the same tree builder, so the two paths differ only in speed.
+//! saphyr; both feed the same tree builder, so the two paths differ only in speed. The fast scanner hands
+//! each event to the builder as it finds it (no event list is kept); when it gives up, or the builder
+//! refuses something, the whole text is read again through saphyr, whose answer (a parse error anywhere
+//! in the file comes first) is the one given.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -72,15 +75,17 @@ pub(super) enum Ev<'a> {
 }
 
 /// A stream's events and the comments between them.
-pub(super) type Scanned<'a> = (Vec<(Ev<'a>, Pos)>, Vec<Comment>);
+type Scanned<'a> = (Vec<(Ev<'a>, Pos)>, Vec<Comment>);
 
 enum Kind {
     Map {
         map: Map,
         pending: Option<Key>,
         key_line: usize,
-        /// Hashes of the keys so far: the duplicate-key check is a lookup, not a scan of the map (a
-        /// 4,000-key map made that check quadratic and a large part of reading a big file).
+        /// Hashes of the keys so far, once the map has [`SCAN_KEYS`] entries: the
+        /// duplicate-key check is then a lookup, not a scan of the map (a 4,000-key map made that check
+        /// quadratic and a large part of reading a big file). A small map is scanned: cheaper than
+        /// hashing, and most maps are small.
         key_hashes: HashSet<u64>,
     },
     Seq {
@@ -111,25 +116,19 @@ pub(super) fn read_documents_via(
     file: &str,
     allow_fast: bool,
 ) -> Result<Vec<Map>, SopsError> {
-    let fast = if allow_fast {
-        super::fast::scan(text)
-    } else {
-        None
-    };
-    let (events, comments) = match fast {
-        Some(scanned) => scanned,
-        None => saphyr_events(text, file)?,
-    };
-    Builder {
-        file,
-        comments,
-        next: 0,
-        stack: Vec::new(),
-        anchors: HashMap::new(),
-        docs: Vec::new(),
-        root: None,
+    if allow_fast {
+        let mut builder = Builder::new(file);
+        if super::fast::scan(text, &mut builder).is_some() {
+            return Ok(builder.docs);
+        }
     }
-    .run(events)
+    let (events, comments) = saphyr_events(text, file)?;
+    let mut builder = Builder::new(file);
+    builder.comments = comments;
+    for (ev, pos) in events {
+        builder.event(ev, pos)?;
+    }
+    Ok(builder.docs)
 }
 
 /// saphyr's events for any YAML, with go-yaml's alias limit applied and comments recovered from the text.
@@ -308,6 +307,9 @@ fn scan_comments(chars: &[char], spans: &[(usize, usize)]) -> Vec<Comment> {
     out
 }
 
+/// Below this many entries, a map's duplicate-key check compares the keys themselves.
+const SCAN_KEYS: usize = 16;
+
 fn hash_key(key: &str) -> u64 {
     thread_local! {
         static STATE: RandomState = RandomState::new();
@@ -315,9 +317,11 @@ fn hash_key(key: &str) -> u64 {
     STATE.with(|s| s.hash_one(key))
 }
 
-struct Builder<'f> {
+/// Builds documents from events, placing the comments that lie between them.
+pub(super) struct Builder<'f> {
     file: &'f str,
-    comments: Vec<Comment>,
+    /// Every comment found so far, in source order; those before an event are placed when it arrives.
+    pub comments: Vec<Comment>,
     next: usize,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Value>,
@@ -333,166 +337,178 @@ fn tag_suffix(tag: &saphyr_parser::Tag) -> Option<&str> {
     }
 }
 
-impl Builder<'_> {
-    fn run(mut self, events: Vec<(Ev<'_>, Pos)>) -> Result<Vec<Map>, SopsError> {
-        for (ev, Pos { line, col, idx }) in events {
-            match ev {
-                Ev::DocStart => {
-                    self.root = Some(Map::default());
-                    self.drain(idx);
-                }
-                Ev::DocEnd | Ev::StreamEnd => {
-                    self.drain(if matches!(ev, Ev::StreamEnd) {
-                        usize::MAX
-                    } else {
-                        idx
-                    });
-                    if let Some(root) = self.root.take() {
-                        self.docs.push(root);
-                    }
-                }
-                Ev::Scalar {
-                    text,
-                    plain,
-                    anchor,
-                    tag,
-                } => {
-                    self.drain(idx);
-                    let value = match &tag {
-                        Tagged::Core(suffix) => resolve_tagged(suffix, &text, plain),
-                        Tagged::None if plain => resolve_plain(&text),
-                        Tagged::Other if plain => resolve_tagged("", &text, true),
-                        _ => Ok(Value::Str(text.to_string())),
-                    }
-                    .map_err(|m| parse_error(self.file, line, col, m))?;
-                    if anchor > 0 {
-                        self.anchors.insert(anchor, value.clone());
-                    }
-                    if let Some(Frame {
-                        kind:
-                            Kind::Map {
-                                pending: pending @ None,
-                                key_line,
-                                ..
-                            },
-                        item_line,
-                        ..
-                    }) = self.stack.last_mut()
-                    {
-                        let scalar = (!matches!(value, Value::Str(_))).then(|| Box::new(value));
-                        *pending = Some(Key {
-                            text: text.into_owned(),
-                            scalar,
-                        });
-                        *key_line = line;
-                        *item_line = line;
-                        continue;
-                    }
-                    self.add_value(value, line, col)?;
-                }
-                Ev::MapStart { anchor, flow } | Ev::SeqStart { anchor, flow } => {
-                    if let Some(Frame {
-                        kind: Kind::Map { pending: None, .. },
-                        ..
-                    }) = self.stack.last()
-                    {
-                        return Err(parse_error(
-                            self.file,
-                            line,
-                            col,
-                            "complex (non-scalar) mapping keys are not supported",
-                        ));
-                    }
-                    let kind = if matches!(ev, Ev::MapStart { .. }) {
-                        Kind::Map {
-                            map: Map::default(),
-                            pending: None,
-                            key_line: 0,
-                            key_hashes: HashSet::new(),
-                        }
-                    } else {
-                        Kind::Seq { items: Vec::new() }
-                    };
-                    if let Some(parent) = self.stack.last_mut()
-                        && matches!(parent.kind, Kind::Seq { .. })
-                    {
-                        parent.item_line = line;
-                    }
-                    let frame = Frame {
-                        kind,
-                        indent: col,
-                        flow,
-                        anchor,
-                        after: Vec::new(),
-                        item_line: 0,
-                        item_idx: None,
-                    };
-                    if flow {
-                        self.drain(idx);
-                        self.stack.push(frame);
-                    } else {
-                        self.stack.push(frame);
-                        self.drain(idx);
-                    }
-                }
-                Ev::MapEnd | Ev::SeqEnd => {
-                    self.drain(idx);
-                    let Some(frame) = self.stack.pop() else {
-                        continue;
-                    };
-                    let value = match frame.kind {
-                        Kind::Map { mut map, .. } => {
-                            map.entries
-                                .extend(frame.after.into_iter().map(Entry::Comment));
-                            Value::Map(map)
-                        }
-                        Kind::Seq { mut items } => {
-                            items.extend(frame.after.into_iter().map(Value::Comment));
-                            Value::Seq(items)
-                        }
-                    };
-                    if frame.anchor > 0 {
-                        self.anchors.insert(frame.anchor, value.clone());
-                    }
-                    self.add_value(value, line, col)?;
-                }
-                Ev::Alias(id) => {
-                    self.drain(idx);
-                    let value = self.anchors.get(&id).cloned().ok_or_else(|| {
-                        parse_error(self.file, line, col, "alias to an unknown anchor")
-                    })?;
-                    if let Some(Frame {
-                        kind:
-                            Kind::Map {
-                                pending: pending @ None,
-                                key_line,
-                                ..
-                            },
-                        item_line,
-                        ..
-                    }) = self.stack.last_mut()
-                    {
-                        let text = match &value {
-                            Value::Str(s) => s.clone(),
-                            _ => {
-                                return Err(parse_error(
-                                    self.file,
-                                    line,
-                                    col,
-                                    "alias used as a mapping key is not supported",
-                                ));
-                            }
-                        };
-                        *pending = Some(Key::new(text));
-                        *key_line = line;
-                        *item_line = line;
-                        continue;
-                    }
-                    self.add_value(value, line, col)?;
+impl<'f> Builder<'f> {
+    pub(super) fn new(file: &'f str) -> Builder<'f> {
+        Builder {
+            file,
+            comments: Vec::new(),
+            next: 0,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            docs: Vec::new(),
+            root: None,
+        }
+    }
+
+    /// Takes the next event; every comment that starts before it must be in `comments` by now.
+    pub(super) fn event(&mut self, ev: Ev<'_>, pos: Pos) -> Result<(), SopsError> {
+        let Pos { line, col, idx } = pos;
+        match ev {
+            Ev::DocStart => {
+                self.root = Some(Map::default());
+                self.drain(idx);
+            }
+            Ev::DocEnd | Ev::StreamEnd => {
+                self.drain(if matches!(ev, Ev::StreamEnd) {
+                    usize::MAX
+                } else {
+                    idx
+                });
+                if let Some(root) = self.root.take() {
+                    self.docs.push(root);
                 }
             }
+            Ev::Scalar {
+                text,
+                plain,
+                anchor,
+                tag,
+            } => {
+                self.drain(idx);
+                let value = match &tag {
+                    Tagged::Core(suffix) => resolve_tagged(suffix, &text, plain),
+                    Tagged::None if plain => resolve_plain(&text),
+                    Tagged::Other if plain => resolve_tagged("", &text, true),
+                    _ => Ok(Value::Str(text.to_string())),
+                }
+                .map_err(|m| parse_error(self.file, line, col, m))?;
+                if anchor > 0 {
+                    self.anchors.insert(anchor, value.clone());
+                }
+                if let Some(Frame {
+                    kind:
+                        Kind::Map {
+                            pending: pending @ None,
+                            key_line,
+                            ..
+                        },
+                    item_line,
+                    ..
+                }) = self.stack.last_mut()
+                {
+                    let scalar = (!matches!(value, Value::Str(_))).then(|| Box::new(value));
+                    *pending = Some(Key {
+                        text: text.into_owned(),
+                        scalar,
+                    });
+                    *key_line = line;
+                    *item_line = line;
+                    return Ok(());
+                }
+                self.add_value(value, line, col)?;
+            }
+            Ev::MapStart { anchor, flow } | Ev::SeqStart { anchor, flow } => {
+                if let Some(Frame {
+                    kind: Kind::Map { pending: None, .. },
+                    ..
+                }) = self.stack.last()
+                {
+                    return Err(parse_error(
+                        self.file,
+                        line,
+                        col,
+                        "complex (non-scalar) mapping keys are not supported",
+                    ));
+                }
+                let kind = if matches!(ev, Ev::MapStart { .. }) {
+                    Kind::Map {
+                        map: Map::default(),
+                        pending: None,
+                        key_line: 0,
+                        key_hashes: HashSet::new(),
+                    }
+                } else {
+                    Kind::Seq { items: Vec::new() }
+                };
+                if let Some(parent) = self.stack.last_mut()
+                    && matches!(parent.kind, Kind::Seq { .. })
+                {
+                    parent.item_line = line;
+                }
+                let frame = Frame {
+                    kind,
+                    indent: col,
+                    flow,
+                    anchor,
+                    after: Vec::new(),
+                    item_line: 0,
+                    item_idx: None,
+                };
+                if flow {
+                    self.drain(idx);
+                    self.stack.push(frame);
+                } else {
+                    self.stack.push(frame);
+                    self.drain(idx);
+                }
+            }
+            Ev::MapEnd | Ev::SeqEnd => {
+                self.drain(idx);
+                let Some(frame) = self.stack.pop() else {
+                    return Ok(());
+                };
+                let value = match frame.kind {
+                    Kind::Map { mut map, .. } => {
+                        map.entries
+                            .extend(frame.after.into_iter().map(Entry::Comment));
+                        Value::Map(map)
+                    }
+                    Kind::Seq { mut items } => {
+                        items.extend(frame.after.into_iter().map(Value::Comment));
+                        Value::Seq(items)
+                    }
+                };
+                if frame.anchor > 0 {
+                    self.anchors.insert(frame.anchor, value.clone());
+                }
+                self.add_value(value, line, col)?;
+            }
+            Ev::Alias(id) => {
+                self.drain(idx);
+                let value = self.anchors.get(&id).cloned().ok_or_else(|| {
+                    parse_error(self.file, line, col, "alias to an unknown anchor")
+                })?;
+                if let Some(Frame {
+                    kind:
+                        Kind::Map {
+                            pending: pending @ None,
+                            key_line,
+                            ..
+                        },
+                    item_line,
+                    ..
+                }) = self.stack.last_mut()
+                {
+                    let text = match &value {
+                        Value::Str(s) => s.clone(),
+                        _ => {
+                            return Err(parse_error(
+                                self.file,
+                                line,
+                                col,
+                                "alias used as a mapping key is not supported",
+                            ));
+                        }
+                    };
+                    *pending = Some(Key::new(text));
+                    *key_line = line;
+                    *item_line = line;
+                    return Ok(());
+                }
+                self.add_value(value, line, col)?;
+            }
         }
-        Ok(self.docs)
+        Ok(())
     }
 
     fn add_value(&mut self, value: Value, line: usize, col: usize) -> Result<(), SopsError> {
@@ -531,10 +547,17 @@ impl Builder<'_> {
                 let Some(key) = pending.take() else {
                     return Err(parse_error(file, line, col, "value without a key"));
                 };
-                // A hash seen before is confirmed by comparing the keys themselves.
-                if !key_hashes.insert(hash_key(&key.text))
-                    && map.items().any(|(k, _)| k == key.text)
-                {
+                let seen = if map.entries.len() < SCAN_KEYS {
+                    map.items().any(|(k, _)| k == key.text)
+                } else {
+                    if key_hashes.is_empty() {
+                        key_hashes.extend(map.items().map(|(k, _)| hash_key(k)));
+                    }
+                    // A hash seen before is confirmed by comparing the keys themselves.
+                    !key_hashes.insert(hash_key(&key.text))
+                        && map.items().any(|(k, _)| k == key.text)
+                };
+                if seen {
                     return Err(parse_error(
                         file,
                         line,
@@ -644,5 +667,34 @@ impl Builder<'_> {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_documents_via;
+
+    #[test]
+    fn duplicate_keys_are_refused_in_small_and_large_maps_on_both_paths() {
+        let keys = |n: usize| (0..n).map(|i| format!("k{i}: {i}\n")).collect::<String>();
+        for fast in [true, false] {
+            for (text, duplicate) in [
+                ("a: 1\nb: 2\na: 3\n".to_string(), Some("a")),
+                (keys(40), None),
+                (format!("{}k3: x\n", keys(40)), Some("k3")),
+                (format!("{}k39: x\n", keys(40)), Some("k39")),
+                (format!("{}k0: x\n", keys(16)), Some("k0")),
+                (format!("top:\n{}", keys(30).replace("k", "    k")), None),
+            ] {
+                let got = read_documents_via(&text, "t.yaml", fast);
+                match duplicate {
+                    None => assert!(got.is_ok(), "{text}: {got:?}"),
+                    Some(k) => {
+                        let err = got.expect_err("a duplicate key").to_string();
+                        assert!(err.contains(&format!("duplicate key \"{k}\"")), "{err}");
+                    }
+                }
+            }
+        }
     }
 }
