@@ -119,6 +119,9 @@ impl<K: Hash + Eq + Copy> Cache<K> {
 /// The packs of one repository and the shared cache; `Sync`, one per scan.
 pub(crate) struct Packs {
     bundles: Vec<Bundle>,
+    /// For each bundle, the first eight bytes of every id in its index, in index order: searched instead
+    /// of the index itself, whose 20-byte entries spread the same keys over two and a half times the memory.
+    keys: Vec<Vec<u64>>,
     cache: Mutex<Cache<Slot>>,
 }
 
@@ -137,21 +140,34 @@ impl Packs {
             .filter(|p| p.extension().is_some_and(|x| x == "idx"))
             .collect();
         idx.sort();
-        let bundles = idx
+        let bundles: Vec<Bundle> = idx
             .iter()
             .filter_map(|p| Bundle::at(p, object_hash).ok())
             .collect();
+        let keys = bundles
+            .iter()
+            .map(|b: &Bundle| {
+                (0..b.index.num_objects())
+                    .map(|i| key(b.index.oid_at_index(i).as_bytes()))
+                    .collect()
+            })
+            .collect();
         Self {
             bundles,
+            keys,
             cache: Mutex::new(Cache::new(cache_bytes)),
         }
     }
 
     fn locate(&self, id: &gix::oid) -> Option<Slot> {
-        self.bundles.iter().enumerate().find_map(|(k, b)| {
-            let i = find_in_index(&b.index, id)?;
-            Some((k as u32, b.index.pack_offset_at_index(i)))
-        })
+        self.bundles
+            .iter()
+            .zip(&self.keys)
+            .enumerate()
+            .find_map(|(k, (b, keys))| {
+                let i = find_in_index(keys, &b.index, id)?;
+                Some((k as u32, b.index.pack_offset_at_index(i)))
+            })
     }
 
     fn cached(&self, slot: Slot) -> Option<Object> {
@@ -279,50 +295,53 @@ impl Packs {
     }
 }
 
-/// The position of `id` in a pack index: interpolation search on the ids' first eight bytes. Object ids
-/// are uniformly spread, so the first estimate lands within a few hundred entries of the target and two
-/// or three more probes find it, where the index's binary search takes about eighteen comparisons, each
-/// a cache miss on a large index. The bounds' keys are carried along (never re-read), and the search falls
+/// The first eight bytes of an object id (ids are 20 or 32 bytes) as a number that sorts like the id.
+fn key(bytes: &[u8]) -> u64 {
+    bytes
+        .first_chunk::<8>()
+        .map_or(0, |w| u64::from_be_bytes(*w))
+}
+
+/// The position of `id` in a pack index whose id prefixes are `keys`: interpolation search. Object ids are
+/// uniformly spread, so the first estimate lands within a few hundred entries of the target and two or
+/// three more probes find it, where the index's binary search takes about eighteen comparisons, each a
+/// cache miss on a large index. The bounds' keys are carried along (never re-read), and the search falls
 /// back to halving when estimates stop converging (a skewed, hand-made pack).
-fn find_in_index(index: &gix::odb::pack::index::File, id: &gix::oid) -> Option<u32> {
-    // Object ids are 20 (SHA-1) or 32 bytes; a fixed-size read keeps this a single load.
-    fn key(bytes: &[u8]) -> u64 {
-        bytes
-            .first_chunk::<8>()
-            .map_or(0, |w| u64::from_be_bytes(*w))
-    }
+fn find_in_index(keys: &[u64], index: &gix::odb::pack::index::File, id: &gix::oid) -> Option<u32> {
     let want = id.as_bytes();
     let target = key(want);
-    // Invariant: the id, if present, is in lo..hi; every key before lo is <= low_key, every key from hi
-    // on is >= high_key.
-    let (mut lo, mut hi) = (0u32, index.num_objects());
+    // Invariant: an entry with the target key, if any, is in lo..hi; keys before lo are below the target
+    // (and >= low_key), keys from hi on are at or above it (and <= high_key).
+    let (mut lo, mut hi) = (0usize, keys.len());
     let (mut low_key, mut high_key) = (0u64, u64::MAX);
     let mut probes = 0;
     while lo < hi {
         let mid = if probes < 8 && high_key > low_key {
-            let offset = u128::from(target.saturating_sub(low_key)) * u128::from(hi - lo)
+            let offset = u128::from(target.saturating_sub(low_key)) * (hi - lo) as u128
                 / u128::from(high_key - low_key);
-            lo + u32::try_from(offset).unwrap_or(u32::MAX).min(hi - lo - 1)
+            lo + usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(hi - lo - 1)
         } else {
             lo + (hi - lo) / 2
         };
         probes += 1;
-        let at = index.oid_at_index(mid).as_bytes();
-        let k = key(at);
-        let order = k.cmp(&target).then_with(|| at.cmp(want));
-        match order {
-            std::cmp::Ordering::Equal => return Some(mid),
-            std::cmp::Ordering::Less => {
-                lo = mid + 1;
-                low_key = k;
-            }
-            std::cmp::Ordering::Greater => {
-                hi = mid;
-                high_key = k;
-            }
+        let k = keys[mid];
+        if k < target {
+            lo = mid + 1;
+            low_key = k;
+        } else {
+            hi = mid;
+            high_key = k;
         }
     }
-    None
+    // `lo` is the first entry whose key is not below the target; ids sharing the key follow it.
+    keys[lo..]
+        .iter()
+        .take_while(|&&k| k == target)
+        .enumerate()
+        .map(|(n, _)| u32::try_from(lo + n).unwrap_or(u32::MAX))
+        .find(|&i| index.oid_at_index(i).as_bytes() == want)
 }
 
 /// Applies a git delta (`base size`, `result size`, then copy and insert instructions) to `base`.
@@ -480,7 +499,7 @@ impl gix::objs::FindHeader for Reader<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{apply_delta, find_in_index};
+    use super::{apply_delta, find_in_index, key};
 
     #[test]
     fn interpolation_search_finds_every_id_of_an_index_and_no_other() {
@@ -511,18 +530,25 @@ mod tests {
             .expect("an index");
         let index = gix::odb::pack::index::File::at(&idx, gix::hash::Kind::Sha1).expect("index");
         assert!(index.num_objects() > 400);
+        let keys: Vec<u64> = (0..index.num_objects())
+            .map(|i| key(index.oid_at_index(i).as_bytes()))
+            .collect();
         for i in 0..index.num_objects() {
             let id = index.oid_at_index(i).to_owned();
-            assert_eq!(find_in_index(&index, &id), Some(i), "{id}");
+            assert_eq!(find_in_index(&keys, &index, &id), Some(i), "{id}");
             // Neighbours that differ in the last byte, or in the first eight, are absent.
             let mut bytes = id.as_bytes().to_vec();
             bytes[19] ^= 1;
             let near = gix::ObjectId::from_bytes_or_panic(&bytes);
-            assert_eq!(find_in_index(&index, &near), index.lookup(near), "{near}");
+            assert_eq!(
+                find_in_index(&keys, &index, &near),
+                index.lookup(near),
+                "{near}"
+            );
         }
         for edge in [[0u8; 20], [0xff; 20]] {
             let id = gix::ObjectId::from_bytes_or_panic(&edge);
-            assert_eq!(find_in_index(&index, &id), index.lookup(id));
+            assert_eq!(find_in_index(&keys, &index, &id), index.lookup(id));
         }
     }
 
