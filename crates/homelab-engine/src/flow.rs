@@ -37,6 +37,9 @@ pub struct Timeouts {
     pub agent: Duration,
     pub install: Duration,
     pub kubernetes: Duration,
+    /// How long draining a node may wait for its evictions (PodDisruptionBudgets answering 429) and for
+    /// the evicted pods to be gone (`kubectl drain --timeout`).
+    pub drain: Duration,
     /// How long Bootstrap may keep answering "not yet" (CRI, time sync); `cluster.bootstrap_timeout` in
     /// homelab.yaml overrides it.
     pub bootstrap: Duration,
@@ -50,6 +53,7 @@ impl Default for Timeouts {
             agent: Duration::from_secs(300),
             install: Duration::from_secs(900),
             kubernetes: Duration::from_secs(900),
+            drain: Duration::from_secs(900),
             bootstrap: Duration::from_secs(600),
             poll: Duration::from_secs(5),
             retries: 5,

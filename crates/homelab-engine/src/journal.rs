@@ -20,12 +20,16 @@ pub struct AppliedConfig {
     pub installer_image: Option<String>,
 }
 
-/// An Upgrade a node acknowledged and whose outcome was not seen yet (the run may have been killed):
-/// a rerun waits for that outcome instead of asking the node to upgrade a second time.
+/// An Upgrade a node was about to be asked for, or acknowledged, whose outcome was not seen yet (the run
+/// may have been killed): a rerun waits for that outcome once the node rebooted instead of asking again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpgradeRequested {
     pub from: String,
     pub image: String,
+    /// The node's boot ID before it was asked: a different one means it rebooted (absent in journals
+    /// written before boot IDs were read, which then wait for the node to go away and come back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// The VM settings homelabctl last applied, to tell drift (changed in Proxmox) from a changed homelab.yaml.

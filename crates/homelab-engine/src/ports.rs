@@ -296,6 +296,16 @@ pub trait TalosApi: Send + Sync {
         &self,
         at: SocketAddr,
     ) -> impl Future<Output = PortResult<Option<String>>> + Send;
+    /// The kernel's boot ID if the node answers with mutual TLS, else None: it changes with every boot, so
+    /// it tells a reboot that happened from one still to come, however short the node was away.
+    fn boot_id(&self, at: SocketAddr) -> impl Future<Output = PortResult<Option<String>>> + Send {
+        let _ = at;
+        async {
+            Err(PortError::permanent(
+                "this Talos adapter cannot read boot IDs",
+            ))
+        }
+    }
     fn bootstrap(&self, at: SocketAddr) -> impl Future<Output = PortResult<Bootstrapped>> + Send;
     /// The etcd members, learners included; empty when etcd does not run yet (before the
     /// bootstrap Talos blocks this call until its deadline: adapters bound it and answer empty).

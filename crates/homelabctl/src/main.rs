@@ -5,6 +5,7 @@
 mod out;
 mod cli;
 mod commands;
+mod duration;
 mod failure;
 mod render;
 

@@ -193,6 +193,20 @@ impl TalosApi for Talos {
         }
     }
 
+    async fn boot_id(&self, at: SocketAddr) -> PortResult<Option<String>> {
+        let Ok(mut client) = self.installed(at).await else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(self.probe_timeout, client.boot_id()).await {
+            Ok(Ok(id)) => Ok(Some(id)),
+            Ok(Err(e)) if e.code() == Some(Code::PermissionDenied) => Err(port_error(e)),
+            _ => {
+                self.connections().remove(&at);
+                Ok(None)
+            }
+        }
+    }
+
     /// One attempt: the engine retries within its bootstrap time budget (a precondition may take minutes).
     async fn bootstrap(&self, at: SocketAddr) -> PortResult<Bootstrapped> {
         let mut client = self.installed(at).await?;

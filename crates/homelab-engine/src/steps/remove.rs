@@ -502,7 +502,7 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                     .drain(
                         &kubeconfig,
                         &g.name,
-                        self.timeouts.kubernetes,
+                        self.timeouts.drain,
                         self.timeouts.poll,
                     )
                     .await,

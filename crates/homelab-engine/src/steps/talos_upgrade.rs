@@ -6,13 +6,16 @@
 //! 2. before a control plane, etcd healthy with every control plane a voting member;
 //! 3. MachineService.Upgrade with the installer image of the target version and schematic, never `force`
 //!    (Talos checks etcd itself and refuses while it is unhealthy: that answer is waited out);
-//! 4. the node must reboot and answer with the new version: one that comes back on the old version rolled
-//!    back (Talos' A/B boot) and stops the roll with an error naming it, nothing else touched;
+//! 4. the node must reboot (its boot ID, read before step 3, changes) and answer with the new version: one
+//!    that comes back on the old version rolled back (Talos' A/B boot) and stops the roll with an error
+//!    naming it, nothing else touched;
 //! 5. a control plane votes in etcd again, the node's config is brought to the new installer image (no
 //!    reboot: `machine.install.image` only matters at the next install), and the node is Ready.
 //!
-//! A rerun after SIGKILL never asks a node twice: a node answering the target version is done, and an
-//! upgrade the node acknowledged is in the journal, so the rerun waits for its outcome instead.
+//! A rerun after SIGKILL never upgrades a node twice: a node answering the target version is done, and the
+//! upgrade is journaled (with the boot ID) before the node is asked, so the rerun waits for its outcome once
+//! the node rebooted, and asks again only while it still runs the boot it was asked in (Talos runs one
+//! upgrade sequence at a time: a request arriving while one prepares starts nothing).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -180,35 +183,58 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
             });
         }
         let since = self.started(resource, "upgrade");
-        let from = match requested {
+        let (from, boot_id) = match requested {
             Some(r) => {
-                self.events.info(
-                    resource,
-                    format!(
-                        "an earlier run asked {} to upgrade to {to}; waiting for that outcome instead of asking again",
-                        node.name
-                    ),
-                );
-                r.from
+                let now = match r.boot_id {
+                    Some(_) => Some(self.current_boot(node, resource).await?),
+                    None => None,
+                };
+                if r.boot_id.is_some() && now == r.boot_id && running == r.from {
+                    // The earlier run may have been cut off before the node took the request. Asking
+                    // again is safe: Talos runs one upgrade sequence at a time, so a second request
+                    // while the first prepares starts nothing.
+                    self.events.info(
+                        resource,
+                        format!(
+                            "an earlier run meant to upgrade {} to {to} and it has not rebooted since; asking again",
+                            node.name
+                        ),
+                    );
+                    self.request_upgrade(node, resource, &wanted, &to).await?;
+                } else {
+                    self.events.info(
+                        resource,
+                        format!(
+                            "an earlier run asked {} to upgrade to {to}; waiting for that outcome instead of asking again",
+                            node.name
+                        ),
+                    );
+                }
+                (r.from, r.boot_id)
             }
             None => {
                 self.snapshot_first(resource, run).await?;
                 if node.role == Role::Controlplane {
                     self.etcd_gate(resource).await?;
                 }
-                self.request_upgrade(node, resource, &wanted, &to).await?;
+                let boot_id = self.current_boot(node, resource).await?;
+                // Journaled before asking: a run killed once the node took the request waits for it.
                 run.journal.upgrades.insert(
                     node.name.clone(),
                     UpgradeRequested {
                         from: running.clone(),
                         image: wanted.clone(),
+                        boot_id: Some(boot_id.clone()),
                     },
                 );
                 let _ = run.journal.save(&self.state_dir);
-                running
+                self.request_upgrade(node, resource, &wanted, &to).await?;
+                (running, Some(boot_id))
             }
         };
-        let outcome = self.await_reboot(node, resource, &from, &to).await;
+        let outcome = self
+            .await_reboot(node, resource, &from, &to, boot_id.as_deref())
+            .await;
         // Seen through either way: a rerun decides afresh from the version the node answers with.
         run.journal.upgrades.remove(&node.name);
         let _ = run.journal.save(&self.state_dir);
@@ -310,14 +336,29 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
         Ok(())
     }
 
-    /// Waits for the node to reboot into `to`. Answering with another version after it went away is a
-    /// rollback (Talos' A/B boot): an error naming the node.
+    /// The boot ID `node` runs now, read before it is asked to upgrade.
+    async fn current_boot(&self, node: &Node, resource: &str) -> Result<String, EngineError> {
+        let at = desired::installed_address(node);
+        self.awaited(
+            resource,
+            &format!("{} to tell its boot ID", node.name),
+            "the boot ID tells the reboot into the new version from the boot before it",
+            self.timeouts.kubernetes,
+            || async { self.talos.boot_id(at).await },
+        )
+        .await
+    }
+
+    /// Waits for the node to reboot into `to`: it answers with a boot ID other than `before` (or, for a
+    /// journal from before boot IDs, after it went away). Coming back on another version is a rollback
+    /// (Talos' A/B boot): an error naming the node.
     async fn await_reboot(
         &self,
         node: &Node,
         resource: &str,
         from: &str,
         to: &str,
+        before: Option<&str>,
     ) -> Result<(), EngineError> {
         let at = desired::installed_address(node);
         let went_away = AtomicBool::new(false);
@@ -328,13 +369,18 @@ impl<H: Hypervisor, F: ImageFactory, T: TalosApi, K: KubeApi> Engine<'_, H, F, T
                 "Talos writes the new image to its other boot slot, then reboots",
                 self.timeouts.install,
                 || async {
+                    let rebooted = match before {
+                        Some(before) => match self.talos.boot_id(at).await? {
+                            Some(now) => now != before,
+                            None => return Err(PortError::transient("not answering: rebooting")),
+                        },
+                        None => went_away.load(Ordering::Relaxed),
+                    };
                     match self.talos.installed_version(at).await? {
-                        Some(v) if v == to && (from != to || went_away.load(Ordering::Relaxed)) => {
-                            Ok(Some(v))
-                        }
-                        Some(v) if went_away.load(Ordering::Relaxed) => Ok(Some(v)),
+                        Some(v) if rebooted => Ok(Some(v)),
+                        Some(v) if before.is_none() && v == to && from != to => Ok(Some(v)),
                         Some(v) => Err(PortError::transient(format!(
-                            "still answering with {v}: not rebooted yet"
+                            "still answering with {v} from the boot before the upgrade: not rebooted yet"
                         ))),
                         None => {
                             went_away.store(true, Ordering::Relaxed);

@@ -21,6 +21,7 @@ fn timeouts() -> Timeouts {
         agent: Duration::from_millis(200),
         install: Duration::from_millis(500),
         kubernetes: Duration::from_millis(500),
+        drain: Duration::from_millis(500),
         bootstrap: Duration::from_millis(500),
         poll: Duration::from_millis(5),
         retries: 3,

@@ -118,6 +118,7 @@ impl World {
                 agent: Duration::from_secs(20),
                 install: Duration::from_secs(30),
                 kubernetes: Duration::from_secs(30),
+                drain: Duration::from_secs(30),
                 bootstrap: Duration::from_secs(30),
                 poll: Duration::from_millis(100),
                 retries: 4,

@@ -67,6 +67,9 @@ struct Cluster {
     /// Members removed from etcd whose data directory still names them: their etcd refuses to
     /// start again ("the member has been permanently removed from the cluster").
     removed: BTreeSet<String>,
+    /// The control planes' nodes (registered when their trustd starts), so that etcd removing a
+    /// running member reaches the node it runs on.
+    control_plane_nodes: HashMap<String, Weak<Inner>>,
     /// Whether etcd had quorum once (before its bootstrap, no quorum is no loss).
     had_quorum: bool,
     /// The state at the last observation: without quorum, without a VIP holder.
@@ -263,6 +266,19 @@ impl Cluster {
         }
     }
 
+    /// etcd and the API server of `name` stopped: a VIP it held is given up and another holder
+    /// elected (returned, to take the address).
+    fn etcd_and_api_stopped(&mut self, name: &str) -> Option<(String, Weak<Inner>)> {
+        self.serving.remove(name);
+        self.etcd_up.remove(name);
+        if self.vip_holder.as_deref() == Some(name) {
+            self.vip_holder = None;
+            self.vip_ip = None;
+            self.serving.remove(VIP);
+        }
+        self.elect()
+    }
+
     /// Elects a VIP holder among the running candidates if nobody holds it and etcd has quorum.
     fn elect(&mut self) -> Option<(String, Weak<Inner>)> {
         if self.vip_holder.is_some() || !self.quorum() {
@@ -376,15 +392,8 @@ impl ClusterRegistry {
                     kube.update_node_status(node);
                 }
             }
-            c.serving.remove(name);
-            c.etcd_up.remove(name);
             c.trustd.remove(name);
-            if c.vip_holder.as_deref() == Some(name) {
-                c.vip_holder = None;
-                c.vip_ip = None;
-                c.serving.remove(VIP);
-            }
-            c.elect()
+            c.etcd_and_api_stopped(name)
         });
         Self::winner(os_ca_pem, elected)
     }
@@ -446,8 +455,22 @@ impl ClusterRegistry {
     }
 
     /// Removes the member `name` (etcd's `MemberRemove`, once [`Self::remove_refusal`] allowed it).
-    pub(crate) fn remove_member(&self, os_ca_pem: &str, name: &str) {
+    /// A member that was running learns of it at once and shuts down: its node is returned, for the
+    /// caller to stop its etcd ([`Inner::etcd_removed`]).
+    pub(crate) fn remove_member(&self, os_ca_pem: &str, name: &str) -> Option<Weak<Inner>> {
+        let running = self.with(os_ca_pem, |c| c.etcd_up.contains(name));
         self.forget_member(os_ca_pem, name);
+        running
+            .then(|| self.with(os_ca_pem, |c| c.control_plane_nodes.get(name).cloned()))
+            .flatten()
+    }
+
+    /// etcd stopped on `name` while the node runs on: its API server (which talks to the local etcd
+    /// only) stops answering, and a VIP it held moves, as Talos' VIP operator gives the address up
+    /// when etcd stops (a winner is returned: the caller makes it take the address).
+    pub(crate) fn etcd_stopped(&self, os_ca_pem: &str, name: &str) -> Option<VipWinner> {
+        let elected = self.with(os_ca_pem, |c| c.etcd_and_api_stopped(name));
+        Self::winner(os_ca_pem, elected)
     }
 
     /// Whether `name` may be upgraded as Talos checks it: etcd has quorum and every member is up.
@@ -573,9 +596,10 @@ impl ClusterRegistry {
     }
 
     /// A control plane's trustd answers at `ip` (it runs from the installed boot on).
-    pub(crate) fn trustd_up(&self, os_ca_pem: &str, name: &str, ip: IpAddr) {
+    pub(crate) fn trustd_up(&self, os_ca_pem: &str, name: &str, ip: IpAddr, node: Weak<Inner>) {
         self.with(os_ca_pem, |c| {
             c.trustd.insert(name.to_owned(), ip);
+            c.control_plane_nodes.insert(name.to_owned(), node);
         });
     }
 

@@ -149,15 +149,29 @@ impl Call<'_> {
                 .etcd_healthy_for_upgrade(&ca)
                 .map_err(Status::failed_precondition)?;
         }
-        self.node
-            .reboot_into(self.node.opts.upgrade_delay, move |st| {
-                if std::mem::take(&mut st.rollback_next_upgrade) {
-                    st.rollbacks += 1;
-                } else {
-                    st.talos_version = target;
-                    st.upgrades += 1;
-                }
-            });
+        // Talos acknowledges the request, then runs the upgrade sequence in the background; while
+        // another sequence runs that one is not started ("sequence not started: locked").
+        let locked = {
+            let mut st = self.node.lock();
+            std::mem::replace(&mut st.upgrading, true) || st.resetting
+        };
+        if locked {
+            self.node
+                .counters
+                .sequences_locked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("upgrade: sequence not started: locked");
+        } else {
+            self.node
+                .reboot_into(self.node.opts.upgrade_delay, move |st| {
+                    if std::mem::take(&mut st.rollback_next_upgrade) {
+                        st.rollbacks += 1;
+                    } else {
+                        st.talos_version = target;
+                        st.upgrades += 1;
+                    }
+                });
+        }
         Ok(Response::new(machine::UpgradeResponse {
             messages: vec![machine::Upgrade {
                 metadata: self.metadata,
@@ -288,8 +302,8 @@ impl Call<'_> {
     /// `EtcdRemoveMemberByID` as Talos answers it: control planes only (any of them: Talos' etcd
     /// client dials every control plane, not only the local etcd); NotFound for an unknown id;
     /// etcd's `MemberRemove` refusals otherwise. Removing the node's own member is allowed, as
-    /// etcd allows it: its etcd stops. (A running member removed from elsewhere keeps serving in
-    /// the simulator until it reboots; real etcd shuts itself down at once.)
+    /// etcd allows it: its etcd stops. A running member removed from elsewhere shuts itself down at
+    /// once, as etcd does, and stays down across reboots.
     pub(crate) fn remove_member(
         self,
         id: u64,
@@ -321,8 +335,8 @@ impl Call<'_> {
                 .and_then(|i| i.wipe_etcd(clusters, true));
             super::node::take_vip(clusters, winner);
             self.node.changed();
-        } else {
-            clusters.remove_member(&ca, &name);
+        } else if let Some(node) = clusters.remove_member(&ca, &name).and_then(|n| n.upgrade()) {
+            node.etcd_removed();
         }
         Ok(Response::new(machine::EtcdRemoveMemberByIdResponse {
             messages: vec![machine::EtcdRemoveMemberById {

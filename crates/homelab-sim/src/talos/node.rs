@@ -283,6 +283,8 @@ pub(crate) struct State {
     pub(crate) boot_id: String,
     /// A reset sequence runs (services and CRI stopped, EPHEMERAL unmounted) until the next boot.
     pub(crate) resetting: bool,
+    /// An upgrade sequence runs (pulling the installer, writing the other boot slot) until the reboot.
+    pub(crate) upgrading: bool,
     server: Option<Listener>,
     maintenance_bound: Option<SocketAddr>,
 }
@@ -296,6 +298,9 @@ pub(crate) struct Counters {
     pub(crate) etcd_list_blocked: AtomicU64,
     /// Bootstrap calls refused because CRI was not up or the time not synced
     pub(crate) bootstrap_preconditions: AtomicU64,
+    /// Upgrade requests acknowledged while another sequence ran: Talos starts nothing for them
+    /// ("sequence not started: locked")
+    pub(crate) sequences_locked: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -355,6 +360,7 @@ impl NodeSim {
             reset_failures: Vec::new(),
             boot_id: crate::random::uuid(),
             resetting: false,
+            upgrading: false,
             server: None,
             maintenance_bound: None,
         };
@@ -587,6 +593,12 @@ impl NodeSim {
         self.inner.lock().upgrades
     }
 
+    /// Upgrade requests this node acknowledged while an upgrade or reset sequence already ran, which
+    /// therefore started nothing (Talos' sequence lock).
+    pub fn locked_sequence_count(&self) -> u64 {
+        self.inner.counters.sequences_locked.load(Ordering::Relaxed)
+    }
+
     /// How many upgrades of this node booted back into the old version.
     pub fn rollback_count(&self) -> u32 {
         self.inner.lock().rollbacks
@@ -701,6 +713,7 @@ impl Inner {
         st.generation += 1;
         st.boot_id = crate::random::uuid();
         st.resetting = false;
+        st.upgrading = false;
         st.maintenance_bound = Some(addr);
         let service = ApidService::maintenance(self.clone(), st.generation);
         st.server = Some(self.serve(listener, tls, service));
@@ -871,7 +884,9 @@ impl Inner {
             );
             let control_plane = cfg.machine_type == MachineType::ControlPlane;
             if control_plane {
-                self.opts.clusters.trustd_up(&ca, &inst.name(), addr.ip());
+                self.opts
+                    .clusters
+                    .trustd_up(&ca, &inst.name(), addr.ip(), Arc::downgrade(self));
             }
             inst.etcd_member = control_plane && inst.etcd_member;
             let etcd = inst.etcd_member;
@@ -885,6 +900,7 @@ impl Inner {
             st.generation += 1;
             st.boot_id = crate::random::uuid();
             st.resetting = false;
+            st.upgrading = false;
             let service = ApidService::installed(self.clone(), st.generation);
             st.server = Some(self.serve(listener, tls, service));
             match (control_plane, etcd, removed) {
@@ -1030,6 +1046,27 @@ impl Inner {
                 this.phase.send_replace(NodePhase::Off);
             });
         }
+    }
+
+    /// etcd removed this node's running member: etcd exits ("the member has been permanently removed
+    /// from the cluster") and Talos' restarts of it fail the same way, so the API server that talks to
+    /// it stops and a VIP held here moves. apid, trustd and the kubelet run on.
+    pub(crate) fn etcd_removed(self: &Arc<Self>) {
+        let winner = {
+            let mut st = self.lock();
+            let Some(inst) = st.installed.as_mut().filter(|i| i.etcd_member) else {
+                return;
+            };
+            tracing::warn!(node = %inst.name(), "etcd: the member has been permanently removed from the cluster");
+            inst.stop_kube();
+            inst.vip = None;
+            inst.etcd_member = false;
+            self.opts
+                .clusters
+                .etcd_stopped(&inst.config.os_ca_pem, &inst.name())
+        };
+        take_vip(&self.opts.clusters, winner);
+        self.changed();
     }
 
     /// Simulates a reboot: listeners go down after the response was sent, then come back.

@@ -79,6 +79,18 @@ fn apid_of(n: &NodeSim) -> SocketAddr {
     }
 }
 
+/// Which of `nodes` holds the VIP, once one does.
+async fn vip_holder(nodes: &[NodeSim]) -> usize {
+    eventually("a node holds the VIP", || {
+        nodes.iter().any(NodeSim::holds_vip)
+    })
+    .await;
+    match nodes.iter().position(NodeSim::holds_vip) {
+        Some(holder) => holder,
+        None => panic!("nobody holds the VIP"),
+    }
+}
+
 /// Every node installed, in etcd, and serving its API (etcd runs there).
 async fn wait_all_up(nodes: &[NodeSim]) {
     eventually("every control plane up in etcd with its API", || {
@@ -110,8 +122,16 @@ async fn an_upgrade_boots_the_new_version_only_with_healthy_etcd_and_a_rollback_
 
     let ack = ok(cp1.upgrade(&installer("v1.12.11")).await, "upgrade cp1");
     assert_eq!(ack.ack, "Upgrade request received");
+    // Asked again while the first prepares: acknowledged, but Talos' sequence lock starts nothing.
+    let again = ok(
+        cp1.upgrade(&installer("v1.12.11")).await,
+        "upgrade cp1 again",
+    );
+    assert_eq!(again.ack, "Upgrade request received");
     eventually("cp1 upgraded", || nodes[0].upgrade_count() == 1).await;
     wait_all_up(&nodes).await;
+    assert_eq!(nodes[0].upgrade_count(), 1, "one upgrade, one reboot");
+    assert_eq!(nodes[0].locked_sequence_count(), 1);
     assert_eq!(nodes[0].talos_version(), "v1.12.11");
     let mut cp1 = connect(apid_of(&nodes[0]), &admin).await;
     assert_eq!(ok(cp1.version().await, "version").tag, "v1.12.11");
@@ -295,13 +315,7 @@ async fn one_member_of_three_leaving_keeps_quorum_and_the_vip() {
     let (cluster, nodes, apid) = three_control_planes(196).await;
     let admin = cluster.creds(&["os:admin"]);
     // The VIP holder leaves: another member takes the VIP, etcd keeps its quorum.
-    eventually("a node holds the VIP", || {
-        nodes.iter().any(NodeSim::holds_vip)
-    })
-    .await;
-    let Some(holder) = nodes.iter().position(NodeSim::holds_vip) else {
-        panic!("nobody holds the VIP")
-    };
+    let holder = vip_holder(&nodes).await;
     ok(
         connect(apid[holder], &admin)
             .await
@@ -313,6 +327,54 @@ async fn one_member_of_three_leaving_keeps_quorum_and_the_vip() {
     assert_eq!(other.cluster_etcd_members().len(), 2);
     assert!(!nodes[holder].holds_vip());
     assert_eq!(other.cluster_health(), ClusterHealth::default());
+}
+
+/// etcd removes a running member (`talosctl etcd remove-member` from another node): that member shuts
+/// itself down at once, its API server stops with it, the VIP it held moves, and it stays out of
+/// etcd when the node boots again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_member_removed_from_elsewhere_stops_at_once_and_stays_out() {
+    let (cluster, nodes, apid) = three_control_planes(197).await;
+    let admin = cluster.creds(&["os:admin"]);
+    let holder = vip_holder(&nodes).await;
+    let other = (holder + 1) % 3;
+    let mut client = connect(apid[other], &admin).await;
+    let name = format!("cp{}", holder + 1);
+    let id = ok(client.etcd_member_list().await, "members")
+        .into_iter()
+        .find(|m| m.hostname == name)
+        .map(|m| m.id)
+        .unwrap_or_else(|| panic!("{name} is a member"));
+
+    ok(
+        client.etcd_remove_member_by_id(id).await,
+        "remove the running holder",
+    );
+    let removed = &nodes[holder];
+    assert!(!removed.is_etcd_member(), "its etcd stopped");
+    assert!(removed.kube().is_none(), "its API server stopped with etcd");
+    assert!(!removed.holds_vip());
+    eventually("another member holds the VIP", || {
+        nodes.iter().any(NodeSim::holds_vip)
+    })
+    .await;
+    let names: Vec<String> = ok(client.etcd_member_list().await, "members")
+        .into_iter()
+        .map(|m| m.hostname)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(!names.contains(&name), "{names:?}");
+    assert_eq!(nodes[other].cluster_health(), ClusterHealth::default());
+
+    // Its data directory still names the removed member: after a reboot etcd does not start.
+    removed.power_off();
+    ok(removed.power_on().await, "power on");
+    match removed.wait_installed(WAIT).await {
+        Ok(_) => {}
+        Err(phase) => panic!("did not boot again: {phase:?}"),
+    }
+    assert!(!removed.is_etcd_member());
+    assert_eq!(nodes[other].cluster_etcd_members().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,6 +38,10 @@ pub struct ApplyArgs {
     /// that would leave etcd without quorum is refused even so.
     #[arg(long)]
     pub allow_remove: bool,
+    /// How long draining a node may wait for its pods to leave (PodDisruptionBudgets may hold them back),
+    /// e.g. 90s, 10m; the default is 15m. A drain cut off is resumed by the next run.
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub drain_timeout: Option<std::time::Duration>,
 }
 
 /// The snapshot an upgrade starts with: `homelabctl etcd snapshot` into backups/.
@@ -137,7 +141,10 @@ pub fn run(global: &Global, args: &ApplyArgs) -> miette::Result<ExitStatus> {
         );
     }
     provision::runtime()?.block_on(async {
-        let wired = provision::wire(global, BundlePolicy::CreateIfNew, &events).await?;
+        let mut wired = provision::wire(global, BundlePolicy::CreateIfNew, &events).await?;
+        if let Some(drain) = args.drain_timeout {
+            wired.timeouts.drain = drain;
+        }
         let engine = wired.engine(events.clone());
         let fresh = engine.plan().await.map_err(|e| EngineFailure::of("apply", e))?;
         let plan = match saved {

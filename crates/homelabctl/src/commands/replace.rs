@@ -22,6 +22,10 @@ pub struct ReplaceArgs {
     /// Do not ask for confirmation (required without a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// How long draining a node may wait for its pods to leave (PodDisruptionBudgets may hold them back),
+    /// e.g. 90s, 10m; the default is 15m. A drain cut off is resumed by the next run.
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub drain_timeout: Option<std::time::Duration>,
 }
 
 pub fn run(global: &Global, args: &ReplaceArgs) -> miette::Result<ExitStatus> {
@@ -35,7 +39,10 @@ pub fn run(global: &Global, args: &ReplaceArgs) -> miette::Result<ExitStatus> {
         )
     })?;
     provision::runtime()?.block_on(async {
-        let wired = provision::wire(global, BundlePolicy::ReadOnly, &events).await?;
+        let mut wired = provision::wire(global, BundlePolicy::ReadOnly, &events).await?;
+        if let Some(drain) = args.drain_timeout {
+            wired.timeouts.drain = drain;
+        }
         let engine = wired.engine(events.clone());
         let fail = |e| EngineFailure::of("replace", e);
         let continuing = engine.check_replace(&args.node).await.map_err(fail)?;

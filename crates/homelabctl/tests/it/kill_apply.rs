@@ -230,8 +230,21 @@ pub(crate) fn wait_with_limit(child: Child, args: &[&str]) -> std::process::Outp
         Ok(out) => out.expect("wait for homelabctl"),
         Err(_) => {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            // What the run was waiting for when it was killed: the tail of its events.
+            let said = match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok(out)) => {
+                    let all = format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    let lines: Vec<&str> = all.lines().collect();
+                    lines[lines.len().saturating_sub(40)..].join("\n")
+                }
+                _ => "(no output)".into(),
+            };
             panic!(
-                "homelabctl {} did not finish within {RUN_LIMIT:?}",
+                "homelabctl {} did not finish within {RUN_LIMIT:?}; its last words:\n{said}",
                 args.join(" ")
             );
         }

@@ -4,7 +4,9 @@
 //! without quorum); a further removal is refused without `--allow-remove`, and once another control plane
 //! is stopped a replacement is refused naming it and a removal leaving etcd without quorum is refused even
 //! with the flag. `replace talos-cp-02` (EtcdLeaveCluster path) builds one new VM with the cluster healthy
-//! throughout, also when SIGKILLed at every step boundary; `destroy` leaves a VM homelabctl did not create
+//! throughout, also when SIGKILLed at every step boundary; `replace talos-worker-01` drains the worker
+//! through the budgets and brings it back Ready; a drain a budget holds stops at `--drain-timeout` and the
+//! next run finishes it; `destroy` leaves a VM homelabctl did not create
 //! alone.
 
 use std::time::Duration;
@@ -41,6 +43,11 @@ fn kube(lab: &Lab) -> KubeSim {
 /// Deployment and its budget): a drain evicts one pod at a time, each once its replacement is Ready
 /// elsewhere.
 fn budgeted_workload(kube: &KubeSim) {
+    budgeted_workload_of(kube, 3);
+}
+
+/// The `shop` ReplicaSet of four pods with a budget of `min_available` of them.
+fn budgeted_workload_of(kube: &KubeSim, min_available: u32) {
     let labels = json!({"app": "shop"});
     let rs = json!({
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -51,17 +58,19 @@ fn budgeted_workload(kube: &KubeSim) {
     });
     kube.create(("apps", "v1", "replicasets"), Some("default"), rs)
         .expect("replicaset");
+    shop_budget(kube, min_available);
+}
+
+/// The `shop` PodDisruptionBudget, made anew with `min_available`.
+fn shop_budget(kube: &KubeSim, min_available: u32) {
+    const PDB: (&str, &str, &str) = ("policy", "v1", "poddisruptionbudgets");
+    let _ = kube.delete(PDB, Some("default"), "shop");
     let pdb = json!({
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
         "metadata": {"name": "shop", "namespace": "default"},
-        "spec": {"minAvailable": 3, "selector": {"matchLabels": labels}},
+        "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": "shop"}}},
     });
-    kube.create(
-        ("policy", "v1", "poddisruptionbudgets"),
-        Some("default"),
-        pdb,
-    )
-    .expect("pdb");
+    kube.create(PDB, Some("default"), pdb).expect("pdb");
 }
 
 /// The pods labelled `app=APP` as (node, ready), not counting those being deleted.
@@ -304,6 +313,131 @@ fn replacing_a_control_plane_builds_one_new_vm_and_keeps_the_cluster_healthy_thr
     );
     let status = ok(dir, &["status"], None);
     assert!(status.contains("talos-cp-02"), "{status}");
+    site.nothing_left_to_plan();
+}
+
+/// A budget that allows no disruption holds the drain until `--drain-timeout`: apply fails naming the
+/// pods still there and their budget, the worker stays (cordoned, its VM untouched), and once the budget
+/// is relaxed the next run resumes the drain and removes it.
+#[test]
+fn a_drain_held_by_its_budget_stops_at_the_drain_timeout_and_the_next_run_finishes_it() {
+    let site = Site::new("ha", 55, "v1.12.4");
+    let dir = site.dir();
+    let lab = site.lab();
+    let kube = kube(lab);
+    budgeted_workload_of(&kube, 4);
+    let before = ready_pods(&kube, "shop", 4);
+    assert!(
+        before.iter().any(|(n, _)| n == "talos-worker-01"),
+        "some pod runs on the worker: {before:?}"
+    );
+    drop_node(&site, "talos-worker-01");
+
+    let args = ["apply", "--yes", "--allow-remove", "--drain-timeout", "2s"];
+    let held = homelabctl(dir, &args, None);
+    let said = text(&held);
+    assert_eq!(held.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("draining node talos-worker-01 timed out after 2s")
+            && said.contains("default/shop-")
+            && said.contains("shop"),
+        "{said}"
+    );
+    assert!(
+        lab.proxmox.vm(121).is_some_and(|v| v.running),
+        "VM untouched"
+    );
+    let node = kube.get("", "v1", "nodes", None, "talos-worker-01");
+    assert_eq!(
+        node.map(|n| n["spec"]["unschedulable"].clone()),
+        Some(json!(true)),
+        "left cordoned, as kubectl drain leaves it"
+    );
+    assert_eq!(pods_of(&kube, "shop").len(), 4, "no pod of the budget lost");
+
+    let bad = homelabctl(dir, &["apply", "--yes", "--drain-timeout", "0s"], None);
+    let said = text(&bad);
+    assert_eq!(bad.status.code(), Some(64), "a usage error: {said}");
+    assert!(said.contains("longer than 0s"), "{said}");
+
+    shop_budget(&kube, 3);
+    let removed = homelabctl(dir, &["apply", "--yes", "--allow-remove"], None);
+    let said = text(&removed);
+    assert!(removed.status.success(), "{said}");
+    assert!(lab.proxmox.vm(121).is_none(), "the worker's VM is gone");
+    assert!(!has_node_object(&kube, "talos-worker-01"));
+    let after = ready_pods(&kube, "shop", 4);
+    assert!(
+        after.iter().all(|(n, _)| n != "talos-worker-01"),
+        "{after:?}"
+    );
+    site.nothing_left_to_plan();
+}
+
+/// A worker is replaced the way a control plane is, minus etcd: drained through the budgets (its pods
+/// move to the control planes, which the lab's workloads tolerate), reset, its VM rebuilt with the same
+/// MAC, and its Node registered again and Ready; etcd and the VIP never notice.
+#[test]
+fn replacing_the_worker_drains_it_through_the_budgets_and_brings_it_back_ready() {
+    let site = Site::new("ha", 54, "v1.12.4");
+    let dir = site.dir();
+    let lab = site.lab();
+    let kube = kube(lab);
+    budgeted_workload(&kube);
+    let before = ready_pods(&kube, "shop", 4);
+    assert!(
+        before.iter().any(|(n, _)| n == "talos-worker-01"),
+        "some pod runs on the worker: {before:?}"
+    );
+    let created = lab.proxmox.task_count("qmcreate");
+    let evicted = evictions(&kube);
+
+    let replaced = homelabctl(dir, &["replace", "talos-worker-01", "--yes"], None);
+    let said = text(&replaced);
+    assert!(replaced.status.success(), "{said}");
+    assert!(said.contains("talos-worker-01 replaced"), "{said}");
+    assert!(said.contains("drained: evicted default/shop-"), "{said}");
+    assert!(
+        !said.contains("etcd leave") && !said.contains("etcd remove member"),
+        "a worker has no etcd member: {said}"
+    );
+    assert!(evictions(&kube) > evicted, "through the Eviction API");
+    assert_eq!(
+        lab.proxmox.task_count("qmcreate"),
+        created + 1,
+        "one new VM"
+    );
+    assert_eq!(
+        lab.proxmox.task_count("qmdestroy"),
+        1,
+        "the old one deleted"
+    );
+    let vm = lab.proxmox.vm(121).expect("a VM 121 again");
+    assert!(vm.running);
+    assert!(
+        vm.mac
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("BC:24:11:CA:FE:21")),
+        "the same MAC: {:?}",
+        vm.mac
+    );
+    assert!(
+        has_node_object(&kube, "talos-worker-01"),
+        "registered again"
+    );
+    let status = ok(dir, &["status"], None);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains("talos-worker-01") && l.contains("Ready")),
+        "{status}"
+    );
+    ready_pods(&kube, "shop", 4);
+    assert_eq!(
+        etcd_members(lab),
+        ["talos-cp-01", "talos-cp-02", "talos-cp-03"]
+    );
+    assert_eq!(lab.cluster_health(), ClusterHealth::default());
     site.nothing_left_to_plan();
 }
 

@@ -11,9 +11,10 @@ use std::net::Ipv4Addr;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use homelab_sim::lab::{Lab, LabOptions};
+use homelab_sim::talos::NodePhase;
 use serde_json::Value;
 
 use crate::etcd::{example, homelabctl, octet, ok};
@@ -299,13 +300,7 @@ fn a_rollback_on_the_second_control_plane_stops_the_roll_naming_it_and_a_saved_p
         .node(112)
         .expect("cp-02")
         .inject_upgrade_rollback();
-    let apply = homelabctl(dir, &["apply", "--yes"], None);
-    let said = text(&apply);
-    assert_eq!(apply.status.code(), Some(1), "{said}");
-    assert!(
-        said.contains("talos-cp-02 came back on v1.12.11, not v1.13.9"),
-        "{said}"
-    );
+    apply_stops_at_the_rollback_of_cp_02(dir);
     assert_eq!(
         site.versions(&HA),
         ["v1.13.9", "v1.12.11", "v1.12.11", "v1.12.11"]
@@ -360,6 +355,76 @@ fn a_rollback_on_the_second_control_plane_stops_the_roll_naming_it_and_a_saved_p
         "{}",
         text(&other)
     );
+}
+
+/// A run killed just as it asks a node to upgrade (the request may or may not have reached the node) is
+/// continued by the next: every node ends on the new version having upgraded exactly once, whether the
+/// rerun waited for the request it found journaled or asked again.
+#[test]
+fn a_run_killed_as_it_asks_for_an_upgrade_upgrades_that_node_once_on_the_next_run() {
+    let site = Site::new("ha", 48, "v1.12.11");
+    let dir = site.dir();
+    site.want_version("v1.12.11", "v1.13.9");
+    for name in ["talos-cp-01", "talos-cp-02"] {
+        kill_at(dir, &["apply", "--yes"], |v| {
+            v["event"] == "info"
+                && v["resource"] == format!("talos_upgrade.{name}").as_str()
+                && v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("to accept the upgrade"))
+        });
+    }
+    ok(dir, &["apply", "--yes"], None);
+    assert_eq!(site.versions(&HA), ["v1.13.9"; 4]);
+    assert_eq!(site.upgrades(&HA), [1; 4], "no node upgraded twice");
+    site.nothing_left_to_plan();
+}
+
+/// Runs apply, which fails naming cp-02's rollback; returns what it said.
+fn apply_stops_at_the_rollback_of_cp_02(dir: &Path) -> String {
+    let apply = homelabctl(dir, &["apply", "--yes"], None);
+    let said = text(&apply);
+    assert_eq!(apply.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("talos-cp-02 came back on v1.12.11, not v1.13.9"),
+        "{said}"
+    );
+    said
+}
+
+/// A run killed while the node reboots, rerun after it came back on the old version: the rerun tells the
+/// rollback from "not rebooted yet" by the node's boot ID, without ever having seen it go away.
+#[test]
+fn a_rollback_during_a_killed_run_is_recognised_by_the_next_run_from_the_boot_id() {
+    let site = Site::new("ha", 46, "v1.12.11");
+    let dir = site.dir();
+    site.want_version("v1.12.11", "v1.13.9");
+    let cp2 = site.lab().node(112).expect("cp-02");
+    cp2.inject_upgrade_rollback();
+    kill_at(dir, &["apply", "--yes"], |v| {
+        v["event"] == "info"
+            && v["resource"] == "talos_upgrade.talos-cp-02"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("talos-cp-02 to reboot into v1.13.9"))
+    });
+    let start = Instant::now();
+    while !(cp2.rollback_count() == 1 && matches!(cp2.phase(), NodePhase::Installed(_))) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "cp-02 never came back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let said = apply_stops_at_the_rollback_of_cp_02(dir);
+    assert!(!said.contains("did not happen within"), "{said}");
+    assert_eq!(
+        site.upgrades(&HA),
+        [1, 0, 0, 0],
+        "cp-02 was not asked again, the others untouched"
+    );
+    assert_eq!(cp2.rollback_count(), 1);
 }
 
 /// Runs homelabctl with `args` (JSON events on stdout) in `dir` and SIGKILLs it at the first event `at`
