@@ -344,15 +344,11 @@ fn trim_newlines(mut s: &[u8]) -> &[u8] {
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 fn memchr_all(raw: &[u8]) -> Vec<usize> {
-    raw.iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .map(|(i, _)| i)
-        .collect()
+    memchr::memchr_iter(b'\n', raw).collect()
 }
 
 /// Where a match sits, in gitleaks' terms (0-based line offset into the fragment, quirky columns).

@@ -95,18 +95,100 @@ fn commit_info(id: ObjectId, commit: &gix::objs::CommitRef<'_>) -> CommitInfo {
 
 /// The added lines of `new` relative to `old`, as `git diff -U0` hunks (Myers with git's indent heuristic).
 fn added_hunks(old: &[u8], new: &[u8]) -> Vec<Hunk> {
+    match single_change(old, new) {
+        Some(hunks) => hunks,
+        None => diffed_hunks(old, new),
+    }
+}
+
+/// The common case answered without interning and diffing both files: one run of lines replaced by lines
+/// it shares none with (a version bump), inserted, or deleted, between a common head and tail of whole
+/// lines. What git (and [`diffed_hunks`]) would give there is fixed: every line between head and tail
+/// changed, since Myers can pair no line of the old run with one of the new, and when neither the line above
+/// the new run equals its last line nor the line below equals its first, the run cannot slide, so the
+/// indent heuristic never moves it. `None` when any of that does not hold (then the files are diffed).
+fn single_change(old: &[u8], new: &[u8]) -> Option<Vec<Hunk>> {
+    // Head: whole lines equal in both, up to the first differing byte.
+    let differ = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let head = memchr::memrchr(b'\n', &new[..differ]).map_or(0, |i| i + 1);
+    // Tail: whole lines equal in both, not overlapping the head.
+    let room = old.len().min(new.len()) - head;
+    let same_end = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let (tail_new, tail_old) = {
+        let (n, o) = (new.len() - same_end, old.len() - same_end);
+        let at_line_start = |data: &[u8], at: usize| at == 0 || data[at - 1] == b'\n';
+        if at_line_start(new, n) && at_line_start(old, o) {
+            (n, o)
+        } else {
+            // Inside the common bytes both files break lines alike: skip to the next line start.
+            let skip = memchr::memchr(b'\n', &new[n..]).map_or(new.len() - n, |i| i + 1);
+            (n + skip, o + skip)
+        }
+    };
+    let (old_run, new_run) = (&old[head..tail_old], &new[head..tail_new]);
+    if new_run.is_empty() {
+        return Some(Vec::new());
+    }
+    let lines = |run: &'_ [u8]| -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        for end in memchr::memchr_iter(b'\n', run).map(|i| i + 1) {
+            out.push((from, end));
+            from = end;
+        }
+        if from < run.len() {
+            out.push((from, run.len()));
+        }
+        out
+    };
+    let new_lines = lines(new_run);
+    let old_lines = lines(old_run);
+    // Pairwise comparison stays cheap only for short runs; longer ones are diffed.
+    if old_lines.len() * new_lines.len() > 64 {
+        return None;
+    }
+    let shared = old_lines.iter().any(|&(a, b)| {
+        new_lines
+            .iter()
+            .any(|&(c, d)| old_run[a..b] == new_run[c..d])
+    });
+    if shared {
+        return None;
+    }
+    let (first, last) = (new_lines.first()?, new_lines.last()?);
+    let first_line = &new_run[first.0..first.1];
+    let last_line = &new_run[last.0..last.1];
+    let above = memchr::memrchr(b'\n', &new[..head.saturating_sub(1)]).map_or(0, |i| i + 1);
+    if head > 0 && new[above..head] == *last_line {
+        return None;
+    }
+    let below_end = memchr::memchr(b'\n', &new[tail_new..]).map_or(new.len(), |i| tail_new + i + 1);
+    if tail_new < new.len() && new[tail_new..below_end] == *first_line {
+        return None;
+    }
+    Some(vec![Hunk {
+        start: memchr::memchr_iter(b'\n', &new[..head]).count() + 1,
+        added: new_run.to_vec(),
+    }])
+}
+
+/// [`added_hunks`] by interning both files' lines and diffing them.
+fn diffed_hunks(old: &[u8], new: &[u8]) -> Vec<Hunk> {
     use gix::diff::blob::sources::byte_lines;
     let input = InternedInput::new(byte_lines(old), byte_lines(new));
     let mut diff = Diff::compute(Algorithm::Myers, &input);
     diff.postprocess_lines(&input);
+    // Line starts of the new file, found with a vectorised search (a byte-by-byte filter here cost more
+    // than the line interning).
     let mut starts = Vec::with_capacity(input.after.len() + 1);
     starts.push(0usize);
-    starts.extend(
-        new.iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .map(|(i, _)| i + 1),
-    );
+    starts.extend(memchr::memchr_iter(b'\n', new).map(|i| i + 1));
     if starts.last() != Some(&new.len()) {
         starts.push(new.len());
     }
@@ -145,16 +227,16 @@ fn changed_files(
     parent_tree: Option<ObjectId>,
     tree: ObjectId,
 ) -> Result<Vec<Pending>, HistoryError> {
-    let read_tree = |id: ObjectId| -> Result<Arc<[u8]>, HistoryError> {
+    let read_tree = |id: ObjectId| -> Result<Arc<Vec<u8>>, HistoryError> {
         match objects.object(&id) {
             Ok(Some(o)) if o.kind == gix::objs::Kind::Tree => Ok(o.data),
             Ok(_) => Err(fail("cannot read a tree", format!("tree {id} not found"))),
             Err(e) => Err(fail(&format!("cannot read tree {id}"), e)),
         }
     };
-    let old: Arc<[u8]> = match parent_tree {
+    let old: Arc<Vec<u8>> = match parent_tree {
         Some(id) => read_tree(id)?,
-        None => Arc::from(&[][..]),
+        None => Arc::new(Vec::new()),
     };
     let new = read_tree(tree)?;
     let mut out = Vec::new();
@@ -272,6 +354,9 @@ pub(crate) fn for_each_change(
             });
         }
     });
+    // Freeing the cache (hundreds of thousands of buffers) takes a tenth of a scan; let it overlap with
+    // sorting and printing the findings instead of delaying them.
+    std::thread::spawn(move || drop(packs));
     if let Some(e) = first_error.into_inner().ok().flatten() {
         return Err(e);
     }
@@ -287,7 +372,7 @@ fn diff_commit(
     scan: &Scan<'_>,
 ) -> Result<(), HistoryError> {
     // Commits come through `objects` too: each is read as a commit and again as the next one's parent.
-    let read_commit = |id: ObjectId| -> Result<Arc<[u8]>, HistoryError> {
+    let read_commit = |id: ObjectId| -> Result<Arc<Vec<u8>>, HistoryError> {
         match objects.object(&id) {
             Ok(Some(o)) if o.kind == gix::objs::Kind::Commit => Ok(o.data),
             Ok(_) => Err(fail(
@@ -386,6 +471,51 @@ mod tests {
         );
         assert_eq!(hunks("a\nb\n", "a\nB\n"), vec![(2, "B\n".to_owned())]);
         assert!(hunks("a\nb\n", "a\n").is_empty());
+    }
+
+    /// The shortcut agrees with diffing on every input, including the ones it declines.
+    fn shortcut_agrees(old: &str, new: &str) {
+        let full = diffed_hunks(old.as_bytes(), new.as_bytes());
+        if let Some(short) = single_change(old.as_bytes(), new.as_bytes()) {
+            let show = |h: &[Hunk]| {
+                h.iter()
+                    .map(|h| (h.start, String::from_utf8_lossy(&h.added).into_owned()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(show(&short), show(&full), "{old:?} -> {new:?}");
+        }
+    }
+
+    #[test]
+    fn the_single_change_shortcut_equals_the_diff_on_edge_cases() {
+        for (old, new) in [
+            ("a\nb\nc\n", "a\nB\nc\n"),
+            ("a\nb\n", "a\nb\nc\n"),
+            ("a\nb", "a\nb\nc"),
+            ("x\nb", "y\nb"),
+            ("a\na\n", "a\na\na\n"),
+            ("a\nb\n", "a\nb\na\nb\n"),
+            ("", "a\n"),
+            ("a\n", ""),
+            ("a\n", "a\n"),
+            ("a\nb\nc\n", "a\nc\n"),
+            ("}\n\n", "}\n\n}\n\n"),
+            ("k: 1\nv: 2\n", "k: 1\nv: 3"),
+        ] {
+            shortcut_agrees(old, new);
+            shortcut_agrees(new, old);
+        }
+        assert!(single_change(b"a\nb\nc\n", b"a\nB\nc\n").is_some());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_single_change_shortcut_equals_the_diff(
+            old in proptest::collection::vec("(a|b|c|  d|)\n?", 0..12),
+            new in proptest::collection::vec("(a|b|c|  d|)\n?", 0..12),
+        ) {
+            shortcut_agrees(&old.concat(), &new.concat());
+        }
     }
 
     #[test]
