@@ -644,9 +644,11 @@ impl Store {
         match self.objects.get(&key).cloned() {
             Some(existing) => {
                 // The kubelet only registers once; afterwards it patches status, so what others
-                // wrote (cordon's `spec.unschedulable`, taints, labels) stays.
+                // wrote (cordon's `spec.unschedulable`, taints, labels) stays. The control-plane
+                // taint is Talos' own: its node-taint controller follows the machine config.
                 let mut next = existing.clone();
                 next["status"] = node["status"].take();
+                follow_control_plane_taint(&mut next, &node);
                 self.commit(&t, key, &existing, next);
             }
             None => {
@@ -802,6 +804,39 @@ fn matches_selector(obj: &Value, selector: &str) -> bool {
             labels.get(req.trim()).is_some()
         }
     })
+}
+
+/// The taint Talos puts on a control plane's Node unless the config allows scheduling there.
+const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
+
+/// Brings `existing`'s control-plane taint to what `registered` (the Node as Talos would register it
+/// now) carries, leaving every other taint alone.
+fn follow_control_plane_taint(existing: &mut Value, registered: &Value) {
+    let mut taints: Vec<Value> = existing["spec"]["taints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["key"] != CONTROL_PLANE_TAINT)
+        .cloned()
+        .collect();
+    taints.extend(
+        registered["spec"]["taints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["key"] == CONTROL_PLANE_TAINT)
+            .cloned(),
+    );
+    match existing["spec"].as_object_mut() {
+        Some(spec) if taints.is_empty() => {
+            spec.remove("taints");
+        }
+        Some(spec) => {
+            spec.insert("taints".into(), Value::Array(taints));
+        }
+        None if !taints.is_empty() => existing["spec"] = json!({"taints": taints}),
+        None => {}
+    }
 }
 
 #[cfg(test)]

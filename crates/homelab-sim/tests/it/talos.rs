@@ -716,44 +716,50 @@ async fn a_reset_is_over_only_when_the_boot_id_changed() {
 }
 
 /// Talos taints a control plane's Node `node-role.kubernetes.io/control-plane:NoSchedule` unless
-/// `cluster.allowSchedulingOnControlPlanes` is true.
+/// `cluster.allowSchedulingOnControlPlanes` is true, and follows a change of it without a reboot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_control_plane_node_is_tainted_unless_it_allows_scheduling() {
     for (last, allow) in [(24u8, false), (25, true)] {
         let cluster = Cluster::new();
         let node = node(&format!("127.0.21.{last}"), |_| {}).await;
-        let mut cfg = cluster.config(&format!("cp{last}"), ip(&format!("127.0.22.{last}")), "");
-        if allow {
-            cfg = cfg.replace(
-                "  clusterName: homelab\n",
-                "  clusterName: homelab\n  allowSchedulingOnControlPlanes: true\n",
-            );
-        }
-        let installed = install(&node, &cfg).await;
+        let tainted = cluster.config(&format!("cp{last}"), ip(&format!("127.0.22.{last}")), "");
+        let allowing = tainted.replace(
+            "  clusterName: homelab\n",
+            "  clusterName: homelab\n  allowSchedulingOnControlPlanes: true\n",
+        );
+        let cfg = if allow { &allowing } else { &tainted };
+        let installed = install(&node, cfg).await;
         let mut client = ok(
             ApidClient::connect(installed, &cluster.creds(&["os:admin"])).await,
             "connect",
         );
         ok(client.bootstrap().await, "bootstrap");
-        let start = std::time::Instant::now();
-        let object = loop {
-            let found = node
-                .kube()
-                .and_then(|k| k.get("", "v1", "nodes", None, &format!("cp{last}")));
-            if let Some(object) = found {
-                break object;
-            }
-            assert!(start.elapsed() < WAIT, "cp{last} never registered");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let taints = || {
+            node.kube()
+                .and_then(|k| k.get("", "v1", "nodes", None, &format!("cp{last}")))
+                .map(|n| n["spec"]["taints"].clone())
         };
-        let taints = object["spec"]["taints"].clone();
-        if allow {
-            assert!(taints.is_null(), "{taints}");
+        let start = std::time::Instant::now();
+        let want = if allow {
+            serde_json::Value::Null
         } else {
-            assert_eq!(
-                taints,
-                serde_json::json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
+            serde_json::json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
+        };
+        while taints().as_ref() != Some(&want) {
+            assert!(start.elapsed() < WAIT, "cp{last}: {:?}", taints());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !allow {
+            ok(
+                client
+                    .apply_configuration(allowing.as_bytes(), ApplyMode::NoReboot, false)
+                    .await,
+                "allow scheduling without a reboot",
             );
+            while taints() != Some(serde_json::Value::Null) {
+                assert!(start.elapsed() < WAIT, "the taint stayed: {:?}", taints());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
 }
