@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::diagnostic::{Diagnostic, Span};
-use crate::model::{Config, Encryption};
+use crate::model::{Config, Encryption, Role};
 use crate::net::Cidr;
 use crate::version::{MINIMUM_TALOS, supported_kubernetes_minors};
 
@@ -470,6 +470,21 @@ fn subnet_of(cidr: &Cidr) -> String {
 
 fn check_cluster(c: &mut Checker<'_>, config: &Config, base_dir: Option<&Path>) {
     let cluster = &config.cluster;
+    let has_worker = config.nodes.iter().any(|n| n.role == Role::Worker);
+    if !has_worker && !cluster.allow_scheduling_on_control_planes && !config.nodes.is_empty() {
+        // Talos taints every control plane NoSchedule then: a drain of the last worker would wait for
+        // pods that have nowhere to go.
+        c.report(
+            Diagnostic::warning(
+                "cluster.allow_scheduling_on_control_planes",
+                "no worker, and the control planes take no workloads: only pods that tolerate the \
+                 node-role.kubernetes.io/control-plane taint can run",
+            )
+            .with_hint(
+                "set `allow_scheduling_on_control_planes: true` (the default without workers), or add a worker",
+            ),
+        );
+    }
     if !is_dns_label(&cluster.name) {
         c.report(
             Diagnostic::error(

@@ -253,3 +253,35 @@ fn patches_read_at_cluster_role_and_node_level_from_files_or_inline() {
         "{diagnostics:?}"
     );
 }
+
+/// Without its worker, the HA example's control planes (tainted NoSchedule, as it does not allow
+/// scheduling on them) would run nothing else: a warning on the setting says so.
+#[test]
+fn the_ha_example_without_its_worker_warns_that_nothing_takes_workloads() {
+    let text = std::fs::read_to_string(workspace_root().join("examples/ha/homelab.yaml"))
+        .expect("the HA example");
+    let start = text
+        .find("  - name: talos-worker-01\n")
+        .expect("the worker");
+    let end = start
+        + text[start..]
+            .find("\n\n")
+            .map_or(text.len() - start, |e| e + 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("homelab.yaml");
+    std::fs::write(&path, format!("{}{}", &text[..start], &text[end..])).expect("write");
+    let loaded = homelab_config::load(&path).expect("still valid");
+    let warning = loaded
+        .warnings
+        .iter()
+        .find(|w| w.message.contains("no worker"))
+        .unwrap_or_else(|| panic!("{:?}", loaded.warnings));
+    assert!(
+        warning
+            .message
+            .contains("node-role.kubernetes.io/control-plane"),
+        "{}",
+        warning.message
+    );
+    assert_eq!(warning.path, "cluster.allow_scheduling_on_control_planes");
+}

@@ -380,6 +380,67 @@ fn a_drain_held_by_its_budget_stops_at_the_drain_timeout_and_the_next_run_finish
     site.nothing_left_to_plan();
 }
 
+/// The HA example's only worker leaves and its control planes are allowed to take workloads in the same
+/// change: their configs change first (no reboot), Talos lifts their taint, and only then is the worker
+/// drained, so pods that do not tolerate the control-plane taint find a place instead of holding the drain.
+#[test]
+fn without_its_last_worker_the_control_planes_take_the_workloads_before_the_drain() {
+    let site = Site::new("ha", 57, "v1.12.4");
+    let dir = site.dir();
+    let lab = site.lab();
+    let kube = kube(lab);
+    let labels = json!({"app": "plain"});
+    let rs = json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "plain", "namespace": "default"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+    });
+    kube.create(("apps", "v1", "replicasets"), Some("default"), rs)
+        .expect("replicaset");
+    let pdb = json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "plain", "namespace": "default"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}},
+    });
+    kube.create(
+        ("policy", "v1", "poddisruptionbudgets"),
+        Some("default"),
+        pdb,
+    )
+    .expect("pdb");
+    let before = ready_pods(&kube, "plain", 2);
+    assert!(
+        before.iter().all(|(n, _)| n == "talos-worker-01"),
+        "the tainted control planes take none: {before:?}"
+    );
+
+    drop_node(&site, "talos-worker-01");
+    let path = dir.join("homelab.yaml");
+    let yaml = std::fs::read_to_string(&path).expect("homelab.yaml");
+    let allowing = yaml.replace(
+        "allow_scheduling_on_control_planes: false",
+        "allow_scheduling_on_control_planes: true",
+    );
+    assert_ne!(yaml, allowing, "the example names the setting");
+    std::fs::write(&path, allowing).expect("homelab.yaml");
+    let args = ["apply", "--yes", "--allow-remove", "--drain-timeout", "30s"];
+    let removed = homelabctl(dir, &args, None);
+    let said = text(&removed);
+    assert!(removed.status.success(), "{said}");
+    assert!(lab.proxmox.vm(121).is_none(), "the worker's VM is gone");
+    let after = ready_pods(&kube, "plain", 2);
+    assert!(
+        after.iter().all(|(n, _)| n.starts_with("talos-cp-")),
+        "{after:?}"
+    );
+    let cp = kube.get("", "v1", "nodes", None, "talos-cp-01");
+    assert_eq!(cp.map(|n| n["spec"]["taints"].clone()), Some(Value::Null));
+    assert_eq!(lab.cluster_health(), ClusterHealth::default());
+    site.nothing_left_to_plan();
+}
+
 /// A worker is replaced the way a control plane is, minus etcd: drained through the budgets (its pods
 /// move to the control planes, which the lab's workloads tolerate), reset, its VM rebuilt with the same
 /// MAC, and its Node registered again and Ready; etcd and the VIP never notice.
