@@ -47,34 +47,41 @@ fn budgeted_workload(kube: &KubeSim) {
     budgeted_workload_of(kube, 3);
 }
 
-/// The `shop` ReplicaSet of four pods with a budget of `min_available` of them.
+/// The `shop` ReplicaSet of four pods with a budget of `min_available` of them. Its pods tolerate the
+/// control-plane taint: the HA example's control planes take no workloads (no
+/// allow_scheduling_on_control_planes), and without it draining its only worker would leave the budget
+/// nowhere to go.
 fn budgeted_workload_of(kube: &KubeSim, min_available: u32) {
-    let labels = json!({"app": "shop"});
+    replica_set(kube, "shop", 4, true);
+    budget(kube, "shop", min_available);
+}
+
+/// A ReplicaSet `app` of `replicas` pods labelled `app=APP`, tolerating the control-plane taint or not.
+fn replica_set(kube: &KubeSim, app: &str, replicas: u32, tolerates_control_planes: bool) {
+    let labels = json!({"app": app});
+    let mut spec = json!({"containers": [{"name": "c", "image": "nginx"}]});
+    if tolerates_control_planes {
+        spec["tolerations"] = json!([{"key": "node-role.kubernetes.io/control-plane",
+                                      "operator": "Exists", "effect": "NoSchedule"}]);
+    }
     let rs = json!({
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": {"name": "shop", "namespace": "default"},
-        "spec": {"replicas": 4, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"containers": [{"name": "c", "image": "nginx"}],
-                                       // The HA example's control planes are tainted NoSchedule (no
-                                       // allow_scheduling_on_control_planes): without this, draining its
-                                       // only worker would leave the budget nowhere to go.
-                                       "tolerations": [{"key": "node-role.kubernetes.io/control-plane",
-                                                        "operator": "Exists", "effect": "NoSchedule"}]}}},
+        "metadata": {"name": app, "namespace": "default"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": spec}},
     });
     kube.create(("apps", "v1", "replicasets"), Some("default"), rs)
         .expect("replicaset");
-    shop_budget(kube, min_available);
 }
 
-/// The `shop` PodDisruptionBudget, made anew with `min_available`.
-fn shop_budget(kube: &KubeSim, min_available: u32) {
+/// The PodDisruptionBudget of `app`'s pods, made anew with `min_available`.
+fn budget(kube: &KubeSim, app: &str, min_available: u32) {
     const PDB: (&str, &str, &str) = ("policy", "v1", "poddisruptionbudgets");
-    let _ = kube.delete(PDB, Some("default"), "shop");
+    let _ = kube.delete(PDB, Some("default"), app);
     let pdb = json!({
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": {"name": "shop", "namespace": "default"},
-        "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": "shop"}}},
+        "metadata": {"name": app, "namespace": "default"},
+        "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": app}}},
     });
     kube.create(PDB, Some("default"), pdb).expect("pdb");
 }
@@ -366,7 +373,7 @@ fn a_drain_held_by_its_budget_stops_at_the_drain_timeout_and_the_next_run_finish
     assert_eq!(bad.status.code(), Some(64), "a usage error: {said}");
     assert!(said.contains("longer than 0s"), "{said}");
 
-    shop_budget(&kube, 3);
+    budget(&kube, "shop", 3);
     let removed = homelabctl(dir, &["apply", "--yes", "--allow-remove"], None);
     let said = text(&removed);
     assert!(removed.status.success(), "{said}");
@@ -389,27 +396,8 @@ fn without_its_last_worker_the_control_planes_take_the_workloads_before_the_drai
     let dir = site.dir();
     let lab = site.lab();
     let kube = kube(lab);
-    let labels = json!({"app": "plain"});
-    let rs = json!({
-        "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": {"name": "plain", "namespace": "default"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
-    });
-    kube.create(("apps", "v1", "replicasets"), Some("default"), rs)
-        .expect("replicaset");
-    let pdb = json!({
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": {"name": "plain", "namespace": "default"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}},
-    });
-    kube.create(
-        ("policy", "v1", "poddisruptionbudgets"),
-        Some("default"),
-        pdb,
-    )
-    .expect("pdb");
+    replica_set(&kube, "plain", 2, false);
+    budget(&kube, "plain", 1);
     let before = ready_pods(&kube, "plain", 2);
     assert!(
         before.iter().all(|(n, _)| n == "talos-worker-01"),
