@@ -78,7 +78,9 @@ impl Allowlist {
     }
 
     fn commit_allowed(&self, commit: &str) -> bool {
-        !commit.is_empty() && self.commits.contains(&commit.to_lowercase())
+        !commit.is_empty()
+            && !self.commits.is_empty()
+            && self.commits.contains(&commit.to_lowercase())
     }
 
     fn path_allowed(&self, path: &str) -> bool {

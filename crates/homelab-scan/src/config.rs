@@ -10,7 +10,7 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 
 use crate::allowlist::{Allowlist, Condition, RegexTarget};
-use crate::goregex::{self, GoRegexError};
+use crate::goregex::{self, GoRegexError, LazyRegex};
 
 /// homelabctl's default rule set, in gitleaks.toml form.
 const DEFAULT_RULES: &str = include_str!("default_rules.toml");
@@ -46,7 +46,7 @@ pub struct Rule {
     pub id: String,
     /// What a finding of this rule means.
     pub description: String,
-    pub(crate) regex: Option<Regex>,
+    pub(crate) regex: Option<LazyRegex>,
     pub(crate) path: Option<Regex>,
     /// Capture group holding the secret (0: the first non-empty group, or the whole match).
     pub secret_group: usize,
@@ -109,6 +109,19 @@ impl Config {
     /// The rules, in configuration order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The first rule whose pattern a scan needed and could not compile (its automaton exceeds the size
+    /// limit): that scan missed what the rule would have found, so it must fail.
+    pub fn unusable_rule(&self) -> Option<ConfigError> {
+        let failed = self.rules.iter().find_map(|r| r.regex.as_ref()?.failed())?;
+        Some(ConfigError::Regex {
+            origin: self.path.as_ref().map_or_else(
+                || "<built-in rules>".to_owned(),
+                |p| p.display().to_string(),
+            ),
+            source: failed.clone(),
+        })
     }
 
     /// Finds a rule by id.
@@ -231,12 +244,12 @@ fn load(
         origin: origin.to_owned(),
         message: e.to_string(),
     })?;
-    let compile = |pattern: &str| {
-        goregex::compile(pattern).map_err(|source| ConfigError::Regex {
-            origin: origin.to_owned(),
-            source,
-        })
+    let regex_error = |source| ConfigError::Regex {
+        origin: origin.to_owned(),
+        source,
     };
+    let compile = |pattern: &str| goregex::compile(pattern).map_err(regex_error);
+    let check = |pattern: &str| goregex::check(pattern).map(|_| ()).map_err(regex_error);
 
     let mut rules = Vec::with_capacity(raw.rules.len());
     for r in raw.rules {
@@ -259,7 +272,7 @@ fn load(
             .map_err(|_| invalid(format!("rule {}: secretGroup must not be negative", r.id)))?;
         let mut allowlists = Vec::new();
         for a in r.allowlist.into_iter().chain(r.allowlists) {
-            allowlists.push(allowlist(a, &compile, &|m| {
+            allowlists.push(allowlist(a, &check, &|m| {
                 invalid(format!("rule {}: {m}", r.id))
             })?);
         }
@@ -268,7 +281,7 @@ fn load(
                 .regex
                 .as_deref()
                 .filter(|p| !p.is_empty())
-                .map(compile)
+                .map(|p| LazyRegex::new(p).map_err(regex_error))
                 .transpose()?,
             path: r
                 .path
@@ -296,7 +309,7 @@ fn load(
     }
     for a in raw.allowlist.into_iter().chain(raw.allowlists) {
         let targets = a.target_rules.clone();
-        let compiled = allowlist(a, &compile, &|m| invalid(format!("[[allowlists]]: {m}")))?;
+        let compiled = allowlist(a, &check, &|m| invalid(format!("[[allowlists]]: {m}")))?;
         if targets.is_empty() {
             global.push(compiled);
         } else {
@@ -403,21 +416,19 @@ fn validate(rule: &Rule) -> Result<(), String> {
         None if rule.path.is_none() => {
             Err(format!("rule {}: needs a `regex` or a `path`", rule.id))
         }
-        Some(re) if rule.secret_group > 0 && rule.secret_group >= re.captures_len() => {
-            Err(format!(
-                "rule {}: secretGroup {} but the regex has only {} capture group(s)",
-                rule.id,
-                rule.secret_group,
-                re.captures_len() - 1
-            ))
-        }
+        Some(re) if rule.secret_group > re.groups() => Err(format!(
+            "rule {}: secretGroup {} but the regex has only {} capture group(s)",
+            rule.id,
+            rule.secret_group,
+            re.groups()
+        )),
         _ => Ok(()),
     }
 }
 
 fn allowlist(
     a: RawAllowlist,
-    compile: &dyn Fn(&str) -> Result<Regex, ConfigError>,
+    check: &dyn Fn(&str) -> Result<(), ConfigError>,
     invalid: &dyn Fn(String) -> ConfigError,
 ) -> Result<Allowlist, ConfigError> {
     let condition = match a.condition.to_uppercase().as_str() {
@@ -447,7 +458,7 @@ fn allowlist(
     }
     // Each pattern is checked alone first so an error names it, then they are combined into a set.
     for p in a.paths.iter().chain(&a.regexes) {
-        compile(p)?;
+        check(p)?;
     }
     Allowlist::new(
         condition,

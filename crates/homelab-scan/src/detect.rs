@@ -229,7 +229,10 @@ impl Detector {
                 return;
             }
         }
-        let Some(re) = &rule.regex else { return };
+        let Some(lazy) = &rule.regex else { return };
+        // A pattern too big to compile skips its rule here and fails the scan at its end
+        // (`Config::unusable_rule`).
+        let Ok(re) = lazy.get() else { return };
         let raw = frag.raw;
         let decoding = !pass.passes.current().is_empty();
         for m in re.find_iter(pass.text) {

@@ -4,10 +4,12 @@
 //! Unicode), Go reads a `{` that does not start a repetition as a literal, Go reads `[`, `&&`, `--`, `~~` inside
 //! a class literally (Rust nests and combines classes), and Go has octal escapes and `\Q…\E` quoting.
 
+use std::sync::OnceLock;
+
 use regex::bytes::{Regex, RegexBuilder};
 
 /// A Go pattern that could not be translated or compiled.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("regular expression `{pattern}` is not valid RE2 syntax as Go reads it: {reason}")]
 pub struct GoRegexError {
     /// The pattern as written in the configuration.
@@ -23,8 +25,11 @@ const SPACE: &str = r"\t\n\f\r ";
 
 /// Compiles a Go RE2 pattern into a Rust regex that matches the same bytes.
 pub fn compile(pattern: &str) -> Result<Regex, GoRegexError> {
-    let translated = translate(pattern)?;
-    RegexBuilder::new(&translated)
+    build(pattern, &translate(pattern)?)
+}
+
+fn build(pattern: &str, translated: &str) -> Result<Regex, GoRegexError> {
+    RegexBuilder::new(translated)
         .size_limit(64 << 20)
         .dfa_size_limit(16 << 20)
         .build()
@@ -32,6 +37,65 @@ pub fn compile(pattern: &str) -> Result<Regex, GoRegexError> {
             pattern: pattern.to_owned(),
             reason: e.to_string(),
         })
+}
+
+/// Checks a Go pattern as [`compile`] reads it (translation and syntax, with the same messages) without
+/// building its automata; returns the translated pattern and its number of explicit capture groups.
+pub fn check(pattern: &str) -> Result<(String, usize), GoRegexError> {
+    let translated = translate(pattern)?;
+    // The syntax `regex::bytes` accepts: Unicode-aware, matching any bytes.
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(&translated)
+        .map_err(|e| GoRegexError {
+            pattern: pattern.to_owned(),
+            reason: regex::Error::Syntax(e.to_string()).to_string(),
+        })?;
+    let groups = hir.properties().explicit_captures_len();
+    Ok((translated, groups))
+}
+
+/// A rule's pattern, checked when its configuration loads and compiled when a scan first needs it. A scan
+/// usually runs few of gitleaks' two hundred rules (their keywords never occur), and compiling all of them
+/// took a tenth of a second before the first file was read.
+#[derive(Debug, Clone)]
+pub struct LazyRegex {
+    pattern: String,
+    translated: String,
+    groups: usize,
+    compiled: OnceLock<Result<Regex, GoRegexError>>,
+}
+
+impl LazyRegex {
+    /// Checks `pattern` (see [`check`]); compiling waits for [`LazyRegex::get`].
+    pub fn new(pattern: &str) -> Result<Self, GoRegexError> {
+        let (translated, groups) = check(pattern)?;
+        Ok(Self {
+            pattern: pattern.to_owned(),
+            translated,
+            groups,
+            compiled: OnceLock::new(),
+        })
+    }
+
+    /// Explicit capture groups (group 0, the whole match, not counted).
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// The compiled regex, compiled by the first caller; an error only for a pattern whose automaton
+    /// exceeds the size limit, since its syntax was checked when it loaded.
+    pub fn get(&self) -> Result<&Regex, &GoRegexError> {
+        self.compiled
+            .get_or_init(|| build(&self.pattern, &self.translated))
+            .as_ref()
+    }
+
+    /// Why an earlier [`LazyRegex::get`] failed; `None` if it succeeded or was never called.
+    pub fn failed(&self) -> Option<&GoRegexError> {
+        self.compiled.get()?.as_ref().err()
+    }
 }
 
 /// Rewrites a Go RE2 pattern into an equivalent Rust `regex` pattern.
@@ -345,6 +409,28 @@ mod tests {
         assert!(is_match(r"^\101$", "A"));
         assert!(is_match(r"^\Qa.b*\E$", "a.b*"));
         assert!(!is_match(r"^\Qa.b\E$", "axb"));
+    }
+
+    #[test]
+    fn a_check_reports_what_compiling_would() {
+        for bad in ["(a", "a{2,1}", r"\p{Nope}", "a)"] {
+            let checked = check(bad).map(|_| ()).map_err(|e| e.to_string());
+            let compiled = compile(bad).map(|_| ()).map_err(|e| e.to_string());
+            assert!(checked.is_err(), "{bad}");
+            assert_eq!(checked, compiled, "{bad}");
+        }
+        assert_eq!(check("(a)(?:b)(?P<c>c)").map(|c| c.1).ok(), Some(2));
+        let lazy = LazyRegex::new("(a)b").expect("valid");
+        assert_eq!(lazy.groups(), 1);
+        assert!(lazy.get().expect("compiles").is_match(b"xab"));
+    }
+
+    #[test]
+    fn a_pattern_too_big_to_compile_fails_on_first_use_not_on_load() {
+        // Valid syntax whose automaton exceeds the 64 MiB limit.
+        let lazy = LazyRegex::new(r"(?:\pL{500}){50}").expect("syntax is valid");
+        let e = lazy.get().expect_err("too big");
+        assert!(e.to_string().contains("size limit"), "{e}");
     }
 
     #[test]

@@ -34,8 +34,8 @@ fn fail(what: &str, e: impl std::fmt::Display) -> HistoryError {
 }
 
 /// git's rule for a binary file (`buffer_is_binary`): a NUL byte among the first 8000 bytes.
-fn is_binary(data: &[u8]) -> bool {
-    data[..data.len().min(8000)].contains(&0)
+pub(crate) fn is_binary(data: &[u8]) -> bool {
+    memchr::memchr(0, &data[..data.len().min(8000)]).is_some()
 }
 
 /// Every commit reachable from a ref (tags peeled) or from `HEAD`, newest first by commit time (the order

@@ -180,6 +180,9 @@ pub fn run_listed(req: &ScanRequest, listed: Option<&[String]>) -> Result<ScanOu
             scan_diff(&detector, root, vec![run], threads)?
         }
     };
+    if let Some(e) = detector.config().unusable_rule() {
+        return Err(e.into());
+    }
     let before = findings.len();
     findings.retain(|f| !baseline.accepts(f));
     let accepted = before - findings.len();
@@ -322,11 +325,6 @@ fn walk(root: &Path) -> Result<Vec<String>, ScanError> {
     Ok(files)
 }
 
-/// git's heuristic: a NUL byte in the first 8000 bytes means binary.
-fn is_binary(content: &[u8]) -> bool {
-    content[..content.len().min(8000)].contains(&0)
-}
-
 fn scan_files(
     detector: &Detector,
     root: &Path,
@@ -355,7 +353,7 @@ fn scan_files(
                         continue;
                     };
                     scanned.fetch_add(1, Ordering::Relaxed);
-                    if is_binary(&content)
+                    if history::is_binary(&content)
                         || (detector.options().sops_aware && sops::is_sops_content(&content))
                     {
                         continue;

@@ -4,4 +4,5 @@
 mod decoding;
 mod differential;
 mod domain_rules;
+mod lazy_rules;
 mod support;
