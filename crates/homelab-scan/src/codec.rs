@@ -272,8 +272,8 @@ fn find_encoding_matches(data: &[u8]) -> Vec<(u8, usize, usize)> {
         return Vec::new();
     };
     let all: Vec<(u8, usize, usize)> = re
-        .captures_iter(data)
-        .filter_map(|c| (1..=4).find_map(|g| c.get(g).map(|m| (KINDS[g - 1], m.start(), m.end()))))
+        .find_iter(data)
+        .filter_map(|m| Some((kind_of_match(re, data, m)?, m.start(), m.end())))
         .collect();
     if all.len() == 1 {
         return all;
@@ -300,6 +300,27 @@ fn find_encoding_matches(data: &[u8]) -> Vec<(u8, usize, usize)> {
         out.push(*m);
     }
     out
+}
+
+/// Which alternative of [`ENCODINGS`] produced `m`: the first one that matches where `m` starts
+/// (leftmost-first), told from the match's bytes because asking the regex for capture groups costs a
+/// slower engine on every match, and most fragments hold many base64-like runs (paths, names).
+fn kind_of_match(re: &Regex, data: &[u8], m: regex::bytes::Match<'_>) -> Option<u8> {
+    let text = m.as_bytes();
+    Some(match text.first()? {
+        // Only the percent alternative starts with `%`, only the escaped unicode one with `\`.
+        b'%' => PERCENT,
+        b'\\' => UNICODE,
+        // `U+XXXX` and a base64 run can both start here; let the regex say.
+        b'U' => {
+            let c = re.captures_at(data, m.start())?;
+            (1..=4).find_map(|g| c.get(g).map(|_| KINDS[g - 1]))?
+        }
+        // The hex alternative matches here exactly when 32 or more hex digits follow, and then takes all
+        // of them; a base64 match cannot be 32 hex digits and nothing else.
+        _ if text.len() >= 32 && text.iter().all(u8::is_ascii_hexdigit) => HEX,
+        _ => BASE64,
+    })
 }
 
 fn decode_kind(kind: u8, encoded: &[u8]) -> Vec<u8> {
@@ -476,6 +497,50 @@ mod tests {
         assert_eq!(decode_hex(b"41424344"), b"ABCD");
         assert!(decode_hex(b"abcdef").is_empty());
         assert!(decode_base64(b"abcdefghijklmnop").is_empty());
+    }
+
+    /// The classification by bytes agrees with the regex's own capture groups.
+    fn kinds_agree(text: &[u8]) {
+        let re = ENCODINGS.as_ref().expect("compiles");
+        let by_groups: Vec<(u8, usize, usize)> = re
+            .captures_iter(text)
+            .filter_map(|c| {
+                (1..=4).find_map(|g| c.get(g).map(|m| (KINDS[g - 1], m.start(), m.end())))
+            })
+            .collect();
+        let by_bytes: Vec<(u8, usize, usize)> = re
+            .find_iter(text)
+            .filter_map(|m| Some((kind_of_match(re, text, m)?, m.start(), m.end())))
+            .collect();
+        assert_eq!(by_bytes, by_groups, "{:?}", String::from_utf8_lossy(text));
+    }
+
+    #[test]
+    fn match_kinds_from_bytes_equal_the_capture_groups() {
+        for text in [
+            "a %41%42 b",
+            "U+0041 U+0042",
+            "U+0041U+0042abcdefghijklmnop",
+            r"\u0041\U0042",
+            "0123456789abcdef0123456789abcdef01",
+            "0123456789abcdef0123456789abcdef==",
+            "0123456789abcdef0123456789abcdeg",
+            "dG9rZW4tYWJjZGVmZ2hpams= apps/monitoring/grafana-values",
+        ] {
+            kinds_agree(text.as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn match_kinds_from_bytes_equal_the_capture_groups_on_any_text(
+            parts in proptest::collection::vec(
+                "(%4[0-9a-g]|U\\+[0-9a-fA-F]{3,5}[ \n\x0b]?|\\\\u[0-9a-f]{4}|[0-9a-fA-F]{8,40}|[a-zA-Z_/+-]{1,20}|=|=|\\.|%)",
+                0..12,
+            )
+        ) {
+            kinds_agree(parts.concat().as_bytes());
+        }
     }
 
     #[test]

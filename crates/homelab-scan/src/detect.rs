@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use crate::allowlist::Candidate;
 use crate::codec::{self, Passes};
@@ -62,8 +62,10 @@ pub struct Detector {
     config: Config,
     options: Options,
     prefilter: Option<AhoCorasick>,
-    /// For each rule, the prefilter pattern ids of its keywords (empty: always runs).
-    rule_keywords: Vec<Vec<usize>>,
+    /// For each prefilter pattern (keyword), the rules that have it.
+    keyword_rules: Vec<Vec<usize>>,
+    /// The rules without keywords, which run on every fragment.
+    keywordless: Vec<usize>,
     skip_paths: Vec<String>,
 }
 
@@ -76,22 +78,27 @@ impl Detector {
             .collect();
         keywords.sort();
         keywords.dedup();
-        let rule_keywords = config
-            .rules
-            .iter()
-            .map(|r| {
-                r.keywords
-                    .iter()
-                    .filter_map(|k| keywords.binary_search(k).ok())
-                    .collect()
-            })
-            .collect();
+        let mut keyword_rules = vec![Vec::new(); keywords.len()];
+        let mut keywordless = Vec::new();
+        for (index, rule) in config.rules.iter().enumerate() {
+            if rule.keywords.is_empty() {
+                keywordless.push(index);
+            }
+            for k in &rule.keywords {
+                if let Ok(k) = keywords.binary_search(k) {
+                    keyword_rules[k].push(index);
+                }
+            }
+        }
         let prefilter = if keywords.is_empty() {
             None
         } else {
+            // A DFA: every fragment passes through it, and its transitions are one table lookup per byte
+            // where the default (a contiguous NFA for this many keywords) follows failure links.
             AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(&keywords)
                 .ok()
         };
@@ -99,7 +106,8 @@ impl Detector {
             config,
             options,
             prefilter,
-            rule_keywords,
+            keyword_rules,
+            keywordless,
             skip_paths: Vec::new(),
         }
     }
@@ -139,13 +147,7 @@ impl Detector {
         let mut depth = 0;
         let mut undecoded = 0;
         loop {
-            let present = self.present_keywords(&current);
-            for (rule, kw) in self.config.rules.iter().zip(&self.rule_keywords) {
-                if !rule.keywords.is_empty()
-                    && !kw.iter().any(|&k| present.get(k).copied().unwrap_or(false))
-                {
-                    continue;
-                }
+            for rule in self.rules_for(&current) {
                 let pass = Pass {
                     text: &current,
                     passes: &passes,
@@ -175,15 +177,34 @@ impl Detector {
         dedupe_generic(findings)
     }
 
-    fn present_keywords(&self, raw: &[u8]) -> Vec<bool> {
-        let Some(ac) = &self.prefilter else {
-            return Vec::new();
-        };
-        let mut present = vec![false; ac.patterns_len()];
-        for m in ac.find_overlapping_iter(raw) {
-            present[m.pattern().as_usize()] = true;
+    /// The rules whose keywords occur in `text` (gitleaks' keyword prefilter) and those without keywords, in
+    /// configuration order (which orders findings and decides which duplicate `dedupe_generic` keeps).
+    fn rules_for(&self, text: &[u8]) -> impl Iterator<Item = &Rule> {
+        let rules = &self.config.rules;
+        let mut wanted = vec![0u64; rules.len().div_ceil(64)];
+        let mut want = |index: usize| wanted[index / 64] |= 1 << (index % 64);
+        self.keywordless.iter().for_each(|&r| want(r));
+        if let Some(ac) = &self.prefilter {
+            let mut seen = vec![false; self.keyword_rules.len()];
+            for m in ac.find_overlapping_iter(text) {
+                let k = m.pattern().as_usize();
+                if !std::mem::replace(&mut seen[k], true) {
+                    self.keyword_rules[k].iter().for_each(|&r| want(r));
+                }
+            }
         }
-        present
+        wanted
+            .into_iter()
+            .enumerate()
+            .flat_map(move |(word_index, mut word)| {
+                std::iter::from_fn(move || {
+                    let bit = word.trailing_zeros() as usize;
+                    (word != 0).then(|| {
+                        word &= word - 1;
+                        &rules[word_index * 64 + bit]
+                    })
+                })
+            })
     }
 
     fn detect_rule(
