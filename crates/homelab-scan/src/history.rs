@@ -22,8 +22,13 @@ use crate::finding::CommitInfo;
 use crate::gitdiff::Hunk;
 use crate::odb::{Packs, Reader};
 
-/// What receives each changed file: its commit's index (newest first), path, added-line hunks and commit.
-pub(crate) type Scan<'a> = dyn Fn(usize, &str, &[Hunk], &Arc<CommitInfo>) + Sync + 'a;
+/// What receives each changed file: its commit's index (newest first), path, added-line hunks and commit
+/// (its id only: the rest is read only for commits where something was found). Returns whether it found
+/// something.
+pub(crate) type Scan<'a> = dyn Fn(usize, &str, &[Hunk], &Arc<CommitInfo>) -> bool + Sync + 'a;
+
+/// What receives the full details of a commit (by index) in which [`Scan`] found something.
+pub(crate) type Describe<'a> = dyn Fn(usize, CommitInfo) + Sync + 'a;
 
 /// Why the history could not be read.
 #[derive(Debug)]
@@ -313,6 +318,7 @@ pub(crate) fn for_each_change(
     root: &Path,
     threads: usize,
     scan: &Scan<'_>,
+    describe: &Describe<'_>,
 ) -> Result<usize, HistoryError> {
     let shared = gix::discover(root)
         .map_err(|e| fail("not a git repository", e))?
@@ -320,6 +326,8 @@ pub(crate) fn for_each_change(
     let mut repo = shared.to_thread_local();
     repo.object_cache_size_if_unset(8 << 20);
     let ids = commits(&repo)?;
+    // A commit-graph that is present but unreadable is ignored: the commit objects say the same.
+    let graph = repo.commit_graph_if_enabled().ok().flatten();
     let packs = Packs::open(shared.objects_dir(), repo.object_hash(), PACK_CACHE_BYTES);
     let next = AtomicUsize::new(0);
     let first_error: Mutex<Option<HistoryError>> = Mutex::new(None);
@@ -340,7 +348,14 @@ pub(crate) fn for_each_change(
                             return Ok(());
                         }
                         for (k, id) in ids.iter().enumerate().skip(start).take(CHUNK) {
-                            diff_commit(&objects, &mut cache, &mut state, *id, k, scan)?;
+                            let commit = Commit { id: *id, index: k };
+                            let mut diff = Differ {
+                                objects: &objects,
+                                graph: graph.as_ref(),
+                                cache: &mut cache,
+                                state: &mut state,
+                            };
+                            diff.commit(commit, scan, describe)?;
                         }
                     }
                 })();
@@ -363,17 +378,94 @@ pub(crate) fn for_each_change(
     Ok(ids.len())
 }
 
-fn diff_commit(
-    objects: &Reader<'_>,
-    cache: &mut gix::diff::blob::Platform,
-    state: &mut gix::diff::tree::State,
+/// One commit of the walk: its id and its index in the walk (newest first).
+#[derive(Clone, Copy)]
+struct Commit {
     id: ObjectId,
     index: usize,
-    scan: &Scan<'_>,
-) -> Result<(), HistoryError> {
-    // Commits come through `objects` too: each is read as a commit and again as the next one's parent.
-    let read_commit = |id: ObjectId| -> Result<Arc<Vec<u8>>, HistoryError> {
-        match objects.object(&id) {
+}
+
+/// A commit's tree and its first parent's, and whether it is a merge (which `git log -p` shows no diff for).
+struct Trees {
+    tree: ObjectId,
+    parent: Option<ObjectId>,
+    merge: bool,
+}
+
+/// One thread's means of diffing a commit against its first parent.
+struct Differ<'r, 'a> {
+    objects: &'r Reader<'a>,
+    graph: Option<&'r gix::commitgraph::Graph>,
+    cache: &'r mut gix::diff::blob::Platform,
+    state: &'r mut gix::diff::tree::State,
+}
+
+impl Differ<'_, '_> {
+    fn commit(
+        &mut self,
+        commit: Commit,
+        scan: &Scan<'_>,
+        describe: &Describe<'_>,
+    ) -> Result<(), HistoryError> {
+        let trees = self.trees(commit.id)?;
+        if trees.merge {
+            return Ok(());
+        }
+        self.cache.clear_resource_cache_keep_allocation();
+        let files = changed_files(
+            self.objects,
+            self.cache,
+            self.state,
+            trees.parent,
+            trees.tree,
+        )?;
+        let id_only = Arc::new(CommitInfo {
+            sha: commit.id.to_string(),
+            ..CommitInfo::default()
+        });
+        let mut found = false;
+        for f in files {
+            let hunks = file_hunks(self.objects, f.old, f.new)?;
+            if !hunks.is_empty() {
+                found |= scan(commit.index, &f.path, &hunks, &id_only);
+            }
+        }
+        if found {
+            let data = self.read_commit(commit.id)?;
+            let parsed = gix::objs::CommitRef::from_bytes(&data, commit.id.kind())
+                .map_err(|e| fail(&format!("cannot read commit {}", commit.id), e))?;
+            describe(commit.index, commit_info(commit.id, &parsed));
+        }
+        Ok(())
+    }
+
+    /// The trees to diff, from the commit-graph when it lists the commit and its parent (nothing to
+    /// inflate), else from the commit objects.
+    fn trees(&self, id: ObjectId) -> Result<Trees, HistoryError> {
+        if let Some(trees) = self.graph.and_then(|g| trees_from_graph(g, &id)) {
+            return Ok(trees);
+        }
+        let data = self.read_commit(id)?;
+        let commit = gix::objs::CommitRef::from_bytes(&data, id.kind())
+            .map_err(|e| fail(&format!("cannot read commit {id}"), e))?;
+        let parents: Vec<ObjectId> = commit.parents().collect();
+        let parent = match parents.as_slice() {
+            [p] => Some(
+                gix::objs::CommitRefIter::from_bytes(&self.read_commit(*p)?, p.kind())
+                    .tree_id()
+                    .map_err(|e| fail(&format!("cannot read commit {p}"), e))?,
+            ),
+            _ => None,
+        };
+        Ok(Trees {
+            tree: commit.tree(),
+            parent,
+            merge: parents.len() > 1,
+        })
+    }
+
+    fn read_commit(&self, id: ObjectId) -> Result<Arc<Vec<u8>>, HistoryError> {
+        match self.objects.object(&id) {
             Ok(Some(o)) if o.kind == gix::objs::Kind::Commit => Ok(o.data),
             Ok(_) => Err(fail(
                 "cannot read a commit",
@@ -381,37 +473,24 @@ fn diff_commit(
             )),
             Err(e) => Err(fail(&format!("cannot read commit {id}"), e)),
         }
+    }
+}
+
+/// [`Differ::trees`] from the commit-graph; `None` when it lacks the commit (written before it) or cannot
+/// be read for it.
+fn trees_from_graph(graph: &gix::commitgraph::Graph, id: &gix::oid) -> Option<Trees> {
+    let commit = graph.commit_by_id(id)?;
+    let tree = commit.root_tree_id().to_owned();
+    let parents = commit.iter_parents().collect::<Result<Vec<_>, _>>().ok()?;
+    let parent = match parents.as_slice() {
+        [p] => Some(graph.commit_at(*p).root_tree_id().to_owned()),
+        _ => None,
     };
-    let data = read_commit(id)?;
-    let commit = gix::objs::CommitRef::from_bytes(&data, id.kind())
-        .map_err(|e| fail(&format!("cannot read commit {id}"), e))?;
-    let parents: Vec<ObjectId> = commit.parents().collect();
-    if parents.len() > 1 {
-        return Ok(());
-    }
-    let tree = commit.tree();
-    let parent_tree = match parents.first() {
-        Some(p) => Some(
-            gix::objs::CommitRefIter::from_bytes(&read_commit(*p)?, p.kind())
-                .tree_id()
-                .map_err(|e| fail(&format!("cannot read commit {p}"), e))?,
-        ),
-        None => None,
-    };
-    cache.clear_resource_cache_keep_allocation();
-    let files = changed_files(objects, cache, state, parent_tree, tree)?;
-    if files.is_empty() {
-        return Ok(());
-    }
-    let info = Arc::new(commit_info(id, &commit));
-    for f in files {
-        let hunks = file_hunks(objects, f.old, f.new)?;
-        if hunks.is_empty() {
-            continue;
-        }
-        scan(index, &f.path, &hunks, &info);
-    }
-    Ok(())
+    Some(Trees {
+        tree,
+        parent,
+        merge: parents.len() > 1,
+    })
 }
 
 /// The added-line hunks of one file change; none for binary content (git prints "Binary files differ").

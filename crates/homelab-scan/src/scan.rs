@@ -1,6 +1,7 @@
 //! Running a scan: choosing the configuration and baseline, enumerating the source (working tree, plain
 //! directory, git history, staged changes), detecting in parallel, and filtering accepted findings.
 
+use std::collections::HashMap;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -401,18 +402,32 @@ fn scan_history(
     let scan = |index: usize, path: &str, hunks: &[Hunk], commit: &Arc<CommitInfo>| {
         let mut local = Vec::new();
         scan_hunks(detector, (index, 0), path, hunks, Some(commit), &mut local);
-        if !local.is_empty()
-            && let Ok(mut r) = results.lock()
-        {
+        let found = !local.is_empty();
+        if found && let Ok(mut r) = results.lock() {
             r.append(&mut local);
         }
+        found
     };
-    let commits =
-        history::for_each_change(root, threads, &scan).map_err(|e| ScanError::History {
+    // Findings carry their commit's id until the scan ends; then the details of those commits.
+    let described = Mutex::new(HashMap::<usize, Arc<CommitInfo>>::new());
+    let describe = |index: usize, info: CommitInfo| {
+        if let Ok(mut d) = described.lock() {
+            d.insert(index, Arc::new(info));
+        }
+    };
+    let commits = history::for_each_change(root, threads, &scan, &describe).map_err(|e| {
+        ScanError::History {
             root: root.to_owned(),
             message: e.0,
-        })?;
+        }
+    })?;
+    let described = described.into_inner().unwrap_or_default();
     let mut tagged = results.into_inner().unwrap_or_default();
+    for ((index, _), finding) in &mut tagged {
+        if let Some(info) = described.get(index) {
+            finding.commit = Some(Arc::clone(info));
+        }
+    }
     tagged.sort_by(|(sa, a), (sb, b)| {
         (sa, &a.file, a.start_line, &a.rule_id, a.start_column).cmp(&(
             sb,

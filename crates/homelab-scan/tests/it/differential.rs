@@ -249,3 +249,99 @@ fn a_long_history_scanned_on_several_threads_equals_gitleaks_and_one_thread() {
     assert_eq!(single, theirs);
     assert_eq!(parallel, theirs);
 }
+
+/// Every finding as rule, file, line, and its commit's id, author, email, date and message, as gitleaks
+/// prints them.
+fn gitleaks_commit_details(repo: &Repo) -> BTreeSet<[String; 8]> {
+    let config = testdata("gitleaks/gitleaks-default.toml");
+    let findings =
+        crate::support::gitleaks_report(repo.path(), "git", &config, Some(repo.home.path()));
+    let field = |f: &serde_json::Value, k: &str| f[k].as_str().unwrap_or_default().to_owned();
+    findings
+        .iter()
+        .map(|f| {
+            [
+                field(f, "RuleID"),
+                field(f, "File"),
+                f["StartLine"].to_string(),
+                field(f, "Commit"),
+                field(f, "Author"),
+                field(f, "Email"),
+                field(f, "Date"),
+                field(f, "Message"),
+            ]
+        })
+        .collect()
+}
+
+fn our_commit_details(repo: &Repo) -> BTreeSet<[String; 8]> {
+    let mut req = ScanRequest::tree(repo.path());
+    req.source = Source::History;
+    req.config = Some(testdata("gitleaks/gitleaks-default.toml"));
+    let outcome = scan(&req).expect("scan");
+    outcome
+        .findings
+        .iter()
+        .map(|f| {
+            let c = f
+                .commit
+                .as_deref()
+                .expect("a history finding has its commit");
+            [
+                f.rule_id.clone(),
+                f.file.clone(),
+                f.start_line.to_string(),
+                c.sha.clone(),
+                c.author.clone(),
+                c.email.clone(),
+                c.date.clone(),
+                c.message.clone(),
+            ]
+        })
+        .collect()
+}
+
+/// Trees and parents come from git's commit-graph when it lists a commit, and commit details are read only
+/// for commits with findings: with no graph, with one, and with commits and a merge written after it, the
+/// details of every finding's commit are gitleaks'.
+#[test]
+fn commit_details_equal_gitleaks_with_and_without_a_commit_graph() {
+    let repo = planted_repo();
+    assert!(
+        !repo.path().join(".git/objects/info/commit-graph").exists(),
+        "the premise: no commit-graph yet"
+    );
+    let theirs = gitleaks_commit_details(&repo);
+    assert!(theirs.len() >= 3, "{theirs:#?}");
+    assert!(
+        theirs
+            .iter()
+            .all(|d| !d[4].is_empty() && !d[6].is_empty() && !d[7].is_empty())
+    );
+    assert_eq!(our_commit_details(&repo), theirs);
+
+    repo.git(&["commit-graph", "write", "--reachable"]);
+    assert!(repo.path().join(".git/objects/info/commit-graph").exists());
+    assert_eq!(our_commit_details(&repo), theirs);
+
+    repo.git(&["checkout", "-q", "-b", "side"]);
+    repo.write(
+        "side.env",
+        "GITHUB_TOKEN=ghp_Zx9Kq2Lm4Np6Rs8Tv0Wy1Ab3Cd5Ef7Gh9Ij2Kl\n",
+    );
+    repo.commit_all("side: a token on a branch");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.write("main.env", "AWS_KEY=AKIAZXCVBNMASDFGHJKL\n");
+    repo.commit_all("main: a key after the graph");
+    repo.git(&["merge", "-q", "--no-edit", "side"]);
+    let theirs = gitleaks_commit_details(&repo);
+    assert!(
+        theirs.iter().any(|d| d[7].starts_with("side:")),
+        "{theirs:#?}"
+    );
+    assert!(
+        theirs.iter().any(|d| d[7].starts_with("main:")),
+        "{theirs:#?}"
+    );
+    assert_eq!(our_commit_details(&repo), theirs);
+}
