@@ -1,17 +1,18 @@
 //! Trees and blobs for the history scan, read straight from the repository's pack files through one cache
-//! of resolved objects shared by all scanning threads, keyed by pack position.
+//! of resolved objects shared by all scanning threads: a slot per pack entry.
 //!
 //! Why not gix's own object reading: its delta-base cache keeps only the results of delta resolution, never
 //! a full (undeltified) object, so every read of a delta whose chain ends at a full object inflates that
 //! object again — on the benchmark histories that was most of the zlib time, itself about two fifths of a
-//! scan. Here every entry on a chain (the full base, each intermediate delta result) is cached as it is
-//! resolved, so an entry is inflated about once while it stays cached. Objects in no pack (loose objects,
-//! alternates) are read through gix.
+//! scan. Here every entry on a chain (the full base, each intermediate delta result) is kept as it is
+//! resolved, so an entry is inflated about once while the cache holds it. Why a slot per entry rather than
+//! a map: finding an object is then two reads of the id table and one of its slot, where a map keyed by pack
+//! offset, behind one lock, cost a tenth of a scan in cache misses and contention. Objects in no pack (loose
+//! objects, alternates) are read through gix.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gix::ObjectId;
@@ -31,9 +32,6 @@ pub(crate) enum OdbError {
     TooDeep(ObjectId),
 }
 
-/// Where an object lives: pack number and the offset of its entry.
-type Slot = (u32, u64);
-
 /// A resolved object: its kind and its bytes (an `Arc<Vec>`, not `Arc<[u8]>`: the inflated or delta-applied
 /// buffer is shared as it is, where `Arc<[u8]>` would copy every object once more).
 #[derive(Clone)]
@@ -42,86 +40,29 @@ pub(crate) struct Object {
     pub data: Arc<Vec<u8>>,
 }
 
-/// FxHash: the keys (pack offsets, object ids) are already well spread, and SipHash showed in profiles.
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
-
-impl Fx {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
+/// One pack: its data, where each id's entry is, and a cache slot per entry (both in index order).
+struct Pack {
+    bundle: Bundle,
+    ids: IdTable,
+    offsets: OffsetTable,
+    slots: Vec<Mutex<Option<Object>>>,
 }
 
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Two generations approximate least-recently-used eviction at O(1): lookups promote from the old generation,
-/// and when the young one fills, the old one is dropped and the young one takes its place.
-struct Cache<K> {
-    young: HashMap<K, Object, BuildHasherDefault<Fx>>,
-    old: HashMap<K, Object, BuildHasherDefault<Fx>>,
-    young_bytes: usize,
-    generation_bytes: usize,
-}
-
-impl<K: Hash + Eq + Copy> Cache<K> {
-    fn new(bytes: usize) -> Self {
-        Self {
-            young: HashMap::default(),
-            old: HashMap::default(),
-            young_bytes: 0,
-            generation_bytes: bytes / 2,
-        }
-    }
-
-    fn get(&mut self, key: K) -> Option<Object> {
-        if let Some(o) = self.young.get(&key) {
-            return Some(o.clone());
-        }
-        let o = self.old.remove(&key)?;
-        self.insert(key, o.clone());
-        Some(o)
-    }
-
-    fn insert(&mut self, key: K, object: Object) {
-        if self.young_bytes >= self.generation_bytes {
-            self.old = std::mem::take(&mut self.young);
-            self.young_bytes = 0;
-        }
-        self.young_bytes += object.data.len() + 64;
-        self.young.insert(key, object);
-    }
+/// An entry of one pack: the pack's number and the entry's position in its index.
+#[derive(Clone, Copy)]
+struct Entry {
+    pack: usize,
+    position: usize,
 }
 
 /// The packs of one repository and the shared cache; `Sync`, one per scan.
 pub(crate) struct Packs {
-    bundles: Vec<Bundle>,
-    /// For each bundle, its ids and their entries' offsets.
-    ids: Vec<IdTable>,
-    cache: Mutex<Cache<Slot>>,
+    packs: Vec<Pack>,
+    /// Bytes the slots hold, and the most they may.
+    cached_bytes: AtomicUsize,
+    budget: usize,
+    /// Set while one thread empties every slot (the budget was reached).
+    evicting: AtomicBool,
 }
 
 /// Delta chains deeper than this are treated as corrupt (git's own limit is 4095; `git gc` writes 50).
@@ -139,109 +80,162 @@ impl Packs {
             .filter(|p| p.extension().is_some_and(|x| x == "idx"))
             .collect();
         idx.sort();
-        let bundles: Vec<Bundle> = idx
+        let packs = idx
             .iter()
             .filter_map(|p| Bundle::at(p, object_hash).ok())
+            .map(|bundle| {
+                let ids = IdTable::new(&bundle.index);
+                let offsets = OffsetTable::new(&ids, bundle.pack.pack_end() as u64);
+                let slots = (0..ids.entries.len()).map(|_| Mutex::new(None)).collect();
+                Pack {
+                    bundle,
+                    ids,
+                    offsets,
+                    slots,
+                }
+            })
             .collect();
-        let ids = bundles.iter().map(|b| IdTable::new(&b.index)).collect();
         Self {
-            bundles,
-            ids,
-            cache: Mutex::new(Cache::new(cache_bytes)),
+            packs,
+            cached_bytes: AtomicUsize::new(0),
+            budget: cache_bytes,
+            evicting: AtomicBool::new(false),
         }
     }
 
-    fn locate(&self, id: &gix::oid) -> Option<Slot> {
-        self.ids
-            .iter()
-            .enumerate()
-            .find_map(|(k, table)| Some((k as u32, table.find(id)?)))
+    fn locate(&self, id: &gix::oid) -> Option<Entry> {
+        self.packs.iter().enumerate().find_map(|(pack, p)| {
+            Some(Entry {
+                pack,
+                position: p.ids.find(id)?,
+            })
+        })
     }
 
-    fn cached(&self, slot: Slot) -> Option<Object> {
-        self.cache.lock().ok()?.get(slot)
+    fn cached(&self, at: Entry) -> Option<Object> {
+        self.packs[at.pack].slots[at.position].lock().ok()?.clone()
     }
 
-    fn remember(&self, slot: Slot, object: &Object) {
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(slot, object.clone());
+    fn remember(&self, at: Entry, object: &Object) {
+        let Ok(mut slot) = self.packs[at.pack].slots[at.position].lock() else {
+            return;
+        };
+        if slot.is_none() {
+            *slot = Some(object.clone());
+            drop(slot);
+            let bytes = object.data.len() + 64;
+            if self.cached_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > self.budget {
+                self.evict();
+            }
         }
     }
 
-    fn pack_error(&self, pack: u32, e: impl std::fmt::Display) -> OdbError {
+    /// Empties every slot once the budget is reached: a scan walks history in time order, so what it needs
+    /// next is mostly what it reads next, and the cache refills with it.
+    fn evict(&self) {
+        if self.evicting.swap(true, Ordering::Acquire) {
+            return;
+        }
+        for slot in self.packs.iter().flat_map(|p| &p.slots) {
+            if let Ok(mut s) = slot.lock() {
+                s.take();
+            }
+        }
+        self.cached_bytes.store(0, Ordering::Relaxed);
+        self.evicting.store(false, Ordering::Release);
+    }
+
+    fn pack_error(&self, pack: usize, e: impl std::fmt::Display) -> OdbError {
         OdbError::Pack {
             pack: self
-                .bundles
-                .get(pack as usize)
-                .map(|b| b.pack.path().display().to_string())
+                .packs
+                .get(pack)
+                .map(|p| p.bundle.pack.path().display().to_string())
                 .unwrap_or_default(),
             message: e.to_string(),
         }
     }
 
-    /// The object at `slot`, resolving its delta chain down to a cached or full object.
+    /// The object at `at`, resolving its delta chain down to a cached or full object.
     fn resolve(
         &self,
         id: &gix::oid,
-        slot: Slot,
-        inflate: &mut Decompressor,
+        at: Entry,
+        inflate: &mut Inflaters,
         depth: usize,
     ) -> Result<Object, OdbError> {
-        if let Some(o) = self.cached(slot) {
+        if let Some(o) = self.cached(at) {
             return Ok(o);
         }
-        let (pack_no, offset) = slot;
-        let pack = &self.bundles[pack_no as usize].pack;
+        let pack = &self.packs[at.pack];
+        let data = &pack.bundle.pack;
+        let read = |position: usize| {
+            data.entry(pack.ids.entries[position].1)
+                .map_err(|e| self.pack_error(at.pack, e))
+        };
         let mut chain = Vec::new();
-        let mut cursor = pack
-            .entry(offset)
-            .map_err(|e| self.pack_error(pack_no, e))?;
+        let mut cursor = (read(at.position)?, at.position);
         let mut base = loop {
             if chain.len() + depth > MAX_DEPTH {
                 return Err(OdbError::TooDeep(id.to_owned()));
             }
-            match cursor.header {
+            match cursor.0.header {
                 Header::OfsDelta { base_distance } => {
-                    let at = cursor
+                    let position = cursor
+                        .0
                         .checked_base_pack_offset(base_distance)
-                        .ok_or_else(|| {
-                            self.pack_error(pack_no, "delta base before the pack start")
-                        })?;
+                        .and_then(|offset| pack.offsets.find(offset))
+                        .ok_or_else(|| self.pack_error(at.pack, "delta base is not an entry"))?;
                     chain.push(cursor);
-                    if let Some(o) = self.cached((pack_no, at)) {
+                    let base = Entry {
+                        pack: at.pack,
+                        position,
+                    };
+                    if let Some(o) = self.cached(base) {
                         break o;
                     }
-                    cursor = pack.entry(at).map_err(|e| self.pack_error(pack_no, e))?;
+                    cursor = (read(position)?, position);
                 }
                 Header::RefDelta { base_id } => {
                     chain.push(cursor);
-                    let Some(at) = self.locate(&base_id) else {
+                    let Some(base) = self.locate(&base_id) else {
                         return Err(OdbError::MissingBase(id.to_owned()));
                     };
-                    break self.resolve(&base_id, at, inflate, depth + chain.len())?;
+                    break self.resolve(&base_id, base, inflate, depth + chain.len())?;
                 }
                 header => {
                     let kind = header
                         .as_kind()
-                        .ok_or_else(|| self.pack_error(pack_no, "unknown entry type"))?;
-                    let data = self.inflate(pack_no, &cursor, inflate)?;
+                        .ok_or_else(|| self.pack_error(at.pack, "unknown entry type"))?;
                     let o = Object {
                         kind,
-                        data: Arc::new(data),
+                        data: Arc::new(self.inflate(at.pack, &cursor.0, inflate)?),
                     };
-                    self.remember((pack_no, cursor.pack_offset()), &o);
+                    self.remember(
+                        Entry {
+                            pack: at.pack,
+                            position: cursor.1,
+                        },
+                        &o,
+                    );
                     break o;
                 }
             }
         };
-        for entry in chain.iter().rev() {
-            let delta = self.inflate(pack_no, entry, inflate)?;
-            let data = apply_delta(&base.data, &delta).map_err(|e| self.pack_error(pack_no, e))?;
+        for (entry, position) in chain.iter().rev() {
+            let delta = self.inflate(at.pack, entry, inflate)?;
+            let data = apply_delta(&base.data, &delta).map_err(|e| self.pack_error(at.pack, e))?;
             base = Object {
                 kind: base.kind,
                 data: Arc::new(data),
             };
-            self.remember((pack_no, entry.pack_offset()), &base);
+            self.remember(
+                Entry {
+                    pack: at.pack,
+                    position: *position,
+                },
+                &base,
+            );
         }
         Ok(base)
     }
@@ -251,11 +245,11 @@ impl Packs {
     /// entries are small deltas, whose cost is mostly setting up Huffman tables).
     fn inflate(
         &self,
-        pack_no: u32,
+        pack_no: usize,
         entry: &gix::odb::pack::data::Entry,
-        inflate: &mut Decompressor,
+        inflate: &mut Inflaters,
     ) -> Result<Vec<u8>, OdbError> {
-        let pack = &self.bundles[pack_no as usize].pack;
+        let pack = &self.packs[pack_no].bundle.pack;
         let size = usize::try_from(entry.decompressed_size)
             .map_err(|_| self.pack_error(pack_no, "entry too large"))?;
         // The stream runs from the entry's data to at most the pack's end; the decoder stops where it ends.
@@ -267,7 +261,12 @@ impl Packs {
         out.try_reserve_exact(size)
             .map_err(|_| self.pack_error(pack_no, "entry too large"))?;
         out.resize(size, 0);
-        match inflate.zlib_decompress(input, &mut out) {
+        let decompressor = if size < SMALL_ENTRY {
+            &mut inflate.small
+        } else {
+            &mut inflate.large
+        };
+        match decompressor.zlib_decompress(input, &mut out) {
             Ok(n) if n == size => Ok(out),
             Ok(_) => Err(self.pack_error(
                 pack_no,
@@ -283,6 +282,27 @@ impl Packs {
     }
 }
 
+/// Entries smaller than this, inflated, go to their own decoder (see [`Inflaters`]).
+const SMALL_ENTRY: usize = 512;
+
+/// One thread's decoders, one for small entries and one for the rest. zlib writes most small entries (tree
+/// deltas, small trees: nine in ten on the benchmark history) stored or with its fixed Huffman codes, and
+/// blobs with codes of their own; libdeflate keeps the fixed codes' tables only until a stream with its own
+/// codes comes through, so a single decoder rebuilt them after every blob.
+pub(crate) struct Inflaters {
+    small: Decompressor,
+    large: Decompressor,
+}
+
+impl Inflaters {
+    fn new() -> Self {
+        Self {
+            small: Decompressor::new(),
+            large: Decompressor::new(),
+        }
+    }
+}
+
 /// The first eight bytes of an object id (ids are 20 or 32 bytes) as a number that sorts like the id.
 fn key(bytes: &[u8]) -> u64 {
     bytes
@@ -290,52 +310,122 @@ fn key(bytes: &[u8]) -> u64 {
         .map_or(0, |w| u64::from_be_bytes(*w))
 }
 
-/// One pack's ids and entry offsets, for finding an object's entry in about two memory reads: the entries
-/// in index (id) order, and for each value of an id's leading bits the first entry that has it. Object ids
-/// are uniformly spread, so with about one bucket per entry a bucket holds one or two. (An interpolation
-/// search over the index took four or five cache misses per lookup: its probes, then the index's id and
-/// offset tables; lookups were a tenth of a scan.)
+/// For keys spread evenly over `0..=max`, the shift that leaves about one bucket per entry of `n`.
+fn bucket_shift(n: usize, max: u64) -> u32 {
+    let bits = (n as u64).next_power_of_two().trailing_zeros().max(1);
+    (64 - max.leading_zeros()).saturating_sub(bits)
+}
+
+/// Sorted keys in buckets by their top bits: `buckets[b]..buckets[b + 1]` are the keys whose value
+/// shifted right by `shift` is `b`. With about one bucket per key, evenly spread keys are found in about
+/// two memory reads (the bucket bounds, then the key).
+struct Buckets {
+    bounds: Vec<u32>,
+    shift: u32,
+}
+
+impl Buckets {
+    fn new(sorted_keys: impl Iterator<Item = u64>, n: usize, shift: u32) -> Self {
+        let mut bounds = Vec::with_capacity(n + 2);
+        let mut count = 0u32;
+        for k in sorted_keys {
+            let bucket = (k >> shift) as usize;
+            // Open every bucket up to this key's (empty buckets start and end here).
+            while bounds.len() <= bucket {
+                bounds.push(count);
+            }
+            count += 1;
+        }
+        bounds.push(count);
+        Self { bounds, shift }
+    }
+
+    /// The positions of the keys that may equal `k`.
+    fn range(&self, k: u64) -> std::ops::Range<usize> {
+        let bucket = usize::try_from(k >> self.shift).unwrap_or(usize::MAX);
+        let end = self.bounds.len() - 1;
+        let from = self.bounds.get(bucket.min(end)).copied().unwrap_or(0) as usize;
+        let to = self
+            .bounds
+            .get(bucket.saturating_add(1).min(end))
+            .copied()
+            .unwrap_or(0) as usize;
+        from..to
+    }
+}
+
+/// One pack's ids and entry offsets, in index (id) order. Object ids are uniformly spread, so an id is
+/// found in about two memory reads. (An interpolation search over the index took four or five cache misses
+/// per lookup: its probes, then the index's id and offset tables.)
 struct IdTable {
     entries: Vec<(ObjectId, u64)>,
-    /// `buckets[b]..buckets[b + 1]` are the entries whose key's top bits are `b`.
-    buckets: Vec<u32>,
-    shift: u32,
+    buckets: Buckets,
 }
 
 impl IdTable {
     fn new(index: &gix::odb::pack::index::File) -> Self {
         let n = index.num_objects();
-        let bits = (n as u64).next_power_of_two().trailing_zeros().max(1);
-        let shift = 64 - bits;
-        let mut entries = Vec::with_capacity(n as usize);
-        let mut buckets = Vec::with_capacity((1usize << bits) + 1);
-        for i in 0..n {
-            let id = index.oid_at_index(i).to_owned();
-            let bucket = (key(id.as_bytes()) >> shift) as usize;
-            // Open every bucket up to this entry's (empty buckets start and end here).
-            while buckets.len() <= bucket {
-                buckets.push(i);
-            }
-            entries.push((id, index.pack_offset_at_index(i)));
-        }
-        buckets.resize((1usize << bits) + 1, n);
-        Self {
-            entries,
-            buckets,
+        let entries: Vec<(ObjectId, u64)> = (0..n)
+            .map(|i| {
+                (
+                    index.oid_at_index(i).to_owned(),
+                    index.pack_offset_at_index(i),
+                )
+            })
+            .collect();
+        let shift = bucket_shift(entries.len(), u64::MAX);
+        let buckets = Buckets::new(
+            entries.iter().map(|(id, _)| key(id.as_bytes())),
+            entries.len(),
             shift,
-        }
+        );
+        Self { entries, buckets }
     }
 
-    /// The pack offset of `id`'s entry, if this pack has it.
-    fn find(&self, id: &gix::oid) -> Option<u64> {
-        let bucket = (key(id.as_bytes()) >> self.shift) as usize;
-        let from = *self.buckets.get(bucket)? as usize;
-        let to = *self.buckets.get(bucket + 1)? as usize;
+    /// The index position of `id`, if this pack has it.
+    fn find(&self, id: &gix::oid) -> Option<usize> {
+        let range = self.buckets.range(key(id.as_bytes()));
+        let from = range.start;
         self.entries
-            .get(from..to)?
+            .get(range)?
             .iter()
-            .find(|(candidate, _)| candidate.as_ref() == id)
-            .map(|&(_, offset)| offset)
+            .position(|(candidate, _)| candidate.as_ref() == id)
+            .map(|i| from + i)
+    }
+}
+
+/// One pack's entry offsets in pack order, with each entry's index position: how an offset delta's base
+/// (given by its offset) finds its cache slot.
+struct OffsetTable {
+    by_offset: Vec<(u64, u32)>,
+    buckets: Buckets,
+}
+
+impl OffsetTable {
+    fn new(ids: &IdTable, pack_end: u64) -> Self {
+        let mut by_offset: Vec<(u64, u32)> = ids
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(position, &(_, offset))| (offset, position as u32))
+            .collect();
+        by_offset.sort_unstable_by_key(|&(offset, _)| offset);
+        let shift = bucket_shift(by_offset.len(), pack_end);
+        let buckets = Buckets::new(
+            by_offset.iter().map(|&(offset, _)| offset),
+            by_offset.len(),
+            shift,
+        );
+        Self { by_offset, buckets }
+    }
+
+    /// The index position of the entry at `offset`, if an entry starts there.
+    fn find(&self, offset: u64) -> Option<usize> {
+        self.by_offset
+            .get(self.buckets.range(offset))?
+            .iter()
+            .find(|&&(o, _)| o == offset)
+            .map(|&(_, position)| position as usize)
     }
 }
 
@@ -402,55 +492,32 @@ fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, &'static str> {
     Ok(out)
 }
 
-/// One thread's view: the shared packs, gix for objects in no pack, this thread's inflate state, and a small
-/// cache by object id in front of it all (each tree is read twice in a row: as one commit's tree and as the
-/// next one's parent tree; this spares the index search and the shared lock).
+/// One thread's view: the shared packs, gix for objects in no pack, and this thread's inflate state.
 pub(crate) struct Reader<'a> {
     packs: &'a Packs,
     repo: &'a gix::Repository,
-    inflate: RefCell<Decompressor>,
-    recent: RefCell<Cache<ObjectId>>,
+    inflate: RefCell<Inflaters>,
 }
-
-/// The per-thread cache by object id.
-const RECENT_BYTES: usize = 16 << 20;
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(packs: &'a Packs, repo: &'a gix::Repository) -> Self {
         Self {
             packs,
             repo,
-            inflate: RefCell::new(Decompressor::new()),
-            recent: RefCell::new(Cache::new(RECENT_BYTES)),
+            inflate: RefCell::new(Inflaters::new()),
         }
     }
 
     /// The object `id`, from a pack or else through gix; `None` when the repository lacks it.
     pub(crate) fn object(&self, id: &gix::oid) -> Result<Option<Object>, gix::Error> {
-        if let Some(o) = self
-            .recent
-            .try_borrow_mut()
-            .ok()
-            .and_then(|mut r| r.get(id.to_owned()))
-        {
-            return Ok(Some(o));
-        }
-        let found = self.lookup(id)?;
-        if let (Some(o), Ok(mut recent)) = (&found, self.recent.try_borrow_mut()) {
-            recent.insert(id.to_owned(), o.clone());
-        }
-        Ok(found)
-    }
-
-    fn lookup(&self, id: &gix::oid) -> Result<Option<Object>, gix::Error> {
-        if let Some(slot) = self.packs.locate(id) {
+        if let Some(at) = self.packs.locate(id) {
             let mut inflate = self
                 .inflate
                 .try_borrow_mut()
                 .map_err(gix::Error::from_error)?;
             return self
                 .packs
-                .resolve(id, slot, &mut inflate, 0)
+                .resolve(id, at, &mut inflate, 0)
                 .map(Some)
                 .map_err(gix::Error::from_error);
         }
@@ -494,7 +561,7 @@ impl gix::objs::FindHeader for Reader<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{IdTable, apply_delta};
+    use super::{IdTable, OffsetTable, apply_delta};
 
     #[test]
     fn the_id_table_finds_every_id_of_an_index_at_its_offset_and_no_other() {
@@ -526,21 +593,25 @@ mod tests {
         let index = gix::odb::pack::index::File::at(&idx, gix::hash::Kind::Sha1).expect("index");
         assert!(index.num_objects() > 400);
         let table = IdTable::new(&index);
-        let offset_of = |id: gix::ObjectId| index.lookup(id).map(|i| index.pack_offset_at_index(i));
+        let offsets = OffsetTable::new(&table, u64::from(u32::MAX));
+        let position_of = |id: gix::ObjectId| index.lookup(id).map(|i| i as usize);
         for i in 0..index.num_objects() {
             let id = index.oid_at_index(i).to_owned();
-            assert_eq!(table.find(&id), Some(index.pack_offset_at_index(i)), "{id}");
+            assert_eq!(table.find(&id), Some(i as usize), "{id}");
+            let offset = index.pack_offset_at_index(i);
+            assert_eq!(offsets.find(offset), Some(i as usize), "{id} at {offset}");
+            assert_eq!(offsets.find(offset + 1), None, "{id} at {offset} + 1");
             // Neighbours that differ in the last byte, or in the first, are absent.
             for at in [19, 0] {
                 let mut bytes = id.as_bytes().to_vec();
                 bytes[at] ^= 1;
                 let near = gix::ObjectId::from_bytes_or_panic(&bytes);
-                assert_eq!(table.find(&near), offset_of(near), "{near}");
+                assert_eq!(table.find(&near), position_of(near), "{near}");
             }
         }
         for edge in [[0u8; 20], [0xff; 20]] {
             let id = gix::ObjectId::from_bytes_or_panic(&edge);
-            assert_eq!(table.find(&id), offset_of(id));
+            assert_eq!(table.find(&id), position_of(id));
         }
     }
 
