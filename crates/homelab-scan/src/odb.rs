@@ -561,7 +561,7 @@ impl gix::objs::FindHeader for Reader<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{IdTable, OffsetTable, apply_delta};
+    use super::{IdTable, OffsetTable, Packs, Reader, apply_delta};
 
     #[test]
     fn the_id_table_finds_every_id_of_an_index_at_its_offset_and_no_other() {
@@ -613,6 +613,68 @@ mod tests {
             let id = gix::ObjectId::from_bytes_or_panic(&edge);
             assert_eq!(table.find(&id), position_of(id));
         }
+    }
+
+    /// Every object of a packed history reads back as git prints it, also when the cache is far too small to
+    /// hold a delta chain and keeps emptying itself.
+    #[test]
+    fn objects_read_back_as_git_has_them_with_a_cache_that_keeps_emptying() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let git = |args: &[&str]| -> Vec<u8> {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+                .args(args)
+                .output()
+                .expect("git runs");
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+            out.stdout
+        };
+        git(&["init", "-q"]);
+        let mut text = String::new();
+        for i in 0..60 {
+            text.push_str(&format!("line {i}: {}\n", "x".repeat(i % 7 * 10)));
+            std::fs::write(dir.path().join("grows.txt"), &text).expect("write");
+            git(&["add", "."]);
+            git(&["commit", "-q", "-m", &format!("commit {i}")]);
+        }
+        git(&[
+            "repack",
+            "-a",
+            "-d",
+            "-f",
+            "-q",
+            "--depth=50",
+            "--window=50",
+        ]);
+        let repo = gix::open(dir.path()).expect("repository");
+        let packs = Packs::open(
+            &dir.path().join(".git/objects"),
+            gix::hash::Kind::Sha1,
+            2_000,
+        );
+        assert_eq!(packs.packs.len(), 1, "the premise: one pack");
+        let reader = Reader::new(&packs, &repo);
+        let listed = String::from_utf8(git(&["rev-list", "--objects", "--all"])).expect("utf-8");
+        let mut objects_read = 0;
+        for line in listed.lines() {
+            let id = gix::ObjectId::from_hex(&line.as_bytes()[..40]).expect("an id");
+            let object = reader.object(&id).expect("reads").expect("present");
+            let kind = String::from_utf8(git(&["cat-file", "-t", &id.to_string()])).expect("kind");
+            assert_eq!(object.kind.as_bytes(), kind.trim().as_bytes(), "{id}");
+            let raw = git(&["cat-file", kind.trim(), &id.to_string()]);
+            assert_eq!(*object.data, raw, "{id}");
+            objects_read += 1;
+        }
+        assert!(objects_read > 150, "{objects_read}");
+        assert!(
+            packs
+                .cached_bytes
+                .load(std::sync::atomic::Ordering::Relaxed)
+                <= 2_000 + 4_096,
+            "the budget holds"
+        );
     }
 
     #[test]
