@@ -325,10 +325,18 @@ pub(crate) fn for_each_change(
         .into_sync();
     let mut repo = shared.to_thread_local();
     repo.object_cache_size_if_unset(8 << 20);
-    let ids = commits(&repo)?;
+    // Indexing the packs takes about as long as walking the history: do both at once.
+    let (objects_dir, object_hash) = (shared.objects_dir(), repo.object_hash());
+    let (ids, packs) = std::thread::scope(|s| {
+        let packs = s.spawn(|| Packs::open(objects_dir, object_hash, PACK_CACHE_BYTES));
+        let ids = commits(&repo);
+        (ids, packs.join())
+    });
+    let ids = ids?;
+    let packs =
+        packs.map_err(|_| fail("cannot index the packs", "the indexing thread panicked"))?;
     // A commit-graph that is present but unreadable is ignored: the commit objects say the same.
     let graph = repo.commit_graph_if_enabled().ok().flatten();
-    let packs = Packs::open(shared.objects_dir(), repo.object_hash(), PACK_CACHE_BYTES);
     let next = AtomicUsize::new(0);
     let first_error: Mutex<Option<HistoryError>> = Mutex::new(None);
     const CHUNK: usize = 16;
