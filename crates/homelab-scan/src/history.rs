@@ -252,6 +252,126 @@ fn is_file(mode: gix::objs::tree::EntryMode) -> bool {
     )
 }
 
+/// [`changed_files`] for the common commit that deletes nothing: with no deleted file, git's rename
+/// detection has no source to pair an added file with, so the changes are exactly the added and modified
+/// files, found by walking both trees in git's entry order without gix's rename bookkeeping or its copy of
+/// every tree. `None` when a file was deleted or changed type (then [`changed_files`] decides).
+fn plain_changes(
+    objects: &Reader<'_>,
+    old: Option<ObjectId>,
+    new: ObjectId,
+) -> Result<Option<Vec<Pending>>, HistoryError> {
+    let mut out = Vec::new();
+    let mut path = Vec::new();
+    if !walk_trees(objects, old, new, &mut path, &mut out)? {
+        return Ok(None);
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Some(out))
+}
+
+/// Walks `old` and `new` (trees, `old` absent for an added directory) below `path`, collecting added and
+/// modified files; false as soon as something was deleted or changed type.
+fn walk_trees(
+    objects: &Reader<'_>,
+    old: Option<ObjectId>,
+    new: ObjectId,
+    path: &mut Vec<u8>,
+    out: &mut Vec<Pending>,
+) -> Result<bool, HistoryError> {
+    use gix::objs::TreeRefIter;
+    use std::cmp::Ordering;
+    let read_tree = |id: ObjectId| -> Result<Arc<Vec<u8>>, HistoryError> {
+        match objects.object(&id) {
+            Ok(Some(o)) if o.kind == gix::objs::Kind::Tree => Ok(o.data),
+            Ok(_) => Err(fail("cannot read a tree", format!("tree {id} not found"))),
+            Err(e) => Err(fail(&format!("cannot read tree {id}"), e)),
+        }
+    };
+    let old_data = match old {
+        Some(id) => read_tree(id)?,
+        None => Arc::new(Vec::new()),
+    };
+    let new_data = read_tree(new)?;
+    // A tree that does not parse is left to gix, which reports it.
+    let (Ok(old_entries), Ok(new_entries)) = (
+        TreeRefIter::from_bytes(&old_data, new.kind()).collect::<Result<Vec<_>, _>>(),
+        TreeRefIter::from_bytes(&new_data, new.kind()).collect::<Result<Vec<_>, _>>(),
+    ) else {
+        return Ok(false);
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < old_entries.len() || j < new_entries.len() {
+        let order = match (old_entries.get(i), new_entries.get(j)) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match order {
+            Ordering::Less => {
+                // Only in the old tree: a deletion, unless a submodule left (no file, no rename source).
+                if !old_entries[i].mode.is_commit() {
+                    return Ok(false);
+                }
+                i += 1;
+            }
+            Ordering::Greater => {
+                let entry = new_entries[j];
+                if !collect(objects, None, entry, path, out)? {
+                    return Ok(false);
+                }
+                j += 1;
+            }
+            Ordering::Equal => {
+                let (before, entry) = (old_entries[i], new_entries[j]);
+                if before.oid != entry.oid || before.mode != entry.mode {
+                    if before.mode.is_link() != entry.mode.is_link()
+                        || before.mode.is_commit() != entry.mode.is_commit()
+                    {
+                        return Ok(false);
+                    }
+                    if !collect(objects, Some(before.oid.to_owned()), entry, path, out)? {
+                        return Ok(false);
+                    }
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Records `entry` of the new tree (added when `old` is `None`, else changed from `old`), descending into a
+/// directory.
+fn collect(
+    objects: &Reader<'_>,
+    old: Option<ObjectId>,
+    entry: gix::objs::tree::EntryRef<'_>,
+    path: &mut Vec<u8>,
+    out: &mut Vec<Pending>,
+) -> Result<bool, HistoryError> {
+    let len = path.len();
+    if len > 0 {
+        path.push(b'/');
+    }
+    path.extend_from_slice(entry.filename);
+    let complete = if entry.mode.is_tree() {
+        walk_trees(objects, old, entry.oid.to_owned(), path, out)?
+    } else {
+        if is_file(entry.mode) {
+            out.push(Pending {
+                path: path.to_str_lossy().into_owned(),
+                old,
+                new: entry.oid.to_owned(),
+            });
+        }
+        true
+    };
+    path.truncate(len);
+    Ok(complete)
+}
+
 /// The files a commit changed relative to its first parent, in path order: what gitleaks' `git log -p`
 /// shows, minus deletions (`--diff-filter=tuxdb`).
 fn changed_files(
@@ -449,13 +569,16 @@ impl Differ<'_, '_> {
             return Ok(());
         }
         self.cache.clear_resource_cache_keep_allocation();
-        let files = changed_files(
-            self.objects,
-            self.cache,
-            self.state,
-            trees.parent,
-            trees.tree,
-        )?;
+        let files = match plain_changes(self.objects, trees.parent, trees.tree)? {
+            Some(files) => files,
+            None => changed_files(
+                self.objects,
+                self.cache,
+                self.state,
+                trees.parent,
+                trees.tree,
+            )?,
+        };
         let id_only = Arc::new(CommitInfo {
             sha: commit.id.to_string(),
             ..CommitInfo::default()
@@ -648,6 +771,123 @@ mod tests {
         ) {
             shortcut_agrees(&old.concat(), &new.concat());
         }
+    }
+
+    /// Where the plain tree walk answers, it answers as gix's diff with rename detection does, and it
+    /// declines every commit that deletes a file or changes a file's type.
+    #[test]
+    fn the_plain_tree_walk_equals_the_diff_with_renames_where_it_answers() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let root = dir.path();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(root)
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+                .args(args)
+                .output()
+                .expect("git runs");
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let write = |path: &str, text: &str| {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(full, text).expect("write");
+        };
+        let commit = |message: &str| {
+            git(&["add", "-A"]);
+            git(&["commit", "-q", "--allow-empty", "-m", message]);
+        };
+        git(&["init", "-q"]);
+        let body = |n: usize| {
+            (0..20)
+                .map(|i| format!("line {i} of {n}\n"))
+                .collect::<String>()
+        };
+        write("a/b/c.txt", &body(1));
+        write("a/d.txt", &body(2));
+        write("e.txt", &body(3));
+        write("foo", "a file named like a directory\n");
+        commit("first");
+        write("a/b/c.txt", &(body(1) + "changed\n"));
+        commit("modify deep");
+        write("a/new/f.txt", &body(4));
+        write("a.txt", "sorts between a and a/\n");
+        commit("add in a new directory");
+        std::fs::rename(root.join("e.txt"), root.join("moved.txt")).expect("rename");
+        commit("pure rename");
+        std::fs::rename(root.join("a/d.txt"), root.join("a/d2.txt")).expect("rename");
+        write("a/d2.txt", &(body(2) + "and edited\n"));
+        commit("rename with an edit");
+        std::fs::remove_file(root.join("foo")).expect("rm");
+        write("foo/inside.txt", "now a directory\n");
+        commit("file becomes a directory");
+        std::os::unix::fs::symlink("moved.txt", root.join("link")).expect("symlink");
+        commit("add a symlink");
+        std::fs::remove_file(root.join("link")).expect("rm");
+        write("link", "now a file\n");
+        commit("symlink becomes a file");
+        let mut perms = std::fs::metadata(root.join("a.txt"))
+            .expect("meta")
+            .permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(root.join("a.txt"), perms).expect("chmod");
+        commit("mode change");
+        std::fs::remove_dir_all(root.join("a/new")).expect("rm");
+        commit("delete a directory");
+        commit("empty");
+
+        let repo = gix::open(root).expect("repository");
+        let packs = Packs::open(&root.join(".git/objects"), gix::hash::Kind::Sha1, 1 << 20);
+        let objects = Reader::new(&packs, &repo);
+        let mut cache = repo
+            .diff_resource_cache_for_tree_diff()
+            .expect("diff cache");
+        let mut state = gix::diff::tree::State::default();
+        let show = |files: &[Pending]| {
+            files
+                .iter()
+                .map(|f| format!("{} {:?} {}", f.path, f.old, f.new))
+                .collect::<Vec<_>>()
+        };
+        let (mut answered, mut declined) = (Vec::new(), Vec::new());
+        for line in git(&["log", "--format=%T %P %s", "--reverse"]).lines() {
+            let mut words = line.split(' ');
+            let tree = ObjectId::from_hex(words.next().expect("tree").as_bytes()).expect("id");
+            let parent = words.next().filter(|p| p.len() == 40).map(|p| {
+                let parent = ObjectId::from_hex(p.as_bytes()).expect("id");
+                let data = objects
+                    .object(&parent)
+                    .expect("reads")
+                    .expect("present")
+                    .data;
+                gix::objs::CommitRefIter::from_bytes(&data, parent.kind())
+                    .tree_id()
+                    .expect("a tree")
+            });
+            let subject = line.splitn(3, ' ').nth(2).unwrap_or_default().to_owned();
+            cache.clear_resource_cache_keep_allocation();
+            let full = changed_files(&objects, &mut cache, &mut state, parent, tree).expect("diff");
+            match plain_changes(&objects, parent, tree).expect("walk") {
+                Some(plain) => {
+                    assert_eq!(show(&plain), show(&full), "{subject}");
+                    answered.push(subject);
+                }
+                None => declined.push(subject),
+            }
+        }
+        assert_eq!(
+            declined,
+            [
+                "pure rename",
+                "rename with an edit",
+                "file becomes a directory",
+                "symlink becomes a file",
+                "delete a directory"
+            ],
+            "answered: {answered:?}"
+        );
     }
 
     #[test]
