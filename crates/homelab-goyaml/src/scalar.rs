@@ -403,6 +403,55 @@ pub fn choose_style(s: &str, is_key: bool, resolves_as_string: bool) -> Style {
     style
 }
 
+/// Writes the string `s` as go-yaml v3 does (as sops and talosctl use it): in the style [`choose_style`]
+/// picks, a literal block's lines indented by `block_indent` columns, its indentation indicator being
+/// `indicator` (written when the text starts with a space or a line break).
+pub fn write_string(
+    out: &mut String,
+    s: &str,
+    is_key: bool,
+    resolves_as_string: bool,
+    block_indent: usize,
+    indicator: usize,
+) {
+    match choose_style(s, is_key, resolves_as_string) {
+        Style::Plain => out.push_str(s),
+        Style::Single => {
+            out.push('\'');
+            out.push_str(&s.replace('\'', "''"));
+            out.push('\'');
+        }
+        Style::Double => write_double_quoted(out, s),
+        Style::Literal => write_literal(out, s, block_indent, indicator),
+    }
+}
+
+/// libyaml's literal block writer: `|`, the indentation indicator when the text starts with a space or a
+/// line break, the chomping indicator (`-` without a final line break, `+` with more than one), then each
+/// line indented by `indent` columns (empty lines left empty).
+pub fn write_literal(out: &mut String, s: &str, indent: usize, indicator: usize) {
+    out.push('|');
+    if matches!(s.chars().next(), Some(' ' | '\n')) {
+        out.push_str(&indicator.to_string());
+    }
+    let b = s.as_bytes();
+    if !s.ends_with('\n') {
+        out.push('-');
+    } else if b.len() == 1 || b[b.len() - 2] == b'\n' {
+        out.push('+');
+    }
+    out.push('\n');
+    for (k, line) in s.split('\n').enumerate() {
+        if k > 0 {
+            out.push('\n');
+        }
+        if !line.is_empty() {
+            out.extend(std::iter::repeat_n(' ', indent));
+            out.push_str(line);
+        }
+    }
+}
+
 /// libyaml's double-quoted writer, without line folding (go-yaml v3 as sops and talosctl use it never wraps).
 pub fn write_double_quoted(out: &mut String, s: &str) {
     out.push('"');
@@ -461,6 +510,29 @@ pub fn push_escape(out: &mut String, c: char) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn written(s: &str) -> String {
+        let mut out = String::new();
+        write_string(&mut out, s, false, true, 4, 4);
+        out
+    }
+
+    #[test]
+    fn strings_are_written_as_go_yaml_v3_writes_them() {
+        assert_eq!(written("hello world"), "hello world");
+        assert_eq!(written("a: b"), "'a: b'");
+        assert_eq!(written("'x"), "'''x'");
+        assert_eq!(written("tab\there"), "\"tab\\there\"");
+        assert_eq!(written("line1\nline2"), "|-\n    line1\n    line2");
+        assert_eq!(written("trail\n\n"), "|+\n    trail\n\n");
+        assert_eq!(written("one\n"), "|\n    one\n");
+        assert_eq!(written("  lead\nx"), "|4-\n      lead\n    x");
+        assert_eq!(written("\nfirst empty\n"), "|4\n\n    first empty\n");
+        assert_eq!(written("a\n\nb"), "|-\n    a\n\n    b");
+        let mut key = String::new();
+        write_string(&mut key, "multi\nline", true, true, 4, 4);
+        assert_eq!(key, "\"multi\\nline\"", "a key is never a block");
+    }
 
     #[test]
     fn styles_follow_go_yaml() {

@@ -2,7 +2,7 @@
 //! order, `omitempty` fields left out when zero, the zero value written for the others (`""`, `[]`, `{}`,
 //! `null`), map keys in go-yaml's order, and go-yaml v3's block layout with a 4-space indent.
 
-use homelab_goyaml::scalar::{Style, choose_style, write_double_quoted};
+use homelab_goyaml::scalar::write_string;
 use homelab_goyaml::{duration, key_order};
 
 use super::tree::plain_is_string;
@@ -238,42 +238,13 @@ impl Writer {
     }
 
     fn string(&mut self, s: &str, block_ind: usize, hint: usize, is_key: bool) {
-        match choose_style(s, is_key, plain_is_string(s)) {
-            Style::Plain => self.out.push_str(s),
-            Style::Single => {
-                self.out.push('\'');
-                self.out.push_str(&s.replace('\'', "''"));
-                self.out.push('\'');
-            }
-            Style::Double => write_double_quoted(&mut self.out, s),
-            Style::Literal => self.literal(s, block_ind, hint),
-        }
-    }
-
-    fn literal(&mut self, s: &str, ind: usize, hint: usize) {
-        self.out.push('|');
-        if matches!(s.chars().next(), Some(' ' | '\n')) {
-            self.out.push_str(&hint.to_string());
-        }
-        let b = s.as_bytes();
-        if !s.ends_with('\n') {
-            self.out.push('-');
-        } else if b.len() == 1 || b[b.len() - 2] == b'\n' {
-            self.out.push('+');
-        }
-        self.out.push('\n');
-        let mut at_line_start = true;
-        for ch in s.chars() {
-            if ch == '\n' {
-                self.out.push('\n');
-                at_line_start = true;
-            } else {
-                if at_line_start {
-                    self.pad(ind);
-                }
-                self.out.push(ch);
-                at_line_start = false;
-            }
-        }
+        write_string(
+            &mut self.out,
+            s,
+            is_key,
+            plain_is_string(s),
+            block_ind,
+            hint,
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! default), go-yaml's indentation steps inside sequences, its scalar style choice (plain, single-, double-quoted,
 //! literal) and escapes, and comments written as their own lines before the entry they precede.
 
-use homelab_goyaml::scalar::{Style, choose_style, write_double_quoted};
+use homelab_goyaml::scalar::write_string;
 
 use crate::value::{Entry, Key, Map, Value, go_yaml_float};
 
@@ -175,47 +175,17 @@ impl Writer {
             self.out.push_str("!!merge <<");
             return;
         }
-        match choose_style(s, is_key, plain_is_string(s)) {
-            Style::Plain => self.out.push_str(s),
-            Style::Single => {
-                self.out.push('\'');
-                self.out.push_str(&s.replace('\'', "''"));
-                self.out.push('\'');
-            }
-            Style::Double => write_double_quoted(&mut self.out, s),
-            Style::Literal => self.literal(s, block_ind, hint),
-        }
-    }
-
-    /// go-yaml writes `best_indent` as the indentation indicator; inside sequences that is wrong (the content
-    /// sits 2 columns in), so the indicator here is the real relative indent, which equals go-yaml's wherever
-    /// go-yaml's output is valid YAML.
-    fn literal(&mut self, s: &str, ind: usize, hint: usize) {
-        self.out.push('|');
-        let first = s.chars().next();
-        if matches!(first, Some(' ' | '\n')) {
-            self.out.push_str(&hint.to_string());
-        }
-        let b = s.as_bytes();
-        if !s.ends_with('\n') {
-            self.out.push('-');
-        } else if b.len() == 1 || b[b.len() - 2] == b'\n' {
-            self.out.push('+');
-        }
-        self.out.push('\n');
-        let mut at_line_start = true;
-        for ch in s.chars() {
-            if ch == '\n' {
-                self.out.push('\n');
-                at_line_start = true;
-            } else {
-                if at_line_start {
-                    self.pad(ind);
-                }
-                self.out.push(ch);
-                at_line_start = false;
-            }
-        }
+        // go-yaml writes `best_indent` as a literal block's indentation indicator; inside sequences that is
+        // wrong (the content sits 2 columns in), so the indicator here is the real relative indent, which
+        // equals go-yaml's wherever go-yaml's output is valid YAML.
+        write_string(
+            &mut self.out,
+            s,
+            is_key,
+            plain_is_string(s),
+            block_ind,
+            hint,
+        );
     }
 }
 
