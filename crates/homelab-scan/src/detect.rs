@@ -121,6 +121,12 @@ impl Detector {
         &self.config
     }
 
+    /// The configuration, taken back (a clone would copy every compiled rule, and dropping the detector
+    /// would free the matchers' caches on the caller's time).
+    pub fn into_config(self) -> Config {
+        self.config
+    }
+
     pub fn options(&self) -> &Options {
         &self.options
     }

@@ -191,7 +191,7 @@ pub fn run_listed(req: &ScanRequest, listed: Option<&[String]>) -> Result<ScanOu
         findings,
         scanned,
         accepted,
-        config: detector.config().clone(),
+        config: detector.into_config(),
     })
 }
 
