@@ -294,36 +294,30 @@ fn walk_trees(
     };
     let new_data = read_tree(new)?;
     // A tree that does not parse is left to gix, which reports it.
-    let (Ok(old_entries), Ok(new_entries)) = (
-        TreeRefIter::from_bytes(&old_data, new.kind()).collect::<Result<Vec<_>, _>>(),
-        TreeRefIter::from_bytes(&new_data, new.kind()).collect::<Result<Vec<_>, _>>(),
-    ) else {
-        return Ok(false);
-    };
-    let (mut i, mut j) = (0, 0);
-    while i < old_entries.len() || j < new_entries.len() {
-        let order = match (old_entries.get(i), new_entries.get(j)) {
-            (Some(a), Some(b)) => a.cmp(b),
+    let mut old_entries = TreeRefIter::from_bytes(&old_data, new.kind()).peekable();
+    let mut new_entries = TreeRefIter::from_bytes(&new_data, new.kind()).peekable();
+    loop {
+        let (before, after) = match (old_entries.peek(), new_entries.peek()) {
+            (None, None) => break,
+            (Some(Err(_)), _) | (_, Some(Err(_))) => return Ok(false),
+            (Some(Ok(a)), Some(Ok(b))) => (Some(*a), Some(*b)),
+            (Some(Ok(a)), None) => (Some(*a), None),
+            (None, Some(Ok(b))) => (None, Some(*b)),
+        };
+        let order = match (before, after) {
+            (Some(a), Some(b)) => a.cmp(&b),
             (Some(_), None) => Ordering::Less,
             _ => Ordering::Greater,
         };
-        match order {
-            Ordering::Less => {
+        match (order, before, after) {
+            (Ordering::Less, Some(gone), _) => {
                 // Only in the old tree: a deletion, unless a submodule left (no file, no rename source).
-                if !old_entries[i].mode.is_commit() {
+                if !gone.mode.is_commit() {
                     return Ok(false);
                 }
-                i += 1;
+                old_entries.next();
             }
-            Ordering::Greater => {
-                let entry = new_entries[j];
-                if !collect(objects, None, entry, path, out)? {
-                    return Ok(false);
-                }
-                j += 1;
-            }
-            Ordering::Equal => {
-                let (before, entry) = (old_entries[i], new_entries[j]);
+            (Ordering::Equal, Some(before), Some(entry)) => {
                 if before.oid != entry.oid || before.mode != entry.mode {
                     if before.mode.is_link() != entry.mode.is_link()
                         || before.mode.is_commit() != entry.mode.is_commit()
@@ -334,9 +328,16 @@ fn walk_trees(
                         return Ok(false);
                     }
                 }
-                i += 1;
-                j += 1;
+                old_entries.next();
+                new_entries.next();
             }
+            (_, _, Some(entry)) => {
+                if !collect(objects, None, entry, path, out)? {
+                    return Ok(false);
+                }
+                new_entries.next();
+            }
+            (_, _, None) => break,
         }
     }
     Ok(true)
