@@ -6,6 +6,8 @@
 #   ours  = `homelabctl check` (release build): every directory built, every Flux Kustomization built with
 #           postBuild substitution, every object validated against the built-in schemas, plus the
 #           SOPS/Secret/homelab.yaml policy checks and the secret scan
+# Also compares `homelabctl build DIR` with `kubectl kustomize DIR` byte for byte on every directory and
+# prints how many are identical (each one that is not is named on stderr).
 #
 # Usage: [HOMELABCTL=BIN] [CHECK_ARGS="--schema-dir DIR"] [PEERS=0] bench/check.sh [APPS]
 #   (default 160 apps → 160 Flux Kustomizations, 160+ kustomization dirs). Needs nothing outside the
@@ -199,6 +201,19 @@ t1=$(now)
 validate_once=$(echo "$t1 - $t0" | bc)
 peers_batched=$(echo "$kustomize_only + $validate_once" | bc)
 
+# kustomize outputs, byte for byte: `homelabctl build DIR` against the `kubectl kustomize DIR` kept above
+same=0
+n=0
+for d in $DIRS; do
+  n=$((n + 1))
+  if "$BIN" build "$d" 2>/dev/null | cmp -s - "$WORK/out/$n.yaml"; then
+    same=$((same + 1))
+  else
+    echo "differs from kubectl kustomize: ${d#"$REPO"/}" >&2
+  fi
+done
+
+printf 'kustomize output: %d of %d directories byte-identical to kubectl kustomize\n' "$same" "$NDIRS"
 printf 'homelabctl check:                                   %8.2f s\n' "$ours"
 printf 'peers (kubectl kustomize + kubernetes-validate per dir): %8.2f s   ratio %6.1fx\n' "$peers" "$(echo "$peers / $ours" | bc -l)"
 printf 'peers (kubectl kustomize per dir, one validate run):     %8.2f s   ratio %6.1fx\n' "$peers_batched" "$(echo "$peers_batched / $ours" | bc -l)"
