@@ -23,7 +23,12 @@ pub fn render(
 ) -> String {
     match format {
         Format::Text => text(findings, scanned, accepted),
-        Format::Json => pretty(&json(findings)),
+        Format::Json => {
+            let rows: Vec<JsonFinding<'_>> = findings.iter().map(JsonFinding::new).collect();
+            let mut s = serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into());
+            s.push('\n');
+            s
+        }
         Format::Sarif => pretty(&sarif(findings, config)),
     }
 }
@@ -81,34 +86,66 @@ fn one_line(s: &str) -> String {
     }
 }
 
+/// One finding in gitleaks' JSON report shape (its field names and order), with `Secret` and `Match`
+/// redacted. Serialised straight from this struct: building a JSON value tree first was most of the time
+/// it took to print a history scan's report.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonFinding<'a> {
+    #[serde(rename = "RuleID")]
+    rule_id: &'a str,
+    description: &'a str,
+    start_line: usize,
+    end_line: usize,
+    start_column: usize,
+    end_column: usize,
+    r#match: String,
+    secret: &'static str,
+    file: &'a str,
+    symlink_file: &'static str,
+    commit: &'a str,
+    /// Widened as gitleaks prints it (its entropy is a float64).
+    entropy: f64,
+    author: &'a str,
+    email: &'a str,
+    date: &'a str,
+    message: &'a str,
+    tags: &'a [String],
+    fingerprint: String,
+}
+
+impl<'a> JsonFinding<'a> {
+    fn new(f: &'a Finding) -> Self {
+        let c = f.commit.as_deref();
+        Self {
+            rule_id: &f.rule_id,
+            description: &f.description,
+            start_line: f.start_line,
+            end_line: f.end_line,
+            start_column: f.start_column,
+            end_column: f.end_column,
+            r#match: f.redacted_match(),
+            secret: REDACTED,
+            file: &f.file,
+            symlink_file: "",
+            commit: c.map_or("", |c| c.sha.as_str()),
+            entropy: f64::from(f.entropy),
+            author: c.map_or("", |c| c.author.as_str()),
+            email: c.map_or("", |c| c.email.as_str()),
+            date: c.map_or("", |c| c.date.as_str()),
+            message: c.map_or("", |c| c.message.as_str()),
+            tags: &f.tags,
+            fingerprint: f.fingerprint(),
+        }
+    }
+}
+
 /// gitleaks' JSON report shape, with `Secret` and `Match` redacted.
 pub fn json(findings: &[Finding]) -> Value {
     Value::Array(
         findings
             .iter()
-            .map(|f| {
-                let c = f.commit.as_deref();
-                json!({
-                    "RuleID": f.rule_id,
-                    "Description": f.description,
-                    "StartLine": f.start_line,
-                    "EndLine": f.end_line,
-                    "StartColumn": f.start_column,
-                    "EndColumn": f.end_column,
-                    "Match": f.redacted_match(),
-                    "Secret": REDACTED,
-                    "File": f.file,
-                    "SymlinkFile": "",
-                    "Commit": c.map_or("", |c| c.sha.as_str()),
-                    "Entropy": f.entropy,
-                    "Author": c.map_or("", |c| c.author.as_str()),
-                    "Email": c.map_or("", |c| c.email.as_str()),
-                    "Date": c.map_or("", |c| c.date.as_str()),
-                    "Message": c.map_or("", |c| c.message.as_str()),
-                    "Tags": f.tags,
-                    "Fingerprint": f.fingerprint(),
-                })
-            })
+            .map(|f| serde_json::to_value(JsonFinding::new(f)).unwrap_or(Value::Null))
             .collect(),
     )
 }
