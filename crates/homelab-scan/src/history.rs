@@ -462,78 +462,105 @@ fn changed_files(
 /// histories (tens of MB), bounded for big repositories.
 const PACK_CACHE_BYTES: usize = 512 << 20;
 
-/// Reads the history of the repository at `root` and calls `scan` (from several threads) with each changed
-/// file's added lines. Returns the number of commits.
-pub(crate) fn for_each_change(
-    root: &Path,
-    threads: usize,
-    scan: &Scan<'_>,
-    describe: &Describe<'_>,
-) -> Result<usize, HistoryError> {
-    let shared = gix::discover(root)
-        .map_err(|e| fail("not a git repository", e))?
-        .into_sync();
-    let mut repo = shared.to_thread_local();
-    repo.object_cache_size_if_unset(8 << 20);
-    // Indexing the packs takes about as long as walking the history: do both at once.
-    let (objects_dir, object_hash) = (shared.objects_dir(), repo.object_hash());
-    let (ids, packs) = std::thread::scope(|s| {
-        let packs = s.spawn(|| Packs::open(objects_dir, object_hash, PACK_CACHE_BYTES));
-        let ids = commits(&repo);
-        (ids, packs.join())
-    });
-    let ids = ids?;
-    let packs =
-        packs.map_err(|_| fail("cannot index the packs", "the indexing thread panicked"))?;
-    // A commit-graph that is present but unreadable is ignored: the commit objects say the same.
-    let graph = repo.commit_graph_if_enabled().ok().flatten();
-    let next = AtomicUsize::new(0);
-    let first_error: Mutex<Option<HistoryError>> = Mutex::new(None);
-    const CHUNK: usize = 16;
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                let repo = shared.to_thread_local();
-                let objects = Reader::new(&packs, &repo);
-                let result = (|| -> Result<(), HistoryError> {
-                    let mut cache = repo
-                        .diff_resource_cache_for_tree_diff()
-                        .map_err(|e| fail("cannot set up diffing", e))?;
-                    let mut state = gix::diff::tree::State::default();
-                    loop {
-                        let start = next.fetch_add(CHUNK, Ordering::Relaxed);
-                        if start >= ids.len() {
-                            return Ok(());
-                        }
-                        for (k, id) in ids.iter().enumerate().skip(start).take(CHUNK) {
-                            let commit = Commit { id: *id, index: k };
-                            let mut diff = Differ {
-                                objects: &objects,
-                                graph: graph.as_ref(),
-                                cache: &mut cache,
-                                state: &mut state,
-                            };
-                            diff.commit(commit, scan, describe)?;
-                        }
-                    }
-                })();
-                if let Err(e) = result
-                    && let Ok(mut slot) = first_error.lock()
-                {
-                    slot.get_or_insert(e);
-                    // Stop the other workers early.
-                    next.store(usize::MAX / 2, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    // Freeing the cache (hundreds of thousands of buffers) takes a tenth of a scan; let it overlap with
-    // sorting and printing the findings instead of delaying them.
-    std::thread::spawn(move || drop(packs));
-    if let Some(e) = first_error.into_inner().ok().flatten() {
-        return Err(e);
+/// A repository's history, ready to be read: its commits (newest first), its packs indexed, and its
+/// commit-graph when it has a usable one. Opening it walks the history and indexes the packs at once,
+/// which a scan does while its rules load.
+pub(crate) struct History {
+    shared: gix::ThreadSafeRepository,
+    ids: Vec<ObjectId>,
+    packs: Packs,
+    graph: Option<gix::commitgraph::Graph>,
+}
+
+impl History {
+    pub(crate) fn open(root: &Path) -> Result<Self, HistoryError> {
+        let shared = gix::discover(root)
+            .map_err(|e| fail("not a git repository", e))?
+            .into_sync();
+        let mut repo = shared.to_thread_local();
+        repo.object_cache_size_if_unset(8 << 20);
+        // Indexing the packs takes about as long as walking the history: do both at once.
+        let (objects_dir, object_hash) = (shared.objects_dir(), repo.object_hash());
+        let (ids, packs) = std::thread::scope(|s| {
+            let packs = s.spawn(|| Packs::open(objects_dir, object_hash, PACK_CACHE_BYTES));
+            let ids = commits(&repo);
+            (ids, packs.join())
+        });
+        let ids = ids?;
+        let packs =
+            packs.map_err(|_| fail("cannot index the packs", "the indexing thread panicked"))?;
+        // A commit-graph that is present but unreadable is ignored: the commit objects say the same.
+        let graph = repo.commit_graph_if_enabled().ok().flatten();
+        Ok(Self {
+            shared,
+            ids,
+            packs,
+            graph,
+        })
     }
-    Ok(ids.len())
+
+    /// Calls `scan` (from `threads` threads) with each changed file's added lines, and `describe` with the
+    /// details of each commit where `scan` found something. Returns the number of commits.
+    pub(crate) fn for_each_change(
+        self,
+        threads: usize,
+        scan: &Scan<'_>,
+        describe: &Describe<'_>,
+    ) -> Result<usize, HistoryError> {
+        let Self {
+            shared,
+            ids,
+            packs,
+            graph,
+        } = self;
+        let next = AtomicUsize::new(0);
+        let first_error: Mutex<Option<HistoryError>> = Mutex::new(None);
+        const CHUNK: usize = 16;
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| {
+                    let repo = shared.to_thread_local();
+                    let objects = Reader::new(&packs, &repo);
+                    let result = (|| -> Result<(), HistoryError> {
+                        let mut cache = repo
+                            .diff_resource_cache_for_tree_diff()
+                            .map_err(|e| fail("cannot set up diffing", e))?;
+                        let mut state = gix::diff::tree::State::default();
+                        loop {
+                            let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+                            if start >= ids.len() {
+                                return Ok(());
+                            }
+                            for (k, id) in ids.iter().enumerate().skip(start).take(CHUNK) {
+                                let commit = Commit { id: *id, index: k };
+                                let mut diff = Differ {
+                                    objects: &objects,
+                                    graph: graph.as_ref(),
+                                    cache: &mut cache,
+                                    state: &mut state,
+                                };
+                                diff.commit(commit, scan, describe)?;
+                            }
+                        }
+                    })();
+                    if let Err(e) = result
+                        && let Ok(mut slot) = first_error.lock()
+                    {
+                        slot.get_or_insert(e);
+                        // Stop the other workers early.
+                        next.store(usize::MAX / 2, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        // Freeing the cache (hundreds of thousands of buffers) takes a tenth of a scan; let it overlap with
+        // sorting and printing the findings instead of delaying them.
+        std::thread::spawn(move || drop(packs));
+        if let Some(e) = first_error.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        Ok(ids.len())
+    }
 }
 
 /// One commit of the walk: its id and its index in the walk (newest first).

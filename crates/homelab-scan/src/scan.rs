@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::detect::{Detector, Fragment, Options};
 use crate::finding::{CommitInfo, Finding};
 use crate::gitdiff::{self, FileDiff, Hunk};
-use crate::history;
+use crate::history::{self, History, HistoryError};
 use homelab_sops::detect as sops;
 
 /// What to scan.
@@ -124,6 +124,55 @@ pub fn run_listed(req: &ScanRequest, listed: Option<&[String]>) -> Result<ScanOu
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
         });
     }
+    std::thread::scope(|s| {
+        // A history opens (the commit walk, the pack indexes) while the rules load.
+        let opening = (req.source == Source::History).then(|| s.spawn(|| History::open(root)));
+        let (detector, baseline, threads) = prepare(req)?;
+        let (findings, scanned) = match req.source {
+            Source::Tree => {
+                let files = match listed {
+                    Some(files) => files.to_vec(),
+                    None => tree_files(root)?,
+                };
+                scan_files(&detector, root, &files, threads)
+            }
+            Source::Directory => {
+                let files = walk(root)?;
+                scan_files(&detector, root, &files, threads)
+            }
+            Source::History => {
+                let history = match opening {
+                    Some(thread) => thread.join().unwrap_or_else(|_| {
+                        Err(HistoryError("the thread opening it panicked".into()))
+                    }),
+                    None => History::open(root),
+                }
+                .map_err(|e| history_error(root, e))?;
+                scan_history(&detector, history, root, threads)?
+            }
+            Source::Staged => {
+                let args = [
+                    "diff",
+                    "-U0",
+                    "--no-ext-diff",
+                    "--no-color",
+                    "--staged",
+                    ".",
+                ];
+                let run = GitRun {
+                    args: args.iter().map(|a| (*a).to_owned()).collect(),
+                    stdin: None,
+                };
+                scan_diff(&detector, root, vec![run], threads)?
+            }
+        };
+        finish(detector, &baseline, findings, scanned)
+    })
+}
+
+/// The rules (configuration and detector), the baseline, and the number of scanning threads of `req`.
+fn prepare(req: &ScanRequest) -> Result<(Detector, Baseline, usize), ScanError> {
+    let root = &req.root;
     let config_path = req
         .config
         .clone()
@@ -140,7 +189,6 @@ pub fn run_listed(req: &ScanRequest, listed: Option<&[String]>) -> Result<ScanOu
     if let Some(b) = &req.baseline {
         baseline.extend(Baseline::load(b)?);
     }
-
     let mut detector = Detector::new(config, req.options.clone());
     for p in config_path.iter().chain(req.baseline.iter()) {
         if let Some(rel) = relative_to(root, p) {
@@ -151,36 +199,17 @@ pub fn run_listed(req: &ScanRequest, listed: Option<&[String]>) -> Result<ScanOu
         0 => std::thread::available_parallelism().map_or(2, usize::from),
         n => n,
     };
+    Ok((detector, baseline, threads))
+}
 
-    let (mut findings, scanned) = match req.source {
-        Source::Tree => {
-            let files = match listed {
-                Some(files) => files.to_vec(),
-                None => tree_files(root)?,
-            };
-            scan_files(&detector, root, &files, threads)
-        }
-        Source::Directory => {
-            let files = walk(root)?;
-            scan_files(&detector, root, &files, threads)
-        }
-        Source::History => scan_history(&detector, root, threads)?,
-        Source::Staged => {
-            let args = [
-                "diff",
-                "-U0",
-                "--no-ext-diff",
-                "--no-color",
-                "--staged",
-                ".",
-            ];
-            let run = GitRun {
-                args: args.iter().map(|a| (*a).to_owned()).collect(),
-                stdin: None,
-            };
-            scan_diff(&detector, root, vec![run], threads)?
-        }
-    };
+/// The outcome of a scan that found `findings` in `scanned` files or commits: fails if a rule it needed
+/// could not compile, and drops what the baseline accepts.
+fn finish(
+    detector: Detector,
+    baseline: &Baseline,
+    mut findings: Vec<Finding>,
+    scanned: usize,
+) -> Result<ScanOutcome, ScanError> {
     if let Some(e) = detector.config().unusable_rule() {
         return Err(e.into());
     }
@@ -193,6 +222,13 @@ pub fn run_listed(req: &ScanRequest, listed: Option<&[String]>) -> Result<ScanOu
         accepted,
         config: detector.into_config(),
     })
+}
+
+fn history_error(root: &Path, e: HistoryError) -> ScanError {
+    ScanError::History {
+        root: root.to_owned(),
+        message: e.0,
+    }
 }
 
 fn relative_to(root: &Path, p: &Path) -> Option<String> {
@@ -395,6 +431,7 @@ struct GitRun {
 /// Scans the added lines of every commit, read from the object database (see [`history`]).
 fn scan_history(
     detector: &Detector,
+    history: History,
     root: &Path,
     threads: usize,
 ) -> Result<(Vec<Finding>, usize), ScanError> {
@@ -415,12 +452,9 @@ fn scan_history(
             d.insert(index, Arc::new(info));
         }
     };
-    let commits = history::for_each_change(root, threads, &scan, &describe).map_err(|e| {
-        ScanError::History {
-            root: root.to_owned(),
-            message: e.0,
-        }
-    })?;
+    let commits = history
+        .for_each_change(threads, &scan, &describe)
+        .map_err(|e| history_error(root, e))?;
     let described = described.into_inner().unwrap_or_default();
     let mut tagged = results.into_inner().unwrap_or_default();
     for ((index, _), finding) in &mut tagged {
