@@ -281,7 +281,7 @@ fn walk_trees(
 ) -> Result<bool, HistoryError> {
     use gix::objs::TreeRefIter;
     use std::cmp::Ordering;
-    let read_tree = |id: ObjectId| -> Result<Arc<Vec<u8>>, HistoryError> {
+    let read_tree = |id: ObjectId| -> Result<Arc<[u8]>, HistoryError> {
         match objects.object(&id) {
             Ok(Some(o)) if o.kind == gix::objs::Kind::Tree => Ok(o.data),
             Ok(_) => Err(fail("cannot read a tree", format!("tree {id} not found"))),
@@ -290,7 +290,7 @@ fn walk_trees(
     };
     let old_data = match old {
         Some(id) => read_tree(id)?,
-        None => Arc::new(Vec::new()),
+        None => Arc::from(&[][..]),
     };
     let new_data = read_tree(new)?;
     // A tree that does not parse is left to gix, which reports it.
@@ -382,16 +382,16 @@ fn changed_files(
     parent_tree: Option<ObjectId>,
     tree: ObjectId,
 ) -> Result<Vec<Pending>, HistoryError> {
-    let read_tree = |id: ObjectId| -> Result<Arc<Vec<u8>>, HistoryError> {
+    let read_tree = |id: ObjectId| -> Result<Arc<[u8]>, HistoryError> {
         match objects.object(&id) {
             Ok(Some(o)) if o.kind == gix::objs::Kind::Tree => Ok(o.data),
             Ok(_) => Err(fail("cannot read a tree", format!("tree {id} not found"))),
             Err(e) => Err(fail(&format!("cannot read tree {id}"), e)),
         }
     };
-    let old: Arc<Vec<u8>> = match parent_tree {
+    let old: Arc<[u8]> = match parent_tree {
         Some(id) => read_tree(id)?,
-        None => Arc::new(Vec::new()),
+        None => Arc::from(&[][..]),
     };
     let new = read_tree(tree)?;
     let mut out = Vec::new();
@@ -652,7 +652,7 @@ impl Differ<'_, '_> {
         })
     }
 
-    fn read_commit(&self, id: ObjectId) -> Result<Arc<Vec<u8>>, HistoryError> {
+    fn read_commit(&self, id: ObjectId) -> Result<Arc<[u8]>, HistoryError> {
         match self.objects.object(&id) {
             Ok(Some(o)) if o.kind == gix::objs::Kind::Commit => Ok(o.data),
             Ok(_) => Err(fail(

@@ -32,12 +32,30 @@ pub(crate) enum OdbError {
     TooDeep(ObjectId),
 }
 
-/// A resolved object: its kind and its bytes (an `Arc<Vec>`, not `Arc<[u8]>`: the inflated or delta-applied
-/// buffer is shared as it is, where `Arc<[u8]>` would copy every object once more).
+/// A resolved object: its kind and its bytes, inflated or delta-applied in place in the shared buffer (one
+/// allocation, the bytes beside the reference counts).
 #[derive(Clone)]
 pub(crate) struct Object {
     pub kind: Kind,
-    pub data: Arc<Vec<u8>>,
+    pub data: Arc<[u8]>,
+}
+
+/// Objects up to this size are built in place in their shared buffer; larger ones (rare) are built in a
+/// vector whose allocation may fail without aborting (a corrupt size), then copied once.
+const IN_PLACE_LIMIT: usize = 64 << 20;
+
+/// A shared buffer of `size` zero bytes, still unique so that it can be written; `None` if it cannot be
+/// allocated.
+fn shared_buffer(size: usize) -> Option<Arc<[u8]>> {
+    if size <= IN_PLACE_LIMIT {
+        // An iterator of known length is collected into one allocation, written in place.
+        Some(std::iter::repeat_n(0u8, size).collect())
+    } else {
+        let mut v = Vec::new();
+        v.try_reserve_exact(size).ok()?;
+        v.resize(size, 0);
+        Some(Arc::from(v))
+    }
 }
 
 /// One pack: its data, where each id's entry is, and a cache slot per entry (both in index order).
@@ -209,7 +227,7 @@ impl Packs {
                         .ok_or_else(|| self.pack_error(at.pack, "unknown entry type"))?;
                     let o = Object {
                         kind,
-                        data: Arc::new(self.inflate(at.pack, &cursor.0, inflate)?),
+                        data: self.inflate(at.pack, &cursor.0, inflate)?,
                     };
                     self.remember(
                         Entry {
@@ -222,12 +240,13 @@ impl Packs {
                 }
             }
         };
+        let mut delta = std::mem::take(&mut inflate.delta);
         for (entry, position) in chain.iter().rev() {
-            let delta = self.inflate(at.pack, entry, inflate)?;
+            self.inflate_delta(at.pack, entry, inflate, &mut delta)?;
             let data = apply_delta(&base.data, &delta).map_err(|e| self.pack_error(at.pack, e))?;
             base = Object {
                 kind: base.kind,
-                data: Arc::new(data),
+                data,
             };
             self.remember(
                 Entry {
@@ -237,37 +256,76 @@ impl Packs {
                 &base,
             );
         }
+        inflate.delta = delta;
         Ok(base)
     }
 
-    /// Inflates one entry with libdeflate: its whole-buffer decoder needs the output size, which the entry
-    /// header gives, and decodes small streams markedly faster than a streaming zlib (most of a pack's
-    /// entries are small deltas, whose cost is mostly setting up Huffman tables).
+    /// Inflates a delta entry into `out`, a buffer reused for every delta of a thread.
+    fn inflate_delta(
+        &self,
+        pack_no: usize,
+        entry: &gix::odb::pack::data::Entry,
+        inflate: &mut Inflaters,
+        out: &mut Vec<u8>,
+    ) -> Result<(), OdbError> {
+        let size = self.inflated_size(pack_no, entry)?;
+        out.clear();
+        // A corrupt size must not abort the process on allocation.
+        out.try_reserve(size)
+            .map_err(|_| self.pack_error(pack_no, "entry too large"))?;
+        out.resize(size, 0);
+        self.inflate_into(pack_no, entry, inflate, out)
+    }
+
+    fn inflated_size(
+        &self,
+        pack_no: usize,
+        entry: &gix::odb::pack::data::Entry,
+    ) -> Result<usize, OdbError> {
+        usize::try_from(entry.decompressed_size)
+            .map_err(|_| self.pack_error(pack_no, "entry too large"))
+    }
+
+    /// Inflates a full entry into a new shared buffer.
     fn inflate(
         &self,
         pack_no: usize,
         entry: &gix::odb::pack::data::Entry,
         inflate: &mut Inflaters,
-    ) -> Result<Vec<u8>, OdbError> {
+    ) -> Result<Arc<[u8]>, OdbError> {
+        let size = self.inflated_size(pack_no, entry)?;
+        let mut data =
+            shared_buffer(size).ok_or_else(|| self.pack_error(pack_no, "entry too large"))?;
+        let out = Arc::get_mut(&mut data)
+            .ok_or_else(|| self.pack_error(pack_no, "a new buffer is shared"))?;
+        self.inflate_into(pack_no, entry, inflate, out)?;
+        Ok(data)
+    }
+
+    /// Inflates one entry with libdeflate: its whole-buffer decoder needs the output size, which the entry
+    /// header gives, and decodes small streams markedly faster than a streaming zlib (most of a pack's
+    /// entries are small deltas, whose cost is mostly setting up Huffman tables).
+    /// `out` is the entry's inflated size.
+    fn inflate_into(
+        &self,
+        pack_no: usize,
+        entry: &gix::odb::pack::data::Entry,
+        inflate: &mut Inflaters,
+        out: &mut [u8],
+    ) -> Result<(), OdbError> {
         let pack = &self.packs[pack_no].bundle.pack;
-        let size = usize::try_from(entry.decompressed_size)
-            .map_err(|_| self.pack_error(pack_no, "entry too large"))?;
+        let size = out.len();
         // The stream runs from the entry's data to at most the pack's end; the decoder stops where it ends.
         let input = pack
             .entry_slice(entry.data_offset..pack.pack_end() as u64)
             .ok_or_else(|| self.pack_error(pack_no, "entry data beyond the pack end"))?;
-        let mut out = Vec::new();
-        // A corrupt size must not abort the process on allocation.
-        out.try_reserve_exact(size)
-            .map_err(|_| self.pack_error(pack_no, "entry too large"))?;
-        out.resize(size, 0);
         let decompressor = if size < SMALL_ENTRY {
             &mut inflate.small
         } else {
             &mut inflate.large
         };
-        match decompressor.zlib_decompress(input, &mut out) {
-            Ok(n) if n == size => Ok(out),
+        match decompressor.zlib_decompress(input, out) {
+            Ok(n) if n == size => Ok(()),
             Ok(_) => Err(self.pack_error(
                 pack_no,
                 format!(
@@ -292,6 +350,8 @@ const SMALL_ENTRY: usize = 512;
 pub(crate) struct Inflaters {
     small: Decompressor,
     large: Decompressor,
+    /// The inflated delta being applied.
+    delta: Vec<u8>,
 }
 
 impl Inflaters {
@@ -299,6 +359,7 @@ impl Inflaters {
         Self {
             small: Decompressor::new(),
             large: Decompressor::new(),
+            delta: Vec::new(),
         }
     }
 }
@@ -430,7 +491,7 @@ impl OffsetTable {
 }
 
 /// Applies a git delta (`base size`, `result size`, then copy and insert instructions) to `base`.
-fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, &'static str> {
+fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Arc<[u8]>, &'static str> {
     fn varint(d: &[u8], at: &mut usize) -> Result<usize, &'static str> {
         let mut value = 0usize;
         let mut shift = 0;
@@ -452,9 +513,16 @@ fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, &'static str> {
         return Err("delta base size does not match its base");
     }
     let size = varint(delta, &mut at)?;
-    let mut out = Vec::new();
-    out.try_reserve_exact(size)
-        .map_err(|_| "delta result too large")?;
+    let mut result = shared_buffer(size).ok_or("delta result too large")?;
+    let out = Arc::get_mut(&mut result).ok_or("a new buffer is shared")?;
+    let mut written = 0;
+    let mut write = |from: &[u8]| -> Result<(), &'static str> {
+        out.get_mut(written..written + from.len())
+            .ok_or("delta result size does not match its header")?
+            .copy_from_slice(from);
+        written += from.len();
+        Ok(())
+    };
     while at < delta.len() {
         let op = delta[at];
         at += 1;
@@ -475,21 +543,21 @@ fn apply_delta(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, &'static str> {
             let from = base
                 .get(offset..offset.checked_add(len).ok_or("delta copy out of range")?)
                 .ok_or("delta copy out of range")?;
-            out.extend_from_slice(from);
+            write(from)?;
         } else if op != 0 {
             let from = delta
                 .get(at..at + op as usize)
                 .ok_or("truncated delta insert")?;
-            out.extend_from_slice(from);
+            write(from)?;
             at += op as usize;
         } else {
             return Err("reserved delta instruction 0");
         }
     }
-    if out.len() != size {
+    if written != size {
         return Err("delta result size does not match its header");
     }
-    Ok(out)
+    Ok(result)
 }
 
 /// One thread's view: the shared packs, gix for objects in no pack, and this thread's inflate state.
@@ -525,7 +593,7 @@ impl<'a> Reader<'a> {
         Ok(
             gix::objs::Find::try_find(&self.repo.objects, id, &mut buf)?.map(|d| Object {
                 kind: d.kind,
-                data: Arc::new(d.data.to_vec()),
+                data: Arc::from(d.data),
             }),
         )
     }
