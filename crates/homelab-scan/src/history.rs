@@ -16,6 +16,7 @@ use gix::ObjectId;
 use gix::bstr::ByteSlice;
 use gix::diff::blob::{Algorithm, Diff, InternedInput};
 use gix::diff::tree_with_rewrites::{Change, ChangeRef};
+use gix::objs::Kind;
 use gix::objs::tree::EntryKind;
 
 use crate::finding::CommitInfo;
@@ -238,6 +239,16 @@ fn diffed_hunks(old: &[u8], new: &[u8]) -> Vec<Hunk> {
         .collect()
 }
 
+/// The bytes of object `id`, which must be a `kind` when one is given (a blob is taken as it comes).
+fn read(objects: &Reader<'_>, id: ObjectId, kind: Option<Kind>) -> Result<Arc<[u8]>, HistoryError> {
+    let what = || format!("cannot read {} {id}", kind.unwrap_or(Kind::Blob));
+    match objects.object(&id) {
+        Ok(Some(o)) if kind.is_none_or(|k| o.kind == k) => Ok(o.data),
+        Ok(_) => Err(fail(&what(), "not found")),
+        Err(e) => Err(fail(&what(), e)),
+    }
+}
+
 /// One changed file of a commit, before its blobs are read.
 struct Pending {
     path: String,
@@ -281,13 +292,7 @@ fn walk_trees(
 ) -> Result<bool, HistoryError> {
     use gix::objs::TreeRefIter;
     use std::cmp::Ordering;
-    let read_tree = |id: ObjectId| -> Result<Arc<[u8]>, HistoryError> {
-        match objects.object(&id) {
-            Ok(Some(o)) if o.kind == gix::objs::Kind::Tree => Ok(o.data),
-            Ok(_) => Err(fail("cannot read a tree", format!("tree {id} not found"))),
-            Err(e) => Err(fail(&format!("cannot read tree {id}"), e)),
-        }
-    };
+    let read_tree = |id| read(objects, id, Some(Kind::Tree));
     let old_data = match old {
         Some(id) => read_tree(id)?,
         None => Arc::from(&[][..]),
@@ -382,13 +387,7 @@ fn changed_files(
     parent_tree: Option<ObjectId>,
     tree: ObjectId,
 ) -> Result<Vec<Pending>, HistoryError> {
-    let read_tree = |id: ObjectId| -> Result<Arc<[u8]>, HistoryError> {
-        match objects.object(&id) {
-            Ok(Some(o)) if o.kind == gix::objs::Kind::Tree => Ok(o.data),
-            Ok(_) => Err(fail("cannot read a tree", format!("tree {id} not found"))),
-            Err(e) => Err(fail(&format!("cannot read tree {id}"), e)),
-        }
-    };
+    let read_tree = |id| read(objects, id, Some(Kind::Tree));
     let old: Arc<[u8]> = match parent_tree {
         Some(id) => read_tree(id)?,
         None => Arc::from(&[][..]),
@@ -653,14 +652,7 @@ impl Differ<'_, '_> {
     }
 
     fn read_commit(&self, id: ObjectId) -> Result<Arc<[u8]>, HistoryError> {
-        match self.objects.object(&id) {
-            Ok(Some(o)) if o.kind == gix::objs::Kind::Commit => Ok(o.data),
-            Ok(_) => Err(fail(
-                "cannot read a commit",
-                format!("commit {id} not found"),
-            )),
-            Err(e) => Err(fail(&format!("cannot read commit {id}"), e)),
-        }
+        read(self.objects, id, Some(Kind::Commit))
     }
 }
 
@@ -687,11 +679,7 @@ fn file_hunks(
     old: Option<ObjectId>,
     new: ObjectId,
 ) -> Result<Vec<Hunk>, HistoryError> {
-    let read = |id: ObjectId| match objects.object(&id) {
-        Ok(Some(o)) => Ok(o.data),
-        Ok(None) => Err(fail(&format!("cannot read blob {id}"), "not found")),
-        Err(e) => Err(fail(&format!("cannot read blob {id}"), e)),
-    };
+    let read = |id| read(objects, id, None);
     if old == Some(new) {
         // A pure rename or a mode change: no line changed.
         return Ok(Vec::new());
@@ -807,17 +795,8 @@ mod tests {
     fn the_plain_tree_walk_equals_the_diff_with_renames_where_it_answers() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let root = dir.path();
-        let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .arg("-C")
-                .arg(root)
-                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-                .args(args)
-                .output()
-                .expect("git runs");
-            assert!(out.status.success(), "git {args:?}: {out:?}");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
+        let git =
+            |args: &[&str]| String::from_utf8_lossy(&crate::testdata::git(root, args)).into_owned();
         let write = |path: &str, text: &str| {
             let full = root.join(path);
             std::fs::create_dir_all(full.parent().expect("a parent")).expect("mkdir");

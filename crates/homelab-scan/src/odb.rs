@@ -634,16 +634,7 @@ mod tests {
     #[test]
     fn the_id_table_finds_every_id_of_an_index_at_its_offset_and_no_other() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .arg("-C")
-                .arg(dir.path())
-                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-                .args(args)
-                .output()
-                .expect("git runs");
-            assert!(out.status.success(), "git {args:?}: {out:?}");
-        };
+        let git = |args: &[&str]| crate::testdata::git(dir.path(), args);
         git(&["init", "-q"]);
         for i in 0..400 {
             std::fs::write(dir.path().join(format!("f{i}")), format!("{i}\n")).expect("write");
@@ -688,17 +679,7 @@ mod tests {
     #[test]
     fn objects_read_back_as_git_has_them_with_a_cache_that_keeps_emptying() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let git = |args: &[&str]| -> Vec<u8> {
-            let out = std::process::Command::new("git")
-                .arg("-C")
-                .arg(dir.path())
-                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-                .args(args)
-                .output()
-                .expect("git runs");
-            assert!(out.status.success(), "git {args:?}: {out:?}");
-            out.stdout
-        };
+        let git = |args: &[&str]| crate::testdata::git(dir.path(), args);
         git(&["init", "-q"]);
         let mut text = String::new();
         for i in 0..60 {

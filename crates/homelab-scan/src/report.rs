@@ -140,16 +140,6 @@ impl<'a> JsonFinding<'a> {
     }
 }
 
-/// gitleaks' JSON report shape, with `Secret` and `Match` redacted.
-pub fn json(findings: &[Finding]) -> Value {
-    Value::Array(
-        findings
-            .iter()
-            .map(|f| serde_json::to_value(JsonFinding::new(f)).unwrap_or(Value::Null))
-            .collect(),
-    )
-}
-
 /// A SARIF 2.1.0 log with one run; rules in configuration order.
 pub fn sarif(findings: &[Finding], config: &Config) -> Value {
     let rules: Vec<Value> = config

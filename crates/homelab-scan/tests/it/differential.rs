@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use homelab_scan::{ScanRequest, Source, scan};
+use homelab_scan::{Finding, ScanRequest, Source, scan};
 
 use crate::support::{Planted, Repo, testdata};
 
@@ -97,13 +97,17 @@ fn gitleaks(repo: &Repo, mode: &str) -> BTreeSet<Key> {
         .collect()
 }
 
-fn ours(repo: &Repo, source: Source) -> BTreeSet<Key> {
+/// Our findings with gitleaks' default configuration (`threads` 0: one per CPU).
+fn our_findings(repo: &Repo, source: Source, threads: usize) -> Vec<Finding> {
     let mut req = ScanRequest::tree(repo.path());
     req.source = source;
     req.config = Some(testdata("gitleaks/gitleaks-default.toml"));
-    let outcome = scan(&req).expect("scan");
-    outcome
-        .findings
+    req.options.threads = threads;
+    scan(&req).expect("scan").findings
+}
+
+fn keys(findings: &[Finding]) -> BTreeSet<Key> {
+    findings
         .iter()
         .map(|f| {
             (
@@ -114,6 +118,10 @@ fn ours(repo: &Repo, source: Source) -> BTreeSet<Key> {
             )
         })
         .collect()
+}
+
+fn ours(repo: &Repo, source: Source) -> BTreeSet<Key> {
+    keys(&our_findings(repo, source, 0))
 }
 
 #[test]
@@ -228,23 +236,7 @@ fn a_long_history_scanned_on_several_threads_equals_gitleaks_and_one_thread() {
     let repo = long_history(900);
     let theirs = gitleaks(&repo, "git");
     let parallel = ours(&repo, Source::History);
-    let mut req = ScanRequest::tree(repo.path());
-    req.source = Source::History;
-    req.config = Some(testdata("gitleaks/gitleaks-default.toml"));
-    req.options.threads = 1;
-    let single: BTreeSet<Key> = scan(&req)
-        .expect("scan")
-        .findings
-        .iter()
-        .map(|f| {
-            (
-                f.rule_id.clone(),
-                f.file.clone(),
-                f.start_line,
-                f.commit_sha().to_owned(),
-            )
-        })
-        .collect();
+    let single = keys(&our_findings(&repo, Source::History, 1));
     assert!(theirs.len() > 30, "{}", theirs.len());
     assert_eq!(single, theirs);
     assert_eq!(parallel, theirs);
@@ -275,12 +267,7 @@ fn gitleaks_commit_details(repo: &Repo) -> BTreeSet<[String; 8]> {
 }
 
 fn our_commit_details(repo: &Repo) -> BTreeSet<[String; 8]> {
-    let mut req = ScanRequest::tree(repo.path());
-    req.source = Source::History;
-    req.config = Some(testdata("gitleaks/gitleaks-default.toml"));
-    let outcome = scan(&req).expect("scan");
-    outcome
-        .findings
+    our_findings(repo, Source::History, 0)
         .iter()
         .map(|f| {
             let c = f
